@@ -1,0 +1,293 @@
+-- The rich fixture: a database that exercises what a logical backup must
+-- carry across intact. Every value is computed from constants or from
+-- generate_series, never from random() or now(), so two loads are equal and
+-- their fingerprints match. Large objects get fixed oids for the same reason.
+
+BEGIN;
+SET client_min_messages = warning;
+SET TimeZone = 'UTC';
+
+CREATE SCHEMA sales;
+CREATE SCHEMA audit;
+CREATE SCHEMA metrics;
+CREATE SCHEMA "склад";
+COMMENT ON SCHEMA sales IS 'Customers, products, orders';
+COMMENT ON SCHEMA "склад" IS 'Склад: остатки и движения 📦';
+
+-- Types: an enum with a non-ASCII label, domains with checks, a composite.
+CREATE TYPE sales.order_status AS ENUM ('new', 'paid', 'shipped', 'cancelled', 'возврат');
+CREATE DOMAIN sales.money_amount AS numeric(14, 2) CHECK (VALUE >= 0);
+CREATE DOMAIN sales.email AS text CHECK (VALUE ~ '^[^@[:space:]]+@[^@[:space:]]+$');
+CREATE TYPE sales.address AS (street text, city text, postcode varchar(10), country char(2));
+COMMENT ON TYPE sales.address IS 'Postal address';
+
+-- Trigger functions.
+CREATE FUNCTION sales.normalize_email() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.email := lower(NEW.email);
+    RETURN NEW;
+END
+$$;
+
+CREATE TABLE audit.events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    table_name text NOT NULL,
+    op char(1) NOT NULL CHECK (op IN ('I', 'U', 'D')),
+    row_data jsonb NOT NULL
+);
+
+CREATE FUNCTION audit.log_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO audit.events (table_name, op, row_data)
+    VALUES (TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, left(TG_OP, 1),
+            to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END));
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION audit.log_change() IS 'Writes every change of an audited table to audit.events';
+
+-- Customers: identity, composite, array, jsonb, bytea, comments, triggers.
+CREATE TABLE sales.customers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email sales.email NOT NULL UNIQUE,
+    full_name text NOT NULL,
+    address sales.address,
+    tags text[] NOT NULL DEFAULT '{}',
+    profile jsonb,
+    avatar bytea,
+    created_at timestamptz NOT NULL
+);
+COMMENT ON TABLE sales.customers IS 'Покупатели';
+COMMENT ON COLUMN sales.customers.tags IS 'Free-form labels';
+CREATE INDEX customers_name_lower ON sales.customers (lower(full_name));
+CREATE INDEX customers_profile_gin ON sales.customers USING gin (profile);
+CREATE TRIGGER customers_normalize BEFORE INSERT OR UPDATE ON sales.customers
+    FOR EACH ROW EXECUTE FUNCTION sales.normalize_email();
+CREATE TRIGGER customers_audit AFTER INSERT OR UPDATE OR DELETE ON sales.customers
+    FOR EACH ROW EXECUTE FUNCTION audit.log_change();
+
+INSERT INTO sales.customers (email, full_name, address, tags, profile, avatar, created_at) VALUES
+    ('Ivan.Petrov@Example.ru', 'Иван Петров', ROW('ул. Ленина, 1', 'Москва', '101000', 'RU'),
+     '{vip,опт}', '{"lang": "ru", "newsletter": true, "score": 4.5}', '\x89504e470d0a1a0a', '2023-02-01 09:30:00+03'),
+    ('anna@example.com', 'Anna O''Brien', ROW('1 "Quoted" St', 'Dublin', NULL, 'IE'),
+     '{}', '{"lang": "en", "nested": {"a": [1, 2, {"b": null}]}}', '\x00', '2023-03-15 12:00:00+00'),
+    ('emoji@example.com', 'Emoji 😀 Tester', NULL,
+     ARRAY['🚀', 'tab	inside', 'back\slash'], NULL, NULL, '2024-02-29 23:59:59.999999+00'),
+    ('aigerim@example.kz', 'Айгерим Нурланқызы', ROW('пр. Абая, 10', 'Алматы', '050000', 'KZ'),
+     '{"quoted \"tag\"",NULL}', '[]', '', '2024-12-31 23:00:00-05'),
+    ('multi@example.org', E'Line one\nLine two', ROW(NULL, NULL, NULL, NULL),
+     '{}', '{"empty": "", "unicode": "\u00e9\u4e2d"}', decode(repeat('ab', 3000), 'hex'), '2023-07-04 00:00:00+00');
+
+INSERT INTO sales.customers (email, full_name, tags, created_at)
+SELECT 'customer' || i || '@example.test', 'Покупатель №' || i, ARRAY['batch', 'n' || (i % 4)],
+       timestamptz '2023-01-01 00:00:00+00' + i * interval '1 day 7 hours'
+FROM generate_series(6, 60) AS i;
+
+UPDATE sales.customers SET tags = tags || '{updated}' WHERE id % 10 = 0;
+DELETE FROM sales.customers WHERE id = 59;
+
+-- Products with a GIN index on jsonb.
+CREATE TABLE sales.products (
+    sku text PRIMARY KEY,
+    title text NOT NULL,
+    price sales.money_amount NOT NULL,
+    weight_kg numeric(8, 3),
+    attributes jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX products_attributes_gin ON sales.products USING gin (attributes jsonb_path_ops);
+
+INSERT INTO sales.products
+SELECT format('SKU-%s', lpad(i::text, 3, '0')),
+       CASE WHEN i % 3 = 0 THEN 'Товар ' || i ELSE 'Product ' || i END,
+       (i * 17 % 1000) + 0.99,
+       CASE WHEN i % 5 = 0 THEN NULL ELSE i * 0.125 END,
+       jsonb_build_object('color', (ARRAY['red', 'зелёный', 'blue'])[1 + i % 3], 'size', i % 7)
+FROM generate_series(1, 40) AS i;
+
+-- Orders: range-partitioned, composite key, identity, enum, domain.
+CREATE TABLE sales.orders (
+    id bigint GENERATED BY DEFAULT AS IDENTITY,
+    customer_id bigint NOT NULL REFERENCES sales.customers (id),
+    status sales.order_status NOT NULL DEFAULT 'new',
+    ordered_at timestamptz NOT NULL,
+    total sales.money_amount NOT NULL DEFAULT 0,
+    note text,
+    PRIMARY KEY (id, ordered_at)
+) PARTITION BY RANGE (ordered_at);
+CREATE TABLE sales.orders_2023 PARTITION OF sales.orders
+    FOR VALUES FROM ('2023-01-01 00:00:00+00') TO ('2024-01-01 00:00:00+00');
+CREATE TABLE sales.orders_2024_h1 PARTITION OF sales.orders
+    FOR VALUES FROM ('2024-01-01 00:00:00+00') TO ('2024-07-01 00:00:00+00');
+CREATE TABLE sales.orders_2024_h2 PARTITION OF sales.orders
+    FOR VALUES FROM ('2024-07-01 00:00:00+00') TO ('2025-01-01 00:00:00+00');
+CREATE TABLE sales.orders_later PARTITION OF sales.orders DEFAULT;
+CREATE INDEX orders_customer ON sales.orders (customer_id, ordered_at DESC);
+CREATE INDEX orders_open ON sales.orders (ordered_at) WHERE status IN ('new', 'paid');
+
+-- Order lines: a generated column, a foreign key to the partitioned table,
+-- and a trigger that keeps the order total.
+CREATE TABLE sales.order_lines (
+    order_id bigint NOT NULL,
+    ordered_at timestamptz NOT NULL,
+    line_no integer NOT NULL,
+    sku text NOT NULL REFERENCES sales.products (sku),
+    qty integer NOT NULL CHECK (qty > 0),
+    unit_price sales.money_amount NOT NULL,
+    amount numeric(14, 2) GENERATED ALWAYS AS (qty * unit_price) STORED,
+    PRIMARY KEY (order_id, line_no),
+    FOREIGN KEY (order_id, ordered_at) REFERENCES sales.orders (id, ordered_at) ON DELETE CASCADE
+);
+
+CREATE FUNCTION sales.add_line_to_total() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE sales.orders SET total = total + NEW.amount
+    WHERE id = NEW.order_id AND ordered_at = NEW.ordered_at;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER order_lines_total AFTER INSERT ON sales.order_lines
+    FOR EACH ROW EXECUTE FUNCTION sales.add_line_to_total();
+
+INSERT INTO sales.orders (customer_id, status, ordered_at, note)
+SELECT 1 + (i * 7) % 58,
+       (enum_range(NULL::sales.order_status))[1 + i % 5],
+       timestamptz '2023-01-01 00:00:00+00' + i * interval '3 days 5 hours 17 minutes',
+       CASE WHEN i % 9 = 0 THEN 'Доставить до 18:00 🚚' WHEN i % 4 = 0 THEN '' END
+FROM generate_series(1, 320) AS i;
+
+INSERT INTO sales.order_lines (order_id, ordered_at, line_no, sku, qty, unit_price)
+SELECT o.id, o.ordered_at, n, format('SKU-%s', lpad((1 + (o.id * n) % 40)::text, 3, '0')),
+       1 + (o.id + n) % 4, 1.5 * n + o.id % 13
+FROM sales.orders o, generate_series(1, 3) AS n
+WHERE n <= 1 + o.id % 3;
+
+-- Large objects with fixed oids, referenced from a table.
+CREATE TABLE sales.attachments (
+    id integer PRIMARY KEY,
+    customer_id bigint REFERENCES sales.customers (id),
+    file_name text NOT NULL,
+    content oid NOT NULL
+);
+SELECT lo_from_bytea(910001, convert_to('Счёт №1 🧾 for Иван Петров', 'UTF8')) \g /dev/null
+SELECT lo_from_bytea(910002, decode(repeat('00ff10', 50000), 'hex')) \g /dev/null
+SELECT lo_from_bytea(910003, ''::bytea) \g /dev/null
+COMMENT ON LARGE OBJECT 910001 IS 'Invoice';
+INSERT INTO sales.attachments VALUES
+    (1, 1, 'счёт.txt', 910001),
+    (2, 2, 'binary.dat', 910002),
+    (3, NULL, 'empty', 910003);
+
+-- The warehouse schema: non-ASCII table and column names and data.
+CREATE TABLE "склад"."остатки" (
+    "артикул" text NOT NULL REFERENCES sales.products (sku),
+    "склад" text NOT NULL,
+    "количество" integer NOT NULL DEFAULT 0 CHECK ("количество" >= 0),
+    "примечание" text,
+    PRIMARY KEY ("артикул", "склад")
+);
+COMMENT ON TABLE "склад"."остатки" IS 'Остатки по складам';
+COMMENT ON COLUMN "склад"."остатки"."количество" IS 'Штук на складе';
+
+INSERT INTO "склад"."остатки"
+SELECT p.sku, w.name, (length(p.sku) * w.k + p.price::int) % 250,
+       CASE WHEN w.k = 2 AND p.price::int % 2 = 0 THEN 'Хрупкое ⚠️' END
+FROM sales.products p,
+     (VALUES ('Москва', 1), ('Новосибирск', 2), ('Алматы', 3)) AS w (name, k);
+
+-- A list-partitioned table with an explicit sequence and ranges.
+CREATE SEQUENCE "склад"."движения_id_seq" START 1000 INCREMENT 5;
+CREATE TABLE "склад"."движения" (
+    id bigint NOT NULL DEFAULT nextval('"склад"."движения_id_seq"'),
+    "регион" text NOT NULL,
+    "артикул" text NOT NULL,
+    delta integer NOT NULL,
+    during tstzrange NOT NULL,
+    PRIMARY KEY (id, "регион")
+) PARTITION BY LIST ("регион");
+CREATE TABLE "склад"."движения_север" PARTITION OF "склад"."движения" FOR VALUES IN ('север', 'арктика');
+CREATE TABLE "склад"."движения_юг" PARTITION OF "склад"."движения" FOR VALUES IN ('юг');
+CREATE TABLE "склад"."движения_прочие" PARTITION OF "склад"."движения" DEFAULT;
+ALTER SEQUENCE "склад"."движения_id_seq" OWNED BY "склад"."движения".id;
+
+INSERT INTO "склад"."движения" ("регион", "артикул", delta, during)
+SELECT (ARRAY['север', 'юг', 'арктика', 'запад', 'восток'])[1 + i % 5],
+       format('SKU-%s', lpad((1 + i % 40)::text, 3, '0')),
+       (i % 21) - 10,
+       tstzrange(timestamptz '2024-03-01 00:00:00+00' + i * interval '2 hours',
+                 timestamptz '2024-03-01 00:00:00+00' + i * interval '2 hours' + interval '45 minutes')
+FROM generate_series(1, 500) AS i;
+
+-- Metrics: the many-rows table, with NaN, infinities, NULLs and binary data.
+CREATE TABLE metrics.readings (
+    id integer PRIMARY KEY,
+    sensor text NOT NULL,
+    taken_at timestamptz NOT NULL,
+    value double precision,
+    exact numeric(20, 6),
+    flags boolean[],
+    payload jsonb,
+    raw bytea
+);
+CREATE INDEX readings_sensor_time ON metrics.readings (sensor, taken_at);
+CREATE INDEX readings_payload ON metrics.readings USING gin (payload);
+
+INSERT INTO metrics.readings
+SELECT i,
+       'sensor-' || (i % 37),
+       timestamptz '2024-01-01 00:00:00+00' + i * interval '97 seconds',
+       CASE WHEN i % 11 = 0 THEN NULL
+            WHEN i = 5000 THEN 'NaN'
+            WHEN i = 6000 THEN 'Infinity'
+            WHEN i = 7000 THEN '-Infinity'
+            ELSE i::double precision / 7 END,
+       (i * 12345.678901) % 99999,
+       ARRAY[i % 2 = 0, i % 3 = 0, NULL],
+       CASE WHEN i % 13 = 0 THEN NULL
+            ELSE jsonb_build_object('i', i, 'even', i % 2 = 0, 'label', 'датчик №' || (i % 37)) END,
+       CASE WHEN i % 17 = 0 THEN NULL ELSE decode(md5(i::text), 'hex') END
+FROM generate_series(1, 20000) AS i;
+
+CREATE MATERIALIZED VIEW metrics.daily_summary AS
+SELECT sensor, (taken_at AT TIME ZONE 'UTC')::date AS day, count(*) AS readings, avg(exact) AS avg_exact
+FROM metrics.readings
+GROUP BY 1, 2;
+CREATE UNIQUE INDEX daily_summary_key ON metrics.daily_summary (sensor, day);
+
+-- An exclusion constraint, an unlogged table, an empty table and a table
+-- without columns: edge cases for dump and restore.
+CREATE TABLE metrics.maintenance_windows (
+    id integer PRIMARY KEY,
+    during tstzrange NOT NULL,
+    EXCLUDE USING gist (during WITH &&)
+);
+INSERT INTO metrics.maintenance_windows VALUES
+    (1, '[2024-01-01 00:00:00+00,2024-01-01 02:00:00+00)'),
+    (2, '[2024-01-08 00:00:00+00,2024-01-08 02:00:00+00)');
+
+CREATE UNLOGGED TABLE metrics.cache (key text PRIMARY KEY, value text);
+INSERT INTO metrics.cache VALUES ('a', 'α'), ('b', NULL), ('ключ', 'значение');
+
+CREATE TABLE metrics.calibration (sensor text PRIMARY KEY, factor numeric NOT NULL);
+
+CREATE TABLE audit.heartbeat ();
+INSERT INTO audit.heartbeat DEFAULT VALUES;
+INSERT INTO audit.heartbeat DEFAULT VALUES;
+
+-- Tricky text values.
+CREATE TABLE audit.notes (
+    id integer GENERATED ALWAYS AS IDENTITY (START WITH 100 INCREMENT BY 10) PRIMARY KEY,
+    body text
+);
+INSERT INTO audit.notes (body) VALUES
+    (''), (NULL), (E'tab\there'), (E'new\nline'), (E'back\\slash'), ('"double" ''single'''),
+    ('\N'), ('Привет, мир! 👋🏽 👨‍👩‍👧'), (repeat('ж', 100000)), ('COPY-like	\.	end');
+
+-- A view over the partitioned table.
+CREATE VIEW sales.customer_totals AS
+SELECT c.id, c.full_name, count(o.id) AS orders, coalesce(sum(o.total), 0) AS spent
+FROM sales.customers c
+LEFT JOIN sales.orders o ON o.customer_id = c.id
+GROUP BY c.id, c.full_name;
+COMMENT ON VIEW sales.customer_totals IS 'Orders and spending per customer';
+
+COMMIT;

@@ -1,0 +1,23 @@
+//! `berkutctl backup delete ID`.
+
+use std::process::ExitCode;
+
+use berkut_proto::wire::{Operation, Reply};
+use serde_json::json;
+
+use super::{parse_id, Context};
+use crate::output;
+
+pub async fn run(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
+    let id = parse_id(id)?;
+    let mut client = ctx.connect().await?;
+    let Reply::Deleted { id } = client.call(Operation::BackupDelete { id }).await? else {
+        anyhow::bail!("unexpected reply from the daemon");
+    };
+    if ctx.json {
+        output::json_line(&json!({ "deleted": id }));
+    } else {
+        println!("deleted {id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,38 @@
+//! `berkutctl status`.
+
+use std::process::ExitCode;
+
+use berkut_proto::wire::{Operation, Reply};
+
+use super::Context;
+use crate::output;
+
+pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let mut client = ctx.connect().await?;
+    let Reply::Status { status } = client.call(Operation::Status).await? else {
+        anyhow::bail!("unexpected reply from the daemon");
+    };
+    if ctx.json {
+        output::json_line(&status);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("berkutd {} (protocol {})", status.version, status.protocol_version);
+    if status.dev_mode {
+        println!("mode:      DEVELOPMENT (generated key; not for production)");
+    }
+    println!("started:   {} (up {}s)", output::rfc3339(status.started_at), status.uptime_seconds);
+    println!("jobs:      {} running, {} queued, at most {} at once", status.running, status.queued, status.max_parallel);
+    println!("backups:   {}", status.backups);
+    for job in &status.jobs {
+        println!(
+            "  {}  {:<8} {:<10} {}/{} tables  {}",
+            job.id,
+            output::status_word(job.status),
+            job.progress.phase.as_str(),
+            job.progress.tables_done,
+            job.progress.tables_total,
+            output::bytes(job.progress.bytes_done)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,111 @@
+//! berkutctl: the administrator's command line for berkutd. One file per
+//! command under `commands/`, named like the daemon's handler for the same
+//! operation. Output is for people on a terminal and JSON with `--json`;
+//! the exit code says what happened (see `exit`).
+
+mod commands;
+mod exit;
+mod output;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use berkut_proto::manifest::Scope;
+
+/// berkutctl: drive the berkutd backup daemon.
+#[derive(Parser)]
+#[command(version, about, after_help = exit::HELP)]
+pub struct Cli {
+    /// The daemon's socket [default: /run/berkut/berkutd.sock, or
+    /// ./.berkut-dev/berkutd.sock when only that one exists]
+    #[arg(long, global = true, env = "BERKUT_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print JSON: one object per line, the final result last.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the daemon's version, uptime and jobs.
+    Status,
+    /// Manage encryption keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Create, list, show and delete backups.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Follow jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print a new random 32-byte key in base64 (or write it to a file with
+    /// mode 0600).
+    Generate {
+        /// Write the key to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Start a backup.
+    Create {
+        /// A label to recognise the backup by.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// full (database and roles), database, or schema (no data).
+        #[arg(long, default_value = "full")]
+        scope: Scope,
+        /// Also archive the configured file roots.
+        #[arg(long)]
+        include_files: bool,
+        /// Wait for the backup to finish, showing its progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List backups, newest first.
+    List,
+    /// Show one backup.
+    Show { id: String },
+    /// Delete a backup and its archive.
+    Delete { id: String },
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// Follow a queued or running job to its end, showing its progress.
+    Attach { id: String },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let ctx = commands::Context::new(cli.socket.clone(), cli.json);
+    let result = match cli.command {
+        Command::Status => commands::status::run(&ctx).await,
+        Command::Key(KeyCommand::Generate { output }) => commands::key_generate::run(&ctx, output.as_deref()),
+        Command::Backup(BackupCommand::Create {
+            label,
+            scope,
+            include_files,
+            wait,
+        }) => commands::backup_create::run(&ctx, label, scope, include_files, wait).await,
+        Command::Backup(BackupCommand::List) => commands::backup_list::run(&ctx).await,
+        Command::Backup(BackupCommand::Show { id }) => commands::backup_show::run(&ctx, &id).await,
+        Command::Backup(BackupCommand::Delete { id }) => commands::backup_delete::run(&ctx, &id).await,
+        Command::Job(JobCommand::Attach { id }) => commands::job_attach::run(&ctx, &id).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => exit::report(&e),
+    }
+}

@@ -1,0 +1,235 @@
+//! Backup jobs: accepting a request, queueing it behind the parallelism
+//! limit, running the pipeline in a blocking thread, and recording the
+//! outcome. The catalogue is updated at each step, before watchers hear of it,
+//! so what a client is told has always been persisted first.
+
+mod pipeline;
+mod tools;
+
+use std::sync::Arc;
+
+use berkut_proto::ids::BackupId;
+use berkut_proto::manifest::{Origin, Scope};
+use berkut_proto::wire::{JobKind, Phase, Progress};
+use tokio::sync::watch;
+
+use crate::catalogue::{ArchiveFacts, BackupState, Entry};
+use crate::config::split_password;
+use crate::error::OpError;
+use crate::jobs::{JobContext, JobView};
+use crate::state::Daemon;
+use pipeline::{Plan, Sealed};
+use tools::{shutdown_error, ChildSlot};
+
+pub use pipeline::io_error;
+
+/// A validated request for a backup.
+#[derive(Clone, Debug)]
+pub struct BackupRequest {
+    pub label: String,
+    pub scope: Scope,
+    pub include_files: bool,
+    pub origin: Origin,
+}
+
+/// Publishes a job's progress to its watchers. Byte counts are published
+/// once per MiB, so a fast dump does not flood them.
+pub struct Reporter {
+    view: watch::Sender<JobView>,
+}
+
+impl Reporter {
+    fn phase(&self, phase: Phase) {
+        self.view.send_modify(|v| v.progress.phase = phase);
+    }
+
+    fn table_done(&self) {
+        self.view.send_modify(|v| v.progress.tables_done = (v.progress.tables_done + 1).min(v.progress.tables_total));
+    }
+
+    fn add_bytes(&self, n: u64) {
+        self.view.send_if_modified(|v| {
+            let before = v.progress.bytes_done;
+            v.progress.bytes_done += n;
+            before >> 20 != v.progress.bytes_done >> 20
+        });
+    }
+}
+
+/// Queues a backup and returns a view of its job. The database is checked
+/// first, so that a backup of an unreachable database is refused at once
+/// with `unavailable` instead of failing later.
+pub async fn submit(daemon: &Arc<Daemon>, request: BackupRequest) -> Result<watch::Receiver<JobView>, OpError> {
+    if request.include_files && daemon.config.file_roots.is_empty() {
+        return Err(OpError::invalid("include_files was asked for, but no file roots are configured"));
+    }
+    daemon.db.check().await?;
+    let created_at = daemon.now();
+    let id = BackupId::generate(created_at);
+    let entry = Entry {
+        id: id.clone(),
+        label: request.label.clone(),
+        scope: request.scope,
+        include_files: request.include_files,
+        origin: request.origin,
+        state: BackupState::Queued { created_at },
+        database: None,
+        archive: None,
+    };
+    let record = entry.record();
+    daemon.update_catalogue(|c| c.insert(entry))?;
+    tracing::info!(backup = %id, scope = request.scope.as_str(), origin = ?request.origin, "backup queued");
+    let initial = JobView {
+        kind: JobKind::Backup,
+        progress: Progress {
+            job_id: id.clone(),
+            phase: Phase::Queued,
+            tables_done: 0,
+            tables_total: 0,
+            bytes_done: 0,
+        },
+        record,
+    };
+    let daemon2 = Arc::clone(daemon);
+    Ok(daemon.jobs.spawn(initial, move |ctx| run_job(daemon2, id, request, ctx)))
+}
+
+async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, ctx: JobContext) {
+    let outcome = match ctx.acquire().await {
+        None => Err(shutdown_error()),
+        Some(_permit) => {
+            let started_at = daemon.now();
+            match mark(&daemon, &ctx, &id, |state| BackupState::Running {
+                created_at: state.created_at(),
+                started_at,
+            }) {
+                Ok(()) => execute(&daemon, &id, &request, &ctx).await,
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let finished_at = daemon.now();
+    let result = match outcome {
+        Ok(sealed) => {
+            tracing::info!(backup = %id, size = sealed.size_bytes, "backup succeeded");
+            let facts = ArchiveFacts {
+                size_bytes: sealed.size_bytes,
+                sha256: sealed.sha256,
+                key_id: daemon.config.keyring.primary().key_id().to_string(),
+            };
+            let database = sealed.manifest.database.name.clone();
+            daemon.update_catalogue(|c| {
+                if let Some(e) = c.get_mut(&id) {
+                    e.state = BackupState::Succeeded {
+                        created_at: e.state.created_at(),
+                        started_at: e.state.started_at().unwrap_or(finished_at),
+                        finished_at,
+                    };
+                    e.archive = Some(facts);
+                    e.database = Some(database);
+                }
+            })
+        }
+        Err(e) => {
+            let failure = e.into_failure(&format!("backup {id}"));
+            tracing::warn!(backup = %id, code = %failure.code, reason = %failure.reason, "backup failed");
+            daemon.update_catalogue(|c| {
+                if let Some(e) = c.get_mut(&id) {
+                    e.state = e.state.failed(finished_at, failure);
+                }
+            })
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!(backup = %id, error = %e, "the backup's outcome could not be recorded; the catalogue will be repaired at the next start");
+    }
+    publish(&daemon, &ctx, &id);
+}
+
+/// Changes a job's state in the catalogue, then tells its watchers.
+fn mark(daemon: &Daemon, ctx: &JobContext, id: &BackupId, next: impl FnOnce(&BackupState) -> BackupState) -> Result<(), OpError> {
+    daemon.update_catalogue(|c| {
+        if let Some(e) = c.get_mut(id) {
+            e.state = next(&e.state);
+        }
+    })?;
+    publish(daemon, ctx, id);
+    Ok(())
+}
+
+fn publish(daemon: &Daemon, ctx: &JobContext, id: &BackupId) {
+    let record = daemon.catalogue.lock().unwrap().get(id).map(|e| e.record());
+    if let Some(record) = record {
+        ctx.view.send_modify(|v| {
+            if record.status.is_finished() {
+                v.progress.phase = Phase::Done;
+            }
+            v.record = record;
+        });
+    }
+}
+
+/// Runs the pipeline and puts the archive in place. On any failure the
+/// partial file is removed, so no file that looks complete is left behind.
+async fn execute(daemon: &Arc<Daemon>, id: &BackupId, request: &BackupRequest, ctx: &JobContext) -> Result<Sealed, OpError> {
+    ctx.view.send_modify(|v| v.progress.phase = Phase::Connecting);
+    let facts = daemon.db.facts().await?;
+    ctx.view.send_modify(|v| v.progress.tables_total = if request.scope == Scope::Schema { 0 } else { facts.tables });
+    let pg_dump_version = tools::version(&daemon.config.pg_dump_bin).await?;
+    let (dump_url, password) = split_password(&daemon.config.database_url);
+    let plan = Plan {
+        id: id.clone(),
+        label: request.label.clone(),
+        scope: request.scope,
+        include_files: request.include_files,
+        origin: request.origin,
+        created_at: daemon.catalogue.lock().unwrap().get(id).map(|e| e.state.created_at()).unwrap_or_else(|| daemon.now()),
+        facts,
+        pg_dump_version,
+        pg_dump: daemon.config.pg_dump_bin.clone(),
+        pg_dumpall: daemon.config.pg_dumpall_bin.clone(),
+        dump_url,
+        password,
+        file_roots: daemon.config.file_roots.clone(),
+    };
+    let (file, partial) = daemon.store.create_partial(id).map_err(io_error)?;
+    let slot = ChildSlot::new();
+    let stopper = {
+        let slot = Arc::clone(&slot);
+        let cancel = ctx.cancel.clone();
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            slot.cancel();
+        })
+    };
+    let reporter = Reporter { view: ctx.view.clone() };
+    let daemon2 = Arc::clone(daemon);
+    let slot2 = Arc::clone(&slot);
+    let sealed = tokio::task::spawn_blocking(move || {
+        pipeline::write_archive(&plan, daemon2.config.keyring.primary(), file, &reporter, &slot2, daemon2.clock.as_ref())
+    })
+    .await
+    .unwrap_or_else(|e| Err(OpError::internal(format!("backup pipeline panicked: {e}"))));
+    stopper.abort();
+    let sealed = match sealed {
+        Ok(sealed) if !slot.is_cancelled() => sealed,
+        Ok(_) => Err(shutdown_error()).inspect_err(|_| remove_partial(&partial))?,
+        Err(e) => {
+            remove_partial(&partial);
+            return Err(e);
+        }
+    };
+    if let Err(e) = daemon.store.commit(&partial, id) {
+        remove_partial(&partial);
+        return Err(io_error(e));
+    }
+    Ok(sealed)
+}
+
+fn remove_partial(path: &std::path::Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::error!(error = %e, "could not remove a partial archive; it will be removed at the next start");
+        }
+    }
+}

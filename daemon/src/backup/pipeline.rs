@@ -1,0 +1,320 @@
+//! Writing one archive, in a blocking thread: the cluster's globals, the
+//! database dump streamed from pg_dump's stdout straight into the sealed
+//! archive, the configured file roots as a tar stream, the backup's own log,
+//! and the manifest. Plaintext exists only in memory, one buffer at a time;
+//! the file on disk only ever receives ciphertext.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use berkut_proto::archive::{ArchiveError, ArchiveWriter, MasterKey};
+use berkut_proto::ids::BackupId;
+use berkut_proto::manifest::{DatabaseInfo, Manifest, Origin, PartKind, Scope, StepTiming, MANIFEST_VERSION};
+use berkut_proto::wire::Phase;
+use time::OffsetDateTime;
+
+use super::tools::{run_streaming, shutdown_error, ChildSlot};
+use super::Reporter;
+use crate::clock::Clock;
+use crate::db::ServerFacts;
+use crate::error::OpError;
+use crate::store::HashingWriter;
+
+/// Everything the pipeline needs to know, decided before it starts.
+pub struct Plan {
+    pub id: BackupId,
+    pub label: String,
+    pub scope: Scope,
+    pub include_files: bool,
+    pub origin: Origin,
+    pub created_at: OffsetDateTime,
+    pub facts: ServerFacts,
+    pub pg_dump_version: String,
+    pub pg_dump: PathBuf,
+    pub pg_dumpall: PathBuf,
+    /// The connection URL without its password, for the tools' command line.
+    pub dump_url: String,
+    /// The password, passed to the tools in their environment only.
+    pub password: Option<String>,
+    pub file_roots: Vec<PathBuf>,
+}
+
+/// A sealed archive, fsynced but not yet in its final place.
+pub struct Sealed {
+    pub manifest: Manifest,
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+/// Globals are small; they are buffered in memory (never on disk) so that a
+/// failed first attempt can be retried without passwords. Beyond this size
+/// something is wrong.
+const MAX_GLOBALS: usize = 64 << 20;
+
+/// The log part is capped: a verbose dump of a huge schema must not grow
+/// memory without bound.
+const MAX_LOG: usize = 4 << 20;
+
+pub fn write_archive(plan: &Plan, key: &MasterKey, file: File, reporter: &Reporter, slot: &ChildSlot, clock: &dyn Clock) -> Result<Sealed, OpError> {
+    let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let mut archive = ArchiveWriter::new(out, key).map_err(archive_error)?;
+    let mut log = Log::default();
+    let mut timings = Vec::new();
+    log.note(&format!("berkutd {} backup {} of database {:?}, scope {}", env!("CARGO_PKG_VERSION"), plan.id, plan.facts.database, plan.scope.as_str()));
+
+    if plan.scope == Scope::Full {
+        let started = Instant::now();
+        reporter.phase(Phase::Globals);
+        let globals = dump_globals(plan, slot, &mut log)?;
+        let mut part = archive.begin_part("globals.sql", PartKind::Globals).map_err(archive_error)?;
+        part.write_all(&globals).map_err(io_error)?;
+        part.finish().map_err(archive_error)?;
+        reporter.add_bytes(globals.len() as u64);
+        timings.push(timing("globals", started));
+    }
+
+    let started = Instant::now();
+    reporter.phase(Phase::Dump);
+    dump_database(plan, &mut archive, reporter, slot, &mut log)?;
+    timings.push(timing("dump", started));
+
+    if plan.include_files {
+        let started = Instant::now();
+        reporter.phase(Phase::Files);
+        archive_files(plan, &mut archive, reporter, slot)?;
+        timings.push(timing("files", started));
+    }
+
+    reporter.phase(Phase::Finishing);
+    if slot.is_cancelled() {
+        return Err(shutdown_error());
+    }
+    let mut part = archive.begin_part("backup.log", PartKind::Log).map_err(archive_error)?;
+    part.write_all(log.text.as_bytes()).map_err(io_error)?;
+    part.finish().map_err(archive_error)?;
+
+    let manifest = Manifest {
+        manifest_version: MANIFEST_VERSION,
+        backup_id: plan.id.to_string(),
+        label: plan.label.clone(),
+        scope: plan.scope,
+        include_files: plan.include_files,
+        origin: plan.origin,
+        created_at: plan.created_at,
+        finished_at: clock.now(),
+        database: DatabaseInfo {
+            name: plan.facts.database.clone(),
+            server_version: plan.facts.server_version.clone(),
+            pg_dump_version: plan.pg_dump_version.clone(),
+        },
+        parts: Vec::new(),
+        timings,
+        tool: format!("berkutd {}", env!("CARGO_PKG_VERSION")),
+        tables: None,
+    };
+    let (out, manifest) = archive.finish(manifest).map_err(archive_error)?;
+    let (buffered, size_bytes, sha256) = out.finish();
+    let file = buffered.into_inner().map_err(|e| io_error(e.into_error()))?;
+    file.sync_all().map_err(io_error)?;
+    Ok(Sealed {
+        manifest,
+        size_bytes,
+        sha256,
+    })
+}
+
+fn dump_globals(plan: &Plan, slot: &ChildSlot, log: &mut Log) -> Result<Vec<u8>, OpError> {
+    let attempt = |no_passwords: bool, log: &mut Log| {
+        let mut cmd = tool(plan, &plan.pg_dumpall);
+        cmd.arg("--globals-only").arg("-l").arg(&plan.facts.database);
+        if no_passwords {
+            cmd.arg("--no-role-passwords");
+        }
+        let mut buf = Vec::new();
+        let (output, pumped) = run_streaming(
+            cmd,
+            slot,
+            |stdout| read_capped(stdout, &mut buf, MAX_GLOBALS),
+            |line| log.tool("pg_dumpall", line),
+        )?;
+        Ok::<_, OpError>((output, pumped, buf))
+    };
+    let (output, pumped, buf) = attempt(false, log)?;
+    if output.status.success() {
+        pumped.map_err(io_error)?;
+        return Ok(buf);
+    }
+    // Reading role passwords needs a superuser; an ordinary owner of the
+    // database can still save the roles themselves.
+    if output.stderr.contains("permission denied") && !slot.is_cancelled() {
+        log.note("pg_dumpall could not read role passwords; saving roles without passwords");
+        let (output, pumped, buf) = attempt(true, log)?;
+        output.check("pg_dumpall", slot)?;
+        pumped.map_err(io_error)?;
+        return Ok(buf);
+    }
+    output.check("pg_dumpall", slot)?;
+    Err(OpError::internal("pg_dumpall failed without an exit status"))
+}
+
+fn dump_database<W: Write>(plan: &Plan, archive: &mut ArchiveWriter<W>, reporter: &Reporter, slot: &ChildSlot, log: &mut Log) -> Result<(), OpError> {
+    let mut cmd = tool(plan, &plan.pg_dump);
+    cmd.arg("--format=custom").arg("--verbose");
+    if plan.scope == Scope::Schema {
+        cmd.arg("--schema-only");
+    }
+    let mut part = archive.begin_part("dump.pgcustom", PartKind::Dump).map_err(archive_error)?;
+    let mut head = Vec::with_capacity(5);
+    let (output, pumped) = run_streaming(
+        cmd,
+        slot,
+        |stdout| pump(stdout, &mut part, reporter, &mut head),
+        |line| {
+            if line.contains("dumping contents of table") {
+                reporter.table_done();
+            }
+            log.tool("pg_dump", line);
+        },
+    )?;
+    output.check("pg_dump", slot)?;
+    pumped.map_err(io_error)?;
+    if !head.starts_with(b"PGDMP") {
+        return Err(OpError::internal("pg_dump did not produce a custom-format dump").with_detail(format!("first bytes {:?}", head)));
+    }
+    part.finish().map_err(archive_error)?;
+    Ok(())
+}
+
+fn archive_files<W: Write>(plan: &Plan, archive: &mut ArchiveWriter<W>, reporter: &Reporter, slot: &ChildSlot) -> Result<(), OpError> {
+    let part = archive.begin_part("files.tar", PartKind::Files).map_err(archive_error)?;
+    let mut counted = CountingWriter { inner: part, reporter };
+    {
+        let mut builder = tar::Builder::new(&mut counted);
+        builder.follow_symlinks(false);
+        for root in &plan.file_roots {
+            if slot.is_cancelled() {
+                return Err(shutdown_error());
+            }
+            let name = root.strip_prefix("/").unwrap_or(root);
+            builder
+                .append_dir_all(name, root)
+                .map_err(|e| OpError::unavailable("a configured file root could not be read").with_detail(format!("{}: {e}", root.display())))?;
+        }
+        builder.finish().map_err(io_error)?;
+    }
+    counted.inner.finish().map_err(archive_error)?;
+    Ok(())
+}
+
+/// A command for one of PostgreSQL's tools, with the password (if any) in
+/// the environment, where other users cannot read it, not on the command line.
+fn tool(plan: &Plan, bin: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--no-password");
+    cmd.arg(format!("--dbname={}", plan.dump_url));
+    if let Some(password) = &plan.password {
+        cmd.env("PGPASSWORD", password);
+    }
+    cmd
+}
+
+/// Copies pg_dump's stdout into the archive part, a buffer at a time.
+fn pump(stdout: &mut dyn Read, part: &mut impl Write, reporter: &Reporter, head: &mut Vec<u8>) -> io::Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match stdout.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if head.len() < 5 {
+            let take = (5 - head.len()).min(n);
+            head.extend_from_slice(&buf[..take]);
+        }
+        part.write_all(&buf[..n])?;
+        reporter.add_bytes(n as u64);
+    }
+}
+
+fn read_capped(r: &mut dyn Read, buf: &mut Vec<u8>, cap: usize) -> io::Result<()> {
+    r.take(cap as u64 + 1).read_to_end(buf)?;
+    if buf.len() > cap {
+        return Err(io::Error::other("pg_dumpall output exceeds the limit for globals"));
+    }
+    Ok(())
+}
+
+struct CountingWriter<'r, W> {
+    inner: W,
+    reporter: &'r Reporter,
+}
+
+impl<W: Write> Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.reporter.add_bytes(n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The backup's own log, kept in memory and sealed into the archive.
+#[derive(Default)]
+struct Log {
+    text: String,
+    truncated: bool,
+}
+
+impl Log {
+    fn note(&mut self, line: &str) {
+        self.push("berkutd", line);
+    }
+
+    fn tool(&mut self, tool: &str, line: &str) {
+        // pg_dump already starts its lines with its own name.
+        let line = line.strip_prefix(&format!("{tool}: ")).unwrap_or(line);
+        self.push(tool, line);
+    }
+
+    fn push(&mut self, source: &str, line: &str) {
+        if self.text.len() + line.len() > MAX_LOG {
+            if !self.truncated {
+                self.text.push_str("berkutd: [log truncated]\n");
+                self.truncated = true;
+            }
+            return;
+        }
+        self.text.push_str(source);
+        self.text.push_str(": ");
+        self.text.push_str(line);
+        self.text.push('\n');
+    }
+}
+
+fn timing(step: &str, started: Instant) -> StepTiming {
+    StepTiming {
+        step: step.to_owned(),
+        seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    }
+}
+
+pub fn io_error(e: io::Error) -> OpError {
+    if e.raw_os_error() == Some(nix::libc::ENOSPC) {
+        OpError::unavailable("the backup directory is full").with_detail(e)
+    } else {
+        OpError::unavailable("writing the archive failed").with_detail(e)
+    }
+}
+
+fn archive_error(e: ArchiveError) -> OpError {
+    match e {
+        ArchiveError::Io(e) => io_error(e),
+        other => OpError::internal(format!("archive writer: {other}")),
+    }
+}

@@ -1,0 +1,178 @@
+//! Running PostgreSQL's own tools (`pg_dump`, `pg_dumpall`) as child
+//! processes. This is the only place in the daemon that spawns processes.
+//! A `ChildSlot` remembers which child is running so that a cancelled job can
+//! stop it from another thread; the pid is forgotten before the child is
+//! reaped, so a recycled pid is never signalled.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::error::OpError;
+
+/// The child a job is running, if any, and whether the job was cancelled.
+#[derive(Default)]
+pub struct ChildSlot {
+    pid: Mutex<Option<u32>>,
+    cancelled: AtomicBool,
+}
+
+impl ChildSlot {
+    pub fn new() -> Arc<ChildSlot> {
+        Arc::new(ChildSlot::default())
+    }
+
+    /// Stops the current child and any child started from now on.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        if let Some(pid) = *self.pid.lock().unwrap() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn register(&self, child: &Child) {
+        let mut slot = self.pid.lock().unwrap();
+        *slot = Some(child.id());
+        if self.is_cancelled() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        }
+    }
+
+    fn forget(&self) {
+        *self.pid.lock().unwrap() = None;
+    }
+}
+
+/// A tool's outcome, with its stderr kept for the log.
+pub struct ToolOutput {
+    pub status: ExitStatus,
+    pub stderr: String,
+}
+
+impl ToolOutput {
+    /// Turns a failed run into an error a client can read. The tool's stderr
+    /// may name sockets, files or SQL, so it goes only to the log.
+    pub fn check(&self, tool: &str, slot: &ChildSlot) -> Result<(), OpError> {
+        if self.status.success() {
+            return Ok(());
+        }
+        if slot.is_cancelled() {
+            return Err(shutdown_error());
+        }
+        let detail = format!("{tool} {}: {}", self.status, last_lines(&self.stderr, 20));
+        let (code, message) = if self.stderr.contains("connection to server") || self.stderr.contains("could not connect") {
+            (
+                berkut_proto::wire::ErrorCode::Unavailable,
+                format!("{tool} could not connect to the database"),
+            )
+        } else {
+            (berkut_proto::wire::ErrorCode::Internal, format!("{tool} failed ({})", describe(self.status)))
+        };
+        Err(OpError::new(code, message).with_detail(detail))
+    }
+}
+
+/// The error of a job stopped because the daemon is shutting down.
+pub fn shutdown_error() -> OpError {
+    OpError::unavailable("shutdown: the daemon stopped before the job finished")
+}
+
+/// Runs `cmd` with stdout handed to `on_stdout` and each stderr line to
+/// `on_stderr_line`, both while the child runs. Returns once the child has
+/// exited and both streams are drained.
+pub fn run_streaming(
+    mut cmd: Command,
+    slot: &ChildSlot,
+    on_stdout: impl FnOnce(&mut dyn Read) -> std::io::Result<()>,
+    mut on_stderr_line: impl FnMut(&str) + Send,
+) -> Result<(ToolOutput, std::io::Result<()>), OpError> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let program = Path::new(cmd.get_program()).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| OpError::unavailable(format!("{program} could not be started")).with_detail(e))?;
+    slot.register(&child);
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut stderr_text = String::new();
+    let pumped = std::thread::scope(|s| {
+        let errs = s.spawn(|| {
+            let mut text = String::new();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                on_stderr_line(&line);
+                if text.len() < MAX_STDERR {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+            text
+        });
+        let pumped = on_stdout(&mut stdout);
+        if pumped.is_err() {
+            // The reader gave up (disk full, archive error): stop the tool
+            // rather than let it block on a full pipe.
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        }
+        // Drain what is left so the child is never blocked writing.
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        stderr_text = errs.join().unwrap_or_default();
+        pumped
+    });
+    slot.forget();
+    let status = child
+        .wait()
+        .map_err(|e| OpError::internal(format!("waiting for {program}: {e}")))?;
+    Ok((
+        ToolOutput {
+            status,
+            stderr: stderr_text,
+        },
+        pumped,
+    ))
+}
+
+/// At most this much of a tool's stderr is kept in memory.
+const MAX_STDERR: usize = 1 << 20;
+
+/// The first line a tool prints for `--version`.
+pub async fn version(bin: &Path) -> Result<String, OpError> {
+    let name = bin.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let out = tokio::process::Command::new(bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| OpError::unavailable(format!("{name} could not be started")).with_detail(format!("{}: {e}", bin.display())))?;
+    if !out.status.success() {
+        return Err(OpError::unavailable(format!("{name} --version failed")).with_detail(String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_owned())
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => match Signal::try_from(sig) {
+            Ok(s) => format!("killed by signal {sig} ({})", s.as_str()),
+            Err(_) => format!("killed by signal {sig}"),
+        },
+        _ => status.to_string(),
+    }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}

@@ -1,0 +1,324 @@
+//! The catalogue: what the daemon knows about every backup, persisted as one
+//! JSON file in the state directory. Every change is written to a temporary
+//! file, fsynced and renamed over the old one, so a crash at any moment leaves
+//! either the old or the new catalogue, never a torn one. The archives are
+//! the ground truth: `recovery` rebuilds entries from them when the
+//! catalogue is lost or behind.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use berkut_proto::ids::BackupId;
+use berkut_proto::manifest::{Origin, Scope};
+use berkut_proto::wire::{BackupRecord, BackupStatus, Failure};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The version of the catalogue file this code writes and reads.
+pub const CATALOGUE_VERSION: u32 = 1;
+
+/// A backup's life so far. Each state carries the times that led to it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum BackupState {
+    Queued {
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: OffsetDateTime,
+    },
+    Running {
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        started_at: OffsetDateTime,
+    },
+    Succeeded {
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        started_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        finished_at: OffsetDateTime,
+    },
+    Failed {
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: OffsetDateTime,
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        started_at: Option<OffsetDateTime>,
+        #[serde(with = "time::serde::rfc3339")]
+        finished_at: OffsetDateTime,
+        failure: Failure,
+    },
+}
+
+impl BackupState {
+    pub fn status(&self) -> BackupStatus {
+        match self {
+            BackupState::Queued { .. } => BackupStatus::Queued,
+            BackupState::Running { .. } => BackupStatus::Running,
+            BackupState::Succeeded { .. } => BackupStatus::Succeeded,
+            BackupState::Failed { .. } => BackupStatus::Failed,
+        }
+    }
+
+    pub fn created_at(&self) -> OffsetDateTime {
+        match self {
+            BackupState::Queued { created_at }
+            | BackupState::Running { created_at, .. }
+            | BackupState::Succeeded { created_at, .. }
+            | BackupState::Failed { created_at, .. } => *created_at,
+        }
+    }
+
+    pub fn started_at(&self) -> Option<OffsetDateTime> {
+        match self {
+            BackupState::Queued { .. } => None,
+            BackupState::Running { started_at, .. } | BackupState::Succeeded { started_at, .. } => {
+                Some(*started_at)
+            }
+            BackupState::Failed { started_at, .. } => *started_at,
+        }
+    }
+
+    pub fn finished_at(&self) -> Option<OffsetDateTime> {
+        match self {
+            BackupState::Succeeded { finished_at, .. } | BackupState::Failed { finished_at, .. } => {
+                Some(*finished_at)
+            }
+            _ => None,
+        }
+    }
+
+    /// The state after this one failed at `now`.
+    pub fn failed(&self, now: OffsetDateTime, failure: Failure) -> BackupState {
+        BackupState::Failed {
+            created_at: self.created_at(),
+            started_at: self.started_at(),
+            finished_at: now,
+            failure,
+        }
+    }
+}
+
+/// Facts about a stored archive file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveFacts {
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub key_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: BackupId,
+    pub label: String,
+    pub scope: Scope,
+    pub include_files: bool,
+    pub origin: Origin,
+    pub state: BackupState,
+    #[serde(default)]
+    pub database: Option<String>,
+    #[serde(default)]
+    pub archive: Option<ArchiveFacts>,
+}
+
+impl Entry {
+    pub fn record(&self) -> BackupRecord {
+        BackupRecord {
+            id: self.id.clone(),
+            label: self.label.clone(),
+            scope: self.scope,
+            include_files: self.include_files,
+            origin: self.origin,
+            status: self.state.status(),
+            created_at: self.state.created_at(),
+            started_at: self.state.started_at(),
+            finished_at: self.state.finished_at(),
+            size_bytes: self.archive.as_ref().map(|a| a.size_bytes),
+            sha256: self.archive.as_ref().map(|a| a.sha256.clone()),
+            key_id: self.archive.as_ref().map(|a| a.key_id.clone()),
+            database: self.database.clone(),
+            failure: match &self.state {
+                BackupState::Failed { failure, .. } => Some(failure.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    #[error("cannot read or write the catalogue {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the catalogue {path} is damaged: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("the catalogue {path} has version {found}, this berkutd reads version {CATALOGUE_VERSION}")]
+    Version { path: PathBuf, found: u32 },
+}
+
+#[derive(Serialize, Deserialize)]
+struct CatalogueFile {
+    catalogue_version: u32,
+    backups: Vec<Entry>,
+}
+
+pub struct Catalogue {
+    path: PathBuf,
+    entries: BTreeMap<BackupId, Entry>,
+}
+
+impl Catalogue {
+    /// Loads the catalogue; a missing file is an empty catalogue.
+    pub fn load(path: &Path) -> Result<Catalogue, CatalogueError> {
+        let io = |source| CatalogueError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let text = match std::fs::read(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Catalogue {
+                    path: path.to_owned(),
+                    entries: BTreeMap::new(),
+                })
+            }
+            Err(e) => return Err(io(e)),
+        };
+        Self::parse(path, &text)
+    }
+
+    fn parse(path: &Path, text: &[u8]) -> Result<Catalogue, CatalogueError> {
+        let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| CatalogueError::Corrupt {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let found = value.get("catalogue_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        if found != CATALOGUE_VERSION {
+            return Err(CatalogueError::Version {
+                path: path.to_owned(),
+                found,
+            });
+        }
+        let file: CatalogueFile = serde_json::from_value(value).map_err(|e| CatalogueError::Corrupt {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        Ok(Catalogue {
+            path: path.to_owned(),
+            entries: file.backups.into_iter().map(|e| (e.id.clone(), e)).collect(),
+        })
+    }
+
+    /// Writes the catalogue atomically: temporary file, fsync, rename, fsync
+    /// of the directory.
+    pub fn save(&self) -> Result<(), CatalogueError> {
+        let io = |source| CatalogueError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let file = CatalogueFile {
+            catalogue_version: CATALOGUE_VERSION,
+            backups: self.entries.values().cloned().collect(),
+        };
+        let mut text = serde_json::to_vec_pretty(&file).expect("catalogue entries always serialise");
+        text.push(b'\n');
+        let tmp = self.path.with_extension("json.tmp");
+        let mut out = std::fs::File::create(&tmp).map_err(io)?;
+        out.write_all(&text).map_err(io)?;
+        out.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        crate::store::sync_dir(self.path.parent().unwrap_or(Path::new("."))).map_err(io)?;
+        Ok(())
+    }
+
+    pub fn get(&self, id: &BackupId) -> Option<&Entry> {
+        self.entries.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &BackupId) -> Option<&mut Entry> {
+        self.entries.get_mut(id)
+    }
+
+    pub fn insert(&mut self, entry: Entry) {
+        self.entries.insert(entry.id.clone(), entry);
+    }
+
+    pub fn remove(&mut self, id: &BackupId) -> Option<Entry> {
+        self.entries.remove(id)
+    }
+
+    /// All entries, newest first.
+    pub fn list(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values().rev()
+    }
+
+    /// A copy of the entries, to roll back to if a save fails.
+    pub fn snapshot(&self) -> BTreeMap<BackupId, Entry> {
+        self.entries.clone()
+    }
+
+    pub fn restore(&mut self, entries: BTreeMap<BackupId, Entry>) {
+        self.entries = entries;
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The catalogue as version 1 wrote it. If this test fails, the on-disk
+    /// format changed: bump CATALOGUE_VERSION and migrate instead.
+    const FIXTURE_V1: &str = include_str!("../tests/fixtures/catalogue-v1.json");
+
+    #[test]
+    fn reads_the_version_1_fixture() {
+        let cat = Catalogue::parse(Path::new("fixture"), FIXTURE_V1.as_bytes()).unwrap();
+        assert_eq!(cat.len(), 2);
+        let ok: BackupId = "20261120T020000Z-0badc0de".parse().unwrap();
+        let entry = cat.get(&ok).unwrap();
+        assert_eq!(entry.state.status(), BackupStatus::Succeeded);
+        assert_eq!(entry.archive.as_ref().unwrap().size_bytes, 123456);
+        let record = entry.record();
+        assert_eq!(record.key_id.as_deref(), Some("00112233445566ff"));
+        let failed: BackupId = "20261121T020000Z-00c0ffee".parse().unwrap();
+        let failure = cat.get(&failed).unwrap().record().failure.unwrap();
+        assert_eq!(failure.code, berkut_proto::wire::ErrorCode::Unavailable);
+        // Newest first.
+        assert_eq!(cat.list().next().unwrap().id, failed);
+    }
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalogue.json");
+        let mut cat = Catalogue::parse(&path, FIXTURE_V1.as_bytes()).unwrap();
+        cat.path = path.clone();
+        cat.save().unwrap();
+        let again = Catalogue::load(&path).unwrap();
+        assert_eq!(again.entries, cat.entries);
+        assert!(!path.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn damaged_or_future_catalogues_are_refused() {
+        let p = Path::new("x");
+        assert!(matches!(Catalogue::parse(p, b"{\"catalogue_version\": 1, \"backups\": [{]"), Err(CatalogueError::Corrupt { .. })));
+        assert!(matches!(
+            Catalogue::parse(p, b"{\"catalogue_version\": 2, \"backups\": []}"),
+            Err(CatalogueError::Version { found: 2, .. })
+        ));
+        let hostile = br#"{"catalogue_version": 1, "backups": [{"id": "../../etc/passwd", "label": "", "scope": "full", "include_files": false, "origin": "manual", "state": {"status": "queued", "created_at": "2026-01-01T00:00:00Z"}}]}"#;
+        assert!(matches!(Catalogue::parse(p, hostile), Err(CatalogueError::Corrupt { .. })));
+    }
+}

@@ -1,0 +1,339 @@
+//! The daemon's configuration: a TOML file whose every key can also come from
+//! the environment, the environment winning. Everything is validated here,
+//! once, so the rest of the daemon works with values it can trust. Key
+//! material is held only as `MasterKey`, which never prints its bytes.
+
+mod key;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use berkut_proto::archive::Keyring;
+use serde::Deserialize;
+
+pub use key::load_dev_key;
+
+/// Where `--dev` keeps everything, relative to the working directory.
+pub const DEV_DIR: &str = ".berkut-dev";
+
+/// The socket both berkutd and berkutctl use unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/berkut/berkutd.sock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the configuration file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{name}: {message}")]
+    Invalid { name: &'static str, message: String },
+    #[error(
+        "no encryption key configured: set BERKUT_BACKUP_ENCRYPTION_KEY (or \
+         BACKUP_ENCRYPTION_KEY, or encryption_key_file in the configuration) to 32 random \
+         bytes in base64 or hex; make one with `berkutctl key generate`. Only `berkutd --dev` \
+         runs without a key."
+    )]
+    MissingKey,
+    #[error(
+        "no database configured: set BERKUT_DATABASE_URL (or database_url in the \
+         configuration), e.g. postgresql://berkut@/app?host=/run/postgresql"
+    )]
+    MissingDatabase,
+    #[error("{0}")]
+    Key(String),
+}
+
+/// The file's shape. Every key is optional here; defaults and the
+/// environment are applied in `Config::load`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    backup_path: Option<PathBuf>,
+    encryption_key: Option<String>,
+    encryption_key_file: Option<PathBuf>,
+    pg_dump_bin: Option<PathBuf>,
+    pg_dumpall_bin: Option<PathBuf>,
+    max_parallel: Option<u64>,
+    upload_max_bytes: Option<u64>,
+    database_url: Option<String>,
+    socket: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    file_roots: Option<Vec<PathBuf>>,
+    log_level: Option<String>,
+}
+
+/// The validated configuration.
+pub struct Config {
+    /// Directory holding the `.bscc` archives.
+    pub backup_path: PathBuf,
+    pub keyring: Keyring,
+    pub pg_dump_bin: PathBuf,
+    pub pg_dumpall_bin: PathBuf,
+    pub max_parallel: usize,
+    pub upload_max_bytes: u64,
+    /// A libpq connection URL; may hold a password, so it is never logged
+    /// as is (see `redacted_database_url`).
+    pub database_url: String,
+    pub socket: PathBuf,
+    /// Directory for the catalogue and other state.
+    pub state_dir: PathBuf,
+    /// Directories archived when a backup asks for `include_files`.
+    pub file_roots: Vec<PathBuf>,
+    pub log_level: String,
+    /// Development mode: generated key, local directories, loud warnings.
+    pub dev: bool,
+}
+
+/// A source of environment variables, injectable for tests.
+pub type Env = HashMap<String, String>;
+
+impl Config {
+    /// Loads the configuration from an optional file and the process
+    /// environment.
+    pub fn from_process(file: Option<&Path>, dev: bool) -> Result<Config, ConfigError> {
+        Self::load(file, &std::env::vars().collect(), dev)
+    }
+
+    pub fn load(file: Option<&Path>, env: &Env, dev: bool) -> Result<Config, ConfigError> {
+        let fc = match file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        let path_var = |name: &str| var(name).map(PathBuf::from);
+
+        let base = PathBuf::from(DEV_DIR);
+        let state_dir = path_var("BERKUT_STATE_DIR")
+            .or(fc.state_dir)
+            .unwrap_or_else(|| if dev { base.join("state") } else { "/var/lib/berkut".into() });
+        let backup_path = path_var("BERKUT_BACKUP_PATH")
+            .or(fc.backup_path)
+            .unwrap_or_else(|| if dev { base.join("backups") } else { "/var/lib/berkut/backups".into() });
+        let socket = path_var("BERKUT_SOCKET")
+            .or(fc.socket)
+            .unwrap_or_else(|| if dev { base.join("berkutd.sock") } else { DEFAULT_SOCKET.into() });
+        let pg_dump_bin = path_var("BERKUT_BACKUP_PGDUMP_BIN")
+            .or(fc.pg_dump_bin)
+            .unwrap_or_else(|| "pg_dump".into());
+        let pg_dumpall_bin = path_var("BERKUT_BACKUP_PGDUMPALL_BIN")
+            .or(fc.pg_dumpall_bin)
+            .unwrap_or_else(|| sibling(&pg_dump_bin, "pg_dumpall"));
+        let max_parallel = number(var("BERKUT_BACKUP_MAX_PARALLEL"), fc.max_parallel, "BERKUT_BACKUP_MAX_PARALLEL", 2)?;
+        if !(1..=64).contains(&max_parallel) {
+            return Err(invalid("BERKUT_BACKUP_MAX_PARALLEL", "must be between 1 and 64"));
+        }
+        let upload_max_bytes = number(
+            var("BERKUT_BACKUP_UPLOAD_MAX_BYTES"),
+            fc.upload_max_bytes,
+            "BERKUT_BACKUP_UPLOAD_MAX_BYTES",
+            10 * 1024 * 1024 * 1024,
+        )?;
+        if upload_max_bytes == 0 {
+            return Err(invalid("BERKUT_BACKUP_UPLOAD_MAX_BYTES", "must be greater than zero"));
+        }
+        let database_url = match var("BERKUT_DATABASE_URL").or(fc.database_url) {
+            Some(url) => url,
+            None if dev => "postgresql:///postgres?host=/run/postgresql".into(),
+            None => return Err(ConfigError::MissingDatabase),
+        };
+        database_url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|_| invalid("BERKUT_DATABASE_URL", "is not a valid libpq connection URL or string"))?;
+        let file_roots = match var("BERKUT_BACKUP_FILE_ROOTS") {
+            Some(list) => list.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
+            None => fc.file_roots.unwrap_or_default(),
+        };
+        for root in &file_roots {
+            if !root.is_absolute() {
+                return Err(invalid("file_roots", "every file root must be an absolute path"));
+            }
+        }
+        let log_level = var("BERKUT_LOG").or(fc.log_level).unwrap_or_else(|| "info".into());
+
+        let key_text = var("BERKUT_BACKUP_ENCRYPTION_KEY")
+            .or_else(|| var("BACKUP_ENCRYPTION_KEY"))
+            .or(fc.encryption_key);
+        let key_file = path_var("BERKUT_BACKUP_ENCRYPTION_KEY_FILE").or(fc.encryption_key_file);
+        let primary = match (key_text, key_file) {
+            (Some(text), _) => key::parse(&text)?,
+            (None, Some(path)) => key::read_key_file(&path)?,
+            (None, None) if dev => load_dev_key(&base.join("dev.key"))?,
+            (None, None) => return Err(ConfigError::MissingKey),
+        };
+
+        Ok(Config {
+            backup_path,
+            keyring: Keyring::new(primary),
+            pg_dump_bin,
+            pg_dumpall_bin,
+            max_parallel: max_parallel as usize,
+            upload_max_bytes,
+            database_url,
+            socket,
+            state_dir,
+            file_roots,
+            log_level,
+            dev,
+        })
+    }
+
+    /// The database URL with any password replaced, fit for a log line.
+    pub fn redacted_database_url(&self) -> String {
+        redact_url(&self.database_url)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("backup_path", &self.backup_path)
+            .field("key_id", &self.keyring.primary().key_id().to_string())
+            .field("pg_dump_bin", &self.pg_dump_bin)
+            .field("pg_dumpall_bin", &self.pg_dumpall_bin)
+            .field("max_parallel", &self.max_parallel)
+            .field("upload_max_bytes", &self.upload_max_bytes)
+            .field("database_url", &self.redacted_database_url())
+            .field("socket", &self.socket)
+            .field("state_dir", &self.state_dir)
+            .field("file_roots", &self.file_roots)
+            .field("log_level", &self.log_level)
+            .field("dev", &self.dev)
+            .finish()
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        // toml's message quotes the offending line, which could be the key;
+        // keep only the first line, which names the problem and position.
+        message: e.message().lines().next().unwrap_or("syntax error").to_owned(),
+    })
+}
+
+fn number(env: Option<String>, file: Option<u64>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match env {
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| invalid(name, &format!("{text:?} is not a whole number"))),
+        None => Ok(file.unwrap_or(default)),
+    }
+}
+
+fn invalid(name: &'static str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        message: message.to_owned(),
+    }
+}
+
+/// `pg_dumpall` lives beside `pg_dump`; a bare name stays a bare name so that
+/// PATH decides.
+fn sibling(pg_dump: &Path, name: &str) -> PathBuf {
+    match pg_dump.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
+        _ => PathBuf::from(name),
+    }
+}
+
+/// Replaces the password in a libpq URL or keyword string with `***`.
+pub fn redact_url(url: &str) -> String {
+    rewrite_password(url, Some("***")).0
+}
+
+/// Splits a connection URL into the URL without its password and the
+/// password, so that tools get the password through their environment
+/// rather than a command line that every user can read.
+pub fn split_password(url: &str) -> (String, Option<String>) {
+    rewrite_password(url, None)
+}
+
+fn rewrite_password(url: &str, replacement: Option<&str>) -> (String, Option<String>) {
+    let mut found = None;
+    let rewritten = if let Some(rest) = url.strip_prefix("postgresql://").or_else(|| url.strip_prefix("postgres://")) {
+        let scheme = &url[..url.len() - rest.len()];
+        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        let authority = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, password)) => {
+                    found = Some(percent_decode(password));
+                    match replacement {
+                        Some(r) => format!("{user}:{r}@{host}"),
+                        None => format!("{user}@{host}"),
+                    }
+                }
+                None => authority.to_owned(),
+            },
+            None => authority.to_owned(),
+        };
+        let (tail, in_query) = rewrite_words(tail, '&', replacement);
+        found = found.or(in_query.map(|p| percent_decode(&p)));
+        format!("{scheme}{authority}{tail}")
+    } else {
+        let (text, in_words) = rewrite_words(url, ' ', replacement);
+        found = in_words;
+        text
+    };
+    (rewritten, found)
+}
+
+/// Rewrites `password=...` among `sep`-separated words (URL query
+/// parameters or libpq keywords).
+fn rewrite_words(text: &str, sep: char, replacement: Option<&str>) -> (String, Option<String>) {
+    let mut found = None;
+    let mut words = Vec::new();
+    for w in text.split(sep) {
+        let (prefix, bare) = match w.strip_prefix('?') {
+            Some(b) => ("?", b),
+            None => ("", w),
+        };
+        if bare.to_ascii_lowercase().starts_with("password=") {
+            found = Some(bare["password=".len()..].to_owned());
+            match replacement {
+                Some(r) => words.push(format!("{prefix}password={r}")),
+                None if !prefix.is_empty() => words.push("?".to_owned()),
+                None => {}
+            }
+        } else {
+            words.push(w.to_owned());
+        }
+    }
+    let mut joined = words.join(&sep.to_string());
+    // A query that lost its only parameter leaves a bare "?" or "?&".
+    joined = joined.replace("?&", "?");
+    if joined.ends_with('?') {
+        joined.pop();
+    }
+    (joined, found)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! One client connection: the handshake, then a loop that reads requests,
+//! authorizes each one and runs its handler as a task of its own, so that a
+//! long request (a backup with `wait`) does not block the next. Replies from
+//! all handlers funnel through one writer task. A frame that is too large or
+//! not MessagePack closes this connection and nothing else.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use berkut_proto::wire::frame::{codec, decode_value, encode};
+use berkut_proto::wire::{ClientMessage, ErrorBody, ErrorCode, ServerMessage, MAX_FRAME_LEN, PROTOCOL_VERSION};
+use futures::{FutureExt, SinkExt, StreamExt};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Peer;
+use crate::error::OpError;
+use crate::handlers::{dispatch, Responder};
+use crate::state::Daemon;
+
+/// Replies waiting for the writer; a slow client applies back-pressure to
+/// its own handlers only.
+const OUTBOX: usize = 64;
+
+pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream, shutdown: CancellationToken) {
+    let peer = match Peer::of(&stream) {
+        Ok(peer) => peer,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the peer credentials of a connection; closing it");
+            return;
+        }
+    };
+    let (read, write) = stream.into_split();
+    let mut reader = FramedRead::new(read, codec(MAX_FRAME_LEN));
+    let (tx, mut rx) = mpsc::channel::<ServerMessage>(OUTBOX);
+    let writer = tokio::spawn(async move {
+        let mut sink = FramedWrite::new(write, codec(MAX_FRAME_LEN));
+        while let Some(msg) = rx.recv().await {
+            let Ok(body) = encode(&msg) else { break };
+            if sink.send(bytes::Bytes::from(body)).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    if handshake(&mut reader, &tx, &peer).await {
+        read_requests(&daemon, &mut reader, &tx, peer, &shutdown).await;
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+type Reader = FramedRead<tokio::net::unix::OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>;
+
+/// Expects `hello` with a protocol version this daemon speaks.
+async fn handshake(reader: &mut Reader, tx: &mpsc::Sender<ServerMessage>, peer: &Peer) -> bool {
+    let reply = match next_message(reader).await {
+        Incoming::Message(ClientMessage::Hello {
+            protocol_version,
+            client,
+        }) if protocol_version == PROTOCOL_VERSION => {
+            tracing::debug!(uid = peer.uid, pid = ?peer.pid, %client, "client connected");
+            let _ = tx
+                .send(ServerMessage::Welcome {
+                    protocol_version: PROTOCOL_VERSION,
+                    server: format!("berkutd {}", env!("CARGO_PKG_VERSION")),
+                })
+                .await;
+            return true;
+        }
+        Incoming::Message(ClientMessage::Hello { protocol_version, .. }) => ErrorBody::new(
+            ErrorCode::VersionMismatch,
+            format!("this daemon speaks protocol version {PROTOCOL_VERSION}, the client {protocol_version}"),
+        ),
+        Incoming::Closed => return false,
+        Incoming::Fatal(body) => body,
+        _ => ErrorBody::new(ErrorCode::Invalid, "the first message must be hello"),
+    };
+    let _ = tx.send(ServerMessage::Error { id: None, error: reply }).await;
+    false
+}
+
+async fn read_requests(daemon: &Arc<Daemon>, reader: &mut Reader, tx: &mpsc::Sender<ServerMessage>, peer: Peer, shutdown: &CancellationToken) {
+    let tasks = TaskTracker::new();
+    loop {
+        let incoming = tokio::select! {
+            incoming = next_message(reader) => incoming,
+            _ = shutdown.cancelled() => break,
+        };
+        match incoming {
+            Incoming::Closed => break,
+            Incoming::Fatal(error) => {
+                let _ = tx.send(ServerMessage::Error { id: None, error }).await;
+                break;
+            }
+            Incoming::Invalid { id, error } => {
+                let _ = tx.send(ServerMessage::Error { id, error }).await;
+            }
+            Incoming::Message(ClientMessage::Hello { .. }) => {
+                let error = ErrorBody::new(ErrorCode::Invalid, "hello was already received");
+                let _ = tx.send(ServerMessage::Error { id: None, error }).await;
+            }
+            Incoming::Message(ClientMessage::Request { id, op }) => {
+                let name = op.name();
+                if let Err(e) = daemon.policy.authorize(&peer, &op) {
+                    tracing::info!(request = id, op = name, uid = peer.uid, gid = peer.gid, pid = ?peer.pid, "request denied");
+                    let _ = tx.send(ServerMessage::Error { id: Some(id), error: e.into_body(name) }).await;
+                    continue;
+                }
+                tracing::info!(request = id, op = name, uid = peer.uid, pid = ?peer.pid, "request");
+                let daemon = Arc::clone(daemon);
+                let tx = tx.clone();
+                tasks.spawn(async move {
+                    let resp = Responder::new(id, tx.clone());
+                    // A panic in a handler fails its request, not the daemon.
+                    let result = AssertUnwindSafe(dispatch(&daemon, op, &resp))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| Err(OpError::internal(format!("handler panicked: {}", panic_message(&panic)))));
+                    let msg = match result {
+                        Ok(reply) => ServerMessage::Reply { id, reply },
+                        Err(e) => ServerMessage::Error { id: Some(id), error: e.into_body(name) },
+                    };
+                    let _ = tx.send(msg).await;
+                });
+            }
+        }
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+enum Incoming {
+    Message(ClientMessage),
+    /// A well-formed frame that is not a valid message: answered, and the
+    /// connection goes on.
+    Invalid { id: Option<u64>, error: ErrorBody },
+    /// A frame that breaks the framing or is not MessagePack: the
+    /// connection cannot be trusted to stay in step, so it is closed.
+    Fatal(ErrorBody),
+    Closed,
+}
+
+async fn next_message(reader: &mut Reader) -> Incoming {
+    let body = match reader.next().await {
+        None => return Incoming::Closed,
+        Some(Ok(body)) => body,
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Incoming::Fatal(ErrorBody::new(
+                ErrorCode::TooLarge,
+                format!("frame exceeds the limit of {MAX_FRAME_LEN} bytes; closing the connection"),
+            ))
+        }
+        Some(Err(_)) => return Incoming::Closed,
+    };
+    let value = match decode_value(&body) {
+        Ok(value) => value,
+        Err(_) => {
+            return Incoming::Fatal(ErrorBody::new(
+                ErrorCode::Invalid,
+                "frame is not a MessagePack value; closing the connection",
+            ))
+        }
+    };
+    let id = request_id(&value);
+    match rmpv::ext::from_value::<ClientMessage>(value) {
+        Ok(msg) => Incoming::Message(msg),
+        Err(e) => {
+            let mut message = format!("invalid request: {e}");
+            truncate(&mut message, 300);
+            Incoming::Invalid {
+                id,
+                error: ErrorBody::new(ErrorCode::Invalid, message),
+            }
+        }
+    }
+}
+
+/// The `id` of a message that did not decode, so the error can still be
+/// matched to its request.
+fn request_id(value: &rmpv::Value) -> Option<u64> {
+    value.as_map()?.iter().find(|(k, _)| k.as_str() == Some("id")).and_then(|(_, v)| v.as_u64())
+}
+
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

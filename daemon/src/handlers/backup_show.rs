@@ -1,0 +1,17 @@
+//! `backup_show`: one backup's record.
+
+use berkut_proto::ids::BackupId;
+use berkut_proto::wire::Reply;
+
+use crate::error::OpError;
+use crate::state::Daemon;
+
+pub fn handle(daemon: &Daemon, id: &BackupId) -> Result<Reply, OpError> {
+    let cat = daemon.catalogue.lock().unwrap();
+    let entry = cat.get(id).ok_or_else(|| not_found(id))?;
+    Ok(Reply::Backup { backup: entry.record() })
+}
+
+pub fn not_found(id: &BackupId) -> OpError {
+    OpError::not_found(format!("there is no backup {id}"))
+}

@@ -1,0 +1,139 @@
+//! berkutd as a library: `run(config, shutdown)` is the whole daemon, so
+//! tests and other programs can start it without the binary. `main.rs` only
+//! parses arguments, sets up logging and turns signals into `shutdown`.
+//!
+//! See ARCHITECTURE.md for the map of the modules.
+
+pub mod auth;
+pub mod backup;
+pub mod catalogue;
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod db;
+pub mod error;
+pub mod handlers;
+pub mod jobs;
+pub mod recovery;
+pub mod server;
+pub mod state;
+pub mod store;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Policy;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::db::Db;
+use crate::jobs::Jobs;
+use crate::state::Daemon;
+use crate::store::Store;
+
+/// How long a stopping daemon waits for open connections to say their last
+/// word after the jobs have ended.
+const CONNECTION_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot prepare {what} {path}: {source}")]
+    Directory {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Catalogue(#[from] catalogue::CatalogueError),
+    #[error("cannot listen on {path}: {source}")]
+    Socket {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Runs the daemon until `shutdown` is cancelled, with the system clock.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    run_with_clock(config, shutdown, Arc::new(SystemClock)).await
+}
+
+pub async fn run_with_clock(config: Config, shutdown: CancellationToken, clock: Arc<dyn Clock>) -> Result<(), DaemonError> {
+    private_dir(&config.state_dir, "the state directory")?;
+    private_dir(&config.backup_path, "the backup directory")?;
+    let store = Store::open(&config.backup_path).map_err(|source| DaemonError::Directory {
+        what: "the backup directory",
+        path: config.backup_path.clone(),
+        source,
+    })?;
+    let removed = store.remove_leftovers().map_err(|source| DaemonError::Directory {
+        what: "the backup directory",
+        path: config.backup_path.clone(),
+        source,
+    })?;
+    if removed > 0 {
+        tracing::warn!(removed, "removed partial archives left by backups that never finished");
+    }
+    let catalogue = recovery::recover(&config.state_dir, &store, &config.keyring, clock.now())?;
+    let db = Db::new(&config.database_url).map_err(|e| DaemonError::Setup(e.message))?;
+    let listener = server::bind(&config.socket).map_err(|source| DaemonError::Socket {
+        path: config.socket.clone(),
+        source,
+    })?;
+    tracing::info!(
+        socket = %config.socket.display(),
+        backups = catalogue.len(),
+        max_parallel = config.max_parallel,
+        key_id = %config.keyring.primary().key_id(),
+        database = %config.redacted_database_url(),
+        "berkutd {} ready",
+        env!("CARGO_PKG_VERSION")
+    );
+    let socket = config.socket.clone();
+    let daemon = Arc::new(Daemon {
+        jobs: Jobs::new(config.max_parallel, shutdown.child_token()),
+        catalogue: Mutex::new(catalogue),
+        store,
+        db,
+        policy: Policy::current(),
+        started_at: clock.now(),
+        clock,
+        shutdown: shutdown.clone(),
+        config,
+    });
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+
+    let connections = server::accept(Arc::clone(&daemon), listener, shutdown.clone()).await;
+    tracing::info!("stopping: cancelling jobs");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    daemon.jobs.shutdown().await;
+    if tokio::time::timeout(CONNECTION_GRACE, connections.wait()).await.is_err() {
+        tracing::warn!("some connections did not close in time");
+    }
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates a directory readable by the daemon's user only, or checks that
+/// an existing one is not open to others.
+fn private_dir(path: &Path, what: &'static str) -> Result<(), DaemonError> {
+    let fail = |source| DaemonError::Directory {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    if !path.exists() {
+        std::fs::create_dir_all(path).map_err(fail)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
+    }
+    let mode = std::fs::metadata(path).map_err(fail)?.permissions().mode();
+    if mode & 0o007 != 0 {
+        tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "{what} is accessible to all users; it should be 0700 or 0750");
+    }
+    Ok(())
+}

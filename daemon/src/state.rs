@@ -1,0 +1,50 @@
+//! The daemon's shared state: configuration, catalogue, archive store,
+//! database handle, jobs, access policy and clock. One `Arc<Daemon>` is handed
+//! to every connection and job.
+
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Policy;
+use crate::catalogue::Catalogue;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::OpError;
+use crate::jobs::Jobs;
+use crate::store::Store;
+
+pub struct Daemon {
+    pub config: Config,
+    pub catalogue: Mutex<Catalogue>,
+    pub store: Store,
+    pub db: Db,
+    pub jobs: Arc<Jobs>,
+    pub policy: Policy,
+    pub clock: Arc<dyn Clock>,
+    pub started_at: OffsetDateTime,
+    /// Cancelled when the daemon begins to stop.
+    pub shutdown: CancellationToken,
+}
+
+impl Daemon {
+    /// Applies a change to the catalogue and persists it before anyone can
+    /// see the change. If the write fails, the change is rolled back in
+    /// memory too, so memory and disk never disagree.
+    pub fn update_catalogue<T>(&self, change: impl FnOnce(&mut Catalogue) -> T) -> Result<T, OpError> {
+        let mut cat = self.catalogue.lock().unwrap();
+        let before = cat.snapshot();
+        let out = change(&mut cat);
+        if let Err(e) = cat.save() {
+            cat.restore(before);
+            return Err(OpError::unavailable("the catalogue could not be saved").with_detail(e));
+        }
+        Ok(out)
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,94 @@
+//! An async client for the daemon's socket, used by berkutctl and the test
+//! suite, and usable by any Rust program that wants to drive berkutd. It does
+//! the handshake and matches replies to requests; one request is in flight at
+//! a time per `Client` (open several clients for concurrency).
+
+use std::path::Path;
+
+use tokio::net::UnixStream;
+
+use super::error::ErrorBody;
+use super::frame::{Connection, FrameError};
+use super::messages::{ClientMessage, Operation, Reply, ServerMessage, PROTOCOL_VERSION};
+use super::records::Progress;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to the daemon's socket: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    /// The daemon answered with an error.
+    #[error("{0}")]
+    Server(ErrorBody),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("the daemon closed the connection")]
+    Closed,
+}
+
+pub struct Client {
+    conn: Connection<UnixStream>,
+    next_id: u64,
+    server: String,
+}
+
+impl Client {
+    /// Connects and performs the version handshake.
+    pub async fn connect(path: impl AsRef<Path>, client_name: &str) -> Result<Client, ClientError> {
+        let stream = UnixStream::connect(path).await.map_err(ClientError::Connect)?;
+        let mut conn = Connection::new(stream);
+        conn.write_message(&ClientMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            client: client_name.to_owned(),
+        })
+        .await?;
+        match conn.read_message::<ServerMessage>().await? {
+            Some(ServerMessage::Welcome { server, .. }) => Ok(Client { conn, next_id: 1, server }),
+            Some(ServerMessage::Error { error, .. }) => Err(ClientError::Server(error)),
+            Some(other) => Err(ClientError::Protocol(format!("expected welcome, got {other:?}"))),
+            None => Err(ClientError::Closed),
+        }
+    }
+
+    /// The daemon's version as it announced itself.
+    pub fn server_version(&self) -> &str {
+        &self.server
+    }
+
+    /// Sends a request and waits for its reply, discarding progress.
+    pub async fn call(&mut self, op: Operation) -> Result<Reply, ClientError> {
+        self.call_with_progress(op, |_| {}).await
+    }
+
+    /// Sends a request, hands each progress message to `on_progress`, and
+    /// returns the final reply (or the daemon's error).
+    pub async fn call_with_progress(
+        &mut self,
+        op: Operation,
+        mut on_progress: impl FnMut(&Progress),
+    ) -> Result<Reply, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.conn.write_message(&ClientMessage::Request { id, op }).await?;
+        loop {
+            match self.conn.read_message::<ServerMessage>().await? {
+                Some(ServerMessage::Progress { id: got, progress }) if got == id => on_progress(&progress),
+                Some(ServerMessage::Reply { id: got, reply }) if got == id => return Ok(reply),
+                Some(ServerMessage::Error { id: got, error }) if got.is_none() || got == Some(id) => {
+                    return Err(ClientError::Server(error))
+                }
+                Some(other) => {
+                    return Err(ClientError::Protocol(format!("unexpected message for request {id}: {other:?}")))
+                }
+                None => return Err(ClientError::Closed),
+            }
+        }
+    }
+
+    /// Gives up the typed client for the raw connection, for tests and tools
+    /// that need to send hand-made frames after the handshake.
+    pub fn into_connection(self) -> Connection<UnixStream> {
+        self.conn
+    }
+}

@@ -1,0 +1,158 @@
+//! The messages of the protocol. Every message is a MessagePack map with a
+//! `type` field naming its variant and named fields for the rest, so a client
+//! in another language can build them by hand, and fields can be added later
+//! without breaking older peers (unknown fields are ignored).
+//!
+//! A conversation: the client sends `hello`, the server answers `welcome` (or
+//! an error and closes). Then the client sends `request`s, each with an id of
+//! its choosing; for each, the server sends zero or more `progress` messages
+//! and then exactly one `reply` or `error` carrying the same id. Requests on
+//! one connection may overlap.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ErrorBody;
+use super::records::{BackupRecord, Progress, StatusInfo};
+use crate::ids::BackupId;
+use crate::manifest::Scope;
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest label a backup may carry, in characters.
+pub const MAX_LABEL_CHARS: usize = 200;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    Hello {
+        protocol_version: u32,
+        /// Free-form client name and version, for the daemon's log.
+        client: String,
+    },
+    Request {
+        id: u64,
+        op: Operation,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Operation {
+    /// Version, uptime, and the jobs running and queued.
+    Status,
+    /// Starts a backup. With `wait`, progress is streamed and the reply is
+    /// the finished record; without, the reply is the queued record at once.
+    BackupCreate {
+        #[serde(default)]
+        label: String,
+        #[serde(default)]
+        scope: Scope,
+        #[serde(default)]
+        include_files: bool,
+        #[serde(default)]
+        wait: bool,
+    },
+    BackupList,
+    BackupShow {
+        id: BackupId,
+    },
+    BackupDelete {
+        id: BackupId,
+    },
+    /// Streams the progress of a queued or running job, then its final
+    /// record. A finished job answers with its record at once.
+    JobAttach {
+        id: BackupId,
+    },
+}
+
+impl Operation {
+    /// The operation's name as it appears on the wire, for logs and audit.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::Status => "status",
+            Operation::BackupCreate { .. } => "backup_create",
+            Operation::BackupList => "backup_list",
+            Operation::BackupShow { .. } => "backup_show",
+            Operation::BackupDelete { .. } => "backup_delete",
+            Operation::JobAttach { .. } => "job_attach",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Welcome {
+        protocol_version: u32,
+        /// The daemon's version.
+        server: String,
+    },
+    Progress {
+        id: u64,
+        progress: Progress,
+    },
+    Reply {
+        id: u64,
+        reply: Reply,
+    },
+    Error {
+        /// The request this answers; absent when the error is about the
+        /// connection itself (a malformed frame, a failed handshake).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        error: ErrorBody,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    Status { status: StatusInfo },
+    Backup { backup: BackupRecord },
+    Backups { backups: Vec<BackupRecord> },
+    Deleted { id: BackupId },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_maps_with_a_type_tag() {
+        let msg = ClientMessage::Request {
+            id: 7,
+            op: Operation::BackupCreate {
+                label: "nightly".into(),
+                scope: Scope::Schema,
+                include_files: false,
+                wait: true,
+            },
+        };
+        let bytes = rmp_serde::to_vec_named(&msg).unwrap();
+        let value: rmpv::Value = rmp_serde::from_slice(&bytes).unwrap();
+        let map = value.as_map().expect("a map");
+        let get = |k: &str| map.iter().find(|(key, _)| key.as_str() == Some(k)).map(|(_, v)| v.clone());
+        assert_eq!(get("type").unwrap().as_str(), Some("request"));
+        assert_eq!(get("id").unwrap().as_u64(), Some(7));
+        let op = get("op").unwrap();
+        let op_type = op.as_map().unwrap().iter().find(|(k, _)| k.as_str() == Some("type")).unwrap().1.clone();
+        assert_eq!(op_type.as_str(), Some("backup_create"));
+        assert_eq!(rmp_serde::from_slice::<ClientMessage>(&bytes).unwrap(), msg);
+    }
+
+    #[test]
+    fn omitted_fields_take_defaults_and_unknown_fields_are_ignored() {
+        let value = rmpv::Value::Map(vec![
+            ("type".into(), "backup_create".into()),
+            ("from_the_future".into(), 1.into()),
+        ]);
+        let bytes = rmp_serde::to_vec(&value).unwrap();
+        let op: Operation = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(
+            op,
+            Operation::BackupCreate { label: String::new(), scope: Scope::Full, include_files: false, wait: false }
+        );
+    }
+}

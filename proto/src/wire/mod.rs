@@ -1,0 +1,17 @@
+//! The wire protocol between berkutd and its clients: length-prefixed
+//! MessagePack frames over a Unix stream socket (`frame`), the messages they
+//! carry (`messages`, `records`), the stable error codes (`error`) and an
+//! async client (`client`). `docs/PROTOCOL.md` describes the same thing for
+//! implementers in other languages.
+
+pub mod client;
+pub mod error;
+pub mod frame;
+pub mod messages;
+pub mod records;
+
+pub use client::{Client, ClientError};
+pub use error::{ErrorBody, ErrorCode};
+pub use frame::{Connection, FrameError, MAX_FRAME_LEN};
+pub use messages::{ClientMessage, Operation, Reply, ServerMessage, PROTOCOL_VERSION};
+pub use records::{BackupRecord, BackupStatus, Failure, JobInfo, JobKind, Phase, Progress, StatusInfo};

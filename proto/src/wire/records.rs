@@ -1,0 +1,134 @@
+//! The records the daemon sends back: a backup as the catalogue knows it,
+//! the daemon's status, and progress of a running job. Times are RFC 3339
+//! strings so that any client can read them without a MessagePack extension.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::error::ErrorCode;
+use crate::ids::BackupId;
+use crate::manifest::{Origin, Scope};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl BackupStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(self, BackupStatus::Succeeded | BackupStatus::Failed)
+    }
+}
+
+/// Why a job failed, in words fit for the person who asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    pub id: BackupId,
+    pub label: String,
+    pub scope: Scope,
+    pub include_files: bool,
+    pub origin: Origin,
+    pub status: BackupStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// Size of the archive file in bytes.
+    pub size_bytes: Option<u64>,
+    /// Lower-case hex sha256 of the archive file as stored.
+    pub sha256: Option<String>,
+    /// The id of the key the archive's data key is wrapped with.
+    pub key_id: Option<String>,
+    /// The database the backup was taken of.
+    pub database: Option<String>,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+}
+
+/// The step a backup job is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Queued,
+    Connecting,
+    Globals,
+    Dump,
+    Files,
+    Finishing,
+    Done,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Queued => "queued",
+            Phase::Connecting => "connecting",
+            Phase::Globals => "globals",
+            Phase::Dump => "dump",
+            Phase::Files => "files",
+            Phase::Finishing => "finishing",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// A snapshot of a job's progress. Counters only grow while a job runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub job_id: BackupId,
+    pub phase: Phase,
+    /// Tables whose data pg_dump has finished, of `tables_total`.
+    pub tables_done: u64,
+    pub tables_total: u64,
+    /// Plaintext bytes sealed into the archive so far.
+    pub bytes_done: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Backup,
+}
+
+/// A job that is queued or running.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInfo {
+    pub id: BackupId,
+    pub kind: JobKind,
+    pub status: BackupStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub queued_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    pub progress: Progress,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// The daemon's version.
+    pub version: String,
+    pub protocol_version: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    pub uptime_seconds: u64,
+    pub max_parallel: u32,
+    pub running: u32,
+    pub queued: u32,
+    pub jobs: Vec<JobInfo>,
+    pub backups: u64,
+    /// Whether the daemon runs in development mode (generated key, local
+    /// state): never in production.
+    pub dev_mode: bool,
+}

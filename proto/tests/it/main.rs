@@ -1,0 +1,7 @@
+//! Integration tests of berkut-proto, one module per subject.
+
+mod damage;
+mod format;
+mod fuzz;
+mod support;
+mod vectors;

@@ -33,7 +33,10 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
     match e.downcast_ref::<ClientError>() {
         Some(ClientError::Server(body)) => {
             match &body.correlation_id {
-                Some(id) => eprintln!("berkutctl: {}: {} (correlation id {id})", body.code, body.message),
+                Some(id) => eprintln!(
+                    "berkutctl: {}: {} (correlation id {id})",
+                    body.code, body.message
+                ),
                 None => eprintln!("berkutctl: {}: {}", body.code, body.message),
             }
             ExitCode::from(code_for(body.code))

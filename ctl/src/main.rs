@@ -92,7 +92,9 @@ async fn main() -> std::process::ExitCode {
     let ctx = commands::Context::new(cli.socket.clone(), cli.json);
     let result = match cli.command {
         Command::Status => commands::status::run(&ctx).await,
-        Command::Key(KeyCommand::Generate { output }) => commands::key_generate::run(&ctx, output.as_deref()),
+        Command::Key(KeyCommand::Generate { output }) => {
+            commands::key_generate::run(&ctx, output.as_deref())
+        }
         Command::Backup(BackupCommand::Create {
             label,
             scope,
@@ -101,7 +103,9 @@ async fn main() -> std::process::ExitCode {
         }) => commands::backup_create::run(&ctx, label, scope, include_files, wait).await,
         Command::Backup(BackupCommand::List) => commands::backup_list::run(&ctx).await,
         Command::Backup(BackupCommand::Show { id }) => commands::backup_show::run(&ctx, &id).await,
-        Command::Backup(BackupCommand::Delete { id }) => commands::backup_delete::run(&ctx, &id).await,
+        Command::Backup(BackupCommand::Delete { id }) => {
+            commands::backup_delete::run(&ctx, &id).await
+        }
         Command::Job(JobCommand::Attach { id }) => commands::job_attach::run(&ctx, &id).await,
     };
     match result {

@@ -6,14 +6,18 @@ use berkut_proto::wire::{BackupRecord, BackupStatus};
 use serde::Serialize;
 
 pub fn json_line<T: Serialize>(value: &T) {
-    println!("{}", serde_json::to_string(value).expect("records serialise"));
+    println!(
+        "{}",
+        serde_json::to_string(value).expect("records serialise")
+    );
 }
 
 /// A time for people: RFC 3339 to the second (JSON output keeps full
 /// precision).
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     let t = t.replace_nanosecond(0).unwrap_or(t);
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// A byte count for people: 1.5 GiB rather than 1610612736.
@@ -45,7 +49,10 @@ pub fn print_record(r: &BackupRecord) {
     let opt = |t: Option<time::OffsetDateTime>| t.map(rfc3339).unwrap_or_else(|| "-".into());
     println!("id:            {}", r.id);
     println!("status:        {}", status_word(r.status));
-    println!("label:         {}", if r.label.is_empty() { "-" } else { &r.label });
+    println!(
+        "label:         {}",
+        if r.label.is_empty() { "-" } else { &r.label }
+    );
     println!("scope:         {}", r.scope.as_str());
     println!("include_files: {}", r.include_files);
     println!("origin:        {}", r.origin.as_str());
@@ -53,7 +60,10 @@ pub fn print_record(r: &BackupRecord) {
     println!("created_at:    {}", rfc3339(r.created_at));
     println!("started_at:    {}", opt(r.started_at));
     println!("finished_at:   {}", opt(r.finished_at));
-    println!("size:          {}", r.size_bytes.map(bytes).unwrap_or_else(|| "-".into()));
+    println!(
+        "size:          {}",
+        r.size_bytes.map(bytes).unwrap_or_else(|| "-".into())
+    );
     println!("sha256:        {}", r.sha256.as_deref().unwrap_or("-"));
     println!("key_id:        {}", r.key_id.as_deref().unwrap_or("-"));
     if let Some(f) = &r.failure {
@@ -66,7 +76,10 @@ pub fn print_table(records: &[BackupRecord]) {
         println!("no backups");
         return;
     }
-    println!("{:<25}  {:<9}  {:<9}  {:<8}  {:>10}  {:<20}  LABEL", "ID", "STATUS", "ORIGIN", "SCOPE", "SIZE", "CREATED");
+    println!(
+        "{:<25}  {:<9}  {:<9}  {:<8}  {:>10}  {:<20}  LABEL",
+        "ID", "STATUS", "ORIGIN", "SCOPE", "SIZE", "CREATED"
+    );
     for r in records {
         println!(
             "{:<25}  {:<9}  {:<9}  {:<8}  {:>10}  {:<20}  {}",

@@ -28,9 +28,11 @@ impl ProgressView {
         let bar = (!json && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:>10} [{bar:30}] {pos}/{len} tables  {msg}  {elapsed}")
-                    .expect("the template is valid")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{spinner} {prefix:>10} [{bar:30}] {pos}/{len} tables  {msg}  {elapsed}",
+                )
+                .expect("the template is valid")
+                .progress_chars("=> "),
             );
             bar.enable_steady_tick(Duration::from_millis(120));
             bar

@@ -59,10 +59,18 @@ mod tests {
     #[test]
     fn root_and_self_are_allowed_others_are_not() {
         let policy = Policy { own_uid: 1234 };
-        let peer = |uid| Peer { uid, gid: uid, pid: None };
+        let peer = |uid| Peer {
+            uid,
+            gid: uid,
+            pid: None,
+        };
         assert!(policy.authorize(&peer(0), &Operation::Status).is_ok());
-        assert!(policy.authorize(&peer(1234), &Operation::BackupList).is_ok());
-        let err = policy.authorize(&peer(1000), &Operation::Status).unwrap_err();
+        assert!(policy
+            .authorize(&peer(1234), &Operation::BackupList)
+            .is_ok());
+        let err = policy
+            .authorize(&peer(1000), &Operation::Status)
+            .unwrap_err();
         assert_eq!(err.code, berkut_proto::wire::ErrorCode::Forbidden);
     }
 }

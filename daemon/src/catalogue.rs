@@ -82,9 +82,8 @@ impl BackupState {
 
     pub fn finished_at(&self) -> Option<OffsetDateTime> {
         match self {
-            BackupState::Succeeded { finished_at, .. } | BackupState::Failed { finished_at, .. } => {
-                Some(*finished_at)
-            }
+            BackupState::Succeeded { finished_at, .. }
+            | BackupState::Failed { finished_at, .. } => Some(*finished_at),
             _ => None,
         }
     }
@@ -155,7 +154,9 @@ pub enum CatalogueError {
     },
     #[error("the catalogue {path} is damaged: {message}")]
     Corrupt { path: PathBuf, message: String },
-    #[error("the catalogue {path} has version {found}, this berkutd reads version {CATALOGUE_VERSION}")]
+    #[error(
+        "the catalogue {path} has version {found}, this berkutd reads version {CATALOGUE_VERSION}"
+    )]
     Version { path: PathBuf, found: u32 },
 }
 
@@ -191,24 +192,33 @@ impl Catalogue {
     }
 
     fn parse(path: &Path, text: &[u8]) -> Result<Catalogue, CatalogueError> {
-        let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| CatalogueError::Corrupt {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        let found = value.get("catalogue_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        let value: serde_json::Value =
+            serde_json::from_slice(text).map_err(|e| CatalogueError::Corrupt {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        let found = value
+            .get("catalogue_version")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as u32;
         if found != CATALOGUE_VERSION {
             return Err(CatalogueError::Version {
                 path: path.to_owned(),
                 found,
             });
         }
-        let file: CatalogueFile = serde_json::from_value(value).map_err(|e| CatalogueError::Corrupt {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let file: CatalogueFile =
+            serde_json::from_value(value).map_err(|e| CatalogueError::Corrupt {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
         Ok(Catalogue {
             path: path.to_owned(),
-            entries: file.backups.into_iter().map(|e| (e.id.clone(), e)).collect(),
+            entries: file
+                .backups
+                .into_iter()
+                .map(|e| (e.id.clone(), e))
+                .collect(),
         })
     }
 
@@ -223,7 +233,8 @@ impl Catalogue {
             catalogue_version: CATALOGUE_VERSION,
             backups: self.entries.values().cloned().collect(),
         };
-        let mut text = serde_json::to_vec_pretty(&file).expect("catalogue entries always serialise");
+        let mut text =
+            serde_json::to_vec_pretty(&file).expect("catalogue entries always serialise");
         text.push(b'\n');
         let tmp = self.path.with_extension("json.tmp");
         let mut out = std::fs::File::create(&tmp).map_err(io)?;
@@ -250,9 +261,12 @@ impl Catalogue {
         self.entries.remove(id)
     }
 
-    /// All entries, newest first.
+    /// All entries, newest first. Ids sort by time only to the second, so
+    /// the creation time decides, and the id breaks ties.
     pub fn list(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values().rev()
+        let mut entries: Vec<&Entry> = self.entries.values().collect();
+        entries.sort_by(|a, b| (b.state.created_at(), &b.id).cmp(&(a.state.created_at(), &a.id)));
+        entries.into_iter()
     }
 
     /// A copy of the entries, to roll back to if a save fails.
@@ -313,12 +327,18 @@ mod tests {
     #[test]
     fn damaged_or_future_catalogues_are_refused() {
         let p = Path::new("x");
-        assert!(matches!(Catalogue::parse(p, b"{\"catalogue_version\": 1, \"backups\": [{]"), Err(CatalogueError::Corrupt { .. })));
+        assert!(matches!(
+            Catalogue::parse(p, b"{\"catalogue_version\": 1, \"backups\": [{]"),
+            Err(CatalogueError::Corrupt { .. })
+        ));
         assert!(matches!(
             Catalogue::parse(p, b"{\"catalogue_version\": 2, \"backups\": []}"),
             Err(CatalogueError::Version { found: 2, .. })
         ));
         let hostile = br#"{"catalogue_version": 1, "backups": [{"id": "../../etc/passwd", "label": "", "scope": "full", "include_files": false, "origin": "manual", "state": {"status": "queued", "created_at": "2026-01-01T00:00:00Z"}}]}"#;
-        assert!(matches!(Catalogue::parse(p, hostile), Err(CatalogueError::Corrupt { .. })));
+        assert!(matches!(
+            Catalogue::parse(p, hostile),
+            Err(CatalogueError::Corrupt { .. })
+        ));
     }
 }

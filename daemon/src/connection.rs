@@ -7,8 +7,10 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use berkut_proto::wire::frame::{codec, decode_value, encode};
-use berkut_proto::wire::{ClientMessage, ErrorBody, ErrorCode, ServerMessage, MAX_FRAME_LEN, PROTOCOL_VERSION};
+use berkut_proto::wire::frame::{codec, decode_message, encode, DecodeError};
+use berkut_proto::wire::{
+    ClientMessage, ErrorBody, ErrorCode, ServerMessage, MAX_FRAME_LEN, PROTOCOL_VERSION,
+};
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
@@ -79,11 +81,22 @@ async fn handshake(reader: &mut Reader, tx: &mpsc::Sender<ServerMessage>, peer: 
         Incoming::Fatal(body) => body,
         _ => ErrorBody::new(ErrorCode::Invalid, "the first message must be hello"),
     };
-    let _ = tx.send(ServerMessage::Error { id: None, error: reply }).await;
+    let _ = tx
+        .send(ServerMessage::Error {
+            id: None,
+            error: reply,
+        })
+        .await;
     false
 }
 
-async fn read_requests(daemon: &Arc<Daemon>, reader: &mut Reader, tx: &mpsc::Sender<ServerMessage>, peer: Peer, shutdown: &CancellationToken) {
+async fn read_requests(
+    daemon: &Arc<Daemon>,
+    reader: &mut Reader,
+    tx: &mpsc::Sender<ServerMessage>,
+    peer: Peer,
+    shutdown: &CancellationToken,
+) {
     let tasks = TaskTracker::new();
     loop {
         let incoming = tokio::select! {
@@ -107,7 +120,12 @@ async fn read_requests(daemon: &Arc<Daemon>, reader: &mut Reader, tx: &mpsc::Sen
                 let name = op.name();
                 if let Err(e) = daemon.policy.authorize(&peer, &op) {
                     tracing::info!(request = id, op = name, uid = peer.uid, gid = peer.gid, pid = ?peer.pid, "request denied");
-                    let _ = tx.send(ServerMessage::Error { id: Some(id), error: e.into_body(name) }).await;
+                    let _ = tx
+                        .send(ServerMessage::Error {
+                            id: Some(id),
+                            error: e.into_body(name),
+                        })
+                        .await;
                     continue;
                 }
                 tracing::info!(request = id, op = name, uid = peer.uid, pid = ?peer.pid, "request");
@@ -119,10 +137,18 @@ async fn read_requests(daemon: &Arc<Daemon>, reader: &mut Reader, tx: &mpsc::Sen
                     let result = AssertUnwindSafe(dispatch(&daemon, op, &resp))
                         .catch_unwind()
                         .await
-                        .unwrap_or_else(|panic| Err(OpError::internal(format!("handler panicked: {}", panic_message(&panic)))));
+                        .unwrap_or_else(|panic| {
+                            Err(OpError::internal(format!(
+                                "handler panicked: {}",
+                                panic_message(&panic)
+                            )))
+                        });
                     let msg = match result {
                         Ok(reply) => ServerMessage::Reply { id, reply },
-                        Err(e) => ServerMessage::Error { id: Some(id), error: e.into_body(name) },
+                        Err(e) => ServerMessage::Error {
+                            id: Some(id),
+                            error: e.into_body(name),
+                        },
                     };
                     let _ = tx.send(msg).await;
                 });
@@ -137,7 +163,10 @@ enum Incoming {
     Message(ClientMessage),
     /// A well-formed frame that is not a valid message: answered, and the
     /// connection goes on.
-    Invalid { id: Option<u64>, error: ErrorBody },
+    Invalid {
+        id: Option<u64>,
+        error: ErrorBody,
+    },
     /// A frame that breaks the framing or is not MessagePack: the
     /// connection cannot be trusted to stay in step, so it is closed.
     Fatal(ErrorBody),
@@ -156,20 +185,14 @@ async fn next_message(reader: &mut Reader) -> Incoming {
         }
         Some(Err(_)) => return Incoming::Closed,
     };
-    let value = match decode_value(&body) {
-        Ok(value) => value,
-        Err(_) => {
-            return Incoming::Fatal(ErrorBody::new(
-                ErrorCode::Invalid,
-                "frame is not a MessagePack value; closing the connection",
-            ))
-        }
-    };
-    let id = request_id(&value);
-    match rmpv::ext::from_value::<ClientMessage>(value) {
+    match decode_message::<ClientMessage>(&body) {
         Ok(msg) => Incoming::Message(msg),
-        Err(e) => {
-            let mut message = format!("invalid request: {e}");
+        Err(DecodeError::Malformed(_)) => Incoming::Fatal(ErrorBody::new(
+            ErrorCode::Invalid,
+            "frame is not a MessagePack value; closing the connection",
+        )),
+        Err(DecodeError::Invalid { id, message }) => {
+            let mut message = format!("invalid request: {message}");
             truncate(&mut message, 300);
             Incoming::Invalid {
                 id,
@@ -177,12 +200,6 @@ async fn next_message(reader: &mut Reader) -> Incoming {
             }
         }
     }
-}
-
-/// The `id` of a message that did not decode, so the error can still be
-/// matched to its request.
-fn request_id(value: &rmpv::Value) -> Option<u64> {
-    value.as_map()?.iter().find(|(k, _)| k.as_str() == Some("id")).and_then(|(_, v)| v.as_u64())
 }
 
 fn truncate(s: &mut String, max: usize) {

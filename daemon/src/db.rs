@@ -59,10 +59,9 @@ impl Db {
     /// Answers whether the server takes queries right now.
     pub async fn check(&self) -> Result<(), OpError> {
         let client = self.client().await?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|e| OpError::unavailable("the database is not answering queries").with_detail(e))?;
+        client.simple_query("SELECT 1").await.map_err(|e| {
+            OpError::unavailable("the database is not answering queries").with_detail(e)
+        })?;
         Ok(())
     }
 
@@ -72,12 +71,14 @@ impl Db {
             .query_one(
                 "SELECT current_database()::text, current_setting('server_version'), \
                  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                  WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                  WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
                   AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%')",
                 &[],
             )
             .await
-            .map_err(|e| OpError::unavailable("the database is not answering queries").with_detail(e))?;
+            .map_err(|e| {
+                OpError::unavailable("the database is not answering queries").with_detail(e)
+            })?;
         let tables: i64 = row.get(2);
         Ok(ServerFacts {
             database: row.get(0),

@@ -7,11 +7,13 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::{BackupRecord, BackupStatus, JobInfo, JobKind, Progress};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -37,23 +39,39 @@ impl JobView {
     }
 }
 
+type Turn = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send + Sync>>;
+
 /// Handed to a job's body: how to publish progress, how to learn that it
 /// should stop, and how to get its turn.
 pub struct JobContext {
     pub view: watch::Sender<JobView>,
     pub cancel: CancellationToken,
-    semaphore: Arc<Semaphore>,
+    turn: Option<Turn>,
 }
 
 impl JobContext {
     /// Waits for a free slot. `None` when the job was cancelled while queued.
-    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+    pub async fn acquire(&mut self) -> Option<OwnedSemaphorePermit> {
+        let turn = self.turn.take()?;
         tokio::select! {
             biased;
             _ = self.cancel.cancelled() => None,
-            permit = self.semaphore.clone().acquire_owned() => permit.ok(),
+            permit = turn => permit.ok(),
         }
     }
+}
+
+/// Takes a place in the semaphore's queue now. Tokio's semaphore serves
+/// waiters in the order they first polled, so polling once at submission
+/// makes the queue first come, first served, whatever order the job tasks
+/// are scheduled in.
+fn queue_up(semaphore: &Arc<Semaphore>) -> Turn {
+    let mut turn: Turn = Box::pin(semaphore.clone().acquire_owned());
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    if let Poll::Ready(permit) = turn.as_mut().poll(&mut cx) {
+        return Box::pin(std::future::ready(permit));
+    }
+    turn
 }
 
 pub struct Jobs {
@@ -92,7 +110,7 @@ impl Jobs {
         let ctx = JobContext {
             view: tx,
             cancel: self.cancel.child_token(),
-            semaphore: self.semaphore.clone(),
+            turn: Some(queue_up(&self.semaphore)),
         };
         let jobs = Arc::clone(self);
         self.tracker.spawn(async move {
@@ -113,14 +131,25 @@ impl Jobs {
 
     /// The queued and running jobs, oldest first.
     pub fn list(&self) -> Vec<JobView> {
-        let mut jobs: Vec<JobView> = self.active.lock().unwrap().values().map(|rx| rx.borrow().clone()).collect();
+        let mut jobs: Vec<JobView> = self
+            .active
+            .lock()
+            .unwrap()
+            .values()
+            .map(|rx| rx.borrow().clone())
+            .collect();
         jobs.retain(|j| !j.record.status.is_finished());
-        jobs.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+        jobs.sort_by(|a, b| {
+            (a.record.created_at, &a.record.id).cmp(&(b.record.created_at, &b.record.id))
+        });
         jobs
     }
 
     pub fn count(&self, status: BackupStatus) -> usize {
-        self.list().iter().filter(|j| j.record.status == status).count()
+        self.list()
+            .iter()
+            .filter(|j| j.record.status == status)
+            .count()
     }
 
     /// Cancels every job and waits for all of them to wind down.
@@ -128,5 +157,110 @@ impl Jobs {
         self.cancel.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berkut_proto::manifest::{Origin, Scope};
+    use berkut_proto::wire::Phase;
+    use time::macros::datetime;
+
+    fn view(n: u32) -> JobView {
+        let id: BackupId = format!("20261121T000000Z-{n:08x}").parse().unwrap();
+        JobView {
+            kind: JobKind::Backup,
+            progress: Progress {
+                job_id: id.clone(),
+                phase: Phase::Queued,
+                tables_done: 0,
+                tables_total: 0,
+                bytes_done: 0,
+            },
+            record: BackupRecord {
+                id,
+                label: String::new(),
+                scope: Scope::Full,
+                include_files: false,
+                origin: Origin::Manual,
+                status: BackupStatus::Queued,
+                created_at: datetime!(2026-11-21 00:00 UTC),
+                started_at: None,
+                finished_at: None,
+                size_bytes: None,
+                sha256: None,
+                key_id: None,
+                database: None,
+                failure: None,
+            },
+        }
+    }
+
+    /// Runs eight jobs under `limit` and returns the order they started in.
+    async fn run_eight(limit: usize) -> Vec<u32> {
+        let jobs = Jobs::new(limit, CancellationToken::new());
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (release_tx, release_rx) = watch::channel(false);
+        for n in 0..8 {
+            let (started, running, mut release) =
+                (started.clone(), running.clone(), release_rx.clone());
+            jobs.spawn(view(n), move |mut ctx| async move {
+                let _permit = ctx.acquire().await.expect("not cancelled");
+                let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                assert!(
+                    now <= limit,
+                    "{now} jobs ran at once under a limit of {limit}"
+                );
+                started.lock().unwrap().push(n);
+                let _ = release.wait_for(|go| *go).await;
+                running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        release_tx.send(true).unwrap();
+        jobs.tracker.close();
+        jobs.tracker.wait().await;
+        let order = started.lock().unwrap().clone();
+        order
+    }
+
+    /// Jobs get their turn in the order they were submitted, however the
+    /// runtime schedules their tasks.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_queue_is_first_come_first_served() {
+        assert_eq!(run_eight(1).await, (0..8).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_than_the_limit_run_at_once() {
+        let mut order = run_eight(3).await;
+        order.sort();
+        assert_eq!(order, (0..8).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn cancelling_releases_queued_jobs() {
+        let cancel = CancellationToken::new();
+        let jobs = Jobs::new(1, cancel.clone());
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let (running_tx, mut running_rx) = tokio::sync::mpsc::unbounded_channel();
+        for n in 0..3 {
+            let (outcomes, running_tx) = (outcomes.clone(), running_tx.clone());
+            jobs.spawn(view(n), move |mut ctx| async move {
+                let got = ctx.acquire().await;
+                if got.is_some() {
+                    running_tx.send(n).unwrap();
+                    ctx.cancel.cancelled().await;
+                }
+                outcomes.lock().unwrap().push((n, got.is_some()));
+            });
+        }
+        assert_eq!(running_rx.recv().await, Some(0));
+        jobs.shutdown().await;
+        let mut got = outcomes.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, vec![(0, true), (1, false), (2, false)]);
+        assert!(jobs.list().is_empty());
     }
 }

@@ -62,7 +62,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     run_with_clock(config, shutdown, Arc::new(SystemClock)).await
 }
 
-pub async fn run_with_clock(config: Config, shutdown: CancellationToken, clock: Arc<dyn Clock>) -> Result<(), DaemonError> {
+pub async fn run_with_clock(
+    config: Config,
+    shutdown: CancellationToken,
+    clock: Arc<dyn Clock>,
+) -> Result<(), DaemonError> {
     private_dir(&config.state_dir, "the state directory")?;
     private_dir(&config.backup_path, "the backup directory")?;
     let store = Store::open(&config.backup_path).map_err(|source| DaemonError::Directory {
@@ -70,13 +74,18 @@ pub async fn run_with_clock(config: Config, shutdown: CancellationToken, clock: 
         path: config.backup_path.clone(),
         source,
     })?;
-    let removed = store.remove_leftovers().map_err(|source| DaemonError::Directory {
-        what: "the backup directory",
-        path: config.backup_path.clone(),
-        source,
-    })?;
+    let removed = store
+        .remove_leftovers()
+        .map_err(|source| DaemonError::Directory {
+            what: "the backup directory",
+            path: config.backup_path.clone(),
+            source,
+        })?;
     if removed > 0 {
-        tracing::warn!(removed, "removed partial archives left by backups that never finished");
+        tracing::warn!(
+            removed,
+            "removed partial archives left by backups that never finished"
+        );
     }
     let catalogue = recovery::recover(&config.state_dir, &store, &config.keyring, clock.now())?;
     let db = Db::new(&config.database_url).map_err(|e| DaemonError::Setup(e.message))?;
@@ -111,7 +120,10 @@ pub async fn run_with_clock(config: Config, shutdown: CancellationToken, clock: 
     tracing::info!("stopping: cancelling jobs");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     daemon.jobs.shutdown().await;
-    if tokio::time::timeout(CONNECTION_GRACE, connections.wait()).await.is_err() {
+    if tokio::time::timeout(CONNECTION_GRACE, connections.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not close in time");
     }
     let _ = std::fs::remove_file(&socket);

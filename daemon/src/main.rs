@@ -30,7 +30,8 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = berkut_daemon::config::Config::from_process(args.config.as_deref(), args.dev).context("configuration")?;
+    let config = berkut_daemon::config::Config::from_process(args.config.as_deref(), args.dev)
+        .context("configuration")?;
     init_logging(&config.log_level);
     if config.dev {
         tracing::warn!(
@@ -40,7 +41,9 @@ fn main() -> anyhow::Result<()> {
         );
     }
     tracing::debug!(config = ?config, "configuration loaded");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let mut term = signal(SignalKind::terminate())?;
@@ -53,7 +56,9 @@ fn main() -> anyhow::Result<()> {
             }
             trigger.cancel();
         });
-        berkut_daemon::run(config, shutdown).await.map_err(anyhow::Error::from)
+        berkut_daemon::run(config, shutdown)
+            .await
+            .map_err(anyhow::Error::from)
     })
 }
 

@@ -18,7 +18,12 @@ use crate::store::Store;
 pub const CATALOGUE_FILE: &str = "catalogue.json";
 
 /// Loads the catalogue and repairs it against the store.
-pub fn recover(state_dir: &Path, store: &Store, keyring: &Keyring, now: OffsetDateTime) -> Result<Catalogue, CatalogueError> {
+pub fn recover(
+    state_dir: &Path,
+    store: &Store,
+    keyring: &Keyring,
+    now: OffsetDateTime,
+) -> Result<Catalogue, CatalogueError> {
     let path = state_dir.join(CATALOGUE_FILE);
     let mut cat = match Catalogue::load(&path) {
         Ok(cat) => cat,
@@ -27,14 +32,20 @@ pub fn recover(state_dir: &Path, store: &Store, keyring: &Keyring, now: OffsetDa
             // hold everything needed to rebuild the catalogue.
             let aside = path.with_extension(format!("json.damaged-{}", now.unix_timestamp()));
             tracing::error!(%message, aside = %aside.display(), "the catalogue is damaged; rebuilding it from the archives");
-            std::fs::rename(&path, &aside).map_err(|source| CatalogueError::Io { path: path.clone(), source })?;
+            std::fs::rename(&path, &aside).map_err(|source| CatalogueError::Io {
+                path: path.clone(),
+                source,
+            })?;
             Catalogue::load(&path)?
         }
         Err(other) => return Err(other),
     };
     let on_disk: BTreeSet<BackupId> = store
         .list()
-        .map_err(|source| CatalogueError::Io { path: path.clone(), source })?
+        .map_err(|source| CatalogueError::Io {
+            path: path.clone(),
+            source,
+        })?
         .into_iter()
         .collect();
     let mut changed = false;
@@ -79,7 +90,12 @@ pub fn recover(state_dir: &Path, store: &Store, keyring: &Keyring, now: OffsetDa
         }
     }
 
-    for id in on_disk.iter().filter(|id| cat.get(id).is_none()).cloned().collect::<Vec<_>>() {
+    for id in on_disk
+        .iter()
+        .filter(|id| cat.get(id).is_none())
+        .cloned()
+        .collect::<Vec<_>>()
+    {
         if let Some(entry) = rebuild(store, keyring, &id) {
             tracing::info!(backup = %id, "added an archive that the catalogue did not know");
             cat.insert(entry);

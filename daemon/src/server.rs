@@ -37,7 +37,11 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 
 /// Accepts connections until `shutdown`; returns the tracker of the
 /// connections still open, so the caller decides how long to wait for them.
-pub async fn accept(daemon: Arc<Daemon>, listener: UnixListener, shutdown: CancellationToken) -> TaskTracker {
+pub async fn accept(
+    daemon: Arc<Daemon>,
+    listener: UnixListener,
+    shutdown: CancellationToken,
+) -> TaskTracker {
     let connections = TaskTracker::new();
     loop {
         tokio::select! {

@@ -33,7 +33,10 @@ impl Daemon {
     /// Applies a change to the catalogue and persists it before anyone can
     /// see the change. If the write fails, the change is rolled back in
     /// memory too, so memory and disk never disagree.
-    pub fn update_catalogue<T>(&self, change: impl FnOnce(&mut Catalogue) -> T) -> Result<T, OpError> {
+    pub fn update_catalogue<T>(
+        &self,
+        change: impl FnOnce(&mut Catalogue) -> T,
+    ) -> Result<T, OpError> {
         let mut cat = self.catalogue.lock().unwrap();
         let before = cat.snapshot();
         let out = change(&mut cat);

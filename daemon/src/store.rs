@@ -26,7 +26,9 @@ impl Store {
     /// Opens the directory, creating it (mode 0700) when missing.
     pub fn open(dir: &Path) -> io::Result<Store> {
         std::fs::create_dir_all(dir)?;
-        Ok(Store { dir: dir.to_owned() })
+        Ok(Store {
+            dir: dir.to_owned(),
+        })
     }
 
     pub fn archive_path(&self, id: &BackupId) -> PathBuf {
@@ -41,7 +43,11 @@ impl Store {
     /// the daemon's user only.
     pub fn create_partial(&self, id: &BackupId) -> io::Result<(File, PathBuf)> {
         let path = self.partial_path(id);
-        let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
         Ok((file, path))
     }
 
@@ -77,7 +83,11 @@ impl Store {
         let mut ids = Vec::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let name = entry?.file_name();
-            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".bscc")).and_then(|s| s.parse().ok()) {
+            if let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".bscc"))
+                .and_then(|s| s.parse().ok())
+            {
                 ids.push(id);
             }
         }
@@ -100,7 +110,11 @@ impl Store {
 
     /// Reads a stored archive end to end: authenticates every chunk, checks
     /// every part's digest against the manifest, and measures the file.
-    pub fn verify(&self, id: &BackupId, keyring: &Keyring) -> Result<(Manifest, ArchiveFacts), ArchiveError> {
+    pub fn verify(
+        &self,
+        id: &BackupId,
+        keyring: &Keyring,
+    ) -> Result<(Manifest, ArchiveFacts), ArchiveError> {
         let file = File::open(self.archive_path(id))?;
         let mut reader = HashingReader::new(io::BufReader::with_capacity(1 << 20, file));
         let manifest = archive::verify(&mut reader, keyring, |_, _| Ok(()))?;
@@ -144,7 +158,11 @@ impl<W: Write> HashingWriter<W> {
 
     /// Returns the inner writer, the byte count and the hex digest.
     pub fn finish(self) -> (W, u64, String) {
-        (self.inner, self.written, hex::encode(self.hasher.finalize()))
+        (
+            self.inner,
+            self.written,
+            hex::encode(self.hasher.finalize()),
+        )
     }
 }
 
@@ -232,6 +250,9 @@ mod tests {
         let (inner, n, digest) = w.finish();
         assert_eq!(inner, b"abc");
         assert_eq!(n, 3);
-        assert_eq!(digest, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            digest,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

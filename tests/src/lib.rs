@@ -6,10 +6,11 @@
 //! ([`wait_for`]). It depends on no other crate of the workspace, so any of
 //! them can use it as a dev-dependency.
 
+pub mod daemon;
+pub mod fakes;
 pub mod fixture;
 pub mod pg;
 pub mod wait;
-// pub mod daemon;
 
 mod os;
 mod reap;
@@ -18,6 +19,8 @@ mod template;
 #[cfg(test)]
 mod tests;
 
+pub use daemon::{workspace_bin, Daemon, DaemonBuilder};
+pub use fakes::{fake_pg_dump, Gate};
 pub use fixture::{fingerprint, row_counts, Fingerprint, TableFp, RICH_FIXTURE_SQL};
 pub use pg::{pg_bin_dir, quote_ident, quote_literal, PgCluster};
 pub use wait::{wait_for, wait_for_async};

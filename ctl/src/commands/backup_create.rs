@@ -8,7 +8,13 @@ use berkut_proto::wire::Operation;
 use super::{expect_backup, finish_with_record, Context};
 use crate::progress::ProgressView;
 
-pub async fn run(ctx: &Context, label: String, scope: Scope, include_files: bool, wait: bool) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    ctx: &Context,
+    label: String,
+    scope: Scope,
+    include_files: bool,
+    wait: bool,
+) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
     let view = ProgressView::new(ctx.json);
     let op = Operation::BackupCreate {

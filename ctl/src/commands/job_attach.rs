@@ -12,7 +12,9 @@ pub async fn run(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
     let mut client = ctx.connect().await?;
     let view = ProgressView::new(ctx.json);
-    let reply = client.call_with_progress(Operation::JobAttach { id }, |p| view.update(p)).await;
+    let reply = client
+        .call_with_progress(Operation::JobAttach { id }, |p| view.update(p))
+        .await;
     view.finish();
     let record = expect_backup(reply?)?;
     Ok(finish_with_record(ctx, &record))

@@ -24,7 +24,9 @@ pub fn run(ctx: &Context, out: Option<&Path>) -> anyhow::Result<ExitCode> {
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
-                .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+                .with_context(|| {
+                    format!("cannot create {} (it must not exist yet)", path.display())
+                })?;
             file.write_all(text.as_bytes())?;
             file.write_all(b"\n")?;
             file.sync_all()?;
@@ -34,7 +36,9 @@ pub fn run(ctx: &Context, out: Option<&Path>) -> anyhow::Result<ExitCode> {
                 eprintln!("wrote key {} to {}", key.key_id(), path.display());
             }
         }
-        None if ctx.json => output::json_line(&json!({ "key_id": key.key_id().to_string(), "key": &*text })),
+        None if ctx.json => {
+            output::json_line(&json!({ "key_id": key.key_id().to_string(), "key": &*text }))
+        }
         None => println!("{}", &*text),
     }
     Ok(ExitCode::SUCCESS)

@@ -81,7 +81,10 @@ pub fn finish_with_record(ctx: &Context, record: &BackupRecord) -> ExitCode {
     if record.status == BackupStatus::Failed {
         if !ctx.json {
             if let Some(f) = &record.failure {
-                eprintln!("berkutctl: backup {} failed: {}: {}", record.id, f.code, f.reason);
+                eprintln!(
+                    "berkutctl: backup {} failed: {}: {}",
+                    record.id, f.code, f.reason
+                );
             }
         }
         ExitCode::from(exit::FAILED)

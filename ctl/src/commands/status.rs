@@ -16,12 +16,22 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         output::json_line(&status);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("berkutd {} (protocol {})", status.version, status.protocol_version);
+    println!(
+        "berkutd {} (protocol {})",
+        status.version, status.protocol_version
+    );
     if status.dev_mode {
         println!("mode:      DEVELOPMENT (generated key; not for production)");
     }
-    println!("started:   {} (up {}s)", output::rfc3339(status.started_at), status.uptime_seconds);
-    println!("jobs:      {} running, {} queued, at most {} at once", status.running, status.queued, status.max_parallel);
+    println!(
+        "started:   {} (up {}s)",
+        output::rfc3339(status.started_at),
+        status.uptime_seconds
+    );
+    println!(
+        "jobs:      {} running, {} queued, at most {} at once",
+        status.running, status.queued, status.max_parallel
+    );
     println!("backups:   {}", status.backups);
     for job in &status.jobs {
         println!(

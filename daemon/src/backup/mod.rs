@@ -44,7 +44,9 @@ impl Reporter {
     }
 
     fn table_done(&self) {
-        self.view.send_modify(|v| v.progress.tables_done = (v.progress.tables_done + 1).min(v.progress.tables_total));
+        self.view.send_modify(|v| {
+            v.progress.tables_done = (v.progress.tables_done + 1).min(v.progress.tables_total)
+        });
     }
 
     fn add_bytes(&self, n: u64) {
@@ -59,9 +61,14 @@ impl Reporter {
 /// Queues a backup and returns a view of its job. The database is checked
 /// first, so that a backup of an unreachable database is refused at once
 /// with `unavailable` instead of failing later.
-pub async fn submit(daemon: &Arc<Daemon>, request: BackupRequest) -> Result<watch::Receiver<JobView>, OpError> {
+pub async fn submit(
+    daemon: &Arc<Daemon>,
+    request: BackupRequest,
+) -> Result<watch::Receiver<JobView>, OpError> {
     if request.include_files && daemon.config.file_roots.is_empty() {
-        return Err(OpError::invalid("include_files was asked for, but no file roots are configured"));
+        return Err(OpError::invalid(
+            "include_files was asked for, but no file roots are configured",
+        ));
     }
     daemon.db.check().await?;
     let created_at = daemon.now();
@@ -91,10 +98,12 @@ pub async fn submit(daemon: &Arc<Daemon>, request: BackupRequest) -> Result<watc
         record,
     };
     let daemon2 = Arc::clone(daemon);
-    Ok(daemon.jobs.spawn(initial, move |ctx| run_job(daemon2, id, request, ctx)))
+    Ok(daemon
+        .jobs
+        .spawn(initial, move |ctx| run_job(daemon2, id, request, ctx)))
 }
 
-async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, ctx: JobContext) {
+async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut ctx: JobContext) {
     let outcome = match ctx.acquire().await {
         None => Err(shutdown_error()),
         Some(_permit) => {
@@ -147,7 +156,12 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, ctx:
 }
 
 /// Changes a job's state in the catalogue, then tells its watchers.
-fn mark(daemon: &Daemon, ctx: &JobContext, id: &BackupId, next: impl FnOnce(&BackupState) -> BackupState) -> Result<(), OpError> {
+fn mark(
+    daemon: &Daemon,
+    ctx: &JobContext,
+    id: &BackupId,
+    next: impl FnOnce(&BackupState) -> BackupState,
+) -> Result<(), OpError> {
     daemon.update_catalogue(|c| {
         if let Some(e) = c.get_mut(id) {
             e.state = next(&e.state);
@@ -171,10 +185,22 @@ fn publish(daemon: &Daemon, ctx: &JobContext, id: &BackupId) {
 
 /// Runs the pipeline and puts the archive in place. On any failure the
 /// partial file is removed, so no file that looks complete is left behind.
-async fn execute(daemon: &Arc<Daemon>, id: &BackupId, request: &BackupRequest, ctx: &JobContext) -> Result<Sealed, OpError> {
-    ctx.view.send_modify(|v| v.progress.phase = Phase::Connecting);
+async fn execute(
+    daemon: &Arc<Daemon>,
+    id: &BackupId,
+    request: &BackupRequest,
+    ctx: &JobContext,
+) -> Result<Sealed, OpError> {
+    ctx.view
+        .send_modify(|v| v.progress.phase = Phase::Connecting);
     let facts = daemon.db.facts().await?;
-    ctx.view.send_modify(|v| v.progress.tables_total = if request.scope == Scope::Schema { 0 } else { facts.tables });
+    ctx.view.send_modify(|v| {
+        v.progress.tables_total = if request.scope == Scope::Schema {
+            0
+        } else {
+            facts.tables
+        }
+    });
     let pg_dump_version = tools::version(&daemon.config.pg_dump_bin).await?;
     let (dump_url, password) = split_password(&daemon.config.database_url);
     let plan = Plan {
@@ -183,7 +209,13 @@ async fn execute(daemon: &Arc<Daemon>, id: &BackupId, request: &BackupRequest, c
         scope: request.scope,
         include_files: request.include_files,
         origin: request.origin,
-        created_at: daemon.catalogue.lock().unwrap().get(id).map(|e| e.state.created_at()).unwrap_or_else(|| daemon.now()),
+        created_at: daemon
+            .catalogue
+            .lock()
+            .unwrap()
+            .get(id)
+            .map(|e| e.state.created_at())
+            .unwrap_or_else(|| daemon.now()),
         facts,
         pg_dump_version,
         pg_dump: daemon.config.pg_dump_bin.clone(),
@@ -202,11 +234,20 @@ async fn execute(daemon: &Arc<Daemon>, id: &BackupId, request: &BackupRequest, c
             slot.cancel();
         })
     };
-    let reporter = Reporter { view: ctx.view.clone() };
+    let reporter = Reporter {
+        view: ctx.view.clone(),
+    };
     let daemon2 = Arc::clone(daemon);
     let slot2 = Arc::clone(&slot);
     let sealed = tokio::task::spawn_blocking(move || {
-        pipeline::write_archive(&plan, daemon2.config.keyring.primary(), file, &reporter, &slot2, daemon2.clock.as_ref())
+        pipeline::write_archive(
+            &plan,
+            daemon2.config.keyring.primary(),
+            file,
+            &reporter,
+            &slot2,
+            daemon2.clock.as_ref(),
+        )
     })
     .await
     .unwrap_or_else(|e| Err(OpError::internal(format!("backup pipeline panicked: {e}"))));

@@ -12,8 +12,10 @@ use std::time::Instant;
 
 use berkut_proto::archive::{ArchiveError, ArchiveWriter, MasterKey};
 use berkut_proto::ids::BackupId;
-use berkut_proto::manifest::{DatabaseInfo, Manifest, Origin, PartKind, Scope, StepTiming, MANIFEST_VERSION};
-use berkut_proto::wire::Phase;
+use berkut_proto::manifest::{
+    DatabaseInfo, Manifest, Origin, PartKind, Scope, StepTiming, MANIFEST_VERSION,
+};
+use berkut_proto::wire::{ErrorCode, Phase};
 use time::OffsetDateTime;
 
 use super::tools::{run_streaming, shutdown_error, ChildSlot};
@@ -58,18 +60,33 @@ const MAX_GLOBALS: usize = 64 << 20;
 /// memory without bound.
 const MAX_LOG: usize = 4 << 20;
 
-pub fn write_archive(plan: &Plan, key: &MasterKey, file: File, reporter: &Reporter, slot: &ChildSlot, clock: &dyn Clock) -> Result<Sealed, OpError> {
+pub fn write_archive(
+    plan: &Plan,
+    key: &MasterKey,
+    file: File,
+    reporter: &Reporter,
+    slot: &ChildSlot,
+    clock: &dyn Clock,
+) -> Result<Sealed, OpError> {
     let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let mut archive = ArchiveWriter::new(out, key).map_err(archive_error)?;
     let mut log = Log::default();
     let mut timings = Vec::new();
-    log.note(&format!("berkutd {} backup {} of database {:?}, scope {}", env!("CARGO_PKG_VERSION"), plan.id, plan.facts.database, plan.scope.as_str()));
+    log.note(&format!(
+        "berkutd {} backup {} of database {:?}, scope {}",
+        env!("CARGO_PKG_VERSION"),
+        plan.id,
+        plan.facts.database,
+        plan.scope.as_str()
+    ));
 
     if plan.scope == Scope::Full {
         let started = Instant::now();
         reporter.phase(Phase::Globals);
         let globals = dump_globals(plan, slot, &mut log)?;
-        let mut part = archive.begin_part("globals.sql", PartKind::Globals).map_err(archive_error)?;
+        let mut part = archive
+            .begin_part("globals.sql", PartKind::Globals)
+            .map_err(archive_error)?;
         part.write_all(&globals).map_err(io_error)?;
         part.finish().map_err(archive_error)?;
         reporter.add_bytes(globals.len() as u64);
@@ -92,7 +109,9 @@ pub fn write_archive(plan: &Plan, key: &MasterKey, file: File, reporter: &Report
     if slot.is_cancelled() {
         return Err(shutdown_error());
     }
-    let mut part = archive.begin_part("backup.log", PartKind::Log).map_err(archive_error)?;
+    let mut part = archive
+        .begin_part("backup.log", PartKind::Log)
+        .map_err(archive_error)?;
     part.write_all(log.text.as_bytes()).map_err(io_error)?;
     part.finish().map_err(archive_error)?;
 
@@ -117,7 +136,9 @@ pub fn write_archive(plan: &Plan, key: &MasterKey, file: File, reporter: &Report
     };
     let (out, manifest) = archive.finish(manifest).map_err(archive_error)?;
     let (buffered, size_bytes, sha256) = out.finish();
-    let file = buffered.into_inner().map_err(|e| io_error(e.into_error()))?;
+    let file = buffered
+        .into_inner()
+        .map_err(|e| io_error(e.into_error()))?;
     file.sync_all().map_err(io_error)?;
     Ok(Sealed {
         manifest,
@@ -129,7 +150,9 @@ pub fn write_archive(plan: &Plan, key: &MasterKey, file: File, reporter: &Report
 fn dump_globals(plan: &Plan, slot: &ChildSlot, log: &mut Log) -> Result<Vec<u8>, OpError> {
     let attempt = |no_passwords: bool, log: &mut Log| {
         let mut cmd = tool(plan, &plan.pg_dumpall);
-        cmd.arg("--globals-only").arg("-l").arg(&plan.facts.database);
+        cmd.arg("--globals-only")
+            .arg("-l")
+            .arg(&plan.facts.database);
         if no_passwords {
             cmd.arg("--no-role-passwords");
         }
@@ -157,16 +180,26 @@ fn dump_globals(plan: &Plan, slot: &ChildSlot, log: &mut Log) -> Result<Vec<u8>,
         return Ok(buf);
     }
     output.check("pg_dumpall", slot)?;
-    Err(OpError::internal("pg_dumpall failed without an exit status"))
+    Err(OpError::internal(
+        "pg_dumpall failed without an exit status",
+    ))
 }
 
-fn dump_database<W: Write>(plan: &Plan, archive: &mut ArchiveWriter<W>, reporter: &Reporter, slot: &ChildSlot, log: &mut Log) -> Result<(), OpError> {
+fn dump_database<W: Write>(
+    plan: &Plan,
+    archive: &mut ArchiveWriter<W>,
+    reporter: &Reporter,
+    slot: &ChildSlot,
+    log: &mut Log,
+) -> Result<(), OpError> {
     let mut cmd = tool(plan, &plan.pg_dump);
     cmd.arg("--format=custom").arg("--verbose");
     if plan.scope == Scope::Schema {
         cmd.arg("--schema-only");
     }
-    let mut part = archive.begin_part("dump.pgcustom", PartKind::Dump).map_err(archive_error)?;
+    let mut part = archive
+        .begin_part("dump.pgcustom", PartKind::Dump)
+        .map_err(archive_error)?;
     let mut head = Vec::with_capacity(5);
     let (output, pumped) = run_streaming(
         cmd,
@@ -182,15 +215,29 @@ fn dump_database<W: Write>(plan: &Plan, archive: &mut ArchiveWriter<W>, reporter
     output.check("pg_dump", slot)?;
     pumped.map_err(io_error)?;
     if !head.starts_with(b"PGDMP") {
-        return Err(OpError::internal("pg_dump did not produce a custom-format dump").with_detail(format!("first bytes {:?}", head)));
+        return Err(OpError::new(
+            ErrorCode::Internal,
+            "pg_dump did not produce a custom-format dump",
+        )
+        .with_detail(format!("first bytes {head:?}")));
     }
     part.finish().map_err(archive_error)?;
     Ok(())
 }
 
-fn archive_files<W: Write>(plan: &Plan, archive: &mut ArchiveWriter<W>, reporter: &Reporter, slot: &ChildSlot) -> Result<(), OpError> {
-    let part = archive.begin_part("files.tar", PartKind::Files).map_err(archive_error)?;
-    let mut counted = CountingWriter { inner: part, reporter };
+fn archive_files<W: Write>(
+    plan: &Plan,
+    archive: &mut ArchiveWriter<W>,
+    reporter: &Reporter,
+    slot: &ChildSlot,
+) -> Result<(), OpError> {
+    let part = archive
+        .begin_part("files.tar", PartKind::Files)
+        .map_err(archive_error)?;
+    let mut counted = CountingWriter {
+        inner: part,
+        reporter,
+    };
     {
         let mut builder = tar::Builder::new(&mut counted);
         builder.follow_symlinks(false);
@@ -199,9 +246,10 @@ fn archive_files<W: Write>(plan: &Plan, archive: &mut ArchiveWriter<W>, reporter
                 return Err(shutdown_error());
             }
             let name = root.strip_prefix("/").unwrap_or(root);
-            builder
-                .append_dir_all(name, root)
-                .map_err(|e| OpError::unavailable("a configured file root could not be read").with_detail(format!("{}: {e}", root.display())))?;
+            builder.append_dir_all(name, root).map_err(|e| {
+                OpError::unavailable("a configured file root could not be read")
+                    .with_detail(format!("{}: {e}", root.display()))
+            })?;
         }
         builder.finish().map_err(io_error)?;
     }
@@ -222,7 +270,12 @@ fn tool(plan: &Plan, bin: &std::path::Path) -> Command {
 }
 
 /// Copies pg_dump's stdout into the archive part, a buffer at a time.
-fn pump(stdout: &mut dyn Read, part: &mut impl Write, reporter: &Reporter, head: &mut Vec<u8>) -> io::Result<()> {
+fn pump(
+    stdout: &mut dyn Read,
+    part: &mut impl Write,
+    reporter: &Reporter,
+    head: &mut Vec<u8>,
+) -> io::Result<()> {
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = match stdout.read(&mut buf) {
@@ -243,7 +296,9 @@ fn pump(stdout: &mut dyn Read, part: &mut impl Write, reporter: &Reporter, head:
 fn read_capped(r: &mut dyn Read, buf: &mut Vec<u8>, cap: usize) -> io::Result<()> {
     r.take(cap as u64 + 1).read_to_end(buf)?;
     if buf.len() > cap {
-        return Err(io::Error::other("pg_dumpall output exceeds the limit for globals"));
+        return Err(io::Error::other(
+            "pg_dumpall output exceeds the limit for globals",
+        ));
     }
     Ok(())
 }

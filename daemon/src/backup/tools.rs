@@ -5,6 +5,7 @@
 //! reaped, so a recycled pid is never signalled.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,13 +70,18 @@ impl ToolOutput {
             return Err(shutdown_error());
         }
         let detail = format!("{tool} {}: {}", self.status, last_lines(&self.stderr, 20));
-        let (code, message) = if self.stderr.contains("connection to server") || self.stderr.contains("could not connect") {
+        let (code, message) = if self.stderr.contains("connection to server")
+            || self.stderr.contains("could not connect")
+        {
             (
                 berkut_proto::wire::ErrorCode::Unavailable,
                 format!("{tool} could not connect to the database"),
             )
         } else {
-            (berkut_proto::wire::ErrorCode::Internal, format!("{tool} failed ({})", describe(self.status)))
+            (
+                berkut_proto::wire::ErrorCode::Internal,
+                format!("{tool} failed ({})", describe(self.status)),
+            )
         };
         Err(OpError::new(code, message).with_detail(detail))
     }
@@ -95,11 +101,26 @@ pub fn run_streaming(
     on_stdout: impl FnOnce(&mut dyn Read) -> std::io::Result<()>,
     mut on_stderr_line: impl FnMut(&str) + Send,
 ) -> Result<(ToolOutput, std::io::Result<()>), OpError> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let program = Path::new(cmd.get_program()).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| OpError::unavailable(format!("{program} could not be started")).with_detail(e))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // If the daemon dies, its tools die with it rather than dump into a
+    // pipe nobody reads. The signal follows the spawning thread, which is
+    // the pipeline's thread and outlives the child.
+    // SAFETY: the closure runs between fork and exec and only makes one
+    // async-signal-safe system call.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+        });
+    }
+    let program = Path::new(cmd.get_program())
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut child = cmd.spawn().map_err(|e| {
+        OpError::unavailable(format!("{program} could not be started")).with_detail(e)
+    })?;
     slot.register(&child);
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -146,18 +167,30 @@ const MAX_STDERR: usize = 1 << 20;
 
 /// The first line a tool prints for `--version`.
 pub async fn version(bin: &Path) -> Result<String, OpError> {
-    let name = bin.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = bin
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let out = tokio::process::Command::new(bin)
         .arg("--version")
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()
         .await
-        .map_err(|e| OpError::unavailable(format!("{name} could not be started")).with_detail(format!("{}: {e}", bin.display())))?;
+        .map_err(|e| {
+            OpError::unavailable(format!("{name} could not be started"))
+                .with_detail(format!("{}: {e}", bin.display()))
+        })?;
     if !out.status.success() {
-        return Err(OpError::unavailable(format!("{name} --version failed")).with_detail(String::from_utf8_lossy(&out.stderr)));
+        return Err(OpError::unavailable(format!("{name} --version failed"))
+            .with_detail(String::from_utf8_lossy(&out.stderr)));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_owned())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned())
 }
 
 fn describe(status: ExitStatus) -> String {

@@ -12,14 +12,16 @@ use zeroize::Zeroizing;
 use super::ConfigError;
 
 pub fn parse(text: &str) -> Result<MasterKey, ConfigError> {
-    MasterKey::parse(text).map_err(|e| ConfigError::Key(format!("the encryption key is not usable: {e}")))
+    MasterKey::parse(text)
+        .map_err(|e| ConfigError::Key(format!("the encryption key is not usable: {e}")))
 }
 
 /// Reads a key file, refusing one that other users can read: a key that has
 /// leaked is no key.
 pub fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| ConfigError::Key(format!("cannot read the key file {}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        ConfigError::Key(format!("cannot read the key file {}: {e}", path.display()))
+    })?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(ConfigError::Key(format!(
             "the key file {} can be read by other users (mode {:o}); run `chmod 600` on it",
@@ -27,10 +29,9 @@ pub fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
             meta.permissions().mode() & 0o777
         )));
     }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Key(format!("cannot read the key file {}: {e}", path.display())))?,
-    );
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::Key(format!("cannot read the key file {}: {e}", path.display()))
+    })?);
     parse(&text)
 }
 
@@ -41,7 +42,9 @@ pub fn load_dev_key(path: &Path) -> Result<MasterKey, ConfigError> {
         return read_key_file(path);
     }
     let key = MasterKey::generate();
-    let fail = |e: std::io::Error| ConfigError::Key(format!("cannot write the dev key {}: {e}", path.display()));
+    let fail = |e: std::io::Error| {
+        ConfigError::Key(format!("cannot write the dev key {}: {e}", path.display()))
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }

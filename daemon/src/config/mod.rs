@@ -109,22 +109,46 @@ impl Config {
         let base = PathBuf::from(DEV_DIR);
         let state_dir = path_var("BERKUT_STATE_DIR")
             .or(fc.state_dir)
-            .unwrap_or_else(|| if dev { base.join("state") } else { "/var/lib/berkut".into() });
+            .unwrap_or_else(|| {
+                if dev {
+                    base.join("state")
+                } else {
+                    "/var/lib/berkut".into()
+                }
+            });
         let backup_path = path_var("BERKUT_BACKUP_PATH")
             .or(fc.backup_path)
-            .unwrap_or_else(|| if dev { base.join("backups") } else { "/var/lib/berkut/backups".into() });
-        let socket = path_var("BERKUT_SOCKET")
-            .or(fc.socket)
-            .unwrap_or_else(|| if dev { base.join("berkutd.sock") } else { DEFAULT_SOCKET.into() });
+            .unwrap_or_else(|| {
+                if dev {
+                    base.join("backups")
+                } else {
+                    "/var/lib/berkut/backups".into()
+                }
+            });
+        let socket = path_var("BERKUT_SOCKET").or(fc.socket).unwrap_or_else(|| {
+            if dev {
+                base.join("berkutd.sock")
+            } else {
+                DEFAULT_SOCKET.into()
+            }
+        });
         let pg_dump_bin = path_var("BERKUT_BACKUP_PGDUMP_BIN")
             .or(fc.pg_dump_bin)
             .unwrap_or_else(|| "pg_dump".into());
         let pg_dumpall_bin = path_var("BERKUT_BACKUP_PGDUMPALL_BIN")
             .or(fc.pg_dumpall_bin)
             .unwrap_or_else(|| sibling(&pg_dump_bin, "pg_dumpall"));
-        let max_parallel = number(var("BERKUT_BACKUP_MAX_PARALLEL"), fc.max_parallel, "BERKUT_BACKUP_MAX_PARALLEL", 2)?;
+        let max_parallel = number(
+            var("BERKUT_BACKUP_MAX_PARALLEL"),
+            fc.max_parallel,
+            "BERKUT_BACKUP_MAX_PARALLEL",
+            2,
+        )?;
         if !(1..=64).contains(&max_parallel) {
-            return Err(invalid("BERKUT_BACKUP_MAX_PARALLEL", "must be between 1 and 64"));
+            return Err(invalid(
+                "BERKUT_BACKUP_MAX_PARALLEL",
+                "must be between 1 and 64",
+            ));
         }
         let upload_max_bytes = number(
             var("BERKUT_BACKUP_UPLOAD_MAX_BYTES"),
@@ -133,7 +157,10 @@ impl Config {
             10 * 1024 * 1024 * 1024,
         )?;
         if upload_max_bytes == 0 {
-            return Err(invalid("BERKUT_BACKUP_UPLOAD_MAX_BYTES", "must be greater than zero"));
+            return Err(invalid(
+                "BERKUT_BACKUP_UPLOAD_MAX_BYTES",
+                "must be greater than zero",
+            ));
         }
         let database_url = match var("BERKUT_DATABASE_URL").or(fc.database_url) {
             Some(url) => url,
@@ -142,17 +169,31 @@ impl Config {
         };
         database_url
             .parse::<tokio_postgres::Config>()
-            .map_err(|_| invalid("BERKUT_DATABASE_URL", "is not a valid libpq connection URL or string"))?;
+            .map_err(|_| {
+                invalid(
+                    "BERKUT_DATABASE_URL",
+                    "is not a valid libpq connection URL or string",
+                )
+            })?;
         let file_roots = match var("BERKUT_BACKUP_FILE_ROOTS") {
-            Some(list) => list.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
+            Some(list) => list
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect(),
             None => fc.file_roots.unwrap_or_default(),
         };
         for root in &file_roots {
             if !root.is_absolute() {
-                return Err(invalid("file_roots", "every file root must be an absolute path"));
+                return Err(invalid(
+                    "file_roots",
+                    "every file root must be an absolute path",
+                ));
             }
         }
-        let log_level = var("BERKUT_LOG").or(fc.log_level).unwrap_or_else(|| "info".into());
+        let log_level = var("BERKUT_LOG")
+            .or(fc.log_level)
+            .unwrap_or_else(|| "info".into());
 
         let key_text = var("BERKUT_BACKUP_ENCRYPTION_KEY")
             .or_else(|| var("BACKUP_ENCRYPTION_KEY"))
@@ -215,11 +256,21 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         // toml's message quotes the offending line, which could be the key;
         // keep only the first line, which names the problem and position.
-        message: e.message().lines().next().unwrap_or("syntax error").to_owned(),
+        message: e
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("syntax error")
+            .to_owned(),
     })
 }
 
-fn number(env: Option<String>, file: Option<u64>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+fn number(
+    env: Option<String>,
+    file: Option<u64>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
     match env {
         Some(text) => text
             .trim()
@@ -259,7 +310,10 @@ pub fn split_password(url: &str) -> (String, Option<String>) {
 
 fn rewrite_password(url: &str, replacement: Option<&str>) -> (String, Option<String>) {
     let mut found = None;
-    let rewritten = if let Some(rest) = url.strip_prefix("postgresql://").or_else(|| url.strip_prefix("postgres://")) {
+    let rewritten = if let Some(rest) = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+    {
         let scheme = &url[..url.len() - rest.len()];
         let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
         let authority = match authority.rsplit_once('@') {
@@ -275,9 +329,19 @@ fn rewrite_password(url: &str, replacement: Option<&str>) -> (String, Option<Str
             },
             None => authority.to_owned(),
         };
-        let (tail, in_query) = rewrite_words(tail, '&', replacement);
-        found = found.or(in_query.map(|p| percent_decode(&p)));
-        format!("{scheme}{authority}{tail}")
+        let (path, query) = match tail.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (tail, None),
+        };
+        let query = query.map(|q| {
+            let (q, in_query) = rewrite_words(q, '&', replacement);
+            found = found.take().or(in_query.map(|p| percent_decode(&p)));
+            q
+        });
+        match query {
+            Some(q) if !q.is_empty() => format!("{scheme}{authority}{path}?{q}"),
+            _ => format!("{scheme}{authority}{path}"),
+        }
     } else {
         let (text, in_words) = rewrite_words(url, ' ', replacement);
         found = in_words;
@@ -292,28 +356,16 @@ fn rewrite_words(text: &str, sep: char, replacement: Option<&str>) -> (String, O
     let mut found = None;
     let mut words = Vec::new();
     for w in text.split(sep) {
-        let (prefix, bare) = match w.strip_prefix('?') {
-            Some(b) => ("?", b),
-            None => ("", w),
-        };
-        if bare.to_ascii_lowercase().starts_with("password=") {
-            found = Some(bare["password=".len()..].to_owned());
-            match replacement {
-                Some(r) => words.push(format!("{prefix}password={r}")),
-                None if !prefix.is_empty() => words.push("?".to_owned()),
-                None => {}
+        if w.to_ascii_lowercase().starts_with("password=") {
+            found = Some(w["password=".len()..].to_owned());
+            if let Some(r) = replacement {
+                words.push(format!("password={r}"));
             }
         } else {
             words.push(w.to_owned());
         }
     }
-    let mut joined = words.join(&sep.to_string());
-    // A query that lost its only parameter leaves a bare "?" or "?&".
-    joined = joined.replace("?&", "?");
-    if joined.ends_with('?') {
-        joined.pop();
-    }
-    (joined, found)
+    (words.join(&sep.to_string()), found)
 }
 
 fn percent_decode(s: &str) -> String {

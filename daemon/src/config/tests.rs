@@ -5,13 +5,19 @@ use super::*;
 const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 fn env(pairs: &[(&str, &str)]) -> Env {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn base() -> Vec<(&'static str, &'static str)> {
     vec![
         ("BERKUT_BACKUP_ENCRYPTION_KEY", KEY_B64),
-        ("BERKUT_DATABASE_URL", "postgresql://app@/app?host=/run/postgresql"),
+        (
+            "BERKUT_DATABASE_URL",
+            "postgresql://app@/app?host=/run/postgresql",
+        ),
     ]
 }
 
@@ -19,7 +25,11 @@ fn base() -> Vec<(&'static str, &'static str)> {
 fn environment_wins_over_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("berkutd.toml");
-    std::fs::write(&file, "max_parallel = 3\nbackup_path = \"/srv/from-file\"\nstate_dir = \"/srv/state\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "max_parallel = 3\nbackup_path = \"/srv/from-file\"\nstate_dir = \"/srv/state\"\n",
+    )
+    .unwrap();
     let mut vars = base();
     vars.push(("BERKUT_BACKUP_PATH", "/srv/from-env"));
     let config = Config::load(Some(&file), &env(&vars), false).unwrap();
@@ -39,7 +49,10 @@ fn a_key_is_required_outside_dev_mode() {
 
 #[test]
 fn both_key_variable_names_work_and_the_berkut_one_wins() {
-    let mut vars = env(&[("BERKUT_DATABASE_URL", "postgresql:///app"), ("BACKUP_ENCRYPTION_KEY", KEY_B64)]);
+    let mut vars = env(&[
+        ("BERKUT_DATABASE_URL", "postgresql:///app"),
+        ("BACKUP_ENCRYPTION_KEY", KEY_B64),
+    ]);
     let a = Config::load(None, &vars, false).unwrap();
     vars.insert("BERKUT_BACKUP_ENCRYPTION_KEY".into(), "ff".repeat(32));
     let b = Config::load(None, &vars, false).unwrap();
@@ -64,7 +77,10 @@ fn a_key_file_readable_by_others_is_refused() {
     std::fs::write(&key, KEY_B64).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut vars = env(&[("BERKUT_DATABASE_URL", "postgresql:///app")]);
-    vars.insert("BERKUT_BACKUP_ENCRYPTION_KEY_FILE".into(), key.display().to_string());
+    vars.insert(
+        "BERKUT_BACKUP_ENCRYPTION_KEY_FILE".into(),
+        key.display().to_string(),
+    );
     let err = Config::load(None, &vars, false).unwrap_err().to_string();
     assert!(err.contains("chmod 600"), "{err}");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -83,7 +99,10 @@ fn numbers_and_lists_are_validated() {
     ] {
         let mut vars = env(&base());
         vars.insert(name.into(), value.into());
-        assert!(Config::load(None, &vars, false).is_err(), "{name}={value} was accepted");
+        assert!(
+            Config::load(None, &vars, false).is_err(),
+            "{name}={value} was accepted"
+        );
     }
 }
 
@@ -92,10 +111,14 @@ fn unknown_keys_and_bad_toml_are_refused_without_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("berkutd.toml");
     std::fs::write(&file, "max_paralel = 3\n").unwrap();
-    let err = Config::load(Some(&file), &env(&base()), false).unwrap_err().to_string();
+    let err = Config::load(Some(&file), &env(&base()), false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("max_paralel"), "{err}");
     std::fs::write(&file, "encryption_key = \"sekrit-value\nmax_parallel = 2\n").unwrap();
-    let err = Config::load(Some(&file), &env(&base()), false).unwrap_err().to_string();
+    let err = Config::load(Some(&file), &env(&base()), false)
+        .unwrap_err()
+        .to_string();
     assert!(!err.contains("sekrit-value"), "{err}");
 }
 
@@ -107,26 +130,59 @@ fn dev_mode_needs_nothing_and_keeps_its_key() {
     let second = load_dev_key(&key_path).unwrap();
     assert_eq!(first.key_id(), second.key_id());
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
 fn passwords_are_redacted_and_split_out() {
     let url = "postgresql://app:s%40cret@db.example/app?sslmode=disable";
-    assert_eq!(redact_url(url), "postgresql://app:***@db.example/app?sslmode=disable");
-    assert_eq!(split_password(url), ("postgresql://app@db.example/app?sslmode=disable".into(), Some("s@cret".into())));
+    assert_eq!(
+        redact_url(url),
+        "postgresql://app:***@db.example/app?sslmode=disable"
+    );
+    assert_eq!(
+        split_password(url),
+        (
+            "postgresql://app@db.example/app?sslmode=disable".into(),
+            Some("s@cret".into())
+        )
+    );
     let q = "postgresql:///app?password=pw&host=/run/postgresql";
-    assert_eq!(redact_url(q), "postgresql:///app?password=***&host=/run/postgresql");
-    assert_eq!(split_password(q), ("postgresql:///app?host=/run/postgresql".into(), Some("pw".into())));
-    assert_eq!(split_password("host=/tmp dbname=app password=x user=u"), ("host=/tmp dbname=app user=u".into(), Some("x".into())));
-    assert_eq!(split_password("postgresql:///app"), ("postgresql:///app".into(), None));
-    assert_eq!(split_password("postgresql:///app?password=%zz%"), ("postgresql:///app".into(), Some("%zz%".into())));
+    assert_eq!(
+        redact_url(q),
+        "postgresql:///app?password=***&host=/run/postgresql"
+    );
+    assert_eq!(
+        split_password(q),
+        (
+            "postgresql:///app?host=/run/postgresql".into(),
+            Some("pw".into())
+        )
+    );
+    assert_eq!(
+        split_password("host=/tmp dbname=app password=x user=u"),
+        ("host=/tmp dbname=app user=u".into(), Some("x".into()))
+    );
+    assert_eq!(
+        split_password("postgresql:///app"),
+        ("postgresql:///app".into(), None)
+    );
+    assert_eq!(
+        split_password("postgresql:///app?password=%zz%"),
+        ("postgresql:///app".into(), Some("%zz%".into()))
+    );
 }
 
 #[test]
 fn debug_output_holds_no_secrets() {
     let mut vars = env(&base());
-    vars.insert("BERKUT_DATABASE_URL".into(), "postgresql://app:hunter2@/app".into());
+    vars.insert(
+        "BERKUT_DATABASE_URL".into(),
+        "postgresql://app:hunter2@/app".into(),
+    );
     let config = Config::load(None, &vars, false).unwrap();
     let shown = format!("{config:?}");
     assert!(!shown.contains("hunter2"));

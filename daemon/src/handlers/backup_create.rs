@@ -12,7 +12,14 @@ use crate::backup::{self, BackupRequest};
 use crate::error::OpError;
 use crate::state::Daemon;
 
-pub async fn handle(daemon: &Arc<Daemon>, label: String, scope: Scope, include_files: bool, wait: bool, resp: &Responder) -> Result<Reply, OpError> {
+pub async fn handle(
+    daemon: &Arc<Daemon>,
+    label: String,
+    scope: Scope,
+    include_files: bool,
+    wait: bool,
+    resp: &Responder,
+) -> Result<Reply, OpError> {
     validate_label(&label)?;
     let request = BackupRequest {
         label,
@@ -32,7 +39,9 @@ pub async fn handle(daemon: &Arc<Daemon>, label: String, scope: Scope, include_f
 /// A label is shown in lists and logs: it must be short and printable.
 pub fn validate_label(label: &str) -> Result<(), OpError> {
     if label.chars().count() > MAX_LABEL_CHARS {
-        return Err(OpError::invalid(format!("the label is longer than {MAX_LABEL_CHARS} characters")));
+        return Err(OpError::invalid(format!(
+            "the label is longer than {MAX_LABEL_CHARS} characters"
+        )));
     }
     if label.chars().any(char::is_control) {
         return Err(OpError::invalid("the label contains control characters"));

@@ -14,7 +14,9 @@ pub async fn handle(daemon: &Daemon, id: &BackupId) -> Result<Reply, OpError> {
         return Err(not_found(id));
     }
     if daemon.jobs.is_active(id) {
-        return Err(OpError::conflict(format!("backup {id} is still in progress")));
+        return Err(OpError::conflict(format!(
+            "backup {id} is still in progress"
+        )));
     }
     // The file goes first: a crash in between leaves a record whose archive
     // is missing, which start-up recovery marks as such, never an archive

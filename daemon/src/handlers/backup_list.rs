@@ -6,6 +6,12 @@ use crate::error::OpError;
 use crate::state::Daemon;
 
 pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
-    let backups = daemon.catalogue.lock().unwrap().list().map(|e| e.record()).collect();
+    let backups = daemon
+        .catalogue
+        .lock()
+        .unwrap()
+        .list()
+        .map(|e| e.record())
+        .collect();
     Ok(Reply::Backups { backups })
 }

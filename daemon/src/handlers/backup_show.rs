@@ -9,7 +9,9 @@ use crate::state::Daemon;
 pub fn handle(daemon: &Daemon, id: &BackupId) -> Result<Reply, OpError> {
     let cat = daemon.catalogue.lock().unwrap();
     let entry = cat.get(id).ok_or_else(|| not_found(id))?;
-    Ok(Reply::Backup { backup: entry.record() })
+    Ok(Reply::Backup {
+        backup: entry.record(),
+    })
 }
 
 pub fn not_found(id: &BackupId) -> OpError {

@@ -17,13 +17,22 @@ pub async fn handle(daemon: &Daemon, id: &BackupId, resp: &Responder) -> Result<
     // record is in the catalogue, so one of the two always has it.
     let backup = match daemon.jobs.watch(id) {
         Some(view) => follow(view, resp).await?,
-        None => daemon.catalogue.lock().unwrap().get(id).map(|e| e.record()).ok_or_else(|| not_found(id))?,
+        None => daemon
+            .catalogue
+            .lock()
+            .unwrap()
+            .get(id)
+            .map(|e| e.record())
+            .ok_or_else(|| not_found(id))?,
     };
     Ok(Reply::Backup { backup })
 }
 
 /// Streams a job's progress until it ends, then returns its record.
-pub async fn follow(mut view: watch::Receiver<JobView>, resp: &Responder) -> Result<BackupRecord, OpError> {
+pub async fn follow(
+    mut view: watch::Receiver<JobView>,
+    resp: &Responder,
+) -> Result<BackupRecord, OpError> {
     loop {
         let current = view.borrow_and_update().clone();
         if current.record.status.is_finished() {

@@ -30,11 +30,21 @@ impl Responder {
 
     /// Sends a progress message; `false` once the client has gone away.
     pub async fn progress(&self, progress: Progress) -> bool {
-        self.tx.send(ServerMessage::Progress { id: self.id, progress }).await.is_ok()
+        self.tx
+            .send(ServerMessage::Progress {
+                id: self.id,
+                progress,
+            })
+            .await
+            .is_ok()
     }
 }
 
-pub async fn dispatch(daemon: &Arc<Daemon>, op: Operation, resp: &Responder) -> Result<Reply, OpError> {
+pub async fn dispatch(
+    daemon: &Arc<Daemon>,
+    op: Operation,
+    resp: &Responder,
+) -> Result<Reply, OpError> {
     match op {
         Operation::Status => status::handle(daemon),
         Operation::BackupCreate {

@@ -36,7 +36,9 @@ pub struct Client {
 impl Client {
     /// Connects and performs the version handshake.
     pub async fn connect(path: impl AsRef<Path>, client_name: &str) -> Result<Client, ClientError> {
-        let stream = UnixStream::connect(path).await.map_err(ClientError::Connect)?;
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(ClientError::Connect)?;
         let mut conn = Connection::new(stream);
         conn.write_message(&ClientMessage::Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -44,9 +46,15 @@ impl Client {
         })
         .await?;
         match conn.read_message::<ServerMessage>().await? {
-            Some(ServerMessage::Welcome { server, .. }) => Ok(Client { conn, next_id: 1, server }),
+            Some(ServerMessage::Welcome { server, .. }) => Ok(Client {
+                conn,
+                next_id: 1,
+                server,
+            }),
             Some(ServerMessage::Error { error, .. }) => Err(ClientError::Server(error)),
-            Some(other) => Err(ClientError::Protocol(format!("expected welcome, got {other:?}"))),
+            Some(other) => Err(ClientError::Protocol(format!(
+                "expected welcome, got {other:?}"
+            ))),
             None => Err(ClientError::Closed),
         }
     }
@@ -70,16 +78,24 @@ impl Client {
     ) -> Result<Reply, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        self.conn.write_message(&ClientMessage::Request { id, op }).await?;
+        self.conn
+            .write_message(&ClientMessage::Request { id, op })
+            .await?;
         loop {
             match self.conn.read_message::<ServerMessage>().await? {
-                Some(ServerMessage::Progress { id: got, progress }) if got == id => on_progress(&progress),
+                Some(ServerMessage::Progress { id: got, progress }) if got == id => {
+                    on_progress(&progress)
+                }
                 Some(ServerMessage::Reply { id: got, reply }) if got == id => return Ok(reply),
-                Some(ServerMessage::Error { id: got, error }) if got.is_none() || got == Some(id) => {
+                Some(ServerMessage::Error { id: got, error })
+                    if got.is_none() || got == Some(id) =>
+                {
                     return Err(ClientError::Server(error))
                 }
                 Some(other) => {
-                    return Err(ClientError::Protocol(format!("unexpected message for request {id}: {other:?}")))
+                    return Err(ClientError::Protocol(format!(
+                        "unexpected message for request {id}: {other:?}"
+                    )))
                 }
                 None => return Err(ClientError::Closed),
             }

@@ -4,7 +4,7 @@
 //! side allocate more than that.
 
 use futures::{SinkExt, StreamExt};
-use serde::de::DeserializeOwned;
+use serde::de::{Deserialize, DeserializeOwned};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -71,10 +71,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let Some(body) = self.read_frame().await? else {
             return Ok(None);
         };
-        let value = decode_value(&body)?;
-        rmpv::ext::from_value(value)
-            .map(Some)
-            .map_err(|e| FrameError::Unexpected(e.to_string()))
+        match decode_message(&body) {
+            Ok(msg) => Ok(Some(msg)),
+            Err(DecodeError::Malformed(m)) => Err(FrameError::Malformed(m)),
+            Err(DecodeError::Invalid { message, .. }) => Err(FrameError::Unexpected(message)),
+        }
     }
 
     pub async fn write_message<T: Serialize>(&mut self, msg: &T) -> Result<(), FrameError> {
@@ -99,19 +100,59 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
-/// Parses a frame body as one complete MessagePack value. Trailing bytes
-/// after the value make the frame malformed: a frame is exactly one message.
-pub fn decode_value(body: &[u8]) -> Result<rmpv::Value, FrameError> {
+/// Why a frame body is not a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not one complete MessagePack value: the peer is out of step or
+    /// hostile, and the connection should be closed.
+    Malformed(String),
+    /// Valid MessagePack that is not a valid message (unknown type, a field
+    /// of the wrong type). `id` is the request id, when one could be read,
+    /// so the error can be matched to its request.
+    Invalid { id: Option<u64>, message: String },
+}
+
+/// Decodes a frame body into a message, directly and without building an
+/// intermediate value tree, so a frame full of tiny elements cannot make the
+/// decoder allocate many times its size. Nesting is limited to `MAX_DEPTH`.
+pub fn decode_message<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    check_value(body)?;
+    let mut de = rmp_serde::Deserializer::from_read_ref(body);
+    de.set_max_depth(MAX_DEPTH);
+    T::deserialize(&mut de).map_err(|e| DecodeError::Invalid {
+        id: request_id(body),
+        message: e.to_string(),
+    })
+}
+
+/// How deeply a message may nest; real messages need fewer than ten levels.
+pub const MAX_DEPTH: usize = 32;
+
+/// Checks that `body` is exactly one MessagePack value, allocating nothing.
+fn check_value(body: &[u8]) -> Result<(), DecodeError> {
     let mut cursor = std::io::Cursor::new(body);
-    let value = rmpv::decode::read_value_ref(&mut cursor)
-        .map_err(|e| FrameError::Malformed(e.to_string()))?
-        .to_owned();
+    let mut de = rmp_serde::Deserializer::new(&mut cursor);
+    de.set_max_depth(MAX_DEPTH);
+    serde::de::IgnoredAny::deserialize(&mut de)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if cursor.position() as usize != body.len() {
-        return Err(FrameError::Malformed(
+        return Err(DecodeError::Malformed(
             "trailing bytes after the message".into(),
         ));
     }
-    Ok(value)
+    Ok(())
+}
+
+/// The `id` field of a map, if it has one that is an unsigned integer.
+fn request_id(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        id: Option<u64>,
+    }
+    let mut de = rmp_serde::Deserializer::from_read_ref(body);
+    de.set_max_depth(MAX_DEPTH);
+    Probe::deserialize(&mut de).ok().and_then(|p| p.id)
 }
 
 fn classify(e: std::io::Error, max: usize) -> FrameError {

@@ -133,11 +133,22 @@ mod tests {
         let bytes = rmp_serde::to_vec_named(&msg).unwrap();
         let value: rmpv::Value = rmp_serde::from_slice(&bytes).unwrap();
         let map = value.as_map().expect("a map");
-        let get = |k: &str| map.iter().find(|(key, _)| key.as_str() == Some(k)).map(|(_, v)| v.clone());
+        let get = |k: &str| {
+            map.iter()
+                .find(|(key, _)| key.as_str() == Some(k))
+                .map(|(_, v)| v.clone())
+        };
         assert_eq!(get("type").unwrap().as_str(), Some("request"));
         assert_eq!(get("id").unwrap().as_u64(), Some(7));
         let op = get("op").unwrap();
-        let op_type = op.as_map().unwrap().iter().find(|(k, _)| k.as_str() == Some("type")).unwrap().1.clone();
+        let op_type = op
+            .as_map()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.as_str() == Some("type"))
+            .unwrap()
+            .1
+            .clone();
         assert_eq!(op_type.as_str(), Some("backup_create"));
         assert_eq!(rmp_serde::from_slice::<ClientMessage>(&bytes).unwrap(), msg);
     }
@@ -152,7 +163,12 @@ mod tests {
         let op: Operation = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(
             op,
-            Operation::BackupCreate { label: String::new(), scope: Scope::Full, include_files: false, wait: false }
+            Operation::BackupCreate {
+                label: String::new(),
+                scope: Scope::Full,
+                include_files: false,
+                wait: false
+            }
         );
     }
 }

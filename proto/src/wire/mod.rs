@@ -14,4 +14,6 @@ pub use client::{Client, ClientError};
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{Connection, FrameError, MAX_FRAME_LEN};
 pub use messages::{ClientMessage, Operation, Reply, ServerMessage, PROTOCOL_VERSION};
-pub use records::{BackupRecord, BackupStatus, Failure, JobInfo, JobKind, Phase, Progress, StatusInfo};
+pub use records::{
+    BackupRecord, BackupStatus, Failure, JobInfo, JobKind, Phase, Progress, StatusInfo,
+};

@@ -1,0 +1,17 @@
+//! berkutd's integration tests: the real daemon binary against real
+//! PostgreSQL clusters, driven through the real socket with the real client.
+//! One module per operation (named like the handlers), plus the protocol's
+//! hostile-input tests, start-up and recovery.
+
+mod helpers;
+
+mod backup_create;
+mod backup_delete;
+mod backup_list;
+mod backup_show;
+mod faults;
+mod job_attach;
+mod protocol;
+mod recovery;
+mod startup;
+mod status;

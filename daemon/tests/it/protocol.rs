@@ -1,0 +1,187 @@
+//! The protocol under hostile input: oversized, malformed and nonsensical
+//! frames. A broken frame closes that connection and nothing else; a
+//! well-formed but wrong request gets `invalid` and the connection goes on.
+
+use berkut_proto::wire::frame::MAX_FRAME_LEN;
+use berkut_proto::wire::{Connection, ErrorCode, Operation, Reply, ServerMessage};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+
+use crate::helpers::*;
+
+type Conn = Connection<UnixStream>;
+
+/// A request as a hand-made MessagePack map.
+pub fn raw_request(id: u64, op: &str, fields: Vec<(&str, rmpv::Value)>) -> Vec<u8> {
+    let mut op_map = vec![(rmpv::Value::from("type"), rmpv::Value::from(op))];
+    op_map.extend(fields.into_iter().map(|(k, v)| (rmpv::Value::from(k), v)));
+    let msg = rmpv::Value::Map(vec![
+        ("type".into(), "request".into()),
+        ("id".into(), id.into()),
+        ("op".into(), rmpv::Value::Map(op_map)),
+    ]);
+    let mut out = Vec::new();
+    rmpv::encode::write_value(&mut out, &msg).unwrap();
+    out
+}
+
+/// Sends one frame body and reads one message back.
+pub async fn send_raw(conn: &mut Conn, body: &[u8]) -> ServerMessage {
+    conn.write_frame(body.to_vec()).await.unwrap();
+    conn.read_message::<ServerMessage>()
+        .await
+        .unwrap()
+        .expect("an answer")
+}
+
+async fn expect_closed(conn: &mut Conn) {
+    match conn.read_message::<ServerMessage>().await {
+        Ok(None) | Err(_) => {}
+        Ok(Some(other)) => panic!("the connection stayed open and sent {other:?}"),
+    }
+}
+
+async fn still_serves(daemon: &berkut_testkit::Daemon) {
+    let mut client = daemon.client().await;
+    assert!(matches!(
+        client.call(Operation::Status).await,
+        Ok(Reply::Status { .. })
+    ));
+}
+
+fn error_of(msg: ServerMessage) -> (Option<u64>, berkut_proto::wire::ErrorBody) {
+    match msg {
+        ServerMessage::Error { id, error } => {
+            assert_safe(&error.message);
+            (id, error)
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_closes_only_its_connection() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+    let bystander = daemon.client().await;
+    let mut stream = daemon.client().await.into_connection().into_inner();
+    // Announce a frame just over the limit and send none of it: the daemon
+    // must refuse on the length alone, without waiting for (or allocating)
+    // the body.
+    stream
+        .write_all(&((MAX_FRAME_LEN as u32) + 1).to_be_bytes())
+        .await
+        .unwrap();
+    let mut conn = Connection::new(stream);
+    let (id, error) = error_of(conn.read_message::<ServerMessage>().await.unwrap().unwrap());
+    assert_eq!((id, error.code), (None, ErrorCode::TooLarge));
+    expect_closed(&mut conn).await;
+
+    let mut bystander = bystander;
+    assert!(matches!(
+        bystander.call(Operation::Status).await,
+        Ok(Reply::Status { .. })
+    ));
+    still_serves(&daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_close_the_connection() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+    let mut deep = vec![0x91u8; 100_000];
+    deep.push(0xc0);
+    let mut trailing = raw_request(1, "status", vec![]);
+    trailing.push(0xc0);
+    let truncated = raw_request(1, "status", vec![])[..5].to_vec();
+    for body in [vec![0xc1], vec![], trailing, truncated, deep] {
+        let mut conn = daemon.client().await.into_connection();
+        let (id, error) = error_of(send_raw(&mut conn, &body).await);
+        assert_eq!(
+            (id, error.code),
+            (None, ErrorCode::Invalid),
+            "{:?}",
+            &body[..body.len().min(8)]
+        );
+        expect_closed(&mut conn).await;
+    }
+    still_serves(&daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_requests_get_invalid_and_the_connection_goes_on() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+    let mut conn = daemon.client().await.into_connection();
+    let cases = [
+        raw_request(5, "frobnicate", vec![]),
+        raw_request(6, "backup_create", vec![("label", 42.into())]),
+        raw_request(7, "backup_create", vec![("scope", "everything".into())]),
+        raw_request(8, "backup_show", vec![]),
+        raw_request(9, "backup_create", vec![("wait", "yes".into())]),
+    ];
+    for (n, body) in cases.iter().enumerate() {
+        let (id, error) = error_of(send_raw(&mut conn, body).await);
+        assert_eq!(id, Some(5 + n as u64));
+        assert_eq!(error.code, ErrorCode::Invalid, "{error:?}");
+    }
+    // A map without an id, and a value that is not a map at all.
+    for body in [
+        rmp_serde::to_vec_named(&serde_json::json!({"type": "request"})).unwrap(),
+        rmp_serde::to_vec(&42).unwrap(),
+    ] {
+        let (id, error) = error_of(send_raw(&mut conn, &body).await);
+        assert_eq!((id, error.code), (None, ErrorCode::Invalid));
+    }
+    // A frame of four million nils is valid MessagePack but no message.
+    let mut nils = vec![0xdd];
+    nils.extend_from_slice(&4_000_000u32.to_be_bytes());
+    nils.resize(5 + 4_000_000, 0xc0);
+    let (_, error) = error_of(send_raw(&mut conn, &nils).await);
+    assert_eq!(error.code, ErrorCode::Invalid);
+    // The same connection still works.
+    let reply = send_raw(&mut conn, &raw_request(10, "status", vec![])).await;
+    assert!(
+        matches!(
+            reply,
+            ServerMessage::Reply {
+                id: 10,
+                reply: Reply::Status { .. }
+            }
+        ),
+        "{reply:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handshake_is_required_and_versioned() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+
+    let hello = |v: u32| {
+        rmp_serde::to_vec_named(&berkut_proto::wire::ClientMessage::Hello {
+            protocol_version: v,
+            client: "test".into(),
+        })
+        .unwrap()
+    };
+    let mut conn = Connection::new(UnixStream::connect(&daemon.socket).await.unwrap());
+    let (_, error) = error_of(send_raw(&mut conn, &hello(99)).await);
+    assert_eq!(error.code, ErrorCode::VersionMismatch);
+    expect_closed(&mut conn).await;
+
+    let mut conn = Connection::new(UnixStream::connect(&daemon.socket).await.unwrap());
+    let (_, error) = error_of(send_raw(&mut conn, &raw_request(1, "status", vec![])).await);
+    assert_eq!(error.code, ErrorCode::Invalid);
+    expect_closed(&mut conn).await;
+
+    let mut conn = Connection::new(UnixStream::connect(&daemon.socket).await.unwrap());
+    assert!(matches!(
+        send_raw(&mut conn, &hello(1)).await,
+        ServerMessage::Welcome {
+            protocol_version: 1,
+            ..
+        }
+    ));
+    still_serves(&daemon).await;
+}

@@ -1,0 +1,244 @@
+//! A berkutd fixture: the real binary, as a real process, on a socket in a
+//! temporary directory, with its own state and backup directories and a
+//! fresh key. Tests talk to it with the real client (`berkut_proto::wire`)
+//! or the real `berkutctl` binary.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use berkut_proto::archive::{Keyring, MasterKey};
+use berkut_proto::wire::Client;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::wait::wait_for;
+
+/// How long a daemon may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Finds a binary of this workspace next to the running test executable
+/// (`target/<profile>/deps/..`). Binaries are built by `cargo test
+/// --workspace` / `cargo nextest run --workspace`.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace first (`cargo build --workspace --bins`), \
+         or run the suite with `cargo nextest run --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+pub struct DaemonBuilder {
+    database_url: String,
+    env: Vec<(String, String)>,
+    key: MasterKey,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl DaemonBuilder {
+    pub fn new(database_url: impl Into<String>) -> DaemonBuilder {
+        DaemonBuilder {
+            database_url: database_url.into(),
+            env: Vec::new(),
+            key: MasterKey::generate(),
+            dir: None,
+        }
+    }
+
+    /// Sets an environment variable for the daemon.
+    pub fn env(mut self, name: &str, value: impl Into<String>) -> DaemonBuilder {
+        self.env.push((name.to_owned(), value.into()));
+        self
+    }
+
+    pub fn max_parallel(self, n: usize) -> DaemonBuilder {
+        self.env("BERKUT_BACKUP_MAX_PARALLEL", n.to_string())
+    }
+
+    /// Uses another pg_dump (a fake, usually); pg_dumpall stays the real one.
+    pub fn pg_dump(self, bin: &Path) -> DaemonBuilder {
+        let real_dumpall = crate::pg_bin_dir().join("pg_dumpall");
+        self.env("BERKUT_BACKUP_PGDUMP_BIN", bin.display().to_string())
+            .env(
+                "BERKUT_BACKUP_PGDUMPALL_BIN",
+                real_dumpall.display().to_string(),
+            )
+    }
+
+    pub fn key(mut self, key: MasterKey) -> DaemonBuilder {
+        self.key = key;
+        self
+    }
+
+    /// Reuses a directory (state, backups, socket) from an earlier daemon.
+    pub fn dir(mut self, dir: tempfile::TempDir) -> DaemonBuilder {
+        self.dir = Some(dir);
+        self
+    }
+
+    pub fn start(self) -> Daemon {
+        let dir = self.dir.unwrap_or_else(|| crate::temp_dir("berkutd-"));
+        let mut daemon = Daemon {
+            socket: dir.path().join("run/berkutd.sock"),
+            state_dir: dir.path().join("state"),
+            backup_dir: dir.path().join("backups"),
+            log_path: dir.path().join("berkutd.log"),
+            key: self.key,
+            database_url: self.database_url,
+            env: self.env,
+            dir,
+            child: None,
+        };
+        daemon.spawn();
+        daemon
+    }
+}
+
+pub struct Daemon {
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    pub backup_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub key: MasterKey,
+    database_url: String,
+    env: Vec<(String, String)>,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn spawn(&mut self) {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("daemon log file");
+        let mut cmd = Command::new(workspace_bin("berkutd"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BERKUT_LOG", "info,berkut_daemon=debug")
+            .env("BERKUT_SOCKET", &self.socket)
+            .env("BERKUT_STATE_DIR", &self.state_dir)
+            .env("BERKUT_BACKUP_PATH", &self.backup_dir)
+            .env("BERKUT_DATABASE_URL", &self.database_url)
+            .env("BERKUT_BACKUP_ENCRYPTION_KEY", &*self.key.to_base64())
+            .env(
+                "BERKUT_BACKUP_PGDUMP_BIN",
+                crate::pg_bin_dir().join("pg_dump"),
+            )
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("berkutd starts");
+        self.child = Some(child);
+        let socket = self.socket.clone();
+        wait_for("berkutd to listen on its socket", START_TIMEOUT, || {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "berkutd exited during start-up ({status}); its log:\n{}",
+                    self.log()
+                );
+            }
+            std::os::unix::net::UnixStream::connect(&socket)
+                .ok()
+                .map(|_| ())
+        });
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A keyring with this daemon's key, for reading its archives.
+    pub fn keyring(&self) -> Keyring {
+        Keyring::new(MasterKey::parse(&self.key.to_base64()).expect("own key parses"))
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.socket, "berkut-testkit")
+            .await
+            .expect("connect to berkutd")
+    }
+
+    /// Everything the daemon has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn archive_path(&self, id: &str) -> PathBuf {
+        self.backup_dir.join(format!("{id}.bscc"))
+    }
+
+    /// Files in the backup directory, hidden ones included, sorted.
+    pub fn backup_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.backup_dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal_and_wait(Signal::SIGTERM)
+    }
+
+    /// Kills the daemon with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        self.signal_and_wait(Signal::SIGKILL);
+    }
+
+    fn signal_and_wait(&mut self, signal: Signal) -> ExitStatus {
+        let mut child = self.child.take().expect("the daemon is running");
+        let _ = kill(Pid::from_raw(child.id() as i32), signal);
+        wait_for("berkutd to exit", Duration::from_secs(30), || {
+            child.try_wait().ok().flatten()
+        })
+    }
+
+    /// Starts the daemon again on the same directories.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill the daemon first");
+        self.spawn();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- berkutd log ---\n{}--- end of berkutd log ---",
+                self.log()
+            );
+        }
+    }
+}

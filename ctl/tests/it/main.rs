@@ -1,1 +1,13 @@
+//! berkutctl's end-to-end tests: the real `berkutctl` binary against a real
+//! berkutd and a real PostgreSQL cluster, checking what an administrator or
+//! a script sees: output, JSON shape and exit codes. One module per command.
 
+mod helpers;
+
+mod backup_create;
+mod backup_delete;
+mod backup_list;
+mod backup_show;
+mod job_attach;
+mod key_generate;
+mod status;

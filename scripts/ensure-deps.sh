@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what building and testing Berkut needs and a fresh Debian machine
+# with Rust may lack: PostgreSQL's server binaries (initdb, pg_ctl, pg_dump,
+# pg_restore) and cargo-nextest. Safe to run again; does nothing when all is
+# there.
+set -euo pipefail
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "ensure-deps: need root (or sudo) to run: $*" >&2; exit 1
+    fi
+}
+
+have_postgres() {
+    [ -n "${BERKUT_PG_BIN:-}" ] && [ -x "$BERKUT_PG_BIN/initdb" ] && return 0
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
+}
+
+if ! have_postgres; then
+    echo "ensure-deps: installing PostgreSQL with apt-get" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # The package's own cluster is not needed: the tests and the demo start
+    # throwaway clusters of their own.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-client >/dev/null
+fi
+
+# The tests run throwaway clusters as the postgres user when run as root.
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+    echo "ensure-deps: creating the postgres system user" >&2
+    useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "ensure-deps: installing cargo-nextest" >&2
+    cargo install --locked cargo-nextest
+fi
+
+# `script` (util-linux) gives the progress-bar test a pseudo-terminal.
+if ! command -v script >/dev/null; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null || true
+fi

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod access;
 mod backup_create;
 mod backup_delete;
 mod backup_list;

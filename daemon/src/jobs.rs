@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use berkut_proto::ids::BackupId;
-use berkut_proto::wire::{BackupRecord, BackupStatus, JobInfo, JobKind, Progress};
+use berkut_proto::wire::{BackupRecord, JobInfo, JobKind, Progress};
 use tokio::sync::{watch, AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -145,13 +145,6 @@ impl Jobs {
         jobs
     }
 
-    pub fn count(&self, status: BackupStatus) -> usize {
-        self.list()
-            .iter()
-            .filter(|j| j.record.status == status)
-            .count()
-    }
-
     /// Cancels every job and waits for all of them to wind down.
     pub async fn shutdown(&self) {
         self.cancel.cancel();
@@ -164,6 +157,7 @@ impl Jobs {
 mod tests {
     use super::*;
     use berkut_proto::manifest::{Origin, Scope};
+    use berkut_proto::wire::BackupStatus;
     use berkut_proto::wire::Phase;
     use time::macros::datetime;
 

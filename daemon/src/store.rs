@@ -4,7 +4,7 @@
 //! `BackupId`, never from client text.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -95,10 +95,6 @@ impl Store {
         Ok(ids)
     }
 
-    pub fn exists(&self, id: &BackupId) -> bool {
-        self.archive_path(id).is_file()
-    }
-
     /// Deletes an archive; a missing file is not an error.
     pub fn delete(&self, id: &BackupId) -> io::Result<()> {
         match std::fs::remove_file(self.archive_path(id)) {
@@ -115,14 +111,12 @@ impl Store {
         id: &BackupId,
         keyring: &Keyring,
     ) -> Result<(Manifest, ArchiveFacts), ArchiveError> {
-        let file = File::open(self.archive_path(id))?;
+        let mut file = File::open(self.archive_path(id))?;
+        let key_id = Header::read_from(&mut file)?.key_id.to_string();
+        file.seek(io::SeekFrom::Start(0))?;
         let mut reader = HashingReader::new(io::BufReader::with_capacity(1 << 20, file));
         let manifest = archive::verify(&mut reader, keyring, |_, _| Ok(()))?;
         let (size_bytes, sha256) = reader.finish();
-        let key_id = {
-            let mut f = File::open(self.archive_path(id))?;
-            Header::read_from(&mut f)?.key_id.to_string()
-        };
         Ok((
             manifest,
             ArchiveFacts {
@@ -234,13 +228,13 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let id: BackupId = "20261121T000000Z-00000002".parse().unwrap();
         let (_f, partial) = store.create_partial(&id).unwrap();
-        assert!(!store.exists(&id));
+        assert!(!store.archive_path(&id).is_file());
         store.commit(&partial, &id).unwrap();
-        assert!(store.exists(&id));
+        assert!(store.archive_path(&id).is_file());
         assert_eq!(store.list().unwrap(), vec![id.clone()]);
         store.delete(&id).unwrap();
         store.delete(&id).unwrap();
-        assert!(!store.exists(&id));
+        assert!(!store.archive_path(&id).is_file());
     }
 
     #[test]

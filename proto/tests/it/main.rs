@@ -5,3 +5,4 @@ mod format;
 mod fuzz;
 mod support;
 mod vectors;
+mod wire;

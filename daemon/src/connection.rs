@@ -7,7 +7,8 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use berkut_proto::wire::frame::{codec, decode_message, encode, DecodeError};
+use berkut_proto::wire::frame::{codec, decode_message_with, encode, DecodeError};
+use berkut_proto::wire::scan::REQUEST_LIMITS;
 use berkut_proto::wire::{
     ClientMessage, ErrorBody, ErrorCode, ServerMessage, MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
@@ -185,7 +186,7 @@ async fn next_message(reader: &mut Reader) -> Incoming {
         }
         Some(Err(_)) => return Incoming::Closed,
     };
-    match decode_message::<ClientMessage>(&body) {
+    match decode_message_with::<ClientMessage>(&body, REQUEST_LIMITS) {
         Ok(msg) => Incoming::Message(msg),
         Err(DecodeError::Malformed(_)) => Incoming::Fatal(ErrorBody::new(
             ErrorCode::Invalid,

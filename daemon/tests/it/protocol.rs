@@ -185,3 +185,39 @@ async fn the_handshake_is_required_and_versioned() {
     ));
     still_serves(&daemon).await;
 }
+
+/// The daemon's peak resident memory, from the kernel.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_of_millions_of_tiny_values_costs_no_memory() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+    still_serves(&daemon).await;
+    let before = peak_rss_kib(daemon.pid().unwrap());
+    // A well-formed status request whose ignored field holds four million
+    // nils: serde would buffer each as a 32-byte value before looking at
+    // the type. The scan refuses it first.
+    let mut padded = raw_request(1, "status", vec![("pad", rmpv::Value::Nil)]);
+    padded.truncate(padded.len() - 1);
+    padded.push(0xdd);
+    padded.extend_from_slice(&4_000_000u32.to_be_bytes());
+    padded.resize(padded.len() + 4_000_000, 0xc0);
+    assert!(padded.len() < MAX_FRAME_LEN);
+    for _ in 0..4 {
+        let mut conn = daemon.client().await.into_connection();
+        let (id, error) = error_of(send_raw(&mut conn, &padded).await);
+        assert_eq!((id, error.code), (None, ErrorCode::Invalid), "{error:?}");
+        expect_closed(&mut conn).await;
+    }
+    let after = peak_rss_kib(daemon.pid().unwrap());
+    assert!(
+        after < before + 32 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB"
+    );
+    still_serves(&daemon).await;
+}

@@ -5,6 +5,8 @@
 
 use futures::{SinkExt, StreamExt};
 use serde::de::{Deserialize, DeserializeOwned};
+
+use super::scan::{scan, Limits, REPLY_LIMITS};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -112,11 +114,21 @@ pub enum DecodeError {
     Invalid { id: Option<u64>, message: String },
 }
 
-/// Decodes a frame body into a message, directly and without building an
-/// intermediate value tree, so a frame full of tiny elements cannot make the
-/// decoder allocate many times its size. Nesting is limited to `MAX_DEPTH`.
+/// Decodes a frame body from the daemon (generous limits: replies can list
+/// many backups). See `decode_message_with`.
 pub fn decode_message<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
-    check_value(body)?;
+    decode_message_with(body, REPLY_LIMITS)
+}
+
+/// Decodes a frame body into a message after `scan` has checked, without
+/// allocating, that it is one well-formed value within `limits`. The limits
+/// bound what serde may buffer: its internally tagged enums copy a message
+/// into a value tree before picking the variant.
+pub fn decode_message_with<T: DeserializeOwned>(
+    body: &[u8],
+    limits: Limits,
+) -> Result<T, DecodeError> {
+    scan(body, limits).map_err(DecodeError::Malformed)?;
     let mut de = rmp_serde::Deserializer::from_read_ref(body);
     de.set_max_depth(MAX_DEPTH);
     T::deserialize(&mut de).map_err(|e| DecodeError::Invalid {
@@ -127,21 +139,6 @@ pub fn decode_message<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError
 
 /// How deeply a message may nest; real messages need fewer than ten levels.
 pub const MAX_DEPTH: usize = 32;
-
-/// Checks that `body` is exactly one MessagePack value, allocating nothing.
-fn check_value(body: &[u8]) -> Result<(), DecodeError> {
-    let mut cursor = std::io::Cursor::new(body);
-    let mut de = rmp_serde::Deserializer::new(&mut cursor);
-    de.set_max_depth(MAX_DEPTH);
-    serde::de::IgnoredAny::deserialize(&mut de)
-        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    if cursor.position() as usize != body.len() {
-        return Err(DecodeError::Malformed(
-            "trailing bytes after the message".into(),
-        ));
-    }
-    Ok(())
-}
 
 /// The `id` field of a map, if it has one that is an unsigned integer.
 fn request_id(body: &[u8]) -> Option<u64> {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod frame;
 pub mod messages;
 pub mod records;
+pub mod scan;
 
 pub use client::{Client, ClientError};
 pub use error::{ErrorBody, ErrorCode};

@@ -1,0 +1,176 @@
+//! A structural scan of a MessagePack value that allocates nothing: it
+//! checks that a frame holds exactly one well-formed value, no deeper than a
+//! limit and with no more than a budget of nodes. It runs before serde sees
+//! the frame, because serde's internally tagged enums buffer a whole message
+//! into a tree of values first: without a budget, a frame of four million
+//! one-byte nils would cost hundreds of megabytes before it is even known to
+//! be nonsense.
+
+/// What a frame may contain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Values counted over the whole frame (a map entry counts as two).
+    pub max_nodes: usize,
+    /// Nesting of arrays and maps.
+    pub max_depth: usize,
+}
+
+/// What the daemon accepts from a client: real requests have a few dozen
+/// nodes and nest four deep.
+pub const REQUEST_LIMITS: Limits = Limits {
+    max_nodes: 4096,
+    max_depth: super::frame::MAX_DEPTH,
+};
+
+/// What a client accepts from the daemon: replies can list many backups.
+pub const REPLY_LIMITS: Limits = Limits {
+    max_nodes: 1 << 22,
+    max_depth: super::frame::MAX_DEPTH,
+};
+
+/// Checks `body` against `limits`; the error says what is wrong.
+pub fn scan(body: &[u8], limits: Limits) -> Result<(), String> {
+    let mut pos = 0usize;
+    let mut nodes = 0usize;
+    // Values still to read at each open level; the top level holds one.
+    let mut remaining: Vec<u64> = Vec::with_capacity(limits.max_depth + 1);
+    remaining.push(1);
+    while let Some(top) = remaining.last_mut() {
+        if *top == 0 {
+            remaining.pop();
+            continue;
+        }
+        *top -= 1;
+        nodes += 1;
+        if nodes > limits.max_nodes {
+            return Err(format!(
+                "more than {} values in one message",
+                limits.max_nodes
+            ));
+        }
+        let (skip, children) = item(body, &mut pos)?;
+        pos = pos
+            .checked_add(skip)
+            .filter(|&p| p <= body.len())
+            .ok_or("truncated value")?;
+        if children > 0 {
+            // Counted as rmp-serde counts, so that both refuse the same
+            // depth (`frame::MAX_DEPTH`).
+            if remaining.len() >= limits.max_depth {
+                return Err(format!("nested deeper than {} levels", limits.max_depth));
+            }
+            remaining.push(children);
+        }
+    }
+    if pos != body.len() {
+        return Err("trailing bytes after the message".into());
+    }
+    Ok(())
+}
+
+/// Reads one marker (and its length field) at `pos`; returns the payload
+/// bytes to skip and the number of child values.
+fn item(body: &[u8], pos: &mut usize) -> Result<(usize, u64), String> {
+    let marker = *body.get(*pos).ok_or("truncated value")?;
+    *pos += 1;
+    let mut len = |n: usize| -> Result<u64, String> {
+        let bytes = body.get(*pos..*pos + n).ok_or("truncated length")?;
+        *pos += n;
+        Ok(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    };
+    Ok(match marker {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+        0x80..=0x8f => (0, 2 * u64::from(marker & 0x0f)),
+        0x90..=0x9f => (0, u64::from(marker & 0x0f)),
+        0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
+        0xc1 => return Err("0xc1 is not a MessagePack marker".into()),
+        0xc4 | 0xd9 => (len(1)? as usize, 0),
+        0xc5 | 0xda => (len(2)? as usize, 0),
+        0xc6 | 0xdb => (len(4)? as usize, 0),
+        0xc7 => (len(1)? as usize + 1, 0),
+        0xc8 => (len(2)? as usize + 1, 0),
+        0xc9 => (len(4)? as usize + 1, 0),
+        0xca => (4, 0),
+        0xcb => (8, 0),
+        0xcc | 0xd0 => (1, 0),
+        0xcd | 0xd1 => (2, 0),
+        0xce | 0xd2 => (4, 0),
+        0xcf | 0xd3 => (8, 0),
+        0xd4 => (2, 0),
+        0xd5 => (3, 0),
+        0xd6 => (5, 0),
+        0xd7 => (9, 0),
+        0xd8 => (17, 0),
+        0xdc => (0, len(2)?),
+        0xdd => (0, len(4)?),
+        0xde => (0, 2 * len(2)?),
+        0xdf => (0, 2 * len(4)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(v: &rmpv::Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, v).unwrap();
+        out
+    }
+
+    #[test]
+    fn accepts_every_kind_of_value() {
+        let v = rmpv::Value::Map(vec![
+            ("s".into(), "строка".into()),
+            ("long".into(), "x".repeat(70_000).into()),
+            ("b".into(), rmpv::Value::Binary(vec![1; 300])),
+            ("n".into(), rmpv::Value::Nil),
+            ("i".into(), (-5).into()),
+            ("u".into(), u64::MAX.into()),
+            ("f".into(), 1.5f64.into()),
+            ("g".into(), rmpv::Value::F32(2.5)),
+            ("t".into(), true.into()),
+            (
+                "a".into(),
+                rmpv::Value::Array((0..20).map(rmpv::Value::from).collect()),
+            ),
+            ("e".into(), rmpv::Value::Ext(3, vec![0; 5])),
+            ("e1".into(), rmpv::Value::Ext(3, vec![0; 1])),
+            ("e16".into(), rmpv::Value::Ext(3, vec![0; 16])),
+        ]);
+        assert_eq!(scan(&encode(&v), REQUEST_LIMITS), Ok(()));
+    }
+
+    #[test]
+    fn refuses_what_is_broken_or_too_big() {
+        let limits = Limits {
+            max_nodes: 10,
+            max_depth: 3,
+        };
+        let many = encode(&rmpv::Value::Array(vec![rmpv::Value::Nil; 10]));
+        assert!(scan(&many, limits).unwrap_err().contains("more than 10"));
+        let deep = encode(&rmpv::Value::Array(vec![rmpv::Value::Array(vec![
+            rmpv::Value::Array(vec![rmpv::Value::Array(vec![])]),
+        ])]));
+        assert!(scan(&deep, limits).unwrap_err().contains("deeper"));
+        let mut trailing = encode(&rmpv::Value::Nil);
+        trailing.push(0);
+        assert!(scan(&trailing, limits).unwrap_err().contains("trailing"));
+        assert!(scan(&[0xc1], limits).is_err());
+        assert!(scan(&[], limits).is_err());
+        assert!(scan(&[0xdd, 0xff, 0xff, 0xff, 0xff], REQUEST_LIMITS).is_err());
+        assert!(scan(&[0xc6, 0xff, 0xff, 0xff, 0xff, 1], REQUEST_LIMITS).is_err());
+        assert!(scan(&[0xdb, 0, 0, 0], REQUEST_LIMITS).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn never_panics_and_agrees_with_rmpv(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let ours = scan(&bytes, Limits { max_nodes: usize::MAX, max_depth: 1000 }).is_ok();
+            let mut cursor = std::io::Cursor::new(&bytes[..]);
+            let theirs = rmpv::decode::read_value(&mut cursor).is_ok() && cursor.position() as usize == bytes.len();
+            proptest::prop_assert_eq!(ours, theirs);
+        }
+    }
+}

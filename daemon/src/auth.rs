@@ -66,7 +66,7 @@ mod tests {
         };
         assert!(policy.authorize(&peer(0), &Operation::Status).is_ok());
         assert!(policy
-            .authorize(&peer(1234), &Operation::BackupList)
+            .authorize(&peer(1234), &Operation::list_first_page())
             .is_ok());
         let err = policy
             .authorize(&peer(1000), &Operation::Status)

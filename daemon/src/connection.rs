@@ -28,6 +28,37 @@ use crate::state::Daemon;
 /// its own handlers only.
 const OUTBOX: usize = 64;
 
+/// Requests one connection may have running at once. Beyond that the
+/// connection is simply not read until one finishes.
+const MAX_IN_FLIGHT: usize = 32;
+
+/// How long a new connection has to say hello.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Encodes a message for the wire. A reply too large for one frame becomes
+/// an error for its request rather than a silently dropped connection.
+fn frame_body(msg: &ServerMessage) -> Option<Vec<u8>> {
+    match encode(msg) {
+        Ok(body) if body.len() <= MAX_FRAME_LEN => Some(body),
+        Ok(body) => {
+            tracing::error!(request = ?msg.request_id(), len = body.len(), "a reply does not fit in one frame");
+            let error = ErrorBody::new(
+                ErrorCode::Internal,
+                "the reply is too large for one frame; ask for less (a smaller page)",
+            );
+            encode(&ServerMessage::Error {
+                id: msg.request_id(),
+                error,
+            })
+            .ok()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a reply could not be encoded");
+            None
+        }
+    }
+}
+
 pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream, shutdown: CancellationToken) {
     let peer = match Peer::of(&stream) {
         Ok(peer) => peer,
@@ -42,14 +73,21 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream, shutdown: Cancellati
     let writer = tokio::spawn(async move {
         let mut sink = FramedWrite::new(write, codec(MAX_FRAME_LEN));
         while let Some(msg) = rx.recv().await {
-            let Ok(body) = encode(&msg) else { break };
+            let Some(body) = frame_body(&msg) else { break };
             if sink.send(bytes::Bytes::from(body)).await.is_err() {
                 break;
             }
         }
     });
 
-    if handshake(&mut reader, &tx, &peer).await {
+    let greeted = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut reader, &tx, &peer)).await;
+    if greeted.unwrap_or_else(|_| {
+        tracing::debug!(
+            uid = peer.uid,
+            "no hello within the handshake timeout; closing"
+        );
+        false
+    }) {
         read_requests(&daemon, &mut reader, &tx, peer, &shutdown).await;
     }
     drop(tx);
@@ -99,7 +137,13 @@ async fn read_requests(
     shutdown: &CancellationToken,
 ) {
     let tasks = TaskTracker::new();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     loop {
+        // Waiting here for a free slot stops reading, which is the
+        // back-pressure a client that floods requests deserves.
+        let Ok(slot) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
         let incoming = tokio::select! {
             incoming = next_message(reader) => incoming,
             _ = shutdown.cancelled() => break,
@@ -133,6 +177,7 @@ async fn read_requests(
                 let daemon = Arc::clone(daemon);
                 let tx = tx.clone();
                 tasks.spawn(async move {
+                    let _slot = slot;
                     let resp = Responder::new(id, tx.clone());
                     // A panic in a handler fails its request, not the daemon.
                     let result = AssertUnwindSafe(dispatch(&daemon, op, &resp))
@@ -220,4 +265,50 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use berkut_proto::wire::frame::decode_message;
+    use berkut_proto::wire::{BackupRecord, Reply};
+
+    use super::*;
+
+    #[test]
+    fn a_reply_too_large_for_a_frame_becomes_an_error_for_its_request() {
+        let record: BackupRecord = serde_json::from_value(serde_json::json!({
+            "id": "20261121T000000Z-00000000", "label": "x".repeat(200), "scope": "full",
+            "include_files": false, "origin": "manual", "status": "succeeded",
+            "created_at": "2026-11-21T00:00:00Z", "size_bytes": 1, "sha256": "00", "key_id": "00",
+            "database": "app"
+        }))
+        .unwrap();
+        let backups = vec![record; 20_000];
+        let msg = ServerMessage::Reply {
+            id: 9,
+            reply: Reply::Backups {
+                backups,
+                total: 20_000,
+            },
+        };
+        let body = frame_body(&msg).expect("something is sent");
+        assert!(body.len() <= MAX_FRAME_LEN);
+        match decode_message::<ServerMessage>(&body).unwrap() {
+            ServerMessage::Error { id, error } => {
+                assert_eq!(id, Some(9));
+                assert_eq!(error.code, ErrorCode::Internal);
+            }
+            other => panic!("{other:?}"),
+        }
+        let small = ServerMessage::Reply {
+            id: 1,
+            reply: Reply::Deleted {
+                id: "20261121T000000Z-00000000".parse().unwrap(),
+            },
+        };
+        assert_eq!(
+            decode_message::<ServerMessage>(&frame_body(&small).unwrap()).unwrap(),
+            small
+        );
+    }
 }

@@ -6,12 +6,31 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::net::UnixListener;
+use berkut_proto::wire::{Connection, ErrorBody, ErrorCode, ServerMessage};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connection;
 use crate::state::Daemon;
+
+/// Connections served at once. Each costs a little memory and a task;
+/// the bound keeps a misbehaving client from exhausting either.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Tells a connection over the limit why it is closed.
+async fn refuse(stream: UnixStream) {
+    tracing::warn!("too many connections; refusing one");
+    let mut conn = Connection::new(stream);
+    let error = ErrorBody::new(
+        ErrorCode::Unavailable,
+        "the daemon has too many connections; try again later",
+    );
+    let _ = conn
+        .write_message(&ServerMessage::Error { id: None, error })
+        .await;
+}
 
 /// Binds the socket. A stale socket file left by a crashed daemon is
 /// replaced; a socket some process still answers on is not.
@@ -43,12 +62,22 @@ pub async fn accept(
     shutdown: CancellationToken,
 ) -> TaskTracker {
     let connections = TaskTracker::new();
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(connection::serve(Arc::clone(&daemon), stream, shutdown.clone()));
-                }
+                Ok((stream, _)) => match limit.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let (daemon, shutdown) = (Arc::clone(&daemon), shutdown.clone());
+                        connections.spawn(async move {
+                            connection::serve(daemon, stream, shutdown).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        connections.spawn(refuse(stream));
+                    }
+                },
                 Err(e) => {
                     // Running out of descriptors is temporary; back off a
                     // little rather than spin.

@@ -1,4 +1,4 @@
-//! `berkutctl backup list`.
+//! `berkutctl backup list`: every backup, fetched page by page.
 
 use std::process::ExitCode;
 
@@ -9,13 +9,25 @@ use crate::output;
 
 pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
-    let Reply::Backups { backups } = client.call(Operation::BackupList).await? else {
-        anyhow::bail!("unexpected reply from the daemon");
-    };
+    let mut all = Vec::new();
+    loop {
+        let op = Operation::BackupList {
+            offset: all.len() as u64,
+            limit: None,
+        };
+        let Reply::Backups { backups, total } = client.call(op).await? else {
+            anyhow::bail!("unexpected reply from the daemon");
+        };
+        let done = backups.is_empty() || all.len() + backups.len() >= total as usize;
+        all.extend(backups);
+        if done {
+            break;
+        }
+    }
     if ctx.json {
-        output::json_line(&backups);
+        output::json_line(&all);
     } else {
-        output::print_table(&backups);
+        output::print_table(&all);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,17 +1,28 @@
-//! `backup_list`: every backup the catalogue knows, newest first.
+//! `backup_list`: a page of the catalogue, newest first. Pages keep every
+//! reply well inside one frame however many backups there are.
 
+use berkut_proto::wire::messages::MAX_LIST_PAGE;
 use berkut_proto::wire::Reply;
 
 use crate::error::OpError;
 use crate::state::Daemon;
 
-pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
-    let backups = daemon
-        .catalogue
-        .lock()
-        .unwrap()
+pub fn handle(daemon: &Daemon, offset: u64, limit: Option<u32>) -> Result<Reply, OpError> {
+    let limit = limit.unwrap_or(MAX_LIST_PAGE);
+    if !(1..=MAX_LIST_PAGE).contains(&limit) {
+        return Err(OpError::invalid(format!(
+            "limit must be between 1 and {MAX_LIST_PAGE}"
+        )));
+    }
+    let cat = daemon.catalogue.lock().unwrap();
+    let backups = cat
         .list()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(limit as usize)
         .map(|e| e.record())
         .collect();
-    Ok(Reply::Backups { backups })
+    Ok(Reply::Backups {
+        backups,
+        total: cat.len() as u64,
+    })
 }

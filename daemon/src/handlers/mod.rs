@@ -53,7 +53,7 @@ pub async fn dispatch(
             include_files,
             wait,
         } => backup_create::handle(daemon, label, scope, include_files, wait, resp).await,
-        Operation::BackupList => backup_list::handle(daemon),
+        Operation::BackupList { offset, limit } => backup_list::handle(daemon, offset, limit),
         Operation::BackupShow { id } => backup_show::handle(daemon, &id),
         Operation::BackupDelete { id } => backup_delete::handle(daemon, &id).await,
         Operation::JobAttach { id } => job_attach::handle(daemon, &id, resp).await,

@@ -200,7 +200,7 @@ async fn bad_requests_are_refused_and_leave_no_record() {
     );
     assert_eq!(err.code, ErrorCode::Invalid);
     assert!(err.message.contains("file roots"), "{err:?}");
-    assert!(list(client.call(Operation::BackupList).await).is_empty());
+    assert!(list(client.call(Operation::list_first_page()).await).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

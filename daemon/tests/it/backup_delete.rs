@@ -31,7 +31,7 @@ async fn delete_removes_the_archive_and_the_record() {
         }
     );
     assert!(!daemon.archive_path(gone.id.as_str()).exists());
-    let ids: Vec<BackupId> = list(client.call(Operation::BackupList).await)
+    let ids: Vec<BackupId> = list(client.call(Operation::list_first_page()).await)
         .into_iter()
         .map(|r| r.id)
         .collect();

@@ -85,7 +85,7 @@ async fn a_database_that_is_down_is_unavailable() {
     let err = server_error(client.call(create_op("down", Scope::Full, true)).await);
     assert_eq!(err.code, ErrorCode::Unavailable, "{err:?}");
     assert!(err.message.contains("database"), "{err:?}");
-    assert!(list(client.call(Operation::BackupList).await).is_empty());
+    assert!(list(client.call(Operation::list_first_page()).await).is_empty());
     // The daemon itself is fine, and works again when the database is back.
     assert!(matches!(
         client.call(Operation::Status).await,
@@ -154,7 +154,7 @@ async fn at_most_max_parallel_jobs_run_and_the_rest_queue() {
         ]
     );
     // The queued ones show as queued in the catalogue too.
-    let listed = list(client.call(Operation::BackupList).await);
+    let listed = list(client.call(Operation::list_first_page()).await);
     assert_eq!(
         listed
             .iter()

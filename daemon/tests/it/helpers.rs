@@ -51,7 +51,7 @@ pub fn backup(reply: Result<Reply, ClientError>) -> BackupRecord {
 
 pub fn list(reply: Result<Reply, ClientError>) -> Vec<BackupRecord> {
     match reply {
-        Ok(Reply::Backups { backups }) => backups,
+        Ok(Reply::Backups { backups, .. }) => backups,
         other => panic!("expected a list, got {other:?}"),
     }
 }

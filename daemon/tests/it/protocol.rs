@@ -133,12 +133,6 @@ async fn wrong_requests_get_invalid_and_the_connection_goes_on() {
         let (id, error) = error_of(send_raw(&mut conn, &body).await);
         assert_eq!((id, error.code), (None, ErrorCode::Invalid));
     }
-    // A frame of four million nils is valid MessagePack but no message.
-    let mut nils = vec![0xdd];
-    nils.extend_from_slice(&4_000_000u32.to_be_bytes());
-    nils.resize(5 + 4_000_000, 0xc0);
-    let (_, error) = error_of(send_raw(&mut conn, &nils).await);
-    assert_eq!(error.code, ErrorCode::Invalid);
     // The same connection still works.
     let reply = send_raw(&mut conn, &raw_request(10, "status", vec![])).await;
     assert!(
@@ -220,4 +214,51 @@ async fn a_frame_of_millions_of_tiny_values_costs_no_memory() {
         "peak RSS grew from {before} KiB to {after} KiB"
     );
     still_serves(&daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_after_the_handshake_timeout() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+    let mut conn = Connection::new(UnixStream::connect(&daemon.socket).await.unwrap());
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        conn.read_message::<ServerMessage>(),
+    )
+    .await;
+    assert!(matches!(outcome, Ok(Ok(None)) | Ok(Err(_))), "{outcome:?}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(5),
+        "closed too early"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_refused_with_a_reason() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+    let mut held = Vec::new();
+    for _ in 0..berkut_daemon::server::MAX_CONNECTIONS {
+        held.push(daemon.client().await);
+    }
+    let mut extra = Connection::new(UnixStream::connect(&daemon.socket).await.unwrap());
+    let (id, error) = error_of(
+        extra
+            .read_message::<ServerMessage>()
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!((id, error.code), (None, ErrorCode::Unavailable));
+    expect_closed(&mut extra).await;
+    // Freeing one makes room again.
+    drop(held.pop());
+    berkut_testkit::wait_for_async("a free connection slot", LONG, || async {
+        let mut client = berkut_proto::wire::Client::connect(&daemon.socket, "t")
+            .await
+            .ok()?;
+        client.call(Operation::Status).await.ok()
+    })
+    .await;
 }

@@ -68,14 +68,14 @@ async fn a_lost_or_damaged_catalogue_is_rebuilt_from_the_archives() {
     let mut client = daemon.client().await;
     let a = backup(client.call(create_op("a", Scope::Database, true)).await);
     let b = backup(client.call(create_op("b", Scope::Full, true)).await);
-    let before = list(client.call(Operation::BackupList).await);
+    let before = list(client.call(Operation::list_first_page()).await);
     let catalogue = daemon.state_dir.join("catalogue.json");
 
     daemon.stop();
     std::fs::remove_file(&catalogue).unwrap();
     daemon.restart();
     let mut client = daemon.client().await;
-    let after = list(client.call(Operation::BackupList).await);
+    let after = list(client.call(Operation::list_first_page()).await);
     assert_eq!(after.len(), 2);
     for (old, new) in before.iter().zip(&after) {
         assert_eq!(
@@ -90,7 +90,10 @@ async fn a_lost_or_damaged_catalogue_is_rebuilt_from_the_archives() {
     std::fs::write(&catalogue, b"{\"catalogue_version\": 1, \"backups\": [tru").unwrap();
     daemon.restart();
     let mut client = daemon.client().await;
-    assert_eq!(list(client.call(Operation::BackupList).await).len(), 2);
+    assert_eq!(
+        list(client.call(Operation::list_first_page()).await).len(),
+        2
+    );
     let kept_aside = std::fs::read_dir(&daemon.state_dir)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -135,7 +138,7 @@ async fn an_archive_that_does_not_verify_is_not_listed() {
     std::fs::write(&path, &bytes).unwrap();
     daemon.restart();
     let mut client = daemon.client().await;
-    assert!(list(client.call(Operation::BackupList).await).is_empty());
+    assert!(list(client.call(Operation::list_first_page()).await).is_empty());
     assert!(
         path.exists(),
         "a damaged archive is left for a human, not deleted"

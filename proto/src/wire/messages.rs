@@ -19,6 +19,10 @@ use crate::manifest::Scope;
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The most records one `backup_list` reply carries; a page of them stays
+/// far below the frame limit.
+pub const MAX_LIST_PAGE: u32 = 1000;
+
 /// Longest label a backup may carry, in characters.
 pub const MAX_LABEL_CHARS: usize = 200;
 
@@ -53,7 +57,14 @@ pub enum Operation {
         #[serde(default)]
         wait: bool,
     },
-    BackupList,
+    /// A page of the catalogue, newest first: `limit` records (at most
+    /// `MAX_LIST_PAGE`, which is also the default) after skipping `offset`.
+    BackupList {
+        #[serde(default)]
+        offset: u64,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
     BackupShow {
         id: BackupId,
     },
@@ -68,12 +79,20 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The first page of the catalogue.
+    pub fn list_first_page() -> Operation {
+        Operation::BackupList {
+            offset: 0,
+            limit: None,
+        }
+    }
+
     /// The operation's name as it appears on the wire, for logs and audit.
     pub fn name(&self) -> &'static str {
         match self {
             Operation::Status => "status",
             Operation::BackupCreate { .. } => "backup_create",
-            Operation::BackupList => "backup_list",
+            Operation::BackupList { .. } => "backup_list",
             Operation::BackupShow { .. } => "backup_show",
             Operation::BackupDelete { .. } => "backup_delete",
             Operation::JobAttach { .. } => "job_attach",
@@ -106,13 +125,36 @@ pub enum ServerMessage {
     },
 }
 
+impl ServerMessage {
+    /// The request this message belongs to, if any.
+    pub fn request_id(&self) -> Option<u64> {
+        match self {
+            ServerMessage::Welcome { .. } => None,
+            ServerMessage::Progress { id, .. } | ServerMessage::Reply { id, .. } => Some(*id),
+            ServerMessage::Error { id, .. } => *id,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reply {
-    Status { status: StatusInfo },
-    Backup { backup: BackupRecord },
-    Backups { backups: Vec<BackupRecord> },
-    Deleted { id: BackupId },
+    Status {
+        status: StatusInfo,
+    },
+    Backup {
+        backup: BackupRecord,
+    },
+    /// A page of backups; `total` is the size of the whole catalogue, so a
+    /// client knows whether to ask for the next page.
+    Backups {
+        backups: Vec<BackupRecord>,
+        #[serde(default)]
+        total: u64,
+    },
+    Deleted {
+        id: BackupId,
+    },
 }
 
 #[cfg(test)]

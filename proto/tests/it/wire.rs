@@ -221,7 +221,11 @@ fn all_operations() -> Vec<Operation> {
             include_files: false,
             wait: true,
         },
-        Operation::BackupList,
+        Operation::list_first_page(),
+        Operation::BackupList {
+            offset: 1000,
+            limit: Some(10),
+        },
         Operation::BackupShow { id: backup_id() },
         Operation::BackupDelete { id: backup_id() },
         Operation::JobAttach { id: backup_id() },
@@ -263,8 +267,12 @@ fn all_replies() -> Vec<Reply> {
         Reply::Backup {
             backup: failed_record(),
         },
-        Reply::Backups { backups: vec![] },
         Reply::Backups {
+            backups: vec![],
+            total: 0,
+        },
+        Reply::Backups {
+            total: 7,
             backups: vec![succeeded_record(), failed_record(), queued_record()],
         },
         Reply::Deleted { id: backup_id() },
@@ -1520,7 +1528,7 @@ fn any_backup_id() -> impl Strategy<Value = BackupId> {
 fn any_operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
         Just(Operation::Status),
-        Just(Operation::BackupList),
+        Just(Operation::list_first_page()),
         (".{0,250}", scope(), any::<bool>(), any::<bool>()).prop_map(
             |(label, scope, include_files, wait)| Operation::BackupCreate {
                 label,

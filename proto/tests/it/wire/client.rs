@@ -1,0 +1,166 @@
+//! The Rust `Client` against a scripted server: the handshake, progress
+//! followed to the reply, server errors, a refused handshake, and a
+//! connection closed before the reply.
+
+use berkut_proto::manifest::Scope;
+use berkut_proto::wire::{
+    Client, ClientError, ClientMessage, Connection, ErrorBody, ErrorCode, Operation, Phase, Reply,
+    ServerMessage, PROTOCOL_VERSION,
+};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::time::timeout;
+
+use super::fixtures::{backup_id, progress, succeeded_record};
+use super::PATIENCE;
+
+/// Binds a socket in a fresh directory and runs `script` on the first
+/// connection.
+async fn scripted_server<F, Fut>(script: F) -> (tempfile::TempDir, std::path::PathBuf)
+where
+    F: FnOnce(Connection<UnixStream>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berkutd.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        script(Connection::new(stream)).await;
+    });
+    (dir, path)
+}
+
+#[tokio::test]
+async fn the_client_says_hello_then_follows_progress_to_the_reply() {
+    let (_dir, path) = scripted_server(|mut conn| async move {
+        match conn.read_message::<ClientMessage>().await.unwrap() {
+            Some(ClientMessage::Hello {
+                protocol_version,
+                client,
+            }) => {
+                assert_eq!(protocol_version, PROTOCOL_VERSION);
+                assert_eq!(client, "wire-test");
+            }
+            other => panic!("expected hello, got {other:?}"),
+        }
+        conn.write_message(&ServerMessage::Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            server: "scripted 1".into(),
+        })
+        .await
+        .unwrap();
+        let Some(ClientMessage::Request { id, op }) = conn.read_message().await.unwrap() else {
+            panic!("expected a request");
+        };
+        assert!(matches!(op, Operation::BackupCreate { wait: true, .. }));
+        for phase in [Phase::Queued, Phase::Dump] {
+            conn.write_message(&ServerMessage::Progress {
+                id,
+                progress: progress(phase),
+            })
+            .await
+            .unwrap();
+        }
+        conn.write_message(&ServerMessage::Reply {
+            id,
+            reply: Reply::Backup {
+                backup: succeeded_record(),
+            },
+        })
+        .await
+        .unwrap();
+        let Some(ClientMessage::Request { id: second, .. }) = conn.read_message().await.unwrap()
+        else {
+            panic!("expected a second request");
+        };
+        assert_ne!(second, id, "request ids are not reused");
+        conn.write_message(&ServerMessage::Error {
+            id: Some(second),
+            error: ErrorBody::new(ErrorCode::NotFound, "there is no backup"),
+        })
+        .await
+        .unwrap();
+    })
+    .await;
+
+    let mut client = timeout(PATIENCE, Client::connect(&path, "wire-test"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.server_version(), "scripted 1");
+    let mut phases = Vec::new();
+    let reply = timeout(
+        PATIENCE,
+        client.call_with_progress(
+            Operation::BackupCreate {
+                label: "nightly".into(),
+                scope: Scope::Full,
+                include_files: false,
+                wait: true,
+            },
+            |p| phases.push(p.phase),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(phases, [Phase::Queued, Phase::Dump]);
+    assert_eq!(
+        reply,
+        Reply::Backup {
+            backup: succeeded_record()
+        }
+    );
+    let err = timeout(
+        PATIENCE,
+        client.call(Operation::BackupShow { id: backup_id() }),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&err, Err(ClientError::Server(body)) if body.code == ErrorCode::NotFound),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_client_reports_a_refused_handshake() {
+    let (_dir, path) = scripted_server(|mut conn| async move {
+        let _hello: Option<ClientMessage> = conn.read_message().await.unwrap();
+        conn.write_message(&ServerMessage::Error {
+            id: None,
+            error: ErrorBody::new(ErrorCode::VersionMismatch, "speak 2"),
+        })
+        .await
+        .unwrap();
+    })
+    .await;
+    match timeout(PATIENCE, Client::connect(&path, "old"))
+        .await
+        .unwrap()
+    {
+        Err(ClientError::Server(body)) => assert_eq!(body.code, ErrorCode::VersionMismatch),
+        Err(other) => panic!("expected a server error, got {other:?}"),
+        Ok(_) => panic!("expected a server error, got a client"),
+    }
+}
+
+#[tokio::test]
+async fn the_client_reports_a_connection_closed_before_the_reply() {
+    let (_dir, path) = scripted_server(|mut conn| async move {
+        let _hello: Option<ClientMessage> = conn.read_message().await.unwrap();
+        conn.write_message(&ServerMessage::Welcome {
+            protocol_version: 1,
+            server: "s".into(),
+        })
+        .await
+        .unwrap();
+        let _req: Option<ClientMessage> = conn.read_message().await.unwrap();
+    })
+    .await;
+    let mut client = Client::connect(&path, "c").await.unwrap();
+    let got = timeout(PATIENCE, client.call(Operation::Status))
+        .await
+        .unwrap();
+    assert!(matches!(got, Err(ClientError::Closed)), "{got:?}");
+}

@@ -1,0 +1,159 @@
+//! The worked example of `docs/PROTOCOL.md`, byte for byte: the documented
+//! frames are exactly what encoding produces (and decode back), they travel
+//! over a `Connection` unchanged, and the document itself shows these bytes,
+//! every error code and the documented limits.
+
+use berkut_proto::wire::frame::{decode_message, encode};
+use berkut_proto::wire::messages::MAX_LABEL_CHARS;
+use berkut_proto::wire::{
+    ClientMessage, Connection, Operation, Reply, ServerMessage, MAX_FRAME_LEN, PROTOCOL_VERSION,
+};
+use tokio::io::AsyncReadExt;
+use tokio::net::UnixStream;
+use tokio::time::timeout;
+
+use super::fixtures::example_status;
+use super::{frame, unhex, DOCUMENTED_CODES, PATIENCE};
+
+#[test]
+fn the_documented_limits() {
+    assert_eq!(MAX_FRAME_LEN, 4 * 1024 * 1024);
+    assert_eq!(MAX_FRAME_LEN, 4_194_304);
+    assert_eq!(MAX_LABEL_CHARS, 200);
+    assert_eq!(PROTOCOL_VERSION, 1);
+}
+
+const HELLO_FRAME: &str = "
+    00000031
+    83
+    a4 74797065 a5 68656c6c6f
+    b0 70726f746f636f6c5f76657273696f6e 01
+    a6 636c69656e74 ab 6578616d706c6520312e30";
+
+const STATUS_REQUEST_FRAME: &str = "
+    00000022
+    83
+    a4 74797065 a7 72657175657374
+    a2 6964 01
+    a2 6f70 81 a4 74797065 a6 737461747573";
+
+const WELCOME_FRAME: &str = "
+    00000035
+    83
+    a4 74797065 a7 77656c636f6d65
+    b0 70726f746f636f6c5f76657273696f6e 01
+    a6 736572766572 ad 6265726b75746420302e312e30";
+
+const STATUS_REPLY_FRAME: &str = "
+    000000b3
+    83
+    a4 74797065 a5 7265706c79
+    a2 6964 01
+    a5 7265706c79 82
+       a4 74797065 a6 737461747573
+       a6 737461747573 8a
+          a7 76657273696f6e a5 302e312e30
+          b0 70726f746f636f6c5f76657273696f6e 01
+          aa 737461727465645f6174 b4 323032362d30312d30325430333a30343a30355a
+          ae 757074696d655f7365636f6e6473 2a
+          ac 6d61785f706172616c6c656c 02
+          a7 72756e6e696e67 00
+          a6 717565756564 00
+          a4 6a6f6273 90
+          a7 6261636b757073 03
+          a8 6465765f6d6f6465 c2";
+
+fn example_messages() -> (ClientMessage, ClientMessage, ServerMessage, ServerMessage) {
+    (
+        ClientMessage::Hello {
+            protocol_version: 1,
+            client: "example 1.0".into(),
+        },
+        ClientMessage::Request {
+            id: 1,
+            op: Operation::Status,
+        },
+        ServerMessage::Welcome {
+            protocol_version: 1,
+            server: "berkutd 0.1.0".into(),
+        },
+        ServerMessage::Reply {
+            id: 1,
+            reply: Reply::Status {
+                status: example_status(),
+            },
+        },
+    )
+}
+
+#[test]
+fn the_worked_example_has_the_documented_bytes() {
+    let (hello, status, welcome, reply) = example_messages();
+    assert_eq!(frame(&encode(&hello).unwrap()), unhex(HELLO_FRAME));
+    assert_eq!(
+        frame(&encode(&status).unwrap()),
+        unhex(STATUS_REQUEST_FRAME)
+    );
+    assert_eq!(frame(&encode(&welcome).unwrap()), unhex(WELCOME_FRAME));
+    assert_eq!(frame(&encode(&reply).unwrap()), unhex(STATUS_REPLY_FRAME));
+
+    // And the other way: the documented bytes decode to those messages.
+    assert_eq!(
+        decode_message::<ClientMessage>(&unhex(HELLO_FRAME)[4..]).unwrap(),
+        hello
+    );
+    assert_eq!(
+        decode_message::<ServerMessage>(&unhex(STATUS_REPLY_FRAME)[4..]).unwrap(),
+        reply
+    );
+}
+
+/// `docs/PROTOCOL.md`, read at run time.
+fn protocol_doc() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md");
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn the_document_shows_these_bytes_and_these_codes() {
+    let doc = protocol_doc();
+    let (hello, status, welcome, reply) = example_messages();
+    for (what, body) in [
+        ("hello", encode(&hello).unwrap()),
+        ("status request", encode(&status).unwrap()),
+        ("welcome", encode(&welcome).unwrap()),
+        ("status reply", encode(&reply).unwrap()),
+    ] {
+        let line = hex::encode(frame(&body));
+        assert!(
+            doc.lines().any(|l| l.trim() == line),
+            "docs/PROTOCOL.md lacks the {what} frame as one line:\n{line}"
+        );
+    }
+    for (_, name) in DOCUMENTED_CODES {
+        assert!(
+            doc.contains(&format!("| `{name}` |")),
+            "docs/PROTOCOL.md has no table row for the code {name}"
+        );
+    }
+    for limit in ["4 194 304", "200 characters", "`MAX_DEPTH` = 32"] {
+        assert!(doc.contains(limit), "{limit}");
+    }
+}
+
+#[tokio::test]
+async fn the_worked_example_frames_travel_as_documented() {
+    let (a, mut raw) = UnixStream::pair().unwrap();
+    let mut conn = Connection::new(a);
+    let (hello, status, ..) = example_messages();
+    conn.write_message(&hello).await.unwrap();
+    conn.write_message(&status).await.unwrap();
+    let mut expected = unhex(HELLO_FRAME);
+    expected.extend(unhex(STATUS_REQUEST_FRAME));
+    let mut got = vec![0; expected.len()];
+    timeout(PATIENCE, raw.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, expected);
+}

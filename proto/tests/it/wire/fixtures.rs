@@ -1,0 +1,245 @@
+//! Sample values for the wire tests: records in each state, progress,
+//! statuses, and a list of every client and server message variant (with
+//! edge-case ids, labels and versions) that the round-trip, shape and
+//! property tests walk through.
+
+use berkut_proto::ids::BackupId;
+use berkut_proto::manifest::{Origin, Scope};
+use berkut_proto::wire::messages::MAX_LABEL_CHARS;
+use berkut_proto::wire::{
+    BackupRecord, BackupStatus, ClientMessage, ErrorBody, ErrorCode, Failure, JobInfo, JobKind,
+    Operation, Phase, Progress, Reply, ServerMessage, StatusInfo, PROTOCOL_VERSION,
+};
+use time::macros::datetime;
+
+pub(super) fn backup_id() -> BackupId {
+    "20260102T030405Z-0a0b0c0d".parse().unwrap()
+}
+
+pub(super) fn queued_record() -> BackupRecord {
+    BackupRecord {
+        id: backup_id(),
+        label: "nightly".into(),
+        scope: Scope::Full,
+        include_files: false,
+        origin: Origin::Manual,
+        status: BackupStatus::Queued,
+        created_at: datetime!(2026-01-02 03:04:05 UTC),
+        started_at: None,
+        finished_at: None,
+        size_bytes: None,
+        sha256: None,
+        key_id: None,
+        database: None,
+        failure: None,
+    }
+}
+
+pub(super) fn succeeded_record() -> BackupRecord {
+    BackupRecord {
+        status: BackupStatus::Succeeded,
+        started_at: Some(datetime!(2026-01-02 03:04:06.25 UTC)),
+        finished_at: Some(datetime!(2026-01-02 03:05:00 UTC)),
+        size_bytes: Some(123_456_789),
+        sha256: Some("ab".repeat(32)),
+        key_id: Some("0123456789abcdef".into()),
+        database: Some("app".into()),
+        ..queued_record()
+    }
+}
+
+pub(super) fn failed_record() -> BackupRecord {
+    BackupRecord {
+        status: BackupStatus::Failed,
+        label: "перед миграцией".into(),
+        scope: Scope::Schema,
+        include_files: true,
+        origin: Origin::Scheduled,
+        finished_at: Some(datetime!(2026-01-02 03:04:07 +03:00)),
+        failure: Some(Failure {
+            code: ErrorCode::Unavailable,
+            reason: "the database is not reachable (correlation id 00000000deadbeef)".into(),
+        }),
+        ..queued_record()
+    }
+}
+
+pub(super) fn progress(phase: Phase) -> Progress {
+    Progress {
+        job_id: backup_id(),
+        phase,
+        tables_done: 3,
+        tables_total: 10,
+        bytes_done: 1 << 20,
+    }
+}
+
+/// The status of the worked example in `docs/PROTOCOL.md`.
+pub(super) fn example_status() -> StatusInfo {
+    StatusInfo {
+        version: "0.1.0".into(),
+        protocol_version: 1,
+        started_at: datetime!(2026-01-02 03:04:05 UTC),
+        uptime_seconds: 42,
+        max_parallel: 2,
+        running: 0,
+        queued: 0,
+        jobs: vec![],
+        backups: 3,
+        dev_mode: false,
+    }
+}
+
+pub(super) fn busy_status() -> StatusInfo {
+    StatusInfo {
+        running: 1,
+        queued: 1,
+        jobs: vec![
+            JobInfo {
+                id: backup_id(),
+                kind: JobKind::Backup,
+                status: BackupStatus::Running,
+                queued_at: datetime!(2026-01-02 03:04:05 UTC),
+                started_at: Some(datetime!(2026-01-02 03:04:05.000000001 UTC)),
+                progress: progress(Phase::Dump),
+            },
+            JobInfo {
+                id: "20260102T030406Z-ffffffff".parse().unwrap(),
+                kind: JobKind::Backup,
+                status: BackupStatus::Queued,
+                queued_at: datetime!(2026-01-02 03:04:06 UTC),
+                started_at: None,
+                progress: Progress {
+                    job_id: "20260102T030406Z-ffffffff".parse().unwrap(),
+                    phase: Phase::Queued,
+                    tables_done: 0,
+                    tables_total: 0,
+                    bytes_done: 0,
+                },
+            },
+        ],
+        dev_mode: true,
+        ..example_status()
+    }
+}
+
+pub(super) fn all_operations() -> Vec<Operation> {
+    vec![
+        Operation::Status,
+        Operation::BackupCreate {
+            label: String::new(),
+            scope: Scope::Full,
+            include_files: false,
+            wait: false,
+        },
+        Operation::BackupCreate {
+            label: "перед миграцией 🚀".into(),
+            scope: Scope::Database,
+            include_files: true,
+            wait: true,
+        },
+        Operation::BackupCreate {
+            label: "x".repeat(MAX_LABEL_CHARS),
+            scope: Scope::Schema,
+            include_files: false,
+            wait: true,
+        },
+        Operation::list_first_page(),
+        Operation::BackupList {
+            offset: 1000,
+            limit: Some(10),
+        },
+        Operation::BackupShow { id: backup_id() },
+        Operation::BackupDelete { id: backup_id() },
+        Operation::JobAttach { id: backup_id() },
+    ]
+}
+
+pub(super) fn all_client_messages() -> Vec<ClientMessage> {
+    let mut out = vec![
+        ClientMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            client: "berkutctl 0.1.0".into(),
+        },
+        ClientMessage::Hello {
+            protocol_version: u32::MAX,
+            client: String::new(),
+        },
+    ];
+    for (n, op) in all_operations().into_iter().enumerate() {
+        let id = [0, 1, 127, 128, 255, 65_536, u32::MAX as u64 + 1, u64::MAX][n % 8];
+        out.push(ClientMessage::Request { id, op });
+    }
+    out
+}
+
+pub(super) fn all_replies() -> Vec<Reply> {
+    vec![
+        Reply::Status {
+            status: example_status(),
+        },
+        Reply::Status {
+            status: busy_status(),
+        },
+        Reply::Backup {
+            backup: queued_record(),
+        },
+        Reply::Backup {
+            backup: succeeded_record(),
+        },
+        Reply::Backup {
+            backup: failed_record(),
+        },
+        Reply::Backups {
+            backups: vec![],
+            total: 0,
+        },
+        Reply::Backups {
+            total: 7,
+            backups: vec![succeeded_record(), failed_record(), queued_record()],
+        },
+        Reply::Deleted { id: backup_id() },
+    ]
+}
+
+pub(super) fn all_server_messages() -> Vec<ServerMessage> {
+    let mut out = vec![
+        ServerMessage::Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            server: "berkutd 0.1.0".into(),
+        },
+        ServerMessage::Error {
+            id: None,
+            error: ErrorBody::new(ErrorCode::VersionMismatch, "wrong version"),
+        },
+        ServerMessage::Error {
+            id: Some(9),
+            error: ErrorBody {
+                code: ErrorCode::Internal,
+                message: "internal error".into(),
+                correlation_id: Some("00000000deadbeef".into()),
+            },
+        },
+    ];
+    for phase in [
+        Phase::Queued,
+        Phase::Connecting,
+        Phase::Globals,
+        Phase::Dump,
+        Phase::Files,
+        Phase::Finishing,
+        Phase::Done,
+    ] {
+        out.push(ServerMessage::Progress {
+            id: 4,
+            progress: progress(phase),
+        });
+    }
+    for (n, reply) in all_replies().into_iter().enumerate() {
+        out.push(ServerMessage::Reply {
+            id: n as u64,
+            reply,
+        });
+    }
+    out
+}

@@ -1,0 +1,107 @@
+//! Properties over arbitrary input: decoding random or damaged bytes never
+//! panics, arbitrary operations and error bodies round-trip, and a backup id
+//! decodes exactly when it has the documented shape.
+
+use berkut_proto::ids::BackupId;
+use berkut_proto::manifest::Scope;
+use berkut_proto::wire::frame::{decode_message, encode};
+use berkut_proto::wire::{ClientMessage, ErrorBody, Operation, ServerMessage};
+use proptest::prelude::*;
+use rmpv::Value;
+
+use super::fixtures::{all_client_messages, all_server_messages};
+use super::{pack, DOCUMENTED_CODES};
+
+fn scope() -> impl Strategy<Value = Scope> {
+    prop_oneof![
+        Just(Scope::Full),
+        Just(Scope::Database),
+        Just(Scope::Schema)
+    ]
+}
+
+fn any_backup_id() -> impl Strategy<Value = BackupId> {
+    "[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}".prop_map(|s| s.parse().unwrap())
+}
+
+fn any_operation() -> impl Strategy<Value = Operation> {
+    prop_oneof![
+        Just(Operation::Status),
+        Just(Operation::list_first_page()),
+        (".{0,250}", scope(), any::<bool>(), any::<bool>()).prop_map(
+            |(label, scope, include_files, wait)| Operation::BackupCreate {
+                label,
+                scope,
+                include_files,
+                wait,
+            }
+        ),
+        any_backup_id().prop_map(|id| Operation::BackupShow { id }),
+        any_backup_id().prop_map(|id| Operation::BackupDelete { id }),
+        any_backup_id().prop_map(|id| Operation::JobAttach { id }),
+    ]
+}
+
+fn shape_of_a_backup_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 25
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+        && b[16] == b'-'
+        && b[17..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode_message::<ClientMessage>(&body);
+        let _ = decode_message::<ServerMessage>(&body);
+    }
+
+    #[test]
+    fn decoding_damaged_messages_never_panics(
+        n in 0usize..64,
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let messages = all_server_messages();
+        let mut body = encode(&messages[n % messages.len()]).unwrap();
+        let at = at.index(body.len());
+        body[at] = byte;
+        let _ = decode_message::<ServerMessage>(&body);
+        let _ = decode_message::<ServerMessage>(&body[..cut.index(body.len())]);
+        let requests = all_client_messages();
+        let mut body = encode(&requests[n % requests.len()]).unwrap();
+        let at = at.min(body.len() - 1);
+        body[at] = byte;
+        let _ = decode_message::<ClientMessage>(&body);
+    }
+
+    #[test]
+    fn operations_round_trip(id in any::<u64>(), op in any_operation()) {
+        let msg = ClientMessage::Request { id, op: op.clone() };
+        let bytes = encode(&msg).unwrap();
+        prop_assert_eq!(decode_message::<ClientMessage>(&bytes).unwrap(), msg);
+        prop_assert_eq!(decode_message::<Operation>(&encode(&op).unwrap()).unwrap(), op);
+    }
+
+    #[test]
+    fn a_backup_id_decodes_exactly_when_it_has_the_shape(s in "[0-9a-fTZ./-]{0,30}|[0-9]{8}T[0-9]{6}Z-[0-9a-fA-F]{7,9}|\\PC{0,30}") {
+        let decoded = decode_message::<BackupId>(&pack(&Value::from(s.as_str())));
+        prop_assert_eq!(decoded.is_ok(), shape_of_a_backup_id(&s));
+    }
+
+    #[test]
+    fn error_bodies_round_trip(code in 0usize..10, message in "\\PC{0,80}", correlation in proptest::option::of("[0-9a-f]{16}")) {
+        let error = ErrorBody { code: DOCUMENTED_CODES[code].0, message, correlation_id: correlation };
+        let msg = ServerMessage::Error { id: Some(1), error };
+        prop_assert_eq!(decode_message::<ServerMessage>(&encode(&msg).unwrap()).unwrap(), msg);
+    }
+}

@@ -255,7 +255,7 @@ psql_in postgres -c "CREATE DATABASE $DB"
 # secondary indexes are built and batches are added until pg_database_size
 # reaches the target.
 
-target_bytes=$(calc '"%d", '"$BENCH_SIZE_GB"' * 1073741824')
+target_bytes=$(calc '"%.0f", '"$BENCH_SIZE_GB"' * 1073741824')
 ((target_bytes > 0)) || die "BENCH_SIZE_GB must be more than 0"
 
 psql_in "$DB" <<'SQL'
@@ -384,7 +384,7 @@ GEN_START=$(now)
 log "generating data: target $target_bytes bytes ($BENCH_SIZE_GB GiB), batches of $BENCH_BATCH customers"
 batch=0
 # Secondary indexes add roughly a fifth to the heap: load to ~80 % first.
-heap_goal=$(calc '"%d", '"$target_bytes"' * 0.8')
+heap_goal=$(calc '"%.0f", '"$target_bytes"' * 0.8')
 while (($(db_size) < heap_goal)); do
     add_batch "$batch"
     batch=$((batch + 1))
@@ -508,7 +508,7 @@ run_baseline() {
         "$PGBIN/pg_dump" --no-password --format=custom --dbname="$URL" --file="$BASE_FILE" ||
         die "the baseline pg_dump failed"
     t1=$(now)
-    B_WALL=$(calc '"%.1f", '"$t1 - $t0")
+    B_WALL=$(calc '"%.2f", '"$t1 - $t0")
     B_SERVER_CPU=$(server_cpu)
     B_SIZE=$(stat -c %s "$BASE_FILE")
     B_RSS_KB=$(time_field "$WORK/baseline.time" 'Maximum resident set size (kbytes)')
@@ -535,7 +535,7 @@ run_backup() {
     stop_sampler
     R_SERVER_CPU=$(server_cpu)
     read -r -a cpu1 <<<"$(cpu_ticks "$DAEMON_PID")"
-    R_WALL=$(calc '"%.1f", '"$t1 - $t0")
+    R_WALL=$(calc '"%.2f", '"$t1 - $t0")
     R_HWM_KB=$(status_kib "$DAEMON_PID" VmHWM)
     read -r R_CHILD_KB R_RSS_SAMPLED_KB <"$BK/sample"
     R_DAEMON_CPU=$(calc '"%.1f", '"(${cpu1[0]} - ${cpu0[0]}) / $CLK_TCK")
@@ -683,8 +683,8 @@ row() { # row LABEL BASELINE DATABASE FULL
     row "" "\`pg_dump -Fc\` to a file (baseline)" "berkut \`--scope database\`" "berkut \`--scope full\`"
     row "---" "---:" "---:" "---:"
     row "rounds" "$BENCH_ROUNDS" "$BENCH_ROUNDS" "1"
-    row "wall time, s ($ROUNDS_NOTE)" "$(spread "${BASE_WALLS[@]}")" "$(spread "${DB_WALLS[@]}")" "${F_WALL:-}"
-    row "wall time / baseline" "1.00" "**$DB_RATIO** (rounds: ${RATIOS[*]})" "$(calc '"%.2f", '"${F_WALL:-0} / $BASE_MEDIAN")"
+    row "wall time, s ($ROUNDS_NOTE)" "$(spread "${BASE_WALLS[@]}")" "$(spread "${DB_WALLS[@]}")" "$(median "${F_WALL:-0}")"
+    row "wall time / baseline" "1.00" "**$DB_RATIO** (by round: ${RATIOS[*]})" "$(calc '"%.2f", '"${F_WALL:-0} / $BASE_MEDIAN")"
     row "output size, bytes" "$BASE_SIZE ($(mib "${BASE_SIZES[0]}") MiB)" "$D_SIZE ($(mib "${DB_SIZES[0]}") MiB)" "${F_SIZE:-} ($(mib "${F_SIZE:-0}") MiB)"
     row "pg_dump output inside, bytes" "$BASE_SIZE" "$D_DUMP" "${F_DUMP:-}"
     row "archive overhead over the dump" "-" "**$(calc '"%.3f", '"$DB_OVERHEAD_MAX") %**" "**$(calc '"%.3f", '"${F_OVERHEAD:-0}") %**"
@@ -694,7 +694,7 @@ row() { # row LABEL BASELINE DATABASE FULL
     row "CPU s: pg_dump (user+sys)" "$(spread "${BASE_CPUS[@]}")" "$(spread "${DB_CHILD_CPUS[@]}")" "${F_CHILD_CPU:-}"
     row "CPU s: server backend" "$(spread "${BASE_SERVER[@]}")" "$(spread "${DB_SERVER[@]}")" "${F_SERVER:-}"
     row "CPU s: berkutd itself" "-" "$(spread "${DB_DAEMON_CPUS[@]}")" "${F_DAEMON_CPU:-}"
-    row "dump step (manifest timing), s" "-" "$(spread "${DB_STEPS[@]}")" "${F_DUMP_STEP:-}"
+    row "dump step (manifest timing), s" "-" "$(spread "${DB_STEPS[@]}")" "$(median "${F_DUMP_STEP:-0}")"
     row "other parts in the archive" "-" "$D_OTHER" "${F_OTHER:-}"
     echo
     echo "Wall times: the baseline is \`/usr/bin/time -v $PGBIN/pg_dump --format=custom --dbname=... --file=...\`; berkut is \`berkutctl --json backup create --scope ... --wait\`, from the request to a sealed, fsynced, catalogued archive. Rounds alternate which goes first. VmHWM is the daemon's own peak RSS over its whole life (idle before the first backup: $(kib_mib "$IDLE_HWM_KB") MiB), so each column includes the backups before it; the daemon's pg_dump child is a separate process, on its own row (VmHWM sampled every 0.2 s). The pg_dump CPU of a berkut backup is the daemon's reaped-children time (pg_dump, plus pg_dumpall for \`full\`); the server backend's is the postmaster's. Overhead = (archive bytes - dump bytes) / dump bytes, the worst of the rounds; $DUMP_NOTE."

@@ -42,6 +42,21 @@ enum Command {
     /// Follow jobs.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Show and change the automatic backup plan.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+}
+
+#[derive(Subcommand)]
+enum PlanCommand {
+    /// Show the plan, its next run and its last success.
+    Show,
+    /// Set (and enable) the plan.
+    Set(commands::plan_set::PlanArgs),
+    /// Resume automatic backups (and retention).
+    Enable,
+    /// Stop automatic backups (and retention) until enabled again.
+    Disable,
 }
 
 #[derive(Subcommand)]
@@ -78,6 +93,10 @@ enum BackupCommand {
     Show { id: String },
     /// Delete a backup and its archive.
     Delete { id: String },
+    /// Keep a backup out of retention's reach.
+    Pin { id: String },
+    /// Let retention treat a backup like any other again.
+    Unpin { id: String },
 }
 
 #[derive(Subcommand)]
@@ -107,6 +126,16 @@ async fn main() -> std::process::ExitCode {
             commands::backup_delete::run(&ctx, &id).await
         }
         Command::Job(JobCommand::Attach { id }) => commands::job_attach::run(&ctx, &id).await,
+        Command::Backup(BackupCommand::Pin { id }) => {
+            commands::backup_pin::run(&ctx, &id, true).await
+        }
+        Command::Backup(BackupCommand::Unpin { id }) => {
+            commands::backup_pin::run(&ctx, &id, false).await
+        }
+        Command::Plan(PlanCommand::Show) => commands::plan_show::run(&ctx).await,
+        Command::Plan(PlanCommand::Set(args)) => commands::plan_set::run(&ctx, args).await,
+        Command::Plan(PlanCommand::Enable) => commands::plan_enable::run(&ctx, true).await,
+        Command::Plan(PlanCommand::Disable) => commands::plan_enable::run(&ctx, false).await,
     };
     match result {
         Ok(code) => code,

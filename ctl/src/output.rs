@@ -36,6 +36,22 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A duration for people: 3d 4h, 2h 5m, 40s.
+pub fn duration(seconds: u64) -> String {
+    let (d, h, m, s) = (
+        seconds / 86_400,
+        seconds / 3600 % 24,
+        seconds / 60 % 60,
+        seconds % 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
 pub fn status_word(s: BackupStatus) -> &'static str {
     match s {
         BackupStatus::Queued => "queued",

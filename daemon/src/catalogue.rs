@@ -6,7 +6,6 @@
 //! catalogue is lost or behind.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use berkut_proto::ids::BackupId;
@@ -119,6 +118,9 @@ pub struct Entry {
     pub database: Option<String>,
     #[serde(default)]
     pub archive: Option<ArchiveFacts>,
+    /// Never deleted by retention while set.
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 impl Entry {
@@ -141,6 +143,7 @@ impl Entry {
                 BackupState::Failed { failure, .. } => Some(failure.clone()),
                 _ => None,
             },
+            pinned: self.pinned,
         }
     }
 }
@@ -236,12 +239,7 @@ impl Catalogue {
         let mut text =
             serde_json::to_vec_pretty(&file).expect("catalogue entries always serialise");
         text.push(b'\n');
-        let tmp = self.path.with_extension("json.tmp");
-        let mut out = std::fs::File::create(&tmp).map_err(io)?;
-        out.write_all(&text).map_err(io)?;
-        out.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        crate::store::sync_dir(self.path.parent().unwrap_or(Path::new("."))).map_err(io)?;
+        crate::store::write_atomically(&self.path, &text).map_err(io)?;
         Ok(())
     }
 
@@ -321,7 +319,7 @@ mod tests {
         cat.save().unwrap();
         let again = Catalogue::load(&path).unwrap();
         assert_eq!(again.entries, cat.entries);
-        assert!(!path.with_extension("json.tmp").exists());
+        assert!(!path.with_extension("tmp").exists());
     }
 
     #[test]

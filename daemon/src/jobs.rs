@@ -187,6 +187,7 @@ mod tests {
                 key_id: None,
                 database: None,
                 failure: None,
+                pinned: false,
             },
         }
     }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod handlers;
 pub mod jobs;
 pub mod recovery;
+pub mod schedule;
 pub mod server;
 pub mod state;
 pub mod store;
@@ -53,6 +54,8 @@ pub enum DaemonError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Plan(#[from] schedule::plan::PlanFileError),
     #[error("{0}")]
     Setup(String),
 }
@@ -88,6 +91,9 @@ pub async fn run_with_clock(
         );
     }
     let catalogue = recovery::recover(&config.state_dir, &store, &config.keyring, clock.now())?;
+    // A plan that cannot be read stops the start: running without the
+    // plan an operator set would silently stop the automatic backups.
+    let plan = schedule::plan::load(&config.state_dir)?;
     let db = Db::new(&config.database_url).map_err(|e| DaemonError::Setup(e.message))?;
     let listener = server::bind(&config.socket).map_err(|source| DaemonError::Socket {
         path: config.socket.clone(),
@@ -109,6 +115,7 @@ pub async fn run_with_clock(
         store,
         db,
         policy: Policy::current(),
+        plan: tokio::sync::watch::Sender::new(plan),
         started_at: clock.now(),
         clock,
         shutdown: shutdown.clone(),
@@ -116,7 +123,9 @@ pub async fn run_with_clock(
     });
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
+    let scheduler = tokio::spawn(schedule::runner::run(Arc::clone(&daemon), shutdown.clone()));
     let connections = server::accept(Arc::clone(&daemon), listener, shutdown.clone()).await;
+    let _ = scheduler.await;
     tracing::info!("stopping: cancelling jobs");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     daemon.jobs.shutdown().await;

@@ -128,6 +128,7 @@ fn rebuild(store: &Store, keyring: &Keyring, id: &BackupId) -> Option<Entry> {
                 },
                 database: Some(manifest.database.name),
                 archive: Some(facts),
+                pinned: false,
             })
         }
         Err(e) => {

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Policy;
@@ -14,6 +15,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::OpError;
 use crate::jobs::Jobs;
+use crate::schedule::plan::StoredPlan;
 use crate::store::Store;
 
 pub struct Daemon {
@@ -23,6 +25,8 @@ pub struct Daemon {
     pub db: Db,
     pub jobs: Arc<Jobs>,
     pub policy: Policy,
+    /// The backup plan in force; the scheduler watches it.
+    pub plan: watch::Sender<Option<StoredPlan>>,
     pub clock: Arc<dyn Clock>,
     pub started_at: OffsetDateTime,
     /// Cancelled when the daemon begins to stop.

@@ -128,6 +128,17 @@ impl Store {
     }
 }
 
+/// Replaces `path` with `contents` so that a crash leaves either the old or
+/// the new file: temporary file, fsync, rename, fsync of the directory.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut out = File::create(&tmp)?;
+    out.write_all(contents)?;
+    out.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
 /// fsyncs a directory so that a rename or removal in it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

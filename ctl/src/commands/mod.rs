@@ -5,9 +5,13 @@
 pub mod backup_create;
 pub mod backup_delete;
 pub mod backup_list;
+pub mod backup_pin;
 pub mod backup_show;
 pub mod job_attach;
 pub mod key_generate;
+pub mod plan_enable;
+pub mod plan_set;
+pub mod plan_show;
 pub mod status;
 
 use std::path::{Path, PathBuf};

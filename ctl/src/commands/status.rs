@@ -33,6 +33,22 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         status.running, status.queued, status.max_parallel
     );
     println!("backups:   {}", status.backups);
+    match (status.newest_success_at, status.newest_success_age_seconds) {
+        (Some(at), Some(age)) => println!(
+            "newest:    {} ({} ago)",
+            output::rfc3339(at),
+            output::duration(age)
+        ),
+        _ => println!("newest:    no successful backup yet"),
+    }
+    if let Some(limit) = status.rpo_limit_seconds {
+        let verdict = if status.rpo_breached {
+            "BREACHED"
+        } else {
+            "ok"
+        };
+        println!("rpo:       {verdict} (limit {})", output::duration(limit));
+    }
     for job in &status.jobs {
         println!(
             "  {}  {:<8} {:<10} {}/{} tables  {}",

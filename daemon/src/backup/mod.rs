@@ -82,6 +82,7 @@ pub async fn submit(
         state: BackupState::Queued { created_at },
         database: None,
         archive: None,
+        pinned: false,
     };
     let record = entry.record();
     daemon.update_catalogue(|c| c.insert(entry))?;
@@ -153,6 +154,56 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
         tracing::error!(backup = %id, error = %e, "the backup's outcome could not be recorded; the catalogue will be repaired at the next start");
     }
     publish(&daemon, &ctx, &id);
+    // A new good backup may let older ones go. The job is still registered
+    // as active here, so retention cannot touch the backup just made.
+    crate::schedule::retention::apply(&daemon);
+}
+
+/// Queues a backup like `submit`; when it cannot even start (the database
+/// is down), records a failed backup, so that an automatic backup that did
+/// not happen is visible in the catalogue and not just in the log.
+pub async fn submit_or_record(
+    daemon: &Arc<Daemon>,
+    request: BackupRequest,
+) -> Result<watch::Receiver<JobView>, OpError> {
+    let error = match submit(daemon, request.clone()).await {
+        Ok(view) => return Ok(view),
+        Err(e) => e,
+    };
+    let now = daemon.now();
+    let failure = error.into_failure("automatic backup");
+    let entry = Entry {
+        id: BackupId::generate(now),
+        label: request.label,
+        scope: request.scope,
+        include_files: request.include_files,
+        origin: request.origin,
+        state: BackupState::Failed {
+            created_at: now,
+            started_at: None,
+            finished_at: now,
+            failure: failure.clone(),
+        },
+        database: None,
+        archive: None,
+        pinned: false,
+    };
+    daemon.update_catalogue(|c| c.insert(entry))?;
+    Err(OpError::new(failure.code, failure.reason))
+}
+
+/// Deletes a finished backup: the archive first, then the record, so a
+/// crash in between leaves a record whose archive is missing (which
+/// start-up recovery reports), never an archive without a record.
+pub fn remove(daemon: &Daemon, id: &BackupId) -> Result<(), OpError> {
+    if daemon.jobs.is_active(id) {
+        return Err(OpError::conflict(format!(
+            "backup {id} is still in progress"
+        )));
+    }
+    daemon.store.delete(id).map_err(io_error)?;
+    daemon.update_catalogue(|c| c.remove(id))?;
+    Ok(())
 }
 
 /// Changes a job's state in the catalogue, then tells its watchers.

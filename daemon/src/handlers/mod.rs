@@ -5,8 +5,12 @@
 mod backup_create;
 mod backup_delete;
 mod backup_list;
+mod backup_pin;
 mod backup_show;
 mod job_attach;
+mod plan_enable;
+mod plan_set;
+mod plan_show;
 mod status;
 
 use std::sync::Arc;
@@ -57,5 +61,11 @@ pub async fn dispatch(
         Operation::BackupShow { id } => backup_show::handle(daemon, &id),
         Operation::BackupDelete { id } => backup_delete::handle(daemon, &id).await,
         Operation::JobAttach { id } => job_attach::handle(daemon, &id, resp).await,
+        Operation::BackupPin { id } => backup_pin::handle(daemon, &id, true),
+        Operation::BackupUnpin { id } => backup_pin::handle(daemon, &id, false),
+        Operation::PlanShow => plan_show::handle(daemon),
+        Operation::PlanSet { plan } => plan_set::handle(daemon, plan),
+        Operation::PlanEnable => plan_enable::handle(daemon, true),
+        Operation::PlanDisable => plan_enable::handle(daemon, false),
     }
 }

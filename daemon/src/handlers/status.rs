@@ -1,4 +1,5 @@
-//! `status`: what the daemon is and what it is doing.
+//! `status`: what the daemon is and what it is doing, and whether the
+//! newest good backup is recent enough (the RPO watch, R17).
 
 use berkut_proto::wire::{BackupStatus, Reply, StatusInfo, PROTOCOL_VERSION};
 
@@ -9,6 +10,23 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
     let now = daemon.now();
     let jobs = daemon.jobs.list();
     let count = |s| jobs.iter().filter(|j| j.record.status == s).count() as u32;
+    let (backups, newest_success_at) = {
+        let cat = daemon.catalogue.lock().unwrap();
+        let newest = cat
+            .list()
+            .filter(|e| e.state.status() == BackupStatus::Succeeded)
+            .map(|e| e.state.created_at())
+            .max();
+        (cat.len() as u64, newest)
+    };
+    let age = newest_success_at.map(|t| (now - t).whole_seconds().max(0) as u64);
+    let limit = crate::schedule::rpo_limit(daemon.plan.borrow().as_ref(), now)
+        .map(|d| d.whole_seconds().max(0) as u64);
+    let rpo_breached = match (limit, age) {
+        (Some(limit), Some(age)) => age > limit,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
     Ok(Reply::Status {
         status: StatusInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -19,7 +37,11 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
             running: count(BackupStatus::Running),
             queued: count(BackupStatus::Queued),
             jobs: jobs.iter().map(|j| j.info()).collect(),
-            backups: daemon.catalogue.lock().unwrap().len() as u64,
+            backups,
+            newest_success_at,
+            newest_success_age_seconds: age,
+            rpo_limit_seconds: limit,
+            rpo_breached,
             dev_mode: daemon.config.dev,
         },
     })

@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::ErrorBody;
+use super::plan::{PlanInfo, PlanSpec};
 use super::records::{BackupRecord, Progress, StatusInfo};
 use crate::ids::BackupId;
 use crate::manifest::Scope;
@@ -76,6 +77,20 @@ pub enum Operation {
     JobAttach {
         id: BackupId,
     },
+    /// Keeps a backup out of retention's reach.
+    BackupPin {
+        id: BackupId,
+    },
+    BackupUnpin {
+        id: BackupId,
+    },
+    PlanShow,
+    /// Replaces the plan (validated as a whole) and enables it.
+    PlanSet {
+        plan: PlanSpec,
+    },
+    PlanEnable,
+    PlanDisable,
 }
 
 impl Operation {
@@ -96,6 +111,12 @@ impl Operation {
             Operation::BackupShow { .. } => "backup_show",
             Operation::BackupDelete { .. } => "backup_delete",
             Operation::JobAttach { .. } => "job_attach",
+            Operation::BackupPin { .. } => "backup_pin",
+            Operation::BackupUnpin { .. } => "backup_unpin",
+            Operation::PlanShow => "plan_show",
+            Operation::PlanSet { .. } => "plan_set",
+            Operation::PlanEnable => "plan_enable",
+            Operation::PlanDisable => "plan_disable",
         }
     }
 }
@@ -154,6 +175,9 @@ pub enum Reply {
     },
     Deleted {
         id: BackupId,
+    },
+    Plan {
+        plan: PlanInfo,
     },
 }
 

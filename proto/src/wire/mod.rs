@@ -8,6 +8,7 @@ pub mod client;
 pub mod error;
 pub mod frame;
 pub mod messages;
+pub mod plan;
 pub mod records;
 pub mod scan;
 
@@ -15,6 +16,7 @@ pub use client::{Client, ClientError};
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{Connection, FrameError, MAX_FRAME_LEN};
 pub use messages::{ClientMessage, Operation, Reply, ServerMessage, PROTOCOL_VERSION};
+pub use plan::{PlanInfo, PlanSpec, Preset};
 pub use records::{
     BackupRecord, BackupStatus, Failure, JobInfo, JobKind, Phase, Progress, StatusInfo,
 };

@@ -55,6 +55,9 @@ pub struct BackupRecord {
     pub database: Option<String>,
     #[serde(default)]
     pub failure: Option<Failure>,
+    /// A pinned backup is never deleted by retention.
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 /// The step a backup job is in.
@@ -128,6 +131,21 @@ pub struct StatusInfo {
     pub queued: u32,
     pub jobs: Vec<JobInfo>,
     pub backups: u64,
+    /// When the newest successful backup (of any origin) was started.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub newest_success_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub newest_success_age_seconds: Option<u64>,
+    /// How old the newest successful backup may be before the recovery
+    /// point objective counts as missed: the plan's period plus a grace
+    /// margin. Absent while no plan is enabled.
+    #[serde(default)]
+    pub rpo_limit_seconds: Option<u64>,
+    /// True when a plan is enabled and the newest successful backup is
+    /// older than `rpo_limit_seconds` (or there is none): a silent failure
+    /// that monitoring should alert on.
+    #[serde(default)]
+    pub rpo_breached: bool,
     /// Whether the daemon runs in development mode (generated key, local
     /// state): never in production.
     pub dev_mode: bool,

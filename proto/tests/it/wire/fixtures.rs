@@ -32,6 +32,7 @@ pub(super) fn queued_record() -> BackupRecord {
         key_id: None,
         database: None,
         failure: None,
+        pinned: false,
     }
 }
 
@@ -86,6 +87,10 @@ pub(super) fn example_status() -> StatusInfo {
         queued: 0,
         jobs: vec![],
         backups: 3,
+        newest_success_at: None,
+        newest_success_age_seconds: None,
+        rpo_limit_seconds: None,
+        rpo_breached: false,
         dev_mode: false,
     }
 }
@@ -118,6 +123,10 @@ pub(super) fn busy_status() -> StatusInfo {
                 },
             },
         ],
+        newest_success_at: None,
+        newest_success_age_seconds: Some(60),
+        rpo_limit_seconds: Some(93_600),
+        rpo_breached: false,
         dev_mode: true,
         ..example_status()
     }

@@ -1,0 +1,31 @@
+//! `plan_set`: validates a whole plan and puts it in force (enabled). A
+//! plan that does not validate is `invalid` and the old plan stays.
+
+use berkut_proto::wire::{PlanSpec, Reply};
+
+use super::plan_show;
+use crate::error::OpError;
+use crate::schedule::plan::{self, StoredPlan};
+use crate::state::Daemon;
+
+pub fn handle(daemon: &Daemon, spec: PlanSpec) -> Result<Reply, OpError> {
+    if spec.include_files && daemon.config.file_roots.is_empty() {
+        return Err(OpError::invalid(
+            "include_files was asked for, but no file roots are configured",
+        ));
+    }
+    let stored = StoredPlan::from_spec(&spec, daemon.now()).map_err(OpError::invalid)?;
+    put_in_force(daemon, stored)?;
+    Ok(Reply::Plan {
+        plan: plan_show::info(daemon),
+    })
+}
+
+/// Persists a plan, then hands it to the scheduler.
+pub fn put_in_force(daemon: &Daemon, stored: StoredPlan) -> Result<(), OpError> {
+    plan::save(&daemon.config.state_dir, &stored)
+        .map_err(|e| OpError::unavailable("the plan could not be saved").with_detail(e))?;
+    tracing::info!(preset = stored.preset.as_str(), enabled = stored.enabled, timezone = %stored.timezone, "backup plan changed");
+    daemon.plan.send_replace(Some(stored));
+    Ok(())
+}

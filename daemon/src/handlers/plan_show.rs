@@ -1,0 +1,62 @@
+//! `plan_show`: the plan with its next run and the last successful
+//! automatic backup.
+
+use berkut_proto::manifest::Origin;
+use berkut_proto::wire::{BackupStatus, PlanInfo, Reply};
+
+use crate::error::OpError;
+use crate::state::Daemon;
+
+pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
+    Ok(Reply::Plan { plan: info(daemon) })
+}
+
+/// The plan as clients see it.
+pub fn info(daemon: &Daemon) -> PlanInfo {
+    let last_success = daemon
+        .catalogue
+        .lock()
+        .unwrap()
+        .list()
+        .filter(|e| e.origin == Origin::Scheduled && e.state.status() == BackupStatus::Succeeded)
+        .map(|e| e.state.created_at())
+        .max();
+    let plan = daemon.plan.borrow().clone();
+    let Some(plan) = plan else {
+        return PlanInfo {
+            enabled: false,
+            preset: None,
+            at: None,
+            weekday: None,
+            timezone: None,
+            cron: None,
+            scope: Default::default(),
+            include_files: false,
+            retention_days: 0,
+            keep_last_successful: 0,
+            catch_up: false,
+            next_run: None,
+            last_success,
+        };
+    };
+    let next_run = if plan.enabled {
+        plan.timing().ok().and_then(|t| t.next_after(daemon.now()))
+    } else {
+        None
+    };
+    PlanInfo {
+        enabled: plan.enabled,
+        preset: Some(plan.preset),
+        at: plan.at,
+        weekday: plan.weekday,
+        timezone: Some(plan.timezone),
+        cron: plan.cron,
+        scope: plan.scope,
+        include_files: plan.include_files,
+        retention_days: plan.retention_days,
+        keep_last_successful: plan.keep_last_successful,
+        catch_up: plan.catch_up,
+        next_run,
+        last_success,
+    }
+}

@@ -1,0 +1,205 @@
+//! Retention (R8): which backups to delete, as a pure function, and the
+//! loop that deletes them. Backups older than `retention_days` go, but the
+//! newest `keep_last_successful` successful ones always stay, so a run of
+//! failures can never remove the last good backup. Pinned backups and
+//! backups a job is working on are never touched. Failed backups leave no
+//! archive; their records age out by the same rule.
+
+use berkut_proto::ids::BackupId;
+use berkut_proto::wire::BackupStatus;
+use time::OffsetDateTime;
+
+use crate::state::Daemon;
+
+/// What retention needs to know about one backup.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub id: BackupId,
+    pub created_at: OffsetDateTime,
+    pub status: BackupStatus,
+    pub pinned: bool,
+    /// A job (the backup itself, a download, a restore) is using it.
+    pub busy: bool,
+}
+
+/// The rule in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// 0 keeps everything.
+    pub retention_days: u32,
+    pub keep_last_successful: u32,
+}
+
+/// The backups to delete at `now`, each with the reason to log.
+pub fn select(
+    candidates: &[Candidate],
+    rule: Rule,
+    now: OffsetDateTime,
+) -> Vec<(BackupId, String)> {
+    if rule.retention_days == 0 {
+        return Vec::new();
+    }
+    let cutoff = now - time::Duration::days(i64::from(rule.retention_days));
+    let mut successful: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| c.status == BackupStatus::Succeeded)
+        .collect();
+    successful.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    let kept: Vec<&BackupId> = successful
+        .iter()
+        .take(rule.keep_last_successful as usize)
+        .map(|c| &c.id)
+        .collect();
+    candidates
+        .iter()
+        .filter(|c| c.created_at < cutoff)
+        .filter(|c| c.status.is_finished() && !c.pinned && !c.busy && !kept.contains(&&c.id))
+        .map(|c| {
+            let what = if c.status == BackupStatus::Failed {
+                "failed backup"
+            } else {
+                "backup"
+            };
+            (
+                c.id.clone(),
+                format!("{what} older than {} days", rule.retention_days),
+            )
+        })
+        .collect()
+}
+
+/// Applies the plan's rule to the catalogue now. Does nothing without an
+/// enabled plan: turning the plan off stops deletions too.
+pub fn apply(daemon: &Daemon) {
+    let rule = match &*daemon.plan.borrow() {
+        Some(plan) if plan.enabled => Rule {
+            retention_days: plan.retention_days,
+            keep_last_successful: plan.keep_last_successful,
+        },
+        _ => return,
+    };
+    let now = daemon.now();
+    let candidates: Vec<Candidate> = daemon
+        .catalogue
+        .lock()
+        .unwrap()
+        .list()
+        .map(|e| Candidate {
+            id: e.id.clone(),
+            created_at: e.state.created_at(),
+            status: e.state.status(),
+            pinned: e.pinned,
+            busy: daemon.jobs.is_active(&e.id),
+        })
+        .collect();
+    for (id, reason) in select(&candidates, rule, now) {
+        match crate::backup::remove(daemon, &id) {
+            Ok(()) => tracing::info!(backup = %id, %reason, "retention deleted a backup"),
+            Err(e) => {
+                tracing::warn!(backup = %id, error = %e, "retention could not delete a backup")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-21 12:00 UTC);
+
+    fn c(n: u32, days_old: i64, status: BackupStatus) -> Candidate {
+        Candidate {
+            id: format!("20261101T000000Z-{n:08x}").parse().unwrap(),
+            created_at: NOW
+                - time::Duration::days(days_old)
+                - time::Duration::minutes(i64::from(n)),
+            status,
+            pinned: false,
+            busy: false,
+        }
+    }
+
+    fn ids(v: Vec<(BackupId, String)>) -> Vec<u32> {
+        let mut out: Vec<u32> = v
+            .iter()
+            .map(|(id, _)| u32::from_str_radix(&id.as_str()[17..], 16).unwrap())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The case: retention 1 day, keep 3, ten old backups whose
+    /// newest three failed: the three newest successful ones remain.
+    #[test]
+    fn a_run_of_failures_never_removes_the_last_good_backups() {
+        use BackupStatus::*;
+        // n = 0 is the newest (fewest minutes older).
+        let all: Vec<Candidate> = (0..10)
+            .map(|n| c(n, 5, if n < 3 { Failed } else { Succeeded }))
+            .collect();
+        let doomed = ids(select(
+            &all,
+            Rule {
+                retention_days: 1,
+                keep_last_successful: 3,
+            },
+            NOW,
+        ));
+        assert_eq!(
+            doomed,
+            vec![0, 1, 2, 6, 7, 8, 9],
+            "kept the newest successful 3, 4, 5"
+        );
+    }
+
+    #[test]
+    fn pinned_busy_unfinished_and_young_backups_stay() {
+        use BackupStatus::*;
+        let mut all = vec![
+            c(1, 40, Succeeded),
+            c(2, 40, Succeeded),
+            c(3, 40, Succeeded),
+            c(4, 40, Running),
+            c(5, 10, Succeeded),
+            c(6, 40, Queued),
+        ];
+        all[0].pinned = true;
+        all[1].busy = true;
+        let reasons = select(
+            &all,
+            Rule {
+                retention_days: 30,
+                keep_last_successful: 1,
+            },
+            NOW,
+        );
+        assert_eq!(ids(reasons.clone()), vec![3]);
+        assert_eq!(reasons[0].1, "backup older than 30 days");
+        let failed = select(
+            &[c(7, 40, Failed), c(8, 1, Succeeded)],
+            Rule {
+                retention_days: 30,
+                keep_last_successful: 1,
+            },
+            NOW,
+        );
+        assert_eq!(failed[0].1, "failed backup older than 30 days");
+    }
+
+    #[test]
+    fn zero_days_keeps_everything() {
+        let all: Vec<Candidate> = (0..5).map(|n| c(n, 400, BackupStatus::Succeeded)).collect();
+        assert!(select(
+            &all,
+            Rule {
+                retention_days: 0,
+                keep_last_successful: 1
+            },
+            NOW
+        )
+        .is_empty());
+    }
+}

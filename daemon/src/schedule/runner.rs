@@ -1,0 +1,101 @@
+//! The scheduler loop: wakes at the next fire time or at least once a
+//! minute, asks `Scheduler` what to do, starts automatic backups through the
+//! same queue and limit as manual ones, and runs retention once a day. It
+//! reads time only from the daemon's `Clock`.
+
+use std::sync::Arc;
+
+use berkut_proto::manifest::Origin;
+use berkut_proto::wire::BackupStatus;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use super::retention;
+use super::scheduler::{Action, Facts, Scheduler};
+use crate::backup::{self, BackupRequest};
+use crate::state::Daemon;
+
+pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
+    let mut plan_rx = daemon.plan.subscribe();
+    let mut scheduler = Scheduler::default();
+    let mut last_retention: Option<OffsetDateTime> = None;
+    loop {
+        let now = daemon.now();
+        let plan = plan_rx.borrow_and_update().clone();
+        let timing = plan.as_ref().and_then(|p| match p.timing() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "the stored plan cannot be scheduled");
+                None
+            }
+        });
+        let fresh = scheduler.is_fresh();
+        let (action, wake_at) =
+            scheduler.wake(plan.as_ref(), timing.as_ref(), now, &facts(&daemon));
+        match (action, &plan) {
+            (Some(Action::Fire { slot, catch_up }), Some(plan)) => {
+                if catch_up {
+                    tracing::info!(%slot, "running one catch-up backup: the slot passed while the daemon was down and no automatic backup has succeeded since");
+                }
+                let request = BackupRequest {
+                    label: format!("scheduled ({})", plan.preset.as_str()),
+                    scope: plan.scope,
+                    include_files: plan.include_files,
+                    origin: Origin::Scheduled,
+                };
+                if let Err(e) = backup::submit_or_record(&daemon, request).await {
+                    tracing::warn!(%slot, error = %e, "the scheduled backup could not start");
+                }
+            }
+            (Some(Action::Skip { slot, reason }), _) => {
+                tracing::warn!(%slot, reason, "skipped a scheduled backup")
+            }
+            _ => {}
+        }
+        if fresh {
+            match (&plan, timing.as_ref().and_then(|t| t.next_after(now))) {
+                (Some(p), Some(next)) if p.enabled => {
+                    tracing::info!(preset = p.preset.as_str(), timezone = %p.timezone, %next, "backup plan in force")
+                }
+                (Some(_), _) => tracing::info!("backup plan disabled"),
+                (None, _) => tracing::info!("no backup plan set"),
+            }
+        }
+        if last_retention.is_none_or(|t| now - t >= time::Duration::DAY) {
+            retention::apply(&daemon);
+            last_retention = Some(now);
+        }
+        let pause = (wake_at - now).clamp(time::Duration::ZERO, super::scheduler::MAX_SLEEP);
+        let pause = std::time::Duration::try_from(pause).unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            changed = plan_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                scheduler.reset();
+            }
+            _ = shutdown.cancelled() => break,
+        }
+    }
+}
+
+fn facts(daemon: &Daemon) -> Facts {
+    let last_auto_success = daemon
+        .catalogue
+        .lock()
+        .unwrap()
+        .list()
+        .filter(|e| e.origin == Origin::Scheduled && e.state.status() == BackupStatus::Succeeded)
+        .map(|e| e.state.created_at())
+        .max();
+    let auto_in_progress = daemon
+        .jobs
+        .list()
+        .iter()
+        .any(|j| j.record.origin == Origin::Scheduled);
+    Facts {
+        last_auto_success,
+        auto_in_progress,
+    }
+}

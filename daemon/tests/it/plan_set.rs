@@ -1,0 +1,114 @@
+//! `plan_set`, `plan_show`, `plan_enable`, `plan_disable`: validation,
+//! persistence across restarts, and the computed next run.
+
+use berkut_proto::wire::{ErrorCode, Operation, PlanInfo, PlanSpec, Preset, Reply};
+use chrono::{Datelike, TimeZone, Timelike};
+
+use crate::helpers::*;
+
+pub fn spec(json: serde_json::Value) -> PlanSpec {
+    serde_json::from_value(json).unwrap()
+}
+
+pub fn plan(reply: Result<Reply, berkut_proto::wire::ClientError>) -> PlanInfo {
+    match reply {
+        Ok(Reply::Plan { plan }) => plan,
+        other => panic!("expected a plan, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_is_validated_kept_and_shown_with_its_next_run() {
+    let pg = small_cluster();
+    let mut daemon = daemon_for(&pg).start();
+    let mut client = daemon.client().await;
+    let none = plan(client.call(Operation::PlanShow).await);
+    assert!(!none.enabled && none.preset.is_none() && none.next_run.is_none());
+    let err = server_error(client.call(Operation::PlanEnable).await);
+    assert_eq!(err.code, ErrorCode::NotFound);
+
+    let set = plan(client.call(Operation::PlanSet { plan: spec(serde_json::json!({
+        "preset": "weekly", "at": "03:15", "weekday": "Sun", "timezone": "Europe/Berlin",
+        "retention_days": 14, "keep_last_successful": 4
+    })) }).await);
+    assert!(set.enabled);
+    assert_eq!(set.preset, Some(Preset::Weekly));
+    assert_eq!(set.weekday.as_deref(), Some("sunday"));
+    assert_eq!((set.retention_days, set.keep_last_successful), (14, 4));
+    let next = set.next_run.expect("a next run");
+    let local = chrono_tz::Europe::Berlin
+        .timestamp_opt(next.unix_timestamp(), 0)
+        .unwrap();
+    assert_eq!(
+        (local.weekday(), local.hour(), local.minute()),
+        (chrono::Weekday::Sun, 3, 15)
+    );
+    assert!(next > time::OffsetDateTime::now_utc());
+
+    // Bad plans are refused and the old one stays.
+    for bad in [
+        serde_json::json!({"preset": "daily", "at": "25:00", "timezone": "UTC"}),
+        serde_json::json!({"preset": "daily", "at": "02:00", "timezone": "Atlantis/Capital"}),
+        serde_json::json!({"preset": "weekly", "at": "02:00", "weekday": "caturday", "timezone": "UTC"}),
+        serde_json::json!({"preset": "cron", "cron": "61 * * * *", "timezone": "UTC"}),
+        serde_json::json!({"preset": "daily", "at": "02:00", "keep_last_successful": 0}),
+    ] {
+        let err = server_error(
+            client
+                .call(Operation::PlanSet {
+                    plan: spec(bad.clone()),
+                })
+                .await,
+        );
+        assert_eq!(err.code, ErrorCode::Invalid, "{bad}: {err:?}");
+    }
+    assert_eq!(
+        plan(client.call(Operation::PlanShow).await)
+            .weekday
+            .as_deref(),
+        Some("sunday")
+    );
+
+    let off = plan(client.call(Operation::PlanDisable).await);
+    assert!(!off.enabled && off.next_run.is_none());
+
+    // The plan survives a restart, disabled as it was left.
+    daemon.stop();
+    daemon.restart();
+    let mut client = daemon.client().await;
+    let again = plan(client.call(Operation::PlanShow).await);
+    assert_eq!(
+        (again.enabled, again.preset, again.at.as_deref()),
+        (false, Some(Preset::Weekly), Some("03:15"))
+    );
+    let on = plan(client.call(Operation::PlanEnable).await);
+    assert!(on.enabled && on.next_run.is_some());
+    let text = std::fs::read_to_string(daemon.state_dir.join("plan.json")).unwrap();
+    assert!(text.contains("\"enabled\": true"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_plan_file_stops_the_start_with_a_reason() {
+    let pg = small_cluster();
+    let mut daemon = daemon_for(&pg).start();
+    daemon.stop();
+    std::fs::write(
+        daemon.state_dir.join("plan.json"),
+        "{\"plan_version\": 1, \"enabled\": tru",
+    )
+    .unwrap();
+    let out = std::process::Command::new(berkut_testkit::workspace_bin("berkutd"))
+        .env("BERKUT_SOCKET", &daemon.socket)
+        .env("BERKUT_STATE_DIR", &daemon.state_dir)
+        .env("BERKUT_BACKUP_PATH", &daemon.backup_dir)
+        .env("BERKUT_DATABASE_URL", pg.url("app"))
+        .env("BERKUT_BACKUP_ENCRYPTION_KEY", &*daemon.key.to_base64())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("plan"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -82,6 +82,7 @@ pub fn print_record(r: &BackupRecord) {
     );
     println!("sha256:        {}", r.sha256.as_deref().unwrap_or("-"));
     println!("key_id:        {}", r.key_id.as_deref().unwrap_or("-"));
+    println!("pinned:        {}", if r.pinned { "yes" } else { "no" });
     if let Some(f) = &r.failure {
         println!("failure:       {}: {}", f.code, f.reason);
     }

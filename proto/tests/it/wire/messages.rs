@@ -96,6 +96,7 @@ fn records_have_the_documented_fields_with_nil_for_absent_values() {
             "key_id",
             "database",
             "failure",
+            "pinned",
         ]
     );
     for absent in [
@@ -158,6 +159,10 @@ fn records_have_the_documented_fields_with_nil_for_absent_values() {
             "queued",
             "jobs",
             "backups",
+            "newest_success_at",
+            "newest_success_age_seconds",
+            "rpo_limit_seconds",
+            "rpo_breached",
             "dev_mode",
         ]
     );

@@ -4,12 +4,19 @@
 //! exceeded by construction. The registry here knows the jobs that are queued
 //! or running and lets clients watch them; what a job does is its owner's
 //! business (see `backup`).
+//!
+//! Stopping has two steps, so that SIGTERM does not throw away work that is
+//! nearly done: first the queue drains (queued jobs give up their place,
+//! running ones go on), then, when the grace time is over, the running jobs
+//! are cancelled.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::{BackupRecord, JobInfo, JobKind, Progress};
@@ -41,23 +48,42 @@ impl JobView {
 
 type Turn = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send + Sync>>;
 
+/// How many jobs wait and how many run; published on every change, for
+/// the service manager's status line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub running: usize,
+    pub queued: usize,
+}
+
 /// Handed to a job's body: how to publish progress, how to learn that it
 /// should stop, and how to get its turn.
 pub struct JobContext {
     pub view: watch::Sender<JobView>,
     pub cancel: CancellationToken,
+    draining: CancellationToken,
     turn: Option<Turn>,
+    started: Arc<AtomicBool>,
+    counts: watch::Sender<JobCounts>,
 }
 
 impl JobContext {
-    /// Waits for a free slot. `None` when the job was cancelled while queued.
+    /// Waits for a free slot. `None` when the daemon began to stop while
+    /// the job was queued: a stopping daemon starts no new work.
     pub async fn acquire(&mut self) -> Option<OwnedSemaphorePermit> {
         let turn = self.turn.take()?;
-        tokio::select! {
+        let permit = tokio::select! {
             biased;
+            _ = self.draining.cancelled() => None,
             _ = self.cancel.cancelled() => None,
             permit = turn => permit.ok(),
-        }
+        }?;
+        self.started.store(true, Ordering::SeqCst);
+        self.counts.send_modify(|c| {
+            c.queued -= 1;
+            c.running += 1;
+        });
+        Some(permit)
     }
 }
 
@@ -79,18 +105,29 @@ pub struct Jobs {
     max_parallel: usize,
     active: Mutex<HashMap<BackupId, watch::Receiver<JobView>>>,
     tracker: TaskTracker,
+    /// Cancelled when the daemon begins to stop: queued jobs leave.
+    draining: CancellationToken,
+    /// Cancelled when the grace time is over: running jobs stop.
     cancel: CancellationToken,
+    counts: watch::Sender<JobCounts>,
 }
 
 impl Jobs {
-    pub fn new(max_parallel: usize, cancel: CancellationToken) -> Arc<Jobs> {
+    pub fn new(max_parallel: usize) -> Arc<Jobs> {
         Arc::new(Jobs {
             semaphore: Arc::new(Semaphore::new(max_parallel)),
             max_parallel,
             active: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
-            cancel,
+            draining: CancellationToken::new(),
+            cancel: CancellationToken::new(),
+            counts: watch::Sender::new(JobCounts::default()),
         })
+    }
+
+    /// The number of queued and running jobs, as it changes.
+    pub fn counts(&self) -> watch::Receiver<JobCounts> {
+        self.counts.subscribe()
     }
 
     pub fn max_parallel(&self) -> usize {
@@ -107,15 +144,27 @@ impl Jobs {
         let id = initial.record.id.clone();
         let (tx, rx) = watch::channel(initial);
         self.active.lock().unwrap().insert(id.clone(), rx.clone());
+        self.counts.send_modify(|c| c.queued += 1);
+        let started = Arc::new(AtomicBool::new(false));
         let ctx = JobContext {
             view: tx,
             cancel: self.cancel.child_token(),
+            draining: self.draining.clone(),
             turn: Some(queue_up(&self.semaphore)),
+            started: Arc::clone(&started),
+            counts: self.counts.clone(),
         };
         let jobs = Arc::clone(self);
         self.tracker.spawn(async move {
             body(ctx).await;
             jobs.active.lock().unwrap().remove(&id);
+            jobs.counts.send_modify(|c| {
+                if started.load(Ordering::SeqCst) {
+                    c.running -= 1;
+                } else {
+                    c.queued -= 1;
+                }
+            });
         });
         rx
     }
@@ -145,11 +194,28 @@ impl Jobs {
         jobs
     }
 
-    /// Cancels every job and waits for all of them to wind down.
-    pub async fn shutdown(&self) {
-        self.cancel.cancel();
+    /// Stops the jobs: queued ones give up at once, running ones get
+    /// `grace` to finish, and whatever still runs then is cancelled (its
+    /// tools stopped, its partial file removed, its record failed). Returns
+    /// how many running jobs had to be cancelled.
+    pub async fn shutdown(&self, grace: Duration) -> usize {
+        self.draining.cancel();
         self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
+        {
+            return 0;
+        }
+        let running = self.counts.borrow().running;
+        tracing::warn!(
+            running,
+            grace_seconds = grace.as_secs(),
+            "the shutdown grace time is over; cancelling the jobs still running"
+        );
+        self.cancel.cancel();
         self.tracker.wait().await;
+        running
     }
 }
 
@@ -194,7 +260,7 @@ mod tests {
 
     /// Runs eight jobs under `limit` and returns the order they started in.
     async fn run_eight(limit: usize) -> Vec<u32> {
-        let jobs = Jobs::new(limit, CancellationToken::new());
+        let jobs = Jobs::new(limit);
         let started = Arc::new(Mutex::new(Vec::new()));
         let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (release_tx, release_rx) = watch::channel(false);
@@ -236,8 +302,7 @@ mod tests {
 
     #[tokio::test]
     async fn cancelling_releases_queued_jobs() {
-        let cancel = CancellationToken::new();
-        let jobs = Jobs::new(1, cancel.clone());
+        let jobs = Jobs::new(1);
         let outcomes = Arc::new(Mutex::new(Vec::new()));
         let (running_tx, mut running_rx) = tokio::sync::mpsc::unbounded_channel();
         for n in 0..3 {
@@ -252,10 +317,67 @@ mod tests {
             });
         }
         assert_eq!(running_rx.recv().await, Some(0));
-        jobs.shutdown().await;
+        assert_eq!(
+            *jobs.counts().borrow(),
+            JobCounts {
+                running: 1,
+                queued: 2
+            }
+        );
+        assert_eq!(jobs.shutdown(Duration::ZERO).await, 1);
         let mut got = outcomes.lock().unwrap().clone();
         got.sort();
         assert_eq!(got, vec![(0, true), (1, false), (2, false)]);
         assert!(jobs.list().is_empty());
+        assert_eq!(*jobs.counts().borrow(), JobCounts::default());
+    }
+
+    /// Stopping lets a running job finish within the grace time, while the
+    /// queued ones leave at once instead of starting.
+    #[tokio::test(start_paused = true)]
+    async fn a_running_job_may_finish_within_the_grace_time() {
+        let jobs = Jobs::new(1);
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let (running_tx, mut running_rx) = tokio::sync::mpsc::unbounded_channel();
+        for n in 0..2 {
+            let (outcomes, running_tx) = (outcomes.clone(), running_tx.clone());
+            jobs.spawn(view(n), move |mut ctx| async move {
+                let Some(_permit) = ctx.acquire().await else {
+                    outcomes.lock().unwrap().push((n, "left the queue"));
+                    return;
+                };
+                running_tx.send(n).unwrap();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => outcomes.lock().unwrap().push((n, "finished")),
+                    _ = ctx.cancel.cancelled() => outcomes.lock().unwrap().push((n, "cancelled")),
+                }
+            });
+        }
+        assert_eq!(running_rx.recv().await, Some(0));
+        let started = tokio::time::Instant::now();
+        assert_eq!(jobs.shutdown(Duration::from_secs(30)).await, 0);
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        let mut got = outcomes.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, vec![(0, "finished"), (1, "left the queue")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_running_job_is_cancelled_when_the_grace_time_is_over() {
+        let jobs = Jobs::new(1);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        jobs.spawn(view(0), move |mut ctx| async move {
+            let _permit = ctx.acquire().await.expect("a free slot");
+            tx.send("running").unwrap();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => tx.send("finished").unwrap(),
+                _ = ctx.cancel.cancelled() => tx.send("cancelled").unwrap(),
+            }
+        });
+        assert_eq!(rx.recv().await, Some("running"));
+        let started = tokio::time::Instant::now();
+        assert_eq!(jobs.shutdown(Duration::from_secs(5)).await, 1);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        assert_eq!(rx.recv().await, Some("cancelled"));
     }
 }

@@ -1,6 +1,7 @@
 //! berkutd as a library: `run(config, shutdown)` is the whole daemon, so
 //! tests and other programs can start it without the binary. `main.rs` only
-//! parses arguments, sets up logging and turns signals into `shutdown`.
+//! parses arguments, sets up logging, takes the socket systemd passed, and
+//! turns signals into `shutdown` and reload requests (`run_hosted`).
 //!
 //! See ARCHITECTURE.md for the map of the modules.
 
@@ -14,7 +15,10 @@ pub mod db;
 pub mod error;
 pub mod handlers;
 pub mod jobs;
+pub mod logging;
+pub mod notify;
 pub mod recovery;
+pub mod reload;
 pub mod schedule;
 pub mod server;
 pub mod state;
@@ -22,7 +26,7 @@ pub mod store;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -32,6 +36,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::Db;
 use crate::jobs::Jobs;
+use crate::notify::{describe, Notifier};
+use crate::reload::Reloader;
+use crate::server::Activation;
 use crate::state::Daemon;
 use crate::store::Store;
 
@@ -54,15 +61,45 @@ pub enum DaemonError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot use the socket systemd passed: {0}")]
+    Activation(std::io::Error),
+    #[error("another berkutd uses the state directory {0}")]
+    Locked(std::path::PathBuf),
     #[error(transparent)]
     Plan(#[from] schedule::plan::PlanFileError),
     #[error("{0}")]
     Setup(String),
 }
 
+/// What the hosting process hands the daemon besides its configuration.
+pub struct Host {
+    /// Cancelled to stop the daemon (SIGTERM).
+    pub shutdown: CancellationToken,
+    /// Reload requests (SIGHUP) and how to load; `None`: no reloads.
+    pub reload: Option<Reloader>,
+    /// The socket systemd passed, if any (`server::take_activation`).
+    pub activation: Activation,
+    pub notifier: Notifier,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Host {
+    /// A host with the system clock, the service manager named by the
+    /// environment, no passed socket and no reloads.
+    pub fn new(shutdown: CancellationToken) -> Host {
+        Host {
+            shutdown,
+            reload: None,
+            activation: Activation::None,
+            notifier: Notifier::from_env(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
 /// Runs the daemon until `shutdown` is cancelled, with the system clock.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
-    run_with_clock(config, shutdown, Arc::new(SystemClock)).await
+    run_hosted(config, Host::new(shutdown)).await
 }
 
 pub async fn run_with_clock(
@@ -70,8 +107,31 @@ pub async fn run_with_clock(
     shutdown: CancellationToken,
     clock: Arc<dyn Clock>,
 ) -> Result<(), DaemonError> {
+    run_hosted(
+        config,
+        Host {
+            clock,
+            ..Host::new(shutdown)
+        },
+    )
+    .await
+}
+
+/// Runs the daemon until `host.shutdown` is cancelled. `READY=1` is sent
+/// only once the state is recovered and the socket listens; on shutdown the
+/// listener closes at once, running jobs get the grace time, and the socket
+/// file goes if this daemon created it.
+pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
+    let Host {
+        shutdown,
+        reload,
+        activation,
+        notifier,
+        clock,
+    } = host;
     private_dir(&config.state_dir, "the state directory")?;
     private_dir(&config.backup_path, "the backup directory")?;
+    let _lock = lock_state_dir(&config.state_dir)?;
     let store = Store::open(&config.backup_path).map_err(|source| DaemonError::Directory {
         what: "the backup directory",
         path: config.backup_path.clone(),
@@ -95,10 +155,27 @@ pub async fn run_with_clock(
     // plan an operator set would silently stop the automatic backups.
     let plan = schedule::plan::load(&config.state_dir)?;
     let db = Db::new(&config.database_url).map_err(|e| DaemonError::Setup(e.message))?;
-    let listener = server::bind(&config.socket).map_err(|source| DaemonError::Socket {
+    let socket_error = |source| DaemonError::Socket {
         path: config.socket.clone(),
         source,
-    })?;
+    };
+    let (listener, owned_socket) = match activation {
+        Activation::Socket(fd) => {
+            let listener = server::adopt(fd, &config.socket).map_err(DaemonError::Activation)?;
+            tracing::info!("listening on the socket systemd passed (socket activation)");
+            (listener, None)
+        }
+        other => {
+            if let Activation::OtherPid(pid) = other {
+                tracing::warn!(
+                    listen_pid = %pid,
+                    "LISTEN_PID names another process; ignoring the passed sockets and binding the socket itself"
+                );
+            }
+            let (listener, owned) = server::bind_owned(&config.socket).map_err(socket_error)?;
+            (listener, Some(owned))
+        }
+    };
     tracing::info!(
         socket = %config.socket.display(),
         backups = catalogue.len(),
@@ -108,9 +185,8 @@ pub async fn run_with_clock(
         "berkutd {} ready",
         env!("CARGO_PKG_VERSION")
     );
-    let socket = config.socket.clone();
     let daemon = Arc::new(Daemon {
-        jobs: Jobs::new(config.max_parallel, shutdown.child_token()),
+        jobs: Jobs::new(config.max_parallel),
         catalogue: Mutex::new(catalogue),
         store,
         db,
@@ -119,25 +195,66 @@ pub async fn run_with_clock(
         started_at: clock.now(),
         clock,
         shutdown: shutdown.clone(),
-        config,
+        scheduler_beat: Default::default(),
+        config: RwLock::new(Arc::new(config)),
     });
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-
+    let notifier = Arc::new(notifier);
     let scheduler = tokio::spawn(schedule::runner::run(Arc::clone(&daemon), shutdown.clone()));
+    notifier.ready(&describe(*daemon.jobs.counts().borrow(), false));
+    let supervisor = tokio::spawn(notify::supervise(
+        Arc::clone(&daemon),
+        Arc::clone(&notifier),
+    ));
+    let reloads =
+        reload.map(|r| tokio::spawn(reload::serve(Arc::clone(&daemon), r, Arc::clone(&notifier))));
+
     let connections = server::accept(Arc::clone(&daemon), listener, shutdown.clone()).await;
+    // The listener is closed now; new clients are refused at once.
+    if let Some(owned) = owned_socket {
+        owned.remove();
+    }
     let _ = scheduler.await;
-    tracing::info!("stopping: cancelling jobs");
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    daemon.jobs.shutdown().await;
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
+    let grace = daemon.config().shutdown_grace;
+    let counts = *daemon.jobs.counts().borrow();
+    tracing::info!(
+        running = counts.running,
+        queued = counts.queued,
+        grace_seconds = grace.as_secs(),
+        "stopping: queued jobs are cancelled, running ones may finish within the grace time"
+    );
+    notifier.stopping(&describe(counts, true));
+    let cancelled = daemon.jobs.shutdown(grace).await;
     if tokio::time::timeout(CONNECTION_GRACE, connections.wait())
         .await
         .is_err()
     {
         tracing::warn!("some connections did not close in time");
     }
-    let _ = std::fs::remove_file(&socket);
-    tracing::info!("stopped");
+    supervisor.abort();
+    tracing::info!(cancelled, "stopped");
     Ok(())
+}
+
+/// Holds an exclusive lock on the state directory for the daemon's life,
+/// so that two daemons never share a catalogue: not even while one of them
+/// is stopping (its socket already closed) and another one starts.
+fn lock_state_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, DaemonError> {
+    let path = dir.join("berkutd.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| DaemonError::Directory {
+            what: "the state directory lock",
+            path: path.clone(),
+            source,
+        })?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| DaemonError::Locked(dir.to_owned()))
 }
 
 /// Creates a directory readable by the daemon's user only, or checks that

@@ -1,9 +1,13 @@
-//! The berkutd binary: parses arguments, sets up logging, turns SIGTERM and
-//! SIGINT into a shutdown, and hands over to `berkut_daemon::run`.
+//! The berkutd binary: takes the socket systemd passed, parses arguments,
+//! sets up logging, turns SIGTERM and SIGINT into a shutdown and SIGHUP into
+//! a reload, and hands over to `berkut_daemon::run_hosted`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
+use berkut_daemon::config::Config;
+use berkut_daemon::reload::Reloader;
+use berkut_daemon::{logging, server, Host};
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -15,7 +19,14 @@ use tokio_util::sync::CancellationToken;
 /// BERKUT_BACKUP_ENCRYPTION_KEY_FILE, BERKUT_BACKUP_PGDUMP_BIN,
 /// BERKUT_BACKUP_MAX_PARALLEL, BERKUT_BACKUP_UPLOAD_MAX_BYTES,
 /// BERKUT_DATABASE_URL, BERKUT_SOCKET, BERKUT_STATE_DIR,
-/// BERKUT_BACKUP_FILE_ROOTS, BERKUT_LOG); the environment wins.
+/// BERKUT_BACKUP_FILE_ROOTS, BERKUT_LOG, BERKUT_SHUTDOWN_GRACE_SECONDS); the
+/// environment wins.
+///
+/// Signals: SIGTERM or SIGINT stop the daemon (running jobs get
+/// shutdown_grace_seconds to finish, then are cancelled); SIGHUP reloads the
+/// configuration (a configuration that does not load is refused and the old
+/// one stays). Under systemd it takes the socket berkutd.socket passes, sends
+/// readiness, status and watchdog notifications, and logs to the journal.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Args {
@@ -29,10 +40,13 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // SAFETY: nothing has started a thread yet; the runtime is built below.
+    let activation = unsafe { server::take_activation() }
+        .context("the sockets passed by systemd (LISTEN_FDS)")?;
     let args = Args::parse();
-    let config = berkut_daemon::config::Config::from_process(args.config.as_deref(), args.dev)
-        .context("configuration")?;
-    init_logging(&config.log_level);
+    let config = Config::from_process(args.config.as_deref(), args.dev).context("configuration")?;
+    let (log, sink) = logging::init(&config.log_level);
+    tracing::debug!(?sink, "logging");
     if config.dev {
         tracing::warn!(
             "DEVELOPMENT MODE: the encryption key is generated and kept in {}/dev.key next to the backups. \
@@ -46,29 +60,37 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
         let trigger = shutdown.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
+            loop {
+                tokio::select! {
+                    _ = term.recv() => { tracing::info!("SIGTERM received"); break }
+                    _ = int.recv() => { tracing::info!("SIGINT received"); break }
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP received: reloading the configuration");
+                        // A reload already waiting covers this one too.
+                        let _ = reload_tx.try_send(());
+                    }
+                }
             }
             trigger.cancel();
         });
-        berkut_daemon::run(config, shutdown)
+        let (file, dev) = (args.config.clone(), args.dev);
+        let host = Host {
+            reload: Some(Reloader {
+                requests: reload_rx,
+                load: Box::new(move || Config::from_process(file.as_deref(), dev)),
+                log: Some(log),
+            }),
+            activation,
+            ..Host::new(shutdown)
+        };
+        berkut_daemon::run_hosted(config, host)
             .await
             .map_err(anyhow::Error::from)
     })
-}
-
-fn init_logging(level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }

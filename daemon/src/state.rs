@@ -2,7 +2,7 @@
 //! database handle, jobs, access policy and clock. One `Arc<Daemon>` is handed
 //! to every connection and job.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -19,7 +19,8 @@ use crate::schedule::plan::StoredPlan;
 use crate::store::Store;
 
 pub struct Daemon {
-    pub config: Config,
+    /// The configuration in force; a reload replaces it (see `config()`).
+    pub(crate) config: RwLock<Arc<Config>>,
     pub catalogue: Mutex<Catalogue>,
     pub store: Store,
     pub db: Db,
@@ -31,6 +32,8 @@ pub struct Daemon {
     pub started_at: OffsetDateTime,
     /// Cancelled when the daemon begins to stop.
     pub shutdown: CancellationToken,
+    /// Beaten by the scheduler loop on every turn; the watchdog checks it.
+    pub scheduler_beat: crate::notify::Heartbeat,
 }
 
 impl Daemon {
@@ -49,6 +52,18 @@ impl Daemon {
             return Err(OpError::unavailable("the catalogue could not be saved").with_detail(e));
         }
         Ok(out)
+    }
+
+    /// The configuration in force now. A job takes it once when it starts,
+    /// so a reload affects the jobs that start after it and never changes
+    /// one half-way.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read().unwrap())
+    }
+
+    /// Puts a new configuration in force (a reload).
+    pub fn set_config(&self, config: Config) {
+        *self.config.write().unwrap() = Arc::new(config);
     }
 
     pub fn now(&self) -> OffsetDateTime {

@@ -4,8 +4,12 @@
 //! or the real `berkutctl` binary.
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use berkut_proto::archive::{Keyring, MasterKey};
@@ -37,11 +41,32 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// Whose pid `LISTEN_PID` names when a socket is passed.
+#[derive(Clone, Copy, Debug)]
+pub enum ListenPid {
+    /// The daemon's, as systemd does it.
+    Daemon,
+    /// Some other process's: the daemon must not take the socket.
+    Other(u32),
+}
+
+/// A listening socket handed to the daemon as fd 3, the way systemd's
+/// socket activation does.
+#[derive(Clone)]
+struct Activation {
+    listener: Arc<UnixListener>,
+    pid: ListenPid,
+}
+
 pub struct DaemonBuilder {
     database_url: String,
     env: Vec<(String, String)>,
+    unset: Vec<String>,
+    args: Vec<String>,
     key: MasterKey,
     dir: Option<tempfile::TempDir>,
+    socket: Option<PathBuf>,
+    activation: Option<Activation>,
 }
 
 impl DaemonBuilder {
@@ -49,9 +74,50 @@ impl DaemonBuilder {
         DaemonBuilder {
             database_url: database_url.into(),
             env: Vec::new(),
+            unset: Vec::new(),
+            args: Vec::new(),
             key: MasterKey::generate(),
             dir: None,
+            socket: None,
+            activation: None,
         }
+    }
+
+    /// Does not give the daemon a variable the fixture would otherwise set
+    /// (e.g. `BERKUT_LOG`, so that a configuration file decides).
+    pub fn env_remove(mut self, name: &str) -> DaemonBuilder {
+        self.unset.push(name.to_owned());
+        self
+    }
+
+    /// Adds a command-line argument (e.g. `--config FILE`).
+    pub fn arg(mut self, arg: impl Into<String>) -> DaemonBuilder {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Sends the daemon's notifications (`NOTIFY_SOCKET`) to `socket`.
+    pub fn notify(self, socket: &crate::NotifySocket) -> DaemonBuilder {
+        let path = socket.path().display().to_string();
+        self.env("NOTIFY_SOCKET", path)
+    }
+
+    /// Puts the daemon's socket at `path` instead of the temporary
+    /// directory's `run/berkutd.sock`.
+    pub fn socket(mut self, path: &Path) -> DaemonBuilder {
+        self.socket = Some(path.to_owned());
+        self
+    }
+
+    /// Passes `listener` as fd 3 with `LISTEN_FDS=1` and `LISTEN_PID` set
+    /// as `pid` says, like systemd's socket activation; again at every
+    /// restart.
+    pub fn socket_activation(mut self, listener: UnixListener, pid: ListenPid) -> DaemonBuilder {
+        self.activation = Some(Activation {
+            listener: Arc::new(listener),
+            pid,
+        });
+        self
     }
 
     /// Sets an environment variable for the daemon.
@@ -88,13 +154,18 @@ impl DaemonBuilder {
     pub fn start(self) -> Daemon {
         let dir = self.dir.unwrap_or_else(|| crate::temp_dir("berkutd-"));
         let mut daemon = Daemon {
-            socket: dir.path().join("run/berkutd.sock"),
+            socket: self
+                .socket
+                .unwrap_or_else(|| dir.path().join("run/berkutd.sock")),
             state_dir: dir.path().join("state"),
             backup_dir: dir.path().join("backups"),
             log_path: dir.path().join("berkutd.log"),
             key: self.key,
             database_url: self.database_url,
             env: self.env,
+            unset: self.unset,
+            args: self.args,
+            activation: self.activation,
             dir,
             child: None,
         };
@@ -111,6 +182,9 @@ pub struct Daemon {
     pub key: MasterKey,
     database_url: String,
     env: Vec<(String, String)>,
+    unset: Vec<String>,
+    args: Vec<String>,
+    activation: Option<Activation>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -122,7 +196,11 @@ impl Daemon {
             .append(true)
             .open(&self.log_path)
             .expect("daemon log file");
-        let mut cmd = Command::new(workspace_bin("berkutd"));
+        let bin = workspace_bin("berkutd");
+        let mut cmd = match &self.activation {
+            Some(activation) => activated_command(&bin, activation),
+            None => Command::new(&bin),
+        };
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("BERKUT_LOG", "info,berkut_daemon=debug")
@@ -142,6 +220,10 @@ impl Daemon {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        for k in &self.unset {
+            cmd.env_remove(k);
+        }
+        cmd.args(&self.args);
         let child = cmd.spawn().expect("berkutd starts");
         self.child = Some(child);
         let socket = self.socket.clone();
@@ -208,6 +290,27 @@ impl Daemon {
         self.signal_and_wait(Signal::SIGTERM)
     }
 
+    /// Sends a signal and returns at once.
+    pub fn signal(&self, signal: Signal) {
+        let child = self.child.as_ref().expect("the daemon is running");
+        kill(Pid::from_raw(child.id() as i32), signal).expect("signal berkutd");
+    }
+
+    /// Waits up to `timeout` for the daemon to exit (after a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("the daemon is running");
+        wait_for("berkutd to exit", timeout, || {
+            child.try_wait().ok().flatten()
+        })
+    }
+
+    /// Whether the daemon is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
     /// Kills the daemon with SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         self.signal_and_wait(Signal::SIGKILL);
@@ -241,4 +344,41 @@ impl Drop for Daemon {
             );
         }
     }
+}
+
+/// A command that starts berkutd with the listener as fd 3, as systemd
+/// passes it. The descriptor is moved to 3 in a `pre_exec` hook (dup2
+/// leaves the copy without close-on-exec). `LISTEN_PID` must be the
+/// daemon's own pid, which exists only after the fork; std applies the
+/// command's environment after `pre_exec` hooks run, so a hook cannot set
+/// it. A shell sets it instead and `exec`s the daemon, which keeps the
+/// shell's pid (`$$`). Arguments added later go to the daemon.
+fn activated_command(bin: &Path, activation: &Activation) -> Command {
+    let listen_pid = match activation.pid {
+        ListenPid::Daemon => "$$".to_owned(),
+        ListenPid::Other(pid) => pid.to_string(),
+    };
+    let mut sh = Command::new("/bin/sh");
+    sh.arg("-c")
+        .arg(format!(
+            "LISTEN_PID={listen_pid} LISTEN_FDS=1; export LISTEN_PID LISTEN_FDS; exec \"$0\" \"$@\""
+        ))
+        .arg(bin);
+    let fd = activation.listener.as_raw_fd();
+    // SAFETY: the hook only makes async-signal-safe system calls.
+    unsafe {
+        sh.pre_exec(move || {
+            use nix::libc::{dup2, fcntl, FD_CLOEXEC, F_GETFD, F_SETFD};
+            if fd == 3 {
+                let flags = fcntl(3, F_GETFD);
+                if flags < 0 || fcntl(3, F_SETFD, flags & !FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    sh
 }

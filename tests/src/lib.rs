@@ -9,6 +9,7 @@
 pub mod daemon;
 pub mod fakes;
 pub mod fixture;
+pub mod notify;
 pub mod pg;
 pub mod wait;
 
@@ -22,6 +23,7 @@ mod tests;
 pub use daemon::{workspace_bin, Daemon, DaemonBuilder};
 pub use fakes::{fake_pg_dump, Gate};
 pub use fixture::{fingerprint, row_counts, Fingerprint, TableFp, RICH_FIXTURE_SQL};
+pub use notify::NotifySocket;
 pub use pg::{pg_bin_dir, quote_ident, quote_literal, PgCluster};
 pub use wait::{wait_for, wait_for_async};
 

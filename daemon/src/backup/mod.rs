@@ -65,7 +65,12 @@ pub async fn submit(
     daemon: &Arc<Daemon>,
     request: BackupRequest,
 ) -> Result<watch::Receiver<JobView>, OpError> {
-    if request.include_files && daemon.config.file_roots.is_empty() {
+    if daemon.shutdown.is_cancelled() {
+        return Err(OpError::unavailable(
+            "the daemon is stopping; try again when it is back",
+        ));
+    }
+    if request.include_files && daemon.config().file_roots.is_empty() {
         return Err(OpError::invalid(
             "include_files was asked for, but no file roots are configured",
         ));
@@ -125,7 +130,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
             let facts = ArchiveFacts {
                 size_bytes: sealed.size_bytes,
                 sha256: sealed.sha256,
-                key_id: daemon.config.keyring.primary().key_id().to_string(),
+                key_id: daemon.config().keyring.primary().key_id().to_string(),
             };
             let database = sealed.manifest.database.name.clone();
             daemon.update_catalogue(|c| {
@@ -242,6 +247,7 @@ async fn execute(
     request: &BackupRequest,
     ctx: &JobContext,
 ) -> Result<Sealed, OpError> {
+    let config = daemon.config();
     ctx.view
         .send_modify(|v| v.progress.phase = Phase::Connecting);
     let facts = daemon.db.facts().await?;
@@ -252,8 +258,8 @@ async fn execute(
             facts.tables
         }
     });
-    let pg_dump_version = tools::version(&daemon.config.pg_dump_bin).await?;
-    let (dump_url, password) = split_password(&daemon.config.database_url);
+    let pg_dump_version = tools::version(&config.pg_dump_bin).await?;
+    let (dump_url, password) = split_password(&config.database_url);
     let plan = Plan {
         id: id.clone(),
         label: request.label.clone(),
@@ -269,11 +275,11 @@ async fn execute(
             .unwrap_or_else(|| daemon.now()),
         facts,
         pg_dump_version,
-        pg_dump: daemon.config.pg_dump_bin.clone(),
-        pg_dumpall: daemon.config.pg_dumpall_bin.clone(),
+        pg_dump: config.pg_dump_bin.clone(),
+        pg_dumpall: config.pg_dumpall_bin.clone(),
         dump_url,
         password,
-        file_roots: daemon.config.file_roots.clone(),
+        file_roots: config.file_roots.clone(),
     };
     let (file, partial) = daemon.store.create_partial(id).map_err(io_error)?;
     let slot = ChildSlot::new();
@@ -293,7 +299,7 @@ async fn execute(
     let sealed = tokio::task::spawn_blocking(move || {
         pipeline::write_archive(
             &plan,
-            daemon2.config.keyring.primary(),
+            config.keyring.primary(),
             file,
             &reporter,
             &slot2,
@@ -303,9 +309,14 @@ async fn execute(
     .await
     .unwrap_or_else(|e| Err(OpError::internal(format!("backup pipeline panicked: {e}"))));
     stopper.abort();
+    // A cancelled job failed because the daemon stopped it, however its
+    // tools happened to die; its record says so.
     let sealed = match sealed {
-        Ok(sealed) if !slot.is_cancelled() => sealed,
-        Ok(_) => Err(shutdown_error()).inspect_err(|_| remove_partial(&partial))?,
+        _ if slot.is_cancelled() => {
+            remove_partial(&partial);
+            return Err(shutdown_error());
+        }
+        Ok(sealed) => sealed,
         Err(e) => {
             remove_partial(&partial);
             return Err(e);

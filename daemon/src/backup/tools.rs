@@ -87,6 +87,10 @@ impl ToolOutput {
     }
 }
 
+/// What a service manager hands the daemon alone: a tool that inherited
+/// them could ping the daemon's watchdog or claim its readiness.
+const SERVICE_ENV: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
 /// The error of a job stopped because the daemon is shutting down.
 pub fn shutdown_error() -> OpError {
     OpError::unavailable("shutdown: the daemon stopped before the job finished")
@@ -104,6 +108,9 @@ pub fn run_streaming(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    for var in SERVICE_ENV {
+        cmd.env_remove(var);
+    }
     // If the daemon dies, its tools die with it rather than dump into a
     // pipe nobody reads. The signal follows the spawning thread, which is
     // the pipeline's thread and outlives the child.
@@ -171,7 +178,11 @@ pub async fn version(bin: &Path) -> Result<String, OpError> {
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let out = tokio::process::Command::new(bin)
+    let mut cmd = tokio::process::Command::new(bin);
+    for var in SERVICE_ENV {
+        cmd.env_remove(var);
+    }
+    let out = cmd
         .arg("--version")
         .stdin(Stdio::null())
         .kill_on_drop(true)

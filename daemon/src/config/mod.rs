@@ -4,10 +4,12 @@
 //! material is held only as `MasterKey`, which never prints its bytes.
 
 mod key;
+mod reload;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use berkut_proto::archive::Keyring;
 use serde::Deserialize;
@@ -19,6 +21,11 @@ pub const DEV_DIR: &str = ".berkut-dev";
 
 /// The socket both berkutd and berkutctl use unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/berkut/berkutd.sock";
+
+/// How long running jobs may go on after SIGTERM unless configured. The
+/// unit's `TimeoutStopSec=` must leave room for it.
+pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 30;
+const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -64,9 +71,12 @@ struct FileConfig {
     state_dir: Option<PathBuf>,
     file_roots: Option<Vec<PathBuf>>,
     log_level: Option<String>,
+    shutdown_grace_seconds: Option<u64>,
 }
 
-/// The validated configuration.
+/// The validated configuration. Cloning it copies the key, which zeroes
+/// its copy when dropped like the original.
+#[derive(Clone)]
 pub struct Config {
     /// Directory holding the `.bscc` archives.
     pub backup_path: PathBuf,
@@ -83,7 +93,12 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Directories archived when a backup asks for `include_files`.
     pub file_roots: Vec<PathBuf>,
+    /// A `tracing` filter (`info`, `warn,berkut_daemon=debug`, ...),
+    /// checked when loaded; `RUST_LOG`, when set, overrides it.
     pub log_level: String,
+    /// How long a stopping daemon lets running jobs finish before it
+    /// cancels them.
+    pub shutdown_grace: Duration,
     /// Development mode: generated key, local directories, loud warnings.
     pub dev: bool,
 }
@@ -194,6 +209,21 @@ impl Config {
         let log_level = var("BERKUT_LOG")
             .or(fc.log_level)
             .unwrap_or_else(|| "info".into());
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_level) {
+            return Err(invalid("BERKUT_LOG", &format!("is not a log filter: {e}")));
+        }
+        let grace = number(
+            var("BERKUT_SHUTDOWN_GRACE_SECONDS"),
+            fc.shutdown_grace_seconds,
+            "BERKUT_SHUTDOWN_GRACE_SECONDS",
+            DEFAULT_SHUTDOWN_GRACE_SECONDS,
+        )?;
+        if grace > MAX_SHUTDOWN_GRACE_SECONDS {
+            return Err(invalid(
+                "BERKUT_SHUTDOWN_GRACE_SECONDS",
+                &format!("must be at most {MAX_SHUTDOWN_GRACE_SECONDS} (an hour)"),
+            ));
+        }
 
         let key_text = var("BERKUT_BACKUP_ENCRYPTION_KEY")
             .or_else(|| var("BACKUP_ENCRYPTION_KEY"))
@@ -218,6 +248,7 @@ impl Config {
             state_dir,
             file_roots,
             log_level,
+            shutdown_grace: Duration::from_secs(grace),
             dev,
         })
     }
@@ -242,6 +273,7 @@ impl fmt::Debug for Config {
             .field("state_dir", &self.state_dir)
             .field("file_roots", &self.file_roots)
             .field("log_level", &self.log_level)
+            .field("shutdown_grace", &self.shutdown_grace)
             .field("dev", &self.dev)
             .finish()
     }

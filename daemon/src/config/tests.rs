@@ -96,6 +96,9 @@ fn numbers_and_lists_are_validated() {
         ("BERKUT_BACKUP_UPLOAD_MAX_BYTES", "-1"),
         ("BERKUT_BACKUP_FILE_ROOTS", "relative/dir"),
         ("BERKUT_DATABASE_URL", "postgresql://[bad"),
+        ("BERKUT_SHUTDOWN_GRACE_SECONDS", "soon"),
+        ("BERKUT_SHUTDOWN_GRACE_SECONDS", "3601"),
+        ("BERKUT_LOG", "info,[unclosed"),
     ] {
         let mut vars = env(&base());
         vars.insert(name.into(), value.into());
@@ -104,6 +107,25 @@ fn numbers_and_lists_are_validated() {
             "{name}={value} was accepted"
         );
     }
+}
+
+#[test]
+fn the_shutdown_grace_time_has_a_default_and_comes_from_file_or_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("berkutd.toml");
+    let config = Config::load(None, &env(&base()), false).unwrap();
+    assert_eq!(
+        config.shutdown_grace,
+        Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECONDS)
+    );
+    std::fs::write(&file, "shutdown_grace_seconds = 7\nlog_level = \"warn\"\n").unwrap();
+    let config = Config::load(Some(&file), &env(&base()), false).unwrap();
+    assert_eq!(config.shutdown_grace, Duration::from_secs(7));
+    assert_eq!(config.log_level, "warn");
+    let mut vars = base();
+    vars.push(("BERKUT_SHUTDOWN_GRACE_SECONDS", "0"));
+    let config = Config::load(Some(&file), &env(&vars), false).unwrap();
+    assert_eq!(config.shutdown_grace, Duration::ZERO);
 }
 
 #[test]

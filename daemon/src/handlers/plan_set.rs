@@ -9,7 +9,7 @@ use crate::schedule::plan::{self, StoredPlan};
 use crate::state::Daemon;
 
 pub fn handle(daemon: &Daemon, spec: PlanSpec) -> Result<Reply, OpError> {
-    if spec.include_files && daemon.config.file_roots.is_empty() {
+    if spec.include_files && daemon.config().file_roots.is_empty() {
         return Err(OpError::invalid(
             "include_files was asked for, but no file roots are configured",
         ));
@@ -21,11 +21,19 @@ pub fn handle(daemon: &Daemon, spec: PlanSpec) -> Result<Reply, OpError> {
     })
 }
 
-/// Persists a plan, then hands it to the scheduler.
+/// Persists a plan, then hands it to the scheduler. Both happen under the
+/// plan's lock, so a reload re-reading the file cannot come in between.
 pub fn put_in_force(daemon: &Daemon, stored: StoredPlan) -> Result<(), OpError> {
-    plan::save(&daemon.config.state_dir, &stored)
-        .map_err(|e| OpError::unavailable("the plan could not be saved").with_detail(e))?;
+    let state_dir = daemon.config().state_dir.clone();
+    let mut saved = Ok(());
+    daemon.plan.send_if_modified(|current| {
+        saved = plan::save(&state_dir, &stored);
+        if saved.is_ok() {
+            *current = Some(stored.clone());
+        }
+        saved.is_ok()
+    });
+    saved.map_err(|e| OpError::unavailable("the plan could not be saved").with_detail(e))?;
     tracing::info!(preset = stored.preset.as_str(), enabled = stored.enabled, timezone = %stored.timezone, "backup plan changed");
-    daemon.plan.send_replace(Some(stored));
     Ok(())
 }

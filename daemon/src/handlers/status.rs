@@ -42,7 +42,7 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
             newest_success_age_seconds: age,
             rpo_limit_seconds: limit,
             rpo_breached,
-            dev_mode: daemon.config.dev,
+            dev_mode: daemon.config().dev,
         },
     })
 }

@@ -13,7 +13,33 @@ pub mod timing;
 
 use time::OffsetDateTime;
 
-use plan::StoredPlan;
+use crate::state::Daemon;
+use plan::{PlanFileError, StoredPlan};
+
+/// Re-reads `plan.json` (a reload) and hands the plan to the scheduler if
+/// it differs from the one in force. The file is read under the plan's
+/// lock, which `plan_set::put_in_force` also holds while it saves, so a
+/// reload never puts back a plan that was replaced meanwhile. Returns
+/// whether the plan changed.
+pub fn reload_plan(daemon: &Daemon) -> Result<bool, PlanFileError> {
+    let state_dir = daemon.config().state_dir.clone();
+    let mut outcome = Ok(false);
+    daemon
+        .plan
+        .send_if_modified(|current| match plan::load(&state_dir) {
+            Ok(loaded) if loaded != *current => {
+                *current = loaded;
+                outcome = Ok(true);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                outcome = Err(e);
+                false
+            }
+        });
+    outcome
+}
 
 /// The recovery point limit: the plan's period plus a grace margin (a tenth
 /// of the period, at least an hour), or `None` without an enabled plan.

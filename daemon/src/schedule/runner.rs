@@ -20,6 +20,8 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
     let mut scheduler = Scheduler::default();
     let mut last_retention: Option<OffsetDateTime> = None;
     loop {
+        // The watchdog counts the daemon as hung when this stops.
+        daemon.scheduler_beat.beat();
         let now = daemon.now();
         let plan = plan_rx.borrow_and_update().clone();
         let timing = plan.as_ref().and_then(|p| match p.timing() {

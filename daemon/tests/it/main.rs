@@ -1,20 +1,25 @@
 //! berkutd's integration tests: the real daemon binary against real
 //! PostgreSQL clusters, driven through the real socket with the real client.
 //! One module per operation (named like the handlers), plus the protocol's
-//! hostile-input tests, start-up and recovery.
+//! hostile-input tests, start-up and recovery, and life under systemd
+//! (`notify`, `activation`, `shutdown`, `reload`).
 
 mod helpers;
 
 mod access;
+mod activation;
 mod backup_create;
 mod backup_delete;
 mod backup_list;
 mod backup_show;
 mod faults;
 mod job_attach;
+mod notify;
 mod plan_set;
 mod protocol;
 mod recovery;
+mod reload;
 mod schedule;
+mod shutdown;
 mod startup;
 mod status;

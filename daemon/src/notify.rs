@@ -1,0 +1,239 @@
+//! Talking to the service manager (`sd_notify`): readiness, a status line
+//! that says what the daemon is doing, the watchdog, and the reload and stop
+//! transitions. Outside systemd (no `NOTIFY_SOCKET`) every call does
+//! nothing.
+//!
+//! The watchdog is pinged from a task on the daemon's runtime that first
+//! checks the daemon can still do its work: it takes the catalogue lock (a
+//! deadlock there hangs the task, so the pings stop) and looks at the
+//! scheduler loop's heartbeat. If the runtime is wedged the task never runs;
+//! if the scheduler is stuck the task withholds the ping. Either way systemd
+//! sees the silence and restarts the daemon.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+
+use crate::jobs::JobCounts;
+use crate::state::Daemon;
+
+/// How long the scheduler loop may go without a turn before the daemon
+/// counts as hung. The loop wakes at least once a minute.
+pub const SCHEDULER_STALL: Duration = Duration::from_secs(180);
+
+/// The service manager's side of the daemon. Errors sending are logged,
+/// never fatal: a daemon that cannot tell systemd how it is does not stop
+/// doing its work.
+pub struct Notifier {
+    enabled: bool,
+    watchdog: Option<Duration>,
+}
+
+impl Notifier {
+    /// Reads `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID`.
+    pub fn from_env() -> Notifier {
+        Notifier {
+            enabled: std::env::var_os("NOTIFY_SOCKET").is_some(),
+            watchdog: sd_notify::watchdog_enabled().filter(|d| !d.is_zero()),
+        }
+    }
+
+    /// A notifier that sends nothing (for tests of the library).
+    pub fn disabled() -> Notifier {
+        Notifier {
+            enabled: false,
+            watchdog: None,
+        }
+    }
+
+    fn send(&self, states: &[NotifyState]) {
+        if !self.enabled {
+            return;
+        }
+        if let Err(e) = sd_notify::notify(states) {
+            tracing::warn!(error = %e, "cannot notify the service manager");
+        }
+    }
+
+    /// `READY=1`: the socket listens and the state is recovered. Also sent
+    /// after a reload, which is how systemd learns that the reload ended.
+    pub fn ready(&self, status: &str) {
+        self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    }
+
+    pub fn status(&self, status: &str) {
+        self.send(&[NotifyState::Status(status)]);
+    }
+
+    /// `RELOADING=1` with the monotonic time, which systemd 253 and later
+    /// require to match the reload with its request.
+    pub fn reloading(&self) {
+        let mut states = vec![
+            NotifyState::Reloading,
+            NotifyState::Status("reloading the configuration"),
+        ];
+        if let Ok(now) = NotifyState::monotonic_usec_now() {
+            states.push(now);
+        }
+        self.send(&states);
+    }
+
+    pub fn stopping(&self, status: &str) {
+        self.send(&[NotifyState::Stopping, NotifyState::Status(status)]);
+    }
+
+    /// How often to ping the watchdog: half its timeout, as sd_watchdog_enabled(3)
+    /// recommends, so one late ping is not fatal.
+    pub fn watchdog_interval(&self) -> Option<Duration> {
+        self.watchdog.filter(|_| self.enabled).map(|d| d / 2)
+    }
+}
+
+/// What the daemon is doing, in the words of the status line
+/// (`systemctl status berkutd`).
+pub fn describe(counts: JobCounts, stopping: bool) -> String {
+    let jobs = |n: usize| if n == 1 { "job" } else { "jobs" };
+    match (stopping, counts.running, counts.queued) {
+        (true, 0, _) => "stopping".to_owned(),
+        (true, running, _) => format!(
+            "stopping: waiting for {running} running {} to finish",
+            jobs(running)
+        ),
+        (false, 0, 0) => "idle".to_owned(),
+        (false, running, 0) => format!("running {running} {}", jobs(running)),
+        (false, running, queued) => {
+            format!("running {running} {}, {queued} queued", jobs(running))
+        }
+    }
+}
+
+/// When a loop last went round; read by the watchdog.
+pub struct Heartbeat {
+    base: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Heartbeat {
+        Heartbeat {
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Heartbeat {
+    pub fn beat(&self) {
+        let ms = self.base.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long ago the last beat was.
+    pub fn age(&self) -> Duration {
+        self.base
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// Whether the daemon may tell the watchdog it is alive. The scheduler
+/// ends when the daemon stops, so its heartbeat counts only before.
+pub fn health(scheduler_age: Duration, stopping: bool) -> Result<(), String> {
+    if !stopping && scheduler_age > SCHEDULER_STALL {
+        return Err(format!(
+            "the scheduler loop has not run for {} s",
+            scheduler_age.as_secs()
+        ));
+    }
+    Ok(())
+}
+
+fn check(daemon: &Daemon) -> Result<(), String> {
+    // Blocks for as long as someone holds the lock: a deadlock here stops
+    // the pings, which is the point.
+    if daemon.catalogue.lock().is_err() {
+        return Err("the catalogue lock is poisoned by a panic".to_owned());
+    }
+    health(daemon.scheduler_beat.age(), daemon.shutdown.is_cancelled())
+}
+
+/// Keeps the status line current and pings the watchdog, until aborted.
+pub async fn supervise(daemon: Arc<Daemon>, notifier: Arc<Notifier>) {
+    let mut counts = daemon.jobs.counts();
+    let mut last_status = String::new();
+    let mut tick = notifier.watchdog_interval().map(|every| {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
+    let mut unhealthy = false;
+    loop {
+        tokio::select! {
+            changed = counts.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let status = describe(*counts.borrow_and_update(), daemon.shutdown.is_cancelled());
+                if status != last_status {
+                    notifier.status(&status);
+                    last_status = status;
+                }
+            }
+            _ = async { tick.as_mut().expect("guarded").tick().await }, if tick.is_some() => {
+                match check(&daemon) {
+                    Ok(()) => {
+                        if unhealthy {
+                            tracing::info!("the daemon is healthy again; watchdog pings resume");
+                            unhealthy = false;
+                        }
+                        notifier.send(&[NotifyState::Watchdog]);
+                    }
+                    Err(why) => {
+                        if !unhealthy {
+                            tracing::error!(reason = %why, "withholding the watchdog ping, so that systemd restarts the daemon");
+                            unhealthy = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(running: usize, queued: usize) -> JobCounts {
+        JobCounts { running, queued }
+    }
+
+    #[test]
+    fn the_status_line_says_what_the_daemon_does() {
+        assert_eq!(describe(counts(0, 0), false), "idle");
+        assert_eq!(describe(counts(1, 0), false), "running 1 job");
+        assert_eq!(describe(counts(2, 3), false), "running 2 jobs, 3 queued");
+        assert_eq!(
+            describe(counts(1, 0), true),
+            "stopping: waiting for 1 running job to finish"
+        );
+        assert_eq!(describe(counts(0, 0), true), "stopping");
+    }
+
+    #[test]
+    fn a_stalled_scheduler_withholds_the_ping_until_the_daemon_stops() {
+        assert!(health(Duration::from_secs(61), false).is_ok());
+        let err = health(SCHEDULER_STALL + Duration::from_secs(1), false).unwrap_err();
+        assert!(err.contains("scheduler"), "{err}");
+        assert!(health(SCHEDULER_STALL * 10, true).is_ok());
+    }
+
+    #[test]
+    fn a_heartbeat_ages_from_its_last_beat() {
+        let beat = Heartbeat::default();
+        beat.beat();
+        assert!(beat.age() < Duration::from_secs(5));
+    }
+}

@@ -16,7 +16,7 @@ use berkut_proto::manifest::Scope;
 
 /// berkutctl: drive the berkutd backup daemon.
 #[derive(Parser)]
-#[command(version, about, after_help = exit::HELP)]
+#[command(name = "berkutctl", version, about, after_help = exit::HELP)]
 pub struct Cli {
     /// The daemon's socket [default: /run/berkut/berkutd.sock, or
     /// ./.berkut-dev/berkutd.sock when only that one exists]

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 /// one stays). Under systemd it takes the socket berkutd.socket passes, sends
 /// readiness, status and watchdog notifications, and logs to the journal.
 #[derive(Parser)]
-#[command(version, about, long_about)]
+#[command(name = "berkutd", version, about, long_about)]
 struct Args {
     /// The configuration file (TOML).
     #[arg(long, value_name = "FILE")]

@@ -1,7 +1,8 @@
 //! Where the log goes and how much of it. Under systemd, stderr is already
 //! connected to the journal (`JOURNAL_STREAM` names it); the daemon then
 //! sends structured events to journald itself, with its fields as journal
-//! fields (`BERKUT_BACKUP=...`) and levels as priorities, and writes nothing
+//! fields (`BERKUT_BACKUP=...`) and levels as priorities (info is 6,
+//! debug 7), and writes nothing
 //! to stderr, so no line is logged twice. Anywhere else it writes text to
 //! stderr.
 //!
@@ -11,6 +12,7 @@
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
 
+use tracing_journald::{Priority, PriorityMappings};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
@@ -54,9 +56,17 @@ pub fn init(level: &str) -> (LogControl, Sink) {
     let (filter, handle) = reload::Layer::new(filter);
     let journald = if stderr_is_journal() {
         tracing_journald::layer().ok().map(|layer| {
+            // tracing-journald maps INFO to notice by default; our info
+            // lines (every request) are informational, which is 6.
+            let priorities = PriorityMappings {
+                info: Priority::Informational,
+                debug: Priority::Debug,
+                ..PriorityMappings::new()
+            };
             layer
                 .with_syslog_identifier("berkutd".to_owned())
                 .with_field_prefix(Some("BERKUT".to_owned()))
+                .with_priority_mappings(priorities)
         })
     } else {
         None

@@ -58,6 +58,9 @@ struct Activation {
     pid: ListenPid,
 }
 
+/// Code run in the daemon's process between fork and exec.
+type Hook = Arc<dyn Fn() -> std::io::Result<()> + Send + Sync>;
+
 pub struct DaemonBuilder {
     database_url: String,
     env: Vec<(String, String)>,
@@ -67,6 +70,7 @@ pub struct DaemonBuilder {
     dir: Option<tempfile::TempDir>,
     socket: Option<PathBuf>,
     activation: Option<Activation>,
+    hooks: Vec<Hook>,
 }
 
 impl DaemonBuilder {
@@ -80,7 +84,24 @@ impl DaemonBuilder {
             dir: None,
             socket: None,
             activation: None,
+            hooks: Vec::new(),
         }
+    }
+
+    /// Runs `hook` in the daemon's process between fork and exec, at every
+    /// start (e.g. to give it a mount namespace of its own).
+    ///
+    /// # Safety
+    ///
+    /// As for `CommandExt::pre_exec`: the hook runs in a forked copy of a
+    /// multi-threaded process and must only make async-signal-safe calls
+    /// (no allocation, no locks).
+    pub unsafe fn pre_exec(
+        mut self,
+        hook: impl Fn() -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> DaemonBuilder {
+        self.hooks.push(Arc::new(hook));
+        self
     }
 
     /// Does not give the daemon a variable the fixture would otherwise set
@@ -166,6 +187,7 @@ impl DaemonBuilder {
             unset: self.unset,
             args: self.args,
             activation: self.activation,
+            hooks: self.hooks,
             dir,
             child: None,
         };
@@ -185,6 +207,7 @@ pub struct Daemon {
     unset: Vec<String>,
     args: Vec<String>,
     activation: Option<Activation>,
+    hooks: Vec<Hook>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -224,6 +247,14 @@ impl Daemon {
             cmd.env_remove(k);
         }
         cmd.args(&self.args);
+        for hook in &self.hooks {
+            let hook = Arc::clone(hook);
+            // SAFETY: `DaemonBuilder::pre_exec` requires hooks that are
+            // async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || hook());
+            }
+        }
         let child = cmd.spawn().expect("berkutd starts");
         self.child = Some(child);
         let socket = self.socket.clone();

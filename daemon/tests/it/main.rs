@@ -2,7 +2,7 @@
 //! PostgreSQL clusters, driven through the real socket with the real client.
 //! One module per operation (named like the handlers), plus the protocol's
 //! hostile-input tests, start-up and recovery, and life under systemd
-//! (`notify`, `activation`, `shutdown`, `reload`).
+//! (`notify`, `activation`, `shutdown`, `reload`, `logging`).
 
 mod helpers;
 
@@ -14,6 +14,7 @@ mod backup_list;
 mod backup_show;
 mod faults;
 mod job_attach;
+mod logging;
 mod notify;
 mod plan_set;
 mod protocol;

@@ -13,6 +13,7 @@ pub mod notify;
 pub mod pg;
 pub mod wait;
 
+mod activation;
 mod os;
 mod reap;
 mod template;
@@ -20,7 +21,7 @@ mod template;
 #[cfg(test)]
 mod tests;
 
-pub use daemon::{workspace_bin, Daemon, DaemonBuilder};
+pub use daemon::{workspace_bin, Daemon, DaemonBuilder, ListenPid};
 pub use fakes::{fake_pg_dump, Gate};
 pub use fixture::{fingerprint, row_counts, Fingerprint, TableFp, RICH_FIXTURE_SQL};
 pub use notify::NotifySocket;

@@ -9,8 +9,7 @@ use std::os::unix::net::UnixListener;
 
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::BackupStatus;
-use berkut_testkit::daemon::ListenPid;
-use berkut_testkit::{fake_pg_dump, NotifySocket};
+use berkut_testkit::{fake_pg_dump, ListenPid, NotifySocket};
 
 use crate::helpers::*;
 

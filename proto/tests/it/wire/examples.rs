@@ -1,19 +1,24 @@
 //! The worked example of `docs/PROTOCOL.md`, byte for byte: the documented
 //! frames are exactly what encoding produces (and decode back), they travel
 //! over a `Connection` unchanged, and the document itself shows these bytes,
-//! every error code and the documented limits.
+//! every error code, the documented limits, every operation and reply, and
+//! every record's fields in the order they are written.
 
 use berkut_proto::wire::frame::{decode_message, encode};
 use berkut_proto::wire::messages::MAX_LABEL_CHARS;
 use berkut_proto::wire::{
-    ClientMessage, Connection, Operation, Reply, ServerMessage, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    ClientMessage, Connection, ErrorBody, ErrorCode, Operation, Phase, Reply, ServerMessage,
+    MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 use tokio::time::timeout;
 
-use super::fixtures::example_status;
-use super::{frame, unhex, DOCUMENTED_CODES, PATIENCE};
+use super::fixtures::{
+    all_operations, all_replies, busy_status, daily_spec, example_status, failed_record, progress,
+    queued_record, weekly_plan,
+};
+use super::{field, frame, keys, unhex, unpack, DOCUMENTED_CODES, PATIENCE};
 
 #[test]
 fn the_documented_limits() {
@@ -45,13 +50,13 @@ const WELCOME_FRAME: &str = "
     a6 736572766572 ad 6265726b75746420302e312e30";
 
 const STATUS_REPLY_FRAME: &str = "
-    000000b3
+    00000103
     83
     a4 74797065 a5 7265706c79
     a2 6964 01
     a5 7265706c79 82
        a4 74797065 a6 737461747573
-       a6 737461747573 8a
+       a6 737461747573 8e
           a7 76657273696f6e a5 302e312e30
           b0 70726f746f636f6c5f76657273696f6e 01
           aa 737461727465645f6174 b4 323032362d30312d30325430333a30343a30355a
@@ -61,6 +66,10 @@ const STATUS_REPLY_FRAME: &str = "
           a6 717565756564 00
           a4 6a6f6273 90
           a7 6261636b757073 03
+          b1 6e65776573745f737563636573735f6174 c0
+          ba 6e65776573745f737563636573735f6167655f7365636f6e6473 c0
+          b1 72706f5f6c696d69745f7365636f6e6473 c0
+          ac 72706f5f6272656163686564 c2
           a8 6465765f6d6f6465 c2";
 
 fn example_messages() -> (ClientMessage, ClientMessage, ServerMessage, ServerMessage) {
@@ -138,6 +147,79 @@ fn the_document_shows_these_bytes_and_these_codes() {
     }
     for limit in ["4 194 304", "200 characters", "`MAX_DEPTH` = 32"] {
         assert!(doc.contains(limit), "{limit}");
+    }
+}
+
+/// The text under the heading that starts with `heading`, up to the next
+/// heading.
+fn section<'a>(doc: &'a str, heading: &str) -> &'a str {
+    let start = doc
+        .find(&format!("\n{heading}"))
+        .unwrap_or_else(|| panic!("docs/PROTOCOL.md has no heading {heading:?}"))
+        + 1;
+    let body = &doc[start..];
+    let end = body[1..].find("\n#").map_or(body.len(), |n| n + 2);
+    &body[..end]
+}
+
+/// The names in the first column of a section's table rows (`| `name` |`).
+fn table_names(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`'))
+        .map(|(name, _)| name.trim_matches('"'))
+        .collect()
+}
+
+#[test]
+fn the_document_lists_every_operation_reply_and_record_field() {
+    let doc = protocol_doc();
+    let headings: Vec<&str> = doc.lines().filter(|l| l.starts_with("### 6.")).collect();
+    let replies = section(&doc, "### 5.2 ");
+    for operation in all_operations() {
+        let name = format!("`{}`", operation.name());
+        assert!(
+            headings.iter().any(|h| h.contains(&name)),
+            "section 6 has no heading for {name}"
+        );
+        assert!(replies.contains(&name), "5.2 does not say what {name} gets");
+    }
+    let reply_types = table_names(replies);
+    for reply in all_replies() {
+        let value = unpack(&encode(&reply).unwrap());
+        let name = field(&value, "type").as_str().unwrap().to_owned();
+        assert!(reply_types.contains(&name.as_str()), "reply {name}");
+    }
+
+    let busy = unpack(&encode(&busy_status()).unwrap());
+    let failed = unpack(&encode(&failed_record()).unwrap());
+    let error = ErrorBody {
+        code: ErrorCode::Internal,
+        message: "m".into(),
+        correlation_id: Some("00000000deadbeef".into()),
+    };
+    let records = [
+        (
+            "### 7.1 BackupRecord",
+            unpack(&encode(&queued_record()).unwrap()),
+        ),
+        ("### 7.2 Failure", field(&failed, "failure").clone()),
+        (
+            "### 7.3 Progress",
+            unpack(&encode(&progress(Phase::Dump)).unwrap()),
+        ),
+        ("### 7.4 StatusInfo", busy.clone()),
+        ("### 7.5 JobInfo", field(&busy, "jobs")[0].clone()),
+        ("### 7.6 ErrorBody", unpack(&encode(&error).unwrap())),
+        ("### 7.7 PlanSpec", unpack(&encode(&daily_spec()).unwrap())),
+        ("### 7.8 PlanInfo", unpack(&encode(&weekly_plan()).unwrap())),
+    ];
+    for (heading, value) in records {
+        assert_eq!(
+            table_names(section(&doc, heading)),
+            keys(&value),
+            "{heading}"
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! Sample values for the wire tests: records in each state, progress,
-//! statuses, and a list of every client and server message variant (with
-//! edge-case ids, labels and versions) that the round-trip, shape and
+//! statuses, plans, and a list of every client and server message variant
+//! (with edge-case ids, labels and versions) that the round-trip, shape and
 //! property tests walk through.
 
 use berkut_proto::ids::BackupId;
@@ -8,7 +8,8 @@ use berkut_proto::manifest::{Origin, Scope};
 use berkut_proto::wire::messages::MAX_LABEL_CHARS;
 use berkut_proto::wire::{
     BackupRecord, BackupStatus, ClientMessage, ErrorBody, ErrorCode, Failure, JobInfo, JobKind,
-    Operation, Phase, Progress, Reply, ServerMessage, StatusInfo, PROTOCOL_VERSION,
+    Operation, Phase, PlanInfo, PlanSpec, Preset, Progress, Reply, ServerMessage, StatusInfo,
+    PROTOCOL_VERSION,
 };
 use time::macros::datetime;
 
@@ -62,6 +63,15 @@ pub(super) fn failed_record() -> BackupRecord {
             reason: "the database is not reachable (correlation id 00000000deadbeef)".into(),
         }),
         ..queued_record()
+    }
+}
+
+pub(super) fn pinned_record() -> BackupRecord {
+    BackupRecord {
+        pinned: true,
+        origin: Origin::Scheduled,
+        label: "scheduled (daily)".into(),
+        ..succeeded_record()
     }
 }
 
@@ -132,6 +142,110 @@ pub(super) fn busy_status() -> StatusInfo {
     }
 }
 
+/// A plan is enabled and the newest good backup is too old.
+pub(super) fn breached_status() -> StatusInfo {
+    StatusInfo {
+        newest_success_at: Some(datetime!(2026-01-01 02:00:00.5 UTC)),
+        newest_success_age_seconds: Some(u64::from(u32::MAX) + 1),
+        rpo_limit_seconds: Some(95_040),
+        rpo_breached: true,
+        ..example_status()
+    }
+}
+
+/// `{"preset": "daily", "at": "02:00"}` with every default filled in.
+pub(super) fn daily_spec() -> PlanSpec {
+    PlanSpec {
+        preset: Preset::Daily,
+        at: Some("02:00".into()),
+        weekday: None,
+        timezone: None,
+        cron: None,
+        scope: Scope::Full,
+        include_files: false,
+        retention_days: 30,
+        keep_last_successful: 7,
+        catch_up: true,
+    }
+}
+
+/// One plan of each preset, each field away from its default somewhere.
+pub(super) fn plan_specs() -> Vec<PlanSpec> {
+    vec![
+        daily_spec(),
+        PlanSpec {
+            preset: Preset::Weekly,
+            at: Some("23:59".into()),
+            weekday: Some("Sun".into()),
+            timezone: Some("Europe/Berlin".into()),
+            scope: Scope::Database,
+            include_files: true,
+            ..daily_spec()
+        },
+        PlanSpec {
+            preset: Preset::MonthlyStart,
+            at: Some("00:00".into()),
+            retention_days: 0,
+            keep_last_successful: 0,
+            ..daily_spec()
+        },
+        PlanSpec {
+            preset: Preset::MonthlyEnd,
+            timezone: Some("America/Argentina/Buenos_Aires".into()),
+            retention_days: u32::MAX,
+            keep_last_successful: u32::MAX,
+            catch_up: false,
+            ..daily_spec()
+        },
+        PlanSpec {
+            preset: Preset::Cron,
+            at: None,
+            cron: Some("*/15 8-18 * * MON-FRI".into()),
+            timezone: Some("UTC".into()),
+            scope: Scope::Schema,
+            ..daily_spec()
+        },
+    ]
+}
+
+/// What `plan_show` says before any plan was set.
+pub(super) fn unset_plan() -> PlanInfo {
+    PlanInfo {
+        enabled: false,
+        preset: None,
+        at: None,
+        weekday: None,
+        timezone: None,
+        cron: None,
+        scope: Scope::Full,
+        include_files: false,
+        retention_days: 0,
+        keep_last_successful: 0,
+        catch_up: false,
+        next_run: None,
+        last_success: None,
+    }
+}
+
+/// A weekly plan in force, with its next run and last success.
+pub(super) fn weekly_plan() -> PlanInfo {
+    PlanInfo {
+        enabled: true,
+        preset: Some(Preset::Weekly),
+        at: Some("02:30".into()),
+        weekday: Some("sunday".into()),
+        timezone: Some("Europe/Berlin".into()),
+        cron: None,
+        scope: Scope::Full,
+        include_files: true,
+        retention_days: 30,
+        keep_last_successful: 7,
+        catch_up: true,
+        next_run: Some(datetime!(2026-01-04 01:30 UTC)),
+        last_success: Some(datetime!(2025-12-28 01:30:00.123456789 UTC)),
+    }
+}
+
 pub(super) fn all_operations() -> Vec<Operation> {
     vec![
         Operation::Status,
@@ -161,7 +275,19 @@ pub(super) fn all_operations() -> Vec<Operation> {
         Operation::BackupShow { id: backup_id() },
         Operation::BackupDelete { id: backup_id() },
         Operation::JobAttach { id: backup_id() },
+        Operation::BackupPin { id: backup_id() },
+        Operation::BackupUnpin { id: backup_id() },
+        Operation::PlanShow,
+        Operation::PlanEnable,
+        Operation::PlanDisable,
     ]
+    .into_iter()
+    .chain(
+        plan_specs()
+            .into_iter()
+            .map(|plan| Operation::PlanSet { plan }),
+    )
+    .collect()
 }
 
 pub(super) fn all_client_messages() -> Vec<ClientMessage> {
@@ -207,7 +333,25 @@ pub(super) fn all_replies() -> Vec<Reply> {
             total: 7,
             backups: vec![succeeded_record(), failed_record(), queued_record()],
         },
+        Reply::Status {
+            status: breached_status(),
+        },
+        Reply::Backup {
+            backup: pinned_record(),
+        },
         Reply::Deleted { id: backup_id() },
+        Reply::Plan { plan: unset_plan() },
+        Reply::Plan {
+            plan: weekly_plan(),
+        },
+        // After `plan_disable`: no next run.
+        Reply::Plan {
+            plan: PlanInfo {
+                enabled: false,
+                next_run: None,
+                ..weekly_plan()
+            },
+        },
     ]
 }
 

@@ -57,6 +57,12 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         "backup_show",
         "backup_delete",
         "job_attach",
+        "backup_pin",
+        "backup_unpin",
+        "plan_show",
+        "plan_set",
+        "plan_enable",
+        "plan_disable",
     ] {
         assert!(ops.iter().any(|t| t == name), "{name}");
     }
@@ -71,7 +77,7 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         .iter()
         .map(|r| type_of(encode(r).unwrap()))
         .collect();
-    for name in ["status", "backup", "backups", "deleted"] {
+    for name in ["status", "backup", "backups", "deleted", "plan"] {
         assert!(replies.iter().any(|t| t == name), "{name}");
     }
 }
@@ -96,8 +102,10 @@ fn records_have_the_documented_fields_with_nil_for_absent_values() {
             "key_id",
             "database",
             "failure",
+            "pinned",
         ]
     );
+    assert_eq!(field(&rec, "pinned").as_bool(), Some(false));
     for absent in [
         "started_at",
         "finished_at",
@@ -158,9 +166,20 @@ fn records_have_the_documented_fields_with_nil_for_absent_values() {
             "queued",
             "jobs",
             "backups",
+            "newest_success_at",
+            "newest_success_age_seconds",
+            "rpo_limit_seconds",
+            "rpo_breached",
             "dev_mode",
         ]
     );
+    assert!(field(&status, "newest_success_at").is_nil());
+    assert_eq!(
+        field(&status, "newest_success_age_seconds").as_u64(),
+        Some(60)
+    );
+    assert_eq!(field(&status, "rpo_limit_seconds").as_u64(), Some(93_600));
+    assert_eq!(field(&status, "rpo_breached").as_bool(), Some(false));
     let jobs = field(&status, "jobs").as_array().unwrap();
     assert_eq!(
         keys(&jobs[0]),

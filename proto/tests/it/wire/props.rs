@@ -1,11 +1,12 @@
 //! Properties over arbitrary input: decoding random or damaged bytes never
-//! panics, arbitrary operations and error bodies round-trip, and a backup id
-//! decodes exactly when it has the documented shape.
+//! panics, arbitrary operations (plans included) and error bodies
+//! round-trip, and a backup id decodes exactly when it has the documented
+//! shape.
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::frame::{decode_message, encode};
-use berkut_proto::wire::{ClientMessage, ErrorBody, Operation, ServerMessage};
+use berkut_proto::wire::{ClientMessage, ErrorBody, Operation, PlanSpec, Preset, ServerMessage};
 use proptest::prelude::*;
 use rmpv::Value;
 
@@ -39,7 +40,55 @@ fn any_operation() -> impl Strategy<Value = Operation> {
         any_backup_id().prop_map(|id| Operation::BackupShow { id }),
         any_backup_id().prop_map(|id| Operation::BackupDelete { id }),
         any_backup_id().prop_map(|id| Operation::JobAttach { id }),
+        any_backup_id().prop_map(|id| Operation::BackupPin { id }),
+        any_backup_id().prop_map(|id| Operation::BackupUnpin { id }),
+        Just(Operation::PlanShow),
+        Just(Operation::PlanEnable),
+        Just(Operation::PlanDisable),
+        any_plan().prop_map(|plan| Operation::PlanSet { plan }),
     ]
+}
+
+fn preset() -> impl Strategy<Value = Preset> {
+    prop_oneof![
+        Just(Preset::Daily),
+        Just(Preset::Weekly),
+        Just(Preset::MonthlyStart),
+        Just(Preset::MonthlyEnd),
+        Just(Preset::Cron),
+    ]
+}
+
+/// Any plan the wire can carry; the daemon, not the decoder, validates it.
+fn any_plan() -> impl Strategy<Value = PlanSpec> {
+    let text = || proptest::option::of("\\PC{0,40}");
+    (
+        (preset(), text(), text(), text(), text()),
+        (
+            scope(),
+            any::<bool>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (preset, at, weekday, timezone, cron),
+                (scope, include_files, retention_days, keep_last_successful, catch_up),
+            )| PlanSpec {
+                preset,
+                at,
+                weekday,
+                timezone,
+                cron,
+                scope,
+                include_files,
+                retention_days,
+                keep_last_successful,
+                catch_up,
+            },
+        )
 }
 
 fn shape_of_a_backup_id(s: &str) -> bool {

@@ -253,6 +253,17 @@ async fn execute(
         }
     });
     let pg_dump_version = tools::version(&daemon.config.pg_dump_bin).await?;
+    // Row counts come from the snapshot pg_dump will dump, so a restore can
+    // check that it got back exactly what was dumped.
+    let snapshot = if daemon.config.count_rows && request.scope != Scope::Schema {
+        Some(daemon.db.export_snapshot().await?)
+    } else {
+        None
+    };
+    let tables = match &snapshot {
+        Some(s) => Some(s.count_rows().await?),
+        None => None,
+    };
     let (dump_url, password) = split_password(&daemon.config.database_url);
     let plan = Plan {
         id: id.clone(),
@@ -274,6 +285,8 @@ async fn execute(
         dump_url,
         password,
         file_roots: daemon.config.file_roots.clone(),
+        snapshot: snapshot.as_ref().map(|s| s.id.clone()),
+        tables,
     };
     let (file, partial) = daemon.store.create_partial(id).map_err(io_error)?;
     let slot = ChildSlot::new();
@@ -303,6 +316,8 @@ async fn execute(
     .await
     .unwrap_or_else(|e| Err(OpError::internal(format!("backup pipeline panicked: {e}"))));
     stopper.abort();
+    // pg_dump has finished with the snapshot; ending our transaction now.
+    drop(snapshot);
     let sealed = match sealed {
         Ok(sealed) if !slot.is_cancelled() => sealed,
         Ok(_) => Err(shutdown_error()).inspect_err(|_| remove_partial(&partial))?,

@@ -64,6 +64,7 @@ struct FileConfig {
     state_dir: Option<PathBuf>,
     file_roots: Option<Vec<PathBuf>>,
     log_level: Option<String>,
+    count_rows: Option<bool>,
 }
 
 /// The validated configuration.
@@ -84,6 +85,10 @@ pub struct Config {
     /// Directories archived when a backup asks for `include_files`.
     pub file_roots: Vec<PathBuf>,
     pub log_level: String,
+    /// Whether backups record exact per-table row counts (taken in the
+    /// dump's own snapshot) for restores to check against. Counting scans
+    /// every table once more; very large databases may turn it off.
+    pub count_rows: bool,
     /// Development mode: generated key, local directories, loud warnings.
     pub dev: bool,
 }
@@ -194,6 +199,11 @@ impl Config {
         let log_level = var("BERKUT_LOG")
             .or(fc.log_level)
             .unwrap_or_else(|| "info".into());
+        let count_rows = match var("BERKUT_BACKUP_COUNT_ROWS") {
+            Some(text) => parse_bool(&text)
+                .ok_or_else(|| invalid("BERKUT_BACKUP_COUNT_ROWS", "must be true or false"))?,
+            None => fc.count_rows.unwrap_or(true),
+        };
 
         let key_text = var("BERKUT_BACKUP_ENCRYPTION_KEY")
             .or_else(|| var("BACKUP_ENCRYPTION_KEY"))
@@ -218,6 +228,7 @@ impl Config {
             state_dir,
             file_roots,
             log_level,
+            count_rows,
             dev,
         })
     }
@@ -242,6 +253,7 @@ impl fmt::Debug for Config {
             .field("state_dir", &self.state_dir)
             .field("file_roots", &self.file_roots)
             .field("log_level", &self.log_level)
+            .field("count_rows", &self.count_rows)
             .field("dev", &self.dev)
             .finish()
     }
@@ -277,6 +289,14 @@ fn number(
             .parse()
             .map_err(|_| invalid(name, &format!("{text:?} is not a whole number"))),
         None => Ok(file.unwrap_or(default)),
+    }
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
     }
 }
 

@@ -96,6 +96,7 @@ fn numbers_and_lists_are_validated() {
         ("BERKUT_BACKUP_UPLOAD_MAX_BYTES", "-1"),
         ("BERKUT_BACKUP_FILE_ROOTS", "relative/dir"),
         ("BERKUT_DATABASE_URL", "postgresql://[bad"),
+        ("BERKUT_BACKUP_COUNT_ROWS", "maybe"),
     ] {
         let mut vars = env(&base());
         vars.insert(name.into(), value.into());

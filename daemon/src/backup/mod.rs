@@ -119,6 +119,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
         }
     };
     let finished_at = daemon.now();
+    let succeeded = outcome.is_ok();
     let result = match outcome {
         Ok(sealed) => {
             tracing::info!(backup = %id, size = sealed.size_bytes, "backup succeeded");
@@ -156,7 +157,9 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
     publish(&daemon, &ctx, &id);
     // A new good backup may let older ones go. The job is still registered
     // as active here, so retention cannot touch the backup just made.
-    crate::schedule::retention::apply(&daemon);
+    if succeeded {
+        crate::schedule::retention::apply(&daemon);
+    }
 }
 
 /// Queues a backup like `submit`; when it cannot even start (the database

@@ -163,6 +163,23 @@ async fn read_requests(
             }
             Incoming::Message(ClientMessage::Request { id, op }) => {
                 let name = op.name();
+                if daemon.maintenance.is_active() && !op.allowed_in_maintenance() {
+                    let info = daemon.maintenance.current();
+                    let why = info
+                        .reason
+                        .unwrap_or_else(|| "a restore is in progress".into());
+                    let error = ErrorBody::new(
+                        ErrorCode::Maintenance,
+                        format!("maintenance: {why}; only status requests are served"),
+                    );
+                    let _ = tx
+                        .send(ServerMessage::Error {
+                            id: Some(id),
+                            error,
+                        })
+                        .await;
+                    continue;
+                }
                 if let Err(e) = daemon.policy.authorize(&peer, &op) {
                     tracing::info!(request = id, op = name, uid = peer.uid, gid = peer.gid, pid = ?peer.pid, "request denied");
                     let _ = tx

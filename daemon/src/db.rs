@@ -93,6 +93,64 @@ impl Db {
     }
 }
 
+/// What PostgreSQL's command-line tools need to reach a database of this
+/// server: libpq's environment variables, the password among them (never on
+/// a command line, where every user could read it).
+pub fn tool_env(config: &tokio_postgres::Config, dbname: &str) -> Vec<(&'static str, String)> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut env = vec![
+        ("PGDATABASE", dbname.to_owned()),
+        ("PGAPPNAME", "berkutd".to_owned()),
+    ];
+    if let Some(host) = config.get_hosts().first() {
+        let host = match host {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => {
+                String::from_utf8_lossy(path.as_os_str().as_bytes()).into_owned()
+            }
+        };
+        env.push(("PGHOST", host));
+    }
+    if let Some(port) = config.get_ports().first() {
+        env.push(("PGPORT", port.to_string()));
+    }
+    if let Some(user) = config.get_user() {
+        env.push(("PGUSER", user.to_owned()));
+    }
+    if let Some(password) = config.get_password() {
+        env.push(("PGPASSWORD", String::from_utf8_lossy(password).into_owned()));
+    }
+    env
+}
+
+impl Db {
+    /// The database the daemon backs up (from its URL).
+    pub fn database_name(&self) -> String {
+        self.config
+            .get_dbname()
+            .map(str::to_owned)
+            .or_else(|| self.config.get_user().map(str::to_owned))
+            .unwrap_or_else(|| "postgres".into())
+    }
+
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// A fresh connection to database `dbname` of this server.
+    pub async fn connect_to(&self, dbname: &str) -> Result<tokio_postgres::Client, OpError> {
+        let mut config = self.config.clone();
+        config.dbname(dbname);
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+            OpError::unavailable("the database server is not reachable").with_detail(e)
+        })?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+}
+
 /// A repeatable-read transaction on a connection of its own, holding an
 /// exported snapshot: pg_dump is given the snapshot (`--snapshot`), so the
 /// row counts taken here describe exactly the data in the dump. The

@@ -61,6 +61,24 @@ impl JobContext {
     }
 }
 
+/// Handed to a task that is not a backup (a restore): its cancellation and
+/// its place in the same queue, under the same limit.
+pub struct TaskContext {
+    pub cancel: CancellationToken,
+    turn: Option<Turn>,
+}
+
+impl TaskContext {
+    pub async fn acquire(&mut self) -> Option<OwnedSemaphorePermit> {
+        let turn = self.turn.take()?;
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => None,
+            permit = turn => permit.ok(),
+        }
+    }
+}
+
 /// Takes a place in the semaphore's queue now. Tokio's semaphore serves
 /// waiters in the order they first polled, so polling once at submission
 /// makes the queue first come, first served, whatever order the job tasks
@@ -118,6 +136,20 @@ impl Jobs {
             jobs.active.lock().unwrap().remove(&id);
         });
         rx
+    }
+
+    /// Starts a task that queues behind the same limit as backups and is
+    /// waited for at shutdown.
+    pub fn spawn_task<F, Fut>(&self, body: F)
+    where
+        F: FnOnce(TaskContext) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let ctx = TaskContext {
+            cancel: self.cancel.child_token(),
+            turn: Some(queue_up(&self.semaphore)),
+        };
+        self.tracker.spawn(body(ctx));
     }
 
     /// A live view of a queued or running job.

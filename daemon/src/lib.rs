@@ -15,10 +15,12 @@ pub mod error;
 pub mod handlers;
 pub mod jobs;
 pub mod recovery;
+pub mod restore;
 pub mod schedule;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tools;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -95,6 +97,21 @@ pub async fn run_with_clock(
     // plan an operator set would silently stop the automatic backups.
     let plan = schedule::plan::load(&config.state_dir)?;
     let db = Db::new(&config.database_url).map_err(|e| DaemonError::Setup(e.message))?;
+    let drill_db = match &config.drill_database_url {
+        Some(url) => Some(Db::new(url).map_err(|e| DaemonError::Setup(e.message))?),
+        None => None,
+    };
+    let runtime_dir = config
+        .socket
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| config.state_dir.clone());
+    std::fs::create_dir_all(&runtime_dir).map_err(|source| DaemonError::Directory {
+        what: "the runtime directory",
+        path: runtime_dir.clone(),
+        source,
+    })?;
+    let maintenance = restore::maintenance::Maintenance::load(&config.state_dir, &runtime_dir);
     let listener = server::bind(&config.socket).map_err(|source| DaemonError::Socket {
         path: config.socket.clone(),
         source,
@@ -115,12 +132,16 @@ pub async fn run_with_clock(
         store,
         db,
         policy: Policy::current(),
+        restores: Default::default(),
+        maintenance,
+        drill_db,
         plan: tokio::sync::watch::Sender::new(plan),
         started_at: clock.now(),
         clock,
         shutdown: shutdown.clone(),
         config,
     });
+    restore::recovery::recover(&daemon).await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     let scheduler = tokio::spawn(schedule::runner::run(Arc::clone(&daemon), shutdown.clone()));

@@ -25,6 +25,12 @@ pub struct Daemon {
     pub db: Db,
     pub jobs: Arc<Jobs>,
     pub policy: Policy,
+    /// Restores queued or running.
+    pub restores: crate::restore::Restores,
+    /// Whether a restore holds the maintenance lock.
+    pub maintenance: crate::restore::maintenance::Maintenance,
+    /// The server dry-runs restore into, when it is not the live one.
+    pub drill_db: Option<Db>,
     /// The backup plan in force; the scheduler watches it.
     pub plan: watch::Sender<Option<StoredPlan>>,
     pub clock: Arc<dyn Clock>,

@@ -4,7 +4,6 @@
 //! so what a client is told has always been persisted first.
 
 mod pipeline;
-mod tools;
 
 use std::sync::Arc;
 
@@ -18,8 +17,8 @@ use crate::config::split_password;
 use crate::error::OpError;
 use crate::jobs::{JobContext, JobView};
 use crate::state::Daemon;
+use crate::tools::{self, shutdown_error, ChildSlot};
 use pipeline::{Plan, Sealed};
-use tools::{shutdown_error, ChildSlot};
 
 pub use pipeline::io_error;
 
@@ -203,6 +202,9 @@ pub fn remove(daemon: &Daemon, id: &BackupId) -> Result<(), OpError> {
         return Err(OpError::conflict(format!(
             "backup {id} is still in progress"
         )));
+    }
+    if daemon.restores.uses_backup(id) {
+        return Err(OpError::conflict(format!("backup {id} is being restored")));
     }
     daemon.store.delete(id).map_err(io_error)?;
     daemon.update_catalogue(|c| c.remove(id))?;

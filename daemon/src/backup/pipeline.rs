@@ -18,12 +18,12 @@ use berkut_proto::manifest::{
 use berkut_proto::wire::{ErrorCode, Phase};
 use time::OffsetDateTime;
 
-use super::tools::{run_streaming, shutdown_error, ChildSlot};
 use super::Reporter;
 use crate::clock::Clock;
 use crate::db::ServerFacts;
 use crate::error::OpError;
 use crate::store::HashingWriter;
+use crate::tools::{run_streaming, shutdown_error, ChildSlot};
 
 /// Everything the pipeline needs to know, decided before it starts.
 pub struct Plan {

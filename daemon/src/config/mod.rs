@@ -65,6 +65,10 @@ struct FileConfig {
     file_roots: Option<Vec<PathBuf>>,
     log_level: Option<String>,
     count_rows: Option<bool>,
+    pg_restore_bin: Option<PathBuf>,
+    psql_bin: Option<PathBuf>,
+    restore_jobs: Option<u64>,
+    drill_database_url: Option<String>,
 }
 
 /// The validated configuration.
@@ -89,6 +93,13 @@ pub struct Config {
     /// dump's own snapshot) for restores to check against. Counting scans
     /// every table once more; very large databases may turn it off.
     pub count_rows: bool,
+    pub pg_restore_bin: PathBuf,
+    pub psql_bin: PathBuf,
+    /// `pg_restore -j`: parallel jobs for the data and post-data sections.
+    pub restore_jobs: u32,
+    /// A separate server for dry-runs (restore drills), so they do not load
+    /// the live one; the live server when absent.
+    pub drill_database_url: Option<String>,
     /// Development mode: generated key, local directories, loud warnings.
     pub dev: bool,
 }
@@ -143,6 +154,30 @@ impl Config {
         let pg_dumpall_bin = path_var("BERKUT_BACKUP_PGDUMPALL_BIN")
             .or(fc.pg_dumpall_bin)
             .unwrap_or_else(|| sibling(&pg_dump_bin, "pg_dumpall"));
+        let pg_restore_bin = path_var("BERKUT_RESTORE_PGRESTORE_BIN")
+            .or(fc.pg_restore_bin)
+            .unwrap_or_else(|| sibling(&pg_dump_bin, "pg_restore"));
+        let psql_bin = path_var("BERKUT_RESTORE_PSQL_BIN")
+            .or(fc.psql_bin)
+            .unwrap_or_else(|| sibling(&pg_dump_bin, "psql"));
+        let restore_jobs = number(
+            var("BERKUT_RESTORE_JOBS"),
+            fc.restore_jobs,
+            "BERKUT_RESTORE_JOBS",
+            2,
+        )?;
+        if !(1..=64).contains(&restore_jobs) {
+            return Err(invalid("BERKUT_RESTORE_JOBS", "must be between 1 and 64"));
+        }
+        let drill_database_url = var("BERKUT_DRILL_DATABASE_URL").or(fc.drill_database_url);
+        if let Some(url) = &drill_database_url {
+            url.parse::<tokio_postgres::Config>().map_err(|_| {
+                invalid(
+                    "BERKUT_DRILL_DATABASE_URL",
+                    "is not a valid libpq connection URL or string",
+                )
+            })?;
+        }
         let max_parallel = number(
             var("BERKUT_BACKUP_MAX_PARALLEL"),
             fc.max_parallel,
@@ -229,6 +264,10 @@ impl Config {
             file_roots,
             log_level,
             count_rows,
+            pg_restore_bin,
+            psql_bin,
+            restore_jobs: restore_jobs as u32,
+            drill_database_url,
             dev,
         })
     }
@@ -254,6 +293,13 @@ impl fmt::Debug for Config {
             .field("file_roots", &self.file_roots)
             .field("log_level", &self.log_level)
             .field("count_rows", &self.count_rows)
+            .field("pg_restore_bin", &self.pg_restore_bin)
+            .field("psql_bin", &self.psql_bin)
+            .field("restore_jobs", &self.restore_jobs)
+            .field(
+                "drill_database_url",
+                &self.drill_database_url.as_deref().map(redact_url),
+            )
             .field("dev", &self.dev)
             .finish()
     }

@@ -8,9 +8,13 @@ mod backup_list;
 mod backup_pin;
 mod backup_show;
 mod job_attach;
+mod maintenance_status;
 mod plan_enable;
 mod plan_set;
 mod plan_show;
+mod restore_rollback;
+mod restore_start;
+mod restore_status;
 mod status;
 
 use std::sync::Arc;
@@ -30,6 +34,29 @@ pub struct Responder {
 impl Responder {
     pub fn new(id: u64, tx: mpsc::Sender<ServerMessage>) -> Responder {
         Responder { id, tx }
+    }
+
+    /// Sends a restore's record while it is followed; `false` once the
+    /// client has gone away.
+    pub async fn restore(&self, restore: berkut_proto::wire::RestoreRecord) -> bool {
+        self.tx
+            .send(ServerMessage::RestoreProgress {
+                id: self.id,
+                restore,
+            })
+            .await
+            .is_ok()
+    }
+
+    /// Sends a maintenance event; `false` once the client has gone away.
+    pub async fn event(&self, maintenance: berkut_proto::wire::MaintenanceInfo) -> bool {
+        self.tx
+            .send(ServerMessage::Event {
+                id: self.id,
+                maintenance,
+            })
+            .await
+            .is_ok()
     }
 
     /// Sends a progress message; `false` once the client has gone away.
@@ -67,5 +94,24 @@ pub async fn dispatch(
         Operation::PlanSet { plan } => plan_set::handle(daemon, plan),
         Operation::PlanEnable => plan_enable::handle(daemon, true),
         Operation::PlanDisable => plan_enable::handle(daemon, false),
+        Operation::RestoreStart {
+            backup_id,
+            dry_run,
+            with_globals,
+            wait,
+        } => restore_start::handle(daemon, backup_id, dry_run, with_globals, wait, resp).await,
+        Operation::RestoreStatus { restore_id, wait } => {
+            restore_status::handle(daemon, &restore_id, wait, resp).await
+        }
+        Operation::RestoreEvidence { restore_id } => restore_status::evidence(daemon, &restore_id),
+        Operation::RestoreRollback { restore_id } => {
+            restore_rollback::rollback(daemon, &restore_id).await
+        }
+        Operation::RestoreCleanup { restore_id } => {
+            restore_rollback::cleanup(daemon, &restore_id).await
+        }
+        Operation::MaintenanceStatus => maintenance_status::handle(daemon),
+        Operation::MaintenanceWatch => maintenance_status::watch(daemon, resp).await,
+        Operation::MaintenanceClear => maintenance_status::clear(daemon),
     }
 }

@@ -76,6 +76,22 @@ impl Client {
         op: Operation,
         mut on_progress: impl FnMut(&Progress),
     ) -> Result<Reply, ClientError> {
+        self.call_streaming(op, |msg| {
+            if let ServerMessage::Progress { progress, .. } = msg {
+                on_progress(progress)
+            }
+        })
+        .await
+    }
+
+    /// Sends a request, hands every message before the final one (progress
+    /// of a backup, the record of a restore, maintenance events) to
+    /// `on_update`, and returns the final reply.
+    pub async fn call_streaming(
+        &mut self,
+        op: Operation,
+        mut on_update: impl FnMut(&ServerMessage),
+    ) -> Result<Reply, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         self.conn
@@ -83,9 +99,11 @@ impl Client {
             .await?;
         loop {
             match self.conn.read_message::<ServerMessage>().await? {
-                Some(ServerMessage::Progress { id: got, progress }) if got == id => {
-                    on_progress(&progress)
-                }
+                Some(
+                    msg @ (ServerMessage::Progress { .. }
+                    | ServerMessage::RestoreProgress { .. }
+                    | ServerMessage::Event { .. }),
+                ) if msg.request_id() == Some(id) => on_update(&msg),
                 Some(ServerMessage::Reply { id: got, reply }) if got == id => return Ok(reply),
                 Some(ServerMessage::Error { id: got, error })
                     if got.is_none() || got == Some(id) =>

@@ -66,11 +66,19 @@ impl DaemonBuilder {
 
     /// Uses another pg_dump (a fake, usually); pg_dumpall stays the real one.
     pub fn pg_dump(self, bin: &Path) -> DaemonBuilder {
-        let real_dumpall = crate::pg_bin_dir().join("pg_dumpall");
+        let real = crate::pg_bin_dir();
         self.env("BERKUT_BACKUP_PGDUMP_BIN", bin.display().to_string())
             .env(
                 "BERKUT_BACKUP_PGDUMPALL_BIN",
-                real_dumpall.display().to_string(),
+                real.join("pg_dumpall").display().to_string(),
+            )
+            .env(
+                "BERKUT_RESTORE_PGRESTORE_BIN",
+                real.join("pg_restore").display().to_string(),
+            )
+            .env(
+                "BERKUT_RESTORE_PSQL_BIN",
+                real.join("psql").display().to_string(),
             )
     }
 

@@ -48,7 +48,7 @@ pub async fn rollback(daemon: &Daemon, id: &RestoreId) -> Result<RestoreRecord, 
     daemon
         .maintenance
         .begin(id, &format!("rolling back restore {id}"), daemon.now())?;
-    let swapped = admin.swap(&live, &kept, &restored).await;
+    let swapped = admin.swap(&live, &kept, &restored).await.map(|_| ());
     let _ = daemon.maintenance.end();
     swapped?;
     tracing::info!(restore = %id, "restore rolled back; the restored database is kept aside");

@@ -214,12 +214,20 @@ pub async fn run(
     } else {
         tracker.begin("swap", daemon.now());
         tracker.update(|s| s.swap = SwapPhase::Started);
-        let ended = admin.swap(&p.live, &p.scratch, &p.old).await?;
+        let (ended, kept) = admin.swap(&p.live, &p.scratch, &p.old).await?;
         tracker.update(|s| {
             s.swap = SwapPhase::Done;
-            s.record.rollback_database = Some(p.old.clone());
+            s.record.rollback_database = kept.then(|| p.old.clone());
         });
-        tracker.finish("swap", daemon.now(), format!("{} is now the restored database ({ended} sessions ended); the old one is kept as {}", p.live, p.old));
+        let detail = if kept {
+            format!("{} is now the restored database; sessions ended: {ended}; the old one is kept as {}", p.live, p.old)
+        } else {
+            format!(
+                "{} is now the restored database (there was none before)",
+                p.live
+            )
+        };
+        tracker.finish("swap", daemon.now(), detail);
     }
 
     tracker.begin("cleanup", daemon.now());

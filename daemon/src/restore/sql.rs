@@ -121,8 +121,9 @@ impl Admin {
     /// Moves `live` aside as `old` (if it exists) and gives `new` its name.
     /// New connections to the live database are refused first, so the
     /// sessions ended cannot come straight back; if the second rename fails
-    /// the first is undone. Returns the sessions ended.
-    pub async fn swap(&self, live: &str, new: &str, old: &str) -> Result<u64, OpError> {
+    /// the first is undone. Returns the sessions ended, and whether there was a
+    /// live database to keep (there is none on a fresh server).
+    pub async fn swap(&self, live: &str, new: &str, old: &str) -> Result<(u64, bool), OpError> {
         let mut ended = 0;
         if self.exists(live).await? {
             self.allow_connections(live, false).await?;
@@ -151,10 +152,11 @@ impl Admin {
             // The old database stays reachable by its new name for a look
             // before cleanup.
             self.allow_connections(old, true).await?;
+            Ok((ended, true))
         } else {
             self.rename(new, live).await?;
+            Ok((0, false))
         }
-        Ok(ended)
     }
 }
 

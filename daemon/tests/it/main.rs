@@ -15,6 +15,8 @@ mod job_attach;
 mod plan_set;
 mod protocol;
 mod recovery;
+mod restore_faults;
+mod restore_start;
 mod schedule;
 mod startup;
 mod status;

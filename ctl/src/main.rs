@@ -45,6 +45,59 @@ enum Command {
     /// Show and change the automatic backup plan.
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// Restore a backup (or prove it restorable with --dry-run), and manage
+    /// restores.
+    Restore(RestoreArgs),
+    /// See whether a restore holds the maintenance lock.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct RestoreArgs {
+    #[command(subcommand)]
+    command: Option<RestoreCommand>,
+    /// The backup to restore.
+    id: Option<String>,
+    /// Restore into a scratch database, check it, drop it: the live
+    /// database is not touched.
+    #[arg(long)]
+    dry_run: bool,
+    /// Apply the archived roles first (restoring into a fresh cluster).
+    #[arg(long)]
+    with_globals: bool,
+    /// Wait for the restore to end, showing its steps.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Subcommand)]
+enum RestoreCommand {
+    /// A restore's status and steps.
+    Status {
+        restore_id: String,
+        /// Follow it to its end.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The evidence kept of a restore: digests, row counts, verdict, logs.
+    Evidence { restore_id: String },
+    /// Put back the database a real restore replaced.
+    Rollback { restore_id: String },
+    /// Drop the database a real restore kept aside.
+    Cleanup { restore_id: String },
+}
+
+#[derive(Subcommand)]
+enum MaintenanceCommand {
+    /// Whether maintenance is on, since when and why.
+    Status,
+    /// Print every change of maintenance state until interrupted.
+    Watch,
+    /// Lift maintenance left on by an interrupted restore (after checking
+    /// the database).
+    Clear,
 }
 
 #[derive(Subcommand)]
@@ -133,6 +186,49 @@ async fn main() -> std::process::ExitCode {
             commands::backup_pin::run(&ctx, &id, false).await
         }
         Command::Plan(PlanCommand::Show) => commands::plan_show::run(&ctx).await,
+        Command::Restore(RestoreArgs {
+            command: Some(RestoreCommand::Status { restore_id, wait }),
+            ..
+        }) => commands::restore_status::run(&ctx, &restore_id, wait).await,
+        Command::Restore(RestoreArgs {
+            command: Some(RestoreCommand::Evidence { restore_id }),
+            ..
+        }) => commands::restore_status::evidence(&ctx, &restore_id).await,
+        Command::Restore(RestoreArgs {
+            command: Some(RestoreCommand::Rollback { restore_id }),
+            ..
+        }) => commands::restore_rollback::run(&ctx, &restore_id, true).await,
+        Command::Restore(RestoreArgs {
+            command: Some(RestoreCommand::Cleanup { restore_id }),
+            ..
+        }) => commands::restore_rollback::run(&ctx, &restore_id, false).await,
+        Command::Restore(RestoreArgs {
+            command: None,
+            id,
+            dry_run,
+            with_globals,
+            wait,
+        }) => match id {
+            Some(id) => commands::restore_start::run(&ctx, &id, dry_run, with_globals, wait).await,
+            None => Err(anyhow::anyhow!(
+                "name the backup to restore: berkutctl restore ID [--dry-run]"
+            )),
+        },
+        Command::Maintenance(MaintenanceCommand::Status) => {
+            commands::maintenance_status::run(
+                &ctx,
+                berkut_proto::wire::Operation::MaintenanceStatus,
+            )
+            .await
+        }
+        Command::Maintenance(MaintenanceCommand::Watch) => {
+            commands::maintenance_status::run(&ctx, berkut_proto::wire::Operation::MaintenanceWatch)
+                .await
+        }
+        Command::Maintenance(MaintenanceCommand::Clear) => {
+            commands::maintenance_status::run(&ctx, berkut_proto::wire::Operation::MaintenanceClear)
+                .await
+        }
         Command::Plan(PlanCommand::Set(args)) => commands::plan_set::run(&ctx, args).await,
         Command::Plan(PlanCommand::Enable) => commands::plan_enable::run(&ctx, true).await,
         Command::Plan(PlanCommand::Disable) => commands::plan_enable::run(&ctx, false).await,

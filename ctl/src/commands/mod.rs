@@ -9,9 +9,13 @@ pub mod backup_pin;
 pub mod backup_show;
 pub mod job_attach;
 pub mod key_generate;
+pub mod maintenance_status;
 pub mod plan_enable;
 pub mod plan_set;
 pub mod plan_show;
+pub mod restore_rollback;
+pub mod restore_start;
+pub mod restore_status;
 pub mod status;
 
 use std::path::{Path, PathBuf};

@@ -12,4 +12,5 @@ mod backup_show;
 mod job_attach;
 mod key_generate;
 mod plan_set;
+mod restore_start;
 mod status;

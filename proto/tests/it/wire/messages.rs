@@ -63,6 +63,14 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         "plan_set",
         "plan_enable",
         "plan_disable",
+        "restore_start",
+        "restore_status",
+        "restore_evidence",
+        "restore_rollback",
+        "restore_cleanup",
+        "maintenance_status",
+        "maintenance_watch",
+        "maintenance_clear",
     ] {
         assert!(ops.iter().any(|t| t == name), "{name}");
     }
@@ -70,14 +78,30 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         .iter()
         .map(|m| type_of(encode(m).unwrap()))
         .collect();
-    for name in ["welcome", "progress", "reply", "error"] {
+    for name in [
+        "welcome",
+        "progress",
+        "restore_progress",
+        "event",
+        "reply",
+        "error",
+    ] {
         assert!(server.iter().any(|t| t == name), "{name}");
     }
     let replies: Vec<String> = all_replies()
         .iter()
         .map(|r| type_of(encode(r).unwrap()))
         .collect();
-    for name in ["status", "backup", "backups", "deleted", "plan"] {
+    for name in [
+        "status",
+        "backup",
+        "backups",
+        "deleted",
+        "plan",
+        "restore",
+        "evidence",
+        "maintenance",
+    ] {
         assert!(replies.iter().any(|t| t == name), "{name}");
     }
 }

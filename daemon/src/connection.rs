@@ -163,6 +163,18 @@ async fn read_requests(
             }
             Incoming::Message(ClientMessage::Request { id, op }) => {
                 let name = op.name();
+                if let Err(e) = daemon.policy.authorize(&peer, &op) {
+                    tracing::info!(request = id, op = name, uid = peer.uid, gid = peer.gid, pid = ?peer.pid, "request denied");
+                    let _ = tx
+                        .send(ServerMessage::Error {
+                            id: Some(id),
+                            error: e.into_body(name),
+                        })
+                        .await;
+                    continue;
+                }
+                // Authorization first: a caller without rights learns that,
+                // not whether a restore runs.
                 if daemon.maintenance.is_active() && !op.allowed_in_maintenance() {
                     let info = daemon.maintenance.current();
                     let why = info
@@ -178,16 +190,7 @@ async fn read_requests(
                             error,
                         })
                         .await;
-                    continue;
-                }
-                if let Err(e) = daemon.policy.authorize(&peer, &op) {
-                    tracing::info!(request = id, op = name, uid = peer.uid, gid = peer.gid, pid = ?peer.pid, "request denied");
-                    let _ = tx
-                        .send(ServerMessage::Error {
-                            id: Some(id),
-                            error: e.into_body(name),
-                        })
-                        .await;
+                    tracing::info!(request = id, op = name, uid = peer.uid, pid = ?peer.pid, "request refused: maintenance");
                     continue;
                 }
                 tracing::info!(request = id, op = name, uid = peer.uid, pid = ?peer.pid, "request");

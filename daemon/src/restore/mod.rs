@@ -6,6 +6,7 @@
 //! `maintenance` the maintenance state, `recovery` the start-up repair.
 
 pub mod archive;
+pub mod files;
 pub mod maintenance;
 pub mod record;
 pub mod recovery;
@@ -77,6 +78,13 @@ pub async fn submit(
         if entry.state.status() != BackupStatus::Succeeded {
             return Err(OpError::invalid(format!(
                 "backup {backup_id} did not succeed; there is nothing to restore"
+            )));
+        }
+        // Refused now rather than after maintenance has begun.
+        if with_globals && entry.scope != berkut_proto::manifest::Scope::Full {
+            return Err(OpError::invalid(format!(
+                "backup {backup_id} holds no roles (its scope is {}); leave out with_globals",
+                entry.scope.as_str()
             )));
         }
         entry.archive.as_ref().map(|a| a.sha256.clone())
@@ -182,6 +190,10 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
             tracker.fail_running(now, &failure.reason);
             if tracker.summary().swap != SwapPhase::Done {
                 drop_scratch(daemon, p).await;
+                files::remove_staged(&files::staging(
+                    &daemon.config.file_roots,
+                    p.restore_id.suffix(),
+                ));
             }
             tracker.update(|s| {
                 s.record.status = RestoreStatus::Failed;

@@ -22,7 +22,7 @@ use crate::error::OpError;
 pub const SUMMARY_VERSION: u32 = 1;
 
 /// The steps of every restore, in order.
-pub const STEPS: [&str; 11] = [
+pub const STEPS: [&str; 12] = [
     "verify",
     "decrypt",
     "inspect",
@@ -31,6 +31,7 @@ pub const STEPS: [&str; 11] = [
     "pre_data",
     "data",
     "post_data",
+    "files",
     "smoke_checks",
     "swap",
     "cleanup",

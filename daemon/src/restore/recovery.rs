@@ -51,7 +51,26 @@ pub async fn recover(daemon: &Daemon) {
             daemon.db.clone()
         };
         let safe = match Admin::connect(&target).await {
-            Ok(admin) => repair(&admin, &summary).await,
+            Ok(admin) => {
+                let safe = repair(&admin, &summary).await;
+                if !safe
+                    && summary.swap == SwapPhase::Started
+                    && admin
+                        .exists(&summary.record.database)
+                        .await
+                        .unwrap_or(false)
+                {
+                    // The swap completed before the crash: say so, so that a
+                    // rollback can find the old database.
+                    summary.swap = SwapPhase::Done;
+                    summary.record.rollback_database = Some(sql::derived_name(
+                        &summary.record.database,
+                        "old",
+                        id.suffix(),
+                    ));
+                }
+                safe
+            }
             Err(e) => {
                 tracing::error!(restore = %id, error = %e, "the database server is not reachable; the interrupted restore's databases were not checked");
                 summary.swap == SwapPhase::NotStarted
@@ -69,7 +88,7 @@ pub async fn recover(daemon: &Daemon) {
         if lift {
             let _ = daemon.maintenance.end();
         } else {
-            tracing::error!("maintenance stays on: a restore was interrupted after it touched the live database; check it, then run `berkutctl maintenance clear` (or `restore rollback`)");
+            tracing::error!("maintenance stays on: a restore was interrupted after it touched the live database; check it, run `berkutctl maintenance clear`, then `berkutctl restore rollback` if the old database should come back");
         }
     }
 }

@@ -12,6 +12,7 @@ use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::wire::CountCheck;
 
 use super::archive::{self, Decrypted};
+use super::files;
 use super::record::{SwapPhase, Tracker};
 use super::sql::{self, Admin};
 use crate::db::{tool_env, Db};
@@ -182,6 +183,38 @@ pub async fn run(
         );
     }
 
+    let has_files = manifest
+        .part(berkut_proto::manifest::PartKind::Files)
+        .is_some();
+    let staged = files::staging(&daemon.config.file_roots, p.restore_id.suffix());
+    if has_files {
+        tracker.begin("files", daemon.now());
+        let dry_dir = p
+            .dry_run
+            .then(|| decrypted.dump.path.with_file_name("files"));
+        let (d, path, m, st) = (
+            Arc::clone(daemon),
+            archive_path.clone(),
+            manifest.clone(),
+            staged.clone(),
+        );
+        let count =
+            blocking(move || files::unpack(&path, &d.config.keyring, &m, &st, dry_dir.as_deref()))
+                .await?;
+        let where_to = if p.dry_run {
+            "into a temporary directory"
+        } else {
+            "beside the live roots"
+        };
+        tracker.finish(
+            "files",
+            daemon.now(),
+            format!("{count} entries unpacked {where_to}"),
+        );
+    } else {
+        tracker.skip("files", "the backup holds no files");
+    }
+
     tracker.begin("smoke_checks", daemon.now());
     let counts = smoke_checks(&target, &p.scratch, &manifest, &listing).await?;
     let bad: Vec<&CountCheck> = counts
@@ -227,6 +260,9 @@ pub async fn run(
                 p.live
             )
         };
+        if has_files {
+            files::swap(&staged)?;
+        }
         tracker.finish("swap", daemon.now(), detail);
     }
 

@@ -68,7 +68,7 @@ async fn a_dry_run_proves_the_backup_and_changes_nothing() {
     assert!(!seen.is_empty(), "the restore's progress was streamed");
     let states = step_states(&record);
     for (name, state) in &states {
-        let expected = if name == "swap" || name == "globals" {
+        let expected = if ["swap", "globals", "files"].contains(&name.as_str()) {
             StepState::Skipped
         } else {
             StepState::Done
@@ -213,6 +213,23 @@ async fn a_real_restore_brings_back_the_state_at_backup_time() {
         Vec::<String>::new(),
         "rollback did not bring back the old database"
     );
+    assert_eq!(
+        rolled.status,
+        RestoreStatus::Succeeded,
+        "a rollback does not rewrite the restore's outcome"
+    );
+    let again = server_error(
+        client
+            .call(Operation::RestoreRollback {
+                restore_id: record.restore_id.clone(),
+            })
+            .await,
+    );
+    assert_eq!(
+        again.code,
+        berkut_proto::wire::ErrorCode::Invalid,
+        "{again:?}"
+    );
     let aside = rolled
         .rollback_database
         .clone()
@@ -249,6 +266,25 @@ async fn bad_requests_for_restores_are_refused() {
     let failed = backup_now(&mut client, Scope::Database).await;
     let err = server_error(client.call(restore_op(&failed.id, true, false)).await);
     assert_eq!(err.code, berkut_proto::wire::ErrorCode::Invalid, "{err:?}");
+    let pg_ok = small_cluster();
+    let ok_daemon = daemon_for(&pg_ok).start();
+    let mut ok_client = ok_daemon.client().await;
+    let database_only = backup_now(&mut ok_client, Scope::Database).await;
+    let err = server_error(
+        ok_client
+            .call(Operation::RestoreStart {
+                backup_id: database_only.id.clone(),
+                dry_run: false,
+                with_globals: true,
+                wait: true,
+            })
+            .await,
+    );
+    assert_eq!(err.code, berkut_proto::wire::ErrorCode::Invalid, "{err:?}");
+    assert!(
+        !ok_daemon.state_dir.join("maintenance.json").exists(),
+        "refused before maintenance began"
+    );
     let missing: BackupId = "20000101T000000Z-00000000".parse().unwrap();
     assert_eq!(
         server_error(client.call(restore_op(&missing, true, false)).await).code,
@@ -272,4 +308,92 @@ async fn bad_requests_for_restores_are_refused() {
             berkut_proto::wire::ErrorCode::NotFound
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_roots_are_restored_beside_then_swapped() {
+    let pg = small_cluster();
+    let roots = berkut_testkit::temp_dir("roots-");
+    let uploads = roots.path().join("uploads");
+    std::fs::create_dir_all(uploads.join("sub")).unwrap();
+    std::fs::write(uploads.join("a.txt"), "v1").unwrap();
+    std::fs::write(uploads.join("sub/b.txt"), "kept").unwrap();
+    let daemon = daemon_for(&pg)
+        .env("BERKUT_BACKUP_FILE_ROOTS", uploads.display().to_string())
+        .start();
+    let mut client = daemon.client().await;
+    let backup = backup(
+        client
+            .call(Operation::BackupCreate {
+                label: String::new(),
+                scope: Scope::Database,
+                include_files: true,
+                wait: true,
+            })
+            .await,
+    );
+    assert_eq!(backup.status, berkut_proto::wire::BackupStatus::Succeeded);
+
+    // The files change after the backup.
+    std::fs::write(uploads.join("a.txt"), "v2").unwrap();
+    std::fs::remove_file(uploads.join("sub/b.txt")).unwrap();
+    std::fs::write(uploads.join("c.txt"), "new").unwrap();
+    let siblings = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(roots.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+
+    let drill = restored(client.call(restore_op(&backup.id, true, true)).await);
+    assert_eq!(drill.status, RestoreStatus::Succeeded, "{drill:#?}");
+    assert!(drill
+        .step("files")
+        .unwrap()
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("entries unpacked into a temporary directory"));
+    assert_eq!(
+        std::fs::read_to_string(uploads.join("a.txt")).unwrap(),
+        "v2",
+        "a dry-run touched the files"
+    );
+    assert_eq!(siblings(), ["uploads"]);
+
+    let real = restored(client.call(restore_op(&backup.id, false, true)).await);
+    assert_eq!(real.status, RestoreStatus::Succeeded, "{real:#?}");
+    assert_eq!(
+        std::fs::read_to_string(uploads.join("a.txt")).unwrap(),
+        "v1"
+    );
+    assert_eq!(
+        std::fs::read_to_string(uploads.join("sub/b.txt")).unwrap(),
+        "kept"
+    );
+    assert!(!uploads.join("c.txt").exists());
+    let old = roots
+        .path()
+        .join(format!("uploads.berkut-old-{}", real.restore_id.suffix()));
+    assert_eq!(
+        std::fs::read_to_string(old.join("a.txt")).unwrap(),
+        "v2",
+        "the old files are kept aside"
+    );
+
+    restored(
+        client
+            .call(Operation::RestoreRollback {
+                restore_id: real.restore_id.clone(),
+            })
+            .await,
+    );
+    assert_eq!(
+        std::fs::read_to_string(uploads.join("a.txt")).unwrap(),
+        "v2",
+        "rollback brings the old files back"
+    );
+    assert!(uploads.join("c.txt").exists());
 }

@@ -97,7 +97,8 @@ pub enum Operation {
     /// streamed (`restore_progress`) until it ends.
     RestoreStart {
         backup_id: BackupId,
-        #[serde(default)]
+        /// Required: a real restore replaces the live database, and must
+        /// never be asked for by leaving a field out.
         dry_run: bool,
         #[serde(default)]
         with_globals: bool,

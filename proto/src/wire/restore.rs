@@ -81,8 +81,8 @@ pub struct RestoreRecord {
     pub started_at: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
-    /// The database restored (the live one; for a dry-run, the one the
-    /// backup came from).
+    /// The configured (live) database: the one a real restore replaces and
+    /// whose name the scratch database's is derived from.
     pub database: String,
     /// Where the dump was restored to first.
     pub scratch_database: String,
@@ -136,12 +136,12 @@ pub struct Evidence {
     /// The archive file's sha256 as checked.
     #[serde(default)]
     pub archive_sha256: Option<String>,
-    /// Every part's digest: `name`, `expected`, `found`.
+    /// Every part's digest: `part`, `expected`, `found`.
     #[serde(default)]
     pub digests: Vec<DigestCheck>,
     #[serde(default)]
     pub counts: Vec<CountCheck>,
-    /// `passed`, `failed`, or absent while running.
+    /// `passed`, `failed`, `rolled back`, or absent while running.
     #[serde(default)]
     pub verdict: Option<String>,
     /// The step logs, each cut to its last 64 KiB.

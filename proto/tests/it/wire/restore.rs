@@ -5,7 +5,7 @@
 //! bad restore request is `invalid` with its request id.
 
 use berkut_proto::ids::{BackupId, RestoreId};
-use berkut_proto::wire::frame::{decode_message, encode};
+use berkut_proto::wire::frame::{decode_message, encode, DecodeError};
 use berkut_proto::wire::{ClientMessage, Operation, Reply, ServerMessage};
 use rmpv::Value;
 
@@ -116,11 +116,14 @@ fn omitted_restore_fields_take_the_documented_defaults() {
         (
             op(
                 "restore_start",
-                vec![("backup_id", backup_id().as_str().into())],
+                vec![
+                    ("backup_id", backup_id().as_str().into()),
+                    ("dry_run", true.into()),
+                ],
             ),
             Operation::RestoreStart {
                 backup_id: backup_id(),
-                dry_run: false,
+                dry_run: true,
                 with_globals: false,
                 wait: false,
             },
@@ -150,6 +153,23 @@ fn omitted_restore_fields_take_the_documented_defaults() {
                 op: expected
             }
         );
+    }
+}
+
+/// A real restore replaces the live database: it must be asked for, never
+/// implied by a missing field.
+#[test]
+fn a_restore_without_dry_run_is_invalid() {
+    let bare = op(
+        "restore_start",
+        vec![("backup_id", backup_id().as_str().into())],
+    );
+    match decode_message::<ClientMessage>(&request(4.into(), bare)) {
+        Err(DecodeError::Invalid { id, message }) => {
+            assert_eq!(id, Some(4));
+            assert!(message.contains("dry_run"), "{message}");
+        }
+        other => panic!("{other:?}"),
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod commands;
 mod exit;
+mod keys;
 mod output;
 mod progress;
 
@@ -51,6 +52,46 @@ enum Command {
     /// See whether a restore holds the maintenance lock.
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
+    /// Work on archive files directly: no daemon, no database needed.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+}
+
+#[derive(Subcommand)]
+enum ArchiveCommand {
+    /// Show an archive's header (format, key id); needs no key.
+    Inspect { file: PathBuf },
+    /// Authenticate the whole archive and check every part's digest.
+    Verify {
+        file: PathBuf,
+        /// A file holding the key (repeat for older keys).
+        #[arg(long = "key-file", required = true)]
+        key_files: Vec<PathBuf>,
+    },
+    /// Write the dump, globals, log and manifest.json into a new directory,
+    /// ready for plain pg_restore.
+    Extract {
+        file: PathBuf,
+        #[arg(long = "key-file", required = true)]
+        key_files: Vec<PathBuf>,
+        /// The directory to create.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Re-wrap the archive's data key under another key, leaving the payload
+    /// untouched, so the old key can be retired.
+    Rewrap {
+        file: PathBuf,
+        /// The key the archive is wrapped with now.
+        #[arg(long = "key-file", required = true)]
+        key_files: Vec<PathBuf>,
+        /// The key to wrap it with.
+        #[arg(long)]
+        new_key_file: PathBuf,
+        /// Write here instead of replacing FILE.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -186,6 +227,23 @@ async fn main() -> std::process::ExitCode {
             commands::backup_pin::run(&ctx, &id, false).await
         }
         Command::Plan(PlanCommand::Show) => commands::plan_show::run(&ctx).await,
+        Command::Archive(ArchiveCommand::Inspect { file }) => {
+            commands::archive::inspect(&ctx, &file)
+        }
+        Command::Archive(ArchiveCommand::Verify { file, key_files }) => {
+            commands::archive::verify(&ctx, &file, &key_files)
+        }
+        Command::Archive(ArchiveCommand::Extract {
+            file,
+            key_files,
+            output,
+        }) => commands::archive::extract(&ctx, &file, &key_files, &output),
+        Command::Archive(ArchiveCommand::Rewrap {
+            file,
+            key_files,
+            new_key_file,
+            output,
+        }) => commands::archive::rewrap(&ctx, &file, &key_files, &new_key_file, output.as_deref()),
         Command::Restore(RestoreArgs {
             command: Some(RestoreCommand::Status { restore_id, wait }),
             ..

@@ -2,6 +2,7 @@
 //! handlers. Each returns the exit code for a completed operation, or an
 //! error that `exit::report` prints.
 
+pub mod archive;
 pub mod backup_create;
 pub mod backup_delete;
 pub mod backup_list;

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod archive;
 mod backup_create;
 mod backup_delete;
 mod backup_list;

@@ -52,9 +52,19 @@ enum Command {
     /// See whether a restore holds the maintenance lock.
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
+    /// Operations on the whole archive store.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Work on archive files directly: no daemon, no database needed.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Re-wrap every archive not under the primary key, so an old key can
+    /// be retired.
+    Rewrap,
 }
 
 #[derive(Subcommand)]
@@ -187,6 +197,14 @@ enum BackupCommand {
     Show { id: String },
     /// Delete a backup and its archive.
     Delete { id: String },
+    /// Download an archive to a file (written whole or not at all).
+    Download {
+        id: String,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Upload an archive into the store (verified completely first).
+    Import { file: PathBuf },
     /// Keep a backup out of retention's reach.
     Pin { id: String },
     /// Let retention treat a backup like any other again.
@@ -227,6 +245,13 @@ async fn main() -> std::process::ExitCode {
             commands::backup_pin::run(&ctx, &id, false).await
         }
         Command::Plan(PlanCommand::Show) => commands::plan_show::run(&ctx).await,
+        Command::Backup(BackupCommand::Download { id, output }) => {
+            commands::backup_download::run(&ctx, &id, &output).await
+        }
+        Command::Backup(BackupCommand::Import { file }) => {
+            commands::backup_import::run(&ctx, &file).await
+        }
+        Command::Store(StoreCommand::Rewrap) => commands::store_rewrap::run(&ctx).await,
         Command::Archive(ArchiveCommand::Inspect { file }) => {
             commands::archive::inspect(&ctx, &file)
         }

@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod handlers;
 pub mod jobs;
+pub mod leases;
 pub mod recovery;
 pub mod restore;
 pub mod schedule;
@@ -133,6 +134,7 @@ pub async fn run_with_clock(
         db,
         policy: Policy::current(),
         restores: Default::default(),
+        downloads: Default::default(),
         maintenance,
         drill_db,
         plan: tokio::sync::watch::Sender::new(plan),

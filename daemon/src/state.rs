@@ -25,6 +25,8 @@ pub struct Daemon {
     pub db: Db,
     pub jobs: Arc<Jobs>,
     pub policy: Policy,
+    /// Leases on archives being downloaded.
+    pub downloads: Arc<crate::leases::Leases>,
     /// Restores queued or running.
     pub restores: crate::restore::Restores,
     /// Whether a restore holds the maintenance lock.
@@ -55,6 +57,12 @@ impl Daemon {
             return Err(OpError::unavailable("the catalogue could not be saved").with_detail(e));
         }
         Ok(out)
+    }
+
+    /// Whether a job, a restore or a download is using a backup's archive:
+    /// it must not be deleted or rewritten then.
+    pub fn backup_busy(&self, id: &berkut_proto::ids::BackupId) -> bool {
+        self.jobs.is_active(id) || self.restores.uses_backup(id) || self.downloads.is_busy(id)
     }
 
     pub fn now(&self) -> OffsetDateTime {

@@ -229,6 +229,17 @@ impl Daemon {
         })
     }
 
+    /// Stops the daemon (if running) and hands over its directories, so a
+    /// daemon with another configuration can take them over with
+    /// `DaemonBuilder::dir`.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let placeholder = tempfile::tempdir().expect("a placeholder directory");
+        std::mem::replace(&mut self.dir, placeholder)
+    }
+
     /// Starts the daemon again on the same directories.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or kill the daemon first");

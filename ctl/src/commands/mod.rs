@@ -5,6 +5,8 @@
 pub mod archive;
 pub mod backup_create;
 pub mod backup_delete;
+pub mod backup_download;
+pub mod backup_import;
 pub mod backup_list;
 pub mod backup_pin;
 pub mod backup_show;
@@ -18,6 +20,7 @@ pub mod restore_rollback;
 pub mod restore_start;
 pub mod restore_status;
 pub mod status;
+pub mod store_rewrap;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

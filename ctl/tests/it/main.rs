@@ -7,6 +7,7 @@ mod helpers;
 mod archive;
 mod backup_create;
 mod backup_delete;
+mod backup_download;
 mod backup_list;
 mod backup_pin;
 mod backup_show;

@@ -206,6 +206,11 @@ pub fn remove(daemon: &Daemon, id: &BackupId) -> Result<(), OpError> {
     if daemon.restores.uses_backup(id) {
         return Err(OpError::conflict(format!("backup {id} is being restored")));
     }
+    if daemon.downloads.is_busy(id) {
+        return Err(OpError::conflict(format!(
+            "backup {id} is being downloaded"
+        )));
+    }
     daemon.store.delete(id).map_err(io_error)?;
     daemon.update_catalogue(|c| c.remove(id))?;
     Ok(())

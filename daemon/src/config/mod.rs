@@ -69,6 +69,7 @@ struct FileConfig {
     psql_bin: Option<PathBuf>,
     restore_jobs: Option<u64>,
     drill_database_url: Option<String>,
+    old_key_files: Option<Vec<PathBuf>>,
 }
 
 /// The validated configuration.
@@ -251,9 +252,23 @@ impl Config {
             (None, None) => return Err(ConfigError::MissingKey),
         };
 
+        // Older keys stay usable for reading until every archive has been
+        // rewrapped under the primary one.
+        let old_key_files: Vec<PathBuf> = match var("BERKUT_BACKUP_OLD_KEY_FILES") {
+            Some(list) => list
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            None => fc.old_key_files.unwrap_or_default(),
+        };
+        let mut keyring = Keyring::new(primary);
+        for path in &old_key_files {
+            keyring = keyring.with_other(key::read_key_file(path)?);
+        }
         Ok(Config {
             backup_path,
-            keyring: Keyring::new(primary),
+            keyring,
             pg_dump_bin,
             pg_dumpall_bin,
             max_parallel: max_parallel as usize,
@@ -283,6 +298,15 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("backup_path", &self.backup_path)
             .field("key_id", &self.keyring.primary().key_id().to_string())
+            .field(
+                "old_key_ids",
+                &self
+                    .keyring
+                    .others
+                    .iter()
+                    .map(|k| k.key_id().to_string())
+                    .collect::<Vec<_>>(),
+            )
             .field("pg_dump_bin", &self.pg_dump_bin)
             .field("pg_dumpall_bin", &self.pg_dumpall_bin)
             .field("max_parallel", &self.max_parallel)

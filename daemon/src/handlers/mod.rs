@@ -4,6 +4,8 @@
 
 mod backup_create;
 mod backup_delete;
+mod backup_download;
+pub mod backup_import;
 mod backup_list;
 mod backup_pin;
 mod backup_show;
@@ -16,6 +18,7 @@ mod restore_rollback;
 mod restore_start;
 mod restore_status;
 mod status;
+mod store_rewrap;
 
 use std::sync::Arc;
 
@@ -29,11 +32,53 @@ use crate::state::Daemon;
 pub struct Responder {
     id: u64,
     tx: mpsc::Sender<ServerMessage>,
+    upload: std::sync::Mutex<Option<mpsc::Receiver<backup_import::Piece>>>,
 }
 
 impl Responder {
     pub fn new(id: u64, tx: mpsc::Sender<ServerMessage>) -> Responder {
-        Responder { id, tx }
+        Responder {
+            id,
+            tx,
+            upload: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A responder for an import, with the pieces the client uploads.
+    pub fn with_upload(
+        id: u64,
+        tx: mpsc::Sender<ServerMessage>,
+        upload: mpsc::Receiver<backup_import::Piece>,
+    ) -> Responder {
+        Responder {
+            id,
+            tx,
+            upload: std::sync::Mutex::new(Some(upload)),
+        }
+    }
+
+    pub fn take_upload(&self) -> Option<mpsc::Receiver<backup_import::Piece>> {
+        self.upload.lock().unwrap().take()
+    }
+
+    /// Tells the client to send the data of its upload.
+    pub async fn proceed(&self) -> bool {
+        self.tx
+            .send(ServerMessage::Continue { id: self.id })
+            .await
+            .is_ok()
+    }
+
+    /// Sends a piece of a download; `false` once the client has gone away.
+    pub async fn data(&self, offset: u64, data: Vec<u8>) -> bool {
+        self.tx
+            .send(ServerMessage::Data {
+                id: self.id,
+                offset,
+                data,
+            })
+            .await
+            .is_ok()
     }
 
     /// Sends a restore's record while it is followed; `false` once the
@@ -113,5 +158,8 @@ pub async fn dispatch(
         Operation::MaintenanceStatus => maintenance_status::handle(daemon),
         Operation::MaintenanceWatch => maintenance_status::watch(daemon, resp).await,
         Operation::MaintenanceClear => maintenance_status::clear(daemon),
+        Operation::StoreRewrap => store_rewrap::handle(daemon).await,
+        Operation::BackupDownload { id } => backup_download::handle(daemon, &id, resp).await,
+        Operation::BackupImport { size } => backup_import::handle(daemon, size, resp).await,
     }
 }

@@ -40,6 +40,15 @@ pub enum ClientMessage {
         id: u64,
         op: Operation,
     },
+    /// A piece of an upload (`backup_import`), after the daemon said
+    /// `continue`. The last one has `end` set (and may be empty).
+    Data {
+        id: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+        #[serde(default)]
+        end: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -129,6 +138,20 @@ pub enum Operation {
     /// Lifts maintenance left on after an interrupted restore, once an
     /// administrator has checked the database.
     MaintenanceClear,
+    /// Streams a stored archive's bytes as `data` messages, then replies
+    /// with its size and sha256.
+    BackupDownload {
+        id: BackupId,
+    },
+    /// Uploads an archive of `size` bytes: the daemon answers `continue`
+    /// (or refuses at once, e.g. `too_large`), the client sends `data`
+    /// messages, and the reply is the imported backup's record.
+    BackupImport {
+        size: u64,
+    },
+    /// Re-wraps every archive not under the primary key, so an old key can
+    /// be retired. Archives in use are left for a later run.
+    StoreRewrap,
 }
 
 impl Operation {
@@ -176,6 +199,9 @@ impl Operation {
             Operation::MaintenanceStatus => "maintenance_status",
             Operation::MaintenanceWatch => "maintenance_watch",
             Operation::MaintenanceClear => "maintenance_clear",
+            Operation::StoreRewrap => "store_rewrap",
+            Operation::BackupDownload { .. } => "backup_download",
+            Operation::BackupImport { .. } => "backup_import",
         }
     }
 }
@@ -196,6 +222,17 @@ pub enum ServerMessage {
     RestoreProgress {
         id: u64,
         restore: RestoreRecord,
+    },
+    /// A piece of a download, at `offset` in the archive.
+    Data {
+        id: u64,
+        offset: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// The daemon is ready for the data of an upload.
+    Continue {
+        id: u64,
     },
     /// A change of maintenance state, for `maintenance_watch`.
     Event {
@@ -223,6 +260,8 @@ impl ServerMessage {
             ServerMessage::Progress { id, .. }
             | ServerMessage::RestoreProgress { id, .. }
             | ServerMessage::Event { id, .. }
+            | ServerMessage::Data { id, .. }
+            | ServerMessage::Continue { id }
             | ServerMessage::Reply { id, .. } => Some(*id),
             ServerMessage::Error { id, .. } => *id,
         }
@@ -259,6 +298,21 @@ pub enum Reply {
     },
     Maintenance {
         maintenance: MaintenanceInfo,
+    },
+    /// The end of a download.
+    Downloaded {
+        id: BackupId,
+        size_bytes: u64,
+        sha256: String,
+    },
+    /// The outcome of `store_rewrap`.
+    Rewrapped {
+        /// The archives now wrapped under the primary key.
+        rewrapped: Vec<BackupId>,
+        /// Archives that already were.
+        unchanged: u64,
+        /// Archives in use by a job, left as they were.
+        busy: Vec<BackupId>,
     },
 }
 

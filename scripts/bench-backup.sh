@@ -424,6 +424,12 @@ BK="$WORK/berkut"
 (umask 077 && mkdir -p "$BK/run" "$BK/state" "$BK/backups")
 DAEMON_SOCKET="$BK/run/berkutd.sock"
 KEY=$("$BERKUTCTL" key generate)
+KEY_FILE="$BK/master.key"
+(umask 077 && printf '%s\n' "$KEY" >"$KEY_FILE")
+# berkutctl reads archives itself since `archive verify` exists; older
+# builds do not have it.
+HAVE_VERIFY=0
+"$BERKUTCTL" archive verify --help >/dev/null 2>&1 && HAVE_VERIFY=1
 ctl() { BERKUT_SOCKET="$DAEMON_SOCKET" "$BERKUTCTL" "$@"; }
 
 log "starting berkutd"
@@ -560,10 +566,11 @@ run_backup() {
     R_OTHER_CPU=$(other_cpu "$R_DAEMON_CPU" "$R_CHILD_CPU" "$R_SERVER_CPU")
     local record
     record=$(tail -n 1 "$out")
-    read -r R_STATUS R_ID R_SIZE < <(python3 -c '
+    local sha
+    read -r R_STATUS R_ID R_SIZE sha < <(python3 -c '
 import json, sys
 r = json.loads(sys.argv[1])
-print(r.get("status"), r.get("id"), r.get("size_bytes"))' "$record")
+print(r.get("status"), r.get("id"), r.get("size_bytes"), r.get("sha256"))' "$record")
     [[ $R_STATUS == succeeded ]] || die "backup --scope $scope ended $R_STATUS: $record"
     local archive="$BK/backups/$R_ID.bscc"
     [[ -f $archive ]] || die "the archive $archive is missing"
@@ -591,6 +598,24 @@ step = [t["seconds"] for t in a["manifest"].get("timings", []) if t["step"] == "
 print("%d|%s|%d|%s" % (dump["size"], others, predicted, step[0] if step else ""))' "$BK/parts.json")
         [[ $R_PREDICTED == "$R_SIZE" ]] ||
             die "the overhead arithmetic does not add up: predicted $R_PREDICTED bytes, archive $R_SIZE"
+    fi
+    if [[ $HAVE_VERIFY == 1 ]]; then
+        log "  berkutctl archive verify"
+        ctl --json archive verify "$archive" --key-file "$KEY_FILE" >"$BK/verify.json" ||
+            die "berkutctl archive verify refused the archive of --scope $scope"
+        local v_dump v_sha
+        read -r v_dump v_sha < <(python3 -c '
+import json, sys
+v = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+assert v["verified"] is True
+print([p for p in v["manifest"]["parts"] if p["kind"] == "dump"][0]["size"], v["sha256"])' "$BK/verify.json")
+        [[ $v_sha == "$sha" ]] || die "berkutctl archive verify: sha256 $v_sha, the catalogue says $sha"
+        if [[ $HAVE_CRYPTO == 1 ]]; then
+            [[ $v_dump == "$R_DUMP" ]] ||
+                die "berkutctl archive verify says the dump is $v_dump bytes, bscc_parts.py $R_DUMP"
+        else
+            R_DUMP=$v_dump
+        fi
     fi
     R_OVERHEAD=$(calc '"%.4f", '"($R_SIZE - $R_DUMP) * 100 / $R_DUMP")
     # The archive is not needed any more: keep the disk use of a run flat.
@@ -685,6 +710,11 @@ MEM_GIB=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 SCRIPT_SECONDS=$(calc '"%.0f", '"$(now) - $SCRIPT_START")
 if [[ $HAVE_CRYPTO == 1 ]]; then
     DUMP_NOTE="the dump's size is read from each archive, decrypted by scripts/lib/bscc_parts.py, and the archive's size is checked against the framing arithmetic of docs/FORMAT.md"
+    if [[ $HAVE_VERIFY == 1 ]]; then
+        DUMP_NOTE+="; \`berkutctl archive verify\` agreed on the dump's size and the archive's sha256"
+    fi
+elif [[ $HAVE_VERIFY == 1 ]]; then
+    DUMP_NOTE="the dump's size is read from each archive by \`berkutctl archive verify\` (python3-cryptography is missing, so the framing arithmetic was not checked)"
 else
     DUMP_NOTE="the dump's size is taken as the baseline file's (python3-cryptography is missing, so the archives were not opened): the same pg_dump of the same database in custom format, equal to a few bytes"
 fi

@@ -72,7 +72,8 @@ export BERKUT_BACKUP_PGDUMP_BIN="$pg_bin/pg_dump"
 "$bin/berkutd" 2>"$work/berkutd.log" &
 daemon_pid=$!
 for _ in $(seq 1 200); do
-    [ -S "$BERKUT_SOCKET" ] && break
+    # The socket file appears a moment before it listens: ask, not look.
+    "$bin/berkutctl" status >/dev/null 2>&1 && break
     kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/berkutd.log"; exit 1; }
     sleep 0.05
 done

@@ -46,6 +46,15 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
             eprintln!("berkutctl: is berkutd running? Set --socket or BERKUT_SOCKET if it listens elsewhere.");
             ExitCode::from(3)
         }
+        // An archive that does not verify is an operation that ran and
+        // failed, not a fault of berkutctl.
+        _ if e
+            .downcast_ref::<berkut_proto::archive::ArchiveError>()
+            .is_some() =>
+        {
+            eprintln!("berkutctl: {e:#}");
+            ExitCode::from(FAILED)
+        }
         _ => {
             eprintln!("berkutctl: {e:#}");
             ExitCode::from(10)

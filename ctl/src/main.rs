@@ -5,6 +5,7 @@
 
 mod commands;
 mod exit;
+mod keys;
 mod output;
 mod progress;
 
@@ -45,6 +46,109 @@ enum Command {
     /// Show and change the automatic backup plan.
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// Restore a backup (or prove it restorable with --dry-run), and manage
+    /// restores.
+    Restore(RestoreArgs),
+    /// See whether a restore holds the maintenance lock.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+    /// Operations on the whole archive store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Work on archive files directly: no daemon, no database needed.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Re-wrap every archive not under the primary key, so an old key can
+    /// be retired.
+    Rewrap,
+}
+
+#[derive(Subcommand)]
+enum ArchiveCommand {
+    /// Show an archive's header (format, key id); needs no key.
+    Inspect { file: PathBuf },
+    /// Authenticate the whole archive and check every part's digest.
+    Verify {
+        file: PathBuf,
+        /// A file holding the key (repeat for older keys).
+        #[arg(long = "key-file", required = true)]
+        key_files: Vec<PathBuf>,
+    },
+    /// Write the dump, globals, log and manifest.json into a new directory,
+    /// ready for plain pg_restore.
+    Extract {
+        file: PathBuf,
+        #[arg(long = "key-file", required = true)]
+        key_files: Vec<PathBuf>,
+        /// The directory to create.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Re-wrap the archive's data key under another key, leaving the payload
+    /// untouched, so the old key can be retired.
+    Rewrap {
+        file: PathBuf,
+        /// The key the archive is wrapped with now.
+        #[arg(long = "key-file", required = true)]
+        key_files: Vec<PathBuf>,
+        /// The key to wrap it with.
+        #[arg(long)]
+        new_key_file: PathBuf,
+        /// Write here instead of replacing FILE.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct RestoreArgs {
+    #[command(subcommand)]
+    command: Option<RestoreCommand>,
+    /// The backup to restore.
+    id: Option<String>,
+    /// Restore into a scratch database, check it, drop it: the live
+    /// database is not touched.
+    #[arg(long)]
+    dry_run: bool,
+    /// Apply the archived roles first (restoring into a fresh cluster).
+    #[arg(long)]
+    with_globals: bool,
+    /// Wait for the restore to end, showing its steps.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Subcommand)]
+enum RestoreCommand {
+    /// A restore's status and steps.
+    Status {
+        restore_id: String,
+        /// Follow it to its end.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The evidence kept of a restore: digests, row counts, verdict, logs.
+    Evidence { restore_id: String },
+    /// Put back the database a real restore replaced.
+    Rollback { restore_id: String },
+    /// Drop the database a real restore kept aside.
+    Cleanup { restore_id: String },
+}
+
+#[derive(Subcommand)]
+enum MaintenanceCommand {
+    /// Whether maintenance is on, since when and why.
+    Status,
+    /// Print every change of maintenance state until interrupted.
+    Watch,
+    /// Lift maintenance left on by an interrupted restore (after checking
+    /// the database).
+    Clear,
 }
 
 #[derive(Subcommand)]
@@ -93,6 +197,14 @@ enum BackupCommand {
     Show { id: String },
     /// Delete a backup and its archive.
     Delete { id: String },
+    /// Download an archive to a file (written whole or not at all).
+    Download {
+        id: String,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Upload an archive into the store (verified completely first).
+    Import { file: PathBuf },
     /// Keep a backup out of retention's reach.
     Pin { id: String },
     /// Let retention treat a backup like any other again.
@@ -133,6 +245,73 @@ async fn main() -> std::process::ExitCode {
             commands::backup_pin::run(&ctx, &id, false).await
         }
         Command::Plan(PlanCommand::Show) => commands::plan_show::run(&ctx).await,
+        Command::Backup(BackupCommand::Download { id, output }) => {
+            commands::backup_download::run(&ctx, &id, &output).await
+        }
+        Command::Backup(BackupCommand::Import { file }) => {
+            commands::backup_import::run(&ctx, &file).await
+        }
+        Command::Store(StoreCommand::Rewrap) => commands::store_rewrap::run(&ctx).await,
+        Command::Archive(ArchiveCommand::Inspect { file }) => {
+            commands::archive::inspect(&ctx, &file)
+        }
+        Command::Archive(ArchiveCommand::Verify { file, key_files }) => {
+            commands::archive::verify(&ctx, &file, &key_files)
+        }
+        Command::Archive(ArchiveCommand::Extract {
+            file,
+            key_files,
+            output,
+        }) => commands::archive::extract(&ctx, &file, &key_files, &output),
+        Command::Archive(ArchiveCommand::Rewrap {
+            file,
+            key_files,
+            new_key_file,
+            output,
+        }) => commands::archive::rewrap(&ctx, &file, &key_files, &new_key_file, output.as_deref()),
+        Command::Restore(RestoreArgs {
+            command: Some(RestoreCommand::Status { restore_id, wait }),
+            ..
+        }) => commands::restore_status::run(&ctx, &restore_id, wait).await,
+        Command::Restore(RestoreArgs {
+            command: Some(RestoreCommand::Evidence { restore_id }),
+            ..
+        }) => commands::restore_status::evidence(&ctx, &restore_id).await,
+        Command::Restore(RestoreArgs {
+            command: Some(RestoreCommand::Rollback { restore_id }),
+            ..
+        }) => commands::restore_rollback::run(&ctx, &restore_id, true).await,
+        Command::Restore(RestoreArgs {
+            command: Some(RestoreCommand::Cleanup { restore_id }),
+            ..
+        }) => commands::restore_rollback::run(&ctx, &restore_id, false).await,
+        Command::Restore(RestoreArgs {
+            command: None,
+            id,
+            dry_run,
+            with_globals,
+            wait,
+        }) => match id {
+            Some(id) => commands::restore_start::run(&ctx, &id, dry_run, with_globals, wait).await,
+            None => Err(anyhow::anyhow!(
+                "name the backup to restore: berkutctl restore ID [--dry-run]"
+            )),
+        },
+        Command::Maintenance(MaintenanceCommand::Status) => {
+            commands::maintenance_status::run(
+                &ctx,
+                berkut_proto::wire::Operation::MaintenanceStatus,
+            )
+            .await
+        }
+        Command::Maintenance(MaintenanceCommand::Watch) => {
+            commands::maintenance_status::run(&ctx, berkut_proto::wire::Operation::MaintenanceWatch)
+                .await
+        }
+        Command::Maintenance(MaintenanceCommand::Clear) => {
+            commands::maintenance_status::run(&ctx, berkut_proto::wire::Operation::MaintenanceClear)
+                .await
+        }
         Command::Plan(PlanCommand::Set(args)) => commands::plan_set::run(&ctx, args).await,
         Command::Plan(PlanCommand::Enable) => commands::plan_enable::run(&ctx, true).await,
         Command::Plan(PlanCommand::Disable) => commands::plan_enable::run(&ctx, false).await,

@@ -64,3 +64,18 @@ impl ProgressView {
         }
     }
 }
+
+/// A byte-count bar for transfers, on a terminal only.
+pub fn bytes_bar(json: bool, total: u64) -> Option<ProgressBar> {
+    (!json && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}  {elapsed}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
+        );
+        bar
+    })
+}

@@ -4,13 +4,14 @@
 //! all handlers funnel through one writer task. A frame that is too large or
 //! not MessagePack closes this connection and nothing else.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use berkut_proto::wire::frame::{codec, decode_message_with, encode, DecodeError};
 use berkut_proto::wire::scan::REQUEST_LIMITS;
 use berkut_proto::wire::{
-    ClientMessage, ErrorBody, ErrorCode, ServerMessage, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    ClientMessage, ErrorBody, ErrorCode, Operation, ServerMessage, MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::net::UnixStream;
@@ -21,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Peer;
 use crate::error::OpError;
+use crate::handlers::backup_import::Piece;
 use crate::handlers::{dispatch, Responder};
 use crate::state::Daemon;
 
@@ -138,6 +140,9 @@ async fn read_requests(
 ) {
     let tasks = TaskTracker::new();
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    // The uploads in progress on this connection, by request id. Dropping
+    // the map (the connection ends) tells each import it was cut off.
+    let mut uploads: HashMap<u64, mpsc::Sender<Piece>> = HashMap::new();
     loop {
         // Waiting here for a free slot stops reading, which is the
         // back-pressure a client that floods requests deserves.
@@ -157,6 +162,19 @@ async fn read_requests(
             Incoming::Invalid { id, error } => {
                 let _ = tx.send(ServerMessage::Error { id, error }).await;
             }
+            Incoming::Message(ClientMessage::Data { id, data, end }) => {
+                // Data for an upload that was refused or has ended is
+                // dropped: the client learns why from the request's error.
+                if let Some(sender) = uploads.get(&id) {
+                    let mut alive = sender.send(Piece::Data(data)).await.is_ok();
+                    if end {
+                        alive = alive && sender.send(Piece::End).await.is_ok();
+                    }
+                    if end || !alive {
+                        uploads.remove(&id);
+                    }
+                }
+            }
             Incoming::Message(ClientMessage::Hello { .. }) => {
                 let error = ErrorBody::new(ErrorCode::Invalid, "hello was already received");
                 let _ = tx.send(ServerMessage::Error { id: None, error }).await;
@@ -173,12 +191,43 @@ async fn read_requests(
                         .await;
                     continue;
                 }
+                // Authorization first: a caller without rights learns that,
+                // not whether a restore runs.
+                if daemon.maintenance.is_active() && !op.allowed_in_maintenance() {
+                    let info = daemon.maintenance.current();
+                    let why = info
+                        .reason
+                        .unwrap_or_else(|| "a restore is in progress".into());
+                    let error = ErrorBody::new(
+                        ErrorCode::Maintenance,
+                        format!("maintenance: {why}; only status requests are served"),
+                    );
+                    let _ = tx
+                        .send(ServerMessage::Error {
+                            id: Some(id),
+                            error,
+                        })
+                        .await;
+                    tracing::info!(request = id, op = name, uid = peer.uid, pid = ?peer.pid, "request refused: maintenance");
+                    continue;
+                }
                 tracing::info!(request = id, op = name, uid = peer.uid, pid = ?peer.pid, "request");
+                let upload = match op {
+                    Operation::BackupImport { .. } => {
+                        let (sender, receiver) = crate::handlers::backup_import::channel();
+                        uploads.insert(id, sender);
+                        Some(receiver)
+                    }
+                    _ => None,
+                };
                 let daemon = Arc::clone(daemon);
                 let tx = tx.clone();
                 tasks.spawn(async move {
                     let _slot = slot;
-                    let resp = Responder::new(id, tx.clone());
+                    let resp = match upload {
+                        Some(rx) => Responder::with_upload(id, tx.clone(), rx),
+                        None => Responder::new(id, tx.clone()),
+                    };
                     // A panic in a handler fails its request, not the daemon.
                     let result = AssertUnwindSafe(dispatch(&daemon, op, &resp))
                         .catch_unwind()
@@ -201,6 +250,9 @@ async fn read_requests(
             }
         }
     }
+    // Uploads still open were cut off: their handlers learn it when the
+    // senders go, and only then can they (and this connection) end.
+    drop(uploads);
     tasks.close();
     tasks.wait().await;
 }

@@ -16,6 +16,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    config: tokio_postgres::Config,
 }
 
 /// What a backup records about the server.
@@ -34,6 +35,7 @@ impl Db {
             .map_err(|e| OpError::invalid("the database URL is not valid").with_detail(e))?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("berkutd");
+        let parsed = config.clone();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -45,7 +47,10 @@ impl Db {
             .max_size(4)
             .build()
             .map_err(|e| OpError::internal(format!("building the connection pool: {e}")))?;
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            config: parsed,
+        })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, OpError> {
@@ -86,4 +91,143 @@ impl Db {
             tables: tables.max(0) as u64,
         })
     }
+}
+
+/// What PostgreSQL's command-line tools need to reach a database of this
+/// server: libpq's environment variables, the password among them (never on
+/// a command line, where every user could read it).
+pub fn tool_env(config: &tokio_postgres::Config, dbname: &str) -> Vec<(&'static str, String)> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut env = vec![
+        ("PGDATABASE", dbname.to_owned()),
+        ("PGAPPNAME", "berkutd".to_owned()),
+    ];
+    if let Some(host) = config.get_hosts().first() {
+        let host = match host {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => {
+                String::from_utf8_lossy(path.as_os_str().as_bytes()).into_owned()
+            }
+        };
+        env.push(("PGHOST", host));
+    }
+    if let Some(port) = config.get_ports().first() {
+        env.push(("PGPORT", port.to_string()));
+    }
+    if let Some(user) = config.get_user() {
+        env.push(("PGUSER", user.to_owned()));
+    }
+    if let Some(password) = config.get_password() {
+        env.push(("PGPASSWORD", String::from_utf8_lossy(password).into_owned()));
+    }
+    env
+}
+
+impl Db {
+    /// The database the daemon backs up (from its URL).
+    pub fn database_name(&self) -> String {
+        self.config
+            .get_dbname()
+            .map(str::to_owned)
+            .or_else(|| self.config.get_user().map(str::to_owned))
+            .unwrap_or_else(|| "postgres".into())
+    }
+
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// A fresh connection to database `dbname` of this server.
+    pub async fn connect_to(&self, dbname: &str) -> Result<tokio_postgres::Client, OpError> {
+        let mut config = self.config.clone();
+        config.dbname(dbname);
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+            OpError::unavailable("the database server is not reachable").with_detail(e)
+        })?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+}
+
+/// A repeatable-read transaction on a connection of its own, holding an
+/// exported snapshot: pg_dump is given the snapshot (`--snapshot`), so the
+/// row counts taken here describe exactly the data in the dump. The
+/// connection is not pooled, because it must not be reused with its
+/// transaction open.
+pub struct Snapshot {
+    client: tokio_postgres::Client,
+    pub id: String,
+}
+
+impl Db {
+    pub async fn export_snapshot(&self) -> Result<Snapshot, OpError> {
+        let (client, connection) =
+            self.config.connect(NoTls).await.map_err(|e| {
+                OpError::unavailable("the database is not reachable").with_detail(e)
+            })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "snapshot connection ended");
+            }
+        });
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(|e| OpError::unavailable("the database refused a snapshot").with_detail(e))?;
+        let row = client
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .map_err(|e| OpError::unavailable("the database refused a snapshot").with_detail(e))?;
+        Ok(Snapshot {
+            id: row.get(0),
+            client,
+        })
+    }
+}
+
+impl Snapshot {
+    /// Exact row counts of every table whose data pg_dump copies (ordinary
+    /// tables and leaf partitions outside the system schemas, and not
+    /// belonging to an extension).
+    pub async fn count_rows(&self) -> Result<Vec<berkut_proto::manifest::TableCount>, OpError> {
+        let fail =
+            |e: tokio_postgres::Error| OpError::unavailable("counting rows failed").with_detail(e);
+        let tables = self
+            .client
+            .query(
+                "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' \
+                 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                                 AND d.objid = c.oid AND d.deptype = 'e') \
+                 ORDER BY 1, 2",
+                &[],
+            )
+            .await
+            .map_err(fail)?;
+        let mut counts = Vec::with_capacity(tables.len());
+        for row in tables {
+            let (schema, table): (String, String) = (row.get(0), row.get(1));
+            let sql = format!(
+                "SELECT count(*) FROM {}.{}",
+                quote_ident(&schema),
+                quote_ident(&table)
+            );
+            let rows: i64 = self.client.query_one(&sql, &[]).await.map_err(fail)?.get(0);
+            counts.push(berkut_proto::manifest::TableCount {
+                schema,
+                table,
+                rows,
+            });
+        }
+        Ok(counts)
+    }
+}
+
+/// Quotes an SQL identifier, doubling embedded quotes.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -56,26 +56,25 @@ pub struct JobCounts {
     pub queued: usize,
 }
 
-/// Handed to a job's body: how to publish progress, how to learn that it
-/// should stop, and how to get its turn.
-pub struct JobContext {
-    pub view: watch::Sender<JobView>,
-    pub cancel: CancellationToken,
+/// A place in the queue: waits for a permit unless the daemon begins to
+/// stop first, and keeps the counts of queued and running work.
+struct Place {
     draining: CancellationToken,
     turn: Option<Turn>,
     started: Arc<AtomicBool>,
     counts: watch::Sender<JobCounts>,
 }
 
-impl JobContext {
-    /// Waits for a free slot. `None` when the daemon began to stop while
-    /// the job was queued: a stopping daemon starts no new work.
-    pub async fn acquire(&mut self) -> Option<OwnedSemaphorePermit> {
+impl Place {
+    /// Waits for a free slot. `None` when the daemon began to stop (or the
+    /// work was cancelled) while it was queued: a stopping daemon starts no
+    /// new work.
+    async fn acquire(&mut self, cancel: &CancellationToken) -> Option<OwnedSemaphorePermit> {
         let turn = self.turn.take()?;
         let permit = tokio::select! {
             biased;
             _ = self.draining.cancelled() => None,
-            _ = self.cancel.cancelled() => None,
+            _ = cancel.cancelled() => None,
             permit = turn => permit.ok(),
         }?;
         self.started.store(true, Ordering::SeqCst);
@@ -84,6 +83,35 @@ impl JobContext {
             c.running += 1;
         });
         Some(permit)
+    }
+}
+
+/// Handed to a job's body: how to publish progress, how to learn that it
+/// should stop, and how to get its turn.
+pub struct JobContext {
+    pub view: watch::Sender<JobView>,
+    pub cancel: CancellationToken,
+    place: Place,
+}
+
+impl JobContext {
+    /// Waits for a free slot; `None` when the daemon began to stop first.
+    pub async fn acquire(&mut self) -> Option<OwnedSemaphorePermit> {
+        self.place.acquire(&self.cancel).await
+    }
+}
+
+/// Handed to a task that is not a backup (a restore): its cancellation and
+/// its place in the same queue, under the same limit.
+pub struct TaskContext {
+    pub cancel: CancellationToken,
+    place: Place,
+}
+
+impl TaskContext {
+    /// Waits for a free slot; `None` when the daemon began to stop first.
+    pub async fn acquire(&mut self) -> Option<OwnedSemaphorePermit> {
+        self.place.acquire(&self.cancel).await
     }
 }
 
@@ -144,29 +172,62 @@ impl Jobs {
         let id = initial.record.id.clone();
         let (tx, rx) = watch::channel(initial);
         self.active.lock().unwrap().insert(id.clone(), rx.clone());
-        self.counts.send_modify(|c| c.queued += 1);
-        let started = Arc::new(AtomicBool::new(false));
+        let (place, started) = self.place();
         let ctx = JobContext {
             view: tx,
             cancel: self.cancel.child_token(),
-            draining: self.draining.clone(),
-            turn: Some(queue_up(&self.semaphore)),
-            started: Arc::clone(&started),
-            counts: self.counts.clone(),
+            place,
         };
         let jobs = Arc::clone(self);
         self.tracker.spawn(async move {
             body(ctx).await;
             jobs.active.lock().unwrap().remove(&id);
-            jobs.counts.send_modify(|c| {
-                if started.load(Ordering::SeqCst) {
-                    c.running -= 1;
-                } else {
-                    c.queued -= 1;
-                }
-            });
+            jobs.leave(&started);
         });
         rx
+    }
+
+    /// Takes a place in the queue for new work.
+    fn place(&self) -> (Place, Arc<AtomicBool>) {
+        self.counts.send_modify(|c| c.queued += 1);
+        let started = Arc::new(AtomicBool::new(false));
+        let place = Place {
+            draining: self.draining.clone(),
+            turn: Some(queue_up(&self.semaphore)),
+            started: Arc::clone(&started),
+            counts: self.counts.clone(),
+        };
+        (place, started)
+    }
+
+    /// Counts finished work out, from the queue or from the running.
+    fn leave(&self, started: &AtomicBool) {
+        self.counts.send_modify(|c| {
+            if started.load(Ordering::SeqCst) {
+                c.running -= 1;
+            } else {
+                c.queued -= 1;
+            }
+        });
+    }
+
+    /// Starts a task that queues behind the same limit as backups and is
+    /// waited for at shutdown.
+    pub fn spawn_task<F, Fut>(self: &Arc<Self>, body: F)
+    where
+        F: FnOnce(TaskContext) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (place, started) = self.place();
+        let ctx = TaskContext {
+            cancel: self.cancel.child_token(),
+            place,
+        };
+        let jobs = Arc::clone(self);
+        self.tracker.spawn(async move {
+            body(ctx).await;
+            jobs.leave(&started);
+        });
     }
 
     /// A live view of a queued or running job.

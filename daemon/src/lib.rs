@@ -15,14 +15,17 @@ pub mod db;
 pub mod error;
 pub mod handlers;
 pub mod jobs;
+pub mod leases;
 pub mod logging;
 pub mod notify;
 pub mod recovery;
 pub mod reload;
+pub mod restore;
 pub mod schedule;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tools;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -36,7 +39,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::Db;
 use crate::jobs::Jobs;
-use crate::notify::{describe, Notifier};
+use crate::notify::{status_of, Notifier};
 use crate::reload::Reloader;
 use crate::server::Activation;
 use crate::state::Daemon;
@@ -155,6 +158,21 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
     // plan an operator set would silently stop the automatic backups.
     let plan = schedule::plan::load(&config.state_dir)?;
     let db = Db::new(&config.database_url).map_err(|e| DaemonError::Setup(e.message))?;
+    let drill_db = match &config.drill_database_url {
+        Some(url) => Some(Db::new(url).map_err(|e| DaemonError::Setup(e.message))?),
+        None => None,
+    };
+    let runtime_dir = config
+        .socket
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| config.state_dir.clone());
+    std::fs::create_dir_all(&runtime_dir).map_err(|source| DaemonError::Directory {
+        what: "the runtime directory",
+        path: runtime_dir.clone(),
+        source,
+    })?;
+    let maintenance = restore::maintenance::Maintenance::load(&config.state_dir, &runtime_dir);
     let socket_error = |source| DaemonError::Socket {
         path: config.socket.clone(),
         source,
@@ -191,6 +209,10 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         store,
         db,
         policy: Policy::current(),
+        restores: Default::default(),
+        downloads: Default::default(),
+        maintenance,
+        drill_db,
         plan: tokio::sync::watch::Sender::new(plan),
         started_at: clock.now(),
         clock,
@@ -198,9 +220,10 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         scheduler_beat: Default::default(),
         config: RwLock::new(Arc::new(config)),
     });
+    restore::recovery::recover(&daemon).await;
     let notifier = Arc::new(notifier);
     let scheduler = tokio::spawn(schedule::runner::run(Arc::clone(&daemon), shutdown.clone()));
-    notifier.ready(&describe(*daemon.jobs.counts().borrow(), false));
+    notifier.ready(&status_of(&daemon));
     let supervisor = tokio::spawn(notify::supervise(
         Arc::clone(&daemon),
         Arc::clone(&notifier),
@@ -225,7 +248,7 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         grace_seconds = grace.as_secs(),
         "stopping: queued jobs are cancelled, running ones may finish within the grace time"
     );
-    notifier.stopping(&describe(counts, true));
+    notifier.stopping(&status_of(&daemon));
     let cancelled = daemon.jobs.shutdown(grace).await;
     if tokio::time::timeout(CONNECTION_GRACE, connections.wait())
         .await

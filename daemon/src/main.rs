@@ -55,6 +55,15 @@ fn main() -> anyhow::Result<()> {
         );
     }
     tracing::debug!(config = ?config, "configuration loaded");
+    // A file-size limit (or a quota) must fail a write with EFBIG, which the
+    // daemon reports, rather than kill it with SIGXFSZ.
+    // SAFETY: ignoring a signal installs no handler code.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGXFSZ,
+            nix::sys::signal::SigHandler::SigIgn,
+        )?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

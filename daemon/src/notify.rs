@@ -92,10 +92,10 @@ impl Notifier {
 }
 
 /// What the daemon is doing, in the words of the status line
-/// (`systemctl status berkutd`).
-pub fn describe(counts: JobCounts, stopping: bool) -> String {
+/// (`systemctl status berkutd`). Restores count as jobs, like backups.
+pub fn describe(counts: JobCounts, stopping: bool, maintenance: bool) -> String {
     let jobs = |n: usize| if n == 1 { "job" } else { "jobs" };
-    match (stopping, counts.running, counts.queued) {
+    let work = match (stopping, counts.running, counts.queued) {
         (true, 0, _) => "stopping".to_owned(),
         (true, running, _) => format!(
             "stopping: waiting for {running} running {} to finish",
@@ -106,7 +106,21 @@ pub fn describe(counts: JobCounts, stopping: bool) -> String {
         (false, running, queued) => {
             format!("running {running} {}, {queued} queued", jobs(running))
         }
+    };
+    if maintenance {
+        format!("maintenance (a restore is replacing the database); {work}")
+    } else {
+        work
     }
+}
+
+/// The status line for the daemon as it is now.
+pub fn status_of(daemon: &Daemon) -> String {
+    describe(
+        *daemon.jobs.counts().borrow(),
+        daemon.shutdown.is_cancelled(),
+        daemon.maintenance.is_active(),
+    )
 }
 
 /// When a loop last went round; read by the watchdog.
@@ -162,7 +176,8 @@ fn check(daemon: &Daemon) -> Result<(), String> {
 /// Keeps the status line current and pings the watchdog, until aborted.
 pub async fn supervise(daemon: Arc<Daemon>, notifier: Arc<Notifier>) {
     let mut counts = daemon.jobs.counts();
-    let mut last_status = String::new();
+    let mut maintenance = daemon.maintenance.subscribe();
+    let mut last_status = status_of(&daemon);
     let mut tick = notifier.watchdog_interval().map(|every| {
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -175,7 +190,19 @@ pub async fn supervise(daemon: Arc<Daemon>, notifier: Arc<Notifier>) {
                 if changed.is_err() {
                     return;
                 }
-                let status = describe(*counts.borrow_and_update(), daemon.shutdown.is_cancelled());
+                counts.borrow_and_update();
+                let status = status_of(&daemon);
+                if status != last_status {
+                    notifier.status(&status);
+                    last_status = status;
+                }
+            }
+            changed = maintenance.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                maintenance.borrow_and_update();
+                let status = status_of(&daemon);
                 if status != last_status {
                     notifier.status(&status);
                     last_status = status;
@@ -212,14 +239,21 @@ mod tests {
 
     #[test]
     fn the_status_line_says_what_the_daemon_does() {
-        assert_eq!(describe(counts(0, 0), false), "idle");
-        assert_eq!(describe(counts(1, 0), false), "running 1 job");
-        assert_eq!(describe(counts(2, 3), false), "running 2 jobs, 3 queued");
+        assert_eq!(describe(counts(0, 0), false, false), "idle");
+        assert_eq!(describe(counts(1, 0), false, false), "running 1 job");
         assert_eq!(
-            describe(counts(1, 0), true),
+            describe(counts(2, 3), false, false),
+            "running 2 jobs, 3 queued"
+        );
+        assert_eq!(
+            describe(counts(1, 0), true, false),
             "stopping: waiting for 1 running job to finish"
         );
-        assert_eq!(describe(counts(0, 0), true), "stopping");
+        assert_eq!(describe(counts(0, 0), true, false), "stopping");
+        assert_eq!(
+            describe(counts(1, 0), false, true),
+            "maintenance (a restore is replacing the database); running 1 job"
+        );
     }
 
     #[test]

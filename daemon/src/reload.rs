@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, ConfigError};
 use crate::logging::LogControl;
-use crate::notify::{describe, Notifier};
+use crate::notify::{status_of, Notifier};
 use crate::state::Daemon;
 
 /// Loads the configuration the way the process was started (file and
@@ -47,8 +47,7 @@ pub async fn serve(daemon: Arc<Daemon>, mut reloader: Reloader, notifier: Arc<No
                 "configuration reload refused; the configuration in force stays"
             );
         }
-        let status = describe(*daemon.jobs.counts().borrow(), false);
-        notifier.ready(&status);
+        notifier.ready(&status_of(&daemon));
     }
 }
 

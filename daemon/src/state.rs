@@ -26,6 +26,14 @@ pub struct Daemon {
     pub db: Db,
     pub jobs: Arc<Jobs>,
     pub policy: Policy,
+    /// Leases on archives being downloaded.
+    pub downloads: Arc<crate::leases::Leases>,
+    /// Restores queued or running.
+    pub restores: crate::restore::Restores,
+    /// Whether a restore holds the maintenance lock.
+    pub maintenance: crate::restore::maintenance::Maintenance,
+    /// The server dry-runs restore into, when it is not the live one.
+    pub drill_db: Option<Db>,
     /// The backup plan in force; the scheduler watches it.
     pub plan: watch::Sender<Option<StoredPlan>>,
     pub clock: Arc<dyn Clock>,
@@ -64,6 +72,12 @@ impl Daemon {
     /// Puts a new configuration in force (a reload).
     pub fn set_config(&self, config: Config) {
         *self.config.write().unwrap() = Arc::new(config);
+    }
+
+    /// Whether a job, a restore or a download is using a backup's archive:
+    /// it must not be deleted or rewritten then.
+    pub fn backup_busy(&self, id: &berkut_proto::ids::BackupId) -> bool {
+        self.jobs.is_active(id) || self.restores.uses_backup(id) || self.downloads.is_busy(id)
     }
 
     pub fn now(&self) -> OffsetDateTime {

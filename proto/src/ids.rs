@@ -109,6 +109,63 @@ impl fmt::Display for BackupId {
     }
 }
 
+/// The id of a restore or dry-run: `r-YYYYMMDDTHHMMSSZ-xxxxxxxx`, shaped
+/// like a backup id so that it, too, is safe as a directory name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RestoreId(String);
+
+const RESTORE_SHAPE: &str = "r-YYYYMMDDTHHMMSSZ-xxxxxxxx";
+
+impl RestoreId {
+    pub fn generate(at: OffsetDateTime) -> RestoreId {
+        RestoreId(format!("r-{}-{:08x}", stamp(at), rand::random::<u32>()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The random part, short enough to go into database names.
+    pub fn suffix(&self) -> &str {
+        &self.0[self.0.len() - 8..]
+    }
+}
+
+impl FromStr for RestoreId {
+    type Err = InvalidId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if has_shape(s, "r-") {
+            Ok(RestoreId(s.to_owned()))
+        } else {
+            Err(InvalidId {
+                kind: "restore",
+                shape: RESTORE_SHAPE,
+            })
+        }
+    }
+}
+
+impl TryFrom<String> for RestoreId {
+    type Error = InvalidId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<RestoreId> for String {
+    fn from(id: RestoreId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for RestoreId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +199,23 @@ mod tests {
             assert!(bad.parse::<BackupId>().is_err(), "accepted {bad:?}");
         }
         assert!("20260102T030405Z-00abcdef".parse::<BackupId>().is_ok());
+    }
+
+    #[test]
+    fn restore_ids_have_their_own_shape() {
+        let id = RestoreId::generate(time::macros::datetime!(2026-01-02 03:04:05 UTC));
+        assert!(id.as_str().starts_with("r-20260102T030405Z-"));
+        assert_eq!(id.suffix().len(), 8);
+        assert_eq!(id.as_str().parse::<RestoreId>().unwrap(), id);
+        for bad in [
+            "20260102T030405Z-00000000",
+            "r-../../x",
+            "r-20260102T030405Z-0000000",
+            "R-20260102T030405Z-00000000",
+        ] {
+            assert!(bad.parse::<RestoreId>().is_err(), "{bad}");
+        }
+        assert!("r-20260102T030405Z-00000000".parse::<BackupId>().is_err());
     }
 
     #[test]

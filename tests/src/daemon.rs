@@ -134,11 +134,19 @@ impl DaemonBuilder {
 
     /// Uses another pg_dump (a fake, usually); pg_dumpall stays the real one.
     pub fn pg_dump(self, bin: &Path) -> DaemonBuilder {
-        let real_dumpall = crate::pg_bin_dir().join("pg_dumpall");
+        let real = crate::pg_bin_dir();
         self.env("BERKUT_BACKUP_PGDUMP_BIN", bin.display().to_string())
             .env(
                 "BERKUT_BACKUP_PGDUMPALL_BIN",
-                real_dumpall.display().to_string(),
+                real.join("pg_dumpall").display().to_string(),
+            )
+            .env(
+                "BERKUT_RESTORE_PGRESTORE_BIN",
+                real.join("pg_restore").display().to_string(),
+            )
+            .env(
+                "BERKUT_RESTORE_PSQL_BIN",
+                real.join("psql").display().to_string(),
             )
     }
 
@@ -334,6 +342,17 @@ impl Daemon {
         wait_for("berkutd to exit", Duration::from_secs(30), || {
             child.try_wait().ok().flatten()
         })
+    }
+
+    /// Stops the daemon (if running) and hands over its directories, so a
+    /// daemon with another configuration can take them over with
+    /// `DaemonBuilder::dir`.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let placeholder = tempfile::tempdir().expect("a placeholder directory");
+        std::mem::replace(&mut self.dir, placeholder)
     }
 
     /// Starts the daemon again on the same directories.

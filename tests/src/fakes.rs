@@ -20,6 +20,16 @@ pub fn fake_pg_dump(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// Writes an executable shell script `name` running `body`: a stand-in for
+/// any tool (a `pg_restore` that fails in one section, say).
+pub fn fake_tool(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write fake tool");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod fake tool");
+    path
+}
+
 /// A gate a fake tool waits at until the test opens it: a named pipe the
 /// script reads one line from. Opening it is the test's explicit signal; no
 /// timing is involved.

@@ -22,7 +22,7 @@ mod template;
 mod tests;
 
 pub use daemon::{workspace_bin, Daemon, DaemonBuilder, ListenPid};
-pub use fakes::{fake_pg_dump, Gate};
+pub use fakes::{fake_pg_dump, fake_tool, Gate};
 pub use fixture::{fingerprint, row_counts, Fingerprint, TableFp, RICH_FIXTURE_SQL};
 pub use notify::NotifySocket;
 pub use pg::{pg_bin_dir, quote_ident, quote_literal, PgCluster};

@@ -2,17 +2,25 @@
 //! handlers. Each returns the exit code for a completed operation, or an
 //! error that `exit::report` prints.
 
+pub mod archive;
 pub mod backup_create;
 pub mod backup_delete;
+pub mod backup_download;
+pub mod backup_import;
 pub mod backup_list;
 pub mod backup_pin;
 pub mod backup_show;
 pub mod job_attach;
 pub mod key_generate;
+pub mod maintenance_status;
 pub mod plan_enable;
 pub mod plan_set;
 pub mod plan_show;
+pub mod restore_rollback;
+pub mod restore_start;
+pub mod restore_status;
 pub mod status;
+pub mod store_rewrap;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -4,12 +4,15 @@
 
 mod helpers;
 
+mod archive;
 mod backup_create;
 mod backup_delete;
+mod backup_download;
 mod backup_list;
 mod backup_pin;
 mod backup_show;
 mod job_attach;
 mod key_generate;
 mod plan_set;
+mod restore_start;
 mod status;

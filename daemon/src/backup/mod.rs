@@ -4,7 +4,6 @@
 //! so what a client is told has always been persisted first.
 
 mod pipeline;
-mod tools;
 
 use std::sync::Arc;
 
@@ -18,8 +17,8 @@ use crate::config::split_password;
 use crate::error::OpError;
 use crate::jobs::{JobContext, JobView};
 use crate::state::Daemon;
+use crate::tools::{self, shutdown_error, ChildSlot};
 use pipeline::{Plan, Sealed};
-use tools::{shutdown_error, ChildSlot};
 
 pub use pipeline::io_error;
 
@@ -124,6 +123,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
         }
     };
     let finished_at = daemon.now();
+    let succeeded = outcome.is_ok();
     let result = match outcome {
         Ok(sealed) => {
             tracing::info!(backup = %id, size = sealed.size_bytes, "backup succeeded");
@@ -161,7 +161,9 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
     publish(&daemon, &ctx, &id);
     // A new good backup may let older ones go. The job is still registered
     // as active here, so retention cannot touch the backup just made.
-    crate::schedule::retention::apply(&daemon);
+    if succeeded {
+        crate::schedule::retention::apply(&daemon);
+    }
 }
 
 /// Queues a backup like `submit`; when it cannot even start (the database
@@ -204,6 +206,14 @@ pub fn remove(daemon: &Daemon, id: &BackupId) -> Result<(), OpError> {
     if daemon.jobs.is_active(id) {
         return Err(OpError::conflict(format!(
             "backup {id} is still in progress"
+        )));
+    }
+    if daemon.restores.uses_backup(id) {
+        return Err(OpError::conflict(format!("backup {id} is being restored")));
+    }
+    if daemon.downloads.is_busy(id) {
+        return Err(OpError::conflict(format!(
+            "backup {id} is being downloaded"
         )));
     }
     daemon.store.delete(id).map_err(io_error)?;
@@ -259,6 +269,17 @@ async fn execute(
         }
     });
     let pg_dump_version = tools::version(&config.pg_dump_bin).await?;
+    // Row counts come from the snapshot pg_dump will dump, so a restore can
+    // check that it got back exactly what was dumped.
+    let snapshot = if config.count_rows && request.scope != Scope::Schema {
+        Some(daemon.db.export_snapshot().await?)
+    } else {
+        None
+    };
+    let tables = match &snapshot {
+        Some(s) => Some(s.count_rows().await?),
+        None => None,
+    };
     let (dump_url, password) = split_password(&config.database_url);
     let plan = Plan {
         id: id.clone(),
@@ -280,6 +301,8 @@ async fn execute(
         dump_url,
         password,
         file_roots: config.file_roots.clone(),
+        snapshot: snapshot.as_ref().map(|s| s.id.clone()),
+        tables,
     };
     let (file, partial) = daemon.store.create_partial(id).map_err(io_error)?;
     let slot = ChildSlot::new();
@@ -309,6 +332,8 @@ async fn execute(
     .await
     .unwrap_or_else(|e| Err(OpError::internal(format!("backup pipeline panicked: {e}"))));
     stopper.abort();
+    // pg_dump has finished with the snapshot; ending our transaction now.
+    drop(snapshot);
     // A cancelled job failed because the daemon stopped it, however its
     // tools happened to die; its record says so.
     let sealed = match sealed {

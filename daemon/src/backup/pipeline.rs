@@ -13,17 +13,17 @@ use std::time::Instant;
 use berkut_proto::archive::{ArchiveError, ArchiveWriter, MasterKey};
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::{
-    DatabaseInfo, Manifest, Origin, PartKind, Scope, StepTiming, MANIFEST_VERSION,
+    DatabaseInfo, Manifest, Origin, PartKind, Scope, StepTiming, TableCount, MANIFEST_VERSION,
 };
 use berkut_proto::wire::{ErrorCode, Phase};
 use time::OffsetDateTime;
 
-use super::tools::{run_streaming, shutdown_error, ChildSlot};
 use super::Reporter;
 use crate::clock::Clock;
 use crate::db::ServerFacts;
 use crate::error::OpError;
 use crate::store::HashingWriter;
+use crate::tools::{run_streaming, shutdown_error, ChildSlot};
 
 /// Everything the pipeline needs to know, decided before it starts.
 pub struct Plan {
@@ -42,6 +42,10 @@ pub struct Plan {
     /// The password, passed to the tools in their environment only.
     pub password: Option<String>,
     pub file_roots: Vec<PathBuf>,
+    /// An exported snapshot for pg_dump to use, when row counts were taken.
+    pub snapshot: Option<String>,
+    /// Exact row counts in that snapshot.
+    pub tables: Option<Vec<TableCount>>,
 }
 
 /// A sealed archive, fsynced but not yet in its final place.
@@ -132,7 +136,7 @@ pub fn write_archive(
         parts: Vec::new(),
         timings,
         tool: format!("berkutd {}", env!("CARGO_PKG_VERSION")),
-        tables: None,
+        tables: plan.tables.clone(),
     };
     let (out, manifest) = archive.finish(manifest).map_err(archive_error)?;
     let (buffered, size_bytes, sha256) = out.finish();
@@ -196,6 +200,9 @@ fn dump_database<W: Write>(
     cmd.arg("--format=custom").arg("--verbose");
     if plan.scope == Scope::Schema {
         cmd.arg("--schema-only");
+    }
+    if let Some(snapshot) = &plan.snapshot {
+        cmd.arg(format!("--snapshot={snapshot}"));
     }
     let mut part = archive
         .begin_part("dump.pgcustom", PartKind::Dump)

@@ -72,6 +72,12 @@ struct FileConfig {
     file_roots: Option<Vec<PathBuf>>,
     log_level: Option<String>,
     shutdown_grace_seconds: Option<u64>,
+    count_rows: Option<bool>,
+    pg_restore_bin: Option<PathBuf>,
+    psql_bin: Option<PathBuf>,
+    restore_jobs: Option<u64>,
+    drill_database_url: Option<String>,
+    old_key_files: Option<Vec<PathBuf>>,
 }
 
 /// The validated configuration. Cloning it copies the key, which zeroes
@@ -99,6 +105,17 @@ pub struct Config {
     /// How long a stopping daemon lets running jobs finish before it
     /// cancels them.
     pub shutdown_grace: Duration,
+    /// Whether backups record exact per-table row counts (taken in the
+    /// dump's own snapshot) for restores to check against. Counting scans
+    /// every table once more; very large databases may turn it off.
+    pub count_rows: bool,
+    pub pg_restore_bin: PathBuf,
+    pub psql_bin: PathBuf,
+    /// `pg_restore -j`: parallel jobs for the data and post-data sections.
+    pub restore_jobs: u32,
+    /// A separate server for dry-runs (restore drills), so they do not load
+    /// the live one; the live server when absent.
+    pub drill_database_url: Option<String>,
     /// Development mode: generated key, local directories, loud warnings.
     pub dev: bool,
 }
@@ -153,6 +170,30 @@ impl Config {
         let pg_dumpall_bin = path_var("BERKUT_BACKUP_PGDUMPALL_BIN")
             .or(fc.pg_dumpall_bin)
             .unwrap_or_else(|| sibling(&pg_dump_bin, "pg_dumpall"));
+        let pg_restore_bin = path_var("BERKUT_RESTORE_PGRESTORE_BIN")
+            .or(fc.pg_restore_bin)
+            .unwrap_or_else(|| sibling(&pg_dump_bin, "pg_restore"));
+        let psql_bin = path_var("BERKUT_RESTORE_PSQL_BIN")
+            .or(fc.psql_bin)
+            .unwrap_or_else(|| sibling(&pg_dump_bin, "psql"));
+        let restore_jobs = number(
+            var("BERKUT_RESTORE_JOBS"),
+            fc.restore_jobs,
+            "BERKUT_RESTORE_JOBS",
+            2,
+        )?;
+        if !(1..=64).contains(&restore_jobs) {
+            return Err(invalid("BERKUT_RESTORE_JOBS", "must be between 1 and 64"));
+        }
+        let drill_database_url = var("BERKUT_DRILL_DATABASE_URL").or(fc.drill_database_url);
+        if let Some(url) = &drill_database_url {
+            url.parse::<tokio_postgres::Config>().map_err(|_| {
+                invalid(
+                    "BERKUT_DRILL_DATABASE_URL",
+                    "is not a valid libpq connection URL or string",
+                )
+            })?;
+        }
         let max_parallel = number(
             var("BERKUT_BACKUP_MAX_PARALLEL"),
             fc.max_parallel,
@@ -224,6 +265,11 @@ impl Config {
                 &format!("must be at most {MAX_SHUTDOWN_GRACE_SECONDS} (an hour)"),
             ));
         }
+        let count_rows = match var("BERKUT_BACKUP_COUNT_ROWS") {
+            Some(text) => parse_bool(&text)
+                .ok_or_else(|| invalid("BERKUT_BACKUP_COUNT_ROWS", "must be true or false"))?,
+            None => fc.count_rows.unwrap_or(true),
+        };
 
         let key_text = var("BERKUT_BACKUP_ENCRYPTION_KEY")
             .or_else(|| var("BACKUP_ENCRYPTION_KEY"))
@@ -236,9 +282,23 @@ impl Config {
             (None, None) => return Err(ConfigError::MissingKey),
         };
 
+        // Older keys stay usable for reading until every archive has been
+        // rewrapped under the primary one.
+        let old_key_files: Vec<PathBuf> = match var("BERKUT_BACKUP_OLD_KEY_FILES") {
+            Some(list) => list
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            None => fc.old_key_files.unwrap_or_default(),
+        };
+        let mut keyring = Keyring::new(primary);
+        for path in &old_key_files {
+            keyring = keyring.with_other(key::read_key_file(path)?);
+        }
         Ok(Config {
             backup_path,
-            keyring: Keyring::new(primary),
+            keyring,
             pg_dump_bin,
             pg_dumpall_bin,
             max_parallel: max_parallel as usize,
@@ -249,6 +309,11 @@ impl Config {
             file_roots,
             log_level,
             shutdown_grace: Duration::from_secs(grace),
+            count_rows,
+            pg_restore_bin,
+            psql_bin,
+            restore_jobs: restore_jobs as u32,
+            drill_database_url,
             dev,
         })
     }
@@ -264,6 +329,15 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("backup_path", &self.backup_path)
             .field("key_id", &self.keyring.primary().key_id().to_string())
+            .field(
+                "old_key_ids",
+                &self
+                    .keyring
+                    .others
+                    .iter()
+                    .map(|k| k.key_id().to_string())
+                    .collect::<Vec<_>>(),
+            )
             .field("pg_dump_bin", &self.pg_dump_bin)
             .field("pg_dumpall_bin", &self.pg_dumpall_bin)
             .field("max_parallel", &self.max_parallel)
@@ -274,6 +348,14 @@ impl fmt::Debug for Config {
             .field("file_roots", &self.file_roots)
             .field("log_level", &self.log_level)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("count_rows", &self.count_rows)
+            .field("pg_restore_bin", &self.pg_restore_bin)
+            .field("psql_bin", &self.psql_bin)
+            .field("restore_jobs", &self.restore_jobs)
+            .field(
+                "drill_database_url",
+                &self.drill_database_url.as_deref().map(redact_url),
+            )
             .field("dev", &self.dev)
             .finish()
     }
@@ -309,6 +391,14 @@ fn number(
             .parse()
             .map_err(|_| invalid(name, &format!("{text:?} is not a whole number"))),
         None => Ok(file.unwrap_or(default)),
+    }
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
     }
 }
 

@@ -1,8 +1,8 @@
 //! What a reload (SIGHUP) may change. Some settings take effect for the
 //! next job or the next log line and can change under a running daemon;
 //! others are woven into what it built at start (the socket it listens on,
-//! the directories it recovered, the database pool, the key it seals with,
-//! the size of its job semaphore) and change only with a restart. A reload
+//! the directories it recovered, the database pools, the keys it seals and
+//! reads with, the size of its job semaphore) and change only with a restart. A reload
 //! takes the first kind from the new configuration, keeps the second kind as
 //! it is, and names both, so the log says exactly what happened.
 
@@ -53,16 +53,31 @@ impl Config {
             "shutdown_grace_seconds",
             true,
         );
+        note(self.count_rows != new.count_rows, "count_rows", true);
+        note(
+            self.pg_restore_bin != new.pg_restore_bin,
+            "pg_restore_bin",
+            true,
+        );
+        note(self.psql_bin != new.psql_bin, "psql_bin", true);
+        note(self.restore_jobs != new.restore_jobs, "restore_jobs", true);
         note(self.backup_path != new.backup_path, "backup_path", false);
         note(self.state_dir != new.state_dir, "state_dir", false);
         note(self.socket != new.socket, "socket", false);
         note(self.database_url != new.database_url, "database_url", false);
         note(self.max_parallel != new.max_parallel, "max_parallel", false);
         note(
+            self.drill_database_url != new.drill_database_url,
+            "drill_database_url",
+            false,
+        );
+        note(
             self.keyring.primary().key_id() != new.keyring.primary().key_id(),
             "encryption_key",
             false,
         );
+        let ids = |c: &Config| -> Vec<_> { c.keyring.others.iter().map(|k| k.key_id()).collect() };
+        note(ids(self) != ids(&new), "old_key_files", false);
         let config = Config {
             pg_dump_bin: new.pg_dump_bin,
             pg_dumpall_bin: new.pg_dumpall_bin,
@@ -70,6 +85,10 @@ impl Config {
             file_roots: new.file_roots,
             log_level: new.log_level,
             shutdown_grace: new.shutdown_grace,
+            count_rows: new.count_rows,
+            pg_restore_bin: new.pg_restore_bin,
+            psql_bin: new.psql_bin,
+            restore_jobs: new.restore_jobs,
             ..self.clone()
         };
         Reloaded {
@@ -107,6 +126,7 @@ mod tests {
             ("BERKUT_BACKUP_PGDUMP_BIN", "/opt/pg/bin/pg_dump"),
             ("BERKUT_LOG", "debug"),
             ("BERKUT_SHUTDOWN_GRACE_SECONDS", "5"),
+            ("BERKUT_RESTORE_JOBS", "4"),
             ("BERKUT_BACKUP_MAX_PARALLEL", "7"),
             ("BERKUT_SOCKET", "/elsewhere.sock"),
             ("BERKUT_BACKUP_ENCRYPTION_KEY", &"ff".repeat(32)),
@@ -118,7 +138,11 @@ mod tests {
                 "pg_dump_bin",
                 "pg_dumpall_bin",
                 "log_level",
-                "shutdown_grace_seconds"
+                "shutdown_grace_seconds",
+                // Found beside pg_dump unless configured.
+                "pg_restore_bin",
+                "psql_bin",
+                "restore_jobs",
             ]
         );
         assert_eq!(
@@ -128,6 +152,7 @@ mod tests {
         assert_eq!(r.config.pg_dump_bin.to_str(), Some("/opt/pg/bin/pg_dump"));
         assert_eq!(r.config.log_level, "debug");
         assert_eq!(r.config.shutdown_grace.as_secs(), 5);
+        assert_eq!(r.config.restore_jobs, 4);
         assert_eq!(r.config.max_parallel, old.max_parallel);
         assert_eq!(r.config.socket, old.socket);
         assert_eq!(

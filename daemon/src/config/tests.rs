@@ -99,6 +99,7 @@ fn numbers_and_lists_are_validated() {
         ("BERKUT_SHUTDOWN_GRACE_SECONDS", "soon"),
         ("BERKUT_SHUTDOWN_GRACE_SECONDS", "3601"),
         ("BERKUT_LOG", "info,[unclosed"),
+        ("BERKUT_BACKUP_COUNT_ROWS", "maybe"),
     ] {
         let mut vars = env(&base());
         vars.insert(name.into(), value.into());

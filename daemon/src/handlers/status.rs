@@ -4,6 +4,7 @@
 use berkut_proto::wire::{BackupStatus, Reply, StatusInfo, PROTOCOL_VERSION};
 
 use crate::error::OpError;
+use crate::schedule::Objective;
 use crate::state::Daemon;
 
 pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
@@ -20,12 +21,14 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
         (cat.len() as u64, newest)
     };
     let age = newest_success_at.map(|t| (now - t).whole_seconds().max(0) as u64);
-    let limit = crate::schedule::rpo_limit(daemon.plan.borrow().as_ref(), now)
-        .map(|d| d.whole_seconds().max(0) as u64);
-    let rpo_breached = match (limit, age) {
-        (Some(limit), Some(age)) => age > limit,
-        (Some(_), None) => true,
-        (None, _) => false,
+    let objective = crate::schedule::objective(daemon.plan.borrow().as_ref(), now);
+    let (limit, rpo_breached) = match objective {
+        Objective::None => (None, false),
+        Objective::Broken => (None, true),
+        Objective::Limit(limit) => {
+            let limit = limit.whole_seconds().max(0) as u64;
+            (Some(limit), age.is_none_or(|age| age > limit))
+        }
     };
     Ok(Reply::Status {
         status: StatusInfo {

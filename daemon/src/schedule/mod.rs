@@ -41,12 +41,32 @@ pub fn reload_plan(daemon: &Daemon) -> Result<bool, PlanFileError> {
     outcome
 }
 
-/// The recovery point limit: the plan's period plus a grace margin (a tenth
-/// of the period, at least an hour), or `None` without an enabled plan.
-pub fn rpo_limit(plan: Option<&StoredPlan>, now: OffsetDateTime) -> Option<time::Duration> {
-    let plan = plan.filter(|p| p.enabled)?;
-    let period = plan.timing().ok()?.period_after(now)?;
+/// The recovery point objective in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Objective {
+    /// No enabled plan: nothing is promised.
+    None,
+    /// The newest good backup may be at most this old.
+    Limit(time::Duration),
+    /// A plan is enabled but cannot be scheduled (its time zone vanished
+    /// from the system's database, say): nothing will run, which must not
+    /// look like health.
+    Broken,
+}
+
+/// The objective: the period the plan is in plus a grace margin (a tenth of
+/// the period, at least an hour).
+pub fn objective(plan: Option<&StoredPlan>, now: OffsetDateTime) -> Objective {
+    let Some(plan) = plan.filter(|p| p.enabled) else {
+        return Objective::None;
+    };
+    match plan.timing().ok().and_then(|t| t.period_around(now)) {
+        Some(period) => Objective::Limit(rpo_limit(period)),
+        None => Objective::Broken,
+    }
+}
+
+fn rpo_limit(period: time::Duration) -> time::Duration {
     let tenth: time::Duration = period / 10_i32;
-    let grace = tenth.max(time::Duration::HOUR);
-    Some(period + grace)
+    period + tenth.max(time::Duration::HOUR)
 }

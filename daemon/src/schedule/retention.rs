@@ -89,7 +89,7 @@ pub fn apply(daemon: &Daemon) {
             created_at: e.state.created_at(),
             status: e.state.status(),
             pinned: e.pinned,
-            busy: daemon.jobs.is_active(&e.id),
+            busy: daemon.backup_busy(&e.id),
         })
         .collect();
     for (id, reason) in select(&candidates, rule, now) {

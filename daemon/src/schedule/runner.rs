@@ -35,6 +35,9 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
         let (action, wake_at) =
             scheduler.wake(plan.as_ref(), timing.as_ref(), now, &facts(&daemon));
         match (action, &plan) {
+            (Some(Action::Fire { slot, .. }), Some(_)) if daemon.maintenance.is_active() => {
+                tracing::warn!(%slot, "skipped a scheduled backup: a restore holds the maintenance lock");
+            }
             (Some(Action::Fire { slot, catch_up }), Some(plan)) => {
                 if catch_up {
                     tracing::info!(%slot, "running one catch-up backup: the slot passed while the daemon was down and no automatic backup has succeeded since");

@@ -126,19 +126,31 @@ impl Timing {
             .map(|d| from_chrono(d.with_timezone(&Utc)))
     }
 
-    /// The time between the two fire times after `t`: the plan's period as
-    /// it stands then (for the RPO watch).
+    /// The time between the two fire times after `t`.
     pub fn period_after(&self, t: OffsetDateTime) -> Option<time::Duration> {
         let a = self.next_after(t)?;
         let b = self.next_after(a)?;
         Some(b - a)
+    }
+
+    /// The gap between the fire times on either side of `t`: the period the
+    /// plan is in at that moment. For an uneven schedule (weekdays only) the
+    /// weekend's gap is longer than a weekday's, and the RPO watch must
+    /// measure the gap it is actually in.
+    pub fn period_around(&self, t: OffsetDateTime) -> Option<time::Duration> {
+        match (self.last_at_or_before(t), self.next_after(t)) {
+            (Some(prev), Some(next)) => Some(next - prev),
+            _ => self.period_after(t),
+        }
     }
 }
 
 fn parse_hh_mm(text: &str) -> Result<(u32, u32), String> {
     let bad = || format!("{text:?} is not a time of day in HH:MM (00:00 to 23:59)");
     let (h, m) = text.split_once(':').ok_or_else(bad)?;
-    if h.len() != 2 || m.len() != 2 {
+    // Only digits: Rust's integer parsing would also take a leading '+'.
+    let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if !two_digits(h) || !two_digits(m) {
         return Err(bad());
     }
     let h: u32 = h.parse().map_err(|_| bad())?;

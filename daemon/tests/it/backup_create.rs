@@ -231,3 +231,77 @@ async fn without_wait_the_reply_is_the_queued_record() {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_counts_come_from_the_dumps_own_snapshot() {
+    let pg = small_cluster();
+    let bin = berkut_testkit::temp_dir("fake-");
+    let gate = berkut_testkit::Gate::new(bin.path(), "gate");
+    let daemon = daemon_for(&pg)
+        .pg_dump(&gate.gated_pg_dump(bin.path(), "pg_dump"))
+        .start();
+    let mut client = daemon.client().await;
+    let queued = backup(client.call(create_op("snap", Scope::Database, false)).await);
+    // The counts are taken and pg_dump waits at the gate; meanwhile the
+    // application writes.
+    crate::faults::wait_for_status(&mut client, 1, 0).await;
+    pg.psql("app", "INSERT INTO t SELECT g, 'late' FROM generate_series(501, 600) g; CREATE TABLE late (x int); INSERT INTO late VALUES (1);").unwrap();
+    gate.open_forever();
+    let record = backup(
+        client
+            .call(Operation::JobAttach {
+                id: queued.id.clone(),
+            })
+            .await,
+    );
+    assert_eq!(record.status, BackupStatus::Succeeded, "{record:?}");
+
+    let parts = read_parts(&daemon, &record.id);
+    let manifest: Manifest = serde_json::from_slice(&parts.last().unwrap().1).unwrap();
+    let tables = manifest.tables.expect("row counts are on by default");
+    assert_eq!(tables.len(), 1, "{tables:?}");
+    assert_eq!(
+        (
+            tables[0].schema.as_str(),
+            tables[0].table.as_str(),
+            tables[0].rows
+        ),
+        ("public", "t", 500)
+    );
+    restore_into(&daemon, &record.id, &daemon.keyring(), &pg, "restored");
+    assert_eq!(
+        pg.psql("restored", "SELECT count(*) FROM t").unwrap(),
+        "500",
+        "the dump saw the same snapshot"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_counts_can_be_turned_off_and_match_the_rich_fixture() {
+    let pg = rich_cluster();
+    let daemon = daemon_for(&pg).start();
+    let mut client = daemon.client().await;
+    let record = backup_now(&mut client, Scope::Database).await;
+    let parts = read_parts(&daemon, &record.id);
+    let manifest: Manifest = serde_json::from_slice(&parts.last().unwrap().1).unwrap();
+    let counted = berkut_testkit::row_counts(&pg, "app").unwrap();
+    let tables = manifest.tables.unwrap();
+    assert!(tables.len() > 10);
+    for t in &tables {
+        assert_eq!(
+            counted.get(&format!("{}.{}", t.schema, t.table)),
+            Some(&t.rows),
+            "{t:?}"
+        );
+    }
+    drop(daemon);
+
+    let daemon = daemon_for(&pg)
+        .env("BERKUT_BACKUP_COUNT_ROWS", "false")
+        .start();
+    let mut client = daemon.client().await;
+    let record = backup_now(&mut client, Scope::Database).await;
+    let parts = read_parts(&daemon, &record.id);
+    let manifest: Manifest = serde_json::from_slice(&parts.last().unwrap().1).unwrap();
+    assert_eq!(manifest.tables, None);
+}

@@ -2,16 +2,18 @@
 //! (and their waiting clients their answer); what still runs after it is
 //! cancelled cleanly: pg_dump stopped, no partial file, the record failed
 //! with a reason that starts with `shutdown`. Queued backups never start.
+//! Restores are jobs too: the same grace time, the same clean cancel.
 
 use std::time::{Duration, Instant};
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, Operation};
-use berkut_testkit::{fake_pg_dump, Gate};
+use berkut_proto::wire::{BackupStatus, Operation, Reply, RestoreStatus};
+use berkut_testkit::{fake_pg_dump, fingerprint, Gate, NotifySocket};
 use nix::sys::signal::Signal;
 
 use crate::faults::wait_for_status;
 use crate::helpers::*;
+use crate::restore_start::{databases, restore_op, restored};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_that_finishes_within_the_grace_time_succeeds() {
@@ -137,4 +139,79 @@ async fn after_the_grace_time_running_jobs_are_cancelled_cleanly() {
         let reason = record.failure.expect("a reason").reason;
         assert!(reason.starts_with("shutdown"), "{reason}");
     }
+}
+
+/// A pg_restore that waits at `gate` before its data section.
+fn gated_pg_restore(dir: &std::path::Path, gate: &Gate) -> std::path::PathBuf {
+    let real = berkut_testkit::pg_bin_dir().join("pg_restore");
+    berkut_testkit::fake_tool(
+        dir,
+        "pg_restore",
+        &format!(
+            "case \"$*\" in *--section=data*) {} ;; esac\nexec '{}' \"$@\"",
+            gate.wait_snippet(),
+            real.display()
+        ),
+    )
+}
+
+/// A real restore shows as maintenance in the service manager's status
+/// line; stopped by SIGTERM and still running after the grace time, it is
+/// cancelled like a backup: failed with a reason starting `shutdown`,
+/// maintenance lifted, the live database untouched and no scratch database
+/// left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_restore_still_running_after_the_grace_time_is_cancelled_cleanly() {
+    let pg = small_cluster();
+    let bin = berkut_testkit::temp_dir("fake-");
+    let gate = Gate::new(bin.path(), "gate");
+    let mut notify = NotifySocket::bind(bin.path());
+    let grace = Duration::from_secs(1);
+    let mut daemon = daemon_for(&pg)
+        .env(
+            "BERKUT_RESTORE_PGRESTORE_BIN",
+            gated_pg_restore(bin.path(), &gate).display().to_string(),
+        )
+        .env("BERKUT_SHUTDOWN_GRACE_SECONDS", grace.as_secs().to_string())
+        .notify(&notify)
+        .start();
+    let mut client = daemon.client().await;
+    let backup = backup_now(&mut client, Scope::Database).await;
+    let before = fingerprint(&pg, "app").unwrap();
+    let dbs_before = databases(&pg);
+
+    let started = restored(client.call(restore_op(&backup.id, false, false)).await);
+    notify.wait_for("the maintenance status", LONG, |l| {
+        l == "STATUS=maintenance (a restore is replacing the database); running 1 job"
+    });
+    let sent = Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait_exit(LONG);
+    assert!(status.success(), "{status}");
+    assert!(sent.elapsed() >= grace, "the restore got no grace time");
+    drop(gate);
+
+    daemon.restart();
+    let mut client = daemon.client().await;
+    let record = restored(
+        client
+            .call(Operation::RestoreStatus {
+                restore_id: started.restore_id,
+                wait: false,
+            })
+            .await,
+    );
+    assert_eq!(record.status, RestoreStatus::Failed, "{record:#?}");
+    let reason = record.failure.expect("a reason").reason;
+    assert!(reason.starts_with("shutdown"), "{reason}");
+    let Ok(Reply::Maintenance { maintenance }) = client.call(Operation::MaintenanceStatus).await
+    else {
+        panic!("no maintenance status")
+    };
+    assert!(!maintenance.active, "maintenance outlived the restore");
+    assert!(fingerprint(&pg, "app")
+        .unwrap()
+        .differences(&before)
+        .is_empty());
+    assert_eq!(databases(&pg), dbs_before, "a scratch database was left");
 }

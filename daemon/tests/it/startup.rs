@@ -107,7 +107,13 @@ async fn dev_mode_runs_with_no_configuration() {
         .spawn()
         .unwrap();
     let socket = dir.path().join(".berkut-dev/berkutd.sock");
-    berkut_testkit::wait_for("the dev socket", LONG, || socket.exists().then_some(()));
+    // The socket file appears when it is bound, a moment before it listens:
+    // wait for a connection, not for the file.
+    berkut_testkit::wait_for("the dev socket to accept", LONG, || {
+        std::os::unix::net::UnixStream::connect(&socket)
+            .ok()
+            .map(|_| ())
+    });
     let key = dir.path().join(".berkut-dev/dev.key");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(

@@ -13,6 +13,7 @@ mod header;
 mod key;
 mod payload;
 mod reader;
+mod rewrap;
 mod stream;
 mod tail;
 mod writer;
@@ -22,6 +23,7 @@ use std::io;
 pub use header::{DataKey, Header, HEADER_LEN};
 pub use key::{InvalidKeyId, KeyError, KeyId, Keyring, MasterKey};
 pub use reader::{verify, ArchiveReader, PartReader};
+pub use rewrap::rewrap;
 pub use writer::{ArchiveWriter, PartWriter};
 
 /// The 8 bytes every `.bscc` file starts with. The first byte is non-ASCII and

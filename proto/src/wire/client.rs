@@ -11,6 +11,10 @@ use super::error::ErrorBody;
 use super::frame::{Connection, FrameError};
 use super::messages::{ClientMessage, Operation, Reply, ServerMessage, PROTOCOL_VERSION};
 use super::records::Progress;
+use crate::ids::BackupId;
+
+/// The largest piece of an upload: well inside a frame.
+pub const UPLOAD_CHUNK: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -25,6 +29,9 @@ pub enum ClientError {
     Protocol(String),
     #[error("the daemon closed the connection")]
     Closed,
+    /// A local file could not be read or written.
+    #[error("{0}")]
+    Local(std::io::Error),
 }
 
 pub struct Client {
@@ -76,6 +83,22 @@ impl Client {
         op: Operation,
         mut on_progress: impl FnMut(&Progress),
     ) -> Result<Reply, ClientError> {
+        self.call_streaming(op, |msg| {
+            if let ServerMessage::Progress { progress, .. } = msg {
+                on_progress(progress)
+            }
+        })
+        .await
+    }
+
+    /// Sends a request, hands every message before the final one (progress
+    /// of a backup, the record of a restore, maintenance events) to
+    /// `on_update`, and returns the final reply.
+    pub async fn call_streaming(
+        &mut self,
+        op: Operation,
+        mut on_update: impl FnMut(&ServerMessage),
+    ) -> Result<Reply, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         self.conn
@@ -83,9 +106,12 @@ impl Client {
             .await?;
         loop {
             match self.conn.read_message::<ServerMessage>().await? {
-                Some(ServerMessage::Progress { id: got, progress }) if got == id => {
-                    on_progress(&progress)
-                }
+                Some(
+                    msg @ (ServerMessage::Progress { .. }
+                    | ServerMessage::RestoreProgress { .. }
+                    | ServerMessage::Event { .. }
+                    | ServerMessage::Data { .. }),
+                ) if msg.request_id() == Some(id) => on_update(&msg),
                 Some(ServerMessage::Reply { id: got, reply }) if got == id => return Ok(reply),
                 Some(ServerMessage::Error { id: got, error })
                     if got.is_none() || got == Some(id) =>
@@ -102,9 +128,123 @@ impl Client {
         }
     }
 
+    /// Downloads a stored archive, handing each piece to `sink` in order;
+    /// returns the size and sha256 the daemon reports at the end. The first
+    /// error of `sink` is returned once the stream has ended.
+    pub async fn download(
+        &mut self,
+        id: BackupId,
+        mut sink: impl FnMut(u64, &[u8]) -> std::io::Result<()>,
+    ) -> Result<(u64, String), ClientError> {
+        let mut failed: Option<std::io::Error> = None;
+        let reply = self
+            .call_streaming(Operation::BackupDownload { id }, |m| {
+                if let (ServerMessage::Data { offset, data, .. }, None) = (m, &failed) {
+                    if let Err(e) = sink(*offset, data) {
+                        failed = Some(e);
+                    }
+                }
+            })
+            .await?;
+        if let Some(e) = failed {
+            return Err(ClientError::Local(e));
+        }
+        match reply {
+            Reply::Downloaded {
+                size_bytes, sha256, ..
+            } => Ok((size_bytes, sha256)),
+            other => Err(ClientError::Protocol(format!(
+                "expected the end of a download, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Uploads an archive of `size` bytes from `source` for import, in
+    /// pieces of at most `UPLOAD_CHUNK` bytes; `on_progress` hears the bytes
+    /// sent. Returns the daemon's reply (the imported backup's record).
+    pub async fn upload<R: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        size: u64,
+        mut source: R,
+        mut on_progress: impl FnMut(u64),
+    ) -> Result<Reply, ClientError> {
+        use tokio::io::AsyncReadExt;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.conn
+            .write_message(&ClientMessage::Request {
+                id,
+                op: Operation::BackupImport { size },
+            })
+            .await?;
+        match self.conn.read_message::<ServerMessage>().await? {
+            Some(ServerMessage::Continue { id: got }) if got == id => {}
+            Some(ServerMessage::Error { id: got, error }) if got.is_none() || got == Some(id) => {
+                return Err(ClientError::Server(error))
+            }
+            Some(other) => {
+                return Err(ClientError::Protocol(format!(
+                    "expected continue, got {}",
+                    brief(&other)
+                )))
+            }
+            None => return Err(ClientError::Closed),
+        }
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
+        let mut sent = 0u64;
+        loop {
+            let n = source.read(&mut buf).await.map_err(ClientError::Local)?;
+            if n == 0 {
+                break;
+            }
+            self.conn
+                .write_message(&ClientMessage::Data {
+                    id,
+                    data: buf[..n].to_vec(),
+                    end: false,
+                })
+                .await?;
+            sent += n as u64;
+            on_progress(sent);
+        }
+        self.conn
+            .write_message(&ClientMessage::Data {
+                id,
+                data: Vec::new(),
+                end: true,
+            })
+            .await?;
+        match self.conn.read_message::<ServerMessage>().await? {
+            Some(ServerMessage::Reply { id: got, reply }) if got == id => Ok(reply),
+            Some(ServerMessage::Error { id: got, error }) if got.is_none() || got == Some(id) => {
+                Err(ClientError::Server(error))
+            }
+            Some(other) => Err(ClientError::Protocol(format!(
+                "unexpected message during an upload: {}",
+                brief(&other)
+            ))),
+            None => Err(ClientError::Closed),
+        }
+    }
+
     /// Gives up the typed client for the raw connection, for tests and tools
     /// that need to send hand-made frames after the handshake.
     pub fn into_connection(self) -> Connection<UnixStream> {
         self.conn
     }
+}
+
+/// A message for an error text: its debug form, cut short, since a data
+/// message can hold a megabyte.
+fn brief(msg: &ServerMessage) -> String {
+    let mut text = format!("{msg:?}");
+    if text.len() > 200 {
+        let mut cut = 200;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::error::ErrorBody;
 use super::plan::{PlanInfo, PlanSpec};
 use super::records::{BackupRecord, Progress, StatusInfo};
-use crate::ids::BackupId;
+use super::restore::{Evidence, MaintenanceInfo, RestoreRecord};
+use crate::ids::{BackupId, RestoreId};
 use crate::manifest::Scope;
 
 /// The protocol version this crate speaks.
@@ -38,6 +39,15 @@ pub enum ClientMessage {
     Request {
         id: u64,
         op: Operation,
+    },
+    /// A piece of an upload (`backup_import`), after the daemon said
+    /// `continue`. The last one has `end` set (and may be empty).
+    Data {
+        id: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+        #[serde(default)]
+        end: bool,
     },
 }
 
@@ -91,9 +101,73 @@ pub enum Operation {
     },
     PlanEnable,
     PlanDisable,
+    /// Starts a restore of a backup: a dry-run into a scratch database, or
+    /// a real restore under maintenance. With `wait`, the record is
+    /// streamed (`restore_progress`) until it ends.
+    RestoreStart {
+        backup_id: BackupId,
+        /// Required: a real restore replaces the live database, and must
+        /// never be asked for by leaving a field out.
+        dry_run: bool,
+        #[serde(default)]
+        with_globals: bool,
+        #[serde(default)]
+        wait: bool,
+    },
+    /// A restore's record with its steps; with `wait`, follows it to its end.
+    RestoreStatus {
+        restore_id: RestoreId,
+        #[serde(default)]
+        wait: bool,
+    },
+    RestoreEvidence {
+        restore_id: RestoreId,
+    },
+    /// Puts the database that a real restore replaced back in place.
+    RestoreRollback {
+        restore_id: RestoreId,
+    },
+    /// Drops the database a real restore kept for rollback.
+    RestoreCleanup {
+        restore_id: RestoreId,
+    },
+    MaintenanceStatus,
+    /// Streams an `event` whenever maintenance starts or ends, beginning
+    /// with the current state; the request never ends on its own.
+    MaintenanceWatch,
+    /// Lifts maintenance left on after an interrupted restore, once an
+    /// administrator has checked the database.
+    MaintenanceClear,
+    /// Streams a stored archive's bytes as `data` messages, then replies
+    /// with its size and sha256.
+    BackupDownload {
+        id: BackupId,
+    },
+    /// Uploads an archive of `size` bytes: the daemon answers `continue`
+    /// (or refuses at once, e.g. `too_large`), the client sends `data`
+    /// messages, and the reply is the imported backup's record.
+    BackupImport {
+        size: u64,
+    },
+    /// Re-wraps every archive not under the primary key, so an old key can
+    /// be retired. Archives in use are left for a later run.
+    StoreRewrap,
 }
 
 impl Operation {
+    /// Whether the operation is served while a restore holds the
+    /// maintenance lock (R6): only what lets a client watch the restore.
+    pub fn allowed_in_maintenance(&self) -> bool {
+        matches!(
+            self,
+            Operation::Status
+                | Operation::RestoreStatus { .. }
+                | Operation::MaintenanceStatus
+                | Operation::MaintenanceWatch
+                | Operation::MaintenanceClear
+        )
+    }
+
     /// The first page of the catalogue.
     pub fn list_first_page() -> Operation {
         Operation::BackupList {
@@ -117,6 +191,17 @@ impl Operation {
             Operation::PlanSet { .. } => "plan_set",
             Operation::PlanEnable => "plan_enable",
             Operation::PlanDisable => "plan_disable",
+            Operation::RestoreStart { .. } => "restore_start",
+            Operation::RestoreStatus { .. } => "restore_status",
+            Operation::RestoreEvidence { .. } => "restore_evidence",
+            Operation::RestoreRollback { .. } => "restore_rollback",
+            Operation::RestoreCleanup { .. } => "restore_cleanup",
+            Operation::MaintenanceStatus => "maintenance_status",
+            Operation::MaintenanceWatch => "maintenance_watch",
+            Operation::MaintenanceClear => "maintenance_clear",
+            Operation::StoreRewrap => "store_rewrap",
+            Operation::BackupDownload { .. } => "backup_download",
+            Operation::BackupImport { .. } => "backup_import",
         }
     }
 }
@@ -132,6 +217,27 @@ pub enum ServerMessage {
     Progress {
         id: u64,
         progress: Progress,
+    },
+    /// The whole record of a restore being followed, sent when it changes.
+    RestoreProgress {
+        id: u64,
+        restore: RestoreRecord,
+    },
+    /// A piece of a download, at `offset` in the archive.
+    Data {
+        id: u64,
+        offset: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// The daemon is ready for the data of an upload.
+    Continue {
+        id: u64,
+    },
+    /// A change of maintenance state, for `maintenance_watch`.
+    Event {
+        id: u64,
+        maintenance: MaintenanceInfo,
     },
     Reply {
         id: u64,
@@ -151,7 +257,12 @@ impl ServerMessage {
     pub fn request_id(&self) -> Option<u64> {
         match self {
             ServerMessage::Welcome { .. } => None,
-            ServerMessage::Progress { id, .. } | ServerMessage::Reply { id, .. } => Some(*id),
+            ServerMessage::Progress { id, .. }
+            | ServerMessage::RestoreProgress { id, .. }
+            | ServerMessage::Event { id, .. }
+            | ServerMessage::Data { id, .. }
+            | ServerMessage::Continue { id }
+            | ServerMessage::Reply { id, .. } => Some(*id),
             ServerMessage::Error { id, .. } => *id,
         }
     }
@@ -178,6 +289,30 @@ pub enum Reply {
     },
     Plan {
         plan: PlanInfo,
+    },
+    Restore {
+        restore: RestoreRecord,
+    },
+    Evidence {
+        evidence: Box<Evidence>,
+    },
+    Maintenance {
+        maintenance: MaintenanceInfo,
+    },
+    /// The end of a download.
+    Downloaded {
+        id: BackupId,
+        size_bytes: u64,
+        sha256: String,
+    },
+    /// The outcome of `store_rewrap`.
+    Rewrapped {
+        /// The archives now wrapped under the primary key.
+        rewrapped: Vec<BackupId>,
+        /// Archives that already were.
+        unchanged: u64,
+        /// Archives in use by a job, left as they were.
+        busy: Vec<BackupId>,
     },
 }
 

@@ -10,6 +10,7 @@ pub mod frame;
 pub mod messages;
 pub mod plan;
 pub mod records;
+pub mod restore;
 pub mod scan;
 
 pub use client::{Client, ClientError};
@@ -19,4 +20,8 @@ pub use messages::{ClientMessage, Operation, Reply, ServerMessage, PROTOCOL_VERS
 pub use plan::{PlanInfo, PlanSpec, Preset};
 pub use records::{
     BackupRecord, BackupStatus, Failure, JobInfo, JobKind, Phase, Progress, StatusInfo,
+};
+pub use restore::{
+    CountCheck, DigestCheck, Evidence, MaintenanceInfo, RestoreRecord, RestoreStatus, RestoreStep,
+    StepLog, StepState,
 };

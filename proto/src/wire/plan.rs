@@ -126,7 +126,7 @@ pub struct PlanInfo {
     /// When the next automatic backup will start; absent when disabled.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub next_run: Option<OffsetDateTime>,
-    /// When the newest successful automatic backup was started.
+    /// When the newest successful automatic backup was created (queued).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_success: Option<OffsetDateTime>,
 }

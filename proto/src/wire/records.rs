@@ -131,7 +131,7 @@ pub struct StatusInfo {
     pub queued: u32,
     pub jobs: Vec<JobInfo>,
     pub backups: u64,
-    /// When the newest successful backup (of any origin) was started.
+    /// When the newest successful backup (of any origin) was created (queued).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub newest_success_at: Option<OffsetDateTime>,
     #[serde(default)]

@@ -252,12 +252,32 @@ fn cron_plans_and_canonical_forms() {
     );
 }
 
+/// A weekdays-only plan: over the weekend the gap it is in is three days,
+/// and that is the period the RPO watch must allow.
+#[test]
+fn the_period_is_the_gap_the_plan_is_in() {
+    let (t, _) =
+        Timing::from_spec(&spec(Preset::Cron, None, None, "UTC", Some("0 2 * * 1-5"))).unwrap();
+    // Saturday 2026-11-21, between Friday's and Monday's runs.
+    assert_eq!(
+        t.period_around(datetime!(2026-11-21 12:00 UTC)),
+        Some(time::Duration::days(3))
+    );
+    // Wednesday.
+    assert_eq!(
+        t.period_around(datetime!(2026-11-18 12:00 UTC)),
+        Some(time::Duration::days(1))
+    );
+}
+
 #[test]
 fn bad_plans_are_refused_with_a_reason() {
     let cases = [
         spec(Preset::Daily, Some("24:00"), None, "UTC", None),
         spec(Preset::Daily, Some("7:5"), None, "UTC", None),
         spec(Preset::Daily, Some("ab:cd"), None, "UTC", None),
+        spec(Preset::Daily, Some("+1:30"), None, "UTC", None),
+        spec(Preset::Daily, Some("-1:30"), None, "UTC", None),
         spec(Preset::Daily, None, None, "UTC", None),
         spec(Preset::Daily, Some("02:00"), None, "Mars/Olympus", None),
         spec(Preset::Daily, Some("02:00"), Some("monday"), "UTC", None),

@@ -1,5 +1,6 @@
 //! The Rust `Client` against a scripted server: the handshake, progress
-//! followed to the reply, server errors, a refused handshake, and a
+//! followed to the reply, a restore's records and maintenance events
+//! streamed before theirs, server errors, a refused handshake, and a
 //! connection closed before the reply.
 
 use berkut_proto::manifest::Scope;
@@ -10,7 +11,10 @@ use berkut_proto::wire::{
 use tokio::net::{UnixListener, UnixStream};
 use tokio::time::timeout;
 
-use super::fixtures::{backup_id, progress, succeeded_record};
+use super::fixtures::{
+    backup_id, maintenance_on, progress, queued_restore, running_restore, succeeded_record,
+    succeeded_restore,
+};
 use super::PATIENCE;
 
 /// Binds a socket in a fresh directory and runs `script` on the first
@@ -163,4 +167,77 @@ async fn the_client_reports_a_connection_closed_before_the_reply() {
         .await
         .unwrap();
     assert!(matches!(got, Err(ClientError::Closed)), "{got:?}");
+}
+
+#[tokio::test]
+async fn the_client_streams_restore_records_and_events_to_the_reply() {
+    let (_dir, path) = scripted_server(|mut conn| async move {
+        let _hello: Option<ClientMessage> = conn.read_message().await.unwrap();
+        conn.write_message(&ServerMessage::Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            server: "s".into(),
+        })
+        .await
+        .unwrap();
+        let Some(ClientMessage::Request { id, op }) = conn.read_message().await.unwrap() else {
+            panic!("expected a request");
+        };
+        assert!(matches!(op, Operation::RestoreStart { wait: true, .. }));
+        let messages = [
+            ServerMessage::RestoreProgress {
+                id,
+                restore: queued_restore(),
+            },
+            ServerMessage::Event {
+                id,
+                maintenance: maintenance_on(),
+            },
+            ServerMessage::RestoreProgress {
+                id,
+                restore: running_restore(),
+            },
+            ServerMessage::Reply {
+                id,
+                reply: Reply::Restore {
+                    restore: succeeded_restore(),
+                },
+            },
+        ];
+        for msg in messages {
+            conn.write_message(&msg).await.unwrap();
+        }
+    })
+    .await;
+    let mut client = Client::connect(&path, "c").await.unwrap();
+    let mut seen = Vec::new();
+    let reply = timeout(
+        PATIENCE,
+        client.call_streaming(
+            Operation::RestoreStart {
+                backup_id: backup_id(),
+                dry_run: false,
+                with_globals: false,
+                wait: true,
+            },
+            |msg| seen.push(msg.clone()),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        reply,
+        Reply::Restore {
+            restore: succeeded_restore()
+        }
+    );
+    let kinds: Vec<&str> = seen
+        .iter()
+        .map(|m| match m {
+            ServerMessage::RestoreProgress { .. } => "restore_progress",
+            ServerMessage::Event { .. } => "event",
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["restore_progress", "event", "restore_progress"]);
 }

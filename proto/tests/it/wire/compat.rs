@@ -7,11 +7,12 @@ use berkut_proto::manifest::Scope;
 use berkut_proto::wire::frame::{decode_message, encode};
 use berkut_proto::wire::{
     BackupRecord, ClientMessage, ErrorBody, ErrorCode, Failure, Operation, Reply, ServerMessage,
+    StatusInfo,
 };
 use rmpv::Value;
 use time::macros::datetime;
 
-use super::fixtures::{backup_id, queued_record, succeeded_record};
+use super::fixtures::{backup_id, example_status, queued_record, succeeded_record};
 use super::{map, op, pack, request, unpack};
 
 #[test]
@@ -27,6 +28,8 @@ fn a_record_whose_optional_fields_are_left_out_still_decodes() {
     ]);
     let rec: BackupRecord = decode_message(&pack(&minimal)).unwrap();
     assert_eq!(rec, queued_record());
+    // A daemon from before pinning sends no `pinned`: not pinned.
+    assert!(!rec.pinned);
     // Other offsets and precisions are read as RFC 3339 too.
     let mut later = minimal.clone();
     if let Value::Map(pairs) = &mut later {
@@ -39,6 +42,24 @@ fn a_record_whose_optional_fields_are_left_out_still_decodes() {
         pairs[6].1 = "2026-01-02 03:04:05".into();
     }
     assert!(decode_message::<BackupRecord>(&pack(&later)).is_err());
+}
+
+#[test]
+fn a_status_from_before_the_rpo_watch_still_decodes() {
+    let mut status = unpack(&encode(&example_status()).unwrap());
+    if let Value::Map(pairs) = &mut status {
+        let new = [
+            "newest_success_at",
+            "newest_success_age_seconds",
+            "rpo_limit_seconds",
+            "rpo_breached",
+        ];
+        pairs.retain(|(k, _)| !new.contains(&k.as_str().unwrap()));
+        assert_eq!(pairs.len(), 10);
+    }
+    let old: StatusInfo = decode_message(&pack(&status)).unwrap();
+    assert_eq!(old, example_status());
+    assert_eq!((old.rpo_limit_seconds, old.rpo_breached), (None, false));
 }
 
 #[test]

@@ -223,7 +223,13 @@ fn backup_ids_are_validated_wherever_they_are_decoded() {
             decode_message::<BackupId>(&pack(&bad.into())).is_err(),
             "{bad:?}"
         );
-        for kind in ["backup_show", "backup_delete", "job_attach"] {
+        for kind in [
+            "backup_show",
+            "backup_delete",
+            "job_attach",
+            "backup_pin",
+            "backup_unpin",
+        ] {
             let body = request(11.into(), op(kind, vec![("id", bad.into())]));
             assert_eq!(
                 invalid_id::<ClientMessage>(&body),

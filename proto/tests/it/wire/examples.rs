@@ -1,19 +1,26 @@
 //! The worked example of `docs/PROTOCOL.md`, byte for byte: the documented
 //! frames are exactly what encoding produces (and decode back), they travel
 //! over a `Connection` unchanged, and the document itself shows these bytes,
-//! every error code and the documented limits.
+//! every error code, the documented limits, every operation, message and
+//! reply, every record's fields in the order they are written, the steps of
+//! a restore in order, and which operations are served during maintenance.
 
 use berkut_proto::wire::frame::{decode_message, encode};
 use berkut_proto::wire::messages::MAX_LABEL_CHARS;
 use berkut_proto::wire::{
-    ClientMessage, Connection, Operation, Reply, ServerMessage, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    ClientMessage, Connection, ErrorBody, ErrorCode, Operation, Phase, Reply, ServerMessage,
+    MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 use tokio::time::timeout;
 
-use super::fixtures::example_status;
-use super::{frame, unhex, DOCUMENTED_CODES, PATIENCE};
+use super::fixtures::{
+    all_client_messages, all_operations, all_replies, all_server_messages, busy_status, daily_spec,
+    evidence, example_status, failed_record, maintenance_on, progress, queued_record,
+    running_restore, weekly_plan, STEP_NAMES,
+};
+use super::{field, frame, keys, unhex, unpack, DOCUMENTED_CODES, PATIENCE};
 
 #[test]
 fn the_documented_limits() {
@@ -143,6 +150,148 @@ fn the_document_shows_these_bytes_and_these_codes() {
     for limit in ["4 194 304", "200 characters", "`MAX_DEPTH` = 32"] {
         assert!(doc.contains(limit), "{limit}");
     }
+}
+
+/// The text under the heading that starts with `heading`, up to the next
+/// heading.
+fn section<'a>(doc: &'a str, heading: &str) -> &'a str {
+    let start = doc
+        .find(&format!("\n{heading}"))
+        .unwrap_or_else(|| panic!("docs/PROTOCOL.md has no heading {heading:?}"))
+        + 1;
+    let body = &doc[start..];
+    let end = body[1..].find("\n#").map_or(body.len(), |n| n + 2);
+    &body[..end]
+}
+
+/// The names in the first column of a section's table rows (`| `name` |`).
+fn table_names(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`'))
+        .map(|(name, _)| name.trim_matches('"'))
+        .collect()
+}
+
+#[test]
+fn the_document_lists_every_operation_reply_and_record_field() {
+    let doc = protocol_doc();
+    let headings: Vec<&str> = doc.lines().filter(|l| l.starts_with("### 6.")).collect();
+    let replies = section(&doc, "### 5.2 ");
+    for operation in all_operations() {
+        let name = format!("`{}`", operation.name());
+        assert!(
+            headings.iter().any(|h| h.contains(&name)),
+            "section 6 has no heading for {name}"
+        );
+        assert!(replies.contains(&name), "5.2 does not say what {name} gets");
+    }
+    let reply_types = table_names(replies);
+    for reply in all_replies() {
+        let value = unpack(&encode(&reply).unwrap());
+        let name = field(&value, "type").as_str().unwrap().to_owned();
+        assert!(reply_types.contains(&name.as_str()), "reply {name}");
+    }
+    let type_of = |bytes: Vec<u8>| field(&unpack(&bytes), "type").as_str().unwrap().to_owned();
+    for (heading, types) in [
+        (
+            "### 5.1 ",
+            all_client_messages()
+                .iter()
+                .map(|m| type_of(encode(m).unwrap()))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "### 5.2 ",
+            all_server_messages()
+                .iter()
+                .map(|m| type_of(encode(m).unwrap()))
+                .collect(),
+        ),
+    ] {
+        let text = section(&doc, heading);
+        for name in types {
+            let bold = format!("**`{name}`**");
+            assert!(text.contains(&bold), "{heading}has no {bold}");
+        }
+    }
+
+    let busy = unpack(&encode(&busy_status()).unwrap());
+    let failed = unpack(&encode(&failed_record()).unwrap());
+    let restore = unpack(&encode(&running_restore()).unwrap());
+    let evidence = unpack(&encode(&evidence()).unwrap());
+    let error = ErrorBody {
+        code: ErrorCode::Internal,
+        message: "m".into(),
+        correlation_id: Some("00000000deadbeef".into()),
+    };
+    let records = [
+        (
+            "### 7.1 BackupRecord",
+            unpack(&encode(&queued_record()).unwrap()),
+        ),
+        ("### 7.2 Failure", field(&failed, "failure").clone()),
+        (
+            "### 7.3 Progress",
+            unpack(&encode(&progress(Phase::Dump)).unwrap()),
+        ),
+        ("### 7.4 StatusInfo", busy.clone()),
+        ("### 7.5 JobInfo", field(&busy, "jobs")[0].clone()),
+        ("### 7.6 ErrorBody", unpack(&encode(&error).unwrap())),
+        ("### 7.7 PlanSpec", unpack(&encode(&daily_spec()).unwrap())),
+        ("### 7.8 PlanInfo", unpack(&encode(&weekly_plan()).unwrap())),
+        ("### 7.9 RestoreRecord", restore.clone()),
+        ("### 7.10 RestoreStep", field(&restore, "steps")[0].clone()),
+        (
+            "### 7.11 MaintenanceInfo",
+            unpack(&encode(&maintenance_on()).unwrap()),
+        ),
+        ("### 7.12 Evidence", evidence.clone()),
+        (
+            "### 7.13 DigestCheck",
+            field(&evidence, "digests")[0].clone(),
+        ),
+        ("### 7.14 CountCheck", field(&evidence, "counts")[0].clone()),
+        ("### 7.15 StepLog", field(&evidence, "logs")[0].clone()),
+    ];
+    for (heading, value) in records {
+        assert_eq!(
+            table_names(section(&doc, heading)),
+            keys(&value),
+            "{heading}"
+        );
+    }
+}
+
+#[test]
+fn the_document_lists_the_steps_of_a_restore_and_what_maintenance_serves() {
+    let doc = protocol_doc();
+    let steps = section(&doc, "### 6.16 How a restore runs");
+    assert_eq!(table_names(steps), STEP_NAMES, "the table of steps");
+
+    // The paragraph (or list item) that starts "Served during maintenance:"
+    // names exactly the operations `allowed_in_maintenance` lets through.
+    let text = section(&doc, "### 6.20 Maintenance mode for applications");
+    let start = text
+        .find("Served during maintenance:")
+        .expect("6.20 says what is served during maintenance");
+    let rest = &text[start..];
+    let end = [rest.find("\n\n"), rest.find("\n* ")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(rest.len());
+    let paragraph = &rest[..end];
+    let mut named: Vec<&str> = paragraph.split('`').skip(1).step_by(2).collect();
+    let mut served: Vec<&str> = all_operations()
+        .iter()
+        .filter(|o| o.allowed_in_maintenance())
+        .map(|o| o.name())
+        .collect();
+    named.sort_unstable();
+    served.sort_unstable();
+    served.dedup();
+    assert_eq!(named, served);
 }
 
 #[tokio::test]

@@ -57,6 +57,20 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         "backup_show",
         "backup_delete",
         "job_attach",
+        "backup_pin",
+        "backup_unpin",
+        "plan_show",
+        "plan_set",
+        "plan_enable",
+        "plan_disable",
+        "restore_start",
+        "restore_status",
+        "restore_evidence",
+        "restore_rollback",
+        "restore_cleanup",
+        "maintenance_status",
+        "maintenance_watch",
+        "maintenance_clear",
     ] {
         assert!(ops.iter().any(|t| t == name), "{name}");
     }
@@ -64,14 +78,30 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         .iter()
         .map(|m| type_of(encode(m).unwrap()))
         .collect();
-    for name in ["welcome", "progress", "reply", "error"] {
+    for name in [
+        "welcome",
+        "progress",
+        "restore_progress",
+        "event",
+        "reply",
+        "error",
+    ] {
         assert!(server.iter().any(|t| t == name), "{name}");
     }
     let replies: Vec<String> = all_replies()
         .iter()
         .map(|r| type_of(encode(r).unwrap()))
         .collect();
-    for name in ["status", "backup", "backups", "deleted"] {
+    for name in [
+        "status",
+        "backup",
+        "backups",
+        "deleted",
+        "plan",
+        "restore",
+        "evidence",
+        "maintenance",
+    ] {
         assert!(replies.iter().any(|t| t == name), "{name}");
     }
 }
@@ -99,6 +129,7 @@ fn records_have_the_documented_fields_with_nil_for_absent_values() {
             "pinned",
         ]
     );
+    assert_eq!(field(&rec, "pinned").as_bool(), Some(false));
     for absent in [
         "started_at",
         "finished_at",
@@ -166,6 +197,13 @@ fn records_have_the_documented_fields_with_nil_for_absent_values() {
             "dev_mode",
         ]
     );
+    assert!(field(&status, "newest_success_at").is_nil());
+    assert_eq!(
+        field(&status, "newest_success_age_seconds").as_u64(),
+        Some(60)
+    );
+    assert_eq!(field(&status, "rpo_limit_seconds").as_u64(), Some(93_600));
+    assert_eq!(field(&status, "rpo_breached").as_bool(), Some(false));
     let jobs = field(&status, "jobs").as_array().unwrap();
     assert_eq!(
         keys(&jobs[0]),

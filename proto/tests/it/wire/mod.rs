@@ -1,8 +1,10 @@
 //! The wire protocol as `docs/PROTOCOL.md` describes it: framing and its
 //! limits, what decodes and what does not (and how a failure is classified),
 //! the shape of every message on the wire and how it stays compatible with
-//! newer peers, the exact bytes of the documented examples, the Rust client
-//! against a scripted server, and properties over arbitrary input. If one of
+//! newer peers, the backup plan and pinning, restores and maintenance, the
+//! exact bytes of the documented examples (and that the document lists every
+//! operation, message, reply and record field), the Rust client against a
+//! scripted server, and properties over arbitrary input. If one of
 //! these tests has to change, the document has to change with it. This module
 //! holds the small helpers every subject shares; the sample messages live in
 //! `fixtures`.
@@ -14,7 +16,10 @@ mod examples;
 mod fixtures;
 mod framing;
 mod messages;
+mod plan;
 mod props;
+mod restore;
+mod restore_records;
 
 use std::time::Duration;
 

@@ -1,11 +1,12 @@
 //! Properties over arbitrary input: decoding random or damaged bytes never
-//! panics, arbitrary operations and error bodies round-trip, and a backup id
-//! decodes exactly when it has the documented shape.
+//! panics, arbitrary operations (plans and restores included) and error
+//! bodies round-trip, and a backup id and a restore id each decode exactly
+//! when they have the documented shape.
 
-use berkut_proto::ids::BackupId;
+use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::frame::{decode_message, encode};
-use berkut_proto::wire::{ClientMessage, ErrorBody, Operation, ServerMessage};
+use berkut_proto::wire::{ClientMessage, ErrorBody, Operation, PlanSpec, Preset, ServerMessage};
 use proptest::prelude::*;
 use rmpv::Value;
 
@@ -24,6 +25,31 @@ fn any_backup_id() -> impl Strategy<Value = BackupId> {
     "[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}".prop_map(|s| s.parse().unwrap())
 }
 
+fn any_restore_id() -> impl Strategy<Value = RestoreId> {
+    "r-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}".prop_map(|s| s.parse().unwrap())
+}
+
+fn any_restore_operation() -> impl Strategy<Value = Operation> {
+    prop_oneof![
+        (any_backup_id(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+            |(backup_id, dry_run, with_globals, wait)| Operation::RestoreStart {
+                backup_id,
+                dry_run,
+                with_globals,
+                wait,
+            }
+        ),
+        (any_restore_id(), any::<bool>())
+            .prop_map(|(restore_id, wait)| Operation::RestoreStatus { restore_id, wait }),
+        any_restore_id().prop_map(|restore_id| Operation::RestoreEvidence { restore_id }),
+        any_restore_id().prop_map(|restore_id| Operation::RestoreRollback { restore_id }),
+        any_restore_id().prop_map(|restore_id| Operation::RestoreCleanup { restore_id }),
+        Just(Operation::MaintenanceStatus),
+        Just(Operation::MaintenanceWatch),
+        Just(Operation::MaintenanceClear),
+    ]
+}
+
 fn any_operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
         Just(Operation::Status),
@@ -39,7 +65,60 @@ fn any_operation() -> impl Strategy<Value = Operation> {
         any_backup_id().prop_map(|id| Operation::BackupShow { id }),
         any_backup_id().prop_map(|id| Operation::BackupDelete { id }),
         any_backup_id().prop_map(|id| Operation::JobAttach { id }),
+        any_backup_id().prop_map(|id| Operation::BackupPin { id }),
+        any_backup_id().prop_map(|id| Operation::BackupUnpin { id }),
+        Just(Operation::PlanShow),
+        Just(Operation::PlanEnable),
+        Just(Operation::PlanDisable),
+        any_plan().prop_map(|plan| Operation::PlanSet { plan }),
+        any_restore_operation(),
     ]
+}
+
+fn preset() -> impl Strategy<Value = Preset> {
+    prop_oneof![
+        Just(Preset::Daily),
+        Just(Preset::Weekly),
+        Just(Preset::MonthlyStart),
+        Just(Preset::MonthlyEnd),
+        Just(Preset::Cron),
+    ]
+}
+
+/// Any plan the wire can carry; the daemon, not the decoder, validates it.
+fn any_plan() -> impl Strategy<Value = PlanSpec> {
+    let text = || proptest::option::of("\\PC{0,40}");
+    (
+        (preset(), text(), text(), text(), text()),
+        (
+            scope(),
+            any::<bool>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (preset, at, weekday, timezone, cron),
+                (scope, include_files, retention_days, keep_last_successful, catch_up),
+            )| PlanSpec {
+                preset,
+                at,
+                weekday,
+                timezone,
+                cron,
+                scope,
+                include_files,
+                retention_days,
+                keep_last_successful,
+                catch_up,
+            },
+        )
+}
+
+fn shape_of_a_restore_id(s: &str) -> bool {
+    s.strip_prefix("r-").is_some_and(shape_of_a_backup_id)
 }
 
 fn shape_of_a_backup_id(s: &str) -> bool {
@@ -96,6 +175,13 @@ proptest! {
     fn a_backup_id_decodes_exactly_when_it_has_the_shape(s in "[0-9a-fTZ./-]{0,30}|[0-9]{8}T[0-9]{6}Z-[0-9a-fA-F]{7,9}|\\PC{0,30}") {
         let decoded = decode_message::<BackupId>(&pack(&Value::from(s.as_str())));
         prop_assert_eq!(decoded.is_ok(), shape_of_a_backup_id(&s));
+    }
+
+    #[test]
+    fn a_restore_id_decodes_exactly_when_it_has_the_shape(s in "r-[0-9a-fTZ./-]{0,30}|[rR]-?[0-9]{8}T[0-9]{6}Z-[0-9a-fA-F]{7,9}|\\PC{0,30}") {
+        let decoded = decode_message::<RestoreId>(&pack(&Value::from(s.as_str())));
+        prop_assert_eq!(decoded.is_ok(), shape_of_a_restore_id(&s));
+        prop_assert!(s.parse::<BackupId>().is_err() || !shape_of_a_restore_id(&s));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Running PostgreSQL's own tools (`pg_dump`, `pg_dumpall`) as child
-//! processes. This is the only place in the daemon that spawns processes.
+//! Running PostgreSQL's own tools (`pg_dump`, `pg_dumpall`, `pg_restore`,
+//! `psql`) as child processes. This is the only place in the daemon that
+//! spawns processes.
 //! A `ChildSlot` remembers which child is running so that a cancelled job can
 //! stop it from another thread; the pid is forgotten before the child is
 //! reaped, so a recycled pid is never signalled.
@@ -219,4 +220,59 @@ fn describe(status: ExitStatus) -> String {
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+/// Runs `cmd` with `input` on its stdin (kept in memory: role definitions
+/// are secrets and never go to a file), each stderr line handed to
+/// `on_stderr_line`; stdout is discarded.
+pub fn run_with_input(
+    mut cmd: Command,
+    slot: &ChildSlot,
+    input: &[u8],
+    mut on_stderr_line: impl FnMut(&str) + Send,
+) -> Result<ToolOutput, OpError> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: as in `run_streaming`.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+        });
+    }
+    let program = Path::new(cmd.get_program())
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut child = cmd.spawn().map_err(|e| {
+        OpError::unavailable(format!("{program} could not be started")).with_detail(e)
+    })?;
+    slot.register(&child);
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let stderr_text = std::thread::scope(|s| {
+        let errs = s.spawn(|| {
+            let mut text = String::new();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                on_stderr_line(&line);
+                if text.len() < MAX_STDERR {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+            text
+        });
+        let _ = std::io::Write::write_all(&mut stdin, input);
+        drop(stdin);
+        errs.join().unwrap_or_default()
+    });
+    slot.forget();
+    let status = child
+        .wait()
+        .map_err(|e| OpError::internal(format!("waiting for {program}: {e}")))?;
+    Ok(ToolOutput {
+        status,
+        stderr: stderr_text,
+    })
 }

@@ -1,0 +1,85 @@
+//! `berkutctl backup download ID -o FILE`: writes to a temporary file beside
+//! FILE and renames it only when every byte has arrived and its sha256
+//! matches what the daemon sent and what the catalogue recorded.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use berkut_proto::wire::Operation;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{expect_backup, parse_id, Context};
+use crate::output;
+use crate::progress::bytes_bar;
+
+pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    let id = parse_id(id)?;
+    let mut client = ctx.connect().await?;
+    let record = expect_backup(
+        client
+            .call(Operation::BackupShow { id: id.clone() })
+            .await?,
+    )?;
+    let tmp = out.with_file_name(format!(
+        ".{}.partial",
+        out.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("download")
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let bar = bytes_bar(ctx.json, record.size_bytes.unwrap_or(0));
+    let mut hasher = Sha256::new();
+    let result = client
+        .download(id.clone(), |offset, data| {
+            hasher.update(data);
+            file.write_all(data)?;
+            if let Some(bar) = &bar {
+                bar.set_position(offset + data.len() as u64);
+            }
+            Ok(())
+        })
+        .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let checked = result
+        .map_err(anyhow::Error::from)
+        .and_then(|(size, sha256)| {
+            let ours = hex::encode(hasher.finalize());
+            if ours != sha256 || Some(&sha256) != record.sha256.as_ref() {
+                anyhow::bail!(
+                    "the downloaded archive's sha256 does not match the catalogue's record"
+                );
+            }
+            file.sync_all()?;
+            Ok((size, sha256))
+        });
+    let (size, sha256) = match checked {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, out)
+        .with_context(|| format!("cannot move the download to {}", out.display()))?;
+    if ctx.json {
+        output::json_line(&json!({ "id": id, "file": out, "size_bytes": size, "sha256": sha256 }));
+    } else {
+        println!(
+            "downloaded {id} to {} ({}, sha256 {sha256})",
+            out.display(),
+            output::bytes(size)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,79 @@
+//! `berkutctl restore …` and `berkutctl maintenance …`.
+
+use crate::helpers::*;
+
+#[test]
+fn dry_run_then_real_restore_then_rollback_and_cleanup() {
+    let env = env();
+    let backup = ctl(&env.daemon, &["backup", "create", "--wait", "--json"])
+        .ok()
+        .last_json();
+    let id = backup["id"].as_str().unwrap();
+
+    let run = ctl(
+        &env.daemon,
+        &["restore", id, "--dry-run", "--wait", "--json"],
+    )
+    .ok();
+    let lines = run.json_lines();
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|l| l["event"] == "restore_progress"),
+        "{}",
+        run.stdout
+    );
+    let record = lines.last().unwrap();
+    assert_eq!(record["status"], "succeeded");
+    assert_eq!(record["dry_run"], true);
+    let rid = record["restore_id"].as_str().unwrap();
+    assert!(rid.starts_with("r-"));
+    assert_eq!(record["steps"].as_array().unwrap().len(), 12);
+
+    let status = ctl(&env.daemon, &["restore", "status", rid, "--json"])
+        .ok()
+        .last_json();
+    assert_eq!(status["restore_id"], rid);
+    let evidence = ctl(&env.daemon, &["restore", "evidence", rid]).ok().stdout;
+    assert!(evidence.contains("verdict:       passed"), "{evidence}");
+    assert!(
+        evidence.contains("row counts:    1 tables, 0 differ"),
+        "{evidence}"
+    );
+
+    let real = ctl(&env.daemon, &["restore", id, "--wait"]).ok().stdout;
+    assert!(real.contains("status:        succeeded"), "{real}");
+    assert!(real.contains("kind:          real restore"), "{real}");
+    let rid = real
+        .lines()
+        .find_map(|l| l.strip_prefix("restore_id:    "))
+        .unwrap()
+        .to_owned();
+    assert!(ctl(&env.daemon, &["maintenance", "status"])
+        .ok()
+        .stdout
+        .contains("maintenance: off"));
+    ctl(&env.daemon, &["restore", "rollback", &rid]).ok();
+    let cleaned = ctl(&env.daemon, &["restore", "cleanup", &rid, "--json"])
+        .ok()
+        .last_json();
+    assert!(cleaned["rollback_database"].is_null());
+}
+
+#[test]
+fn restore_errors_have_their_exit_codes() {
+    let env = env();
+    let missing = ctl(
+        &env.daemon,
+        &["restore", "20000101T000000Z-00000000", "--dry-run"],
+    );
+    assert_eq!(missing.code, 4, "{}", missing.stderr);
+    let bad = ctl(&env.daemon, &["restore", "status", "not-an-id"]);
+    assert_eq!(bad.code, 9, "{}", bad.stderr);
+    let none = ctl(&env.daemon, &["restore"]);
+    assert_ne!(none.code, 0);
+    let clear = ctl(&env.daemon, &["maintenance", "clear", "--json"])
+        .ok()
+        .last_json();
+    assert_eq!(clear["active"], false);
+}

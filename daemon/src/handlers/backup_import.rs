@@ -1,0 +1,156 @@
+//! `backup_import`: takes an uploaded archive into the store. The bytes go
+//! into a quarantine file in the backup directory (refused with `too_large`
+//! the moment they pass the configured limit); the whole archive is then
+//! authenticated and every part checked against the manifest; only then is
+//! it fsynced, renamed into place and catalogued with origin `imported`.
+//! Anything refused, and an upload cut off midway, leaves nothing.
+
+use std::sync::Arc;
+
+use berkut_proto::ids::BackupId;
+use berkut_proto::manifest::Origin;
+use berkut_proto::wire::{ErrorCode, Reply};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use super::Responder;
+use crate::backup::io_error;
+use crate::catalogue::{BackupState, Entry};
+use crate::error::OpError;
+use crate::state::Daemon;
+
+/// One piece of an upload, as the connection hands it over.
+pub enum Piece {
+    Data(Vec<u8>),
+    End,
+}
+
+/// Removes the quarantine file unless the import succeeded.
+struct Quarantine(std::path::PathBuf, bool);
+
+impl Drop for Quarantine {
+    fn drop(&mut self) {
+        if !self.1 {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+pub async fn handle(daemon: &Arc<Daemon>, size: u64, resp: &Responder) -> Result<Reply, OpError> {
+    let limit = daemon.config().upload_max_bytes;
+    if size > limit {
+        return Err(OpError::new(
+            ErrorCode::TooLarge,
+            format!("the archive is {size} bytes; imports are limited to {limit}"),
+        ));
+    }
+    let mut pieces = resp
+        .take_upload()
+        .ok_or_else(|| OpError::internal("an import without an upload channel"))?;
+    let name = format!("import-{:016x}", rand::random::<u64>());
+    let path = daemon
+        .config()
+        .backup_path
+        .join(format!(".{name}.bscc.partial"));
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .await
+        .map_err(io_error)?;
+    let mut quarantine = Quarantine(path.clone(), false);
+    resp.proceed().await;
+    let mut received = 0u64;
+    loop {
+        match pieces.recv().await {
+            Some(Piece::Data(data)) => {
+                received += data.len() as u64;
+                if received > limit {
+                    return Err(OpError::new(
+                        ErrorCode::TooLarge,
+                        format!("the upload passed the import limit of {limit} bytes"),
+                    ));
+                }
+                if received > size {
+                    return Err(OpError::invalid(format!(
+                        "the upload is longer than the {size} bytes announced"
+                    )));
+                }
+                file.write_all(&data).await.map_err(io_error)?;
+            }
+            Some(Piece::End) => break,
+            None => return Err(OpError::invalid("the upload was cut off before its end")),
+        }
+    }
+    if received != size {
+        return Err(OpError::invalid(format!(
+            "the upload ended after {received} of the {size} bytes announced"
+        )));
+    }
+    file.sync_all().await.map_err(io_error)?;
+    drop(file);
+
+    let d = Arc::clone(daemon);
+    let checked = tokio::task::spawn_blocking(move || {
+        crate::restore::archive::verify(&path, &d.config().keyring, None)
+    })
+    .await
+    .unwrap_or_else(|e| Err(OpError::internal(format!("verification panicked: {e}"))))?;
+    let id: BackupId = checked
+        .manifest
+        .backup_id
+        .parse()
+        .map_err(|_| OpError::invalid("the archive's manifest names no valid backup id"))?;
+    let key_id = {
+        let mut f = std::fs::File::open(&quarantine.0).map_err(io_error)?;
+        berkut_proto::archive::Header::read_from(&mut f)
+            .map_err(|e| OpError::invalid(e.to_string()))?
+            .key_id
+            .to_string()
+    };
+    let m = checked.manifest;
+    let entry = Entry {
+        id: id.clone(),
+        label: m.label,
+        scope: m.scope,
+        include_files: m.include_files,
+        origin: Origin::Imported,
+        state: BackupState::Succeeded {
+            created_at: m.created_at,
+            started_at: m.created_at,
+            finished_at: m.finished_at,
+        },
+        database: Some(m.database.name),
+        archive: Some(crate::catalogue::ArchiveFacts {
+            size_bytes: received,
+            sha256: checked.sha256,
+            key_id,
+        }),
+        pinned: false,
+    };
+    // Claimed under the catalogue's lock, so two imports of one archive
+    // cannot both pass.
+    {
+        let cat = daemon.catalogue.lock().unwrap();
+        if cat.get(&id).is_some() || daemon.store.archive_path(&id).exists() {
+            return Err(OpError::conflict(format!(
+                "backup {id} is already in the store"
+            )));
+        }
+    }
+    daemon.store.commit(&quarantine.0, &id).map_err(io_error)?;
+    quarantine.1 = true;
+    let record = entry.record();
+    // Should this fail, the archive is in place and start-up recovery
+    // catalogues it.
+    daemon.update_catalogue(|c| c.insert(entry))?;
+    tracing::info!(backup = %id, size = received, "archive imported");
+    Ok(Reply::Backup { backup: record })
+}
+
+/// The channel the connection feeds an import through: small, so a fast
+/// client waits for the disk instead of filling memory.
+pub fn channel() -> (mpsc::Sender<Piece>, mpsc::Receiver<Piece>) {
+    mpsc::channel(4)
+}

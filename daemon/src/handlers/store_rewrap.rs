@@ -1,0 +1,87 @@
+//! `store_rewrap`: re-wraps every stored archive that is not under the
+//! primary key, so that an old key can be removed from the configuration.
+//! Each archive is rewritten beside itself (the payload copied untouched),
+//! fsynced and renamed over the old file; the catalogue then records its new
+//! digest and key id. An archive a job is using is left for a later run.
+
+use std::io::BufWriter;
+use std::sync::Arc;
+
+use berkut_proto::ids::BackupId;
+use berkut_proto::wire::Reply;
+
+use crate::backup::io_error;
+use crate::error::OpError;
+use crate::state::Daemon;
+use crate::store::HashingWriter;
+
+pub async fn handle(daemon: &Arc<Daemon>) -> Result<Reply, OpError> {
+    let primary = daemon.config().keyring.primary().key_id().to_string();
+    let candidates: Vec<(BackupId, String)> = daemon
+        .catalogue
+        .lock()
+        .unwrap()
+        .list()
+        .filter_map(|e| e.archive.as_ref().map(|a| (e.id.clone(), a.key_id.clone())))
+        .collect();
+    let (mut rewrapped, mut unchanged, mut busy) = (Vec::new(), 0u64, Vec::new());
+    for (id, key_id) in candidates {
+        if key_id == primary {
+            unchanged += 1;
+            continue;
+        }
+        if daemon.backup_busy(&id) {
+            busy.push(id);
+            continue;
+        }
+        let d = Arc::clone(daemon);
+        let id2 = id.clone();
+        let (sha256, new_key) = tokio::task::spawn_blocking(move || rewrap_one(&d, &id2))
+            .await
+            .unwrap_or_else(|e| Err(OpError::internal(format!("rewrap panicked: {e}"))))?;
+        daemon.update_catalogue(|c| {
+            if let Some(a) = c.get_mut(&id).and_then(|e| e.archive.as_mut()) {
+                a.sha256 = sha256;
+                a.key_id = new_key;
+            }
+        })?;
+        tracing::info!(backup = %id, from = %key_id, to = %primary, "archive rewrapped under the primary key");
+        rewrapped.push(id);
+    }
+    Ok(Reply::Rewrapped {
+        rewrapped,
+        unchanged,
+        busy,
+    })
+}
+
+fn rewrap_one(daemon: &Daemon, id: &BackupId) -> Result<(String, String), OpError> {
+    let keyring = &daemon.config().keyring;
+    let source = std::fs::File::open(daemon.store.archive_path(id)).map_err(io_error)?;
+    let (file, partial) = daemon.store.create_partial(id).map_err(io_error)?;
+    let result = (|| {
+        let mut out = HashingWriter::new(BufWriter::new(file));
+        let (_, header) = berkut_proto::archive::rewrap(
+            std::io::BufReader::new(source),
+            &mut out,
+            keyring,
+            keyring.primary(),
+        )
+        .map_err(|e| match e {
+            berkut_proto::archive::ArchiveError::Io(e) => io_error(e),
+            other => OpError::invalid(format!("archive {id} cannot be rewrapped: {other}")),
+        })?;
+        let (buffered, _, sha256) = out.finish();
+        buffered
+            .into_inner()
+            .map_err(|e| io_error(e.into_error()))?
+            .sync_all()
+            .map_err(io_error)?;
+        daemon.store.commit(&partial, id).map_err(io_error)?;
+        Ok((sha256, header.key_id.to_string()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}

@@ -1,0 +1,195 @@
+//! What a restore reads from the archive: first a full verification (every
+//! chunk authenticated, every part's digest recomputed and compared with the
+//! manifest, the file's own sha256 compared with the catalogue), before
+//! anything is touched; then the dump, decrypted into a private temporary
+//! file because `pg_restore -j` needs a seekable input. That file is the
+//! only plaintext a restore ever writes, and `TempDump` removes it whatever
+//! happens.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use berkut_proto::archive::{self, ArchiveError, ArchiveReader, Keyring};
+use berkut_proto::manifest::{Manifest, PartKind};
+use berkut_proto::wire::DigestCheck;
+use sha2::{Digest, Sha256};
+
+use crate::error::OpError;
+use crate::store::HashingReader;
+
+pub struct Verified {
+    pub manifest: Manifest,
+    pub digests: Vec<DigestCheck>,
+    pub sha256: String,
+}
+
+/// Reads the whole archive and checks everything it can be checked against.
+pub fn verify(
+    path: &Path,
+    keyring: &Keyring,
+    recorded_sha256: Option<&str>,
+) -> Result<Verified, OpError> {
+    let file = File::open(path)
+        .map_err(|e| OpError::unavailable("the archive could not be opened").with_detail(e))?;
+    let mut reader = HashingReader::new(BufReader::with_capacity(1 << 20, file));
+    let mut found = Vec::new();
+    let manifest = archive::verify(&mut reader, keyring, |name, part| {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = part.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        found.push((name.to_owned(), hex::encode(hasher.finalize())));
+        Ok(())
+    })
+    .map_err(refused)?;
+    let (_, sha256) = reader.finish();
+    if let Some(recorded) = recorded_sha256 {
+        if recorded != sha256 {
+            return Err(OpError::invalid(
+                "the archive file differs from the one recorded in the catalogue (sha256 mismatch)",
+            ));
+        }
+    }
+    let digests = manifest
+        .parts
+        .iter()
+        .map(|p| DigestCheck {
+            part: p.name.clone(),
+            expected: p.sha256.clone(),
+            found: found
+                .iter()
+                .find(|(n, _)| *n == p.name)
+                .map(|(_, d)| d.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(Verified {
+        manifest,
+        digests,
+        sha256,
+    })
+}
+
+/// A refused archive, with the reader's own words (which name no path and
+/// no key).
+fn refused(e: ArchiveError) -> OpError {
+    match e {
+        ArchiveError::Io(e) => OpError::unavailable("the archive could not be read").with_detail(e),
+        other => OpError::invalid(format!("the archive does not verify: {other}")),
+    }
+}
+
+/// The decrypted dump, removed on drop.
+pub struct TempDump {
+    dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl Drop for TempDump {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub struct Decrypted {
+    pub dump: TempDump,
+    pub globals: Option<Vec<u8>>,
+}
+
+/// Decrypts the dump into `<tmp_root>/<name>/dump.pgcustom` (directory
+/// 0700, file 0600) and keeps the globals in memory. `progress` hears the
+/// bytes written so far.
+pub fn decrypt(
+    path: &Path,
+    keyring: &Keyring,
+    manifest: &Manifest,
+    tmp_root: &Path,
+    name: &str,
+    mut progress: impl FnMut(u64),
+) -> Result<Decrypted, OpError> {
+    let dump_part = manifest
+        .part(PartKind::Dump)
+        .ok_or_else(|| OpError::invalid("the archive holds no database dump"))?
+        .name
+        .clone();
+    let globals_part = manifest.part(PartKind::Globals).map(|p| p.name.clone());
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(tmp_root)
+        .map_err(space)?;
+    let dir = tmp_root.join(name);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(space)?;
+    let dump = TempDump {
+        path: dir.join("dump.pgcustom"),
+        dir,
+    };
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&dump.path)
+        .map_err(space)?;
+    let file = File::open(path)
+        .map_err(|e| OpError::unavailable("the archive could not be opened").with_detail(e))?;
+    let mut reader =
+        ArchiveReader::open(BufReader::with_capacity(1 << 20, file), keyring).map_err(refused)?;
+    let mut globals = None;
+    while let Some(mut part) = reader.next_part().map_err(refused)? {
+        if part.name() == dump_part {
+            copy(&mut part, &mut out, &mut progress)?;
+        } else if Some(part.name()) == globals_part.as_deref() {
+            let mut buf = Vec::new();
+            part.read_to_end(&mut buf)
+                .map_err(|e| refused(ArchiveError::from_io(e)))?;
+            globals = Some(buf);
+        }
+    }
+    out.sync_all().map_err(space)?;
+    Ok(Decrypted { dump, globals })
+}
+
+fn copy(
+    from: &mut impl Read,
+    to: &mut File,
+    progress: &mut impl FnMut(u64),
+) -> Result<(), OpError> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = from
+            .read(&mut buf)
+            .map_err(|e| refused(ArchiveError::from_io(e)))?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n]).map_err(space)?;
+        total += n as u64;
+        progress(total);
+    }
+}
+
+/// A write error while decrypting: a full disk (or a file size limit) is
+/// said plainly, anything else generally.
+fn space(e: io::Error) -> OpError {
+    match e.raw_os_error() {
+        Some(nix::libc::ENOSPC) | Some(nix::libc::EFBIG) | Some(nix::libc::EDQUOT) => {
+            OpError::unavailable(
+                "there is not enough disk space to decrypt the dump for the restore",
+            )
+            .with_detail(e)
+        }
+        _ => OpError::unavailable("the dump could not be decrypted to a temporary file")
+            .with_detail(e),
+    }
+}

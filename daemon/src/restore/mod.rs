@@ -1,0 +1,237 @@
+//! Restores (R5, R6, R14–R16): dry-runs into a scratch database that is
+//! dropped afterwards, and real restores under maintenance that swap the
+//! restored database in only after it passed its checks. `run` holds the
+//! steps, `archive` the verification and decryption, `sql` the
+//! server-level SQL, `record` the persisted record and evidence,
+//! `maintenance` the maintenance state, `recovery` the start-up repair.
+
+pub mod archive;
+pub mod files;
+pub mod maintenance;
+pub mod record;
+pub mod recovery;
+pub mod rollback;
+pub mod run;
+pub mod sql;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use berkut_proto::ids::{BackupId, RestoreId};
+use berkut_proto::wire::{BackupStatus, ErrorCode, Failure, RestoreRecord, RestoreStatus};
+use tokio::sync::watch;
+
+use crate::error::OpError;
+use crate::jobs::TaskContext;
+use crate::state::Daemon;
+use crate::tools::{shutdown_error, ChildSlot};
+use record::{SwapPhase, Tracker};
+use run::Params;
+
+/// The restores that are queued or running.
+#[derive(Default)]
+pub struct Restores {
+    active: Mutex<HashMap<RestoreId, Active>>,
+}
+
+struct Active {
+    tracker: Arc<Tracker>,
+    backup_id: BackupId,
+    dry_run: bool,
+}
+
+impl Restores {
+    pub fn watch(&self, id: &RestoreId) -> Option<watch::Receiver<RestoreRecord>> {
+        self.active
+            .lock()
+            .unwrap()
+            .get(id)
+            .map(|a| a.tracker.subscribe())
+    }
+
+    /// Whether a restore is reading this backup (it must not be deleted).
+    pub fn uses_backup(&self, id: &BackupId) -> bool {
+        self.active
+            .lock()
+            .unwrap()
+            .values()
+            .any(|a| &a.backup_id == id)
+    }
+
+    pub fn real_in_progress(&self) -> bool {
+        self.active.lock().unwrap().values().any(|a| !a.dry_run)
+    }
+}
+
+/// Accepts a restore and queues it.
+pub async fn submit(
+    daemon: &Arc<Daemon>,
+    backup_id: BackupId,
+    dry_run: bool,
+    with_globals: bool,
+) -> Result<watch::Receiver<RestoreRecord>, OpError> {
+    let recorded_sha256 = {
+        let cat = daemon.catalogue.lock().unwrap();
+        let entry = cat
+            .get(&backup_id)
+            .ok_or_else(|| OpError::not_found(format!("there is no backup {backup_id}")))?;
+        if entry.state.status() != BackupStatus::Succeeded {
+            return Err(OpError::invalid(format!(
+                "backup {backup_id} did not succeed; there is nothing to restore"
+            )));
+        }
+        // Refused now rather than after maintenance has begun.
+        if with_globals && entry.scope != berkut_proto::manifest::Scope::Full {
+            return Err(OpError::invalid(format!(
+                "backup {backup_id} holds no roles (its scope is {}); leave out with_globals",
+                entry.scope.as_str()
+            )));
+        }
+        entry.archive.as_ref().map(|a| a.sha256.clone())
+    };
+    let now = daemon.now();
+    let restore_id = RestoreId::generate(now);
+    let live = daemon.db.database_name();
+    let suffix = restore_id.suffix().to_owned();
+    let scratch = sql::derived_name(&live, if dry_run { "drill" } else { "new" }, &suffix);
+    let params = Params {
+        restore_id: restore_id.clone(),
+        backup_id: backup_id.clone(),
+        dry_run,
+        with_globals,
+        old: sql::derived_name(&live, "old", &suffix),
+        scratch: scratch.clone(),
+        live: live.clone(),
+        recorded_sha256,
+    };
+    let tracker = {
+        // Checked and registered under one lock, so two real restores
+        // cannot both pass the check.
+        let mut active = daemon.restores.active.lock().unwrap();
+        if !dry_run && active.values().any(|a| !a.dry_run) {
+            return Err(OpError::conflict(
+                "a real restore is already in progress; only one runs at a time",
+            ));
+        }
+        let record = record::new_record(
+            restore_id.clone(),
+            backup_id.clone(),
+            dry_run,
+            with_globals,
+            live,
+            scratch,
+            now,
+        );
+        let tracker = Arc::new(Tracker::create(&daemon.config().state_dir, record)?);
+        active.insert(
+            restore_id.clone(),
+            Active {
+                tracker: Arc::clone(&tracker),
+                backup_id,
+                dry_run,
+            },
+        );
+        tracker
+    };
+    tracing::info!(restore = %restore_id, backup = %params.backup_id, dry_run, "restore queued");
+    let view = tracker.subscribe();
+    let d = Arc::clone(daemon);
+    daemon
+        .jobs
+        .spawn_task(move |ctx| execute(d, tracker, params, ctx));
+    Ok(view)
+}
+
+async fn execute(daemon: Arc<Daemon>, tracker: Arc<Tracker>, p: Params, mut ctx: TaskContext) {
+    let result = match ctx.acquire().await {
+        None => Err(shutdown_error()),
+        Some(_permit) => {
+            tracker.update(|s| {
+                s.record.status = RestoreStatus::Running;
+                s.record.started_at = Some(daemon.now());
+            });
+            let slot = ChildSlot::new();
+            let stopper = {
+                let (slot, cancel) = (Arc::clone(&slot), ctx.cancel.clone());
+                tokio::spawn(async move {
+                    cancel.cancelled().await;
+                    slot.cancel();
+                })
+            };
+            let mut result = run::run(&daemon, &tracker, &p, &slot).await;
+            stopper.abort();
+            if result.is_ok() && slot.is_cancelled() {
+                result = Err(shutdown_error());
+            }
+            result
+        }
+    };
+    finish(&daemon, &tracker, &p, result).await;
+    daemon.restores.active.lock().unwrap().remove(&p.restore_id);
+}
+
+/// Records the outcome. A failed restore leaves the live database as it
+/// was: the scratch database is dropped (unless the swap made it live) and
+/// maintenance is lifted.
+async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Result<(), OpError>) {
+    let now = daemon.now();
+    match result {
+        Ok(()) => {
+            tracing::info!(restore = %p.restore_id, dry_run = p.dry_run, "restore succeeded");
+            tracker.update(|s| {
+                s.record.status = RestoreStatus::Succeeded;
+                s.record.finished_at = Some(now);
+                s.verdict = Some("passed".into());
+            });
+        }
+        Err(e) => {
+            let failure = e.into_failure(&format!("restore {}", p.restore_id));
+            tracing::warn!(restore = %p.restore_id, reason = %failure.reason, "restore failed");
+            tracker.fail_running(now, &failure.reason);
+            if tracker.summary().swap != SwapPhase::Done {
+                drop_scratch(daemon, p).await;
+                files::remove_staged(&files::staging(
+                    &daemon.config().file_roots,
+                    p.restore_id.suffix(),
+                ));
+            }
+            tracker.update(|s| {
+                s.record.status = RestoreStatus::Failed;
+                s.record.finished_at = Some(now);
+                s.record.failure = Some(failure);
+                s.verdict = Some("failed".into());
+            });
+        }
+    }
+    if tracker.summary().maintenance {
+        if let Err(e) = daemon.maintenance.end() {
+            tracing::error!(error = %e, "maintenance could not be lifted");
+        }
+    }
+}
+
+async fn drop_scratch(daemon: &Daemon, p: &Params) {
+    let target = if p.dry_run {
+        daemon.drill_db.clone().unwrap_or_else(|| daemon.db.clone())
+    } else {
+        daemon.db.clone()
+    };
+    match sql::Admin::connect(&target).await {
+        Ok(admin) => {
+            if let Err(e) = admin.drop(&p.scratch).await {
+                tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped");
+            }
+        }
+        Err(e) => {
+            tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped")
+        }
+    }
+}
+
+/// The failure recorded for a restore the daemon did not see to its end.
+pub fn interrupted() -> Failure {
+    Failure {
+        code: ErrorCode::Unavailable,
+        reason: "interrupted: the daemon stopped while the restore ran".into(),
+    }
+}

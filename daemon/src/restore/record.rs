@@ -1,0 +1,355 @@
+//! A restore's record and evidence, kept under
+//! `<state_dir>/restores/<restore id>/`: `summary.json` (the record with its
+//! steps, the digests checked, the counts expected and found, the verdict,
+//! and how far the swap got) rewritten atomically at every step, and one raw
+//! log per step under `logs/`. The `Tracker` is the only writer; watchers
+//! of the restore get each change through a watch channel.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use berkut_proto::ids::RestoreId;
+use berkut_proto::wire::{
+    CountCheck, DigestCheck, Evidence, RestoreRecord, RestoreStatus, StepLog, StepState,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::error::OpError;
+
+pub const SUMMARY_VERSION: u32 = 1;
+
+/// The steps of every restore, in order.
+pub const STEPS: [&str; 12] = [
+    "verify",
+    "decrypt",
+    "inspect",
+    "globals",
+    "create_database",
+    "pre_data",
+    "data",
+    "post_data",
+    "files",
+    "smoke_checks",
+    "swap",
+    "cleanup",
+];
+
+/// How far a real restore's swap of database names got: what start-up
+/// recovery needs to know to put things right after a crash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwapPhase {
+    /// The live database was never touched.
+    #[default]
+    NotStarted,
+    /// Connections to the live database were being refused and its name
+    /// changed: it may be under either name.
+    Started,
+    /// The restored database carries the live name; the old one is kept.
+    Done,
+}
+
+/// `summary.json`: persisted state, versioned, with a fixture in the tests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub summary_version: u32,
+    pub record: RestoreRecord,
+    #[serde(default)]
+    pub archive_sha256: Option<String>,
+    #[serde(default)]
+    pub digests: Vec<DigestCheck>,
+    #[serde(default)]
+    pub counts: Vec<CountCheck>,
+    #[serde(default)]
+    pub verdict: Option<String>,
+    #[serde(default)]
+    pub swap: SwapPhase,
+    /// Whether this restore turned maintenance on.
+    #[serde(default)]
+    pub maintenance: bool,
+}
+
+/// The directory of all restores' evidence.
+pub fn restores_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("restores")
+}
+
+pub struct Tracker {
+    dir: PathBuf,
+    summary: Mutex<Summary>,
+    view: watch::Sender<RestoreRecord>,
+}
+
+impl Tracker {
+    /// Creates the evidence directory and the first summary.
+    pub fn create(state_dir: &Path, record: RestoreRecord) -> Result<Tracker, OpError> {
+        let dir = restores_dir(state_dir).join(record.restore_id.as_str());
+        std::fs::create_dir_all(dir.join("logs")).map_err(|e| {
+            OpError::unavailable("the restore's evidence directory could not be made")
+                .with_detail(e)
+        })?;
+        let summary = Summary {
+            summary_version: SUMMARY_VERSION,
+            record: record.clone(),
+            archive_sha256: None,
+            digests: Vec::new(),
+            counts: Vec::new(),
+            verdict: None,
+            swap: SwapPhase::NotStarted,
+            maintenance: false,
+        };
+        let tracker = Tracker {
+            dir,
+            summary: Mutex::new(summary),
+            view: watch::Sender::new(record),
+        };
+        tracker.persist()?;
+        Ok(tracker)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<RestoreRecord> {
+        self.view.subscribe()
+    }
+
+    pub fn record(&self) -> RestoreRecord {
+        self.summary.lock().unwrap().record.clone()
+    }
+
+    pub fn summary(&self) -> Summary {
+        self.summary.lock().unwrap().clone()
+    }
+
+    /// Changes the summary, writes it, and tells watchers.
+    pub fn update<T>(&self, change: impl FnOnce(&mut Summary) -> T) -> T {
+        let (out, record) = {
+            let mut summary = self.summary.lock().unwrap();
+            let out = change(&mut summary);
+            (out, summary.record.clone())
+        };
+        if let Err(e) = self.persist() {
+            tracing::error!(error = %e, restore = %record.restore_id, "the restore's summary could not be written");
+        }
+        self.view.send_replace(record);
+        out
+    }
+
+    /// Changes only what watchers see (progress counters), without a write.
+    pub fn progress(&self, step: &str, done: u64, total: Option<u64>) {
+        let record = {
+            let mut summary = self.summary.lock().unwrap();
+            if let Some(s) = summary.record.steps.iter_mut().find(|s| s.name == step) {
+                s.done = Some(done);
+                if total.is_some() {
+                    s.total = total;
+                }
+            }
+            summary.record.clone()
+        };
+        self.view.send_replace(record);
+    }
+
+    pub fn begin(&self, step: &str, now: OffsetDateTime) {
+        self.set_step(step, StepState::Running, now, None);
+    }
+
+    pub fn finish(&self, step: &str, now: OffsetDateTime, detail: impl Into<String>) {
+        self.set_step(step, StepState::Done, now, Some(detail.into()));
+    }
+
+    pub fn skip(&self, step: &str, detail: impl Into<String>) {
+        self.update(|s| {
+            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step) {
+                st.state = StepState::Skipped;
+                st.detail = Some(detail.into());
+            }
+        });
+    }
+
+    /// Marks the running step failed (if any) with `detail`.
+    pub fn fail_running(&self, now: OffsetDateTime, detail: &str) {
+        self.update(|s| {
+            for st in s
+                .record
+                .steps
+                .iter_mut()
+                .filter(|st| st.state == StepState::Running)
+            {
+                st.state = StepState::Failed;
+                st.finished_at = Some(now);
+                st.detail = Some(detail.to_owned());
+            }
+        });
+    }
+
+    fn set_step(&self, step: &str, state: StepState, now: OffsetDateTime, detail: Option<String>) {
+        self.update(|s| {
+            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step) {
+                match state {
+                    StepState::Running => st.started_at = Some(now),
+                    _ => st.finished_at = Some(now),
+                }
+                st.state = state;
+                if detail.is_some() {
+                    st.detail = detail;
+                }
+            }
+        });
+    }
+
+    /// The raw log of a step, appended to.
+    pub fn log(&self, step: &str) -> StepLogFile {
+        let index = STEPS.iter().position(|s| *s == step).unwrap_or(99);
+        let path = self.dir.join("logs").join(format!("{index:02}-{step}.log"));
+        StepLogFile(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok(),
+        )
+    }
+
+    fn persist(&self) -> Result<(), OpError> {
+        let text = {
+            let summary = self.summary.lock().unwrap();
+            let mut text =
+                serde_json::to_vec_pretty(&*summary).expect("a summary always serialises");
+            text.push(b'\n');
+            text
+        };
+        crate::store::write_atomically(&self.dir.join("summary.json"), &text).map_err(|e| {
+            OpError::unavailable("the restore's summary could not be written").with_detail(e)
+        })
+    }
+}
+
+/// A step's raw log. Writing to it never fails a restore: evidence that
+/// cannot be written is logged, not fatal.
+pub struct StepLogFile(Option<std::fs::File>);
+
+impl StepLogFile {
+    pub fn line(&mut self, text: &str) {
+        if let Some(f) = &mut self.0 {
+            let _ = writeln!(f, "{text}");
+        }
+    }
+}
+
+/// Reads a restore's summary from disk.
+pub fn load(state_dir: &Path, id: &RestoreId) -> Option<Summary> {
+    let path = restores_dir(state_dir)
+        .join(id.as_str())
+        .join("summary.json");
+    let text = std::fs::read(path).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Writes a summary back (for start-up recovery and later operations on a
+/// finished restore).
+pub fn store(state_dir: &Path, summary: &Summary) -> Result<(), OpError> {
+    let path = restores_dir(state_dir)
+        .join(summary.record.restore_id.as_str())
+        .join("summary.json");
+    let mut text = serde_json::to_vec_pretty(summary).expect("a summary always serialises");
+    text.push(b'\n');
+    crate::store::write_atomically(&path, &text).map_err(|e| {
+        OpError::unavailable("the restore's summary could not be written").with_detail(e)
+    })
+}
+
+/// Every restore's summary, oldest first.
+pub fn load_all(state_dir: &Path) -> Vec<Summary> {
+    let Ok(entries) = std::fs::read_dir(restores_dir(state_dir)) else {
+        return Vec::new();
+    };
+    let mut all: Vec<Summary> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.parse::<RestoreId>().ok())
+        })
+        .filter_map(|id| load(state_dir, &id))
+        .collect();
+    all.sort_by(|a, b| a.record.restore_id.cmp(&b.record.restore_id));
+    all
+}
+
+/// The evidence of a restore: its summary and the tail of each step log.
+pub fn evidence(state_dir: &Path, id: &RestoreId) -> Option<Evidence> {
+    let summary = load(state_dir, id)?;
+    let logs_dir = restores_dir(state_dir).join(id.as_str()).join("logs");
+    let mut names: Vec<String> = std::fs::read_dir(&logs_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let logs = names
+        .into_iter()
+        .filter_map(|name| {
+            let text = std::fs::read(logs_dir.join(&name)).ok()?;
+            let tail = &text[text.len().saturating_sub(64 * 1024)..];
+            let step = name
+                .trim_end_matches(".log")
+                .split_once('-')
+                .map(|(_, s)| s.to_owned())
+                .unwrap_or(name);
+            Some(StepLog {
+                step,
+                text: String::from_utf8_lossy(tail).into_owned(),
+            })
+        })
+        .collect();
+    Some(Evidence {
+        record: summary.record,
+        archive_sha256: summary.archive_sha256,
+        digests: summary.digests,
+        counts: summary.counts,
+        verdict: summary.verdict,
+        logs,
+    })
+}
+
+/// A new record with every step pending.
+pub fn new_record(
+    restore_id: RestoreId,
+    backup_id: berkut_proto::ids::BackupId,
+    dry_run: bool,
+    with_globals: bool,
+    database: String,
+    scratch: String,
+    now: OffsetDateTime,
+) -> RestoreRecord {
+    RestoreRecord {
+        restore_id,
+        backup_id,
+        dry_run,
+        with_globals,
+        status: RestoreStatus::Queued,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        database,
+        scratch_database: scratch,
+        rollback_database: None,
+        steps: STEPS
+            .iter()
+            .map(|name| berkut_proto::wire::RestoreStep {
+                name: (*name).to_owned(),
+                state: StepState::Pending,
+                started_at: None,
+                finished_at: None,
+                done: None,
+                total: None,
+                detail: None,
+            })
+            .collect(),
+        failure: None,
+    }
+}

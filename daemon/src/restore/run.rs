@@ -1,0 +1,462 @@
+//! The steps of one restore, in order. Everything that could refuse the
+//! archive (verify, decrypt, inspect) runs before anything is touched:
+//! maintenance, the scratch database and the live one. The dump is restored
+//! into a scratch database beside the live one, section by section, checked,
+//! and only then, for a real restore, swapped in by renaming.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use berkut_proto::ids::{BackupId, RestoreId};
+use berkut_proto::wire::CountCheck;
+
+use super::archive::{self, Decrypted};
+use super::files;
+use super::record::{SwapPhase, Tracker};
+use super::sql::{self, Admin};
+use crate::db::{tool_env, Db};
+use crate::error::OpError;
+use crate::state::Daemon;
+use crate::tools::{self, ChildSlot};
+
+/// What a restore was asked to do, decided when it was accepted.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub restore_id: RestoreId,
+    pub backup_id: BackupId,
+    pub dry_run: bool,
+    pub with_globals: bool,
+    /// The live database's name.
+    pub live: String,
+    pub scratch: String,
+    /// The name the live database is kept under after the swap.
+    pub old: String,
+    /// The archive's sha256 as the catalogue recorded it.
+    pub recorded_sha256: Option<String>,
+}
+
+/// Runs every step; returns when the restore succeeded, or with the first
+/// error (the caller cleans up).
+pub async fn run(
+    daemon: &Arc<Daemon>,
+    tracker: &Arc<Tracker>,
+    p: &Params,
+    slot: &Arc<ChildSlot>,
+) -> Result<(), OpError> {
+    let target: Db = if p.dry_run {
+        daemon.drill_db.clone().unwrap_or_else(|| daemon.db.clone())
+    } else {
+        daemon.db.clone()
+    };
+    let archive_path = daemon.store.archive_path(&p.backup_id);
+
+    tracker.begin("verify", daemon.now());
+    let verified = {
+        let (d, path, sha) = (
+            Arc::clone(daemon),
+            archive_path.clone(),
+            p.recorded_sha256.clone(),
+        );
+        blocking(move || archive::verify(&path, &d.config().keyring, sha.as_deref())).await?
+    };
+    tracker.update(|s| {
+        s.archive_sha256 = Some(verified.sha256.clone());
+        s.digests = verified.digests.clone();
+    });
+    let mut log = tracker.log("verify");
+    for d in &verified.digests {
+        log.line(&format!(
+            "{} expected {} found {}",
+            d.part, d.expected, d.found
+        ));
+    }
+    log.line(&format!("archive sha256 {}", verified.sha256));
+    tracker.finish(
+        "verify",
+        daemon.now(),
+        format!(
+            "{} parts authenticated; every digest matches the manifest",
+            verified.digests.len()
+        ),
+    );
+    let manifest = verified.manifest;
+
+    tracker.begin("decrypt", daemon.now());
+    let dump_size = manifest
+        .part(berkut_proto::manifest::PartKind::Dump)
+        .map(|p| p.size);
+    let decrypted: Decrypted = {
+        let (d, path, m, t, name) = (
+            Arc::clone(daemon),
+            archive_path.clone(),
+            manifest.clone(),
+            Arc::clone(tracker),
+            p.restore_id.to_string(),
+        );
+        let tmp = tmp_root(&daemon.config().state_dir);
+        blocking(move || {
+            archive::decrypt(&path, &d.config().keyring, &m, &tmp, &name, |n| {
+                t.progress("decrypt", n, dump_size)
+            })
+        })
+        .await?
+    };
+    tracker.finish(
+        "decrypt",
+        daemon.now(),
+        "the dump is in a private temporary file until the restore ends",
+    );
+
+    tracker.begin("inspect", daemon.now());
+    let listing = pg_restore_list(daemon, &decrypted.dump.path, slot).await?;
+    let data_entries = listing
+        .lines()
+        .filter(|l| l.contains(" TABLE DATA "))
+        .count() as u64;
+    tracker.log("inspect").line(&listing);
+    tracker.finish(
+        "inspect",
+        daemon.now(),
+        format!(
+            "pg_restore reads the dump: {} entries, {data_entries} with table data",
+            listing.lines().filter(|l| !l.starts_with(';')).count()
+        ),
+    );
+
+    if !p.dry_run {
+        daemon.maintenance.begin(
+            &p.restore_id,
+            &format!("restoring backup {} into {}", p.backup_id, p.live),
+            daemon.now(),
+        )?;
+        tracker.update(|s| s.maintenance = true);
+    }
+
+    match (&decrypted.globals, p.with_globals) {
+        (Some(globals), true) => {
+            tracker.begin("globals", daemon.now());
+            let applied = apply_globals(daemon, &target, tracker, globals, slot).await?;
+            tracker.finish("globals", daemon.now(), applied);
+        }
+        (None, true) => {
+            return Err(OpError::invalid(
+                "the backup holds no globals (its scope is not full)",
+            ))
+        }
+        _ => tracker.skip("globals", "not asked for"),
+    }
+
+    tracker.begin("create_database", daemon.now());
+    let admin = Admin::connect(&target).await?;
+    admin.create_like(&p.scratch, &p.live).await?;
+    tracker.finish(
+        "create_database",
+        daemon.now(),
+        format!("created {}", p.scratch),
+    );
+
+    for (step, section, parallel) in [
+        ("pre_data", "pre-data", false),
+        ("data", "data", true),
+        ("post_data", "post-data", true),
+    ] {
+        tracker.begin(step, daemon.now());
+        let total = (step == "data").then_some(data_entries);
+        restore_section(
+            daemon,
+            &target,
+            tracker,
+            p,
+            &decrypted.dump.path,
+            step,
+            section,
+            parallel,
+            total,
+            slot,
+        )
+        .await?;
+        tracker.finish(
+            step,
+            daemon.now(),
+            format!("pg_restore --section={section} finished"),
+        );
+    }
+
+    let has_files = manifest
+        .part(berkut_proto::manifest::PartKind::Files)
+        .is_some();
+    let staged = files::staging(&daemon.config().file_roots, p.restore_id.suffix());
+    if has_files {
+        tracker.begin("files", daemon.now());
+        let dry_dir = p
+            .dry_run
+            .then(|| decrypted.dump.path.with_file_name("files"));
+        let (d, path, m, st) = (
+            Arc::clone(daemon),
+            archive_path.clone(),
+            manifest.clone(),
+            staged.clone(),
+        );
+        let count = blocking(move || {
+            files::unpack(&path, &d.config().keyring, &m, &st, dry_dir.as_deref())
+        })
+        .await?;
+        let where_to = if p.dry_run {
+            "into a temporary directory"
+        } else {
+            "beside the live roots"
+        };
+        tracker.finish(
+            "files",
+            daemon.now(),
+            format!("{count} entries unpacked {where_to}"),
+        );
+    } else {
+        tracker.skip("files", "the backup holds no files");
+    }
+
+    tracker.begin("smoke_checks", daemon.now());
+    let counts = smoke_checks(&target, &p.scratch, &manifest, &listing).await?;
+    let bad: Vec<&CountCheck> = counts
+        .iter()
+        .filter(|c| c.found.is_none() || (c.expected.is_some() && c.expected != c.found))
+        .collect();
+    let mut log = tracker.log("smoke_checks");
+    for c in &counts {
+        log.line(&format!(
+            "{}.{} expected {:?} found {:?}",
+            c.schema, c.table, c.expected, c.found
+        ));
+    }
+    let summary = format!("{} tables checked, {} differ", counts.len(), bad.len());
+    tracker.update(|s| s.counts = counts.clone());
+    if !bad.is_empty() {
+        let first = bad[0];
+        return Err(OpError::new(
+            berkut_proto::wire::ErrorCode::Internal,
+            format!(
+                "smoke checks failed: {summary} (first: {}.{} expected {:?} found {:?})",
+                first.schema, first.table, first.expected, first.found
+            ),
+        ));
+    }
+    tracker.finish("smoke_checks", daemon.now(), summary);
+
+    if p.dry_run {
+        tracker.skip("swap", "a dry-run never touches the live database");
+    } else {
+        tracker.begin("swap", daemon.now());
+        tracker.update(|s| s.swap = SwapPhase::Started);
+        let (ended, kept) = admin.swap(&p.live, &p.scratch, &p.old).await?;
+        tracker.update(|s| {
+            s.swap = SwapPhase::Done;
+            s.record.rollback_database = kept.then(|| p.old.clone());
+        });
+        let detail = if kept {
+            format!("{} is now the restored database; sessions ended: {ended}; the old one is kept as {}", p.live, p.old)
+        } else {
+            format!(
+                "{} is now the restored database (there was none before)",
+                p.live
+            )
+        };
+        if has_files {
+            files::swap(&staged)?;
+        }
+        tracker.finish("swap", daemon.now(), detail);
+    }
+
+    tracker.begin("cleanup", daemon.now());
+    drop(decrypted);
+    if p.dry_run {
+        admin.drop(&p.scratch).await?;
+        tracker.finish(
+            "cleanup",
+            daemon.now(),
+            format!("dropped {} and the decrypted dump", p.scratch),
+        );
+    } else {
+        tracker.finish("cleanup", daemon.now(), "removed the decrypted dump");
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, OpError> + Send + 'static,
+) -> Result<T, OpError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(OpError::internal(format!("restore step panicked: {e}"))))
+}
+
+fn tool(bin: &std::path::Path, db: &Db, dbname: &str) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env_remove("PGPASSFILE");
+    for (k, v) in tool_env(db.config(), dbname) {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+async fn pg_restore_list(
+    daemon: &Arc<Daemon>,
+    dump: &std::path::Path,
+    slot: &Arc<ChildSlot>,
+) -> Result<String, OpError> {
+    let mut cmd = Command::new(&daemon.config().pg_restore_bin);
+    cmd.arg("--list").arg(dump);
+    let slot = Arc::clone(slot);
+    blocking(move || {
+        let mut out = Vec::new();
+        let (output, pumped) = tools::run_streaming(
+            cmd,
+            &slot,
+            |stdout| std::io::Read::read_to_end(stdout, &mut out).map(|_| ()),
+            |_| {},
+        )?;
+        output.check("pg_restore --list", &slot)?;
+        pumped.map_err(|e| OpError::internal(format!("reading pg_restore --list: {e}")))?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    })
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn restore_section(
+    daemon: &Arc<Daemon>,
+    target: &Db,
+    tracker: &Arc<Tracker>,
+    p: &Params,
+    dump: &std::path::Path,
+    step: &'static str,
+    section: &str,
+    parallel: bool,
+    total: Option<u64>,
+    slot: &Arc<ChildSlot>,
+) -> Result<(), OpError> {
+    let mut cmd = tool(&daemon.config().pg_restore_bin, target, &p.scratch);
+    cmd.args(["--exit-on-error", "--verbose", "--no-password"])
+        .arg(format!("--section={section}"))
+        .arg(format!("--dbname={}", p.scratch));
+    if parallel && daemon.config().restore_jobs > 1 {
+        cmd.arg(format!("--jobs={}", daemon.config().restore_jobs));
+    }
+    cmd.arg(dump);
+    let (slot, tracker) = (Arc::clone(slot), Arc::clone(tracker));
+    blocking(move || {
+        let mut log = tracker.log(step);
+        let mut done = 0u64;
+        let (output, _) = tools::run_streaming(
+            cmd,
+            &slot,
+            |stdout| std::io::copy(stdout, &mut std::io::sink()).map(|_| ()),
+            |line| {
+                if line.contains("processing data for table") {
+                    done += 1;
+                    tracker.progress(step, done, total);
+                }
+                log.line(line);
+            },
+        )?;
+        output.check("pg_restore", &slot)
+    })
+    .await
+}
+
+/// Applies the archived roles and tablespaces, tolerating the ones that
+/// already exist (a restore into the same cluster); any other error fails.
+async fn apply_globals(
+    daemon: &Arc<Daemon>,
+    target: &Db,
+    tracker: &Arc<Tracker>,
+    globals: &[u8],
+    slot: &Arc<ChildSlot>,
+) -> Result<String, OpError> {
+    let mut cmd = tool(&daemon.config().psql_bin, target, "postgres");
+    cmd.args([
+        "-X",
+        "-q",
+        "--no-password",
+        "-v",
+        "ON_ERROR_STOP=0",
+        "-f",
+        "-",
+    ]);
+    let (slot, tracker, globals) = (Arc::clone(slot), Arc::clone(tracker), globals.to_vec());
+    blocking(move || {
+        let mut log = tracker.log("globals");
+        let mut existing = 0u32;
+        let mut other: Vec<String> = Vec::new();
+        let output = tools::run_with_input(cmd, &slot, &globals, |line| {
+            log.line(line);
+            if line.contains("ERROR:") {
+                if line.contains("already exists") {
+                    existing += 1;
+                } else {
+                    other.push(line.to_owned());
+                }
+            }
+        })?;
+        output.check("psql", &slot)?;
+        if let Some(first) = other.first() {
+            return Err(OpError::new(
+                berkut_proto::wire::ErrorCode::Internal,
+                format!(
+                    "applying the archived roles failed ({} errors)",
+                    other.len()
+                ),
+            )
+            .with_detail(first));
+        }
+        Ok(format!(
+            "roles and tablespaces applied; {existing} already existed"
+        ))
+    })
+    .await
+}
+
+/// The tables to check: from the manifest's counts when the backup took
+/// them, else every table in the dump's listing (existence only).
+async fn smoke_checks(
+    target: &Db,
+    scratch: &str,
+    manifest: &berkut_proto::manifest::Manifest,
+    listing: &str,
+) -> Result<Vec<CountCheck>, OpError> {
+    let expected: Vec<(String, String, Option<i64>)> = match &manifest.tables {
+        Some(tables) => tables
+            .iter()
+            .map(|t| (t.schema.clone(), t.table.clone(), Some(t.rows)))
+            .collect(),
+        None => listing
+            .lines()
+            .filter(|l| !l.starts_with(';'))
+            .filter_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                (words.len() >= 6 && words[3] == "TABLE" && words[4] != "DATA")
+                    .then(|| (words[4].to_owned(), words[5].to_owned(), None))
+            })
+            .collect(),
+    };
+    let names: Vec<(String, String)> = expected
+        .iter()
+        .map(|(s, t, _)| (s.clone(), t.clone()))
+        .collect();
+    let found = sql::count_rows(target, scratch, &names).await?;
+    Ok(expected
+        .into_iter()
+        .zip(found)
+        .map(|((schema, table, expected), found)| CountCheck {
+            schema,
+            table,
+            expected,
+            found,
+        })
+        .collect())
+}
+
+/// Where decrypted dumps live while a restore needs them.
+pub fn tmp_root(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("tmp")
+}

@@ -1,0 +1,116 @@
+//! `backup_download`: the bytes are the stored archive's; concurrent
+//! downloads are fine; a backup being downloaded cannot be deleted.
+
+use berkut_proto::manifest::Scope;
+use berkut_proto::wire::{ClientMessage, ErrorCode, Operation, Reply, ServerMessage};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::*;
+
+/// A cluster whose `app` database dumps to tens of megabytes that do not
+/// compress (random-looking bytes), so a download takes a while.
+fn bulky_cluster() -> berkut_testkit::PgCluster {
+    let pg = small_cluster();
+    pg.psql("app", "CREATE TABLE blob (id int, b bytea); INSERT INTO blob SELECT g, decode(md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) || md5((g * 17)::text), 'hex') FROM generate_series(1, 500000) g;").unwrap();
+    pg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_is_the_stored_archive() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+    let mut client = daemon.client().await;
+    let record = backup_now(&mut client, Scope::Full).await;
+    let mut got = Vec::new();
+    let mut offsets = Vec::new();
+    let (size, sha256) = client
+        .download(record.id.clone(), |offset, data| {
+            offsets.push(offset);
+            got.extend_from_slice(data);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        std::fs::read(daemon.archive_path(record.id.as_str())).unwrap()
+    );
+    assert_eq!(Some(size), record.size_bytes);
+    assert_eq!(Some(&sha256), record.sha256.as_ref());
+    assert_eq!(hex::encode(Sha256::digest(&got)), sha256);
+    assert_eq!(offsets[0], 0);
+
+    let missing = client
+        .download("20000101T000000Z-00000000".parse().unwrap(), |_, _| Ok(()))
+        .await;
+    assert!(
+        matches!(missing, Err(berkut_proto::wire::ClientError::Server(ref e)) if e.code == ErrorCode::NotFound),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_being_downloaded_cannot_be_deleted_but_can_be_downloaded_again() {
+    let pg = bulky_cluster();
+    let daemon = daemon_for(&pg).start();
+    let mut client = daemon.client().await;
+    let record = backup_now(&mut client, Scope::Database).await;
+    assert!(
+        record.size_bytes.unwrap() > 28 << 20,
+        "the archive is too small to stall a download: {:?}",
+        record.size_bytes
+    );
+
+    // A client that asks for the archive and then stops reading holds the
+    // download open.
+    let mut stalled = daemon.client().await.into_connection();
+    stalled
+        .write_message(&ClientMessage::Request {
+            id: 1,
+            op: Operation::BackupDownload {
+                id: record.id.clone(),
+            },
+        })
+        .await
+        .unwrap();
+    let first = stalled.read_message::<ServerMessage>().await.unwrap();
+    assert!(
+        matches!(first, Some(ServerMessage::Data { offset: 0, .. })),
+        "{first:?}"
+    );
+
+    let mut other = daemon.client().await;
+    let mut size = 0u64;
+    let (total, _) = other
+        .download(record.id.clone(), |_, d| {
+            size += d.len() as u64;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(size, total, "a second download runs beside the first");
+
+    let err = server_error(
+        client
+            .call(Operation::BackupDelete {
+                id: record.id.clone(),
+            })
+            .await,
+    );
+    assert_eq!(err.code, ErrorCode::Conflict, "{err:?}");
+    assert!(err.message.contains("downloaded"));
+
+    drop(stalled);
+    berkut_testkit::wait_for_async("the stalled download to end", LONG, || async {
+        let mut c = daemon.client().await;
+        matches!(
+            c.call(Operation::BackupDelete {
+                id: record.id.clone()
+            })
+            .await,
+            Ok(Reply::Deleted { .. })
+        )
+        .then_some(())
+    })
+    .await;
+}

@@ -1,0 +1,399 @@
+//! Restores against real clusters: dry-runs that prove a backup and leave
+//! the database as it was, real restores that bring back exactly the state
+//! at backup time, rollback and cleanup, and the evidence kept.
+
+use berkut_proto::ids::{BackupId, RestoreId};
+use berkut_proto::manifest::Scope;
+use berkut_proto::wire::{ClientError, Operation, Reply, RestoreRecord, RestoreStatus, StepState};
+use berkut_testkit::{fingerprint, Daemon, PgCluster};
+
+use crate::helpers::*;
+
+pub fn restore_op(backup_id: &BackupId, dry_run: bool, wait: bool) -> Operation {
+    Operation::RestoreStart {
+        backup_id: backup_id.clone(),
+        dry_run,
+        with_globals: false,
+        wait,
+    }
+}
+
+pub fn restored(reply: Result<Reply, ClientError>) -> RestoreRecord {
+    match reply {
+        Ok(Reply::Restore { restore }) => restore,
+        other => panic!("expected a restore record, got {other:?}"),
+    }
+}
+
+/// The databases of a cluster, sorted.
+pub fn databases(pg: &PgCluster) -> Vec<String> {
+    let out = pg
+        .psql(
+            "postgres",
+            "SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1",
+        )
+        .unwrap();
+    out.lines().map(str::to_owned).collect()
+}
+
+pub fn step_states(r: &RestoreRecord) -> Vec<(String, StepState)> {
+    r.steps.iter().map(|s| (s.name.clone(), s.state)).collect()
+}
+
+/// The directory holding decrypted dumps while restores run.
+pub fn tmp_dir_is_empty(daemon: &Daemon) -> bool {
+    let tmp = daemon.state_dir.join("tmp");
+    std::fs::read_dir(&tmp)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_proves_the_backup_and_changes_nothing() {
+    let pg = rich_cluster();
+    let daemon = daemon_for(&pg).start();
+    let mut client = daemon.client().await;
+    let backup = backup_now(&mut client, Scope::Full).await;
+    let before = fingerprint(&pg, "app").unwrap();
+    let dbs_before = databases(&pg);
+
+    let mut seen = Vec::new();
+    let record = restored(
+        client
+            .call_streaming(restore_op(&backup.id, true, true), |m| seen.push(m.clone()))
+            .await,
+    );
+    assert_eq!(record.status, RestoreStatus::Succeeded, "{record:#?}");
+    assert!(record.dry_run);
+    assert!(!seen.is_empty(), "the restore's progress was streamed");
+    let states = step_states(&record);
+    for (name, state) in &states {
+        let expected = if ["swap", "globals", "files"].contains(&name.as_str()) {
+            StepState::Skipped
+        } else {
+            StepState::Done
+        };
+        assert_eq!(*state, expected, "{name}: {states:?}");
+    }
+    for step in record.steps.iter().filter(|s| s.state == StepState::Done) {
+        assert!(step.started_at.unwrap() <= step.finished_at.unwrap());
+    }
+
+    assert_eq!(
+        fingerprint(&pg, "app").unwrap().differences(&before),
+        Vec::<String>::new(),
+        "the dry-run changed the live database"
+    );
+    assert_eq!(
+        databases(&pg),
+        dbs_before,
+        "the scratch database was left behind"
+    );
+    assert!(
+        tmp_dir_is_empty(&daemon),
+        "the decrypted dump was left behind"
+    );
+
+    let Ok(Reply::Evidence { evidence }) = client
+        .call(Operation::RestoreEvidence {
+            restore_id: record.restore_id.clone(),
+        })
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(evidence.verdict.as_deref(), Some("passed"));
+    assert_eq!(evidence.archive_sha256, backup.sha256);
+    assert!(evidence.digests.len() >= 3 && evidence.digests.iter().all(|d| d.expected == d.found));
+    assert!(evidence.counts.len() > 10);
+    assert!(
+        evidence
+            .counts
+            .iter()
+            .all(|c| c.expected.is_some() && c.expected == c.found),
+        "{:?}",
+        evidence.counts
+    );
+    let data_log = &evidence
+        .logs
+        .iter()
+        .find(|l| l.step == "data")
+        .expect("a data log")
+        .text;
+    assert!(data_log.contains("processing data for table"), "{data_log}");
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            daemon
+                .state_dir
+                .join("restores")
+                .join(record.restore_id.as_str())
+                .join("summary.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["record"]["backup_id"], backup.id.as_str());
+    assert_eq!(summary["verdict"], "passed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_restore_brings_back_the_state_at_backup_time() {
+    let pg = rich_cluster();
+    let daemon = daemon_for(&pg).start();
+    let mut client = daemon.client().await;
+    let backup = backup_now(&mut client, Scope::Full).await;
+    let at_backup = fingerprint(&pg, "app").unwrap();
+
+    // Life goes on, and goes wrong: rows deleted, a table dropped, a large
+    // object unlinked.
+    let big = at_backup
+        .tables
+        .iter()
+        .max_by_key(|(_, t)| t.rows)
+        .map(|(name, _)| name.clone())
+        .unwrap();
+    let (schema, table) = big.split_once('.').unwrap();
+    let victim = at_backup
+        .tables
+        .keys()
+        .find(|n| **n != big && !n.contains("_p") && n.starts_with("public."))
+        .cloned();
+    let lo = *at_backup.large_objects.keys().next().unwrap();
+    let mut sql = format!(
+        "TRUNCATE {}.{} CASCADE;",
+        berkut_testkit::quote_ident(schema),
+        berkut_testkit::quote_ident(table)
+    );
+    if let Some(v) = &victim {
+        let (s, t) = v.split_once('.').unwrap();
+        sql.push_str(&format!(
+            "DROP TABLE {}.{} CASCADE;",
+            berkut_testkit::quote_ident(s),
+            berkut_testkit::quote_ident(t)
+        ));
+    }
+    sql.push_str(&format!("SELECT lo_unlink({lo});"));
+    pg.psql("app", &sql).unwrap();
+    let changed = fingerprint(&pg, "app").unwrap();
+    assert!(!changed.differences(&at_backup).is_empty());
+
+    let record = restored(client.call(restore_op(&backup.id, false, true)).await);
+    assert_eq!(record.status, RestoreStatus::Succeeded, "{record:#?}");
+    assert_eq!(record.step("swap").unwrap().state, StepState::Done);
+    assert_eq!(
+        fingerprint(&pg, "app").unwrap().differences(&at_backup),
+        Vec::<String>::new(),
+        "the restore is not faithful"
+    );
+    let kept = record
+        .rollback_database
+        .clone()
+        .expect("the old database is kept");
+    assert!(databases(&pg).contains(&kept));
+    assert!(tmp_dir_is_empty(&daemon));
+    let Ok(Reply::Maintenance { maintenance }) = client.call(Operation::MaintenanceStatus).await
+    else {
+        panic!()
+    };
+    assert!(
+        !maintenance.active,
+        "maintenance is lifted when the restore ends"
+    );
+
+    // Rollback puts the pre-restore database back.
+    let rolled = restored(
+        client
+            .call(Operation::RestoreRollback {
+                restore_id: record.restore_id.clone(),
+            })
+            .await,
+    );
+    assert_eq!(
+        fingerprint(&pg, "app").unwrap().differences(&changed),
+        Vec::<String>::new(),
+        "rollback did not bring back the old database"
+    );
+    assert_eq!(
+        rolled.status,
+        RestoreStatus::Succeeded,
+        "a rollback does not rewrite the restore's outcome"
+    );
+    let again = server_error(
+        client
+            .call(Operation::RestoreRollback {
+                restore_id: record.restore_id.clone(),
+            })
+            .await,
+    );
+    assert_eq!(
+        again.code,
+        berkut_proto::wire::ErrorCode::Invalid,
+        "{again:?}"
+    );
+    let aside = rolled
+        .rollback_database
+        .clone()
+        .expect("the restored database is kept aside");
+    assert!(databases(&pg).contains(&aside));
+    // Cleanup drops what was kept aside.
+    let cleaned = restored(
+        client
+            .call(Operation::RestoreCleanup {
+                restore_id: record.restore_id.clone(),
+            })
+            .await,
+    );
+    assert_eq!(cleaned.rollback_database, None);
+    assert!(!databases(&pg).contains(&aside));
+    assert_eq!(
+        databases(&pg)
+            .iter()
+            .filter(|d| d.contains("berkut"))
+            .count(),
+        0,
+        "{:?}",
+        databases(&pg)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_for_restores_are_refused() {
+    let pg = small_cluster();
+    let bin = berkut_testkit::temp_dir("fake-");
+    let fake = berkut_testkit::fake_pg_dump(bin.path(), "pg_dump", "exit 1");
+    let daemon = daemon_for(&pg).pg_dump(&fake).start();
+    let mut client = daemon.client().await;
+    let failed = backup_now(&mut client, Scope::Database).await;
+    let err = server_error(client.call(restore_op(&failed.id, true, false)).await);
+    assert_eq!(err.code, berkut_proto::wire::ErrorCode::Invalid, "{err:?}");
+    let pg_ok = small_cluster();
+    let ok_daemon = daemon_for(&pg_ok).start();
+    let mut ok_client = ok_daemon.client().await;
+    let database_only = backup_now(&mut ok_client, Scope::Database).await;
+    let err = server_error(
+        ok_client
+            .call(Operation::RestoreStart {
+                backup_id: database_only.id.clone(),
+                dry_run: false,
+                with_globals: true,
+                wait: true,
+            })
+            .await,
+    );
+    assert_eq!(err.code, berkut_proto::wire::ErrorCode::Invalid, "{err:?}");
+    assert!(
+        !ok_daemon.state_dir.join("maintenance.json").exists(),
+        "refused before maintenance began"
+    );
+    let missing: BackupId = "20000101T000000Z-00000000".parse().unwrap();
+    assert_eq!(
+        server_error(client.call(restore_op(&missing, true, false)).await).code,
+        berkut_proto::wire::ErrorCode::NotFound
+    );
+    let unknown: RestoreId = "r-20000101T000000Z-00000000".parse().unwrap();
+    for op in [
+        Operation::RestoreStatus {
+            restore_id: unknown.clone(),
+            wait: false,
+        },
+        Operation::RestoreEvidence {
+            restore_id: unknown.clone(),
+        },
+        Operation::RestoreRollback {
+            restore_id: unknown.clone(),
+        },
+    ] {
+        assert_eq!(
+            server_error(client.call(op).await).code,
+            berkut_proto::wire::ErrorCode::NotFound
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_roots_are_restored_beside_then_swapped() {
+    let pg = small_cluster();
+    let roots = berkut_testkit::temp_dir("roots-");
+    let uploads = roots.path().join("uploads");
+    std::fs::create_dir_all(uploads.join("sub")).unwrap();
+    std::fs::write(uploads.join("a.txt"), "v1").unwrap();
+    std::fs::write(uploads.join("sub/b.txt"), "kept").unwrap();
+    let daemon = daemon_for(&pg)
+        .env("BERKUT_BACKUP_FILE_ROOTS", uploads.display().to_string())
+        .start();
+    let mut client = daemon.client().await;
+    let backup = backup(
+        client
+            .call(Operation::BackupCreate {
+                label: String::new(),
+                scope: Scope::Database,
+                include_files: true,
+                wait: true,
+            })
+            .await,
+    );
+    assert_eq!(backup.status, berkut_proto::wire::BackupStatus::Succeeded);
+
+    // The files change after the backup.
+    std::fs::write(uploads.join("a.txt"), "v2").unwrap();
+    std::fs::remove_file(uploads.join("sub/b.txt")).unwrap();
+    std::fs::write(uploads.join("c.txt"), "new").unwrap();
+    let siblings = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(roots.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+
+    let drill = restored(client.call(restore_op(&backup.id, true, true)).await);
+    assert_eq!(drill.status, RestoreStatus::Succeeded, "{drill:#?}");
+    assert!(drill
+        .step("files")
+        .unwrap()
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("entries unpacked into a temporary directory"));
+    assert_eq!(
+        std::fs::read_to_string(uploads.join("a.txt")).unwrap(),
+        "v2",
+        "a dry-run touched the files"
+    );
+    assert_eq!(siblings(), ["uploads"]);
+
+    let real = restored(client.call(restore_op(&backup.id, false, true)).await);
+    assert_eq!(real.status, RestoreStatus::Succeeded, "{real:#?}");
+    assert_eq!(
+        std::fs::read_to_string(uploads.join("a.txt")).unwrap(),
+        "v1"
+    );
+    assert_eq!(
+        std::fs::read_to_string(uploads.join("sub/b.txt")).unwrap(),
+        "kept"
+    );
+    assert!(!uploads.join("c.txt").exists());
+    let old = roots
+        .path()
+        .join(format!("uploads.berkut-old-{}", real.restore_id.suffix()));
+    assert_eq!(
+        std::fs::read_to_string(old.join("a.txt")).unwrap(),
+        "v2",
+        "the old files are kept aside"
+    );
+
+    restored(
+        client
+            .call(Operation::RestoreRollback {
+                restore_id: real.restore_id.clone(),
+            })
+            .await,
+    );
+    assert_eq!(
+        std::fs::read_to_string(uploads.join("a.txt")).unwrap(),
+        "v2",
+        "rollback brings the old files back"
+    );
+    assert!(uploads.join("c.txt").exists());
+}

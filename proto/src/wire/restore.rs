@@ -1,0 +1,163 @@
+//! Restores and dry-runs as the protocol carries them: a record with its
+//! list of named steps (each with its state, times and detail), the
+//! maintenance state, and the evidence kept of each restore.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::records::Failure;
+use crate::ids::{BackupId, RestoreId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    /// The daemon stopped while it ran; start-up recovery cleaned up.
+    Interrupted,
+}
+
+impl RestoreStatus {
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RestoreStatus::Queued | RestoreStatus::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreStatus::Queued => "queued",
+            RestoreStatus::Running => "running",
+            RestoreStatus::Succeeded => "succeeded",
+            RestoreStatus::Failed => "failed",
+            RestoreStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    /// Not needed for this restore (globals without `with_globals`, the
+    /// swap of a dry-run).
+    Skipped,
+}
+
+/// One named step of a restore.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreStep {
+    /// `verify`, `decrypt`, `inspect`, `globals`, `create_database`,
+    /// `pre_data`, `data`, `post_data`, `smoke_checks`, `swap`, `cleanup`.
+    pub name: String,
+    pub state: StepState,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// Units done of `total` (tables, bytes), when the step counts them.
+    #[serde(default)]
+    pub done: Option<u64>,
+    #[serde(default)]
+    pub total: Option<u64>,
+    /// A line for people: what the step found or did.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreRecord {
+    pub restore_id: RestoreId,
+    pub backup_id: BackupId,
+    pub dry_run: bool,
+    pub with_globals: bool,
+    pub status: RestoreStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// The configured (live) database: the one a real restore replaces and
+    /// whose name the scratch database's is derived from.
+    pub database: String,
+    /// Where the dump was restored to first.
+    pub scratch_database: String,
+    /// After a real restore: the old live database, kept for rollback until
+    /// `restore_cleanup`.
+    #[serde(default)]
+    pub rollback_database: Option<String>,
+    pub steps: Vec<RestoreStep>,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+}
+
+impl RestoreRecord {
+    pub fn step(&self, name: &str) -> Option<&RestoreStep> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+}
+
+/// Whether ordinary operations are refused because a restore is running.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceInfo {
+    pub active: bool,
+    #[serde(default)]
+    pub restore_id: Option<RestoreId>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    /// Why, for people.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// One table's rows as recorded at backup time and as found after the
+/// restore.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountCheck {
+    pub schema: String,
+    pub table: String,
+    /// Absent when the backup took no counts.
+    #[serde(default)]
+    pub expected: Option<i64>,
+    /// Absent when the table is missing.
+    #[serde(default)]
+    pub found: Option<i64>,
+}
+
+/// The evidence kept of one restore: its summary and the raw logs of its
+/// steps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub record: RestoreRecord,
+    /// The archive file's sha256 as checked.
+    #[serde(default)]
+    pub archive_sha256: Option<String>,
+    /// Every part's digest: `part`, `expected`, `found`.
+    #[serde(default)]
+    pub digests: Vec<DigestCheck>,
+    #[serde(default)]
+    pub counts: Vec<CountCheck>,
+    /// `passed`, `failed`, `rolled back`, or absent while running.
+    #[serde(default)]
+    pub verdict: Option<String>,
+    /// The step logs, each cut to its last 64 KiB.
+    #[serde(default)]
+    pub logs: Vec<StepLog>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestCheck {
+    pub part: String,
+    pub expected: String,
+    pub found: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepLog {
+    pub step: String,
+    pub text: String,
+}

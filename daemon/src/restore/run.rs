@@ -51,15 +51,36 @@ pub async fn run(
     };
     let archive_path = daemon.store.archive_path(&p.backup_id);
 
+    // One pass over the archive: every chunk authenticated, every digest
+    // checked, and the dump decrypted into a private file on the way. It is
+    // used only once the whole archive has verified.
     tracker.begin("verify", daemon.now());
-    let verified = {
-        let (d, path, sha) = (
+    tracker.begin("decrypt", daemon.now());
+    let (verified, decrypted) = {
+        let (d, path, sha, t, name) = (
             Arc::clone(daemon),
             archive_path.clone(),
             p.recorded_sha256.clone(),
+            Arc::clone(tracker),
+            p.restore_id.to_string(),
         );
-        blocking(move || archive::verify(&path, &d.config().keyring, sha.as_deref())).await?
+        let tmp = tmp_root(&daemon.config().state_dir);
+        blocking(move || {
+            let keep = archive::Keep {
+                tmp_root: &tmp,
+                name: &name,
+            };
+            archive::verify_keeping(
+                &path,
+                &d.config().keyring,
+                sha.as_deref(),
+                Some(keep),
+                |n| t.progress("decrypt", n, None),
+            )
+        })
+        .await?
     };
+    let decrypted: Decrypted = decrypted.expect("asked to keep the dump");
     tracker.update(|s| {
         s.archive_sha256 = Some(verified.sha256.clone());
         s.digests = verified.digests.clone();
@@ -80,33 +101,12 @@ pub async fn run(
             verified.digests.len()
         ),
     );
-    let manifest = verified.manifest;
-
-    tracker.begin("decrypt", daemon.now());
-    let dump_size = manifest
-        .part(berkut_proto::manifest::PartKind::Dump)
-        .map(|p| p.size);
-    let decrypted: Decrypted = {
-        let (d, path, m, t, name) = (
-            Arc::clone(daemon),
-            archive_path.clone(),
-            manifest.clone(),
-            Arc::clone(tracker),
-            p.restore_id.to_string(),
-        );
-        let tmp = tmp_root(&daemon.config().state_dir);
-        blocking(move || {
-            archive::decrypt(&path, &d.config().keyring, &m, &tmp, &name, |n| {
-                t.progress("decrypt", n, dump_size)
-            })
-        })
-        .await?
-    };
     tracker.finish(
         "decrypt",
         daemon.now(),
         "the dump is in a private temporary file until the restore ends",
     );
+    let manifest = verified.manifest;
 
     tracker.begin("inspect", daemon.now());
     let listing = pg_restore_list(daemon, &decrypted.dump.path, slot).await?;
@@ -156,32 +156,19 @@ pub async fn run(
         format!("created {}", p.scratch),
     );
 
-    for (step, section, parallel) in [
-        ("pre_data", "pre-data", false),
-        ("data", "data", true),
-        ("post_data", "post-data", true),
-    ] {
-        tracker.begin(step, daemon.now());
-        let total = (step == "data").then_some(data_entries);
-        restore_section(
-            daemon,
-            &target,
-            tracker,
-            p,
-            &decrypted.dump.path,
-            step,
-            section,
-            parallel,
-            total,
-            slot,
-        )
-        .await?;
-        tracker.finish(
-            step,
-            daemon.now(),
-            format!("pg_restore --section={section} finished"),
-        );
-    }
+    // One pg_restore for all three sections, so index builds can overlap
+    // the loading of other tables; its verbose output moves the steps on.
+    tracker.begin("pre_data", daemon.now());
+    restore_dump(
+        daemon,
+        &target,
+        tracker,
+        p,
+        &decrypted.dump.path,
+        data_entries,
+        slot,
+    )
+    .await?;
 
     let has_files = manifest
         .part(berkut_proto::manifest::PartKind::Files)
@@ -217,7 +204,14 @@ pub async fn run(
     }
 
     tracker.begin("smoke_checks", daemon.now());
-    let counts = smoke_checks(&target, &p.scratch, &manifest, &listing).await?;
+    let counts = smoke_checks(
+        &target,
+        &p.scratch,
+        &manifest,
+        &listing,
+        daemon.config().restore_jobs as usize,
+    )
+    .await?;
     let bad: Vec<&CountCheck> = counts
         .iter()
         .filter(|c| c.found.is_none() || (c.expected.is_some() && c.expected != c.found))
@@ -322,30 +316,28 @@ async fn pg_restore_list(
     .await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn restore_section(
+/// Runs pg_restore once over the whole dump. Its verbose lines tell which
+/// section it is in: the first table data ends `pre_data`, the last one ends
+/// `data`, the exit ends `post_data`.
+async fn restore_dump(
     daemon: &Arc<Daemon>,
     target: &Db,
     tracker: &Arc<Tracker>,
     p: &Params,
     dump: &std::path::Path,
-    step: &'static str,
-    section: &str,
-    parallel: bool,
-    total: Option<u64>,
+    total: u64,
     slot: &Arc<ChildSlot>,
 ) -> Result<(), OpError> {
     let mut cmd = tool(&daemon.config().pg_restore_bin, target, &p.scratch);
     cmd.args(["--exit-on-error", "--verbose", "--no-password"])
-        .arg(format!("--section={section}"))
         .arg(format!("--dbname={}", p.scratch));
-    if parallel && daemon.config().restore_jobs > 1 {
+    if daemon.config().restore_jobs > 1 {
         cmd.arg(format!("--jobs={}", daemon.config().restore_jobs));
     }
     cmd.arg(dump);
-    let (slot, tracker) = (Arc::clone(slot), Arc::clone(tracker));
+    let (slot, tracker, d) = (Arc::clone(slot), Arc::clone(tracker), Arc::clone(daemon));
     blocking(move || {
-        let mut log = tracker.log(step);
+        let mut log = tracker.log("data");
         let mut done = 0u64;
         let (output, _) = tools::run_streaming(
             cmd,
@@ -353,13 +345,36 @@ async fn restore_section(
             |stdout| std::io::copy(stdout, &mut std::io::sink()).map(|_| ()),
             |line| {
                 if line.contains("processing data for table") {
+                    if done == 0 {
+                        tracker.finish("pre_data", d.now(), "schema created");
+                        tracker.begin("data", d.now());
+                    }
                     done += 1;
-                    tracker.progress(step, done, total);
+                    tracker.progress("data", done, Some(total));
+                    if done == total {
+                        tracker.finish("data", d.now(), format!("{total} tables loaded"));
+                        tracker.begin("post_data", d.now());
+                    }
                 }
                 log.line(line);
             },
         )?;
-        output.check("pg_restore", &slot)
+        output.check("pg_restore", &slot)?;
+        let now = d.now();
+        if done == 0 {
+            tracker.finish("pre_data", now, "schema created");
+            tracker.begin("data", now);
+        }
+        if done < total || total == 0 {
+            tracker.finish("data", now, format!("{done} tables loaded"));
+            tracker.begin("post_data", now);
+        }
+        tracker.finish(
+            "post_data",
+            now,
+            "indexes, constraints and triggers created",
+        );
+        Ok(())
     })
     .await
 }
@@ -423,6 +438,7 @@ async fn smoke_checks(
     scratch: &str,
     manifest: &berkut_proto::manifest::Manifest,
     listing: &str,
+    parallel: usize,
 ) -> Result<Vec<CountCheck>, OpError> {
     let expected: Vec<(String, String, Option<i64>)> = match &manifest.tables {
         Some(tables) => tables
@@ -443,7 +459,7 @@ async fn smoke_checks(
         .iter()
         .map(|(s, t, _)| (s.clone(), t.clone()))
         .collect();
-    let found = sql::count_rows(target, scratch, &names).await?;
+    let found = sql::count_rows(target, scratch, &names, parallel).await?;
     Ok(expected
         .into_iter()
         .zip(found)

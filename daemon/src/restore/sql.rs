@@ -160,42 +160,64 @@ impl Admin {
     }
 }
 
-/// Counts the rows of the tables in `tables` in database `dbname`:
-/// `None` for a table that does not exist.
+/// Counts the rows of the tables in `tables` in database `dbname`, over
+/// `parallel` connections at once: `None` for a table that does not exist.
 pub async fn count_rows(
     db: &Db,
     dbname: &str,
     tables: &[(String, String)],
+    parallel: usize,
 ) -> Result<Vec<Option<i64>>, OpError> {
-    let client = db.connect_to(dbname).await?;
-    let mut out = Vec::with_capacity(tables.len());
-    for (schema, table) in tables {
-        let exists: bool = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
-                &[schema, table],
-            )
-            .await
-            .map_err(failed("look up a table"))?
-            .get(0);
-        if !exists {
-            out.push(None);
-            continue;
+    let lanes = parallel.clamp(1, tables.len().max(1));
+    let work = (0..lanes).map(|lane| {
+        let mine: Vec<(usize, &(String, String))> = tables
+            .iter()
+            .enumerate()
+            .skip(lane)
+            .step_by(lanes)
+            .collect();
+        async move {
+            let client = db.connect_to(dbname).await?;
+            let mut out = Vec::with_capacity(mine.len());
+            for (i, (schema, table)) in mine {
+                out.push((i, count_one(&client, schema, table).await?));
+            }
+            Ok::<_, OpError>(out)
         }
-        let sql = format!(
-            "SELECT count(*) FROM {}.{}",
-            quote_ident(schema),
-            quote_ident(table)
-        );
-        out.push(Some(
-            client
-                .query_one(&sql, &[])
-                .await
-                .map_err(failed("count rows"))?
-                .get(0),
-        ));
+    });
+    let mut counts = vec![None; tables.len()];
+    for lane in futures::future::try_join_all(work).await? {
+        for (i, n) in lane {
+            counts[i] = n;
+        }
     }
-    Ok(out)
+    Ok(counts)
+}
+
+async fn count_one(client: &Client, schema: &str, table: &str) -> Result<Option<i64>, OpError> {
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
+            &[&schema, &table],
+        )
+        .await
+        .map_err(failed("look up a table"))?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT count(*) FROM {}.{}",
+        quote_ident(schema),
+        quote_ident(table)
+    );
+    Ok(Some(
+        client
+            .query_one(&sql, &[])
+            .await
+            .map_err(failed("count rows"))?
+            .get(0),
+    ))
 }
 
 /// A database name derived from `base`, within PostgreSQL's 63 bytes.

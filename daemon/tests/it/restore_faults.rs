@@ -12,14 +12,15 @@ use berkut_testkit::{fake_tool, fingerprint, Gate, PgCluster};
 use crate::helpers::*;
 use crate::restore_start::{databases, restore_op, restored, tmp_dir_is_empty};
 
-/// A pg_restore that waits at `gate` before its data section.
+/// A pg_restore that waits at `gate` before it restores (its `--list` runs
+/// at once).
 fn gated_pg_restore(dir: &std::path::Path, gate: &Gate) -> std::path::PathBuf {
     let real = berkut_testkit::pg_bin_dir().join("pg_restore");
     fake_tool(
         dir,
         "pg_restore",
         &format!(
-            "case \"$*\" in *--section=data*) {} ;; esac\nexec '{}' \"$@\"",
+            "case \"$*\" in *--list*) ;; *) {} ;; esac\nexec '{}' \"$@\"",
             gate.wait_snippet(),
             real.display()
         ),
@@ -84,7 +85,7 @@ async fn a_real_restore_holds_maintenance_and_refuses_ordinary_operations() {
     assert_eq!(events.recv().await, Some(false));
 
     let started = restored(client.call(restore_op(&backup.id, false, false)).await);
-    wait_for_step(&daemon, &started.restore_id, "data").await;
+    wait_for_step(&daemon, &started.restore_id, "pre_data").await;
     assert_eq!(events.recv().await, Some(true));
     let flag = daemon.socket.parent().unwrap().join("maintenance");
     assert!(flag.exists(), "the flag file is there during maintenance");
@@ -168,11 +169,13 @@ async fn a_damaged_archive_is_refused_before_anything_is_touched() {
             "{what}: {reason}"
         );
         assert_safe(&reason);
+        // Verification and decryption are one pass over the archive; no step
+        // after them may have started.
         assert!(
             record
                 .steps
                 .iter()
-                .skip(1)
+                .skip(2)
                 .all(|s| s.state == StepState::Pending),
             "{what}: later steps ran"
         );
@@ -220,7 +223,7 @@ async fn pg_restore_failing_halfway_leaves_the_live_database_untouched() {
     let pg = small_cluster();
     let bin = berkut_testkit::temp_dir("fake-");
     let real = berkut_testkit::pg_bin_dir().join("pg_restore");
-    let failing = fake_tool(bin.path(), "pg_restore", &format!("case \"$*\" in *--section=data*) echo 'pg_restore: error: could not write to /var/lib/x: boom' >&2; exit 1 ;; esac\nexec '{}' \"$@\"", real.display()));
+    let failing = fake_tool(bin.path(), "pg_restore", &format!("case \"$*\" in *--list*) ;; *) echo 'pg_restore: error: could not write to /var/lib/x: boom' >&2; exit 1 ;; esac\nexec '{}' \"$@\"", real.display()));
     let daemon = daemon_for(&pg)
         .env(
             "BERKUT_RESTORE_PGRESTORE_BIN",
@@ -234,7 +237,7 @@ async fn pg_restore_failing_halfway_leaves_the_live_database_untouched() {
     let dbs = databases(&pg);
     let record = restored(client.call(restore_op(&backup.id, false, true)).await);
     assert_eq!(record.status, RestoreStatus::Failed);
-    assert_eq!(record.step("data").unwrap().state, StepState::Failed);
+    assert_eq!(record.step("pre_data").unwrap().state, StepState::Failed);
     assert_eq!(record.step("swap").unwrap().state, StepState::Pending);
     let reason = record.failure.unwrap().reason;
     assert!(reason.contains("pg_restore failed"), "{reason}");
@@ -306,7 +309,7 @@ async fn a_daemon_killed_mid_restore_is_recovered_at_start() {
     let backup = backup_now(&mut client, Scope::Database).await;
     let dbs = databases(&pg);
     let started = restored(client.call(restore_op(&backup.id, false, false)).await);
-    wait_for_step(&daemon, &started.restore_id, "data").await;
+    wait_for_step(&daemon, &started.restore_id, "pre_data").await;
     assert!(databases(&pg).contains(&started.scratch_database));
     assert!(
         !tmp_dir_is_empty(&daemon),
@@ -460,7 +463,7 @@ async fn a_backup_being_restored_cannot_be_deleted() {
     let mut client = daemon.client().await;
     let backup = backup_now(&mut client, Scope::Database).await;
     let started = restored(client.call(restore_op(&backup.id, true, false)).await);
-    wait_for_step(&daemon, &started.restore_id, "data").await;
+    wait_for_step(&daemon, &started.restore_id, "pre_data").await;
     let err = server_error(
         client
             .call(Operation::BackupDelete {

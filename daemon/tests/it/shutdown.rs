@@ -141,14 +141,15 @@ async fn after_the_grace_time_running_jobs_are_cancelled_cleanly() {
     }
 }
 
-/// A pg_restore that waits at `gate` before its data section.
+/// A pg_restore that waits at `gate` before it restores (its `--list`
+/// runs at once).
 fn gated_pg_restore(dir: &std::path::Path, gate: &Gate) -> std::path::PathBuf {
     let real = berkut_testkit::pg_bin_dir().join("pg_restore");
     berkut_testkit::fake_tool(
         dir,
         "pg_restore",
         &format!(
-            "case \"$*\" in *--section=data*) {} ;; esac\nexec '{}' \"$@\"",
+            "case \"$*\" in *--list*) ;; *) {} ;; esac\nexec '{}' \"$@\"",
             gate.wait_snippet(),
             real.display()
         ),

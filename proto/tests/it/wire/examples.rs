@@ -4,7 +4,9 @@
 //! every error code, the documented limits, every operation, message and
 //! reply, every record's fields in the order they are written, the steps of
 //! a restore in order, and which operations are served during maintenance.
+//! (The frames of a transfer are checked in `transfer`.)
 
+use berkut_proto::wire::client::UPLOAD_CHUNK;
 use berkut_proto::wire::frame::{decode_message, encode};
 use berkut_proto::wire::messages::MAX_LABEL_CHARS;
 use berkut_proto::wire::{
@@ -28,6 +30,8 @@ fn the_documented_limits() {
     assert_eq!(MAX_FRAME_LEN, 4_194_304);
     assert_eq!(MAX_LABEL_CHARS, 200);
     assert_eq!(PROTOCOL_VERSION, 1);
+    assert_eq!(UPLOAD_CHUNK, 1 << 20);
+    assert_eq!(UPLOAD_CHUNK, 1_048_576);
 }
 
 const HELLO_FRAME: &str = "
@@ -120,7 +124,7 @@ fn the_worked_example_has_the_documented_bytes() {
 }
 
 /// `docs/PROTOCOL.md`, read at run time.
-fn protocol_doc() -> String {
+pub(super) fn protocol_doc() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md");
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -147,14 +151,22 @@ fn the_document_shows_these_bytes_and_these_codes() {
             "docs/PROTOCOL.md has no table row for the code {name}"
         );
     }
-    for limit in ["4 194 304", "200 characters", "`MAX_DEPTH` = 32"] {
+    for limit in [
+        "4 194 304",
+        "200 characters",
+        "`MAX_DEPTH` = 32",
+        "262 144 bytes (256 KiB)",
+        "1 048 576 bytes (1 MiB",
+        "10 737 418 240 bytes",
+        "64 messages",
+    ] {
         assert!(doc.contains(limit), "{limit}");
     }
 }
 
 /// The text under the heading that starts with `heading`, up to the next
 /// heading.
-fn section<'a>(doc: &'a str, heading: &str) -> &'a str {
+pub(super) fn section<'a>(doc: &'a str, heading: &str) -> &'a str {
     let start = doc
         .find(&format!("\n{heading}"))
         .unwrap_or_else(|| panic!("docs/PROTOCOL.md has no heading {heading:?}"))
@@ -165,7 +177,7 @@ fn section<'a>(doc: &'a str, heading: &str) -> &'a str {
 }
 
 /// The names in the first column of a section's table rows (`| `name` |`).
-fn table_names(text: &str) -> Vec<&str> {
+pub(super) fn table_names(text: &str) -> Vec<&str> {
     text.lines()
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| l.split_once('`'))

@@ -41,7 +41,12 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         .iter()
         .map(|m| type_of(encode(m).unwrap()))
         .collect();
-    assert!(client.iter().all(|t| t == "hello" || t == "request"));
+    for name in ["hello", "request", "data"] {
+        assert!(client.iter().any(|t| t == name), "{name}");
+    }
+    assert!(client
+        .iter()
+        .all(|t| t == "hello" || t == "request" || t == "data"));
     let ops: Vec<String> = all_operations()
         .iter()
         .map(|o| {
@@ -71,6 +76,9 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         "maintenance_status",
         "maintenance_watch",
         "maintenance_clear",
+        "backup_download",
+        "backup_import",
+        "store_rewrap",
     ] {
         assert!(ops.iter().any(|t| t == name), "{name}");
     }
@@ -83,6 +91,8 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         "progress",
         "restore_progress",
         "event",
+        "data",
+        "continue",
         "reply",
         "error",
     ] {
@@ -101,6 +111,8 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         "restore",
         "evidence",
         "maintenance",
+        "downloaded",
+        "rewrapped",
     ] {
         assert!(replies.iter().any(|t| t == name), "{name}");
     }

@@ -1,15 +1,17 @@
 //! The wire protocol as `docs/PROTOCOL.md` describes it: framing and its
 //! limits, what decodes and what does not (and how a failure is classified),
 //! the shape of every message on the wire and how it stays compatible with
-//! newer peers, the backup plan and pinning, restores and maintenance, the
-//! exact bytes of the documented examples (and that the document lists every
-//! operation, message, reply and record field), the Rust client against a
-//! scripted server, and properties over arbitrary input. If one of
-//! these tests has to change, the document has to change with it. This module
-//! holds the small helpers every subject shares; the sample messages live in
-//! `fixtures`.
+//! newer peers, the backup plan and pinning, restores and maintenance,
+//! archive transfers (pieces as `bin`) and key rotation, the exact bytes of
+//! the documented examples (and that the document lists every operation,
+//! message, reply and record field), the Rust client (and its downloads and
+//! uploads) against a scripted server, and properties over arbitrary input.
+//! If one of these tests has to change, the document has to change with it.
+//! This module holds the small helpers every subject shares; the sample
+//! messages live in `fixtures`.
 
 mod client;
+mod client_transfer;
 mod compat;
 mod decode;
 mod examples;
@@ -20,6 +22,7 @@ mod plan;
 mod props;
 mod restore;
 mod restore_records;
+mod transfer;
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Properties over arbitrary input: decoding random or damaged bytes never
-//! panics, arbitrary operations (plans and restores included) and error
-//! bodies round-trip, and a backup id and a restore id each decode exactly
+//! panics, arbitrary operations (plans, restores and transfers included),
+//! error bodies and the pieces of downloads and uploads round-trip (the
+//! pieces as `bin`), and a backup id and a restore id each decode exactly
 //! when they have the documented shape.
 
 use berkut_proto::ids::{BackupId, RestoreId};
@@ -11,7 +12,7 @@ use proptest::prelude::*;
 use rmpv::Value;
 
 use super::fixtures::{all_client_messages, all_server_messages};
-use super::{pack, DOCUMENTED_CODES};
+use super::{field, pack, unpack, DOCUMENTED_CODES};
 
 fn scope() -> impl Strategy<Value = Scope> {
     prop_oneof![
@@ -72,6 +73,17 @@ fn any_operation() -> impl Strategy<Value = Operation> {
         Just(Operation::PlanDisable),
         any_plan().prop_map(|plan| Operation::PlanSet { plan }),
         any_restore_operation(),
+        any_backup_id().prop_map(|id| Operation::BackupDownload { id }),
+        any::<u64>().prop_map(|size| Operation::BackupImport { size }),
+        Just(Operation::StoreRewrap),
+    ]
+}
+
+/// Bytes of a piece: short ones, and some around the `bin 16`/`bin 32` edge.
+fn any_piece() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..600),
+        prop::collection::vec(any::<u8>(), 65_530..65_540),
     ]
 }
 
@@ -182,6 +194,19 @@ proptest! {
         let decoded = decode_message::<RestoreId>(&pack(&Value::from(s.as_str())));
         prop_assert_eq!(decoded.is_ok(), shape_of_a_restore_id(&s));
         prop_assert!(s.parse::<BackupId>().is_err() || !shape_of_a_restore_id(&s));
+    }
+
+    #[test]
+    fn pieces_round_trip_as_bin(id in any::<u64>(), offset in any::<u64>(), data in any_piece(), end in any::<bool>()) {
+        let upload = ClientMessage::Data { id, data: data.clone(), end };
+        let download = ServerMessage::Data { id, offset, data: data.clone() };
+        let is_bin = |bytes: &[u8]| matches!(field(&unpack(bytes), "data"), Value::Binary(b) if *b == data);
+        let bytes = encode(&upload).unwrap();
+        prop_assert!(is_bin(&bytes));
+        prop_assert_eq!(decode_message::<ClientMessage>(&bytes).unwrap(), upload);
+        let bytes = encode(&download).unwrap();
+        prop_assert!(is_bin(&bytes));
+        prop_assert_eq!(decode_message::<ServerMessage>(&bytes).unwrap(), download);
     }
 
     #[test]

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Restore, transfer and verification figures, each against its obvious
+# baseline in the same run on the same data:
+#   real restore (berkutctl restore ID --wait)  vs  pg_restore -j N of the same dump file
+#   dry-run (berkutctl restore ID --dry-run)    vs  the same pg_restore -j N
+#   download (berkutctl backup download)        vs  cp ARCHIVE FILE (cat, in effect)
+#   import (berkutctl backup import)            vs  cp FILE ARCHIVE
+#   authentication (berkutctl archive verify)   vs  sha256sum ARCHIVE and cat > /dev/null, in MB/s
+# Prints a Markdown report on stdout; progress on stderr. Exits 1 if the real
+# restore takes more than 1.15x the bare pg_restore, 2 if it cannot run.
+#   BENCH_SIZE_GB (default 1)  BENCH_JOBS (pg_restore -j, default 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_GB=${BENCH_SIZE_GB:-1}
+JOBS=${BENCH_JOBS:-2}
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "cannot run: $*"; exit 2; }
+calc() { awk "BEGIN { printf $1 }"; }
+now() { date +%s.%N; }
+as_pg() { if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+pg_bin=${BERKUT_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+[[ -x $pg_bin/initdb ]] || die "no PostgreSQL server programs (apt-get install postgresql)"
+log "building release binaries"
+cargo build --quiet --release -p berkut-daemon -p berkut-ctl
+bin=$PWD/target/release
+
+work=$(mktemp -d /tmp/berkut-bench-restore.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+    as_pg "$pg_bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+log "starting a cluster and loading about ${SIZE_GB} GiB"
+mkdir -p "$work/pg" "$work/sock"
+[[ $EUID -eq 0 ]] && chown postgres "$work/pg" "$work/sock"
+(cd / && as_pg "$pg_bin/initdb" -D "$work/pg" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null)
+(cd / && as_pg "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w -o "-c listen_addresses='' -k $work/sock -c shared_buffers=256MB -c maintenance_work_mem=256MB -c max_wal_size=4GB" start >/dev/null)
+export PGHOST=$work/sock PGPORT=5432 PGUSER=postgres
+psql=("$pg_bin/psql" -X -q -v ON_ERROR_STOP=1)
+"${psql[@]}" -c "CREATE DATABASE app"
+rows=$(calc '"%d", '"$SIZE_GB * 2600000")
+"${psql[@]}" -d app <<SQL
+CREATE TABLE accounts (id bigint PRIMARY KEY, name text, email text, balance numeric(14,2), opened timestamptz);
+CREATE TABLE events (id bigint PRIMARY KEY, account bigint REFERENCES accounts, kind text, payload jsonb, at timestamptz);
+INSERT INTO accounts SELECT g, 'name ' || md5(g::text), md5((g*3)::text) || '@example.org', (g % 100000) / 7.0, timestamptz '2020-01-01' + g * interval '11 seconds' FROM generate_series(1, $rows / 10) g;
+INSERT INTO events SELECT g, 1 + g % ($rows / 10), (ARRAY['login','order','refund','logout'])[1 + g % 4], jsonb_build_object('ref', md5(g::text), 'n', g % 977, 'tag', md5((g*7)::text)), timestamptz '2024-01-01' + g * interval '3 seconds' FROM generate_series(1, $rows) g;
+CREATE INDEX ON events (account, at);
+CREATE INDEX ON accounts (email);
+VACUUM ANALYZE;
+SQL
+size=$("${psql[@]}" -d app -Atc "SELECT pg_database_size('app')")
+log "database: $(calc '"%.2f", '"$size / 1073741824") GiB"
+
+"$bin/berkutctl" key generate -o "$work/key" >/dev/null 2>&1
+start_daemon() { # start_daemon NAME -> sets SOCK
+    local name=$1
+    BERKUT_SOCKET=$work/$name/run/sock BERKUT_STATE_DIR=$work/$name/state BERKUT_BACKUP_PATH=$work/$name/backups \
+    BERKUT_BACKUP_ENCRYPTION_KEY_FILE=$work/key BERKUT_DATABASE_URL="postgresql://postgres@/app?host=$work/sock&port=5432" \
+    BERKUT_BACKUP_PGDUMP_BIN=$pg_bin/pg_dump BERKUT_RESTORE_JOBS=$JOBS BERKUT_LOG=warn \
+        "$bin/berkutd" 2>"$work/$name.log" &
+    pids+=($!)
+    SOCK=$work/$name/run/sock
+    for _ in $(seq 1 600); do BERKUT_SOCKET=$SOCK "$bin/berkutctl" status >/dev/null 2>&1 && return; sleep 0.05; done
+    die "berkutd did not start: $(cat "$work/$name.log")"
+}
+# timed CMD... -> seconds; the command's stdout is kept in $work/last.out.
+timed() { local t0; t0=$(now); "$@" >"$work/last.out"; calc '"%.2f", '"$(now) - $t0"; }
+last_status() { tail -n 1 "$work/last.out" | field status; }
+field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p" | head -n 1; }
+
+start_daemon a
+ctl() { BERKUT_SOCKET=$SOCK "$bin/berkutctl" "$@"; }
+log "backup"
+record=$(ctl backup create --scope database --wait --json | tail -n 1)
+id=$(field id <<<"$record")
+archive=$work/a/backups/$id.bscc
+archive_size=$(stat -c %s "$archive")
+ctl archive extract "$archive" --key-file "$work/key" -o "$work/extracted" >/dev/null
+dump=$work/extracted/dump.pgcustom
+
+log "baseline: pg_restore -j $JOBS"
+"${psql[@]}" -c "CREATE DATABASE baseline"
+t_base=$(timed "$pg_bin/pg_restore" -j "$JOBS" --exit-on-error -d baseline "$dump")
+"${psql[@]}" -c "DROP DATABASE baseline"
+log "berkut: dry-run"
+t_dry=$(timed ctl restore "$id" --dry-run --wait --json)
+[[ $(last_status) == succeeded ]] || die "the dry-run did not succeed"
+log "berkut: real restore"
+t_real=$(timed ctl restore "$id" --wait --json)
+[[ $(last_status) == succeeded ]] || die "the restore did not succeed"
+
+log "download and import"
+t_cat_out=$(timed cp --reflink=never "$archive" "$work/cat-copy.bscc")
+rm -f "$work/cat-copy.bscc"
+t_down=$(timed ctl backup download "$id" -o "$work/download.bscc")
+cmp -s "$archive" "$work/download.bscc" || die "the download differs from the archive"
+start_daemon b
+mkdir -p "$work/b-cat"
+t_cat_in=$(timed cp --reflink=never "$work/download.bscc" "$work/b-cat/copy.bscc")
+t_up=$(timed ctl backup import "$work/download.bscc")
+
+log "authentication throughput"
+t_verify=$(timed ctl archive verify "$archive" --key-file "$work/key")
+t_sha=$(timed sha256sum "$archive")
+t_read=$(timed cat "$archive")
+mbs() { calc '"%.0f", '"$archive_size / 1048576 / $1"; }
+
+ratio=$(calc '"%.2f", '"$t_real / $t_base")
+cat <<REPORT
+## Restore, transfer and verification ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD))
+
+Command: \`BENCH_SIZE_GB=$SIZE_GB BENCH_JOBS=$JOBS scripts/bench-restore.sh\` on $(nproc) cores,
+$(free -g | awk '/Mem:/ {print $2}') GiB, PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}'). Database $(calc '"%.2f", '"$size / 1073741824") GiB;
+archive $(calc '"%.0f", '"$archive_size / 1048576") MiB. Page cache warm for both sides of every pair.
+
+| what | berkut | baseline | ratio |
+| --- | --- | --- | --- |
+| real restore (verify, decrypt, restore -j $JOBS, smoke checks, swap) | ${t_real} s | pg_restore -j $JOBS: ${t_base} s | **${ratio}×** |
+| dry-run (the same, into a scratch database, dropped) | ${t_dry} s | pg_restore -j $JOBS: ${t_base} s | $(calc '"%.2f", '"$t_dry / $t_base")× |
+| download | ${t_down} s ($(mbs "$t_down") MB/s) | cp: ${t_cat_out} s ($(mbs "$t_cat_out") MB/s) | $(calc '"%.2f", '"$t_down / $t_cat_out")× |
+| import (upload, quarantine, full verification, rename) | ${t_up} s ($(mbs "$t_up") MB/s) | cp: ${t_cat_in} s ($(mbs "$t_cat_in") MB/s) | $(calc '"%.2f", '"$t_up / $t_cat_in")× |
+| archive authentication, one core (archive verify) | $(mbs "$t_verify") MB/s | sha256sum: $(mbs "$t_sha") MB/s; cat: $(mbs "$t_read") MB/s | $(calc '"%.2f", '"$t_verify / $t_sha")× sha256sum's time |
+
+Target: real restore within 1.15× of pg_restore -j $JOBS: $(awk "BEGIN { print ($t_real <= 1.15 * $t_base) ? \"met\" : \"**MISSED**\" }").
+REPORT
+awk "BEGIN { exit !($t_real <= 1.15 * $t_base) }"

@@ -43,7 +43,7 @@ mkdir -p "$work/pg" "$work/sock"
 export PGHOST=$work/sock PGPORT=5432 PGUSER=postgres
 psql=("$pg_bin/psql" -X -q -v ON_ERROR_STOP=1)
 "${psql[@]}" -c "CREATE DATABASE app"
-rows=$(calc '"%d", '"$SIZE_GB * 2600000")
+rows=$(calc '"%d", '"$SIZE_GB * 4300000")
 "${psql[@]}" -d app <<SQL
 CREATE TABLE accounts (id bigint PRIMARY KEY, name text, email text, balance numeric(14,2), opened timestamptz);
 CREATE TABLE events (id bigint PRIMARY KEY, account bigint REFERENCES accounts, kind text, payload jsonb, at timestamptz);

@@ -144,11 +144,6 @@ async fn read_requests(
     // the map (the connection ends) tells each import it was cut off.
     let mut uploads: HashMap<u64, mpsc::Sender<Piece>> = HashMap::new();
     loop {
-        // Waiting here for a free slot stops reading, which is the
-        // back-pressure a client that floods requests deserves.
-        let Ok(slot) = in_flight.clone().acquire_owned().await else {
-            break;
-        };
         let incoming = tokio::select! {
             incoming = next_message(reader) => incoming,
             _ = shutdown.cancelled() => break,
@@ -219,6 +214,20 @@ async fn read_requests(
                         Some(receiver)
                     }
                     _ => None,
+                };
+                // A connection runs at most MAX_IN_FLIGHT requests at once; one more
+                // is refused rather than waited for, so the pieces of an upload
+                // behind it are still read.
+                let Ok(slot) = in_flight.clone().try_acquire_owned() else {
+                    uploads.remove(&id);
+                    let error = ErrorBody::new(ErrorCode::Unavailable, format!("this connection already runs {MAX_IN_FLIGHT} requests; wait for one or open another connection"));
+                    let _ = tx
+                        .send(ServerMessage::Error {
+                            id: Some(id),
+                            error,
+                        })
+                        .await;
+                    continue;
                 };
                 let daemon = Arc::clone(daemon);
                 let tx = tx.clone();

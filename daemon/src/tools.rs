@@ -101,51 +101,16 @@ pub fn shutdown_error() -> OpError {
 /// `on_stderr_line`, both while the child runs. Returns once the child has
 /// exited and both streams are drained.
 pub fn run_streaming(
-    mut cmd: Command,
+    cmd: Command,
     slot: &ChildSlot,
     on_stdout: impl FnOnce(&mut dyn Read) -> std::io::Result<()>,
     mut on_stderr_line: impl FnMut(&str) + Send,
 ) -> Result<(ToolOutput, std::io::Result<()>), OpError> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for var in SERVICE_ENV {
-        cmd.env_remove(var);
-    }
-    // If the daemon dies, its tools die with it rather than dump into a
-    // pipe nobody reads. The signal follows the spawning thread, which is
-    // the pipeline's thread and outlives the child.
-    // SAFETY: the closure runs between fork and exec and only makes one
-    // async-signal-safe system call.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
-        });
-    }
-    let program = Path::new(cmd.get_program())
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut child = cmd.spawn().map_err(|e| {
-        OpError::unavailable(format!("{program} could not be started")).with_detail(e)
-    })?;
-    slot.register(&child);
+    let (mut child, program) = spawn(cmd, slot, Stdio::null(), Stdio::piped())?;
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
-    let mut stderr_text = String::new();
-    let pumped = std::thread::scope(|s| {
-        let errs = s.spawn(|| {
-            let mut text = String::new();
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                on_stderr_line(&line);
-                if text.len() < MAX_STDERR {
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-            }
-            text
-        });
+    let (stderr_text, pumped) = std::thread::scope(|s| {
+        let errs = s.spawn(|| read_stderr(stderr, &mut on_stderr_line));
         let pumped = on_stdout(&mut stdout);
         if pumped.is_err() {
             // The reader gave up (disk full, archive error): stop the tool
@@ -154,13 +119,9 @@ pub fn run_streaming(
         }
         // Drain what is left so the child is never blocked writing.
         let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-        stderr_text = errs.join().unwrap_or_default();
-        pumped
+        (errs.join().unwrap_or_default(), pumped)
     });
-    slot.forget();
-    let status = child
-        .wait()
-        .map_err(|e| OpError::internal(format!("waiting for {program}: {e}")))?;
+    let status = reap(child, slot, &program)?;
     Ok((
         ToolOutput {
             status,
@@ -172,6 +133,66 @@ pub fn run_streaming(
 
 /// At most this much of a tool's stderr is kept in memory.
 const MAX_STDERR: usize = 1 << 20;
+
+/// Starts `cmd` with its stdin and stdout as given and stderr piped, tied
+/// to the daemon's life, and registered in `slot` for cancellation. Returns
+/// the child and the program's name for messages.
+fn spawn(
+    mut cmd: Command,
+    slot: &ChildSlot,
+    stdin: Stdio,
+    stdout: Stdio,
+) -> Result<(Child, String), OpError> {
+    cmd.stdin(stdin).stdout(stdout).stderr(Stdio::piped());
+    for var in SERVICE_ENV {
+        cmd.env_remove(var);
+    }
+    // If the daemon dies, its tools die with it rather than run on
+    // unwatched. The signal follows the spawning thread, which is the
+    // caller's blocking thread and outlives the child.
+    // SAFETY: the closure runs between fork and exec and only makes one
+    // async-signal-safe system call.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+        });
+    }
+    let program = Path::new(cmd.get_program())
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let child = cmd.spawn().map_err(|e| {
+        OpError::unavailable(format!("{program} could not be started")).with_detail(e)
+    })?;
+    slot.register(&child);
+    Ok((child, program))
+}
+
+/// Reads a tool's stderr to its end, handing each line to `on_line` and
+/// keeping the first `MAX_STDERR` bytes.
+fn read_stderr(
+    stderr: std::process::ChildStderr,
+    on_line: &mut (impl FnMut(&str) + Send),
+) -> String {
+    let mut text = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        on_line(&line);
+        if text.len() < MAX_STDERR {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// Waits for a child whose pid `slot` no longer holds.
+fn reap(mut child: Child, slot: &ChildSlot, program: &str) -> Result<ExitStatus, OpError> {
+    slot.forget();
+    child
+        .wait()
+        .map_err(|e| OpError::internal(format!("waiting for {program}: {e}")))
+}
 
 /// The first line a tool prints for `--version`.
 pub async fn version(bin: &Path) -> Result<String, OpError> {
@@ -226,51 +247,21 @@ fn last_lines(text: &str, n: usize) -> String {
 /// are secrets and never go to a file), each stderr line handed to
 /// `on_stderr_line`; stdout is discarded.
 pub fn run_with_input(
-    mut cmd: Command,
+    cmd: Command,
     slot: &ChildSlot,
     input: &[u8],
     mut on_stderr_line: impl FnMut(&str) + Send,
 ) -> Result<ToolOutput, OpError> {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    // SAFETY: as in `run_streaming`.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
-        });
-    }
-    let program = Path::new(cmd.get_program())
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut child = cmd.spawn().map_err(|e| {
-        OpError::unavailable(format!("{program} could not be started")).with_detail(e)
-    })?;
-    slot.register(&child);
+    let (mut child, program) = spawn(cmd, slot, Stdio::piped(), Stdio::null())?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let stderr_text = std::thread::scope(|s| {
-        let errs = s.spawn(|| {
-            let mut text = String::new();
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                on_stderr_line(&line);
-                if text.len() < MAX_STDERR {
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-            }
-            text
-        });
+        let errs = s.spawn(|| read_stderr(stderr, &mut on_stderr_line));
         let _ = std::io::Write::write_all(&mut stdin, input);
         drop(stdin);
         errs.join().unwrap_or_default()
     });
-    slot.forget();
-    let status = child
-        .wait()
-        .map_err(|e| OpError::internal(format!("waiting for {program}: {e}")))?;
+    let status = reap(child, slot, &program)?;
     Ok(ToolOutput {
         status,
         stderr: stderr_text,

@@ -10,7 +10,7 @@ use tokio::io::AsyncReadExt;
 
 use super::backup_show::not_found;
 use super::Responder;
-use crate::backup::io_error;
+
 use crate::error::OpError;
 use crate::state::Daemon;
 
@@ -18,6 +18,9 @@ use crate::state::Daemon;
 pub const DOWNLOAD_CHUNK: usize = 256 * 1024;
 
 pub async fn handle(daemon: &Daemon, id: &BackupId, resp: &Responder) -> Result<Reply, OpError> {
+    // The lease comes first, so a delete cannot slip in between the check
+    // and the first read.
+    let _lease = daemon.downloads.acquire(id);
     let status = daemon
         .catalogue
         .lock()
@@ -33,15 +36,14 @@ pub async fn handle(daemon: &Daemon, id: &BackupId, resp: &Responder) -> Result<
             )))
         }
     }
-    let _lease = daemon.downloads.acquire(id);
     let mut file = tokio::fs::File::open(daemon.store.archive_path(id))
         .await
-        .map_err(io_error)?;
+        .map_err(read_error)?;
     let mut hasher = Sha256::new();
     let mut offset = 0u64;
     let mut buf = vec![0u8; DOWNLOAD_CHUNK];
     loop {
-        let n = file.read(&mut buf).await.map_err(io_error)?;
+        let n = file.read(&mut buf).await.map_err(read_error)?;
         if n == 0 {
             break;
         }
@@ -56,4 +58,8 @@ pub async fn handle(daemon: &Daemon, id: &BackupId, resp: &Responder) -> Result<
         size_bytes: offset,
         sha256: hex::encode(hasher.finalize()),
     })
+}
+
+fn read_error(e: std::io::Error) -> OpError {
+    OpError::unavailable("the archive could not be read").with_detail(e)
 }

@@ -129,22 +129,25 @@ pub async fn handle(daemon: &Arc<Daemon>, size: u64, resp: &Responder) -> Result
         }),
         pinned: false,
     };
-    // Claimed under the catalogue's lock, so two imports of one archive
-    // cannot both pass.
+    let record = entry.record();
+    // Checked, put in place and recorded under the catalogue's lock, so two
+    // imports of one archive cannot both pass the check.
     {
-        let cat = daemon.catalogue.lock().unwrap();
+        let mut cat = daemon.catalogue.lock().unwrap();
         if cat.get(&id).is_some() || daemon.store.archive_path(&id).exists() {
             return Err(OpError::conflict(format!(
                 "backup {id} is already in the store"
             )));
         }
+        daemon.store.commit(&quarantine.0, &id).map_err(io_error)?;
+        quarantine.1 = true;
+        cat.insert(entry);
+        if let Err(e) = cat.save() {
+            // The archive is in place; start-up recovery catalogues it.
+            cat.remove(&id);
+            return Err(OpError::unavailable("the catalogue could not be saved").with_detail(e));
+        }
     }
-    daemon.store.commit(&quarantine.0, &id).map_err(io_error)?;
-    quarantine.1 = true;
-    let record = entry.record();
-    // Should this fail, the archive is in place and start-up recovery
-    // catalogues it.
-    daemon.update_catalogue(|c| c.insert(entry))?;
     tracing::info!(backup = %id, size = received, "archive imported");
     Ok(Reply::Backup { backup: record })
 }

@@ -24,7 +24,8 @@ pub async fn handle(daemon: &Arc<Daemon>) -> Result<Reply, OpError> {
         .list()
         .filter_map(|e| e.archive.as_ref().map(|a| (e.id.clone(), a.key_id.clone())))
         .collect();
-    let (mut rewrapped, mut unchanged, mut busy) = (Vec::new(), 0u64, Vec::new());
+    let (mut rewrapped, mut unchanged, mut busy, mut failed) =
+        (Vec::new(), 0u64, Vec::new(), Vec::new());
     for (id, key_id) in candidates {
         if key_id == primary {
             unchanged += 1;
@@ -34,17 +35,27 @@ pub async fn handle(daemon: &Arc<Daemon>) -> Result<Reply, OpError> {
             busy.push(id);
             continue;
         }
+        // The lease keeps a delete out while the file is rewritten.
+        let _lease = daemon.downloads.acquire(&id);
         let d = Arc::clone(daemon);
         let id2 = id.clone();
-        let (sha256, new_key) = tokio::task::spawn_blocking(move || rewrap_one(&d, &id2))
+        let outcome = tokio::task::spawn_blocking(move || rewrap_one(&d, &id2))
             .await
-            .unwrap_or_else(|e| Err(OpError::internal(format!("rewrap panicked: {e}"))))?;
-        daemon.update_catalogue(|c| {
-            if let Some(a) = c.get_mut(&id).and_then(|e| e.archive.as_mut()) {
-                a.sha256 = sha256;
-                a.key_id = new_key;
-            }
-        })?;
+            .unwrap_or_else(|e| Err(OpError::internal(format!("rewrap panicked: {e}"))))
+            .and_then(|(sha256, new_key)| {
+                daemon.update_catalogue(|c| {
+                    if let Some(a) = c.get_mut(&id).and_then(|e| e.archive.as_mut()) {
+                        a.sha256 = sha256;
+                        a.key_id = new_key;
+                    }
+                })
+            });
+        if let Err(e) = outcome {
+            let body = e.into_body("store_rewrap");
+            tracing::warn!(backup = %id, code = %body.code, message = %body.message, "an archive could not be rewrapped");
+            failed.push(id);
+            continue;
+        }
         tracing::info!(backup = %id, from = %key_id, to = %primary, "archive rewrapped under the primary key");
         rewrapped.push(id);
     }
@@ -52,6 +63,7 @@ pub async fn handle(daemon: &Arc<Daemon>) -> Result<Reply, OpError> {
         rewrapped,
         unchanged,
         busy,
+        failed,
     })
 }
 

@@ -262,3 +262,44 @@ async fn connections_beyond_the_limit_are_refused_with_a_reason() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_beyond_the_per_connection_limit_is_refused_not_queued() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+    let mut conn = daemon.client().await.into_connection();
+    // Requests that never end on their own fill the connection's slots.
+    for id in 1..=32u64 {
+        conn.write_message(&berkut_proto::wire::ClientMessage::Request {
+            id,
+            op: Operation::MaintenanceWatch,
+        })
+        .await
+        .unwrap();
+    }
+    conn.write_message(&berkut_proto::wire::ClientMessage::Request {
+        id: 99,
+        op: Operation::Status,
+    })
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        match tokio::time::timeout_at(deadline, conn.read_message::<ServerMessage>())
+            .await
+            .expect("an answer to request 99")
+        {
+            Ok(Some(ServerMessage::Error {
+                id: Some(99),
+                error,
+            })) => {
+                assert_eq!(error.code, ErrorCode::Unavailable, "{error:?}");
+                break;
+            }
+            Ok(Some(ServerMessage::Event { .. })) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+    // Another connection is not affected.
+    still_serves(&daemon).await;
+}

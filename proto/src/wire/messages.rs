@@ -313,6 +313,10 @@ pub enum Reply {
         unchanged: u64,
         /// Archives in use by a job, left as they were.
         busy: Vec<BackupId>,
+        /// Archives that could not be rewrapped (the log says why); the
+        /// others were.
+        #[serde(default)]
+        failed: Vec<BackupId>,
     },
 }
 

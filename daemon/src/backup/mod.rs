@@ -163,6 +163,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
     // as active here, so retention cannot touch the backup just made.
     if succeeded {
         crate::schedule::retention::apply(&daemon);
+        crate::schedule::retention::drop_old_rollbacks(&daemon).await;
     }
 }
 

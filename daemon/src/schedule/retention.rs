@@ -3,7 +3,9 @@
 //! newest `keep_last_successful` successful ones always stay, so a run of
 //! failures can never remove the last good backup. Pinned backups and
 //! backups a job is working on are never touched. Failed backups leave no
-//! archive; their records age out by the same rule.
+//! archive; their records age out by the same rule. The databases real
+//! restores kept for rollback go by the same age, counted from the end of
+//! their restore.
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::BackupStatus;
@@ -97,6 +99,48 @@ pub fn apply(daemon: &Daemon) {
             Ok(()) => tracing::info!(backup = %id, %reason, "retention deleted a backup"),
             Err(e) => {
                 tracing::warn!(backup = %id, error = %e, "retention could not delete a backup")
+            }
+        }
+    }
+}
+
+/// Drops the databases that real restores kept for rollback, once the
+/// restore finished more than `retention_days` ago. Does nothing without an
+/// enabled plan, like the rest of retention.
+pub async fn drop_old_rollbacks(daemon: &Daemon) {
+    let retention_days = match &*daemon.plan.borrow() {
+        Some(plan) if plan.enabled && plan.retention_days > 0 => plan.retention_days,
+        _ => return,
+    };
+    let cutoff = daemon.now() - time::Duration::days(i64::from(retention_days));
+    let old: Vec<_> = crate::restore::record::load_all(&daemon.config().state_dir)
+        .into_iter()
+        .filter(|s| {
+            !s.record.dry_run
+                && s.record.rollback_database.is_some()
+                && s.record.finished_at.is_some_and(|t| t < cutoff)
+        })
+        .collect();
+    for mut summary in old {
+        let id = summary.record.restore_id.clone();
+        let dropped = async {
+            let admin = crate::restore::sql::Admin::connect(&daemon.db).await?;
+            let name = summary
+                .record
+                .rollback_database
+                .take()
+                .expect("filtered on it");
+            admin.drop(&name).await?;
+            crate::restore::record::store(&daemon.config().state_dir, &summary)?;
+            Ok::<_, crate::error::OpError>(name)
+        }
+        .await;
+        match dropped {
+            Ok(name) => {
+                tracing::info!(restore = %id, database = %name, reason = format!("rollback database older than {retention_days} days"), "retention dropped a rollback database")
+            }
+            Err(e) => {
+                tracing::warn!(restore = %id, error = %e, "retention could not drop a rollback database")
             }
         }
     }

@@ -68,6 +68,7 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
         }
         if last_retention.is_none_or(|t| now - t >= time::Duration::DAY) {
             retention::apply(&daemon);
+            retention::drop_old_rollbacks(&daemon).await;
             last_retention = Some(now);
         }
         let pause = (wake_at - now).clamp(time::Duration::ZERO, super::scheduler::MAX_SLEEP);

@@ -397,3 +397,48 @@ async fn file_roots_are_restored_beside_then_swapped() {
     );
     assert!(uploads.join("c.txt").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_go_to_the_drill_server_when_there_is_one() {
+    let live = small_cluster();
+    let drill = PgCluster::start().unwrap();
+    let bin = berkut_testkit::temp_dir("fake-");
+    let gate = berkut_testkit::Gate::new(bin.path(), "gate");
+    let real = berkut_testkit::pg_bin_dir().join("pg_restore");
+    let gated = berkut_testkit::fake_tool(
+        bin.path(),
+        "pg_restore",
+        &format!(
+            "case \"$*\" in *--list*) ;; *) {} ;; esac\nexec '{}' \"$@\"",
+            gate.wait_snippet(),
+            real.display()
+        ),
+    );
+    let daemon = daemon_for(&live)
+        .env("BERKUT_DRILL_DATABASE_URL", drill.url("postgres"))
+        .env("BERKUT_RESTORE_PGRESTORE_BIN", gated.display().to_string())
+        .start();
+    let mut client = daemon.client().await;
+    let backup = backup_now(&mut client, Scope::Database).await;
+    let started = restored(client.call(restore_op(&backup.id, true, false)).await);
+    berkut_testkit::wait_for("the scratch database on the drill server", LONG, || {
+        databases(&drill)
+            .contains(&started.scratch_database)
+            .then_some(())
+    });
+    assert!(
+        !databases(&live).contains(&started.scratch_database),
+        "the dry-run loaded the live server"
+    );
+    gate.open_forever();
+    let done = restored(
+        client
+            .call(Operation::RestoreStatus {
+                restore_id: started.restore_id.clone(),
+                wait: true,
+            })
+            .await,
+    );
+    assert_eq!(done.status, RestoreStatus::Succeeded, "{done:#?}");
+    assert!(!databases(&drill).contains(&started.scratch_database));
+}

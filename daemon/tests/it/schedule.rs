@@ -270,3 +270,54 @@ async fn status_flags_a_missing_or_stale_newest_backup() {
     assert!(!s.rpo_breached);
     assert!(s.newest_success_age_seconds.unwrap() < 600);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_rollback_databases_of_old_restores() {
+    let pg = small_cluster();
+    let mut daemon = daemon_for(&pg).start();
+    let mut client = daemon.client().await;
+    let backup = backup_now(&mut client, Scope::Database).await;
+    let restore = crate::restore_start::restored(
+        client
+            .call(crate::restore_start::restore_op(&backup.id, false, true))
+            .await,
+    );
+    let kept = restore
+        .rollback_database
+        .clone()
+        .expect("a rollback database");
+    assert!(crate::restore_start::databases(&pg).contains(&kept));
+    daemon.stop();
+    // The restore finished ten days ago.
+    let path = daemon
+        .state_dir
+        .join("restores")
+        .join(restore.restore_id.as_str())
+        .join("summary.json");
+    let mut summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let old = (OffsetDateTime::now_utc() - time::Duration::days(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    summary["record"]["finished_at"] = old.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&summary).unwrap()).unwrap();
+    daemon.restart();
+    let mut client = daemon.client().await;
+    plan(client.call(Operation::PlanSet { plan: spec(serde_json::json!({"preset": "daily", "at": "04:00", "timezone": "UTC", "retention_days": 1, "keep_last_successful": 5})) }).await);
+    backup_now(&mut client, Scope::Schema).await;
+    berkut_testkit::wait_for("the rollback database to be dropped", LONG, || {
+        (!crate::restore_start::databases(&pg).contains(&kept)).then_some(())
+    });
+    let shown = crate::restore_start::restored(
+        client
+            .call(Operation::RestoreStatus {
+                restore_id: restore.restore_id.clone(),
+                wait: false,
+            })
+            .await,
+    );
+    assert_eq!(shown.rollback_database, None);
+    assert!(daemon
+        .log()
+        .contains("retention dropped a rollback database"));
+}

@@ -26,6 +26,13 @@ pub struct Cli {
     /// Print JSON: one object per line, the final result last.
     #[arg(long, global = true)]
     json: bool,
+    /// Act for a user of the main application (needs an `app` grant; for
+    /// testing that path).
+    #[arg(long, global = true, value_name = "USER", requires = "role")]
+    on_behalf_of: Option<String>,
+    /// That user's role: viewer, operator or admin.
+    #[arg(long, global = true, value_name = "ROLE", requires = "on_behalf_of")]
+    role: Option<berkut_proto::wire::Role>,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,12 +59,26 @@ enum Command {
     /// See whether a restore holds the maintenance lock.
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
+    /// Read and check the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Operations on the whole archive store.
     #[command(subcommand)]
     Store(StoreCommand),
     /// Work on archive files directly: no daemon, no database needed.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// The newest events.
+    Tail {
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: u32,
+    },
+    /// Check the hash chain from the first event; exits 1 at a break.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -220,7 +241,11 @@ enum JobCommand {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let ctx = commands::Context::new(cli.socket.clone(), cli.json);
+    let on_behalf_of = match (cli.on_behalf_of.clone(), cli.role) {
+        (Some(user), Some(role)) => Some(berkut_proto::wire::OnBehalfOf { user, role }),
+        _ => None,
+    };
+    let ctx = commands::Context::new(cli.socket.clone(), cli.json, on_behalf_of);
     let result = match cli.command {
         Command::Status => commands::status::run(&ctx).await,
         Command::Key(KeyCommand::Generate { output }) => {
@@ -252,6 +277,8 @@ async fn main() -> std::process::ExitCode {
             commands::backup_import::run(&ctx, &file).await
         }
         Command::Store(StoreCommand::Rewrap) => commands::store_rewrap::run(&ctx).await,
+        Command::Audit(AuditCommand::Tail { lines }) => commands::audit::tail(&ctx, lines).await,
+        Command::Audit(AuditCommand::Verify) => commands::audit::verify(&ctx).await,
         Command::Archive(ArchiveCommand::Inspect { file }) => {
             commands::archive::inspect(&ctx, &file)
         }

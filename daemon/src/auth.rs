@@ -1,11 +1,13 @@
 //! The single authorization point. Every request passes through `authorize`
 //! before its handler runs, with the identity taken from the socket's peer
-//! credentials (never from anything the client says). For now the rule is
-//! simple: root and the daemon's own user may do everything, everyone else
-//! nothing. Roles and delegation replace the body of `authorize`, not its
-//! callers.
+//! credentials (never from anything the client says about itself). Access
+//! is denied by default: a peer needs a grant, by user, uid or group, for a
+//! role (viewer < operator < admin), or an `app` grant for the main
+//! application, whose requests must name the end user they act for and may
+//! then do what both that user's role and the grant's ceiling allow. Root
+//! and the daemon's own user are admins unless a grant names them.
 
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{OnBehalfOf, Operation, Role};
 use tokio::net::UnixStream;
 
 use crate::error::OpError;
@@ -27,28 +29,146 @@ impl Peer {
             pid: cred.pid(),
         })
     }
+
+    /// The peer's groups: its primary one and, when its user is known to
+    /// the system, the supplementary ones.
+    fn groups(&self) -> Vec<u32> {
+        let mut groups = vec![self.gid];
+        if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.uid)) {
+            if let Ok(name) = std::ffi::CString::new(user.name) {
+                if let Ok(list) = nix::unistd::getgrouplist(&name, user.gid) {
+                    groups.extend(list.into_iter().map(|g| g.as_raw()));
+                }
+            }
+        }
+        groups
+    }
+}
+
+/// Who a grant is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Uid(u32),
+    Gid(u32),
+}
+
+/// What a grant gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    Role(Role),
+    /// The main application: acts for its users, up to `ceiling`.
+    App {
+        ceiling: Role,
+    },
 }
 
 /// The access rules in force.
 #[derive(Clone, Debug)]
 pub struct Policy {
-    /// The uid the daemon runs as; it may always talk to itself.
+    /// The uid the daemon runs as.
     pub own_uid: u32,
+    pub grants: Vec<(Subject, Grant)>,
+}
+
+/// What an allowed request may do, for the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allowed {
+    pub role: Role,
 }
 
 impl Policy {
-    pub fn current() -> Policy {
+    pub fn new(grants: Vec<(Subject, Grant)>) -> Policy {
         Policy {
             own_uid: nix::unistd::geteuid().as_raw(),
+            grants,
         }
     }
 
-    pub fn authorize(&self, peer: &Peer, _op: &Operation) -> Result<(), OpError> {
-        if peer.uid == 0 || peer.uid == self.own_uid {
-            Ok(())
+    /// The grant that applies to `peer`: one for its uid first; else the
+    /// strongest of its groups'; else admin for root and the daemon's own
+    /// user; else none.
+    fn grant_for(&self, peer: &Peer) -> Option<Grant> {
+        if let Some((_, g)) = self
+            .grants
+            .iter()
+            .find(|(s, _)| *s == Subject::Uid(peer.uid))
+        {
+            return Some(*g);
+        }
+        let groups = peer.groups();
+        let by_group = self
+            .grants
+            .iter()
+            .filter(|(s, _)| matches!(s, Subject::Gid(g) if groups.contains(g)))
+            .map(|(_, g)| *g)
+            .max_by_key(|g| match g {
+                Grant::Role(r) | Grant::App { ceiling: r } => *r,
+            });
+        by_group.or_else(|| {
+            (peer.uid == 0 || peer.uid == self.own_uid).then_some(Grant::Role(Role::Admin))
+        })
+    }
+
+    pub fn authorize(
+        &self,
+        peer: &Peer,
+        op: &Operation,
+        on_behalf_of: Option<&OnBehalfOf>,
+    ) -> Result<Allowed, OpError> {
+        let role = match (self.grant_for(peer), on_behalf_of) {
+            (None, _) => return Err(OpError::forbidden()),
+            (Some(Grant::Role(_)), Some(_)) => {
+                return Err(OpError::new(
+                    berkut_proto::wire::ErrorCode::Forbidden,
+                    "only the main application may act on behalf of a user",
+                ))
+            }
+            (Some(Grant::Role(role)), None) => role,
+            (Some(Grant::App { .. }), None) => {
+                return Err(OpError::new(
+                    berkut_proto::wire::ErrorCode::Forbidden,
+                    "the main application must say which user it acts for (on_behalf_of)",
+                ))
+            }
+            (Some(Grant::App { ceiling }), Some(user)) => user.role.min(ceiling),
+        };
+        if role >= required_role(op) {
+            Ok(Allowed { role })
         } else {
             Err(OpError::forbidden())
         }
+    }
+}
+
+/// The least role an operation needs.
+pub fn required_role(op: &Operation) -> Role {
+    match op {
+        Operation::Status
+        | Operation::BackupList { .. }
+        | Operation::BackupShow { .. }
+        | Operation::JobAttach { .. }
+        | Operation::PlanShow
+        | Operation::RestoreStatus { .. }
+        | Operation::MaintenanceStatus
+        | Operation::MaintenanceWatch => Role::Viewer,
+        Operation::BackupCreate { .. }
+        | Operation::BackupDownload { .. }
+        | Operation::RestoreEvidence { .. } => Role::Operator,
+        Operation::RestoreStart { dry_run: true, .. } => Role::Operator,
+        Operation::RestoreStart { dry_run: false, .. }
+        | Operation::BackupDelete { .. }
+        | Operation::BackupImport { .. }
+        | Operation::BackupPin { .. }
+        | Operation::BackupUnpin { .. }
+        | Operation::PlanSet { .. }
+        | Operation::PlanEnable
+        | Operation::PlanDisable
+        | Operation::RestoreRollback { .. }
+        | Operation::RestoreCleanup { .. }
+        | Operation::MaintenanceClear
+        | Operation::StoreRewrap
+        | Operation::AuditTail { .. }
+        | Operation::AuditVerify => Role::Admin,
     }
 }
 
@@ -56,21 +176,133 @@ impl Policy {
 mod tests {
     use super::*;
 
-    #[test]
-    fn root_and_self_are_allowed_others_are_not() {
-        let policy = Policy { own_uid: 1234 };
-        let peer = |uid| Peer {
+    fn peer(uid: u32) -> Peer {
+        Peer {
             uid,
-            gid: uid,
+            gid: 999_999,
             pid: None,
+        }
+    }
+
+    fn obo(role: Role) -> OnBehalfOf {
+        OnBehalfOf {
+            user: "alice".into(),
+            role,
+        }
+    }
+
+    #[test]
+    fn deny_by_default_and_root_is_admin_unless_named() {
+        let policy = Policy {
+            own_uid: 1234,
+            grants: vec![],
         };
-        assert!(policy.authorize(&peer(0), &Operation::Status).is_ok());
         assert!(policy
-            .authorize(&peer(1234), &Operation::list_first_page())
+            .authorize(&peer(0), &Operation::StoreRewrap, None)
+            .is_ok());
+        assert!(policy
+            .authorize(&peer(1234), &Operation::PlanDisable, None)
             .is_ok());
         let err = policy
-            .authorize(&peer(1000), &Operation::Status)
+            .authorize(&peer(1000), &Operation::Status, None)
             .unwrap_err();
         assert_eq!(err.code, berkut_proto::wire::ErrorCode::Forbidden);
+        let policy = Policy {
+            own_uid: 1234,
+            grants: vec![(Subject::Uid(0), Grant::Role(Role::Viewer))],
+        };
+        assert!(
+            policy
+                .authorize(&peer(0), &Operation::StoreRewrap, None)
+                .is_err(),
+            "a grant for root narrows it"
+        );
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        let policy = Policy {
+            own_uid: 1,
+            grants: vec![
+                (Subject::Uid(10), Grant::Role(Role::Viewer)),
+                (Subject::Uid(11), Grant::Role(Role::Operator)),
+            ],
+        };
+        let list = Operation::list_first_page();
+        let create = Operation::BackupCreate {
+            label: String::new(),
+            scope: Default::default(),
+            include_files: false,
+            wait: false,
+        };
+        assert!(policy.authorize(&peer(10), &list, None).is_ok());
+        assert!(policy.authorize(&peer(10), &create, None).is_err());
+        assert!(policy.authorize(&peer(11), &create, None).is_ok());
+        assert!(policy
+            .authorize(&peer(11), &Operation::PlanDisable, None)
+            .is_err());
+        let id = "20260101T000000Z-00000000".parse().unwrap();
+        assert!(policy
+            .authorize(
+                &peer(11),
+                &Operation::RestoreStart {
+                    backup_id: id,
+                    dry_run: true,
+                    with_globals: false,
+                    wait: false
+                },
+                None
+            )
+            .is_ok());
+    }
+
+    #[test]
+    fn delegation_narrows_to_the_users_role_and_the_grants_ceiling() {
+        let policy = Policy {
+            own_uid: 1,
+            grants: vec![
+                (
+                    Subject::Uid(20),
+                    Grant::App {
+                        ceiling: Role::Operator,
+                    },
+                ),
+                (Subject::Uid(21), Grant::Role(Role::Admin)),
+            ],
+        };
+        let delete = Operation::BackupDelete {
+            id: "20260101T000000Z-00000000".parse().unwrap(),
+        };
+        assert!(
+            policy
+                .authorize(&peer(20), &delete, Some(&obo(Role::Viewer)))
+                .is_err(),
+            "an app acting for a viewer cannot delete"
+        );
+        assert!(
+            policy
+                .authorize(&peer(20), &delete, Some(&obo(Role::Admin)))
+                .is_err(),
+            "nor beyond its own ceiling"
+        );
+        assert_eq!(
+            policy
+                .authorize(&peer(20), &Operation::Status, Some(&obo(Role::Admin)))
+                .unwrap()
+                .role,
+            Role::Operator
+        );
+        assert!(
+            policy
+                .authorize(&peer(20), &Operation::Status, None)
+                .is_err(),
+            "an app must name its user"
+        );
+        assert!(
+            policy
+                .authorize(&peer(21), &Operation::Status, Some(&obo(Role::Viewer)))
+                .is_err(),
+            "only apps may delegate"
+        );
     }
 }

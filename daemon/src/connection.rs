@@ -20,7 +20,8 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::Peer;
+use crate::audit::AuditNote;
+use crate::auth::{Peer, Policy};
 use crate::error::OpError;
 use crate::handlers::backup_import::Piece;
 use crate::handlers::{dispatch, Responder};
@@ -174,10 +175,16 @@ async fn read_requests(
                 let error = ErrorBody::new(ErrorCode::Invalid, "hello was already received");
                 let _ = tx.send(ServerMessage::Error { id: None, error }).await;
             }
-            Incoming::Message(ClientMessage::Request { id, op }) => {
+            Incoming::Message(ClientMessage::Request {
+                id,
+                op,
+                on_behalf_of,
+            }) => {
                 let name = op.name();
-                if let Err(e) = daemon.policy.authorize(&peer, &op) {
-                    tracing::info!(request = id, op = name, uid = peer.uid, gid = peer.gid, pid = ?peer.pid, "request denied");
+                let audit = AuditNote::new(&peer, id, &op, on_behalf_of.clone(), daemon.now());
+                let policy = Policy::new(daemon.config().access.clone());
+                if let Err(e) = policy.authorize(&peer, &op, on_behalf_of.as_ref()) {
+                    daemon.audit.record(audit.denied());
                     let _ = tx
                         .send(ServerMessage::Error {
                             id: Some(id),
@@ -203,7 +210,9 @@ async fn read_requests(
                             error,
                         })
                         .await;
-                    tracing::info!(request = id, op = name, uid = peer.uid, pid = ?peer.pid, "request refused: maintenance");
+                    daemon
+                        .audit
+                        .record(audit.finished(Some(ErrorCode::Maintenance)));
                     continue;
                 }
                 tracing::info!(request = id, op = name, uid = peer.uid, pid = ?peer.pid, "request");
@@ -254,7 +263,12 @@ async fn read_requests(
                             error: e.into_body(name),
                         },
                     };
+                    let code = match &msg {
+                        ServerMessage::Error { error, .. } => Some(error.code),
+                        _ => None,
+                    };
                     let _ = tx.send(msg).await;
+                    daemon.audit.record(audit.finished(code));
                 });
             }
         }

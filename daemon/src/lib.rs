@@ -5,6 +5,7 @@
 //!
 //! See ARCHITECTURE.md for the map of the modules.
 
+pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod catalogue;
@@ -34,7 +35,6 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Policy;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::Db;
@@ -208,7 +208,7 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         catalogue: Mutex::new(catalogue),
         store,
         db,
-        policy: Policy::current(),
+        audit: audit::Audit::new(&config.state_dir, config.audit_max_bytes),
         restores: Default::default(),
         downloads: Default::default(),
         maintenance,

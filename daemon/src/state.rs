@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Policy;
 use crate::catalogue::Catalogue;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -25,7 +24,8 @@ pub struct Daemon {
     pub store: Store,
     pub db: Db,
     pub jobs: Arc<Jobs>,
-    pub policy: Policy,
+    /// The audit trail of every request.
+    pub audit: crate::audit::Audit,
     /// Leases on archives being downloaded.
     pub downloads: Arc<crate::leases::Leases>,
     /// Restores queued or running.

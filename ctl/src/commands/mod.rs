@@ -3,6 +3,7 @@
 //! error that `exit::report` prints.
 
 pub mod archive;
+pub mod audit;
 pub mod backup_create;
 pub mod backup_delete;
 pub mod backup_download;
@@ -37,11 +38,20 @@ const DEV_SOCKET: &str = ".berkut-dev/berkutd.sock";
 pub struct Context {
     socket: Option<PathBuf>,
     pub json: bool,
+    on_behalf_of: Option<berkut_proto::wire::OnBehalfOf>,
 }
 
 impl Context {
-    pub fn new(socket: Option<PathBuf>, json: bool) -> Context {
-        Context { socket, json }
+    pub fn new(
+        socket: Option<PathBuf>,
+        json: bool,
+        on_behalf_of: Option<berkut_proto::wire::OnBehalfOf>,
+    ) -> Context {
+        Context {
+            socket,
+            json,
+            on_behalf_of,
+        }
     }
 
     /// The socket to use: the one asked for, else the system one, else the
@@ -58,9 +68,11 @@ impl Context {
 
     pub async fn connect(&self) -> anyhow::Result<Client> {
         let socket = self.socket();
-        Client::connect(&socket, concat!("berkutctl ", env!("CARGO_PKG_VERSION")))
+        let mut client = Client::connect(&socket, concat!("berkutctl ", env!("CARGO_PKG_VERSION")))
             .await
-            .with_context(|| format!("cannot talk to berkutd at {}", socket.display()))
+            .with_context(|| format!("cannot talk to berkutd at {}", socket.display()))?;
+        client.set_on_behalf_of(self.on_behalf_of.clone());
+        Ok(client)
     }
 }
 

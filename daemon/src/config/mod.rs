@@ -3,6 +3,7 @@
 //! once, so the rest of the daemon works with values it can trust. Key
 //! material is held only as `MasterKey`, which never prints its bytes.
 
+mod access;
 mod key;
 mod reload;
 
@@ -12,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use berkut_proto::archive::Keyring;
+
+use crate::auth::{Grant, Subject};
+use access::AccessEntry;
 use serde::Deserialize;
 
 pub use key::load_dev_key;
@@ -78,12 +82,18 @@ struct FileConfig {
     restore_jobs: Option<u64>,
     drill_database_url: Option<String>,
     old_key_files: Option<Vec<PathBuf>>,
+    access: Option<Vec<AccessEntry>>,
+    audit_max_bytes: Option<u64>,
 }
 
 /// The validated configuration. Cloning it copies the key, which zeroes
 /// its copy when dropped like the original.
 #[derive(Clone)]
 pub struct Config {
+    /// Who may do what (`[[access]]` entries, resolved to ids at load).
+    pub access: Vec<(Subject, Grant)>,
+    /// The audit file is rotated when it would pass this size.
+    pub audit_max_bytes: u64,
     /// Directory holding the `.bscc` archives.
     pub backup_path: PathBuf,
     pub keyring: Keyring,
@@ -296,7 +306,25 @@ impl Config {
         for path in &old_key_files {
             keyring = keyring.with_other(key::read_key_file(path)?);
         }
+        let access = match fc.access {
+            Some(entries) => entries
+                .iter()
+                .map(access::resolve)
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        let audit_max_bytes = number(
+            var("BERKUT_AUDIT_MAX_BYTES"),
+            fc.audit_max_bytes,
+            "BERKUT_AUDIT_MAX_BYTES",
+            64 << 20,
+        )?;
+        if audit_max_bytes < 4096 {
+            return Err(invalid("BERKUT_AUDIT_MAX_BYTES", "must be at least 4096"));
+        }
         Ok(Config {
+            access,
+            audit_max_bytes,
             backup_path,
             keyring,
             pg_dump_bin,

@@ -2,6 +2,7 @@
 //! as berkutctl's commands and the tests). `dispatch` is the only way in, and
 //! it runs after the request has passed `auth::Policy::authorize`.
 
+mod audit;
 mod backup_create;
 mod backup_delete;
 mod backup_download;
@@ -159,6 +160,8 @@ pub async fn dispatch(
         Operation::MaintenanceWatch => maintenance_status::watch(daemon, resp).await,
         Operation::MaintenanceClear => maintenance_status::clear(daemon),
         Operation::StoreRewrap => store_rewrap::handle(daemon).await,
+        Operation::AuditTail { lines } => audit::tail(daemon, lines),
+        Operation::AuditVerify => audit::verify(daemon),
         Operation::BackupDownload { id } => backup_download::handle(daemon, &id, resp).await,
         Operation::BackupImport { size } => backup_import::handle(daemon, size, resp).await,
     }

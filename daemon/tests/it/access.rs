@@ -1,55 +1,343 @@
-//! The authorization point: a peer that is neither root nor the daemon's
-//! own user is refused by the daemon itself, even when the socket's file
-//! mode lets it connect. Runs a real process as a real other uid, so it
-//! needs root; without root it is skipped with a printed reason.
+//! The authorization point, with real processes as real other users: for
+//! every role and every command, allowed or `forbidden` as the permission
+//! table says; delegation by the main application; the audit trail of it
+//! all. Creating users needs root; without root the tests say so and skip.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+use berkut_proto::manifest::Scope;
 use berkut_testkit::workspace_bin;
 
 use crate::helpers::*;
 
-const NOBODY: u32 = 65534;
+const USERS: [&str; 5] = [
+    "berkut-t-viewer",
+    "berkut-t-operator",
+    "berkut-t-admin",
+    "berkut-t-app",
+    "berkut-t-none",
+];
+
+/// Creates the test users (once per machine) and returns their uids.
+fn users() -> Option<Vec<u32>> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: running clients as other users needs root");
+        return None;
+    }
+    USERS
+        .iter()
+        .map(|name| {
+            if nix::unistd::User::from_name(name).ok().flatten().is_none() {
+                let _ = Command::new("useradd")
+                    .args([
+                        "--system",
+                        "--no-create-home",
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        name,
+                    ])
+                    .status();
+            }
+            nix::unistd::User::from_name(name)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.as_raw())
+        })
+        .collect()
+}
+
+/// Runs berkutctl as `uid` and returns its exit code and stderr.
+fn as_user(daemon: &berkut_testkit::Daemon, uid: u32, args: &[&str]) -> (i32, String) {
+    let out = Command::new(workspace_bin("berkutctl"))
+        .args(args)
+        .env("BERKUT_SOCKET", &daemon.socket)
+        .current_dir("/")
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A daemon whose socket the test users can reach, with grants for them.
+fn daemon_with_grants(pg: &berkut_testkit::PgCluster) -> berkut_testkit::Daemon {
+    let dir = berkut_testkit::temp_dir("grants-");
+    let config = dir.path().join("berkutd.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[access]]
+user = "berkut-t-viewer"
+role = "viewer"
+
+[[access]]
+user = "berkut-t-operator"
+role = "operator"
+
+[[access]]
+user = "berkut-t-admin"
+role = "admin"
+
+[[access]]
+user = "berkut-t-app"
+role = "app"
+"#,
+    )
+    .unwrap();
+    let daemon = daemon_for(pg)
+        .arg("--config")
+        .arg(config.display().to_string())
+        .start();
+    std::mem::forget(dir);
+    // Open the file-mode fence wide so that only the daemon's check stands.
+    std::fs::set_permissions(
+        daemon.socket.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    daemon
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_gets_exactly_what_the_table_gives() {
+    let Some(uids) = users() else { return };
+    let pg = small_cluster();
+    let daemon = daemon_with_grants(&pg);
+    let backup = backup_now(&mut daemon.client().await, Scope::Database).await;
+    let id = backup.id.to_string();
+    let out_file = format!("/tmp/berkut-access-{}.bscc", std::process::id());
+    // Each command with the least role it needs: 0 viewer, 1 operator, 2 admin.
+    let table: Vec<(Vec<&str>, usize)> = vec![
+        (vec!["status"], 0),
+        (vec!["backup", "list"], 0),
+        (vec!["backup", "show", &id], 0),
+        (vec!["job", "attach", &id], 0),
+        (vec!["plan", "show"], 0),
+        (vec!["maintenance", "status"], 0),
+        (vec!["restore", "status", "r-20000101T000000Z-00000000"], 0),
+        (vec!["backup", "create", "--scope", "schema"], 1),
+        (vec!["backup", "download", &id, "-o", &out_file], 1),
+        (vec!["restore", &id, "--dry-run", "--wait"], 1),
+        (
+            vec!["restore", "evidence", "r-20000101T000000Z-00000000"],
+            1,
+        ),
+        (vec!["backup", "pin", &id], 2),
+        (vec!["backup", "unpin", &id], 2),
+        (vec!["plan", "disable"], 2),
+        (
+            vec![
+                "plan",
+                "set",
+                "--preset",
+                "daily",
+                "--at",
+                "03:00",
+                "--timezone",
+                "UTC",
+            ],
+            2,
+        ),
+        (
+            vec!["restore", "rollback", "r-20000101T000000Z-00000000"],
+            2,
+        ),
+        (vec!["maintenance", "clear"], 2),
+        (vec!["store", "rewrap"], 2),
+        (vec!["audit", "tail"], 2),
+        (vec!["audit", "verify"], 2),
+        (vec!["backup", "delete", "20000101T000000Z-00000000"], 2),
+    ];
+    // viewer, operator, admin, and a user with no grant at all.
+    for (who, level) in [
+        (0usize, Some(0usize)),
+        (1, Some(1)),
+        (2, Some(2)),
+        (4, None),
+    ] {
+        for (args, needs) in &table {
+            let (code, stderr) = as_user(&daemon, uids[who], args);
+            let allowed = level.is_some_and(|l| l >= *needs);
+            assert_eq!(
+                code == 6,
+                !allowed,
+                "{} running {args:?}: exit {code}, {stderr}",
+                USERS[who]
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&out_file);
+
+    // The main application acts for its users: a viewer cannot delete, an
+    // admin can; without naming a user it gets nothing; others may not
+    // delegate.
+    let app = uids[3];
+    let delete = ["backup", "delete", &id];
+    assert_eq!(
+        as_user(
+            &daemon,
+            app,
+            &[
+                "--on-behalf-of",
+                "alice",
+                "--role",
+                "viewer",
+                "backup",
+                "delete",
+                &id
+            ]
+        )
+        .0,
+        6
+    );
+    assert_eq!(
+        as_user(
+            &daemon,
+            app,
+            &[
+                "--on-behalf-of",
+                "alice",
+                "--role",
+                "viewer",
+                "backup",
+                "list"
+            ]
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        as_user(&daemon, app, &delete).0,
+        6,
+        "an app must name its user"
+    );
+    assert_eq!(
+        as_user(
+            &daemon,
+            uids[2],
+            &["--on-behalf-of", "mallory", "--role", "viewer", "status"]
+        )
+        .0,
+        6,
+        "only the app delegates"
+    );
+    assert_eq!(
+        as_user(
+            &daemon,
+            app,
+            &[
+                "--on-behalf-of",
+                "bob",
+                "--role",
+                "admin",
+                "backup",
+                "delete",
+                &id
+            ]
+        )
+        .0,
+        0
+    );
+
+    // Every one of those requests is in the audit trail, with its uid.
+    let tail = Command::new(workspace_bin("berkutctl"))
+        .args(["audit", "tail", "-n", "1000", "--json"])
+        .env("BERKUT_SOCKET", &daemon.socket)
+        .output()
+        .unwrap();
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&tail.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let denied_for_none = events
+        .iter()
+        .filter(|e| e["uid"] == uids[4] && e["decision"] == "denied")
+        .count();
+    assert_eq!(
+        denied_for_none,
+        table.len(),
+        "every request of the user without a grant is audited as denied"
+    );
+    let alice = events
+        .iter()
+        .find(|e| e["on_behalf_of"]["user"] == "alice" && e["op"] == "backup_delete")
+        .expect("the delegated delete is audited");
+    assert_eq!(
+        (alice["uid"].as_u64(), alice["decision"].as_str()),
+        (Some(u64::from(app)), Some("denied"))
+    );
+    let bob = events
+        .iter()
+        .find(|e| e["on_behalf_of"]["user"] == "bob")
+        .expect("bob's delete is audited");
+    assert_eq!(
+        (
+            bob["decision"].as_str(),
+            bob["result"].as_str(),
+            bob["target"].as_str()
+        ),
+        (Some("allowed"), Some("succeeded"), Some(id.as_str()))
+    );
+    let verify = Command::new(workspace_bin("berkutctl"))
+        .args(["audit", "verify"])
+        .env("BERKUT_SOCKET", &daemon.socket)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    // Tampering with the trail is caught, at the line where it breaks.
+    let log = daemon.state_dir.join("audit/audit.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(
+        &log,
+        text.replacen(&format!("\"uid\":{}", uids[4]), "\"uid\":0", 1),
+    )
+    .unwrap();
+    let verify = Command::new(workspace_bin("berkutctl"))
+        .args(["audit", "verify"])
+        .env("BERKUT_SOCKET", &daemon.socket)
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&verify.stderr).contains("audit.log:"),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
 
 #[test]
 fn a_stranger_is_forbidden_even_through_an_open_socket() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: running a client as another user needs root");
-        return;
-    }
+    let Some(uids) = users() else { return };
     let pg = small_cluster();
     let daemon = daemon_for(&pg).start();
-    // Open the file-mode fence wide so that only the daemon's check stands.
-    let run_dir = daemon.socket.parent().unwrap();
-    std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        daemon.socket.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-
     for args in [
         &["status"][..],
         &["backup", "list"],
         &["backup", "create", "--wait"],
     ] {
-        let out = Command::new(workspace_bin("berkutctl"))
-            .args(args)
-            .env("BERKUT_SOCKET", &daemon.socket)
-            .current_dir("/")
-            .uid(NOBODY)
-            .gid(NOBODY)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(6), "{args:?}: {stderr}");
+        let (code, stderr) = as_user(&daemon, uids[4], args);
+        assert_eq!(code, 6, "{args:?}: {stderr}");
         assert!(stderr.contains("forbidden"), "{stderr}");
     }
-    // Root, on the same socket, is served; and nothing was created.
-    let out = Command::new(workspace_bin("berkutctl"))
-        .args(["backup", "list", "--json"])
-        .env("BERKUT_SOCKET", &daemon.socket)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
-    assert!(daemon.log().contains("request denied"));
+    assert!(
+        daemon.log().contains("decision=denied"),
+        "the denial is audited in the log"
+    );
 }

@@ -66,6 +66,7 @@ async fn a_backup_being_downloaded_cannot_be_deleted_but_can_be_downloaded_again
     let mut stalled = daemon.client().await.into_connection();
     stalled
         .write_message(&ClientMessage::Request {
+            on_behalf_of: None,
             id: 1,
             op: Operation::BackupDownload {
                 id: record.id.clone(),

@@ -174,6 +174,7 @@ async fn hostile_uploads_are_refused_and_leave_nothing() {
     assert_eq!(err.code, ErrorCode::TooLarge);
     let mut conn = target.client().await.into_connection();
     conn.write_message(&ClientMessage::Request {
+        on_behalf_of: None,
         id: 1,
         op: Operation::BackupImport { size: 100 },
     })
@@ -201,6 +202,7 @@ async fn hostile_uploads_are_refused_and_leave_nothing() {
     // Cut off midway: the client goes away after half the bytes.
     let mut conn = target.client().await.into_connection();
     conn.write_message(&ClientMessage::Request {
+        on_behalf_of: None,
         id: 1,
         op: Operation::BackupImport {
             size: good.len() as u64,

@@ -271,6 +271,7 @@ async fn a_request_beyond_the_per_connection_limit_is_refused_not_queued() {
     // Requests that never end on their own fill the connection's slots.
     for id in 1..=32u64 {
         conn.write_message(&berkut_proto::wire::ClientMessage::Request {
+            on_behalf_of: None,
             id,
             op: Operation::MaintenanceWatch,
         })
@@ -278,6 +279,7 @@ async fn a_request_beyond_the_per_connection_limit_is_refused_not_queued() {
         .unwrap();
     }
     conn.write_message(&berkut_proto::wire::ClientMessage::Request {
+        on_behalf_of: None,
         id: 99,
         op: Operation::Status,
     })

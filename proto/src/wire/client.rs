@@ -7,6 +7,7 @@ use std::path::Path;
 
 use tokio::net::UnixStream;
 
+use super::access::OnBehalfOf;
 use super::error::ErrorBody;
 use super::frame::{Connection, FrameError};
 use super::messages::{ClientMessage, Operation, Reply, ServerMessage, PROTOCOL_VERSION};
@@ -38,6 +39,7 @@ pub struct Client {
     conn: Connection<UnixStream>,
     next_id: u64,
     server: String,
+    on_behalf_of: Option<OnBehalfOf>,
 }
 
 impl Client {
@@ -57,6 +59,7 @@ impl Client {
                 conn,
                 next_id: 1,
                 server,
+                on_behalf_of: None,
             }),
             Some(ServerMessage::Error { error, .. }) => Err(ClientError::Server(error)),
             Some(other) => Err(ClientError::Protocol(format!(
@@ -64,6 +67,13 @@ impl Client {
             ))),
             None => Err(ClientError::Closed),
         }
+    }
+
+    /// Makes every later request on behalf of `user` (the main
+    /// application's way to act for its signed-in users; the daemon honours
+    /// it only from a peer with an `app` grant).
+    pub fn set_on_behalf_of(&mut self, user: Option<OnBehalfOf>) {
+        self.on_behalf_of = user;
     }
 
     /// The daemon's version as it announced itself.
@@ -102,7 +112,11 @@ impl Client {
         let id = self.next_id;
         self.next_id += 1;
         self.conn
-            .write_message(&ClientMessage::Request { id, op })
+            .write_message(&ClientMessage::Request {
+                id,
+                op,
+                on_behalf_of: self.on_behalf_of.clone(),
+            })
             .await?;
         loop {
             match self.conn.read_message::<ServerMessage>().await? {
@@ -173,6 +187,7 @@ impl Client {
         self.next_id += 1;
         self.conn
             .write_message(&ClientMessage::Request {
+                on_behalf_of: self.on_behalf_of.clone(),
                 id,
                 op: Operation::BackupImport { size },
             })

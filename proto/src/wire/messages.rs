@@ -11,12 +11,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::access::OnBehalfOf;
 use super::error::ErrorBody;
 use super::plan::{PlanInfo, PlanSpec};
 use super::records::{BackupRecord, Progress, StatusInfo};
 use super::restore::{Evidence, MaintenanceInfo, RestoreRecord};
 use crate::ids::{BackupId, RestoreId};
 use crate::manifest::Scope;
+
+fn default_tail() -> u32 {
+    20
+}
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -39,6 +44,10 @@ pub enum ClientMessage {
     Request {
         id: u64,
         op: Operation,
+        /// Only from the main application (a peer with an `app` grant):
+        /// the end user the request is made for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<OnBehalfOf>,
     },
     /// A piece of an upload (`backup_import`), after the daemon said
     /// `continue`. The last one has `end` set (and may be empty).
@@ -149,6 +158,13 @@ pub enum Operation {
     BackupImport {
         size: u64,
     },
+    /// The last `lines` events of the audit trail (JSON lines).
+    AuditTail {
+        #[serde(default = "default_tail")]
+        lines: u32,
+    },
+    /// Checks the audit trail's hash chain from its first line.
+    AuditVerify,
     /// Re-wraps every archive not under the primary key, so an old key can
     /// be retired. Archives in use are left for a later run.
     StoreRewrap,
@@ -200,6 +216,8 @@ impl Operation {
             Operation::MaintenanceWatch => "maintenance_watch",
             Operation::MaintenanceClear => "maintenance_clear",
             Operation::StoreRewrap => "store_rewrap",
+            Operation::AuditTail { .. } => "audit_tail",
+            Operation::AuditVerify => "audit_verify",
             Operation::BackupDownload { .. } => "backup_download",
             Operation::BackupImport { .. } => "backup_import",
         }
@@ -299,6 +317,18 @@ pub enum Reply {
     Maintenance {
         maintenance: MaintenanceInfo,
     },
+    /// Audit events, oldest first, each a JSON object as it stands in the
+    /// trail.
+    Audit {
+        lines: Vec<String>,
+    },
+    /// The outcome of `audit_verify`.
+    AuditVerified {
+        lines: u64,
+        /// The first line that breaks the chain: `file:line: why`.
+        #[serde(default)]
+        first_bad: Option<String>,
+    },
     /// The end of a download.
     Downloaded {
         id: BackupId,
@@ -327,6 +357,7 @@ mod tests {
     #[test]
     fn messages_are_maps_with_a_type_tag() {
         let msg = ClientMessage::Request {
+            on_behalf_of: None,
             id: 7,
             op: Operation::BackupCreate {
                 label: "nightly".into(),

@@ -4,6 +4,7 @@
 //! async client (`client`). `docs/PROTOCOL.md` describes the same thing for
 //! implementers in other languages.
 
+pub mod access;
 pub mod client;
 pub mod error;
 pub mod frame;
@@ -13,6 +14,7 @@ pub mod records;
 pub mod restore;
 pub mod scan;
 
+pub use access::{OnBehalfOf, Role};
 pub use client::{Client, ClientError};
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{Connection, FrameError, MAX_FRAME_LEN};

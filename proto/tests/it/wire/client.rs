@@ -53,7 +53,12 @@ async fn the_client_says_hello_then_follows_progress_to_the_reply() {
         })
         .await
         .unwrap();
-        let Some(ClientMessage::Request { id, op }) = conn.read_message().await.unwrap() else {
+        let Some(ClientMessage::Request {
+            on_behalf_of: None,
+            id,
+            op,
+        }) = conn.read_message().await.unwrap()
+        else {
             panic!("expected a request");
         };
         assert!(matches!(op, Operation::BackupCreate { wait: true, .. }));
@@ -179,7 +184,12 @@ async fn the_client_streams_restore_records_and_events_to_the_reply() {
         })
         .await
         .unwrap();
-        let Some(ClientMessage::Request { id, op }) = conn.read_message().await.unwrap() else {
+        let Some(ClientMessage::Request {
+            on_behalf_of: None,
+            id,
+            op,
+        }) = conn.read_message().await.unwrap()
+        else {
             panic!("expected a request");
         };
         assert!(matches!(op, Operation::RestoreStart { wait: true, .. }));

@@ -59,7 +59,11 @@ async fn finished(task: JoinHandle<()>) {
 
 async fn next_request(conn: &mut Connection<UnixStream>) -> (u64, Operation) {
     match conn.read_message::<ClientMessage>().await.unwrap() {
-        Some(ClientMessage::Request { id, op }) => (id, op),
+        Some(ClientMessage::Request {
+            on_behalf_of: None,
+            id,
+            op,
+        }) => (id, op),
         other => panic!("expected a request, got {other:?}"),
     }
 }

@@ -68,6 +68,7 @@ fn omitted_request_fields_take_their_defaults() {
     assert_eq!(
         decode_message::<ClientMessage>(&body).unwrap(),
         ClientMessage::Request {
+            on_behalf_of: None,
             id: 1,
             op: Operation::BackupCreate {
                 label: String::new(),
@@ -109,6 +110,7 @@ fn unknown_fields_are_ignored_everywhere() {
     assert_eq!(
         decode_message::<ClientMessage>(&req).unwrap(),
         ClientMessage::Request {
+            on_behalf_of: None,
             id: 2,
             op: Operation::BackupShow { id: backup_id() }
         }

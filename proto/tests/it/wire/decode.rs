@@ -188,6 +188,7 @@ fn integers_may_use_any_messagepack_width_and_fields_any_order() {
         assert_eq!(
             decode_message::<ClientMessage>(&body).unwrap(),
             ClientMessage::Request {
+                on_behalf_of: None,
                 id: 5,
                 op: Operation::Status
             },

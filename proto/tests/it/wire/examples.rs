@@ -85,6 +85,7 @@ fn example_messages() -> (ClientMessage, ClientMessage, ServerMessage, ServerMes
             client: "example 1.0".into(),
         },
         ClientMessage::Request {
+            on_behalf_of: None,
             id: 1,
             op: Operation::Status,
         },

@@ -123,6 +123,7 @@ async fn frames_are_found_however_the_bytes_are_split() {
         client: "split".into(),
     };
     let status = ClientMessage::Request {
+        on_behalf_of: None,
         id: 2,
         op: Operation::Status,
     };

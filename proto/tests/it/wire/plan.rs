@@ -45,6 +45,7 @@ fn plan_and_pin_operations_and_the_plan_reply_have_the_documented_tags() {
         assert_eq!(
             decode_message::<ClientMessage>(&body).unwrap(),
             ClientMessage::Request {
+                on_behalf_of: None,
                 id: 3,
                 op: expected
             }
@@ -57,6 +58,7 @@ fn plan_and_pin_operations_and_the_plan_reply_have_the_documented_tags() {
     assert_eq!(
         decode_message::<ClientMessage>(&body).unwrap(),
         ClientMessage::Request {
+            on_behalf_of: None,
             id: 4,
             op: Operation::BackupPin { id: backup_id() }
         }
@@ -93,6 +95,7 @@ fn omitted_plan_fields_take_the_documented_defaults() {
     assert_eq!(
         decode_message::<ClientMessage>(&body).unwrap(),
         ClientMessage::Request {
+            on_behalf_of: None,
             id: 5,
             op: Operation::PlanSet { plan: daily_spec() }
         }

@@ -177,7 +177,7 @@ proptest! {
 
     #[test]
     fn operations_round_trip(id in any::<u64>(), op in any_operation()) {
-        let msg = ClientMessage::Request { id, op: op.clone() };
+        let msg = ClientMessage::Request { on_behalf_of: None, id, op: op.clone() };
         let bytes = encode(&msg).unwrap();
         prop_assert_eq!(decode_message::<ClientMessage>(&bytes).unwrap(), msg);
         prop_assert_eq!(decode_message::<Operation>(&encode(&op).unwrap()).unwrap(), op);

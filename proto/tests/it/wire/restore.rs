@@ -149,6 +149,7 @@ fn omitted_restore_fields_take_the_documented_defaults() {
         assert_eq!(
             decode_message::<ClientMessage>(&request(3.into(), bare)).unwrap(),
             ClientMessage::Request {
+                on_behalf_of: None,
                 id: 3,
                 op: expected
             }

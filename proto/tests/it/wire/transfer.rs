@@ -236,6 +236,7 @@ fn bad_transfer_requests_are_invalid_with_their_id() {
     assert_eq!(
         decode_message::<ClientMessage>(&body).unwrap(),
         ClientMessage::Request {
+            on_behalf_of: None,
             id: 42,
             op: Operation::StoreRewrap
         }

@@ -191,6 +191,9 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
                 );
             }
             let (listener, owned) = server::bind_owned(&config.socket).map_err(socket_error)?;
+            if let Some(group) = config.socket_group {
+                server::set_socket_group(&config.socket, group).map_err(socket_error)?;
+            }
             (listener, Some(owned))
         }
     };

@@ -63,8 +63,8 @@ fn apply(daemon: &Daemon, new: Config, log: Option<&LogControl>) -> Result<(), S
             }
         }
     }
-    // Access grants will be part of the configuration (a later issue); this
-    // is where a reload rebuilds the policy from them.
+    // Access grants take effect with the new configuration: every request
+    // reads them from it.
     daemon.set_config(reloaded.config);
     for name in &reloaded.needs_restart {
         tracing::warn!(

@@ -148,7 +148,13 @@ pub fn bind_owned(path: &Path) -> io::Result<(UnixListener, OwnedPath)> {
 /// replaced; a socket some process still answers on is not.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            // Others may reach the socket (its group, through the file
+            // mode); nobody else may put anything beside it.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+        }
+        check_runtime_dir(dir)?;
     }
     if path.exists() {
         match std::os::unix::net::UnixStream::connect(path) {
@@ -164,6 +170,29 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     Ok(listener)
+}
+
+/// Refuses a socket directory in which any user could replace the socket:
+/// world-writable without the sticky bit.
+fn check_runtime_dir(dir: &Path) -> io::Result<()> {
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is writable by every user; put the socket in a directory only berkutd may write (e.g. /run/berkut)", dir.display()),
+        ));
+    }
+    if mode & 0o002 != 0 {
+        tracing::warn!(dir = %dir.display(), "the socket's directory is world-writable (sticky); a private directory such as /run/berkut is safer");
+    }
+    Ok(())
+}
+
+/// Gives the socket file to `group`, so that members of it (the main
+/// application's user, say) can connect; the daemon's own check still
+/// decides what they may do.
+pub fn set_socket_group(path: &Path, group: u32) -> io::Result<()> {
+    nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(group))).map_err(io::Error::from)
 }
 
 /// Accepts connections until `shutdown`; returns the tracker of the

@@ -36,11 +36,30 @@ pub struct Run {
 
 impl Run {
     fn from(out: Output) -> Run {
-        Run {
+        let run = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
             stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        };
+        // Every error a user sees in this suite is checked: what the daemon
+        // says must give away no SQL, no Rust internals, no backtrace.
+        if run.code != 0 {
+            for bad in [
+                "panicked",
+                "backtrace",
+                ".rs:",
+                "SELECT ",
+                "ERROR:",
+                "pg_catalog",
+            ] {
+                assert!(
+                    !run.stderr.contains(bad),
+                    "an error shown to the user leaks {bad:?}: {}",
+                    run.stderr
+                );
+            }
         }
+        run
     }
 
     /// Every stdout line, parsed as JSON; fails if any line is not JSON.

@@ -84,6 +84,7 @@ struct FileConfig {
     old_key_files: Option<Vec<PathBuf>>,
     access: Option<Vec<AccessEntry>>,
     audit_max_bytes: Option<u64>,
+    socket_group: Option<String>,
 }
 
 /// The validated configuration. Cloning it copies the key, which zeroes
@@ -94,6 +95,9 @@ pub struct Config {
     pub access: Vec<(Subject, Grant)>,
     /// The audit file is rotated when it would pass this size.
     pub audit_max_bytes: u64,
+    /// The group the socket file is given (mode 0660), when the daemon
+    /// binds it itself; systemd's socket unit sets it otherwise.
+    pub socket_group: Option<u32>,
     /// Directory holding the `.bscc` archives.
     pub backup_path: PathBuf,
     pub keyring: Keyring,
@@ -313,6 +317,18 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
+        let socket_group = match var("BERKUT_SOCKET_GROUP").or(fc.socket_group) {
+            Some(name) => match nix::unistd::Group::from_name(&name) {
+                Ok(Some(g)) => Some(g.gid.as_raw()),
+                _ => {
+                    return Err(invalid(
+                        "socket_group",
+                        &format!("there is no group {name:?}"),
+                    ))
+                }
+            },
+            None => None,
+        };
         let audit_max_bytes = number(
             var("BERKUT_AUDIT_MAX_BYTES"),
             fc.audit_max_bytes,
@@ -325,6 +341,7 @@ impl Config {
         Ok(Config {
             access,
             audit_max_bytes,
+            socket_group,
             backup_path,
             keyring,
             pg_dump_bin,

@@ -61,6 +61,14 @@ impl Config {
         );
         note(self.psql_bin != new.psql_bin, "psql_bin", true);
         note(self.restore_jobs != new.restore_jobs, "restore_jobs", true);
+        // Grants are read for every request, so new ones apply at once.
+        note(self.access != new.access, "access", true);
+        note(
+            self.audit_max_bytes != new.audit_max_bytes,
+            "audit_max_bytes",
+            false,
+        );
+        note(self.socket_group != new.socket_group, "socket_group", false);
         note(self.backup_path != new.backup_path, "backup_path", false);
         note(self.state_dir != new.state_dir, "state_dir", false);
         note(self.socket != new.socket, "socket", false);

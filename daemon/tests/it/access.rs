@@ -55,7 +55,7 @@ fn as_user(daemon: &berkut_testkit::Daemon, uid: u32, args: &[&str]) -> (i32, St
         .env("BERKUT_SOCKET", &daemon.socket)
         .current_dir("/")
         .uid(uid)
-        .gid(uid)
+        .gid(nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).unwrap().map_or(uid, |u| u.gid.as_raw()))
         .output()
         .unwrap();
     (
@@ -339,5 +339,62 @@ fn a_stranger_is_forbidden_even_through_an_open_socket() {
     assert!(
         daemon.log().contains("decision=denied"),
         "the denial is audited in the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_belongs_to_its_group_and_its_directory_must_be_private() {
+    let Some(uids) = users() else { return };
+    let group = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uids[3]))
+        .unwrap()
+        .unwrap()
+        .gid;
+    let group_name = nix::unistd::Group::from_gid(group).unwrap().unwrap().name;
+    let pg = small_cluster();
+    let dir = berkut_testkit::temp_dir("grants-");
+    let config = dir.path().join("berkutd.toml");
+    std::fs::write(
+        &config,
+        "[[access]]\nuser = \"berkut-t-app\"\nrole = \"app\"\n",
+    )
+    .unwrap();
+    let daemon = daemon_for(&pg)
+        .arg("--config")
+        .arg(config.display().to_string())
+        .env("BERKUT_SOCKET_GROUP", group_name)
+        .start();
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&daemon.socket).unwrap();
+    assert_eq!((meta.gid(), meta.mode() & 0o777), (group.as_raw(), 0o660));
+    // The app reaches the socket through its group alone.
+    let (code, stderr) = as_user(
+        &daemon,
+        uids[3],
+        &["--on-behalf-of", "alice", "--role", "viewer", "status"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    // A user outside the group cannot even connect.
+    let (code, _) = as_user(&daemon, uids[4], &["status"]);
+    assert_eq!(code, 3);
+    drop(daemon);
+
+    let open = berkut_testkit::temp_dir("open-");
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new(workspace_bin("berkutd"))
+        .env("BERKUT_SOCKET", open.path().join("berkutd.sock"))
+        .env("BERKUT_STATE_DIR", dir.path().join("state"))
+        .env("BERKUT_BACKUP_PATH", dir.path().join("backups"))
+        .env("BERKUT_DATABASE_URL", pg.url("app"))
+        .env(
+            "BERKUT_BACKUP_ENCRYPTION_KEY",
+            &*berkut_proto::archive::MasterKey::generate().to_base64(),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("writable by every user"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

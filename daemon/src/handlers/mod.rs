@@ -122,6 +122,12 @@ pub async fn dispatch(
     op: Operation,
     resp: &Responder,
 ) -> Result<Reply, OpError> {
+    // Fault injection for the test suite (debug builds only): a handler
+    // that panics must fail its request and nothing else.
+    #[cfg(debug_assertions)]
+    if std::env::var("BERKUT_FAULT_PANIC_IN").as_deref() == Ok(op.name()) {
+        panic!("fault injected into {}", op.name());
+    }
     match op {
         Operation::Status => status::handle(daemon),
         Operation::BackupCreate {

@@ -55,7 +55,11 @@ fn as_user(daemon: &berkut_testkit::Daemon, uid: u32, args: &[&str]) -> (i32, St
         .env("BERKUT_SOCKET", &daemon.socket)
         .current_dir("/")
         .uid(uid)
-        .gid(nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).unwrap().map_or(uid, |u| u.gid.as_raw()))
+        .gid(
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .unwrap()
+                .map_or(uid, |u| u.gid.as_raw()),
+        )
         .output()
         .unwrap();
     (

@@ -305,3 +305,33 @@ async fn a_request_beyond_the_per_connection_limit_is_refused_not_queued() {
     // Another connection is not affected.
     still_serves(&daemon).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_fails_its_request_and_nothing_else() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg)
+        .env("BERKUT_FAULT_PANIC_IN", "plan_show")
+        .start();
+    let mut client = daemon.client().await;
+    let err = server_error(client.call(Operation::PlanShow).await);
+    assert_eq!(err.code, ErrorCode::Internal);
+    let id = err
+        .correlation_id
+        .clone()
+        .expect("a correlation id to find the details by");
+    assert!(
+        !err.message.contains("fault injected"),
+        "the panic's text stays in the log: {}",
+        err.message
+    );
+    assert!(
+        daemon.log().contains(&id) && daemon.log().contains("fault injected"),
+        "the log has the details under the correlation id"
+    );
+    // The same connection, and the daemon, go on.
+    assert!(matches!(
+        client.call(Operation::Status).await,
+        Ok(Reply::Status { .. })
+    ));
+    still_serves(&daemon).await;
+}

@@ -1,21 +1,24 @@
 //! The Rust `Client` against a scripted server: the handshake, progress
 //! followed to the reply, a restore's records and maintenance events
-//! streamed before theirs, server errors, a refused handshake, and a
-//! connection closed before the reply.
+//! streamed before theirs, server errors, a refused handshake, a
+//! connection closed before the reply, and the user named in every request
+//! (calls and uploads alike) once `set_on_behalf_of` is given one.
 
 use berkut_proto::manifest::Scope;
+use berkut_proto::wire::frame::decode_message;
 use berkut_proto::wire::{
     Client, ClientError, ClientMessage, Connection, ErrorBody, ErrorCode, Operation, Phase, Reply,
-    ServerMessage, PROTOCOL_VERSION,
+    Role, ServerMessage, PROTOCOL_VERSION,
 };
+use rmpv::Value;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::time::timeout;
 
 use super::fixtures::{
-    backup_id, maintenance_on, progress, queued_restore, running_restore, succeeded_record,
+    alice, backup_id, maintenance_on, progress, queued_restore, running_restore, succeeded_record,
     succeeded_restore,
 };
-use super::PATIENCE;
+use super::{field, keys, pack, PATIENCE};
 
 /// Binds a socket in a fresh directory and runs `script` on the first
 /// connection.
@@ -250,4 +253,80 @@ async fn the_client_streams_restore_records_and_events_to_the_reply() {
         })
         .collect();
     assert_eq!(kinds, ["restore_progress", "event", "restore_progress"]);
+}
+
+#[tokio::test]
+async fn the_client_names_its_user_in_every_request_once_told_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berkutd.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut conn = Connection::new(stream);
+        let _hello: Option<ClientMessage> = conn.read_message().await.unwrap();
+        let welcome = ServerMessage::Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            server: "scripted".into(),
+        };
+        conn.write_message(&welcome).await.unwrap();
+        // A call and an upload for alice, then a call for nobody.
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let raw: Value = conn.read_message().await.unwrap().unwrap();
+            let id = field(&raw, "id").as_u64().unwrap();
+            let msg = decode_message::<ClientMessage>(&pack(&raw)).unwrap();
+            let ClientMessage::Request {
+                op, on_behalf_of, ..
+            } = msg
+            else {
+                panic!("expected a request, got {msg:?}");
+            };
+            let named = keys(&raw).contains(&"on_behalf_of");
+            seen.push((op.name(), named, on_behalf_of));
+            let error = ErrorBody::new(ErrorCode::Forbidden, "you are not allowed to do this");
+            let answer = ServerMessage::Error {
+                id: Some(id),
+                error,
+            };
+            conn.write_message(&answer).await.unwrap();
+        }
+        seen
+    });
+    let mut client = timeout(PATIENCE, Client::connect(&path, "access-test"))
+        .await
+        .unwrap()
+        .unwrap();
+    client.set_on_behalf_of(Some(alice(Role::Viewer)));
+    let forbidden = |r: Result<Reply, ClientError>| {
+        matches!(
+            r,
+            Err(ClientError::Server(ErrorBody {
+                code: ErrorCode::Forbidden,
+                ..
+            }))
+        )
+    };
+    assert!(forbidden(
+        timeout(PATIENCE, client.call(Operation::Status))
+            .await
+            .unwrap()
+    ));
+    let upload = client.upload(3, &b"BSC"[..], |_| {});
+    assert!(forbidden(timeout(PATIENCE, upload).await.unwrap()));
+    client.set_on_behalf_of(None);
+    assert!(forbidden(
+        timeout(PATIENCE, client.call(Operation::AuditVerify))
+            .await
+            .unwrap()
+    ));
+    let seen = timeout(PATIENCE, server).await.unwrap().unwrap();
+    let alice = Some(alice(Role::Viewer));
+    assert_eq!(
+        seen,
+        [
+            ("status", true, alice.clone()),
+            ("backup_import", true, alice),
+            ("audit_verify", false, None)
+        ]
+    );
 }

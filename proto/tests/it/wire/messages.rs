@@ -79,6 +79,8 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         "backup_download",
         "backup_import",
         "store_rewrap",
+        "audit_tail",
+        "audit_verify",
     ] {
         assert!(ops.iter().any(|t| t == name), "{name}");
     }
@@ -113,6 +115,8 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         "maintenance",
         "downloaded",
         "rewrapped",
+        "audit",
+        "audit_verified",
     ] {
         assert!(replies.iter().any(|t| t == name), "{name}");
     }

@@ -2,7 +2,8 @@
 //! limits, what decodes and what does not (and how a failure is classified),
 //! the shape of every message on the wire and how it stays compatible with
 //! newer peers, the backup plan and pinning, restores and maintenance,
-//! archive transfers (pieces as `bin`) and key rotation, the exact bytes of
+//! archive transfers (pieces as `bin`) and key rotation, `on_behalf_of`,
+//! roles and the audit operations (and the role table), the exact bytes of
 //! the documented examples (and that the document lists every operation,
 //! message, reply and record field), the Rust client (and its downloads and
 //! uploads) against a scripted server, and properties over arbitrary input.
@@ -10,6 +11,7 @@
 //! This module holds the small helpers every subject shares; the sample
 //! messages live in `fixtures`.
 
+mod access;
 mod client;
 mod client_transfer;
 mod compat;

@@ -1,18 +1,20 @@
 //! Properties over arbitrary input: decoding random or damaged bytes never
-//! panics, arbitrary operations (plans, restores and transfers included),
-//! error bodies and the pieces of downloads and uploads round-trip (the
+//! panics, arbitrary operations (plans, restores, transfers and the audit
+//! operations included), made on behalf of any user or none, error bodies and the pieces of downloads and uploads round-trip (the
 //! pieces as `bin`), and a backup id and a restore id each decode exactly
 //! when they have the documented shape.
 
 use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::frame::{decode_message, encode};
-use berkut_proto::wire::{ClientMessage, ErrorBody, Operation, PlanSpec, Preset, ServerMessage};
+use berkut_proto::wire::{
+    ClientMessage, ErrorBody, OnBehalfOf, Operation, PlanSpec, Preset, Role, ServerMessage,
+};
 use proptest::prelude::*;
 use rmpv::Value;
 
 use super::fixtures::{all_client_messages, all_server_messages};
-use super::{field, pack, unpack, DOCUMENTED_CODES};
+use super::{field, keys, pack, unpack, DOCUMENTED_CODES};
 
 fn scope() -> impl Strategy<Value = Scope> {
     prop_oneof![
@@ -76,7 +78,15 @@ fn any_operation() -> impl Strategy<Value = Operation> {
         any_backup_id().prop_map(|id| Operation::BackupDownload { id }),
         any::<u64>().prop_map(|size| Operation::BackupImport { size }),
         Just(Operation::StoreRewrap),
+        any::<u32>().prop_map(|lines| Operation::AuditTail { lines }),
+        Just(Operation::AuditVerify),
     ]
+}
+
+/// No user, or any user with any role.
+fn any_on_behalf_of() -> impl Strategy<Value = Option<OnBehalfOf>> {
+    let role = prop_oneof![Just(Role::Viewer), Just(Role::Operator), Just(Role::Admin)];
+    proptest::option::of((".{0,40}", role).prop_map(|(user, role)| OnBehalfOf { user, role }))
 }
 
 /// Bytes of a piece: short ones, and some around the `bin 16`/`bin 32` edge.
@@ -176,9 +186,12 @@ proptest! {
     }
 
     #[test]
-    fn operations_round_trip(id in any::<u64>(), op in any_operation()) {
-        let msg = ClientMessage::Request { on_behalf_of: None, id, op: op.clone() };
+    fn operations_round_trip(id in any::<u64>(), op in any_operation(), on_behalf_of in any_on_behalf_of()) {
+        let present = on_behalf_of.is_some();
+        let msg = ClientMessage::Request { on_behalf_of, id, op: op.clone() };
         let bytes = encode(&msg).unwrap();
+        let has_key = keys(&unpack(&bytes)).contains(&"on_behalf_of");
+        prop_assert_eq!(has_key, present);
         prop_assert_eq!(decode_message::<ClientMessage>(&bytes).unwrap(), msg);
         prop_assert_eq!(decode_message::<Operation>(&encode(&op).unwrap()).unwrap(), op);
     }

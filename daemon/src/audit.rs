@@ -32,6 +32,9 @@ pub struct Event {
     pub pid: Option<i32>,
     #[serde(default)]
     pub on_behalf_of: Option<OnBehalfOf>,
+    /// The role the request was allowed with (absent when denied).
+    #[serde(default)]
+    pub role: Option<berkut_proto::wire::Role>,
     /// The backup or restore the request names, if any.
     #[serde(default)]
     pub target: Option<String>,
@@ -285,6 +288,7 @@ impl AuditNote {
                 gid: peer.gid,
                 pid: peer.pid,
                 on_behalf_of,
+                role: None,
                 target: target_of(op),
                 decision: "allowed".into(),
                 result: None,
@@ -292,6 +296,12 @@ impl AuditNote {
                 prev: String::new(),
             },
         }
+    }
+
+    /// The note of a request allowed with `role`.
+    pub fn with_role(mut self, role: berkut_proto::wire::Role) -> AuditNote {
+        self.event.role = Some(role);
+        self
     }
 
     pub fn denied(&self) -> Event {
@@ -353,6 +363,7 @@ mod tests {
             gid: 1000,
             pid: Some(42),
             on_behalf_of: None,
+            role: None,
             target: None,
             decision: "allowed".into(),
             result: Some("succeeded".into()),

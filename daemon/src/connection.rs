@@ -183,7 +183,15 @@ async fn read_requests(
                 let name = op.name();
                 let audit = AuditNote::new(&peer, id, &op, on_behalf_of.clone(), daemon.now());
                 let policy = Policy::new(daemon.config().access.clone());
-                if let Err(e) = policy.authorize(&peer, &op, on_behalf_of.as_ref()) {
+                let allowed = on_behalf_of
+                    .as_ref()
+                    .map_or(Ok(()), valid_user)
+                    .and_then(|()| policy.authorize(&peer, &op, on_behalf_of.as_ref()));
+                let audit = match &allowed {
+                    Ok(a) => audit.with_role(a.role),
+                    Err(_) => audit,
+                };
+                if let Err(e) = allowed {
                     daemon.audit.record(audit.denied());
                     let _ = tx
                         .send(ServerMessage::Error {
@@ -236,6 +244,9 @@ async fn read_requests(
                             error,
                         })
                         .await;
+                    daemon
+                        .audit
+                        .record(audit.finished(Some(ErrorCode::Unavailable)));
                     continue;
                 };
                 let daemon = Arc::clone(daemon);
@@ -321,6 +332,20 @@ async fn next_message(reader: &mut Reader) -> Incoming {
             }
         }
     }
+}
+
+/// The main application's user id goes into every audit line: it must be
+/// short and printable, like a label.
+fn valid_user(user: &berkut_proto::wire::OnBehalfOf) -> Result<(), OpError> {
+    if user.user.is_empty()
+        || user.user.chars().count() > 200
+        || user.user.chars().any(char::is_control)
+    {
+        return Err(OpError::invalid(
+            "on_behalf_of.user must be 1 to 200 printable characters",
+        ));
+    }
+    Ok(())
 }
 
 fn truncate(s: &mut String, max: usize) {

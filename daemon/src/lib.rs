@@ -167,11 +167,19 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| config.state_dir.clone());
-    std::fs::create_dir_all(&runtime_dir).map_err(|source| DaemonError::Directory {
-        what: "the runtime directory",
-        path: runtime_dir.clone(),
-        source,
-    })?;
+    if !runtime_dir.exists() {
+        // Others reach the socket through its own mode and group; nobody
+        // else may put anything beside it.
+        std::fs::create_dir_all(&runtime_dir)
+            .and_then(|()| {
+                std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o755))
+            })
+            .map_err(|source| DaemonError::Directory {
+                what: "the runtime directory",
+                path: runtime_dir.clone(),
+                source,
+            })?;
+    }
     let maintenance = restore::maintenance::Maintenance::load(&config.state_dir, &runtime_dir);
     let socket_error = |source| DaemonError::Socket {
         path: config.socket.clone(),

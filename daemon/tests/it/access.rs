@@ -182,72 +182,27 @@ async fn every_role_gets_exactly_what_the_table_gives() {
     // admin can; without naming a user it gets nothing; others may not
     // delegate.
     let app = uids[3];
-    let delete = ["backup", "delete", &id];
+    let for_user = |uid: u32, user: &str, role: &str, args: &[&str]| {
+        let mut all = vec!["--on-behalf-of", user, "--role", role];
+        all.extend_from_slice(args);
+        as_user(&daemon, uid, &all).0
+    };
     assert_eq!(
-        as_user(
-            &daemon,
-            app,
-            &[
-                "--on-behalf-of",
-                "alice",
-                "--role",
-                "viewer",
-                "backup",
-                "delete",
-                &id
-            ]
-        )
-        .0,
+        for_user(app, "alice", "viewer", &["backup", "delete", &id]),
         6
     );
+    assert_eq!(for_user(app, "alice", "viewer", &["backup", "list"]), 0);
     assert_eq!(
-        as_user(
-            &daemon,
-            app,
-            &[
-                "--on-behalf-of",
-                "alice",
-                "--role",
-                "viewer",
-                "backup",
-                "list"
-            ]
-        )
-        .0,
-        0
-    );
-    assert_eq!(
-        as_user(&daemon, app, &delete).0,
+        as_user(&daemon, app, &["backup", "delete", &id]).0,
         6,
         "an app must name its user"
     );
     assert_eq!(
-        as_user(
-            &daemon,
-            uids[2],
-            &["--on-behalf-of", "mallory", "--role", "viewer", "status"]
-        )
-        .0,
+        for_user(uids[2], "mallory", "viewer", &["status"]),
         6,
         "only the app delegates"
     );
-    assert_eq!(
-        as_user(
-            &daemon,
-            app,
-            &[
-                "--on-behalf-of",
-                "bob",
-                "--role",
-                "admin",
-                "backup",
-                "delete",
-                &id
-            ]
-        )
-        .0,
-        0
-    );
+    assert_eq!(for_user(app, "bob", "admin", &["backup", "delete", &id]), 0);
 
     // Every one of those requests is in the audit trail, with its uid.
     let tail = Command::new(workspace_bin("berkutctl"))

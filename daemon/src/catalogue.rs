@@ -124,6 +124,32 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The entry of a stored archive, from its manifest and measurements:
+    /// how start-up recovery rebuilds the catalogue and how an import
+    /// records what it took in.
+    pub fn from_archive(
+        id: BackupId,
+        manifest: berkut_proto::manifest::Manifest,
+        facts: ArchiveFacts,
+        origin: Origin,
+    ) -> Entry {
+        Entry {
+            id,
+            label: manifest.label,
+            scope: manifest.scope,
+            include_files: manifest.include_files,
+            origin,
+            state: BackupState::Succeeded {
+                created_at: manifest.created_at,
+                started_at: manifest.created_at,
+                finished_at: manifest.finished_at,
+            },
+            database: Some(manifest.database.name),
+            archive: Some(facts),
+            pinned: false,
+        }
+    }
+
     pub fn record(&self) -> BackupRecord {
         BackupRecord {
             id: self.id.clone(),

@@ -12,7 +12,7 @@ use berkut_proto::ids::BackupId;
 use berkut_proto::wire::{BackupStatus, ErrorCode, Failure};
 use time::OffsetDateTime;
 
-use crate::catalogue::{BackupState, Catalogue, CatalogueError, Entry};
+use crate::catalogue::{Catalogue, CatalogueError, Entry};
 use crate::store::Store;
 
 pub const CATALOGUE_FILE: &str = "catalogue.json";
@@ -115,21 +115,8 @@ fn rebuild(store: &Store, keyring: &Keyring, id: &BackupId) -> Option<Entry> {
             if manifest.backup_id != id.as_str() {
                 tracing::warn!(backup = %id, inner = %manifest.backup_id, "archive file name and manifest disagree; using the file name");
             }
-            Some(Entry {
-                id: id.clone(),
-                label: manifest.label,
-                scope: manifest.scope,
-                include_files: manifest.include_files,
-                origin: manifest.origin,
-                state: BackupState::Succeeded {
-                    created_at: manifest.created_at,
-                    started_at: manifest.created_at,
-                    finished_at: manifest.finished_at,
-                },
-                database: Some(manifest.database.name),
-                archive: Some(facts),
-                pinned: false,
-            })
+            let origin = manifest.origin;
+            Some(Entry::from_archive(id.clone(), manifest, facts, origin))
         }
         Err(e) => {
             tracing::error!(backup = %id, error = %e, "an archive in the store does not verify; it is left alone and not listed");

@@ -111,21 +111,31 @@ impl Store {
         id: &BackupId,
         keyring: &Keyring,
     ) -> Result<(Manifest, ArchiveFacts), ArchiveError> {
-        let mut file = File::open(self.archive_path(id))?;
-        let key_id = Header::read_from(&mut file)?.key_id.to_string();
-        file.seek(io::SeekFrom::Start(0))?;
-        let mut reader = HashingReader::new(io::BufReader::with_capacity(1 << 20, file));
-        let manifest = archive::verify(&mut reader, keyring, |_, _| Ok(()))?;
-        let (size_bytes, sha256) = reader.finish();
-        Ok((
-            manifest,
-            ArchiveFacts {
-                size_bytes,
-                sha256,
-                key_id,
-            },
-        ))
+        verify_file(&self.archive_path(id), keyring)
     }
+}
+
+/// Reads an archive file end to end: authenticates every chunk, checks
+/// every part's digest against the manifest, and measures the file (size,
+/// sha256, the key id its data key is wrapped with).
+pub fn verify_file(
+    path: &Path,
+    keyring: &Keyring,
+) -> Result<(Manifest, ArchiveFacts), ArchiveError> {
+    let mut file = File::open(path)?;
+    let key_id = Header::read_from(&mut file)?.key_id.to_string();
+    file.seek(io::SeekFrom::Start(0))?;
+    let mut reader = HashingReader::new(io::BufReader::with_capacity(1 << 20, file));
+    let manifest = archive::verify(&mut reader, keyring, |_, _| Ok(()))?;
+    let (size_bytes, sha256) = reader.finish();
+    Ok((
+        manifest,
+        ArchiveFacts {
+            size_bytes,
+            sha256,
+            key_id,
+        },
+    ))
 }
 
 /// Replaces `path` with `contents` so that a crash leaves either the old or

@@ -150,6 +150,11 @@ impl DaemonBuilder {
             )
     }
 
+    /// Uses another pg_restore (a fake, usually).
+    pub fn pg_restore(self, bin: &Path) -> DaemonBuilder {
+        self.env("BERKUT_RESTORE_PGRESTORE_BIN", bin.display().to_string())
+    }
+
     pub fn key(mut self, key: MasterKey) -> DaemonBuilder {
         self.key = key;
         self

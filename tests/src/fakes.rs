@@ -65,6 +65,21 @@ impl Gate {
         )
     }
 
+    /// A pg_restore that waits at this gate before it restores (its
+    /// `--list` runs at once), then runs the real pg_restore.
+    pub fn gated_pg_restore(&self, dir: &Path) -> PathBuf {
+        let real = crate::pg_bin_dir().join("pg_restore");
+        fake_tool(
+            dir,
+            "pg_restore",
+            &format!(
+                "case \"$*\" in *--list*) ;; *) {} ;; esac\nexec '{}' \"$@\"",
+                self.wait_snippet(),
+                real.display()
+            ),
+        )
+    }
+
     /// Lets one waiting script through. Blocks until a script is waiting;
     /// use it only when exactly one script can be waiting.
     pub fn open_once(&self) {

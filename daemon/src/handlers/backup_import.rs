@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::Responder;
 use crate::backup::io_error;
-use crate::catalogue::{BackupState, Entry};
+use crate::catalogue::Entry;
 use crate::error::OpError;
 use crate::state::Daemon;
 
@@ -92,43 +92,17 @@ pub async fn handle(daemon: &Arc<Daemon>, size: u64, resp: &Responder) -> Result
     drop(file);
 
     let d = Arc::clone(daemon);
-    let checked = tokio::task::spawn_blocking(move || {
-        crate::restore::archive::verify(&path, &d.config().keyring, None)
+    let (manifest, facts) = tokio::task::spawn_blocking(move || {
+        crate::store::verify_file(&path, &d.config().keyring)
+            .map_err(crate::restore::archive::refused)
     })
     .await
     .unwrap_or_else(|e| Err(OpError::internal(format!("verification panicked: {e}"))))?;
-    let id: BackupId = checked
-        .manifest
+    let id: BackupId = manifest
         .backup_id
         .parse()
         .map_err(|_| OpError::invalid("the archive's manifest names no valid backup id"))?;
-    let key_id = {
-        let mut f = std::fs::File::open(&quarantine.0).map_err(io_error)?;
-        berkut_proto::archive::Header::read_from(&mut f)
-            .map_err(|e| OpError::invalid(e.to_string()))?
-            .key_id
-            .to_string()
-    };
-    let m = checked.manifest;
-    let entry = Entry {
-        id: id.clone(),
-        label: m.label,
-        scope: m.scope,
-        include_files: m.include_files,
-        origin: Origin::Imported,
-        state: BackupState::Succeeded {
-            created_at: m.created_at,
-            started_at: m.created_at,
-            finished_at: m.finished_at,
-        },
-        database: Some(m.database.name),
-        archive: Some(crate::catalogue::ArchiveFacts {
-            size_bytes: received,
-            sha256: checked.sha256,
-            key_id,
-        }),
-        pinned: false,
-    };
+    let entry = Entry::from_archive(id.clone(), manifest, facts, Origin::Imported);
     let record = entry.record();
     // Checked, put in place and recorded under the catalogue's lock, so two
     // imports of one archive cannot both pass the check.

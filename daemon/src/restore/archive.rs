@@ -25,15 +25,6 @@ pub struct Verified {
     pub sha256: String,
 }
 
-/// Reads the whole archive and checks everything it can be checked against.
-pub fn verify(
-    path: &Path,
-    keyring: &Keyring,
-    recorded_sha256: Option<&str>,
-) -> Result<Verified, OpError> {
-    verify_keeping(path, keyring, recorded_sha256, None, |_| {}).map(|(v, _)| v)
-}
-
 /// Where a restore keeps the dump it decrypts while verifying.
 pub struct Keep<'a> {
     pub tmp_root: &'a Path,
@@ -173,7 +164,7 @@ fn temp_dump(tmp_root: &Path, name: &str) -> Result<(TempDump, File), OpError> {
 
 /// A refused archive, with the reader's own words (which name no path and
 /// no key).
-fn refused(e: ArchiveError) -> OpError {
+pub fn refused(e: ArchiveError) -> OpError {
     match e {
         ArchiveError::Io(e) => OpError::unavailable("the archive could not be read").with_detail(e),
         other => OpError::invalid(format!("the archive does not verify: {other}")),

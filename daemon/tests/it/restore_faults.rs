@@ -12,21 +12,6 @@ use berkut_testkit::{fake_tool, fingerprint, Gate, PgCluster};
 use crate::helpers::*;
 use crate::restore_start::{databases, restore_op, restored, tmp_dir_is_empty};
 
-/// A pg_restore that waits at `gate` before it restores (its `--list` runs
-/// at once).
-fn gated_pg_restore(dir: &std::path::Path, gate: &Gate) -> std::path::PathBuf {
-    let real = berkut_testkit::pg_bin_dir().join("pg_restore");
-    fake_tool(
-        dir,
-        "pg_restore",
-        &format!(
-            "case \"$*\" in *--list*) ;; *) {} ;; esac\nexec '{}' \"$@\"",
-            gate.wait_snippet(),
-            real.display()
-        ),
-    )
-}
-
 async fn wait_for_step(
     daemon: &berkut_testkit::Daemon,
     id: &berkut_proto::ids::RestoreId,
@@ -62,10 +47,7 @@ async fn a_real_restore_holds_maintenance_and_refuses_ordinary_operations() {
     let bin = berkut_testkit::temp_dir("fake-");
     let gate = Gate::new(bin.path(), "gate");
     let daemon = daemon_for(&pg)
-        .env(
-            "BERKUT_RESTORE_PGRESTORE_BIN",
-            gated_pg_restore(bin.path(), &gate).display().to_string(),
-        )
+        .pg_restore(&gate.gated_pg_restore(bin.path()))
         .start();
     let mut client = daemon.client().await;
     let backup = backup_now(&mut client, Scope::Database).await;
@@ -224,12 +206,7 @@ async fn pg_restore_failing_halfway_leaves_the_live_database_untouched() {
     let bin = berkut_testkit::temp_dir("fake-");
     let real = berkut_testkit::pg_bin_dir().join("pg_restore");
     let failing = fake_tool(bin.path(), "pg_restore", &format!("case \"$*\" in *--list*) ;; *) echo 'pg_restore: error: could not write to /var/lib/x: boom' >&2; exit 1 ;; esac\nexec '{}' \"$@\"", real.display()));
-    let daemon = daemon_for(&pg)
-        .env(
-            "BERKUT_RESTORE_PGRESTORE_BIN",
-            failing.display().to_string(),
-        )
-        .start();
+    let daemon = daemon_for(&pg).pg_restore(&failing).start();
     let mut client = daemon.client().await;
     let backup = backup_now(&mut client, Scope::Database).await;
     pg.psql("app", "DELETE FROM t WHERE id > 250").unwrap();
@@ -300,10 +277,7 @@ async fn a_daemon_killed_mid_restore_is_recovered_at_start() {
     let bin = berkut_testkit::temp_dir("fake-");
     let gate = Gate::new(bin.path(), "gate");
     let mut daemon = daemon_for(&pg)
-        .env(
-            "BERKUT_RESTORE_PGRESTORE_BIN",
-            gated_pg_restore(bin.path(), &gate).display().to_string(),
-        )
+        .pg_restore(&gate.gated_pg_restore(bin.path()))
         .start();
     let mut client = daemon.client().await;
     let backup = backup_now(&mut client, Scope::Database).await;
@@ -455,10 +429,7 @@ async fn a_backup_being_restored_cannot_be_deleted() {
     let bin = berkut_testkit::temp_dir("fake-");
     let gate = Gate::new(bin.path(), "gate");
     let daemon = daemon_for(&pg)
-        .env(
-            "BERKUT_RESTORE_PGRESTORE_BIN",
-            gated_pg_restore(bin.path(), &gate).display().to_string(),
-        )
+        .pg_restore(&gate.gated_pg_restore(bin.path()))
         .start();
     let mut client = daemon.client().await;
     let backup = backup_now(&mut client, Scope::Database).await;

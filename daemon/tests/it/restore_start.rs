@@ -404,19 +404,10 @@ async fn dry_runs_go_to_the_drill_server_when_there_is_one() {
     let drill = PgCluster::start().unwrap();
     let bin = berkut_testkit::temp_dir("fake-");
     let gate = berkut_testkit::Gate::new(bin.path(), "gate");
-    let real = berkut_testkit::pg_bin_dir().join("pg_restore");
-    let gated = berkut_testkit::fake_tool(
-        bin.path(),
-        "pg_restore",
-        &format!(
-            "case \"$*\" in *--list*) ;; *) {} ;; esac\nexec '{}' \"$@\"",
-            gate.wait_snippet(),
-            real.display()
-        ),
-    );
+    let gated = gate.gated_pg_restore(bin.path());
     let daemon = daemon_for(&live)
         .env("BERKUT_DRILL_DATABASE_URL", drill.url("postgres"))
-        .env("BERKUT_RESTORE_PGRESTORE_BIN", gated.display().to_string())
+        .pg_restore(&gated)
         .start();
     let mut client = daemon.client().await;
     let backup = backup_now(&mut client, Scope::Database).await;

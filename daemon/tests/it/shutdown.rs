@@ -141,21 +141,6 @@ async fn after_the_grace_time_running_jobs_are_cancelled_cleanly() {
     }
 }
 
-/// A pg_restore that waits at `gate` before it restores (its `--list`
-/// runs at once).
-fn gated_pg_restore(dir: &std::path::Path, gate: &Gate) -> std::path::PathBuf {
-    let real = berkut_testkit::pg_bin_dir().join("pg_restore");
-    berkut_testkit::fake_tool(
-        dir,
-        "pg_restore",
-        &format!(
-            "case \"$*\" in *--list*) ;; *) {} ;; esac\nexec '{}' \"$@\"",
-            gate.wait_snippet(),
-            real.display()
-        ),
-    )
-}
-
 /// A real restore shows as maintenance in the service manager's status
 /// line; stopped by SIGTERM and still running after the grace time, it is
 /// cancelled like a backup: failed with a reason starting `shutdown`,
@@ -169,10 +154,7 @@ async fn a_real_restore_still_running_after_the_grace_time_is_cancelled_cleanly(
     let mut notify = NotifySocket::bind(bin.path());
     let grace = Duration::from_secs(1);
     let mut daemon = daemon_for(&pg)
-        .env(
-            "BERKUT_RESTORE_PGRESTORE_BIN",
-            gated_pg_restore(bin.path(), &gate).display().to_string(),
-        )
+        .pg_restore(&gate.gated_pg_restore(bin.path()))
         .env("BERKUT_SHUTDOWN_GRACE_SECONDS", grace.as_secs().to_string())
         .notify(&notify)
         .start();

@@ -25,6 +25,7 @@ mod reload;
 mod restore_faults;
 mod restore_start;
 mod schedule;
+mod secrets;
 mod shutdown;
 mod startup;
 mod status;

@@ -101,3 +101,102 @@ async fn a_child_inherits_no_secret_of_the_daemon() {
     );
     assert_eq!(done.status, BackupStatus::Succeeded, "{done:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_planted_at_a_temporary_name_is_never_written_through() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+    let outside = berkut_testkit::temp_dir("victim-");
+    let victim = outside.path().join("passwd");
+    std::fs::write(&victim, "root:x:0:0\n").unwrap();
+    for name in ["catalogue.tmp", "summary.tmp", "plan.tmp"] {
+        std::os::unix::fs::symlink(&victim, daemon.state_dir.join(name)).unwrap();
+    }
+    let mut client = daemon.client().await;
+    let record = backup_now(&mut client, Scope::Database).await;
+    assert_eq!(record.status, BackupStatus::Succeeded, "{record:?}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:x:0:0\n");
+    let catalogue = std::fs::read_to_string(daemon.state_dir.join("catalogue.json")).unwrap();
+    assert!(catalogue.contains(record.id.as_str()), "the catalogue was written");
+}
+
+/// Runs berkutd with its state under `dir` and returns whether it started
+/// and what it said; it stops at the directory checks, before any database
+/// is needed.
+fn start_in(dir: &std::path::Path, extra: &[(&str, String)]) -> (bool, String) {
+    let key = berkut_proto::archive::MasterKey::generate();
+    let mut cmd = Command::new(workspace_bin("berkutd"));
+    cmd.env_clear()
+        .env("BERKUT_DATABASE_URL", "postgresql:///app")
+        .env("BERKUT_STATE_DIR", dir.join("state"))
+        .env("BERKUT_BACKUP_PATH", dir.join("backups"))
+        .env("BERKUT_SOCKET", dir.join("run/berkutd.sock"))
+        .env("BERKUT_BACKUP_ENCRYPTION_KEY", &*key.to_base64())
+        .current_dir(dir);
+    for (k, v) in extra {
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A daemon that got past the checks listens; stop it then.
+    let socket = dir.join("run/berkutd.sock");
+    let exited = wait_for("berkutd to exit or listen", LONG, || {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(Some(status));
+        }
+        std::os::unix::net::UnixStream::connect(&socket)
+            .ok()
+            .map(|_| None)
+    });
+    if exited.is_none() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned()
+        + &String::from_utf8_lossy(&out.stdout);
+    (exited.is_none(), text)
+}
+
+#[test]
+fn directories_others_can_write_to_stop_the_start() {
+    for which in ["state", "backups"] {
+        let dir = berkut_testkit::temp_dir("open-dir-");
+        for sub in ["state", "backups"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            std::fs::set_permissions(
+                dir.path().join(sub),
+                std::fs::Permissions::from_mode(0o700),
+            )
+            .unwrap();
+        }
+        std::fs::set_permissions(
+            dir.path().join(which),
+            std::fs::Permissions::from_mode(0o1777),
+        )
+        .unwrap();
+        let (started, said) = start_in(dir.path(), &[]);
+        assert!(!started, "berkutd started with {which} at 1777:\n{said}");
+        assert!(
+            said.contains("writable by every user") && said.contains("chmod go-w"),
+            "{said}"
+        );
+        assert!(said.contains(&dir.path().join(which).display().to_string()), "{said}");
+        std::fs::set_permissions(
+            dir.path().join(which),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        let (started, said) = start_in(dir.path(), &[]);
+        assert!(started, "a private directory is accepted:\n{said}");
+    }
+}

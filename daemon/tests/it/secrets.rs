@@ -200,3 +200,35 @@ fn directories_others_can_write_to_stop_the_start() {
         assert!(started, "a private directory is accepted:\n{said}");
     }
 }
+
+#[test]
+fn a_key_file_of_another_user_or_a_second_key_stops_the_start() {
+    let dir = berkut_testkit::temp_dir("keys-");
+    let path = dir.path().join("berkut.key");
+    std::fs::write(
+        &path,
+        &*berkut_proto::archive::MasterKey::generate().to_base64(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file = ("BERKUT_BACKUP_ENCRYPTION_KEY_FILE", path.display().to_string());
+    let no_text = ("BERKUT_BACKUP_ENCRYPTION_KEY", String::new());
+
+    // The daemon's own file, alone: accepted.
+    let (started, said) = start_in(dir.path(), &[file.clone(), no_text.clone()]);
+    assert!(started, "{said}");
+
+    // The same file beside a key in the environment: which one would seal?
+    let (started, said) = start_in(dir.path(), &[file.clone()]);
+    assert!(!started, "a key and a key file were both accepted:\n{said}");
+    assert!(said.contains("keep exactly one"), "{said}");
+
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped the owner check: giving a file away needs root");
+        return;
+    }
+    nix::unistd::chown(&path, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let (started, said) = start_in(dir.path(), &[file, no_text]);
+    assert!(!started, "a key file of another user was accepted:\n{said}");
+    assert!(said.contains("belongs to") && said.contains("chown"), "{said}");
+}

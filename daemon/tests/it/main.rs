@@ -19,6 +19,7 @@ mod job_attach;
 mod logging;
 mod notify;
 mod plan_set;
+mod privilege;
 mod protocol;
 mod recovery;
 mod reload;

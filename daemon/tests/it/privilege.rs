@@ -56,7 +56,13 @@ async fn a_dry_run_applies_roles_only_on_a_separate_drill_server() {
     assert_ne!(now, at_backup);
 
     // No drill server: the drill would run on the live server.
-    let err = server_error(first.client().await.call(drill_with_globals(&backup.id)).await);
+    let err = server_error(
+        first
+            .client()
+            .await
+            .call(drill_with_globals(&backup.id))
+            .await,
+    );
     assert_eq!(err.code, ErrorCode::Invalid, "{err:?}");
     assert!(err.message.contains("drill_database_url"), "{err:?}");
     assert_eq!(roles(&live), now, "the live roles changed");
@@ -68,7 +74,13 @@ async fn a_dry_run_applies_roles_only_on_a_separate_drill_server() {
         .dir(dir)
         .env("BERKUT_DRILL_DATABASE_URL", live.url("postgres"))
         .start();
-    let err = server_error(second.client().await.call(drill_with_globals(&backup.id)).await);
+    let err = server_error(
+        second
+            .client()
+            .await
+            .call(drill_with_globals(&backup.id))
+            .await,
+    );
     assert_eq!(err.code, ErrorCode::Invalid, "{err:?}");
     assert!(err.message.contains("live server"), "{err:?}");
     assert_eq!(roles(&live), now, "the live roles changed");
@@ -83,10 +95,20 @@ async fn a_dry_run_applies_roles_only_on_a_separate_drill_server() {
         .dir(dir)
         .env("BERKUT_DRILL_DATABASE_URL", drill.url("postgres"))
         .start();
-    let record = restored(third.client().await.call(drill_with_globals(&backup.id)).await);
+    let record = restored(
+        third
+            .client()
+            .await
+            .call(drill_with_globals(&backup.id))
+            .await,
+    );
     assert_eq!(record.status, RestoreStatus::Succeeded, "{record:#?}");
     assert_eq!(record.step("globals").unwrap().state, StepState::Done);
-    assert_eq!(roles(&drill), at_backup, "the drill server has the archived roles");
+    assert_eq!(
+        roles(&drill),
+        at_backup,
+        "the drill server has the archived roles"
+    );
     assert_eq!(roles(&live), now, "the live roles changed");
 }
 
@@ -160,7 +182,10 @@ async fn a_grant_removed_by_a_reload_stops_working_and_an_added_one_starts() {
         if granted {
             assert_eq!(code, 0, "the grant added by the reload works: {stderr}");
         } else {
-            assert_eq!(code, 6, "the grant removed by the reload still works: {stderr}");
+            assert_eq!(
+                code, 6,
+                "the grant removed by the reload still works: {stderr}"
+            );
             assert!(stderr.contains("forbidden"), "{stderr}");
         }
     }

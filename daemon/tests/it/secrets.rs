@@ -17,7 +17,11 @@ use crate::helpers::*;
 fn children_of(pid: u32) -> Vec<(u32, String)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
@@ -44,7 +48,9 @@ async fn a_child_inherits_no_secret_of_the_daemon() {
     let fake = gate.gated_pg_dump(bin.path(), "pg_dump");
     // The cluster trusts local connections, so a password in the URL is
     // ignored by the server but still handed to the tools.
-    let url = pg.url("app").replace("postgres@", "postgres:pw-S3CRET-xyz@");
+    let url = pg
+        .url("app")
+        .replace("postgres@", "postgres:pw-S3CRET-xyz@");
     let daemon = berkut_testkit::DaemonBuilder::new(url)
         .pg_dump(&fake)
         .env("BERKUT_SOME_SETTING_OF_THE_DAEMON", "daemon-only")
@@ -69,7 +75,10 @@ async fn a_child_inherits_no_secret_of_the_daemon() {
         .collect();
     gate.open_forever();
     let text = vars.join("\n");
-    assert!(!text.contains(&key), "the master key reaches pg_dump:\n{text}");
+    assert!(
+        !text.contains(&key),
+        "the master key reaches pg_dump:\n{text}"
+    );
     for var in &vars {
         let name = var.split('=').next().unwrap();
         assert!(
@@ -87,7 +96,10 @@ async fn a_child_inherits_no_secret_of_the_daemon() {
             "pg_dump gets {name}, which is not on the allow-list:\n{text}"
         );
     }
-    assert!(vars.iter().any(|v| v == "PGPASSWORD=pw-S3CRET-xyz"), "{text}");
+    assert!(
+        vars.iter().any(|v| v == "PGPASSWORD=pw-S3CRET-xyz"),
+        "{text}"
+    );
     assert!(vars.iter().any(|v| v == "LC_ALL=C.UTF-8"), "{text}");
     assert!(vars.iter().any(|v| v.starts_with("PATH=")), "{text}");
     assert!(
@@ -117,7 +129,10 @@ async fn a_link_planted_at_a_temporary_name_is_never_written_through() {
     assert_eq!(record.status, BackupStatus::Succeeded, "{record:?}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:x:0:0\n");
     let catalogue = std::fs::read_to_string(daemon.state_dir.join("catalogue.json")).unwrap();
-    assert!(catalogue.contains(record.id.as_str()), "the catalogue was written");
+    assert!(
+        catalogue.contains(record.id.as_str()),
+        "the catalogue was written"
+    );
 }
 
 /// Runs berkutd with its state under `dir` and returns whether it started
@@ -162,8 +177,8 @@ fn start_in(dir: &std::path::Path, extra: &[(&str, String)]) -> (bool, String) {
         );
     }
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).into_owned()
-        + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     (exited.is_none(), text)
 }
 
@@ -173,11 +188,8 @@ fn directories_others_can_write_to_stop_the_start() {
         let dir = berkut_testkit::temp_dir("open-dir-");
         for sub in ["state", "backups"] {
             std::fs::create_dir(dir.path().join(sub)).unwrap();
-            std::fs::set_permissions(
-                dir.path().join(sub),
-                std::fs::Permissions::from_mode(0o700),
-            )
-            .unwrap();
+            std::fs::set_permissions(dir.path().join(sub), std::fs::Permissions::from_mode(0o700))
+                .unwrap();
         }
         std::fs::set_permissions(
             dir.path().join(which),
@@ -190,7 +202,10 @@ fn directories_others_can_write_to_stop_the_start() {
             said.contains("writable by every user") && said.contains("chmod go-w"),
             "{said}"
         );
-        assert!(said.contains(&dir.path().join(which).display().to_string()), "{said}");
+        assert!(
+            said.contains(&dir.path().join(which).display().to_string()),
+            "{said}"
+        );
         std::fs::set_permissions(
             dir.path().join(which),
             std::fs::Permissions::from_mode(0o700),
@@ -211,7 +226,10 @@ fn a_key_file_of_another_user_or_a_second_key_stops_the_start() {
     )
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let file = ("BERKUT_BACKUP_ENCRYPTION_KEY_FILE", path.display().to_string());
+    let file = (
+        "BERKUT_BACKUP_ENCRYPTION_KEY_FILE",
+        path.display().to_string(),
+    );
     let no_text = ("BERKUT_BACKUP_ENCRYPTION_KEY", String::new());
 
     // The daemon's own file, alone: accepted.
@@ -219,7 +237,7 @@ fn a_key_file_of_another_user_or_a_second_key_stops_the_start() {
     assert!(started, "{said}");
 
     // The same file beside a key in the environment: which one would seal?
-    let (started, said) = start_in(dir.path(), &[file.clone()]);
+    let (started, said) = start_in(dir.path(), std::slice::from_ref(&file));
     assert!(!started, "a key and a key file were both accepted:\n{said}");
     assert!(said.contains("keep exactly one"), "{said}");
 
@@ -230,5 +248,8 @@ fn a_key_file_of_another_user_or_a_second_key_stops_the_start() {
     nix::unistd::chown(&path, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
     let (started, said) = start_in(dir.path(), &[file, no_text]);
     assert!(!started, "a key file of another user was accepted:\n{said}");
-    assert!(said.contains("belongs to") && said.contains("chown"), "{said}");
+    assert!(
+        said.contains("belongs to") && said.contains("chown"),
+        "{said}"
+    );
 }

@@ -93,14 +93,14 @@ async fn same_server(live: &Db, drill: &Db) -> Result<bool, OpError> {
         .await
         .map_err(unanswered)?;
     let pid: i32 = probe
-        .query_one("SELECT pg_backend_pid()", &[])
+        .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
         .await
         .map_err(unanswered)?
         .get(0);
     let other = drill.connect_to(&drill.database_name()).await?;
     let seen: i64 = other
         .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND application_name = $2",
+            "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE pid = $1 AND application_name = $2",
             &[&pid, &name],
         )
         .await

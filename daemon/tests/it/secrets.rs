@@ -213,6 +213,22 @@ fn directories_others_can_write_to_stop_the_start() {
         .unwrap();
         let (started, said) = start_in(dir.path(), &[]);
         assert!(started, "a private directory is accepted:\n{said}");
+
+        // Writable by a group that is not the daemon's: refused too.
+        if nix::unistd::geteuid().is_root() {
+            let path = dir.path().join(which);
+            nix::unistd::chown(&path, None, Some(nix::unistd::Gid::from_raw(65534))).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o770)).unwrap();
+            let (started, said) = start_in(dir.path(), &[]);
+            assert!(
+                !started,
+                "berkutd started with {which} group-writable:\n{said}"
+            );
+            assert!(said.contains("writable by the members of group"), "{said}");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o750)).unwrap();
+            let (started, said) = start_in(dir.path(), &[]);
+            assert!(started, "a group may read:\n{said}");
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! Exit codes that mean something to a script, and how errors are printed:
-//! the daemon's code and message on stderr, never a Rust backtrace.
+//! the daemon's code and message on stderr, never a Rust backtrace. Output
+//! cut short by its reader (`berkutctl backup list | head -1`) ends
+//! berkutctl quietly, like any Unix tool (`quiet_when_stdout_closes`).
 
 use std::process::ExitCode;
 
@@ -12,9 +14,43 @@ Exit codes:
   2  wrong usage
   3  the daemon cannot be reached
   4  not_found      5  conflict      6  forbidden     7  maintenance
-  8  unavailable    9  invalid or too_large            10 internal or protocol error";
+  8  unavailable    9  invalid or too_large            10 internal or protocol error
+  141  standard output was closed before berkutctl finished (e.g. `| head`)";
 
 pub const FAILED: u8 = 1;
+
+/// The exit code when the reader of standard output went away: what a
+/// shell reports for a tool killed by SIGPIPE (128 + 13).
+pub const STDOUT_CLOSED: i32 = 141;
+
+/// Makes every write to a closed standard output, wherever it happens, end
+/// the process quietly with `STDOUT_CLOSED`. Rust ignores SIGPIPE (a
+/// daemon socket closing must be an error berkutctl can report, not a
+/// silent death), so `println!` meets `EPIPE` and panics; the panic hook is
+/// the one place every such write passes through. Any other panic keeps
+/// the default report.
+pub fn quiet_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if is_closed_stdout(message) {
+            std::process::exit(STDOUT_CLOSED);
+        }
+        default(info);
+    }));
+}
+
+/// Whether a panic message is `print!`'s on a closed pipe (`EPIPE`, os
+/// error 32).
+fn is_closed_stdout(message: &str) -> bool {
+    message.starts_with("failed printing to stdout")
+        && (message.contains("os error 32") || message.contains("Broken pipe"))
+}
 
 pub fn code_for(code: ErrorCode) -> u8 {
     match code {
@@ -59,5 +95,21 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
             eprintln!("berkutctl: {e:#}");
             ExitCode::from(10)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_closed_stdout_is_quiet() {
+        assert!(is_closed_stdout(
+            "failed printing to stdout: Broken pipe (os error 32)"
+        ));
+        assert!(!is_closed_stdout(
+            "failed printing to stdout: No space left on device (os error 28)"
+        ));
+        assert!(!is_closed_stdout("index out of bounds"));
     }
 }

@@ -240,6 +240,7 @@ enum JobCommand {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
+    exit::quiet_when_stdout_closes();
     let cli = Cli::parse();
     let on_behalf_of = match (cli.on_behalf_of.clone(), cli.role) {
         (Some(user), Some(role)) => Some(berkut_proto::wire::OnBehalfOf { user, role }),

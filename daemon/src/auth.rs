@@ -154,8 +154,15 @@ pub fn required_role(op: &Operation) -> Role {
         Operation::BackupCreate { .. }
         | Operation::BackupDownload { .. }
         | Operation::RestoreEvidence { .. } => Role::Operator,
-        Operation::RestoreStart { dry_run: true, .. } => Role::Operator,
-        Operation::RestoreStart { dry_run: false, .. }
+        // A drill of the database alone touches nothing live. Roles are
+        // the cluster's, and applying them can give back a revoked
+        // privilege or an old password: admin only, dry-run or not.
+        Operation::RestoreStart {
+            dry_run: true,
+            with_globals: false,
+            ..
+        } => Role::Operator,
+        Operation::RestoreStart { .. }
         | Operation::BackupDelete { .. }
         | Operation::BackupImport { .. }
         | Operation::BackupPin { .. }
@@ -241,19 +248,23 @@ mod tests {
         assert!(policy
             .authorize(&peer(11), &Operation::PlanDisable, None)
             .is_err());
-        let id = "20260101T000000Z-00000000".parse().unwrap();
-        assert!(policy
-            .authorize(
-                &peer(11),
-                &Operation::RestoreStart {
-                    backup_id: id,
-                    dry_run: true,
-                    with_globals: false,
-                    wait: false
-                },
-                None
-            )
-            .is_ok());
+        let id: berkut_proto::ids::BackupId = "20260101T000000Z-00000000".parse().unwrap();
+        let drill = |with_globals| Operation::RestoreStart {
+            backup_id: id.clone(),
+            dry_run: true,
+            with_globals,
+            wait: false,
+        };
+        assert!(policy.authorize(&peer(11), &drill(false), None).is_ok());
+        assert_eq!(
+            policy
+                .authorize(&peer(11), &drill(true), None)
+                .unwrap_err()
+                .code,
+            berkut_proto::wire::ErrorCode::Forbidden,
+            "applying roles needs admin even in a dry-run"
+        );
+        assert_eq!(required_role(&drill(true)), Role::Admin);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub mod state;
 pub mod store;
 pub mod tools;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -277,10 +277,12 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
 /// is stopping (its socket already closed) and another one starts.
 fn lock_state_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, DaemonError> {
     let path = dir.join("berkutd.lock");
+    // Never through a link planted at its name.
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|source| DaemonError::Directory {
             what: "the state directory lock",
@@ -292,7 +294,8 @@ fn lock_state_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Daemon
 }
 
 /// Creates a directory readable by the daemon's user only, or checks that
-/// an existing one is not open to others.
+/// an existing one is not open to others: refused when others may write
+/// to it, a warning when all users may read it.
 fn private_dir(path: &Path, what: &'static str) -> Result<(), DaemonError> {
     let fail = |source| DaemonError::Directory {
         what,
@@ -303,9 +306,41 @@ fn private_dir(path: &Path, what: &'static str) -> Result<(), DaemonError> {
         std::fs::create_dir_all(path).map_err(fail)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
     }
-    let mode = std::fs::metadata(path).map_err(fail)?.permissions().mode();
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    let mode = meta.permissions().mode();
+    // Whoever may create files here may plant a link where the daemon
+    // writes next; that is a refusal, not a warning.
+    if let Some(whom) = writable_by_others(&meta) {
+        return Err(DaemonError::Setup(format!(
+            "{what} {} is writable by {whom} (mode {:o}); only berkutd's user may write \
+             there: run `chmod go-w {}` (0700 or 0750) and start again",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        )));
+    }
     if mode & 0o007 != 0 {
         tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "{what} is accessible to all users; it should be 0700 or 0750");
     }
     Ok(())
+}
+
+/// Who besides the daemon's user may write to a directory: every user
+/// (`o+w`, sticky bit or not: it still lets anyone create a name), or the
+/// members of a group that is neither root's nor the daemon's own (`g+w`).
+fn writable_by_others(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode();
+    if mode & 0o002 != 0 {
+        return Some("every user".into());
+    }
+    let own_gid = nix::unistd::getegid().as_raw();
+    if mode & 0o020 != 0 && meta.gid() != 0 && meta.gid() != own_gid {
+        let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(meta.gid()))
+            .ok()
+            .flatten()
+            .map_or_else(|| meta.gid().to_string(), |g| g.name);
+        return Some(format!("the members of group {group}"));
+    }
+    None
 }

@@ -1,10 +1,17 @@
 //! Running PostgreSQL's own tools (`pg_dump`, `pg_dumpall`, `pg_restore`,
 //! `psql`) as child processes. This is the only place in the daemon that
 //! spawns processes.
+//! A child starts from an empty environment: the daemon's own holds the
+//! master key and the database URL with its password, and anything in a
+//! child's environment can be read in `/proc/<pid>/environ`. It gets only
+//! what `ALLOWED_ENV` names from the daemon's environment, plus what the
+//! caller set on the command (libpq's `PG*` variables, `PGPASSWORD` when
+//! the URL has a password).
 //! A `ChildSlot` remembers which child is running so that a cancelled job can
 //! stop it from another thread; the pid is forgotten before the child is
 //! reaped, so a recycled pid is never signalled.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -88,9 +95,37 @@ impl ToolOutput {
     }
 }
 
-/// What a service manager hands the daemon alone: a tool that inherited
-/// them could ping the daemon's watchdog or claim its readiness.
-const SERVICE_ENV: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+/// What a child may take from the daemon's environment: where to find
+/// programs, the locale and the time zone. Nothing else: not the daemon's
+/// configuration (`BERKUT_*`, the key, the database URL), not the service
+/// manager's variables (a tool could ping the daemon's watchdog), and not
+/// libpq's `PG*` variables, so that the tools reach exactly the server the
+/// daemon's URL names. `HOME` is not needed: libpq finds the home directory
+/// from the user database.
+fn allowed_env(name: &str) -> bool {
+    matches!(name, "PATH" | "LANG" | "LANGUAGE" | "TZ") || name.starts_with("LC_")
+}
+
+/// The environment a child starts with: the allowed part of the daemon's,
+/// then what the caller set on the command (which wins).
+fn minimal_env(cmd: &Command) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| k.to_str().is_some_and(allowed_env))
+        .collect();
+    for (k, v) in cmd.get_envs() {
+        env.retain(|(name, _)| name != k);
+        if let Some(v) = v {
+            env.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    env
+}
+
+/// Gives `cmd` the minimal environment instead of the daemon's.
+fn confine_env(cmd: &mut Command) {
+    let env = minimal_env(cmd);
+    cmd.env_clear().envs(env);
+}
 
 /// The error of a job stopped because the daemon is shutting down.
 pub fn shutdown_error() -> OpError {
@@ -144,9 +179,7 @@ fn spawn(
     stdout: Stdio,
 ) -> Result<(Child, String), OpError> {
     cmd.stdin(stdin).stdout(stdout).stderr(Stdio::piped());
-    for var in SERVICE_ENV {
-        cmd.env_remove(var);
-    }
+    confine_env(&mut cmd);
     // If the daemon dies, its tools die with it rather than run on
     // unwatched. The signal follows the spawning thread, which is the
     // caller's blocking thread and outlives the child.
@@ -200,10 +233,9 @@ pub async fn version(bin: &Path) -> Result<String, OpError> {
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut cmd = tokio::process::Command::new(bin);
-    for var in SERVICE_ENV {
-        cmd.env_remove(var);
-    }
+    let mut std_cmd = Command::new(bin);
+    confine_env(&mut std_cmd);
+    let mut cmd = tokio::process::Command::from(std_cmd);
     let out = cmd
         .arg("--version")
         .stdin(Stdio::null())
@@ -266,4 +298,31 @@ pub fn run_with_input(
         status,
         stderr: stderr_text,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_gets_what_the_caller_set_and_the_allowed_variables_only() {
+        let mut cmd = Command::new("true");
+        cmd.env("PGPASSWORD", "secret")
+            .env("PGHOST", "/run/postgresql")
+            .env_remove("PGPASSFILE");
+        let env = minimal_env(&cmd);
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
+        assert!(names.contains(&"PGPASSWORD") && names.contains(&"PGHOST"));
+        for name in names {
+            assert!(
+                allowed_env(name) || name.starts_with("PG"),
+                "{name} reaches the child"
+            );
+        }
+        assert!(!allowed_env("BERKUT_BACKUP_ENCRYPTION_KEY"));
+        assert!(!allowed_env("BERKUT_DATABASE_URL"));
+        assert!(!allowed_env("PGPASSWORD"));
+        assert!(!allowed_env("NOTIFY_SOCKET"));
+        assert!(allowed_env("LC_ALL") && allowed_env("PATH"));
+    }
 }

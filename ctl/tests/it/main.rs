@@ -13,6 +13,7 @@ mod backup_pin;
 mod backup_show;
 mod job_attach;
 mod key_generate;
+mod output;
 mod plan_set;
 mod restore_start;
 mod status;

@@ -16,12 +16,55 @@ pub fn parse(text: &str) -> Result<MasterKey, ConfigError> {
         .map_err(|e| ConfigError::Key(format!("the encryption key is not usable: {e}")))
 }
 
-/// Reads a key file, refusing one that other users can read: a key that has
-/// leaked is no key.
+/// Decides where the primary key comes from. A key given as text (the
+/// environment or the file's `encryption_key`) and a key file at once are
+/// refused: one of them silently winning could seal new backups with a key
+/// the operator did not mean.
+pub fn primary(
+    text: Option<String>,
+    file: Option<&Path>,
+    dev_key: Option<&Path>,
+) -> Result<MasterKey, ConfigError> {
+    match (text, file) {
+        (Some(_), Some(path)) => Err(ConfigError::Key(format!(
+            "both an encryption key (BERKUT_BACKUP_ENCRYPTION_KEY, BACKUP_ENCRYPTION_KEY or \
+             encryption_key) and a key file ({}, from BERKUT_BACKUP_ENCRYPTION_KEY_FILE or \
+             encryption_key_file) are configured; keep exactly one of them",
+            path.display()
+        ))),
+        (Some(text), None) => parse(&Zeroizing::new(text)),
+        (None, Some(path)) => read_key_file(path),
+        (None, None) => match dev_key {
+            Some(path) => load_dev_key(path),
+            None => Err(ConfigError::MissingKey),
+        },
+    }
+}
+
+/// Reads a key file, refusing one that other users can read (a key that
+/// has leaked is no key) or that belongs to another user than the daemon's
+/// or root (its owner could swap the key). The checks and the read use one
+/// open file, so the file checked is the file read.
 pub fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let unreadable = |e: std::io::Error| {
         ConfigError::Key(format!("cannot read the key file {}: {e}", path.display()))
-    })?;
+    };
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    let own_uid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != own_uid && meta.uid() != 0 {
+        let owner = user_name(meta.uid());
+        return Err(ConfigError::Key(format!(
+            "the key file {} belongs to {owner}, not to berkutd's user ({}) or root; \
+             that user could replace the key: run `chown {} {}` on it",
+            path.display(),
+            user_name(own_uid),
+            user_name(own_uid),
+            path.display()
+        )));
+    }
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(ConfigError::Key(format!(
             "the key file {} can be read by other users (mode {:o}); run `chmod 600` on it",
@@ -29,10 +72,17 @@ pub fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
             meta.permissions().mode() & 0o777
         )));
     }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::Key(format!("cannot read the key file {}: {e}", path.display()))
-    })?);
+    let mut text = Zeroizing::new(String::new());
+    file.read_to_string(&mut text).map_err(unreadable)?;
     parse(&text)
+}
+
+/// A user's name for a message, or the uid when it has none.
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("uid {uid}"), |u| u.name)
 }
 
 /// Loads the development key, generating it on first use. Only `--dev`
@@ -59,4 +109,58 @@ pub fn load_dev_key(path: &Path) -> Result<MasterKey, ConfigError> {
     file.write_all(b"\n").map_err(fail)?;
     file.sync_all().map_err(fail)?;
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_file(dir: &Path, name: &str, mode: u32) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, "ab".repeat(32)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_key_file_of_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = key_file(dir.path(), "k", 0o600);
+        assert!(read_key_file(&path).is_ok());
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped the owner check: giving a file away needs root");
+            return;
+        }
+        // nobody
+        nix::unistd::chown(&path, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        let err = read_key_file(&path).unwrap_err().to_string();
+        assert!(err.contains("belongs to") && err.contains("chown"), "{err}");
+        assert!(!err.contains(&"ab".repeat(32)), "{err}");
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = key_file(dir.path(), "k", 0o640);
+        let err = read_key_file(&path).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn a_key_and_a_key_file_together_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = key_file(dir.path(), "k", 0o600);
+        let text = "cd".repeat(32);
+        let err = primary(Some(text.clone()), Some(&path), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("keep exactly one"), "{err}");
+        assert!(!err.contains(&text), "{err}");
+        assert!(primary(Some(text), None, None).is_ok());
+        assert!(primary(None, Some(&path), None).is_ok());
+        assert!(matches!(
+            primary(None, None, None),
+            Err(ConfigError::MissingKey)
+        ));
+    }
 }

@@ -289,12 +289,12 @@ impl Config {
             .or_else(|| var("BACKUP_ENCRYPTION_KEY"))
             .or(fc.encryption_key);
         let key_file = path_var("BERKUT_BACKUP_ENCRYPTION_KEY_FILE").or(fc.encryption_key_file);
-        let primary = match (key_text, key_file) {
-            (Some(text), _) => key::parse(&text)?,
-            (None, Some(path)) => key::read_key_file(&path)?,
-            (None, None) if dev => load_dev_key(&base.join("dev.key"))?,
-            (None, None) => return Err(ConfigError::MissingKey),
-        };
+        let dev_key = base.join("dev.key");
+        let primary = key::primary(
+            key_text,
+            key_file.as_deref(),
+            dev.then_some(dev_key.as_path()),
+        )?;
 
         // Older keys stay usable for reading until every archive has been
         // rewrapped under the primary one.

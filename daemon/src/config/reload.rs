@@ -1,10 +1,16 @@
-//! What a reload (SIGHUP) may change. Some settings take effect for the
-//! next job or the next log line and can change under a running daemon;
-//! others are woven into what it built at start (the socket it listens on,
-//! the directories it recovered, the database pools, the keys it seals and
-//! reads with, the size of its job semaphore) and change only with a restart. A reload
-//! takes the first kind from the new configuration, keeps the second kind as
-//! it is, and names both, so the log says exactly what happened.
+//! What a reload (SIGHUP) may change. Some settings are woven into what the
+//! daemon built at start (the socket it listens on, the directories it
+//! recovered and locked, the database pools, the keys it seals and reads
+//! with, the size of its job semaphore, the audit file it keeps open) and
+//! change only with a restart. Every other setting is read where it is used,
+//! from the configuration in force, so it can change under a running daemon.
+//!
+//! A reload therefore takes the new configuration as a whole and puts back
+//! only the restart-only settings (`RESTART_ONLY`, `keep_restart_only`): a
+//! setting added later applies on reload by default and cannot be forgotten
+//! (forgetting `[[access]]` once kept revoked grants working until a
+//! restart). `SETTINGS` names the settings for the log, so it says exactly
+//! what took effect and what waits for a restart.
 
 use super::Config;
 
@@ -20,85 +26,98 @@ pub struct Reloaded {
     pub needs_restart: Vec<&'static str>,
 }
 
+/// The settings that keep their value until a restart, by their names in
+/// the log and the README. `keep_restart_only` must put back exactly these
+/// (a test checks both ways).
+pub const RESTART_ONLY: &[&str] = &[
+    "socket",
+    "socket_group",
+    "backup_path",
+    "state_dir",
+    "database_url",
+    "drill_database_url",
+    "max_parallel",
+    "encryption_key",
+    "old_key_files",
+    "audit_max_bytes",
+];
+
+/// Puts the restart-only settings of `old` back into `merged`.
+fn keep_restart_only(merged: &mut Config, old: &Config) {
+    merged.socket = old.socket.clone();
+    merged.socket_group = old.socket_group;
+    merged.backup_path = old.backup_path.clone();
+    merged.state_dir = old.state_dir.clone();
+    merged.database_url = old.database_url.clone();
+    merged.drill_database_url = old.drill_database_url.clone();
+    merged.max_parallel = old.max_parallel;
+    // The primary key and the older keys ("encryption_key", "old_key_files").
+    merged.keyring = old.keyring.clone();
+    merged.audit_max_bytes = old.audit_max_bytes;
+    // A command-line flag, not a setting: it cannot change on reload.
+    merged.dev = old.dev;
+}
+
+/// A setting as the log names it, and its value in a form to compare (never
+/// logged: it may hold a password).
+struct Setting {
+    name: &'static str,
+    value: fn(&Config) -> String,
+}
+
+macro_rules! settings {
+    ($($name:literal => |$c:ident| $value:expr),* $(,)?) => {
+        &[$(Setting { name: $name, value: |$c: &Config| format!("{:?}", $value) }),*]
+    };
+}
+
+/// Every setting the log names when it changes.
+const SETTINGS: &[Setting] = settings![
+    "pg_dump_bin" => |c| c.pg_dump_bin,
+    "pg_dumpall_bin" => |c| c.pg_dumpall_bin,
+    "upload_max_bytes" => |c| c.upload_max_bytes,
+    "file_roots" => |c| c.file_roots,
+    "log_level" => |c| c.log_level,
+    "shutdown_grace_seconds" => |c| c.shutdown_grace,
+    "count_rows" => |c| c.count_rows,
+    "pg_restore_bin" => |c| c.pg_restore_bin,
+    "psql_bin" => |c| c.psql_bin,
+    "restore_jobs" => |c| c.restore_jobs,
+    "access" => |c| c.access,
+    "audit_max_bytes" => |c| c.audit_max_bytes,
+    "socket_group" => |c| c.socket_group,
+    "backup_path" => |c| c.backup_path,
+    "state_dir" => |c| c.state_dir,
+    "socket" => |c| c.socket,
+    "database_url" => |c| c.database_url,
+    "max_parallel" => |c| c.max_parallel,
+    "drill_database_url" => |c| c.drill_database_url,
+    "encryption_key" => |c| c.keyring.primary().key_id().to_string(),
+    "old_key_files" => |c| c
+        .keyring
+        .others
+        .iter()
+        .map(|k| k.key_id().to_string())
+        .collect::<Vec<_>>(),
+];
+
 impl Config {
-    /// Merges `new` into this configuration: the reloadable settings come
-    /// from `new`, the others stay as they are.
+    /// Merges `new` into this configuration: everything comes from `new`
+    /// except the restart-only settings, which stay as they are.
     pub fn reloaded(&self, new: Config) -> Reloaded {
         let mut applied = Vec::new();
         let mut needs_restart = Vec::new();
-        let mut note = |changed: bool, name: &'static str, reloadable: bool| {
-            if changed {
-                if reloadable {
-                    applied.push(name);
+        for s in SETTINGS {
+            if (s.value)(self) != (s.value)(&new) {
+                if RESTART_ONLY.contains(&s.name) {
+                    needs_restart.push(s.name);
                 } else {
-                    needs_restart.push(name);
+                    applied.push(s.name);
                 }
             }
-        };
-        note(self.pg_dump_bin != new.pg_dump_bin, "pg_dump_bin", true);
-        note(
-            self.pg_dumpall_bin != new.pg_dumpall_bin,
-            "pg_dumpall_bin",
-            true,
-        );
-        note(
-            self.upload_max_bytes != new.upload_max_bytes,
-            "upload_max_bytes",
-            true,
-        );
-        note(self.file_roots != new.file_roots, "file_roots", true);
-        note(self.log_level != new.log_level, "log_level", true);
-        note(
-            self.shutdown_grace != new.shutdown_grace,
-            "shutdown_grace_seconds",
-            true,
-        );
-        note(self.count_rows != new.count_rows, "count_rows", true);
-        note(
-            self.pg_restore_bin != new.pg_restore_bin,
-            "pg_restore_bin",
-            true,
-        );
-        note(self.psql_bin != new.psql_bin, "psql_bin", true);
-        note(self.restore_jobs != new.restore_jobs, "restore_jobs", true);
-        // Grants are read for every request, so new ones apply at once.
-        note(self.access != new.access, "access", true);
-        note(
-            self.audit_max_bytes != new.audit_max_bytes,
-            "audit_max_bytes",
-            false,
-        );
-        note(self.socket_group != new.socket_group, "socket_group", false);
-        note(self.backup_path != new.backup_path, "backup_path", false);
-        note(self.state_dir != new.state_dir, "state_dir", false);
-        note(self.socket != new.socket, "socket", false);
-        note(self.database_url != new.database_url, "database_url", false);
-        note(self.max_parallel != new.max_parallel, "max_parallel", false);
-        note(
-            self.drill_database_url != new.drill_database_url,
-            "drill_database_url",
-            false,
-        );
-        note(
-            self.keyring.primary().key_id() != new.keyring.primary().key_id(),
-            "encryption_key",
-            false,
-        );
-        let ids = |c: &Config| -> Vec<_> { c.keyring.others.iter().map(|k| k.key_id()).collect() };
-        note(ids(self) != ids(&new), "old_key_files", false);
-        let config = Config {
-            pg_dump_bin: new.pg_dump_bin,
-            pg_dumpall_bin: new.pg_dumpall_bin,
-            upload_max_bytes: new.upload_max_bytes,
-            file_roots: new.file_roots,
-            log_level: new.log_level,
-            shutdown_grace: new.shutdown_grace,
-            count_rows: new.count_rows,
-            pg_restore_bin: new.pg_restore_bin,
-            psql_bin: new.psql_bin,
-            restore_jobs: new.restore_jobs,
-            ..self.clone()
-        };
+        }
+        let mut config = new;
+        keep_restart_only(&mut config, self);
         Reloaded {
             config,
             applied,
@@ -112,7 +131,7 @@ mod tests {
     use super::super::Env;
     use super::*;
 
-    fn load(pairs: &[(&str, &str)]) -> Config {
+    fn load_with(file: Option<&str>, pairs: &[(&str, &str)]) -> Config {
         let mut env: Env = [
             (
                 "BERKUT_BACKUP_ENCRYPTION_KEY",
@@ -124,7 +143,61 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         env.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Config::load(None, &env, false).unwrap()
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berkutd.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        Config::load(file.map(|_| path.as_path()), &env, false).unwrap()
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Config {
+        load_with(None, pairs)
+    }
+
+    fn setting(name: &str) -> &'static Setting {
+        SETTINGS
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} is not in SETTINGS"))
+    }
+
+    /// Every setting changed at once, restart-only ones included.
+    fn everything_changed() -> Config {
+        use std::os::unix::fs::PermissionsExt;
+        let other_key = "ff".repeat(32);
+        let keys = tempfile::tempdir().unwrap();
+        let old_key = keys.path().join("old.key");
+        std::fs::write(&old_key, "ee".repeat(32)).unwrap();
+        std::fs::set_permissions(&old_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let old_key = old_key.display().to_string();
+        load_with(
+            Some(
+                "file_roots = [\"/srv/files\"]\n\
+                 [[access]]\nuid = 4242\nrole = \"viewer\"\n",
+            ),
+            &[
+                ("BERKUT_BACKUP_PGDUMP_BIN", "/opt/pg/bin/pg_dump"),
+                ("BERKUT_BACKUP_PGDUMPALL_BIN", "/opt/pg/bin/pg_dumpall2"),
+                ("BERKUT_RESTORE_PGRESTORE_BIN", "/opt/pg/bin/pg_restore2"),
+                ("BERKUT_RESTORE_PSQL_BIN", "/opt/pg/bin/psql2"),
+                ("BERKUT_BACKUP_UPLOAD_MAX_BYTES", "1234"),
+                ("BERKUT_LOG", "debug"),
+                ("BERKUT_SHUTDOWN_GRACE_SECONDS", "5"),
+                ("BERKUT_BACKUP_COUNT_ROWS", "false"),
+                ("BERKUT_RESTORE_JOBS", "4"),
+                ("BERKUT_AUDIT_MAX_BYTES", "8192"),
+                ("BERKUT_SOCKET_GROUP", "root"),
+                ("BERKUT_BACKUP_PATH", "/elsewhere/backups"),
+                ("BERKUT_STATE_DIR", "/elsewhere/state"),
+                ("BERKUT_SOCKET", "/elsewhere.sock"),
+                ("BERKUT_DATABASE_URL", "postgresql:///other"),
+                ("BERKUT_BACKUP_MAX_PARALLEL", "7"),
+                ("BERKUT_DRILL_DATABASE_URL", "postgresql:///drill"),
+                ("BERKUT_BACKUP_ENCRYPTION_KEY", &other_key),
+                ("BERKUT_BACKUP_OLD_KEY_FILES", &old_key),
+            ],
+        )
     }
 
     #[test]
@@ -167,6 +240,63 @@ mod tests {
             r.config.keyring.primary().key_id(),
             old.keyring.primary().key_id()
         );
+    }
+
+    /// What the log reports is what is in force: every setting named as
+    /// applied has the new value in the merged configuration, every one
+    /// named as waiting for a restart has the old one, and with everything
+    /// changed, every setting is named one way or the other.
+    #[test]
+    fn every_setting_reported_as_applied_is_in_force() {
+        let old = load(&[]);
+        let new = everything_changed();
+        let r = old.reloaded(new.clone());
+        for name in &r.applied {
+            let s = setting(name);
+            assert_eq!(
+                (s.value)(&r.config),
+                (s.value)(&new),
+                "{name} is reported as applied but the old value is in force"
+            );
+        }
+        for name in &r.needs_restart {
+            let s = setting(name);
+            assert_eq!(
+                (s.value)(&r.config),
+                (s.value)(&old),
+                "{name} is reported as waiting for a restart but changed"
+            );
+        }
+        let mut named: Vec<&str> = r.applied.iter().chain(&r.needs_restart).copied().collect();
+        named.sort_unstable();
+        let mut all: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        all.sort_unstable();
+        assert_eq!(named, all, "the test changes every setting");
+        assert!(r.applied.contains(&"access"), "grants apply on reload");
+        assert_eq!(r.config.access, new.access);
+    }
+
+    /// The explicit list of restart-only settings and what
+    /// `keep_restart_only` puts back agree.
+    #[test]
+    fn exactly_the_restart_only_settings_are_kept() {
+        let old = load(&[]);
+        let new = everything_changed();
+        let r = old.reloaded(new.clone());
+        let mut waiting = r.needs_restart.clone();
+        waiting.sort_unstable();
+        let mut listed = RESTART_ONLY.to_vec();
+        listed.sort_unstable();
+        assert_eq!(waiting, listed);
+        for s in SETTINGS {
+            let kept = (s.value)(&r.config) == (s.value)(&old);
+            assert_eq!(
+                kept,
+                RESTART_ONLY.contains(&s.name),
+                "{}: kept {kept}",
+                s.name
+            );
+        }
     }
 
     #[test]

@@ -188,6 +188,12 @@ impl Db {
 }
 
 impl Snapshot {
+    /// The connection holding the snapshot, for reading the catalogs as
+    /// pg_dump will see them.
+    pub fn client(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
+
     /// Exact row counts of every table whose data pg_dump copies (ordinary
     /// tables and leaf partitions outside the system schemas, and not
     /// belonging to an extension).

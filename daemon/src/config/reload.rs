@@ -61,6 +61,11 @@ impl Config {
         );
         note(self.psql_bin != new.psql_bin, "psql_bin", true);
         note(self.restore_jobs != new.restore_jobs, "restore_jobs", true);
+        note(
+            self.restore_analyze != new.restore_analyze,
+            "restore_analyze",
+            true,
+        );
         // Grants are read for every request, so new ones apply at once.
         note(self.access != new.access, "access", true);
         note(
@@ -97,6 +102,7 @@ impl Config {
             pg_restore_bin: new.pg_restore_bin,
             psql_bin: new.psql_bin,
             restore_jobs: new.restore_jobs,
+            restore_analyze: new.restore_analyze,
             ..self.clone()
         };
         Reloaded {

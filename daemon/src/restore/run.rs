@@ -334,13 +334,15 @@ pub async fn run(
     } else {
         tracker.begin("swap", daemon.now());
         tracker.update(|s| s.swap = SwapPhase::Started);
+        let closed = daemon.db.close_idle();
+        tracing::debug!(closed, "closed the daemon's idle connections to the live database");
         let (ended, kept) = admin.swap(&p.live, &p.scratch, &p.old).await?;
         tracker.update(|s| {
             s.swap = SwapPhase::Done;
             s.record.rollback_database = kept.then(|| p.old.clone());
         });
         let detail = if kept {
-            format!("{} is now the restored database; sessions ended: {ended}; the old one is kept as {}", p.live, p.old)
+            format!("{} is now the restored database; application sessions ended: {ended}; the old one is kept as {}", p.live, p.old)
         } else {
             format!(
                 "{} is now the restored database (there was none before)",

@@ -290,7 +290,11 @@ fn show_privileges(p: &Option<Vec<Privilege>>) -> String {
                     "{} to {}{}",
                     p.privilege,
                     p.grantee,
-                    if p.grantable { " with grant option" } else { "" }
+                    if p.grantable {
+                        " with grant option"
+                    } else {
+                        ""
+                    }
                 )
             })
             .collect::<Vec<_>>()

@@ -221,12 +221,8 @@ pub async fn run(
     if daemon.config().restore_analyze {
         tracker.begin("analyze", daemon.now());
         let started = std::time::Instant::now();
-        let n = properties::analyze(
-            &target,
-            &p.scratch,
-            daemon.config().restore_jobs as usize,
-        )
-        .await?;
+        let n =
+            properties::analyze(&target, &p.scratch, daemon.config().restore_jobs as usize).await?;
         tracker.finish(
             "analyze",
             daemon.now(),
@@ -323,7 +319,9 @@ pub async fn run(
         ));
     }
     let summary = match (&manifest.objects, &manifest.properties) {
-        (Some(_), Some(_)) => format!("{summary}; objects by kind and the database's properties match"),
+        (Some(_), Some(_)) => {
+            format!("{summary}; objects by kind and the database's properties match")
+        }
         (Some(_), None) => format!("{summary}; objects by kind match"),
         _ => summary,
     };
@@ -335,7 +333,10 @@ pub async fn run(
         tracker.begin("swap", daemon.now());
         tracker.update(|s| s.swap = SwapPhase::Started);
         let closed = daemon.db.close_idle();
-        tracing::debug!(closed, "closed the daemon's idle connections to the live database");
+        tracing::debug!(
+            closed,
+            "closed the daemon's idle connections to the live database"
+        );
         let (ended, kept) = admin.swap(&p.live, &p.scratch, &p.old).await?;
         tracker.update(|s| {
             s.swap = SwapPhase::Done;

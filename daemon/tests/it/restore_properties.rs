@@ -5,7 +5,9 @@
 //! kind does not come back. What the target server cannot take (a role it
 //! lacks, a setting it rejects) is reported, not silently lost.
 
-use berkut_proto::manifest::Scope;
+use berkut_proto::archive::{ArchiveWriter, MasterKey};
+use berkut_proto::ids::BackupId;
+use berkut_proto::manifest::{Manifest, Scope};
 use berkut_proto::wire::{Operation, Reply, RestoreStatus, StepState};
 use berkut_testkit::{fake_tool, pg_bin_dir, PgCluster};
 
@@ -198,8 +200,11 @@ async fn what_the_drill_server_cannot_take_is_reported_not_lost_silently() {
     give_properties(&pg);
     // A setting under a prefix that the drill server reserves (plpgsql is
     // loaded into every session there), so it rejects the setting.
-    pg.psql("postgres", "ALTER DATABASE app SET plpgsql.not_a_setting = 'x'")
-        .unwrap();
+    pg.psql(
+        "postgres",
+        "ALTER DATABASE app SET plpgsql.not_a_setting = 'x'",
+    )
+    .unwrap();
     let drill = PgCluster::start().unwrap();
     drill
         .psql(
@@ -208,7 +213,9 @@ async fn what_the_drill_server_cannot_take_is_reported_not_lost_silently() {
         )
         .unwrap();
     berkut_testkit::wait_for("the drill server to preload plpgsql", LONG, || {
-        (drill.psql("postgres", "SHOW session_preload_libraries").ok()?
+        (drill
+            .psql("postgres", "SHOW session_preload_libraries")
+            .ok()?
             == "plpgsql")
             .then_some(())
     });
@@ -231,4 +238,60 @@ async fn what_the_drill_server_cannot_take_is_reported_not_lost_silently() {
         assert!(detail.contains(expected), "{expected:?} in {detail}");
     }
     assert_safe(&detail);
+}
+
+/// Re-seals a backup's archive under the same key with a manifest as a
+/// daemon from before properties were recorded wrote it.
+fn as_an_older_daemon_wrote_it(
+    daemon: &berkut_testkit::Daemon,
+    key: &MasterKey,
+    id: &BackupId,
+) -> Vec<u8> {
+    use std::io::Write;
+    let parts = read_parts(daemon, id);
+    let (_, json) = parts.last().unwrap();
+    let mut manifest: Manifest = serde_json::from_slice(json).unwrap();
+    assert!(manifest.properties.is_some() && manifest.objects.is_some());
+    manifest.properties = None;
+    manifest.objects = None;
+    let mut writer = ArchiveWriter::new(Vec::new(), key).unwrap();
+    for ((name, data), entry) in parts.iter().zip(manifest.parts.clone()) {
+        assert_eq!(*name, entry.name);
+        let mut part = writer.begin_part(name, entry.kind).unwrap();
+        part.write_all(data).unwrap();
+        part.finish().unwrap();
+    }
+    let (bytes, _) = writer.finish(manifest).unwrap();
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_from_before_properties_were_recorded_restores_as_before_and_says_so() {
+    let pg = small_cluster();
+    let key = MasterKey::generate();
+    let a = daemon_for(&pg).key(key.clone()).start();
+    let backup = backup_now(&mut a.client().await, Scope::Database).await;
+    let old = as_an_older_daemon_wrote_it(&a, &key, &backup.id);
+    drop(a);
+
+    let b = daemon_for(&pg).key(key).start();
+    let mut client = b.client().await;
+    let Ok(Reply::Backup { backup: imported }) =
+        client.upload(old.len() as u64, &old[..], |_| {}).await
+    else {
+        panic!("import failed")
+    };
+    assert!(imported.properties.is_none());
+    let record = restored(client.call(restore_op(&imported.id, true, true)).await);
+    assert_eq!(record.status, RestoreStatus::Succeeded, "{record:#?}");
+    let step = record.step("properties").unwrap();
+    assert_eq!(step.state, StepState::Skipped);
+    assert!(
+        step.detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("did not record the database's properties"),
+        "{step:?}"
+    );
+    assert_eq!(record.step("analyze").unwrap().state, StepState::Done);
 }

@@ -83,6 +83,24 @@ pub fn print_record(r: &BackupRecord) {
     println!("sha256:        {}", r.sha256.as_deref().unwrap_or("-"));
     println!("key_id:        {}", r.key_id.as_deref().unwrap_or("-"));
     println!("pinned:        {}", if r.pinned { "yes" } else { "no" });
+    match &r.properties {
+        Some(p) => {
+            for (i, line) in p.describe().iter().enumerate() {
+                let head = if i == 0 { "properties:" } else { "" };
+                // Comments and setting values are the database's text:
+                // no control character reaches the terminal.
+                let line: String = line
+                    .chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect();
+                println!("{head:<15}{line}");
+            }
+        }
+        None if r.status == BackupStatus::Succeeded => {
+            println!("properties:    not recorded (an archive made by an older berkutd)")
+        }
+        None => {}
+    }
     if let Some(f) = &r.failure {
         println!("failure:       {}: {}", f.code, f.reason);
     }

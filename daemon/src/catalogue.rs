@@ -121,6 +121,10 @@ pub struct Entry {
     /// Never deleted by retention while set.
     #[serde(default)]
     pub pinned: bool,
+    /// The database's own properties, as the archive's manifest records
+    /// them (archives made since they are recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<berkut_proto::properties::DatabaseProperties>,
 }
 
 impl Entry {
@@ -147,6 +151,7 @@ impl Entry {
             database: Some(manifest.database.name),
             archive: Some(facts),
             pinned: false,
+            properties: manifest.properties,
         }
     }
 
@@ -170,6 +175,7 @@ impl Entry {
                 _ => None,
             },
             pinned: self.pinned,
+            properties: self.properties.clone(),
         }
     }
 }

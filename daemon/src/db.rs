@@ -61,6 +61,14 @@ impl Db {
         }
     }
 
+    /// Closes the pool's idle connections (they reconnect when next
+    /// needed): before a restore renames the database they are connected
+    /// to, so that only the application's sessions are left to end, and no
+    /// connection of ours dies under us with an error in the log.
+    pub fn close_idle(&self) -> usize {
+        self.pool.retain(|_, _| false).removed.len()
+    }
+
     /// Answers whether the server takes queries right now.
     pub async fn check(&self) -> Result<(), OpError> {
         let client = self.client().await?;
@@ -188,6 +196,12 @@ impl Db {
 }
 
 impl Snapshot {
+    /// The connection holding the snapshot, for reading the catalogs as
+    /// pg_dump will see them.
+    pub fn client(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
+
     /// Exact row counts of every table whose data pg_dump copies (ordinary
     /// tables and leaf partitions outside the system schemas, and not
     /// belonging to an extension).

@@ -315,6 +315,7 @@ mod tests {
                 database: None,
                 failure: None,
                 pinned: false,
+                properties: None,
             },
         }
     }

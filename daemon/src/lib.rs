@@ -15,6 +15,7 @@ pub mod connection;
 pub mod db;
 pub mod error;
 pub mod handlers;
+pub mod inventory;
 pub mod jobs;
 pub mod leases;
 pub mod logging;

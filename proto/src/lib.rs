@@ -6,4 +6,5 @@
 pub mod archive;
 pub mod ids;
 pub mod manifest;
+pub mod properties;
 pub mod wire;

@@ -143,6 +143,13 @@ pub struct Manifest {
     /// Per-table row counts from the dump's snapshot, when they were taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tables: Option<Vec<TableCount>>,
+    /// The database's own properties (owner, locale, privileges, settings),
+    /// for archives made since they are recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<crate::properties::DatabaseProperties>,
+    /// The objects the dump holds, by kind, for drills to compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<crate::properties::ObjectInventory>,
 }
 
 impl Manifest {

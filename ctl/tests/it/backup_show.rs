@@ -15,6 +15,10 @@ fn show_prints_one_record_and_refuses_bad_ids() {
     assert_eq!(shown, made);
     let human = ctl(&env.daemon, &["backup", "show", id]).ok().stdout;
     assert!(human.contains(&format!("id:            {id}")), "{human}");
+    // The database's own properties, as the backup recorded them.
+    assert!(shown["properties"]["owner"].is_string(), "{shown}");
+    assert!(human.contains("properties:    owner "), "{human}");
+    assert!(human.contains("no connection limit"), "{human}");
 
     let missing = ctl(
         &env.daemon,

@@ -28,7 +28,7 @@ fn dry_run_then_real_restore_then_rollback_and_cleanup() {
     assert_eq!(record["dry_run"], true);
     let rid = record["restore_id"].as_str().unwrap();
     assert!(rid.starts_with("r-"));
-    assert_eq!(record["steps"].as_array().unwrap().len(), 12);
+    assert_eq!(record["steps"].as_array().unwrap().len(), 14);
 
     let status = ctl(&env.daemon, &["restore", "status", rid, "--json"])
         .ok()

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::catalogue::{ArchiveFacts, BackupState, Entry};
 use crate::config::split_password;
 use crate::error::OpError;
+use crate::inventory;
 use crate::jobs::{JobContext, JobView};
 use crate::state::Daemon;
 use crate::tools::{self, shutdown_error, ChildSlot};
@@ -87,6 +88,7 @@ pub async fn submit(
         database: None,
         archive: None,
         pinned: false,
+        properties: None,
     };
     let record = entry.record();
     daemon.update_catalogue(|c| c.insert(entry))?;
@@ -133,6 +135,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
                 key_id: daemon.config().keyring.primary().key_id().to_string(),
             };
             let database = sealed.manifest.database.name.clone();
+            let properties = sealed.manifest.properties.clone();
             daemon.update_catalogue(|c| {
                 if let Some(e) = c.get_mut(&id) {
                     e.state = BackupState::Succeeded {
@@ -142,6 +145,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
                     };
                     e.archive = Some(facts);
                     e.database = Some(database);
+                    e.properties = properties;
                 }
             })
         }
@@ -195,6 +199,7 @@ pub async fn submit_or_record(
         database: None,
         archive: None,
         pinned: false,
+        properties: None,
     };
     daemon.update_catalogue(|c| c.insert(entry))?;
     Err(OpError::new(failure.code, failure.reason))
@@ -281,6 +286,21 @@ async fn execute(
         Some(s) => Some(s.count_rows().await?),
         None => None,
     };
+    // The database's own properties and its objects by kind, which the
+    // dump alone does not carry, in the same snapshot when there is one.
+    let (properties, objects) = {
+        let own;
+        let client = match &snapshot {
+            Some(s) => s.client(),
+            None => {
+                own = daemon.db.connect_to(&facts.database).await?;
+                &own
+            }
+        };
+        let properties = inventory::properties(client, &facts.database).await?;
+        let objects = inventory::inventory(client, request.scope != Scope::Schema).await?;
+        (properties, objects)
+    };
     let (dump_url, password) = split_password(&config.database_url);
     let plan = Plan {
         id: id.clone(),
@@ -304,6 +324,8 @@ async fn execute(
         file_roots: config.file_roots.clone(),
         snapshot: snapshot.as_ref().map(|s| s.id.clone()),
         tables,
+        properties,
+        objects: Some(objects),
     };
     let (file, partial) = daemon.store.create_partial(id).map_err(io_error)?;
     let slot = ChildSlot::new();

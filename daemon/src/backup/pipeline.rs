@@ -46,6 +46,10 @@ pub struct Plan {
     pub snapshot: Option<String>,
     /// Exact row counts in that snapshot.
     pub tables: Option<Vec<TableCount>>,
+    /// The database's own properties, from the catalogs.
+    pub properties: Option<berkut_proto::properties::DatabaseProperties>,
+    /// The objects the dump holds, by kind.
+    pub objects: Option<berkut_proto::properties::ObjectInventory>,
 }
 
 /// A sealed archive, fsynced but not yet in its final place.
@@ -137,6 +141,8 @@ pub fn write_archive(
         timings,
         tool: format!("berkutd {}", env!("CARGO_PKG_VERSION")),
         tables: plan.tables.clone(),
+        properties: plan.properties.clone(),
+        objects: plan.objects.clone(),
     };
     let (out, manifest) = archive.finish(manifest).map_err(archive_error)?;
     let (buffered, size_bytes, sha256) = out.finish();

@@ -85,6 +85,7 @@ struct FileConfig {
     access: Option<Vec<AccessEntry>>,
     audit_max_bytes: Option<u64>,
     socket_group: Option<String>,
+    restore_analyze: Option<bool>,
 }
 
 /// The validated configuration. Cloning it copies the key, which zeroes
@@ -132,6 +133,9 @@ pub struct Config {
     pub drill_database_url: Option<String>,
     /// Development mode: generated key, local directories, loud warnings.
     pub dev: bool,
+    /// Whether a restore gathers planner statistics (ANALYZE) on the new
+    /// database before it goes live.
+    pub restore_analyze: bool,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -338,7 +342,13 @@ impl Config {
         if audit_max_bytes < 4096 {
             return Err(invalid("BERKUT_AUDIT_MAX_BYTES", "must be at least 4096"));
         }
+        let restore_analyze = match var("BERKUT_RESTORE_ANALYZE") {
+            Some(text) => parse_bool(&text)
+                .ok_or_else(|| invalid("BERKUT_RESTORE_ANALYZE", "must be true or false"))?,
+            None => fc.restore_analyze.unwrap_or(true),
+        };
         Ok(Config {
+            restore_analyze,
             access,
             audit_max_bytes,
             socket_group,
@@ -402,6 +412,7 @@ impl fmt::Debug for Config {
                 &self.drill_database_url.as_deref().map(redact_url),
             )
             .field("dev", &self.dev)
+            .field("restore_analyze", &self.restore_analyze)
             .finish()
     }
 }

@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod files;
 pub mod maintenance;
+pub mod properties;
 pub mod record;
 pub mod recovery;
 pub mod rollback;

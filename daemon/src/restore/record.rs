@@ -22,7 +22,7 @@ use crate::error::OpError;
 pub const SUMMARY_VERSION: u32 = 1;
 
 /// The steps of every restore, in order.
-pub const STEPS: [&str; 12] = [
+pub const STEPS: [&str; 14] = [
     "verify",
     "decrypt",
     "inspect",
@@ -31,6 +31,8 @@ pub const STEPS: [&str; 12] = [
     "pre_data",
     "data",
     "post_data",
+    "properties",
+    "analyze",
     "files",
     "smoke_checks",
     "swap",

@@ -13,6 +13,7 @@ use berkut_proto::wire::CountCheck;
 
 use super::archive::{self, Decrypted};
 use super::files;
+use super::properties;
 use super::record::{SwapPhase, Tracker};
 use super::sql::{self, Admin};
 use crate::db::{tool_env, Db};
@@ -149,11 +150,25 @@ pub async fn run(
 
     tracker.begin("create_database", daemon.now());
     let admin = Admin::connect(&target).await?;
-    admin.create_like(&p.scratch, &p.live).await?;
+    let mut applied = properties::Applied::default();
+    properties::create(
+        &admin,
+        &p.scratch,
+        &p.live,
+        manifest.properties.as_ref(),
+        &mut applied,
+    )
+    .await?;
     tracker.finish(
         "create_database",
         daemon.now(),
-        format!("created {}", p.scratch),
+        match manifest.properties {
+            Some(_) => format!(
+                "created {} with the recorded encoding, locale and owner",
+                p.scratch
+            ),
+            None => format!("created {}", p.scratch),
+        },
     );
 
     // One pg_restore for all three sections, so index builds can overlap
@@ -169,6 +184,56 @@ pub async fn run(
         slot,
     )
     .await?;
+
+    // The database's own properties, then its statistics, before anything
+    // can go live: a restored database that lets PUBLIC connect, or that the
+    // planner knows nothing about, is not the database that was backed up.
+    match &manifest.properties {
+        Some(recorded) => {
+            tracker.begin("properties", daemon.now());
+            properties::apply(&admin, &p.scratch, recorded, &mut applied).await?;
+            let mut log = tracker.log("properties");
+            for line in recorded.describe() {
+                log.line(&format!("recorded: {line}"));
+            }
+            for line in &applied.done {
+                log.line(&format!("applied: {line}"));
+            }
+            for line in &applied.warnings {
+                log.line(&format!("warning: {line}"));
+            }
+            let detail = match applied.warnings.len() {
+                0 => format!("applied: {}", applied.done.join(", ")),
+                n => format!(
+                    "applied: {}; {n} not applied: {}",
+                    applied.done.join(", "),
+                    applied.warnings.join("; ")
+                ),
+            };
+            tracker.finish("properties", daemon.now(), detail);
+        }
+        None => tracker.skip(
+            "properties",
+            "the backup did not record the database's properties (it was made by an older berkutd); \
+             the database has the server's defaults",
+        ),
+    }
+    if daemon.config().restore_analyze {
+        tracker.begin("analyze", daemon.now());
+        let started = std::time::Instant::now();
+        let n =
+            properties::analyze(&target, &p.scratch, daemon.config().restore_jobs as usize).await?;
+        tracker.finish(
+            "analyze",
+            daemon.now(),
+            format!(
+                "planner statistics gathered for {n} tables in {:.1} s",
+                started.elapsed().as_secs_f64()
+            ),
+        );
+    } else {
+        tracker.skip("analyze", "turned off (restore_analyze = false)");
+    }
 
     let has_files = manifest
         .part(berkut_proto::manifest::PartKind::Files)
@@ -235,6 +300,31 @@ pub async fn run(
             ),
         ));
     }
+    let differences = properties::compare(&target, &admin, &p.scratch, &manifest, &applied).await?;
+    let mut log = tracker.log("smoke_checks");
+    for d in &differences {
+        log.line(&format!("differs: {d}"));
+    }
+    for w in &applied.warnings {
+        log.line(&format!("not checked (the server could not take it): {w}"));
+    }
+    if !differences.is_empty() {
+        return Err(OpError::new(
+            berkut_proto::wire::ErrorCode::Internal,
+            format!(
+                "smoke checks failed: the restored database differs from the backup in {} ways: {}",
+                differences.len(),
+                first_few(&differences)
+            ),
+        ));
+    }
+    let summary = match (&manifest.objects, &manifest.properties) {
+        (Some(_), Some(_)) => {
+            format!("{summary}; objects by kind and the database's properties match")
+        }
+        (Some(_), None) => format!("{summary}; objects by kind match"),
+        _ => summary,
+    };
     tracker.finish("smoke_checks", daemon.now(), summary);
 
     if p.dry_run {
@@ -242,13 +332,18 @@ pub async fn run(
     } else {
         tracker.begin("swap", daemon.now());
         tracker.update(|s| s.swap = SwapPhase::Started);
+        let closed = daemon.db.close_idle();
+        tracing::debug!(
+            closed,
+            "closed the daemon's idle connections to the live database"
+        );
         let (ended, kept) = admin.swap(&p.live, &p.scratch, &p.old).await?;
         tracker.update(|s| {
             s.swap = SwapPhase::Done;
             s.record.rollback_database = kept.then(|| p.old.clone());
         });
         let detail = if kept {
-            format!("{} is now the restored database; sessions ended: {ended}; the old one is kept as {}", p.live, p.old)
+            format!("{} is now the restored database; application sessions ended: {ended}; the old one is kept as {}", p.live, p.old)
         } else {
             format!(
                 "{} is now the restored database (there was none before)",
@@ -470,6 +565,19 @@ async fn smoke_checks(
             found,
         })
         .collect())
+}
+
+/// The first differences, enough for a reason; the evidence has them all.
+fn first_few(differences: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = differences[..differences.len().min(SHOWN)].join("; ");
+    if differences.len() > SHOWN {
+        text.push_str(&format!(
+            "; and {} more in the evidence",
+            differences.len() - SHOWN
+        ));
+    }
+    text
 }
 
 /// Where decrypted dumps live while a restore needs them.

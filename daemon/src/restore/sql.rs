@@ -31,6 +31,11 @@ impl Admin {
         Ok(Admin { client })
     }
 
+    /// The connection itself, for the restore's other server-level steps.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub async fn exists(&self, name: &str) -> Result<bool, OpError> {
         let row = self
             .client

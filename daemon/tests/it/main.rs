@@ -24,6 +24,7 @@ mod protocol;
 mod recovery;
 mod reload;
 mod restore_faults;
+mod restore_properties;
 mod restore_start;
 mod schedule;
 mod secrets;

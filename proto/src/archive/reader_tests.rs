@@ -56,6 +56,8 @@ fn manifest(parts: Vec<PartEntry>) -> Manifest {
         timings: Vec::new(),
         tool: "test".into(),
         tables: None,
+        properties: None,
+        objects: None,
     }
 }
 

@@ -51,6 +51,8 @@ mod tests {
             timings: Vec::new(),
             tool: "test".into(),
             tables: None,
+            properties: None,
+            objects: None,
         }
     }
 

@@ -58,6 +58,11 @@ pub struct BackupRecord {
     /// A pinned backup is never deleted by retention.
     #[serde(default)]
     pub pinned: bool,
+    /// The database's own properties (owner, locale, privileges, settings)
+    /// as the backup recorded them; absent for archives made before they
+    /// were recorded, and for backups not yet finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<crate::properties::DatabaseProperties>,
 }
 
 /// The step a backup job is in.

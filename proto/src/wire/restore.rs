@@ -51,7 +51,8 @@ pub enum StepState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreStep {
     /// `verify`, `decrypt`, `inspect`, `globals`, `create_database`,
-    /// `pre_data`, `data`, `post_data`, `smoke_checks`, `swap`, `cleanup`.
+    /// `pre_data`, `data`, `post_data`, `properties`, `analyze`, `files`,
+    /// `smoke_checks`, `swap`, `cleanup`.
     pub name: String,
     pub state: StepState,
     #[serde(default, with = "time::serde::rfc3339::option")]

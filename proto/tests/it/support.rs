@@ -41,6 +41,8 @@ pub fn manifest() -> Manifest {
         }],
         tool: "berkutd test".into(),
         tables: None,
+        properties: None,
+        objects: None,
     }
 }
 

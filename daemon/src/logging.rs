@@ -117,7 +117,11 @@ where
 pub struct EscapingFields;
 
 impl<'w> FormatFields<'w> for EscapingFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> std::fmt::Result {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
         let mut visitor = EscapingVisitor {
             line: String::new(),
         };

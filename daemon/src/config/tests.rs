@@ -224,7 +224,12 @@ fn file_keys() -> Vec<String> {
         .split_once("expected one of")
         .unwrap_or_else(|| panic!("no key list in {message:?}"))
         .1;
-    let keys: Vec<String> = list.split('`').skip(1).step_by(2).map(String::from).collect();
+    let keys: Vec<String> = list
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(String::from)
+        .collect();
     assert!(keys.len() > 10, "{keys:?}");
     keys
 }

@@ -226,7 +226,10 @@ pub async fn run(
         let first = bad[0];
         return Err(OpError::new(
             berkut_proto::wire::ErrorCode::Internal,
-            format!("smoke checks failed: {summary} (first: {})", first.describe()),
+            format!(
+                "smoke checks failed: {summary} (first: {})",
+                first.describe()
+            ),
         ));
     }
     tracker.finish("smoke_checks", daemon.now(), summary);

@@ -38,8 +38,7 @@ pub fn explain(message: &str, body: &[u8]) -> String {
             let n = n.trim();
             let path = tree.and_then(|t| {
                 locate(t, &|v| {
-                    v.as_array()
-                        .is_some_and(|a| a.len().to_string() == n)
+                    v.as_array().is_some_and(|a| a.len().to_string() == n)
                 })
             });
             let at = path.map(|p| format!("{p}: ")).unwrap_or_default();
@@ -112,7 +111,10 @@ fn mismatch(found: &str, expected: &str, tree: Option<&Value>) -> String {
     let (found_words, path) = match found_kind(found) {
         Some((kind, pred)) => {
             let path = tree.and_then(|t| locate(t, &pred));
-            let words = match (kind, path.as_ref().and_then(|p| tree.and_then(|t| at(t, p)))) {
+            let words = match (
+                kind,
+                path.as_ref().and_then(|p| tree.and_then(|t| at(t, p))),
+            ) {
                 (Kind::Str, Some(Value::String(s))) => match s.as_str() {
                     Some(s) => format!("the string {}", quote(s)),
                     None => "a string that is not valid UTF-8".to_owned(),
@@ -127,7 +129,10 @@ fn mismatch(found: &str, expected: &str, tree: Option<&Value>) -> String {
         None => ("a value of another kind".to_owned(), None),
     };
     let at = path.map(|p| format!("{p}: ")).unwrap_or_default();
-    format!("{at}expected {}, found {found_words}", expected_words(expected))
+    format!(
+        "{at}expected {}, found {found_words}",
+        expected_words(expected)
+    )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -260,12 +265,7 @@ fn locate(tree: &Value, pred: &dyn Fn(&Value) -> bool) -> Option<String> {
     }
 }
 
-fn walk(
-    v: &Value,
-    path: &mut Vec<String>,
-    pred: &dyn Fn(&Value) -> bool,
-    found: &mut Vec<String>,
-) {
+fn walk(v: &Value, path: &mut Vec<String>, pred: &dyn Fn(&Value) -> bool, found: &mut Vec<String>) {
     if found.len() > 1 {
         return;
     }

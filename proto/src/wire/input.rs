@@ -244,7 +244,10 @@ mod tests {
             let err = limit.check("a\nb").unwrap_err();
             assert!(err.contains("U+000A") && !err.contains('\n'), "{err}");
         }
-        assert!(USER.check("").unwrap_err().contains("at least 1 character is"));
+        assert!(USER
+            .check("")
+            .unwrap_err()
+            .contains("at least 1 character is"));
         assert_eq!(LABEL.check(""), Ok(()));
     }
 }

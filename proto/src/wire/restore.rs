@@ -193,7 +193,10 @@ mod tests {
             }
             .describe()
         };
-        assert_eq!(check(Some(500), Some(499)), "public.t: 500 rows expected, 499 found");
+        assert_eq!(
+            check(Some(500), Some(499)),
+            "public.t: 500 rows expected, 499 found"
+        );
         assert_eq!(
             check(None, None),
             "public.t: no count taken at backup time, the table is missing"

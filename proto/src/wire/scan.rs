@@ -27,7 +27,11 @@ pub enum ScanError {
     Broken(String),
     /// A well-formed value with a string longer than `max_str_bytes`, at
     /// `path` (the keys leading to it, `op.plan.timezone`).
-    LongString { path: String, len: usize, max: usize },
+    LongString {
+        path: String,
+        len: usize,
+        max: usize,
+    },
 }
 
 /// What the daemon accepts from a client: real requests have a few dozen
@@ -309,10 +313,7 @@ mod tests {
                 max: 8
             })
         );
-        let long_key = encode(&rmpv::Value::Map(vec![(
-            "a_key_too_long".into(),
-            1.into(),
-        )]));
+        let long_key = encode(&rmpv::Value::Map(vec![("a_key_too_long".into(), 1.into())]));
         assert_eq!(
             scan(&long_key, limits),
             Err(ScanError::LongString {

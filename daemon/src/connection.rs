@@ -120,6 +120,8 @@ async fn handshake(reader: &mut Reader, tx: &mpsc::Sender<ServerMessage>, peer: 
         ),
         Incoming::Closed => return false,
         Incoming::Fatal(body) => body,
+        // A hello that breaks a rule (a client name too long) is told which.
+        Incoming::Invalid { error, .. } => error,
         _ => ErrorBody::new(ErrorCode::Invalid, "the first message must be hello"),
     };
     let _ = tx

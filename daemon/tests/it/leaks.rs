@@ -672,3 +672,53 @@ async fn debug_logging_shows_the_configuration_but_not_the_database_password() {
         assert!(!log.contains(secret), "the log shows {secret}: {log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_restore_explains_itself_without_internals() {
+    use crate::restore_start::{restore_op, restored};
+    use berkut_proto::manifest::Scope;
+    use berkut_proto::wire::RestoreStatus;
+
+    let pg = small_cluster();
+    // A pg_restore that restores, then loses rows: the smoke checks must
+    // catch it and say so in words.
+    let bin = berkut_testkit::temp_dir("fake-");
+    let real = berkut_testkit::pg_bin_dir();
+    let lossy = berkut_testkit::fake_tool(
+        bin.path(),
+        "pg_restore",
+        &format!(
+            "case \"$*\" in *--list*) exec '{restore}' \"$@\" ;; esac\n\
+             '{restore}' \"$@\" || exit $?\n\
+             for a in \"$@\"; do case \"$a\" in --dbname=*) db=\"${{a#--dbname=}}\" ;; esac; done\n\
+             exec '{psql}' -X -q -v ON_ERROR_STOP=1 -d \"$db\" -c 'DELETE FROM t WHERE id > 400' >/dev/null",
+            restore = real.join("pg_restore").display(),
+            psql = real.join("psql").display(),
+        ),
+    );
+    let daemon = daemon_for(&pg).pg_restore(&lossy).start();
+    let mut client = daemon.client().await;
+    let backup = backup_now(&mut client, Scope::Database).await;
+    let record = restored(client.call(restore_op(&backup.id, true, true)).await);
+    assert_eq!(record.status, RestoreStatus::Failed, "{record:?}");
+    let reason = record.failure.clone().expect("a reason").reason;
+    assert!(
+        reason.contains("public.t: 500 rows expected, 400 found"),
+        "{reason}"
+    );
+    check_message("the failure's reason", &reason);
+    let evidence = match client
+        .call(Operation::RestoreEvidence {
+            restore_id: record.restore_id.clone(),
+        })
+        .await
+    {
+        Ok(Reply::Evidence { evidence }) => evidence,
+        other => panic!("{other:?}"),
+    };
+    let text = serde_json::to_string_pretty(&evidence).unwrap();
+    assert!(text.contains("500 rows expected, 400 found"), "{text}");
+    for word in INTERNAL {
+        assert!(!text.contains(word), "the evidence shows {word:?}: {text}");
+    }
+}

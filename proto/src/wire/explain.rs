@@ -9,7 +9,7 @@
 
 use rmpv::Value;
 
-use super::input::quote;
+use super::input::{field_path, quote};
 
 /// Explains a deserialization error `message` about the frame `body`.
 pub fn explain(message: &str, body: &[u8]) -> String {
@@ -265,28 +265,29 @@ fn locate(tree: &Value, pred: &dyn Fn(&Value) -> bool) -> Option<String> {
     }
 }
 
-fn walk(v: &Value, path: &mut Vec<String>, pred: &dyn Fn(&Value) -> bool, found: &mut Vec<String>) {
+fn walk<'a>(
+    v: &'a Value,
+    path: &mut Vec<Option<&'a str>>,
+    pred: &dyn Fn(&Value) -> bool,
+    found: &mut Vec<String>,
+) {
     if found.len() > 1 {
         return;
     }
     if pred(v) && !path.is_empty() {
-        found.push(path.join("."));
+        found.push(field_path(path.iter().copied()));
     }
     match v {
         Value::Map(entries) => {
             for (k, child) in entries {
-                let key = match k.as_str() {
-                    Some(k) if k.len() <= 64 && !k.contains(char::is_control) => k.to_owned(),
-                    _ => "?".to_owned(),
-                };
-                path.push(key);
+                path.push(k.as_str());
                 walk(child, path, pred, found);
                 path.pop();
             }
         }
         Value::Array(items) => {
             for child in items {
-                path.push("[]".to_owned());
+                path.push(Some("[]"));
                 walk(child, path, pred, found);
                 path.pop();
             }

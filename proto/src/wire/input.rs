@@ -186,6 +186,27 @@ fn check_operation(op: &Operation) -> Result<(), String> {
     }
 }
 
+/// A path to a field (`op.plan.timezone`) as an error shows it: keys that
+/// are not short printable names become `?`, and of a path deeper than any
+/// real field only the last levels are kept, so a hostile nesting of long
+/// keys cannot make an error long.
+pub fn field_path<'a>(keys: impl IntoIterator<Item = Option<&'a str>>) -> String {
+    const MAX_KEY: usize = 32;
+    const MAX_LEVELS: usize = 4;
+    let parts: Vec<&str> = keys
+        .into_iter()
+        .map(|k| match k {
+            Some(k) if k.len() <= MAX_KEY && !k.contains(char::is_control) => k,
+            _ => "?",
+        })
+        .collect();
+    if parts.len() > MAX_LEVELS {
+        format!("….{}", parts[parts.len() - MAX_LEVELS..].join("."))
+    } else {
+        parts.join(".")
+    }
+}
+
 /// Quotes text a client sent, for an error or a log line: in double
 /// quotes, control characters, quotes and backslashes escaped, at most
 /// `QUOTE_MAX_CHARS` characters of it, and when it was longer an ellipsis
@@ -231,6 +252,18 @@ mod tests {
         // Exactly the maximum is not cut.
         let exact = "é".repeat(QUOTE_MAX_CHARS);
         assert_eq!(quote(&exact), format!("\"{exact}\""));
+    }
+
+    #[test]
+    fn a_field_path_stays_short() {
+        assert_eq!(
+            field_path([Some("op"), Some("plan"), Some("at")]),
+            "op.plan.at"
+        );
+        let long = "k".repeat(33);
+        let deep: Vec<Option<&str>> = (0..31).map(|_| Some(long.as_str())).collect();
+        assert_eq!(field_path(deep), "….?.?.?.?");
+        assert_eq!(field_path([Some("a\nb"), None]), "?.?");
     }
 
     #[test]

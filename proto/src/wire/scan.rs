@@ -146,21 +146,16 @@ pub fn scan(body: &[u8], limits: Limits) -> Result<(), ScanError> {
     Ok(())
 }
 
-/// The keys leading to the value being read, joined by dots; `[]` stands
-/// for an element of an array, `?` for a key that is not a short string.
+/// The keys leading to the value being read, as `input::field_path` shows
+/// them; `[]` stands for an element of an array.
 fn path_of(levels: &[Level]) -> String {
-    let mut parts = Vec::new();
-    for level in levels.iter().skip(1) {
+    super::input::field_path(levels.iter().skip(1).map(|level| {
         if level.map {
-            parts.push(match level.key.map(std::str::from_utf8) {
-                Some(Ok(k)) if k.len() <= 64 && !k.contains(char::is_control) => k,
-                _ => "?",
-            });
+            level.key.and_then(|k| std::str::from_utf8(k).ok())
         } else {
-            parts.push("[]");
+            Some("[]")
         }
-    }
-    parts.join(".")
+    }))
 }
 
 /// What one marker announces.

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use berkut_proto::wire::frame::{codec, decode_message_with, encode, DecodeError};
-use berkut_proto::wire::scan::REQUEST_LIMITS;
+use berkut_proto::wire::frame::{codec, decode_request, encode, DecodeError};
 use berkut_proto::wire::{
     ClientMessage, ErrorBody, ErrorCode, Operation, ServerMessage, MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
@@ -121,6 +120,8 @@ async fn handshake(reader: &mut Reader, tx: &mpsc::Sender<ServerMessage>, peer: 
         ),
         Incoming::Closed => return false,
         Incoming::Fatal(body) => body,
+        // A hello that breaks a rule (a client name too long) is told which.
+        Incoming::Invalid { error, .. } => error,
         _ => ErrorBody::new(ErrorCode::Invalid, "the first message must be hello"),
     };
     let _ = tx
@@ -317,7 +318,7 @@ async fn next_message(reader: &mut Reader) -> Incoming {
         }
         Some(Err(_)) => return Incoming::Closed,
     };
-    match decode_message_with::<ClientMessage>(&body, REQUEST_LIMITS) {
+    match decode_request(&body) {
         Ok(msg) => Incoming::Message(msg),
         Err(DecodeError::Malformed(_)) => Incoming::Fatal(ErrorBody::new(
             ErrorCode::Invalid,

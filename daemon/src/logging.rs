@@ -8,9 +8,21 @@
 //!
 //! The level is the configuration's `log_level` unless `RUST_LOG` is set,
 //! which wins. A reload can change it (`LogControl::set_level`).
+//!
+//! Log lines carry what clients sent (a client's name, a label, a user id,
+//! a reason); the text format escapes control characters in every field and
+//! message (`EscapingFields`), so no value can end a line and forge the
+//! next one, or send escape sequences to a terminal. Journald keeps fields
+//! apart by itself.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 
 use tracing_journald::{Priority, PriorityMappings};
 use tracing_subscriber::layer::SubscriberExt;
@@ -76,17 +88,97 @@ pub fn init(level: &str) -> (LogControl, Sink) {
     } else {
         Sink::Stderr
     };
-    let stderr = journald.is_none().then(|| {
-        tracing_subscriber::fmt::layer()
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
-    });
+    let stderr = journald
+        .is_none()
+        .then(|| text_layer(std::io::stderr, std::io::stderr().is_terminal()));
     tracing_subscriber::registry()
         .with(filter)
         .with(journald)
         .with(stderr)
         .init();
     (LogControl { handle, rust_log }, sink)
+}
+
+/// The text log: one line per event, every field escaped.
+pub fn text_layer<S, W>(writer: W, ansi: bool) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .fmt_fields(EscapingFields)
+        .with_writer(writer)
+}
+
+/// Formats fields like the default text format (`message key=value ...`,
+/// strings recorded as such in quotes) with control characters escaped in
+/// every name and value, whether it was recorded with `?`, `%` or as is.
+pub struct EscapingFields;
+
+impl<'w> FormatFields<'w> for EscapingFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = EscapingVisitor {
+            line: String::new(),
+        };
+        fields.record(&mut visitor);
+        writer.write_str(&visitor.line)
+    }
+}
+
+struct EscapingVisitor {
+    line: String,
+}
+
+impl EscapingVisitor {
+    fn push(&mut self, field: &Field, text: &str) {
+        if field.name().starts_with("log.") {
+            // tracing-log's metadata fields, which the default format hides.
+            return;
+        }
+        if !self.line.is_empty() {
+            self.line.push(' ');
+        }
+        if field.name() != "message" {
+            escape_into(&mut self.line, field.name());
+            self.line.push('=');
+        }
+        escape_into(&mut self.line, text);
+    }
+}
+
+impl Visit for EscapingVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.push(field, value);
+        } else {
+            self.push(field, &format!("{value:?}"));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.push(field, &format!("{value:?}"));
+    }
+}
+
+/// Appends `text` with every control character written as an escape
+/// (`\n`, `\r`, `\t`, `\u{1b}`), so it stays on one line and inert.
+pub fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
 }
 
 /// Whether stderr is the journal's stream: `JOURNAL_STREAM` holds the
@@ -115,6 +207,50 @@ pub fn is_stream(value: &str, dev: u64, ino: u64) -> bool {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn no_field_or_message_can_start_a_line_or_send_an_escape() {
+        let buffer = Buffer::default();
+        let writer = {
+            let b = buffer.clone();
+            move || b.clone()
+        };
+        let subscriber = tracing_subscriber::registry().with(text_layer(writer, false));
+        let forged = "x\n2026-01-01T00:00:00Z  INFO berkutd: forged\r\u{1b}[2J";
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("conn", peer = %forged);
+            let _entered = span.enter();
+            tracing::info!(client = %forged, label = forged, debug = ?forged, "hello {forged}");
+            let err: &(dyn std::error::Error + 'static) = &std::io::Error::other(forged);
+            tracing::warn!(error = err, "failed");
+        });
+        let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(!out.contains('\r') && !out.contains('\u{1b}'), "{out:?}");
+        assert!(
+            lines[0].contains("hello x\\n2026-01-01T00:00:00Z  INFO berkutd: forged\\r\\u{1b}[2J"),
+            "{out}"
+        );
+        assert!(lines[0].contains("client=x\\n2026"), "{out}");
+        // Values recorded as strings keep the default format's quotes.
+        assert!(lines[0].contains("label=\"x\\n2026"), "{out}");
+        assert!(lines[1].contains("error=x\\n2026"), "{out}");
+    }
 
     #[test]
     fn the_journal_stream_is_recognised_by_device_and_inode() {

@@ -6,9 +6,9 @@
 mod access;
 mod key;
 mod reload;
+mod secret;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use access::AccessEntry;
 use serde::Deserialize;
 
 pub use key::load_dev_key;
+pub use secret::DatabaseUrl;
 
 /// Where `--dev` keeps everything, relative to the working directory.
 pub const DEV_DIR: &str = ".berkut-dev";
@@ -89,8 +90,10 @@ struct FileConfig {
 }
 
 /// The validated configuration. Cloning it copies the key, which zeroes
-/// its copy when dropped like the original.
-#[derive(Clone)]
+/// its copy when dropped like the original. `Debug` is derived, so it lists
+/// every setting; a setting that holds a secret must be of a type whose
+/// `Debug` hides it (`MasterKey`, `DatabaseUrl`).
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Who may do what (`[[access]]` entries, resolved to ids at load).
     pub access: Vec<(Subject, Grant)>,
@@ -107,8 +110,8 @@ pub struct Config {
     pub max_parallel: usize,
     pub upload_max_bytes: u64,
     /// A libpq connection URL; may hold a password, so it is never logged
-    /// as is (see `redacted_database_url`).
-    pub database_url: String,
+    /// as is (see `redacted_database_url`; its `Debug` hides the password).
+    pub database_url: DatabaseUrl,
     pub socket: PathBuf,
     /// Directory for the catalogue and other state.
     pub state_dir: PathBuf,
@@ -130,7 +133,7 @@ pub struct Config {
     pub restore_jobs: u32,
     /// A separate server for dry-runs (restore drills), so they do not load
     /// the live one; the live server when absent.
-    pub drill_database_url: Option<String>,
+    pub drill_database_url: Option<DatabaseUrl>,
     /// Development mode: generated key, local directories, loud warnings.
     pub dev: bool,
     /// Whether a restore gathers planner statistics (ANALYZE) on the new
@@ -358,7 +361,7 @@ impl Config {
             pg_dumpall_bin,
             max_parallel: max_parallel as usize,
             upload_max_bytes,
-            database_url,
+            database_url: DatabaseUrl::new(database_url),
             socket,
             state_dir,
             file_roots,
@@ -368,52 +371,14 @@ impl Config {
             pg_restore_bin,
             psql_bin,
             restore_jobs: restore_jobs as u32,
-            drill_database_url,
+            drill_database_url: drill_database_url.map(DatabaseUrl::new),
             dev,
         })
     }
 
     /// The database URL with any password replaced, fit for a log line.
     pub fn redacted_database_url(&self) -> String {
-        redact_url(&self.database_url)
-    }
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("backup_path", &self.backup_path)
-            .field("key_id", &self.keyring.primary().key_id().to_string())
-            .field(
-                "old_key_ids",
-                &self
-                    .keyring
-                    .others
-                    .iter()
-                    .map(|k| k.key_id().to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .field("pg_dump_bin", &self.pg_dump_bin)
-            .field("pg_dumpall_bin", &self.pg_dumpall_bin)
-            .field("max_parallel", &self.max_parallel)
-            .field("upload_max_bytes", &self.upload_max_bytes)
-            .field("database_url", &self.redacted_database_url())
-            .field("socket", &self.socket)
-            .field("state_dir", &self.state_dir)
-            .field("file_roots", &self.file_roots)
-            .field("log_level", &self.log_level)
-            .field("shutdown_grace", &self.shutdown_grace)
-            .field("count_rows", &self.count_rows)
-            .field("pg_restore_bin", &self.pg_restore_bin)
-            .field("psql_bin", &self.psql_bin)
-            .field("restore_jobs", &self.restore_jobs)
-            .field(
-                "drill_database_url",
-                &self.drill_database_url.as_deref().map(redact_url),
-            )
-            .field("dev", &self.dev)
-            .field("restore_analyze", &self.restore_analyze)
-            .finish()
+        self.database_url.redacted()
     }
 }
 

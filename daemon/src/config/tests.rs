@@ -212,3 +212,57 @@ fn debug_output_holds_no_secrets() {
     assert!(!shown.contains(KEY_B64));
     assert!(shown.contains(&config.keyring.primary().key_id().to_string()));
 }
+
+/// Every key of the configuration file, as serde lists them when it meets
+/// one it does not know: the list grows by itself with every new setting.
+fn file_keys() -> Vec<String> {
+    let message = match toml::from_str::<FileConfig>("no_such_setting_zz = 1") {
+        Err(e) => e.message().to_owned(),
+        Ok(_) => panic!("an unknown key was accepted"),
+    };
+    let list = message
+        .split_once("expected one of")
+        .unwrap_or_else(|| panic!("no key list in {message:?}"))
+        .1;
+    let keys: Vec<String> = list
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(String::from)
+        .collect();
+    assert!(keys.len() > 10, "{keys:?}");
+    keys
+}
+
+#[test]
+fn debug_lists_every_setting_and_no_secret() {
+    let mut vars = env(&base());
+    vars.insert(
+        "BERKUT_DATABASE_URL".into(),
+        "host=/run/postgresql user=app password = hunter2 dbname=app".into(),
+    );
+    vars.insert(
+        "BERKUT_DRILL_DATABASE_URL".into(),
+        "postgresql://drill:swordfish@localhost/app".into(),
+    );
+    let config = Config::load(None, &vars, false).unwrap();
+    let shown = format!("{config:?}");
+    for secret in ["hunter2", "swordfish", KEY_B64] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    // The file's keys that the configuration holds under another name.
+    fn held_as(key: &str) -> &str {
+        match key {
+            "encryption_key" | "encryption_key_file" | "old_key_files" => "keyring",
+            "shutdown_grace_seconds" => "shutdown_grace",
+            other => other,
+        }
+    }
+    for key in file_keys() {
+        let field = held_as(&key);
+        assert!(
+            shown.contains(&format!("{field}: ")),
+            "Debug of the configuration leaves out {key} (as {field}): {shown}"
+        );
+    }
+}

@@ -283,10 +283,7 @@ pub async fn run(
         .collect();
     let mut log = tracker.log("smoke_checks");
     for c in &counts {
-        log.line(&format!(
-            "{}.{} expected {:?} found {:?}",
-            c.schema, c.table, c.expected, c.found
-        ));
+        log.line(&c.describe());
     }
     let summary = format!("{} tables checked, {} differ", counts.len(), bad.len());
     tracker.update(|s| s.counts = counts.clone());
@@ -295,8 +292,8 @@ pub async fn run(
         return Err(OpError::new(
             berkut_proto::wire::ErrorCode::Internal,
             format!(
-                "smoke checks failed: {summary} (first: {}.{} expected {:?} found {:?})",
-                first.schema, first.table, first.expected, first.found
+                "smoke checks failed: {summary} (first: {})",
+                first.describe()
             ),
         ));
     }

@@ -7,6 +7,7 @@
 
 use std::str::FromStr;
 
+use berkut_proto::wire::input::quote;
 use berkut_proto::wire::{PlanSpec, Preset};
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -47,7 +48,10 @@ impl Timing {
             None => system_zone(),
         };
         let tz = Tz::from_str(&timezone).map_err(|_| {
-            format!("{timezone:?} is not an IANA time zone (such as Europe/Berlin)")
+            format!(
+                "{} is not an IANA time zone (such as Europe/Berlin)",
+                quote(&timezone)
+            )
         })?;
         let at = match (spec.preset, &spec.at) {
             (Preset::Cron, Some(_)) => {
@@ -146,7 +150,12 @@ impl Timing {
 }
 
 fn parse_hh_mm(text: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("{text:?} is not a time of day in HH:MM (00:00 to 23:59)");
+    let bad = || {
+        format!(
+            "{} is not a time of day in HH:MM (00:00 to 23:59)",
+            quote(text)
+        )
+    };
     let (h, m) = text.split_once(':').ok_or_else(bad)?;
     // Only digits: Rust's integer parsing would also take a leading '+'.
     let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
@@ -167,7 +176,7 @@ fn parse_weekday(text: &str) -> Result<usize, String> {
     WEEKDAYS
         .iter()
         .position(|d| *d == lower || (lower.len() == 3 && d.starts_with(&lower)))
-        .ok_or_else(|| format!("{text:?} is not a weekday (monday … sunday)"))
+        .ok_or_else(|| format!("{} is not a weekday (monday … sunday)", quote(text)))
 }
 
 /// The system's time zone, or UTC when it cannot be told.

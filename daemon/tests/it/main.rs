@@ -16,6 +16,7 @@ mod backup_list;
 mod backup_show;
 mod faults;
 mod job_attach;
+mod leaks;
 mod logging;
 mod notify;
 mod plan_set;

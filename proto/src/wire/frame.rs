@@ -6,7 +6,10 @@
 use futures::{SinkExt, StreamExt};
 use serde::de::{Deserialize, DeserializeOwned};
 
-use super::scan::{scan, Limits, REPLY_LIMITS};
+use super::explain::explain;
+use super::input::check_message;
+use super::messages::ClientMessage;
+use super::scan::{scan, Limits, ScanError, REPLY_LIMITS, REQUEST_LIMITS};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -109,8 +112,11 @@ pub enum DecodeError {
     /// hostile, and the connection should be closed.
     Malformed(String),
     /// Valid MessagePack that is not a valid message (unknown type, a field
-    /// of the wrong type). `id` is the request id, when one could be read,
-    /// so the error can be matched to its request.
+    /// of the wrong type, a string too long). `id` is the request id, when
+    /// one could be read, so the error can be matched to its request.
+    /// `message` is in the protocol's words (the field, what was expected,
+    /// what was found), never serde's, and repeats at most a short quote of
+    /// what the peer sent.
     Invalid { id: Option<u64>, message: String },
 }
 
@@ -128,13 +134,43 @@ pub fn decode_message_with<T: DeserializeOwned>(
     body: &[u8],
     limits: Limits,
 ) -> Result<T, DecodeError> {
-    scan(body, limits).map_err(DecodeError::Malformed)?;
+    match scan(body, limits) {
+        Ok(()) => {}
+        Err(ScanError::Broken(why)) => return Err(DecodeError::Malformed(why)),
+        Err(ScanError::LongString { path, len, max }) => {
+            let at = if path.is_empty() {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            return Err(DecodeError::Invalid {
+                id: request_id(body),
+                message: format!(
+                    "{at}a string of {len} bytes; no string in a message may be longer than {max} bytes"
+                ),
+            });
+        }
+    }
     let mut de = rmp_serde::Deserializer::from_read_ref(body);
     de.set_max_depth(MAX_DEPTH);
+    // serde's message is only read here, to be put in the protocol's words;
+    // it never leaves this function.
     T::deserialize(&mut de).map_err(|e| DecodeError::Invalid {
         id: request_id(body),
-        message: e.to_string(),
+        message: explain(&e.to_string(), body),
     })
+}
+
+/// Decodes a message from a client, as the daemon does: within
+/// `REQUEST_LIMITS`, and with every text field checked against its limit
+/// (`input`) before anything acts on it.
+pub fn decode_request(body: &[u8]) -> Result<ClientMessage, DecodeError> {
+    let msg: ClientMessage = decode_message_with(body, REQUEST_LIMITS)?;
+    check_message(&msg).map_err(|message| DecodeError::Invalid {
+        id: request_id(body),
+        message,
+    })?;
+    Ok(msg)
 }
 
 /// How deeply a message may nest; real messages need fewer than ten levels.

@@ -1,13 +1,16 @@
 //! The wire protocol between berkutd and its clients: length-prefixed
 //! MessagePack frames over a Unix stream socket (`frame`), the messages they
-//! carry (`messages`, `records`), the stable error codes (`error`) and an
+//! carry (`messages`, `records`), the stable error codes (`error`), the
+//! limits on what a client may send and how errors quote it (`input`) and an
 //! async client (`client`). `docs/PROTOCOL.md` describes the same thing for
 //! implementers in other languages.
 
 pub mod access;
 pub mod client;
 pub mod error;
+mod explain;
 pub mod frame;
+pub mod input;
 pub mod messages;
 pub mod plan;
 pub mod records;

@@ -129,6 +129,22 @@ pub struct CountCheck {
     pub found: Option<i64>,
 }
 
+impl CountCheck {
+    /// The check in words, for a step's log and a failure's reason:
+    /// `public.t: 500 rows expected, 499 found`.
+    pub fn describe(&self) -> String {
+        let expected = match self.expected {
+            Some(n) => format!("{n} rows expected"),
+            None => "no count taken at backup time".to_owned(),
+        };
+        let found = match self.found {
+            Some(n) => format!("{n} found"),
+            None => "the table is missing".to_owned(),
+        };
+        format!("{}.{}: {expected}, {found}", self.schema, self.table)
+    }
+}
+
 /// The evidence kept of one restore: its summary and the raw logs of its
 /// steps.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,4 +177,33 @@ pub struct DigestCheck {
 pub struct StepLog {
     pub step: String,
     pub text: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_check_reads_as_words() {
+        let check = |expected, found| {
+            CountCheck {
+                schema: "public".into(),
+                table: "t".into(),
+                expected,
+                found,
+            }
+            .describe()
+        };
+        assert_eq!(
+            check(Some(500), Some(499)),
+            "public.t: 500 rows expected, 499 found"
+        );
+        assert_eq!(
+            check(None, None),
+            "public.t: no count taken at backup time, the table is missing"
+        );
+        for text in [check(None, Some(3)), check(Some(3), None)] {
+            assert!(!text.contains("Some") && !text.contains("None"), "{text}");
+        }
+    }
 }

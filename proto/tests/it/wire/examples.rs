@@ -20,7 +20,7 @@ use tokio::time::timeout;
 use super::fixtures::{
     all_client_messages, all_operations, all_replies, all_server_messages, busy_status, daily_spec,
     evidence, example_status, failed_record, maintenance_on, progress, queued_record,
-    running_restore, weekly_plan, STEP_NAMES,
+    record_with_properties, running_restore, weekly_plan, STEP_NAMES,
 };
 use super::{field, frame, keys, unhex, unpack, DOCUMENTED_CODES, PATIENCE};
 
@@ -230,6 +230,7 @@ fn the_document_lists_every_operation_reply_and_record_field() {
     }
 
     let busy = unpack(&encode(&busy_status()).unwrap());
+    let with_properties = unpack(&encode(&record_with_properties()).unwrap());
     let failed = unpack(&encode(&failed_record()).unwrap());
     let restore = unpack(&encode(&running_restore()).unwrap());
     let evidence = unpack(&encode(&evidence()).unwrap());
@@ -239,10 +240,7 @@ fn the_document_lists_every_operation_reply_and_record_field() {
         correlation_id: Some("00000000deadbeef".into()),
     };
     let records = [
-        (
-            "### 7.1 BackupRecord",
-            unpack(&encode(&queued_record()).unwrap()),
-        ),
+        ("### 7.1 BackupRecord", with_properties.clone()),
         ("### 7.2 Failure", field(&failed, "failure").clone()),
         (
             "### 7.3 Progress",
@@ -266,6 +264,10 @@ fn the_document_lists_every_operation_reply_and_record_field() {
         ),
         ("### 7.14 CountCheck", field(&evidence, "counts")[0].clone()),
         ("### 7.15 StepLog", field(&evidence, "logs")[0].clone()),
+        (
+            "### 7.17 DatabaseProperties",
+            field(&with_properties, "properties").clone(),
+        ),
     ];
     for (heading, value) in records {
         assert_eq!(

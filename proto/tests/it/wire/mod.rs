@@ -16,6 +16,7 @@ mod client;
 mod client_transfer;
 mod compat;
 mod decode;
+mod errors;
 mod examples;
 mod fixtures;
 mod framing;

@@ -19,8 +19,8 @@ use tokio::time::timeout;
 
 use super::fixtures::{
     all_client_messages, all_operations, all_replies, all_server_messages, busy_status, daily_spec,
-    evidence, example_status, failed_record, maintenance_on, progress, queued_record,
-    record_with_properties, running_restore, weekly_plan, STEP_NAMES,
+    evidence, example_status, failed_record, maintenance_on, progress, record_with_properties,
+    running_restore, weekly_plan, STEP_NAMES,
 };
 use super::{field, frame, keys, unhex, unpack, DOCUMENTED_CODES, PATIENCE};
 

@@ -4,6 +4,7 @@
 //! material is held only as `MasterKey`, which never prints its bytes.
 
 mod access;
+mod connections;
 mod key;
 mod reload;
 
@@ -18,6 +19,7 @@ use crate::auth::{Grant, Subject};
 use access::AccessEntry;
 use serde::Deserialize;
 
+pub use connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 pub use key::load_dev_key;
 
 /// Where `--dev` keeps everything, relative to the working directory.
@@ -85,6 +87,11 @@ struct FileConfig {
     access: Option<Vec<AccessEntry>>,
     audit_max_bytes: Option<u64>,
     socket_group: Option<String>,
+    // Connection limits (see `connections`).
+    max_connections: Option<u64>,
+    max_connections_per_uid: Option<u64>,
+    admin_reserved_connections: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
 }
 
 /// The validated configuration. Cloning it copies the key, which zeroes
@@ -132,6 +139,9 @@ pub struct Config {
     pub drill_database_url: Option<String>,
     /// Development mode: generated key, local directories, loud warnings.
     pub dev: bool,
+    /// How many connections, how many per user, how many kept for
+    /// admins, and how long one may sit idle.
+    pub connections: ConnectionLimits,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -338,6 +348,15 @@ impl Config {
         if audit_max_bytes < 4096 {
             return Err(invalid("BERKUT_AUDIT_MAX_BYTES", "must be at least 4096"));
         }
+        let connections = connections::load(
+            var,
+            connections::FileLimits {
+                max_connections: fc.max_connections,
+                max_connections_per_uid: fc.max_connections_per_uid,
+                admin_reserved_connections: fc.admin_reserved_connections,
+                idle_timeout_seconds: fc.idle_timeout_seconds,
+            },
+        )?;
         Ok(Config {
             access,
             audit_max_bytes,
@@ -360,6 +379,7 @@ impl Config {
             restore_jobs: restore_jobs as u32,
             drill_database_url,
             dev,
+            connections,
         })
     }
 
@@ -402,6 +422,7 @@ impl fmt::Debug for Config {
                 &self.drill_database_url.as_deref().map(redact_url),
             )
             .field("dev", &self.dev)
+            .field("connections", &self.connections)
             .finish()
     }
 }

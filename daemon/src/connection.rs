@@ -205,7 +205,19 @@ async fn read_requests(
         };
         activity.touch();
         match incoming {
-            Incoming::Closed => break Ended::Closed,
+            Incoming::Closed => {
+                // The end of the stream: a client that only stopped sending
+                // still reads its answers; one that hung up does not, and
+                // handlers waiting to send it something need not wait.
+                let ready = reader
+                    .get_ref()
+                    .ready(tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE)
+                    .await;
+                if ready.map_or(true, |r| r.is_write_closed()) {
+                    tx.client_gone();
+                }
+                break Ended::Closed;
+            }
             Incoming::Fatal(error) => {
                 let _ = tx.send(ServerMessage::Error { id: None, error }).await;
                 break Ended::Closed;

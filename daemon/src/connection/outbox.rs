@@ -17,6 +17,7 @@ use berkut_proto::wire::{ErrorCode, ServerMessage, MAX_FRAME_LEN};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::OpError;
 
@@ -38,6 +39,9 @@ pub struct Outbox {
     /// One sender at a time encodes and waits for room (fair, first come
     /// first served, so the messages of one request keep their order).
     turn: Arc<tokio::sync::Mutex<()>>,
+    /// Cancelled once the client is known to be gone, for handlers that
+    /// would otherwise wait for something to send (a watch).
+    gone: CancellationToken,
 }
 
 /// One encoded frame, length prefix included, with the share of the budget
@@ -81,11 +85,19 @@ impl Outbox {
     ) -> (Outbox, tokio::task::JoinHandle<()>) {
         let (queue, rx) = mpsc::unbounded_channel();
         let budget = Arc::new(Semaphore::new(OUTBOX_BYTES));
-        let writer = tokio::spawn(write_frames(write, rx, Arc::clone(&budget), activity));
+        let gone = CancellationToken::new();
+        let writer = tokio::spawn(write_frames(
+            write,
+            rx,
+            Arc::clone(&budget),
+            activity,
+            gone.clone(),
+        ));
         let outbox = Outbox {
             queue,
             budget,
             turn: Arc::new(tokio::sync::Mutex::new(())),
+            gone,
         };
         (outbox, writer)
     }
@@ -109,6 +121,16 @@ impl Outbox {
             })
             .map_err(|_| Closed)
     }
+
+    /// Says that the client has hung up.
+    pub fn client_gone(&self) {
+        self.gone.cancel();
+    }
+
+    /// Resolves once the client has hung up.
+    pub async fn gone(&self) {
+        self.gone.cancelled().await
+    }
 }
 
 async fn write_frames(
@@ -116,9 +138,11 @@ async fn write_frames(
     mut rx: mpsc::UnboundedReceiver<Frame>,
     budget: Arc<Semaphore>,
     activity: Arc<Activity>,
+    gone: CancellationToken,
 ) {
     while let Some(frame) = rx.recv().await {
         if write.write_all(&frame.bytes).await.is_err() {
+            gone.cancel();
             break;
         }
         activity.touch();

@@ -95,6 +95,12 @@ impl Responder {
             .is_ok()
     }
 
+    /// Resolves once the client has hung up: for a handler that may wait a
+    /// long time with nothing to send.
+    pub async fn client_gone(&self) {
+        self.tx.gone().await
+    }
+
     /// Sends a maintenance event; `false` once the client has gone away.
     pub async fn event(&self, maintenance: berkut_proto::wire::MaintenanceInfo) -> bool {
         self.tx

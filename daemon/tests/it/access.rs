@@ -12,7 +12,7 @@ use berkut_testkit::workspace_bin;
 
 use crate::helpers::*;
 
-const USERS: [&str; 5] = [
+pub(crate) const USERS: [&str; 5] = [
     "berkut-t-viewer",
     "berkut-t-operator",
     "berkut-t-admin",
@@ -21,7 +21,7 @@ const USERS: [&str; 5] = [
 ];
 
 /// Creates the test users (once per machine) and returns their uids.
-fn users() -> Option<Vec<u32>> {
+pub(crate) fn users() -> Option<Vec<u32>> {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: running clients as other users needs root");
         return None;
@@ -49,7 +49,7 @@ fn users() -> Option<Vec<u32>> {
 }
 
 /// Runs berkutctl as `uid` and returns its exit code and stderr.
-fn as_user(daemon: &berkut_testkit::Daemon, uid: u32, args: &[&str]) -> (i32, String) {
+pub(crate) fn as_user(daemon: &berkut_testkit::Daemon, uid: u32, args: &[&str]) -> (i32, String) {
     let out = Command::new(workspace_bin("berkutctl"))
         .args(args)
         .env("BERKUT_SOCKET", &daemon.socket)

@@ -9,6 +9,7 @@
 //! configured idle timeout.
 
 mod admission;
+mod handshake;
 mod outbox;
 
 pub use admission::Slots;
@@ -22,7 +23,6 @@ use berkut_proto::wire::frame::{codec, decode_message_with, DecodeError};
 use berkut_proto::wire::scan::REQUEST_LIMITS;
 use berkut_proto::wire::{
     ClientMessage, ErrorBody, ErrorCode, Operation, Role, ServerMessage, MAX_FRAME_LEN,
-    PROTOCOL_VERSION,
 };
 use futures::{FutureExt, StreamExt};
 use tokio::net::UnixStream;
@@ -37,6 +37,7 @@ use crate::error::OpError;
 use crate::handlers::backup_import::Piece;
 use crate::handlers::{dispatch, Responder};
 use crate::state::Daemon;
+use handshake::{handshake, Greeted};
 use outbox::Activity;
 
 /// Requests one connection may have running at once. Beyond that the
@@ -67,7 +68,7 @@ pub async fn serve(
         Ok(slot) => slot,
         Err(refusal) => {
             tracing::warn!(uid = peer.uid, ?refusal, "connection refused");
-            admission::refuse(stream, refusal.body()).await;
+            admission::refuse(&slots, stream, refusal.body()).await;
             return;
         }
     };
@@ -80,17 +81,23 @@ pub async fn serve(
     let greeting = handshake(&mut reader, &outbox, &peer, grant.is_some());
     let greeted = tokio::time::timeout(HANDSHAKE_TIMEOUT, greeting).await;
     let ended = match greeted {
-        Ok(Greeted::Yes) => read_requests(&daemon, &mut reader, &outbox, peer, &activity, &shutdown).await,
+        Ok(Greeted::Yes) => {
+            read_requests(&daemon, &mut reader, &outbox, peer, &activity, &shutdown).await
+        }
         Ok(Greeted::NoGrant) => {
             // Audited like any refused request, as the operation `hello`.
-            let mut event = AuditNote::new(&peer, 0, &Operation::Status, None, daemon.now()).denied();
+            let mut event =
+                AuditNote::new(&peer, 0, &Operation::Status, None, daemon.now()).denied();
             event.op = "hello".into();
             daemon.audit.record(event);
             Ended::Closed
         }
         Ok(Greeted::No) => Ended::Closed,
         Err(_) => {
-            tracing::debug!(uid = peer.uid, "no hello within the handshake timeout; closing");
+            tracing::debug!(
+                uid = peer.uid,
+                "no hello within the handshake timeout; closing"
+            );
             Ended::Closed
         }
     };
@@ -114,58 +121,7 @@ enum Ended {
     Idle,
 }
 
-enum Greeted {
-    Yes,
-    No,
-    /// A well-formed `hello` from a peer that no grant names.
-    NoGrant,
-}
-
 type Reader = FramedRead<tokio::net::unix::OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>;
-
-/// Expects `hello` with a protocol version this daemon speaks, from a peer
-/// that some grant names (`has_grant`): one that none does could not do
-/// anything here, so it is refused before it holds a connection any longer.
-async fn handshake(reader: &mut Reader, outbox: &Outbox, peer: &Peer, has_grant: bool) -> Greeted {
-    let (reply, greeted) = match next_message(reader).await {
-        Incoming::Message(ClientMessage::Hello {
-            protocol_version,
-            client,
-        }) if protocol_version == PROTOCOL_VERSION => {
-            if !has_grant {
-                tracing::debug!(uid = peer.uid, pid = ?peer.pid, "a peer with no grant said hello; refused");
-                let error = ErrorBody::new(
-                    ErrorCode::Forbidden,
-                    "this user may not use berkutd: no access grant names it, its uid or its groups",
-                );
-                (error, Greeted::NoGrant)
-            } else {
-                tracing::debug!(uid = peer.uid, pid = ?peer.pid, %client, "client connected");
-                let _ = outbox
-                    .send(ServerMessage::Welcome {
-                        protocol_version: PROTOCOL_VERSION,
-                        server: format!("berkutd {}", env!("CARGO_PKG_VERSION")),
-                    })
-                    .await;
-                return Greeted::Yes;
-            }
-        }
-        Incoming::Message(ClientMessage::Hello { protocol_version, .. }) => (ErrorBody::new(
-            ErrorCode::VersionMismatch,
-            format!("this daemon speaks protocol version {PROTOCOL_VERSION}, the client {protocol_version}"),
-        ), Greeted::No),
-        Incoming::Closed => return Greeted::No,
-        Incoming::Fatal(body) => (body, Greeted::No),
-        _ => (ErrorBody::new(ErrorCode::Invalid, "the first message must be hello"), Greeted::No),
-    };
-    let _ = outbox
-        .send(ServerMessage::Error {
-            id: None,
-            error: reply,
-        })
-        .await;
-    greeted
-}
 
 async fn read_requests(
     daemon: &Arc<Daemon>,

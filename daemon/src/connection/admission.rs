@@ -17,13 +17,17 @@ use std::time::Duration;
 use berkut_proto::wire::{ErrorBody, ErrorCode, ServerMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
+use tokio::sync::Semaphore;
 
 use crate::config::ConnectionLimits;
 
 /// The connections open now, in all and by uid.
-#[derive(Default)]
 pub struct Slots {
     held: Mutex<Held>,
+    /// Refused connections waiting for their client to take the answer:
+    /// bounded, so that a flood of refused connections cannot hold the
+    /// daemon's descriptors.
+    lingering: Arc<Semaphore>,
 }
 
 #[derive(Default)]
@@ -70,7 +74,10 @@ pub struct Slot {
 
 impl Slots {
     pub fn new() -> Arc<Slots> {
-        Arc::new(Slots::default())
+        Arc::new(Slots {
+            held: Mutex::default(),
+            lingering: Arc::new(Semaphore::new(MAX_LINGERING)),
+        })
     }
 
     /// Takes a slot for a connection of `uid` (an admin or not) under
@@ -88,9 +95,7 @@ impl Slots {
             });
         }
         if !admin {
-            let open = limits
-                .max_connections
-                .saturating_sub(limits.admin_reserved);
+            let open = limits.max_connections.saturating_sub(limits.admin_reserved);
             if held.total >= open {
                 return Err(Refusal::Reserved {
                     reserved: limits.admin_reserved,
@@ -134,13 +139,20 @@ impl Drop for Slot {
 /// `hello` first does not find the socket closed under it and miss why.
 const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 
+/// Refused connections that may linger at once; beyond them a refusal is
+/// written and the connection closed at once.
+const MAX_LINGERING: usize = 64;
+
 /// Tells a client why it is not served, then closes.
-pub async fn refuse(mut stream: UnixStream, error: ErrorBody) {
+pub async fn refuse(slots: &Slots, mut stream: UnixStream, error: ErrorBody) {
     let frame = super::outbox::frame(&ServerMessage::Error { id: None, error });
     if stream.write_all(&frame).await.is_err() {
         return;
     }
     let _ = stream.shutdown().await;
+    let Ok(_lingering) = slots.lingering.clone().try_acquire_owned() else {
+        return;
+    };
     let mut sink = [0u8; 1024];
     let _ = tokio::time::timeout(REFUSAL_LINGER, async {
         while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
@@ -165,7 +177,9 @@ mod tests {
     fn one_user_meets_its_cap_others_and_admins_do_not() {
         let slots = Slots::new();
         let l = limits(10, 2, 3);
-        let a: Vec<_> = (0..2).map(|_| slots.take(1000, false, &l).unwrap()).collect();
+        let a: Vec<_> = (0..2)
+            .map(|_| slots.take(1000, false, &l).unwrap())
+            .collect();
         assert_eq!(
             slots.take(1000, false, &l).err(),
             Some(Refusal::PerUid { max: 2 })

@@ -115,10 +115,7 @@ impl Outbox {
             .await
             .map_err(|_| Closed)?;
         self.queue
-            .send(Frame {
-                bytes,
-                _room: room,
-            })
+            .send(Frame { bytes, _room: room })
             .map_err(|_| Closed)
     }
 

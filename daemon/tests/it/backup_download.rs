@@ -174,7 +174,11 @@ async fn stalled_downloads_keep_the_daemon_small_and_give_memory_back() {
     let pid = daemon.pid().unwrap();
     let mut client = daemon.client().await;
     let record = backup_now(&mut client, Scope::Database).await;
-    assert!(record.size_bytes.unwrap() > 28 << 20, "{:?}", record.size_bytes);
+    assert!(
+        record.size_bytes.unwrap() > 28 << 20,
+        "{:?}",
+        record.size_bytes
+    );
     drop(client);
 
     // Twice, so that memory kept after the first round would show.

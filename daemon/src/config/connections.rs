@@ -136,20 +136,58 @@ pub(super) fn load(
 mod tests {
     use super::*;
 
-    fn limits(pairs: &[(&str, &str)]) -> Result<ConnectionLimits, ConfigError> {
+    const NO_FILE: FileLimits = FileLimits {
+        max_connections: None,
+        max_connections_per_uid: None,
+        admin_reserved_connections: None,
+        idle_timeout_seconds: None,
+    };
+
+    fn load_with(
+        pairs: &[(&str, &str)],
+        file: FileLimits,
+    ) -> Result<ConnectionLimits, ConfigError> {
         let env: std::collections::HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        load(
-            |name| env.get(name).cloned(),
+        load(|name| env.get(name).cloned(), file)
+    }
+
+    fn limits(pairs: &[(&str, &str)]) -> Result<ConnectionLimits, ConfigError> {
+        load_with(pairs, NO_FILE)
+    }
+
+    #[test]
+    fn the_file_gives_values_and_the_environment_wins() {
+        let file = || FileLimits {
+            max_connections: Some(100),
+            max_connections_per_uid: Some(5),
+            admin_reserved_connections: Some(10),
+            idle_timeout_seconds: Some(60),
+        };
+        let l = load_with(&[], file()).unwrap();
+        assert_eq!(
+            (
+                l.max_connections,
+                l.max_per_uid,
+                l.admin_reserved,
+                l.idle_timeout
+            ),
+            (100, 5, 10, Duration::from_secs(60))
+        );
+        let l = load_with(&[("BERKUT_IDLE_TIMEOUT_SECONDS", "7")], file()).unwrap();
+        assert_eq!(l.idle_timeout, Duration::from_secs(7));
+        // The derived defaults follow a configured total.
+        let l = load_with(
+            &[],
             FileLimits {
-                max_connections: None,
-                max_connections_per_uid: None,
-                admin_reserved_connections: None,
-                idle_timeout_seconds: None,
+                max_connections: Some(64),
+                ..NO_FILE
             },
         )
+        .unwrap();
+        assert_eq!((l.max_per_uid, l.admin_reserved), (8, 4));
     }
 
     #[test]

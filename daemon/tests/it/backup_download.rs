@@ -180,6 +180,7 @@ async fn stalled_downloads_keep_the_daemon_small_and_give_memory_back() {
         record.size_bytes
     );
     drop(client);
+    eprintln!("before: VmRSS {} KiB", proc_kib(pid, "VmRSS:"));
 
     // Twice, so that memory kept after the first round would show.
     for round in 1..=2 {

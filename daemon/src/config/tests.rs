@@ -212,3 +212,32 @@ fn debug_output_holds_no_secrets() {
     assert!(!shown.contains(KEY_B64));
     assert!(shown.contains(&config.keyring.primary().key_id().to_string()));
 }
+
+#[test]
+fn the_connection_limits_come_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("berkutd.toml");
+    std::fs::write(
+        &file,
+        "max_connections = 100\nmax_connections_per_uid = 4\n\
+         admin_reserved_connections = 20\nidle_timeout_seconds = 30\n",
+    )
+    .unwrap();
+    let config = Config::load(Some(&file), &env(&base()), false).unwrap();
+    assert_eq!(
+        config.connections,
+        super::ConnectionLimits {
+            max_connections: 100,
+            max_per_uid: 4,
+            admin_reserved: 20,
+            idle_timeout: Duration::from_secs(30),
+        }
+    );
+    std::fs::write(&file, "admin_reserved_connections = 256\n").unwrap();
+    let err = Config::load(Some(&file), &env(&base()), false).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("BERKUT_ADMIN_RESERVED_CONNECTIONS"),
+        "{err}"
+    );
+}

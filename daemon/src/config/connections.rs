@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{invalid, number, ConfigError};
 
 /// Connections served at once unless configured. Each costs a task, a
-/// descriptor and about 100 KiB at most while it transfers.
+/// descriptor and about 128 KiB at most while it transfers.
 pub const DEFAULT_MAX_CONNECTIONS: u64 = 256;
 const MAX_MAX_CONNECTIONS: u64 = 4096;
 

@@ -180,7 +180,8 @@ async fn stalled_downloads_keep_the_daemon_small_and_give_memory_back() {
         record.size_bytes
     );
     drop(client);
-    eprintln!("before: VmRSS {} KiB", proc_kib(pid, "VmRSS:"));
+    let before = proc_kib(pid, "VmRSS:");
+    eprintln!("before: VmRSS {before} KiB");
 
     // Twice, so that memory kept after the first round would show.
     for round in 1..=2 {
@@ -195,7 +196,8 @@ async fn stalled_downloads_keep_the_daemon_small_and_give_memory_back() {
         drop(stalled);
     }
     // Every download ends once its client is gone (its lease goes with
-    // it), and the memory stays bounded.
+    // it), and what they held goes back to the system: the daemon returns
+    // to about its size before them (what stays is small bookkeeping).
     berkut_testkit::wait_for_async("the stalled downloads to end", LONG, || async {
         let mut c = daemon.client().await;
         matches!(
@@ -210,5 +212,8 @@ async fn stalled_downloads_keep_the_daemon_small_and_give_memory_back() {
     .await;
     let rss = proc_kib(pid, "VmRSS:");
     eprintln!("after: VmRSS {rss} KiB");
-    assert!(rss < LIMIT_KIB, "the daemon keeps {rss} KiB");
+    assert!(
+        rss < before + 12 * 1024,
+        "the daemon keeps {rss} KiB after its stalled downloads closed, {before} KiB before them"
+    );
 }

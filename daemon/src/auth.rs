@@ -87,7 +87,7 @@ impl Policy {
     /// The grant that applies to `peer`: one for its uid first; else the
     /// strongest of its groups'; else admin for root and the daemon's own
     /// user; else none.
-    fn grant_for(&self, peer: &Peer) -> Option<Grant> {
+    pub fn grant_for(&self, peer: &Peer) -> Option<Grant> {
         if let Some((_, g)) = self
             .grants
             .iter()

@@ -1,34 +1,43 @@
-//! One client connection: the handshake, then a loop that reads requests,
-//! authorizes each one and runs its handler as a task of its own, so that a
-//! long request (a backup with `wait`) does not block the next. Replies from
-//! all handlers funnel through one writer task. A frame that is too large or
-//! not MessagePack closes this connection and nothing else.
+//! One client connection: admission (a slot under the connection limits,
+//! `admission`), the handshake (a peer with no grant at all is refused
+//! there), then a loop that reads requests, authorizes each one and runs its
+//! handler as a task of its own, so that a long request (a backup with
+//! `wait`) does not block the next. Replies from all handlers funnel through
+//! one byte-bounded outbox to one writer task (`outbox`). A frame that is
+//! too large or not MessagePack closes this connection and nothing else; so
+//! does a greeted connection left idle, with nothing running, for the
+//! configured idle timeout.
+
+mod admission;
+mod handshake;
+mod outbox;
+
+pub use admission::Slots;
+pub use outbox::{Closed, Outbox, OUTBOX_BYTES};
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use berkut_proto::wire::frame::{codec, decode_request, encode, DecodeError};
+use berkut_proto::wire::frame::{codec, decode_request, DecodeError};
 use berkut_proto::wire::{
-    ClientMessage, ErrorBody, ErrorCode, Operation, ServerMessage, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    ClientMessage, ErrorBody, ErrorCode, Operation, Role, ServerMessage, MAX_FRAME_LEN,
 };
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{FutureExt, StreamExt};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::AuditNote;
-use crate::auth::{Peer, Policy};
+use crate::auth::{Grant, Peer, Policy};
 use crate::error::OpError;
 use crate::handlers::backup_import::Piece;
 use crate::handlers::{dispatch, Responder};
 use crate::state::Daemon;
-
-/// Replies waiting for the writer; a slow client applies back-pressure to
-/// its own handlers only.
-const OUTBOX: usize = 64;
+use handshake::{handshake, Greeted};
+use outbox::Activity;
 
 /// Requests one connection may have running at once. Beyond that the
 /// connection is simply not read until one finishes.
@@ -37,31 +46,13 @@ const MAX_IN_FLIGHT: usize = 32;
 /// How long a new connection has to say hello.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Encodes a message for the wire. A reply too large for one frame becomes
-/// an error for its request rather than a silently dropped connection.
-fn frame_body(msg: &ServerMessage) -> Option<Vec<u8>> {
-    match encode(msg) {
-        Ok(body) if body.len() <= MAX_FRAME_LEN => Some(body),
-        Ok(body) => {
-            tracing::error!(request = ?msg.request_id(), len = body.len(), "a reply does not fit in one frame");
-            let error = ErrorBody::new(
-                ErrorCode::Internal,
-                "the reply is too large for one frame; ask for less (a smaller page)",
-            );
-            encode(&ServerMessage::Error {
-                id: msg.request_id(),
-                error,
-            })
-            .ok()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "a reply could not be encoded");
-            None
-        }
-    }
-}
-
-pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream, shutdown: CancellationToken) {
+/// Serves one accepted connection until it closes.
+pub async fn serve(
+    daemon: Arc<Daemon>,
+    stream: UnixStream,
+    slots: Arc<Slots>,
+    shutdown: CancellationToken,
+) {
     let peer = match Peer::of(&stream) {
         Ok(peer) => peer,
         Err(e) => {
@@ -69,92 +60,122 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream, shutdown: Cancellati
             return;
         }
     };
+    let config = daemon.config();
+    let grant = Policy::new(config.access.clone()).grant_for(&peer);
+    let admin = grant == Some(Grant::Role(Role::Admin));
+    let _slot = match slots.take(peer.uid, admin, &config.connections) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            tracing::warn!(uid = peer.uid, ?refusal, "connection refused");
+            admission::refuse(&slots, stream, refusal.body()).await;
+            return;
+        }
+    };
+    drop(config);
     let (read, write) = stream.into_split();
     let mut reader = FramedRead::new(read, codec(MAX_FRAME_LEN));
-    let (tx, mut rx) = mpsc::channel::<ServerMessage>(OUTBOX);
-    let writer = tokio::spawn(async move {
-        let mut sink = FramedWrite::new(write, codec(MAX_FRAME_LEN));
-        while let Some(msg) = rx.recv().await {
-            let Some(body) = frame_body(&msg) else { break };
-            if sink.send(bytes::Bytes::from(body)).await.is_err() {
-                break;
-            }
-        }
-    });
+    let activity = Activity::new();
+    let (outbox, writer) = Outbox::new(write, Arc::clone(&activity));
 
-    let greeted = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut reader, &tx, &peer)).await;
-    if greeted.unwrap_or_else(|_| {
-        tracing::debug!(
-            uid = peer.uid,
-            "no hello within the handshake timeout; closing"
-        );
-        false
-    }) {
-        read_requests(&daemon, &mut reader, &tx, peer, &shutdown).await;
+    let greeting = handshake(&mut reader, &outbox, &peer, grant.is_some());
+    let greeted = tokio::time::timeout(HANDSHAKE_TIMEOUT, greeting).await;
+    let ended = match greeted {
+        Ok(Greeted::Yes) => {
+            read_requests(&daemon, &mut reader, &outbox, peer, &activity, &shutdown).await
+        }
+        Ok(Greeted::NoGrant) => {
+            // Audited like any refused request, as the operation `hello`.
+            let mut event =
+                AuditNote::new(&peer, 0, &Operation::Status, None, daemon.now()).denied();
+            event.op = "hello".into();
+            daemon.audit.record(event);
+            Ended::Closed
+        }
+        Ok(Greeted::No) => Ended::Closed,
+        Err(_) => {
+            tracing::debug!(
+                uid = peer.uid,
+                "no hello within the handshake timeout; closing"
+            );
+            Ended::Closed
+        }
+    };
+    drop(outbox);
+    match ended {
+        // Nothing runs and the client reads nothing: what it left unread
+        // is dropped with the connection.
+        Ended::Idle => writer.abort(),
+        Ended::Closed => {
+            let _ = writer.await;
+        }
     }
-    drop(tx);
-    let _ = writer.await;
+}
+
+/// How the request loop ended.
+#[derive(PartialEq, Eq)]
+enum Ended {
+    /// The client closed, broke the protocol, or the daemon stops.
+    Closed,
+    /// The idle timeout passed with nothing running.
+    Idle,
 }
 
 type Reader = FramedRead<tokio::net::unix::OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>;
 
-/// Expects `hello` with a protocol version this daemon speaks.
-async fn handshake(reader: &mut Reader, tx: &mpsc::Sender<ServerMessage>, peer: &Peer) -> bool {
-    let reply = match next_message(reader).await {
-        Incoming::Message(ClientMessage::Hello {
-            protocol_version,
-            client,
-        }) if protocol_version == PROTOCOL_VERSION => {
-            tracing::debug!(uid = peer.uid, pid = ?peer.pid, %client, "client connected");
-            let _ = tx
-                .send(ServerMessage::Welcome {
-                    protocol_version: PROTOCOL_VERSION,
-                    server: format!("berkutd {}", env!("CARGO_PKG_VERSION")),
-                })
-                .await;
-            return true;
-        }
-        Incoming::Message(ClientMessage::Hello { protocol_version, .. }) => ErrorBody::new(
-            ErrorCode::VersionMismatch,
-            format!("this daemon speaks protocol version {PROTOCOL_VERSION}, the client {protocol_version}"),
-        ),
-        Incoming::Closed => return false,
-        Incoming::Fatal(body) => body,
-        // A hello that breaks a rule (a client name too long) is told which.
-        Incoming::Invalid { error, .. } => error,
-        _ => ErrorBody::new(ErrorCode::Invalid, "the first message must be hello"),
-    };
-    let _ = tx
-        .send(ServerMessage::Error {
-            id: None,
-            error: reply,
-        })
-        .await;
-    false
-}
-
 async fn read_requests(
     daemon: &Arc<Daemon>,
     reader: &mut Reader,
-    tx: &mpsc::Sender<ServerMessage>,
+    tx: &Outbox,
     peer: Peer,
+    activity: &Activity,
     shutdown: &CancellationToken,
-) {
+) -> Ended {
     let tasks = TaskTracker::new();
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     // The uploads in progress on this connection, by request id. Dropping
     // the map (the connection ends) tells each import it was cut off.
     let mut uploads: HashMap<u64, mpsc::Sender<Piece>> = HashMap::new();
-    loop {
+    let mut check_idle = tokio::time::Instant::now() + daemon.config().connections.idle_timeout;
+    let ended = loop {
         let incoming = tokio::select! {
             incoming = next_message(reader) => incoming,
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break Ended::Closed,
+            _ = tokio::time::sleep_until(check_idle) => {
+                // A request running (a watch, a waited-for job, a transfer)
+                // is not idleness; otherwise the clock runs from the last
+                // message read or frame written.
+                let timeout = daemon.config().connections.idle_timeout;
+                if !tasks.is_empty() {
+                    check_idle = tokio::time::Instant::now() + timeout;
+                    continue;
+                }
+                let quiet_since = activity.last();
+                if quiet_since.elapsed() >= timeout {
+                    tracing::debug!(uid = peer.uid, timeout_s = timeout.as_secs(), "closing an idle connection");
+                    break Ended::Idle;
+                }
+                check_idle = (quiet_since + timeout).into();
+                continue;
+            }
         };
+        activity.touch();
         match incoming {
-            Incoming::Closed => break,
+            Incoming::Closed => {
+                // The end of the stream: a client that only stopped sending
+                // still reads its answers; one that hung up does not, and
+                // handlers waiting to send it something need not wait.
+                let ready = reader
+                    .get_ref()
+                    .ready(tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE)
+                    .await;
+                if ready.map_or(true, |r| r.is_write_closed()) {
+                    tx.client_gone();
+                }
+                break Ended::Closed;
+            }
             Incoming::Fatal(error) => {
                 let _ = tx.send(ServerMessage::Error { id: None, error }).await;
-                break;
+                break Ended::Closed;
             }
             Incoming::Invalid { id, error } => {
                 let _ = tx.send(ServerMessage::Error { id, error }).await;
@@ -284,12 +305,13 @@ async fn read_requests(
                 });
             }
         }
-    }
+    };
     // Uploads still open were cut off: their handlers learn it when the
     // senders go, and only then can they (and this connection) end.
     drop(uploads);
     tasks.close();
     tasks.wait().await;
+    ended
 }
 
 enum Incoming {
@@ -366,50 +388,4 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use berkut_proto::wire::frame::decode_message;
-    use berkut_proto::wire::{BackupRecord, Reply};
-
-    use super::*;
-
-    #[test]
-    fn a_reply_too_large_for_a_frame_becomes_an_error_for_its_request() {
-        let record: BackupRecord = serde_json::from_value(serde_json::json!({
-            "id": "20261121T000000Z-00000000", "label": "x".repeat(200), "scope": "full",
-            "include_files": false, "origin": "manual", "status": "succeeded",
-            "created_at": "2026-11-21T00:00:00Z", "size_bytes": 1, "sha256": "00", "key_id": "00",
-            "database": "app"
-        }))
-        .unwrap();
-        let backups = vec![record; 20_000];
-        let msg = ServerMessage::Reply {
-            id: 9,
-            reply: Reply::Backups {
-                backups,
-                total: 20_000,
-            },
-        };
-        let body = frame_body(&msg).expect("something is sent");
-        assert!(body.len() <= MAX_FRAME_LEN);
-        match decode_message::<ServerMessage>(&body).unwrap() {
-            ServerMessage::Error { id, error } => {
-                assert_eq!(id, Some(9));
-                assert_eq!(error.code, ErrorCode::Internal);
-            }
-            other => panic!("{other:?}"),
-        }
-        let small = ServerMessage::Reply {
-            id: 1,
-            reply: Reply::Deleted {
-                id: "20261121T000000Z-00000000".parse().unwrap(),
-            },
-        };
-        assert_eq!(
-            decode_message::<ServerMessage>(&frame_body(&small).unwrap()).unwrap(),
-            small
-        );
-    }
 }

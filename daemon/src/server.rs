@@ -1,7 +1,8 @@
 //! The listening socket: taking the one systemd passes (socket activation)
 //! or binding it safely (never over a live daemon's socket), accepting
-//! connections until shutdown, and removing the socket file afterwards only
-//! if this daemon created it.
+//! connections until shutdown (each then takes a slot under the connection
+//! limits, or is refused with the reason, see `connection`), and removing
+//! the socket file afterwards only if this daemon created it.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -9,31 +10,12 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berkut_proto::wire::{Connection, ErrorBody, ErrorCode, ServerMessage};
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
+use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection;
+use crate::connection::{self, Slots};
 use crate::state::Daemon;
-
-/// Connections served at once. Each costs a little memory and a task;
-/// the bound keeps a misbehaving client from exhausting either.
-pub const MAX_CONNECTIONS: usize = 256;
-
-/// Tells a connection over the limit why it is closed.
-async fn refuse(stream: UnixStream) {
-    tracing::warn!("too many connections; refusing one");
-    let mut conn = Connection::new(stream);
-    let error = ErrorBody::new(
-        ErrorCode::Unavailable,
-        "the daemon has too many connections; try again later",
-    );
-    let _ = conn
-        .write_message(&ServerMessage::Error { id: None, error })
-        .await;
-}
 
 /// What the service manager passed (`LISTEN_FDS`, `LISTEN_PID`).
 #[derive(Debug)]
@@ -195,6 +177,19 @@ pub fn set_socket_group(path: &Path, group: u32) -> io::Result<()> {
     nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(group))).map_err(io::Error::from)
 }
 
+/// Makes the allocator serve buffers of a download piece's size (32 KiB)
+/// and more straight from the kernel, so that what stalled clients held is
+/// returned to the system when they close instead of staying in the heap,
+/// fragmented, for the life of the process.
+fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt sets one of glibc's allocator parameters; it takes
+    // the allocator's own lock and touches no memory of ours.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 32 * 1024);
+    }
+}
+
 /// Accepts connections until `shutdown`; returns the tracker of the
 /// connections still open, so the caller decides how long to wait for them.
 pub async fn accept(
@@ -202,23 +197,18 @@ pub async fn accept(
     listener: UnixListener,
     shutdown: CancellationToken,
 ) -> TaskTracker {
+    return_large_buffers();
     let connections = TaskTracker::new();
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => match limit.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let (daemon, shutdown) = (Arc::clone(&daemon), shutdown.clone());
-                        connections.spawn(async move {
-                            connection::serve(daemon, stream, shutdown).await;
-                            drop(permit);
-                        });
-                    }
-                    Err(_) => {
-                        connections.spawn(refuse(stream));
-                    }
-                },
+                // Admission needs the peer's grants (a lookup of its
+                // groups), so it happens in the connection's own task.
+                Ok((stream, _)) => {
+                    let (daemon, shutdown) = (Arc::clone(&daemon), shutdown.clone());
+                    connections.spawn(connection::serve(daemon, stream, Arc::clone(&slots), shutdown));
+                }
                 Err(e) => {
                     // Running out of descriptors is temporary; back off a
                     // little rather than spin.

@@ -4,6 +4,7 @@
 //! material is held only as `MasterKey`, which never prints its bytes.
 
 mod access;
+mod connections;
 mod key;
 mod reload;
 mod secret;
@@ -18,6 +19,7 @@ use crate::auth::{Grant, Subject};
 use access::AccessEntry;
 use serde::Deserialize;
 
+pub use connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 pub use key::load_dev_key;
 pub use secret::DatabaseUrl;
 
@@ -87,6 +89,11 @@ struct FileConfig {
     audit_max_bytes: Option<u64>,
     socket_group: Option<String>,
     restore_analyze: Option<bool>,
+    // Connection limits (see `connections`).
+    max_connections: Option<u64>,
+    max_connections_per_uid: Option<u64>,
+    admin_reserved_connections: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
 }
 
 /// The validated configuration. Cloning it copies the key, which zeroes
@@ -139,6 +146,9 @@ pub struct Config {
     /// Whether a restore gathers planner statistics (ANALYZE) on the new
     /// database before it goes live.
     pub restore_analyze: bool,
+    /// How many connections, how many per user, how many kept for
+    /// admins, and how long one may sit idle.
+    pub connections: ConnectionLimits,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -350,6 +360,15 @@ impl Config {
                 .ok_or_else(|| invalid("BERKUT_RESTORE_ANALYZE", "must be true or false"))?,
             None => fc.restore_analyze.unwrap_or(true),
         };
+        let connections = connections::load(
+            var,
+            connections::FileLimits {
+                max_connections: fc.max_connections,
+                max_connections_per_uid: fc.max_connections_per_uid,
+                admin_reserved_connections: fc.admin_reserved_connections,
+                idle_timeout_seconds: fc.idle_timeout_seconds,
+            },
+        )?;
         Ok(Config {
             restore_analyze,
             access,
@@ -373,6 +392,7 @@ impl Config {
             restore_jobs: restore_jobs as u32,
             drill_database_url: drill_database_url.map(DatabaseUrl::new),
             dev,
+            connections,
         })
     }
 

@@ -255,6 +255,9 @@ fn debug_lists_every_setting_and_no_secret() {
         match key {
             "encryption_key" | "encryption_key_file" | "old_key_files" => "keyring",
             "shutdown_grace_seconds" => "shutdown_grace",
+            "max_connections_per_uid" => "max_per_uid",
+            "admin_reserved_connections" => "admin_reserved",
+            "idle_timeout_seconds" => "idle_timeout",
             other => other,
         }
     }
@@ -265,4 +268,33 @@ fn debug_lists_every_setting_and_no_secret() {
             "Debug of the configuration leaves out {key} (as {field}): {shown}"
         );
     }
+}
+
+#[test]
+fn the_connection_limits_come_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("berkutd.toml");
+    std::fs::write(
+        &file,
+        "max_connections = 100\nmax_connections_per_uid = 4\n\
+         admin_reserved_connections = 20\nidle_timeout_seconds = 30\n",
+    )
+    .unwrap();
+    let config = Config::load(Some(&file), &env(&base()), false).unwrap();
+    assert_eq!(
+        config.connections,
+        super::ConnectionLimits {
+            max_connections: 100,
+            max_per_uid: 4,
+            admin_reserved: 20,
+            idle_timeout: Duration::from_secs(30),
+        }
+    );
+    std::fs::write(&file, "admin_reserved_connections = 256\n").unwrap();
+    let err = Config::load(Some(&file), &env(&base()), false).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("BERKUT_ADMIN_RESERVED_CONNECTIONS"),
+        "{err}"
+    );
 }

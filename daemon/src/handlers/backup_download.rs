@@ -1,12 +1,18 @@
 //! `backup_download`: streams a stored archive in bounded pieces, so memory
-//! stays flat whatever its size. A lease keeps the archive from being
-//! deleted or rewritten meanwhile; the reply carries the size and sha256 of
-//! what was sent, for the client to compare with the record.
+//! stays flat whatever its size and however slowly the client reads: a
+//! piece is read from the file only when the previous ones have found room
+//! in the connection's byte-bounded outbox (`connection::Outbox`), which in
+//! turn drains only as fast as the socket takes them. A lease keeps the
+//! archive from being deleted or rewritten meanwhile; the reply carries the
+//! size and sha256 of what was sent, for the client to compare with the
+//! record.
+
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::{BackupStatus, Reply};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 use super::backup_show::not_found;
 use super::Responder;
@@ -14,8 +20,10 @@ use super::Responder;
 use crate::error::OpError;
 use crate::state::Daemon;
 
-/// Bytes per `data` message.
-pub const DOWNLOAD_CHUNK: usize = 256 * 1024;
+/// Bytes per `data` message: small enough that a download stalled by its
+/// client holds little (this piece and the outbox's two), large enough that
+/// the frames cost nothing next to the bytes.
+pub const DOWNLOAD_CHUNK: usize = 32 * 1024;
 
 pub async fn handle(daemon: &Daemon, id: &BackupId, resp: &Responder) -> Result<Reply, OpError> {
     // The lease comes first, so a delete cannot slip in between the check
@@ -36,22 +44,28 @@ pub async fn handle(daemon: &Daemon, id: &BackupId, resp: &Responder) -> Result<
             )))
         }
     }
-    let mut file = tokio::fs::File::open(daemon.store.archive_path(id))
-        .await
-        .map_err(read_error)?;
+    let path = daemon.store.archive_path(id);
+    let file = Arc::new(
+        tokio::task::spawn_blocking(move || std::fs::File::open(path))
+            .await
+            .map_err(read_error)?
+            .map_err(read_error)?,
+    );
     let mut hasher = Sha256::new();
     let mut offset = 0u64;
-    let mut buf = vec![0u8; DOWNLOAD_CHUNK];
     loop {
-        let n = file.read(&mut buf).await.map_err(read_error)?;
-        if n == 0 {
+        // A fresh buffer per piece, moved into its message: nothing is
+        // copied, and nothing is held once the piece is encoded.
+        let piece = read_piece(&file, offset).await?;
+        if piece.is_empty() {
             break;
         }
-        hasher.update(&buf[..n]);
-        if !resp.data(offset, buf[..n].to_vec()).await {
+        hasher.update(&piece);
+        let n = piece.len() as u64;
+        if !resp.data(offset, piece).await {
             return Err(OpError::unavailable("the client went away"));
         }
-        offset += n as u64;
+        offset += n;
     }
     Ok(Reply::Downloaded {
         id: id.clone(),
@@ -60,6 +74,30 @@ pub async fn handle(daemon: &Daemon, id: &BackupId, resp: &Responder) -> Result<
     })
 }
 
-fn read_error(e: std::io::Error) -> OpError {
+/// Reads up to `DOWNLOAD_CHUNK` bytes at `offset` (fewer only at the end).
+async fn read_piece(file: &Arc<std::fs::File>, offset: u64) -> Result<Vec<u8>, OpError> {
+    let file = Arc::clone(file);
+    // Allocated here, on the runtime's thread, rather than in the blocking
+    // pool, whose threads would each keep an allocator arena of their own.
+    let mut buf = vec![0u8; DOWNLOAD_CHUNK];
+    tokio::task::spawn_blocking(move || {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    })
+    .await
+    .map_err(read_error)?
+    .map_err(read_error)
+}
+
+fn read_error(e: impl std::fmt::Display) -> OpError {
     OpError::unavailable("the archive could not be read").with_detail(e)
 }

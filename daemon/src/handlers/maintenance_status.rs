@@ -14,7 +14,8 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
 }
 
 /// Sends the current state, then every change, until the client goes away
-/// or the daemon stops.
+/// (noticed at once, not at the next change, so that its connection slot
+/// comes back) or the daemon stops.
 pub async fn watch(daemon: &Daemon, resp: &Responder) -> Result<Reply, OpError> {
     let mut rx = daemon.maintenance.subscribe();
     loop {
@@ -25,6 +26,7 @@ pub async fn watch(daemon: &Daemon, resp: &Responder) -> Result<Reply, OpError> 
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { break },
             _ = daemon.shutdown.cancelled() => break,
+            _ = resp.client_gone() => return Err(OpError::unavailable("the client went away")),
         }
     }
     Ok(Reply::Maintenance {

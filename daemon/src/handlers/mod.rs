@@ -26,18 +26,19 @@ use std::sync::Arc;
 use berkut_proto::wire::{Operation, Progress, Reply, ServerMessage};
 use tokio::sync::mpsc;
 
+use crate::connection::Outbox;
 use crate::error::OpError;
 use crate::state::Daemon;
 
 /// Sends what a handler has to say about one request back to its client.
 pub struct Responder {
     id: u64,
-    tx: mpsc::Sender<ServerMessage>,
+    tx: Outbox,
     upload: std::sync::Mutex<Option<mpsc::Receiver<backup_import::Piece>>>,
 }
 
 impl Responder {
-    pub fn new(id: u64, tx: mpsc::Sender<ServerMessage>) -> Responder {
+    pub fn new(id: u64, tx: Outbox) -> Responder {
         Responder {
             id,
             tx,
@@ -48,7 +49,7 @@ impl Responder {
     /// A responder for an import, with the pieces the client uploads.
     pub fn with_upload(
         id: u64,
-        tx: mpsc::Sender<ServerMessage>,
+        tx: Outbox,
         upload: mpsc::Receiver<backup_import::Piece>,
     ) -> Responder {
         Responder {
@@ -92,6 +93,12 @@ impl Responder {
             })
             .await
             .is_ok()
+    }
+
+    /// Resolves once the client has hung up: for a handler that may wait a
+    /// long time with nothing to send.
+    pub async fn client_gone(&self) {
+        self.tx.gone().await
     }
 
     /// Sends a maintenance event; `false` once the client has gone away.

@@ -12,7 +12,7 @@ use berkut_testkit::workspace_bin;
 
 use crate::helpers::*;
 
-const USERS: [&str; 5] = [
+pub(crate) const USERS: [&str; 5] = [
     "berkut-t-viewer",
     "berkut-t-operator",
     "berkut-t-admin",

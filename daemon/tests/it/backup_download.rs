@@ -1,5 +1,6 @@
 //! `backup_download`: the bytes are the stored archive's; concurrent
-//! downloads are fine; a backup being downloaded cannot be deleted.
+//! downloads are fine; a backup being downloaded cannot be deleted; clients
+//! that stop reading cost the daemon a small, bounded buffer each.
 
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::{ClientMessage, ErrorCode, Operation, Reply, ServerMessage};
@@ -114,4 +115,105 @@ async fn a_backup_being_downloaded_cannot_be_deleted_but_can_be_downloaded_again
         .then_some(())
     })
     .await;
+}
+
+/// A line of the daemon's `/proc/<pid>/status`, in KiB.
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Downloads whose clients never read, as many as the connection limits
+/// allow root (an admin: the total alone); each has received its first
+/// piece.
+async fn stalled_downloads(
+    daemon: &berkut_testkit::Daemon,
+    id: &berkut_proto::ids::BackupId,
+    n: usize,
+) -> Vec<berkut_proto::wire::Connection<tokio::net::UnixStream>> {
+    let mut stalled = Vec::new();
+    for _ in 0..n {
+        let mut conn = daemon.client().await.into_connection();
+        conn.write_message(&ClientMessage::Request {
+            on_behalf_of: None,
+            id: 1,
+            op: Operation::BackupDownload { id: id.clone() },
+        })
+        .await
+        .unwrap();
+        let first = conn.read_message::<ServerMessage>().await.unwrap();
+        assert!(
+            matches!(first, Some(ServerMessage::Data { offset: 0, .. })),
+            "{first:?}"
+        );
+        stalled.push(conn);
+    }
+    stalled
+}
+
+/// Waits until the daemon's resident memory has not moved for a few polls:
+/// every stalled download has filled what it may and waits.
+async fn settled(pid: u32) {
+    let mut last = (0, 0);
+    berkut_testkit::wait_for_async("the stalled downloads to settle", LONG, || {
+        let rss = proc_kib(pid, "VmRSS:");
+        let (prev, same) = last;
+        last = (rss, if rss == prev { same + 1 } else { 0 });
+        async move { (last.1 >= 5).then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_downloads_keep_the_daemon_small_and_give_memory_back() {
+    const LIMIT_KIB: u64 = 64 * 1024;
+    const CLIENTS: usize = 250;
+    let pg = bulky_cluster();
+    let daemon = daemon_for(&pg).start();
+    let pid = daemon.pid().unwrap();
+    let mut client = daemon.client().await;
+    let record = backup_now(&mut client, Scope::Database).await;
+    assert!(
+        record.size_bytes.unwrap() > 28 << 20,
+        "{:?}",
+        record.size_bytes
+    );
+    drop(client);
+    let before = proc_kib(pid, "VmRSS:");
+    eprintln!("before: VmRSS {before} KiB");
+
+    // Twice, so that memory kept after the first round would show.
+    for round in 1..=2 {
+        let stalled = stalled_downloads(&daemon, &record.id, CLIENTS).await;
+        settled(pid).await;
+        let (rss, peak) = (proc_kib(pid, "VmRSS:"), proc_kib(pid, "VmHWM:"));
+        eprintln!("round {round}: {CLIENTS} stalled downloads, VmRSS {rss} KiB, VmHWM {peak} KiB");
+        assert!(
+            peak < LIMIT_KIB,
+            "round {round}: the daemon peaked at {peak} KiB with {CLIENTS} stalled downloads"
+        );
+        drop(stalled);
+    }
+    // Every download ends once its client is gone (its lease goes with
+    // it), and what they held goes back to the system: the daemon returns
+    // to about its size before them (what stays is small bookkeeping).
+    berkut_testkit::wait_for_async("the stalled downloads to end", LONG, || async {
+        let mut c = daemon.client().await;
+        matches!(
+            c.call(Operation::BackupDelete {
+                id: record.id.clone()
+            })
+            .await,
+            Ok(Reply::Deleted { .. })
+        )
+        .then_some(())
+    })
+    .await;
+    let rss = proc_kib(pid, "VmRSS:");
+    eprintln!("after: VmRSS {rss} KiB");
+    assert!(
+        rss < before + 12 * 1024,
+        "the daemon keeps {rss} KiB after its stalled downloads closed, {before} KiB before them"
+    );
 }

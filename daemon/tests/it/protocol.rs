@@ -239,7 +239,7 @@ async fn connections_beyond_the_limit_are_refused_with_a_reason() {
     let pg = small_cluster();
     let daemon = daemon_for(&pg).start();
     let mut held = Vec::new();
-    for _ in 0..berkut_daemon::server::MAX_CONNECTIONS {
+    for _ in 0..berkut_daemon::config::DEFAULT_MAX_CONNECTIONS {
         held.push(daemon.client().await);
     }
     let mut extra = Connection::new(UnixStream::connect(&daemon.socket).await.unwrap());

@@ -159,7 +159,7 @@ fn the_document_shows_these_bytes_and_these_codes() {
         "262 144 bytes (256 KiB)",
         "1 048 576 bytes (1 MiB",
         "10 737 418 240 bytes",
-        "64 messages",
+        "96 KiB of encoded messages",
     ] {
         assert!(doc.contains(limit), "{limit}");
     }

@@ -175,7 +175,7 @@ impl Entry {
                 _ => None,
             },
             pinned: self.pinned,
-            properties: self.properties.clone(),
+            properties: self.properties.clone().map(Box::new),
         }
     }
 }

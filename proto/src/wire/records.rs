@@ -62,7 +62,7 @@ pub struct BackupRecord {
     /// as the backup recorded them; absent for archives made before they
     /// were recorded, and for backups not yet finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub properties: Option<crate::properties::DatabaseProperties>,
+    pub properties: Option<Box<crate::properties::DatabaseProperties>>,
 }
 
 /// The step a backup job is in.

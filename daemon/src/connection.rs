@@ -192,13 +192,12 @@ async fn read_requests(
                     Err(_) => audit,
                 };
                 if let Err(e) = allowed {
-                    daemon.audit.record(audit.denied());
-                    let _ = tx
-                        .send(ServerMessage::Error {
-                            id: Some(id),
-                            error: e.into_body(name),
-                        })
-                        .await;
+                    let msg = ServerMessage::Error {
+                        id: Some(id),
+                        error: e.into_body(name),
+                    };
+                    daemon.audit.record(audit.answered(&msg));
+                    let _ = tx.send(msg).await;
                     continue;
                 }
                 // Authorization first: a caller without rights learns that,
@@ -212,15 +211,13 @@ async fn read_requests(
                         ErrorCode::Maintenance,
                         format!("maintenance: {why}; only status requests are served"),
                     );
-                    let _ = tx
-                        .send(ServerMessage::Error {
-                            id: Some(id),
-                            error,
-                        })
-                        .await;
-                    daemon
-                        .audit
-                        .record(audit.finished(Some(ErrorCode::Maintenance)));
+                    let msg = ServerMessage::Error {
+                        id: Some(id),
+                        error,
+                    };
+                    let event = audit.answered(&msg);
+                    let _ = tx.send(msg).await;
+                    daemon.audit.record(event);
                     continue;
                 }
                 tracing::info!(request = id, op = name, uid = peer.uid, pid = ?peer.pid, "request");
@@ -238,15 +235,13 @@ async fn read_requests(
                 let Ok(slot) = in_flight.clone().try_acquire_owned() else {
                     uploads.remove(&id);
                     let error = ErrorBody::new(ErrorCode::Unavailable, format!("this connection already runs {MAX_IN_FLIGHT} requests; wait for one or open another connection"));
-                    let _ = tx
-                        .send(ServerMessage::Error {
-                            id: Some(id),
-                            error,
-                        })
-                        .await;
-                    daemon
-                        .audit
-                        .record(audit.finished(Some(ErrorCode::Unavailable)));
+                    let msg = ServerMessage::Error {
+                        id: Some(id),
+                        error,
+                    };
+                    let event = audit.answered(&msg);
+                    let _ = tx.send(msg).await;
+                    daemon.audit.record(event);
                     continue;
                 };
                 let daemon = Arc::clone(daemon);
@@ -274,12 +269,9 @@ async fn read_requests(
                             error: e.into_body(name),
                         },
                     };
-                    let code = match &msg {
-                        ServerMessage::Error { error, .. } => Some(error.code),
-                        _ => None,
-                    };
+                    let event = audit.answered(&msg);
                     let _ = tx.send(msg).await;
-                    daemon.audit.record(audit.finished(code));
+                    daemon.audit.record(event);
                 });
             }
         }

@@ -85,6 +85,9 @@ struct FileConfig {
     access: Option<Vec<AccessEntry>>,
     audit_max_bytes: Option<u64>,
     socket_group: Option<String>,
+    // The audit directory's bound and the burst window (issue 10).
+    audit_keep_bytes: Option<u64>,
+    audit_burst_seconds: Option<u64>,
 }
 
 /// The validated configuration. Cloning it copies the key, which zeroes
@@ -132,6 +135,12 @@ pub struct Config {
     pub drill_database_url: Option<String>,
     /// Development mode: generated key, local directories, loud warnings.
     pub dev: bool,
+    /// The most the audit files may take together; the oldest are removed
+    /// past it.
+    pub audit_keep_bytes: u64,
+    /// How long a burst of identical denials is collapsed into one audit
+    /// event (zero: never).
+    pub audit_burst: Duration,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -338,6 +347,32 @@ impl Config {
         if audit_max_bytes < 4096 {
             return Err(invalid("BERKUT_AUDIT_MAX_BYTES", "must be at least 4096"));
         }
+        // At least two files' worth, so a rotation keeps the file it
+        // rotated; 1 GiB by default, 16 files of the default size.
+        let audit_keep_bytes = number(
+            var("BERKUT_AUDIT_KEEP_BYTES"),
+            fc.audit_keep_bytes,
+            "BERKUT_AUDIT_KEEP_BYTES",
+            (1u64 << 30).max(audit_max_bytes.saturating_mul(2)),
+        )?;
+        if audit_keep_bytes < audit_max_bytes.saturating_mul(2) {
+            return Err(invalid(
+                "BERKUT_AUDIT_KEEP_BYTES",
+                "must be at least twice BERKUT_AUDIT_MAX_BYTES",
+            ));
+        }
+        let audit_burst_seconds = number(
+            var("BERKUT_AUDIT_BURST_SECONDS"),
+            fc.audit_burst_seconds,
+            "BERKUT_AUDIT_BURST_SECONDS",
+            5,
+        )?;
+        if audit_burst_seconds > 60 {
+            return Err(invalid(
+                "BERKUT_AUDIT_BURST_SECONDS",
+                "must be 0 to 60 seconds",
+            ));
+        }
         Ok(Config {
             access,
             audit_max_bytes,
@@ -360,6 +395,8 @@ impl Config {
             restore_jobs: restore_jobs as u32,
             drill_database_url,
             dev,
+            audit_keep_bytes,
+            audit_burst: Duration::from_secs(audit_burst_seconds),
         })
     }
 
@@ -402,6 +439,8 @@ impl fmt::Debug for Config {
                 &self.drill_database_url.as_deref().map(redact_url),
             )
             .field("dev", &self.dev)
+            .field("audit_keep_bytes", &self.audit_keep_bytes)
+            .field("audit_burst", &self.audit_burst)
             .finish()
     }
 }

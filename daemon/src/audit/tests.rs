@@ -332,3 +332,39 @@ fn a_burst_of_identical_denials_is_written_once_with_its_count() {
     );
     assert_eq!(audit.snapshot().verify().first_bad, None);
 }
+
+#[test]
+fn events_and_checkpoints_read_as_the_protocol_document_shows_them() {
+    let doc = include_str!("../../../docs/PROTOCOL.md");
+    let trail = &doc[doc.find("### 6.28 The audit trail").unwrap()..];
+    let examples: Vec<&str> = trail
+        .lines()
+        .take_while(|l| !l.starts_with("## 7."))
+        .filter(|l| l.starts_with("{\"v\":1,"))
+        .collect();
+    assert_eq!(examples.len(), 3, "a single event, a burst, a checkpoint");
+    let keys = |text: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut keys: Vec<(usize, String)> = v
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| (text.find(&format!("\"{k}\":")).unwrap(), k.clone()))
+            .collect();
+        keys.sort();
+        keys.into_iter().map(|(_, k)| k).collect()
+    };
+    for example in examples {
+        // What the daemon reads, it writes with the same fields in the
+        // same order.
+        let written = match chain::Line::parse(example).expect(example) {
+            chain::Line::Event(e) => serde_json::to_string(&e).unwrap(),
+            chain::Line::Checkpoint(c) => serde_json::to_string(&c).unwrap(),
+        };
+        assert_eq!(keys(&written), keys(example));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&written).unwrap()["prev"],
+            serde_json::from_str::<serde_json::Value>(example).unwrap()["prev"]
+        );
+    }
+}

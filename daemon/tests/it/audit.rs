@@ -173,7 +173,7 @@ async fn a_flood_of_denials_keeps_the_audit_directory_under_its_bound_and_verifi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_identical_denials_is_one_event_with_its_count() {
     let pg = small_cluster();
-    let daemon = daemon_for(&pg)
+    let mut daemon = daemon_for(&pg)
         .env("BERKUT_AUDIT_BURST_SECONDS", "60")
         .start();
     let mut mallory = delegating(&daemon, "mallory").await;
@@ -225,6 +225,20 @@ async fn a_burst_of_identical_denials_is_one_event_with_its_count() {
         "a single denial has no count"
     );
     assert_eq!(verify_json(&daemon)["intact"], true);
+    // A daemon that stops writes the bursts still open.
+    server_error(
+        mallory
+            .call(Operation::BackupDelete { id: backup_id(9) })
+            .await,
+    );
+    drop(mallory);
+    daemon.stop();
+    assert!(
+        trail_lines(&daemon)
+            .iter()
+            .any(|l| l.contains(backup_id(9).as_str())),
+        "the open burst was written at shutdown"
+    );
     drop(daemon);
 
     // A burst is written when its window closes, with no reader asking.

@@ -69,6 +69,12 @@ impl Bursts {
         }
     }
 
+    /// A new window, for bursts opened from now on (the open ones keep
+    /// theirs: they close by their start and the new window).
+    pub fn set_window(&mut self, window: Duration) {
+        self.window = window;
+    }
+
     /// Takes a denial into its burst; gives it back when it must be
     /// written now (collapsing is off, or too many bursts are open).
     pub fn offer(&mut self, event: Event, now: Instant) -> Option<Event> {

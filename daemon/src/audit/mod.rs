@@ -25,7 +25,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use berkut_proto::wire::{ErrorCode, OnBehalfOf};
@@ -103,7 +103,7 @@ struct Inner {
 
 pub struct Audit {
     dir: PathBuf,
-    limits: Limits,
+    limits: RwLock<Limits>,
     inner: Mutex<Inner>,
 }
 
@@ -121,7 +121,7 @@ impl Audit {
     pub fn new(state_dir: &Path, limits: Limits) -> Audit {
         Audit {
             dir: state_dir.join("audit"),
-            limits,
+            limits: RwLock::new(limits),
             inner: Mutex::new(Inner {
                 tail: None,
                 bursts: Bursts::new(limits.burst),
@@ -131,6 +131,18 @@ impl Audit {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    fn limits(&self) -> Limits {
+        *self.limits.read().unwrap()
+    }
+
+    /// New limits, from a reload: the file size and the bound apply from
+    /// the next rotation, the burst window to bursts opened from now on.
+    pub fn set_limits(&self, limits: Limits) {
+        let mut inner = self.inner.lock().unwrap();
+        *self.limits.write().unwrap() = limits;
+        inner.bursts.set_window(limits.burst);
     }
 
     /// Records an event: at once, or, for a denial, when its burst closes.
@@ -158,14 +170,14 @@ impl Audit {
     /// Closes bursts as their windows pass, until `shutdown`; then writes
     /// those still open.
     pub async fn flush_bursts(&self, shutdown: &tokio_util::sync::CancellationToken) {
-        let window = self.limits.burst;
-        if !window.is_zero() {
-            let tick = (window / 4).max(Duration::from_millis(100));
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(tick) => self.flush(false),
-                    _ = shutdown.cancelled() => break,
-                }
+        loop {
+            // A quarter of the window late at most; the window may change
+            // on a reload.
+            let tick =
+                (self.limits().burst / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => self.flush(false),
+                _ = shutdown.cancelled() => break,
             }
         }
         self.flush(true);
@@ -220,7 +232,7 @@ impl Audit {
             let length = serde_json::to_string(&event)
                 .expect("an event serialises")
                 .len() as u64;
-            if tail.size > 0 && tail.size + length + 1 > self.limits.max_bytes {
+            if tail.size > 0 && tail.size + length + 1 > self.limits().max_bytes {
                 self.rotate(tail)?;
                 event.prev = tail.head.last.clone();
             }
@@ -261,7 +273,8 @@ impl Audit {
 
     /// What the rotated files may take: the bound less a full current file.
     fn rotated_budget(&self) -> u64 {
-        self.limits.keep_bytes.saturating_sub(self.limits.max_bytes)
+        let limits = self.limits();
+        limits.keep_bytes.saturating_sub(limits.max_bytes)
     }
 
     /// Opens the current file and finds where the trail ends, comparing it

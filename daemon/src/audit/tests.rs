@@ -368,3 +368,35 @@ fn events_and_checkpoints_read_as_the_protocol_document_shows_them() {
         );
     }
 }
+
+#[test]
+fn new_limits_apply_from_the_next_rotation_and_the_next_burst() {
+    let state = tempfile::tempdir().unwrap();
+    let audit = Audit::new(state.path(), limits(4096, 1 << 20));
+    for n in 0..200 {
+        audit.record(event(n));
+    }
+    assert!(dir_bytes(audit.dir()) > 16384);
+    audit.set_limits(limits(4096, 16384));
+    for n in 200..220 {
+        audit.record(event(n));
+    }
+    assert!(dir_bytes(audit.dir()) <= 16384);
+    assert_eq!(audit.snapshot().verify().first_bad, None);
+    // Bursts now: two identical denials are one event.
+    audit.set_limits(Limits {
+        burst: Duration::from_secs(60),
+        ..limits(4096, 16384)
+    });
+    let denial = Event {
+        decision: "denied".into(),
+        result: None,
+        code: Some(ErrorCode::Forbidden),
+        ..event(1)
+    };
+    audit.record(denial.clone());
+    audit.record(denial);
+    let last = audit.snapshot().page(1, None, 1 << 20).lines;
+    let event: Event = serde_json::from_str(&last[0]).unwrap();
+    assert_eq!(event.count, Some(2));
+}

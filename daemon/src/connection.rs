@@ -85,8 +85,13 @@ pub async fn serve(
         }
         Ok(Greeted::NoGrant) => {
             // Audited like any refused request, as the operation `hello`.
+            // The event records the code the client was answered with.
+            let refusal = ServerMessage::Error {
+                id: None,
+                error: ErrorBody::new(ErrorCode::Forbidden, "no grant"),
+            };
             let mut event =
-                AuditNote::new(&peer, 0, &Operation::Status, None, daemon.now()).denied();
+                AuditNote::new(&peer, 0, &Operation::Status, None, daemon.now()).answered(&refusal);
             event.op = "hello".into();
             daemon.audit.record(event);
             Ended::Closed
@@ -178,7 +183,14 @@ async fn read_requests(
                 break Ended::Closed;
             }
             Incoming::Invalid { id, error } => {
-                let _ = tx.send(ServerMessage::Error { id, error }).await;
+                let msg = ServerMessage::Error { id, error };
+                // A request that carries an id is audited too, as the
+                // `invalid` it was answered; bursts of them collapse.
+                if let Some(id) = id {
+                    let note = AuditNote::undecoded(&peer, id, daemon.now());
+                    daemon.audit.record(note.answered(&msg));
+                }
+                let _ = tx.send(msg).await;
             }
             Incoming::Message(ClientMessage::Data { id, data, end }) => {
                 // Data for an upload that was refused or has ended is
@@ -214,13 +226,12 @@ async fn read_requests(
                     Err(_) => audit,
                 };
                 if let Err(e) = allowed {
-                    daemon.audit.record(audit.denied());
-                    let _ = tx
-                        .send(ServerMessage::Error {
-                            id: Some(id),
-                            error: e.into_body(name),
-                        })
-                        .await;
+                    let msg = ServerMessage::Error {
+                        id: Some(id),
+                        error: e.into_body(name),
+                    };
+                    daemon.audit.record(audit.answered(&msg));
+                    let _ = tx.send(msg).await;
                     continue;
                 }
                 // Authorization first: a caller without rights learns that,
@@ -234,15 +245,13 @@ async fn read_requests(
                         ErrorCode::Maintenance,
                         format!("maintenance: {why}; only status requests are served"),
                     );
-                    let _ = tx
-                        .send(ServerMessage::Error {
-                            id: Some(id),
-                            error,
-                        })
-                        .await;
-                    daemon
-                        .audit
-                        .record(audit.finished(Some(ErrorCode::Maintenance)));
+                    let msg = ServerMessage::Error {
+                        id: Some(id),
+                        error,
+                    };
+                    let event = audit.answered(&msg);
+                    let _ = tx.send(msg).await;
+                    daemon.audit.record(event);
                     continue;
                 }
                 tracing::info!(request = id, op = name, uid = peer.uid, pid = ?peer.pid, "request");
@@ -260,15 +269,13 @@ async fn read_requests(
                 let Ok(slot) = in_flight.clone().try_acquire_owned() else {
                     uploads.remove(&id);
                     let error = ErrorBody::new(ErrorCode::Unavailable, format!("this connection already runs {MAX_IN_FLIGHT} requests; wait for one or open another connection"));
-                    let _ = tx
-                        .send(ServerMessage::Error {
-                            id: Some(id),
-                            error,
-                        })
-                        .await;
-                    daemon
-                        .audit
-                        .record(audit.finished(Some(ErrorCode::Unavailable)));
+                    let msg = ServerMessage::Error {
+                        id: Some(id),
+                        error,
+                    };
+                    let event = audit.answered(&msg);
+                    let _ = tx.send(msg).await;
+                    daemon.audit.record(event);
                     continue;
                 };
                 let daemon = Arc::clone(daemon);
@@ -296,12 +303,9 @@ async fn read_requests(
                             error: e.into_body(name),
                         },
                     };
-                    let code = match &msg {
-                        ServerMessage::Error { error, .. } => Some(error.code),
-                        _ => None,
-                    };
+                    let event = audit.answered(&msg);
                     let _ = tx.send(msg).await;
-                    daemon.audit.record(audit.finished(code));
+                    daemon.audit.record(event);
                 });
             }
         }

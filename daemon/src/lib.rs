@@ -220,7 +220,7 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         catalogue: Mutex::new(catalogue),
         store,
         db,
-        audit: audit::Audit::new(&config.state_dir, config.audit_max_bytes),
+        audit: audit::Audit::new(&config.state_dir, audit::Limits::of(&config)),
         restores: Default::default(),
         downloads: Default::default(),
         maintenance,
@@ -235,6 +235,10 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
     restore::recovery::recover(&daemon).await;
     let notifier = Arc::new(notifier);
     let scheduler = tokio::spawn(schedule::runner::run(Arc::clone(&daemon), shutdown.clone()));
+    let audit_bursts = {
+        let (daemon, shutdown) = (Arc::clone(&daemon), shutdown.clone());
+        tokio::spawn(async move { daemon.audit.flush_bursts(&shutdown).await })
+    };
     notifier.ready(&status_of(&daemon));
     let supervisor = tokio::spawn(notify::supervise(
         Arc::clone(&daemon),
@@ -269,6 +273,9 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         tracing::warn!("some connections did not close in time");
     }
     supervisor.abort();
+    // Denials still collapsing into bursts are written before the end.
+    let _ = audit_bursts.await;
+    daemon.audit.flush(true);
     tracing::info!(cancelled, "stopped");
     Ok(())
 }

@@ -65,6 +65,11 @@ fn apply(daemon: &Daemon, new: Config, log: Option<&LogControl>) -> Result<(), S
     }
     // Access grants take effect with the new configuration: every request
     // reads them from it.
+    // The audit trail keeps its limits itself: they apply from its next
+    // line, rotation and burst.
+    daemon
+        .audit
+        .set_limits(crate::audit::Limits::of(&reloaded.config));
     daemon.set_config(reloaded.config);
     for name in &reloaded.needs_restart {
         tracing::warn!(

@@ -94,6 +94,9 @@ struct FileConfig {
     max_connections_per_uid: Option<u64>,
     admin_reserved_connections: Option<u64>,
     idle_timeout_seconds: Option<u64>,
+    // The audit directory's bound and the burst window (issue 10).
+    audit_keep_bytes: Option<u64>,
+    audit_burst_seconds: Option<u64>,
 }
 
 /// The validated configuration. Cloning it copies the key, which zeroes
@@ -149,6 +152,12 @@ pub struct Config {
     /// How many connections, how many per user, how many kept for
     /// admins, and how long one may sit idle.
     pub connections: ConnectionLimits,
+    /// The most the audit files may take together; the oldest are removed
+    /// past it.
+    pub audit_keep_bytes: u64,
+    /// How long a burst of identical denials is collapsed into one audit
+    /// event (zero: never).
+    pub audit_burst: Duration,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -369,6 +378,32 @@ impl Config {
                 idle_timeout_seconds: fc.idle_timeout_seconds,
             },
         )?;
+        // At least two files' worth, so a rotation keeps the file it
+        // rotated; 1 GiB by default, 16 files of the default size.
+        let audit_keep_bytes = number(
+            var("BERKUT_AUDIT_KEEP_BYTES"),
+            fc.audit_keep_bytes,
+            "BERKUT_AUDIT_KEEP_BYTES",
+            (1u64 << 30).max(audit_max_bytes.saturating_mul(2)),
+        )?;
+        if audit_keep_bytes < audit_max_bytes.saturating_mul(2) {
+            return Err(invalid(
+                "BERKUT_AUDIT_KEEP_BYTES",
+                "must be at least twice BERKUT_AUDIT_MAX_BYTES",
+            ));
+        }
+        let audit_burst_seconds = number(
+            var("BERKUT_AUDIT_BURST_SECONDS"),
+            fc.audit_burst_seconds,
+            "BERKUT_AUDIT_BURST_SECONDS",
+            5,
+        )?;
+        if audit_burst_seconds > 60 {
+            return Err(invalid(
+                "BERKUT_AUDIT_BURST_SECONDS",
+                "must be 0 to 60 seconds",
+            ));
+        }
         Ok(Config {
             restore_analyze,
             access,
@@ -393,6 +428,8 @@ impl Config {
             drill_database_url: drill_database_url.map(DatabaseUrl::new),
             dev,
             connections,
+            audit_keep_bytes,
+            audit_burst: Duration::from_secs(audit_burst_seconds),
         })
     }
 

@@ -1,7 +1,7 @@
 //! What a reload (SIGHUP) may change. Some settings are woven into what the
 //! daemon built at start (the socket it listens on, the directories it
 //! recovered and locked, the database pools, the keys it seals and reads
-//! with, the size of its job semaphore, the audit file it keeps open) and
+//! with, the size of its job semaphore) and
 //! change only with a restart. Every other setting is read where it is used,
 //! from the configuration in force, so it can change under a running daemon.
 //!
@@ -39,7 +39,6 @@ pub const RESTART_ONLY: &[&str] = &[
     "max_parallel",
     "encryption_key",
     "old_key_files",
-    "audit_max_bytes",
 ];
 
 /// Puts the restart-only settings of `old` back into `merged`.
@@ -53,7 +52,6 @@ fn keep_restart_only(merged: &mut Config, old: &Config) {
     merged.max_parallel = old.max_parallel;
     // The primary key and the older keys ("encryption_key", "old_key_files").
     merged.keyring = old.keyring.clone();
-    merged.audit_max_bytes = old.audit_max_bytes;
     // A command-line flag, not a setting: it cannot change on reload.
     merged.dev = old.dev;
 }
@@ -84,6 +82,8 @@ const SETTINGS: &[Setting] = settings![
     "psql_bin" => |c| c.psql_bin,
     "restore_jobs" => |c| c.restore_jobs,
     "restore_analyze" => |c| c.restore_analyze,
+    "audit_keep_bytes" => |c| c.audit_keep_bytes,
+    "audit_burst_seconds" => |c| c.audit_burst,
     "max_connections" => |c| c.connections.max_connections,
     "max_connections_per_uid" => |c| c.connections.max_per_uid,
     "admin_reserved_connections" => |c| c.connections.admin_reserved,
@@ -192,6 +192,8 @@ mod tests {
                 ("BERKUT_BACKUP_COUNT_ROWS", "false"),
                 ("BERKUT_RESTORE_JOBS", "4"),
                 ("BERKUT_RESTORE_ANALYZE", "false"),
+                ("BERKUT_AUDIT_KEEP_BYTES", "65536"),
+                ("BERKUT_AUDIT_BURST_SECONDS", "9"),
                 ("BERKUT_MAX_CONNECTIONS", "100"),
                 ("BERKUT_MAX_CONNECTIONS_PER_UID", "5"),
                 ("BERKUT_ADMIN_RESERVED_CONNECTIONS", "7"),

@@ -258,6 +258,7 @@ fn debug_lists_every_setting_and_no_secret() {
             "max_connections_per_uid" => "max_per_uid",
             "admin_reserved_connections" => "admin_reserved",
             "idle_timeout_seconds" => "idle_timeout",
+            "audit_burst_seconds" => "audit_burst",
             other => other,
         }
     }
@@ -296,5 +297,52 @@ fn the_connection_limits_come_from_the_file() {
         err.to_string()
             .contains("BERKUT_ADMIN_RESERVED_CONNECTIONS"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_audit_bound_and_burst_window_have_defaults_and_limits() {
+    let config = Config::load(None, &env(&base()), false).unwrap();
+    assert_eq!(
+        (config.audit_keep_bytes, config.audit_burst),
+        (1 << 30, Duration::from_secs(5))
+    );
+    // A large file size raises the default bound to two files.
+    let mut vars = base();
+    vars.push(("BERKUT_AUDIT_MAX_BYTES", "1073741824"));
+    let config = Config::load(None, &env(&vars), false).unwrap();
+    assert_eq!(config.audit_keep_bytes, 2 << 30);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("berkutd.toml");
+    std::fs::write(
+        &file,
+        "audit_max_bytes = 4096\naudit_keep_bytes = 8192\naudit_burst_seconds = 0\n",
+    )
+    .unwrap();
+    let config = Config::load(Some(&file), &env(&base()), false).unwrap();
+    assert_eq!(
+        (config.audit_keep_bytes, config.audit_burst),
+        (8192, Duration::ZERO)
+    );
+    for (name, value, why) in [
+        ("BERKUT_AUDIT_KEEP_BYTES", "8191", "twice"),
+        ("BERKUT_AUDIT_BURST_SECONDS", "61", "0 to 60"),
+        ("BERKUT_AUDIT_BURST_SECONDS", "-1", "whole number"),
+    ] {
+        let mut vars = base();
+        vars.push(("BERKUT_AUDIT_MAX_BYTES", "4096"));
+        vars.push((name, value));
+        let e = Config::load(None, &env(&vars), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(name) && e.contains(why), "{name}={value}: {e}");
+    }
+    let shown = format!(
+        "{:?}",
+        Config::load(Some(&file), &env(&base()), false).unwrap()
+    );
+    assert!(
+        shown.contains("audit_keep_bytes: 8192") && shown.contains("audit_burst: 0ns"),
+        "{shown}"
     );
 }

@@ -173,7 +173,7 @@ pub async fn dispatch(
         Operation::MaintenanceWatch => maintenance_status::watch(daemon, resp).await,
         Operation::MaintenanceClear => maintenance_status::clear(daemon),
         Operation::StoreRewrap => store_rewrap::handle(daemon).await,
-        Operation::AuditTail { lines } => audit::tail(daemon, lines),
+        Operation::AuditTail { lines, before } => audit::tail(daemon, lines, before),
         Operation::AuditVerify => audit::verify(daemon),
         Operation::BackupDownload { id } => backup_download::handle(daemon, &id, resp).await,
         Operation::BackupImport { size } => backup_import::handle(daemon, size, resp).await,

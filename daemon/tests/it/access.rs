@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use berkut_proto::manifest::Scope;
-use berkut_testkit::workspace_bin;
+use berkut_testkit::{wait_for, workspace_bin};
 
 use crate::helpers::*;
 
@@ -295,10 +295,11 @@ fn a_stranger_is_forbidden_even_through_an_open_socket() {
         assert_eq!(code, 6, "{args:?}: {stderr}");
         assert!(stderr.contains("forbidden"), "{stderr}");
     }
-    assert!(
-        daemon.log().contains("decision=denied"),
-        "the denial is audited in the log"
-    );
+    // Denials are written (to the log too) when their burst closes, a few
+    // seconds later.
+    wait_for("the denial is audited in the log", LONG, || {
+        daemon.log().contains("decision=denied").then_some(())
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

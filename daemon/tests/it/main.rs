@@ -8,6 +8,7 @@ mod helpers;
 
 mod access;
 mod activation;
+mod audit;
 mod backup_create;
 mod backup_delete;
 mod backup_download;

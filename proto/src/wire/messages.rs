@@ -162,6 +162,10 @@ pub enum Operation {
     AuditTail {
         #[serde(default = "default_tail")]
         lines: u32,
+        /// Only lines before the one with this number: the `next` of the
+        /// previous page. The newest lines when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
     },
     /// Checks the audit trail's hash chain from its first line.
     AuditVerify,
@@ -321,6 +325,10 @@ pub enum Reply {
     /// trail.
     Audit {
         lines: Vec<String>,
+        /// The number of the first of `lines` when older lines remain: ask
+        /// with `before` set to it for the page before this one.
+        #[serde(default)]
+        next: Option<u64>,
     },
     /// The outcome of `audit_verify`.
     AuditVerified {
@@ -328,6 +336,10 @@ pub enum Reply {
         /// The first line that breaks the chain: `file:line: why`.
         #[serde(default)]
         first_bad: Option<String>,
+        /// The lines before the oldest file kept, removed to keep the
+        /// audit directory under its bound.
+        #[serde(default)]
+        removed: u64,
     },
     /// The end of a download.
     Downloaded {

@@ -17,7 +17,7 @@ use rmpv::Value;
 use super::examples::{protocol_doc, section, table_names};
 use super::fixtures::{
     alice, all_client_messages, all_operations, audit_operations, audit_replies, users,
-    AUDIT_EVENT, AUDIT_EVENT_FIELDS, ROLES,
+    AUDIT_BURST, AUDIT_CHECKPOINT, AUDIT_EVENT, AUDIT_EVENT_FIELDS, ROLES,
 };
 use super::{field, invalid_id, keys, map, op, pack, request, unpack};
 
@@ -100,7 +100,10 @@ fn on_behalf_of_is_read_back_when_present() {
         decode_message::<ClientMessage>(&body).unwrap(),
         ClientMessage::Request {
             id: u64::MAX,
-            op: Operation::AuditTail { lines: 20 },
+            op: Operation::AuditTail {
+                lines: 20,
+                before: None
+            },
             on_behalf_of: Some(alice(Role::Operator)),
         }
     );
@@ -172,11 +175,39 @@ fn audit_tail_asks_for_20_lines_unless_told_otherwise() {
         |fields| decode_message::<ClientMessage>(&request(5.into(), op("audit_tail", fields)));
     let lines = |msg: ClientMessage| match msg {
         ClientMessage::Request {
-            op: Operation::AuditTail { lines },
+            op: Operation::AuditTail { lines, .. },
             ..
         } => lines,
         other => panic!("{other:?}"),
     };
+    let before = |msg: ClientMessage| match msg {
+        ClientMessage::Request {
+            op: Operation::AuditTail { before, .. },
+            ..
+        } => before,
+        other => panic!("{other:?}"),
+    };
+    // `before` (a line's number, the cursor of paging) is optional: absent
+    // or nil is the newest lines.
+    assert_eq!(before(tail(vec![]).unwrap()), None);
+    assert_eq!(before(tail(vec![("before", Value::Nil)]).unwrap()), None);
+    assert_eq!(before(tail(vec![("before", 57.into())]).unwrap()), Some(57));
+    assert_eq!(
+        before(tail(vec![("before", u64::MAX.into())]).unwrap()),
+        Some(u64::MAX)
+    );
+    for (what, value) in [
+        ("negative", Value::from(-1)),
+        ("a string", "57".into()),
+        ("a float", 1.5.into()),
+    ] {
+        let body = request(8.into(), op("audit_tail", vec![("before", value)]));
+        assert_eq!(
+            invalid_id::<ClientMessage>(&body),
+            Some(8),
+            "before: {what}"
+        );
+    }
     assert_eq!(lines(tail(vec![]).unwrap()), 20);
     assert_eq!(lines(tail(vec![("lines", 5.into())]).unwrap()), 5);
     assert_eq!(lines(tail(vec![("lines", 0.into())]).unwrap()), 0);
@@ -211,8 +242,16 @@ fn audit_messages_have_the_documented_tags_and_fields() {
         let name = field(&value, "type").as_str().unwrap().to_owned();
         assert_eq!(name, operation.name());
         match operation {
-            Operation::AuditTail { lines } => {
-                assert_eq!(keys(&value), ["type", "lines"]);
+            Operation::AuditTail { lines, before } => {
+                // `before` is sent only when set, so a first page is
+                // encoded as it always was.
+                match before {
+                    None => assert_eq!(keys(&value), ["type", "lines"]),
+                    Some(n) => {
+                        assert_eq!(keys(&value), ["type", "lines", "before"]);
+                        assert_eq!(field(&value, "before").as_u64(), Some(n));
+                    }
+                }
                 assert_eq!(field(&value, "lines").as_u64(), Some(u64::from(lines)));
             }
             Operation::AuditVerify => assert_eq!(keys(&value), ["type"]),
@@ -223,9 +262,12 @@ fn audit_messages_have_the_documented_tags_and_fields() {
     for reply in audit_replies() {
         let value = unpack(&encode(&reply).unwrap());
         match &reply {
-            Reply::Audit { lines } => {
+            Reply::Audit { lines, next } => {
                 assert_eq!(field(&value, "type").as_str(), Some("audit"));
-                assert_eq!(keys(&value), ["type", "lines"]);
+                assert_eq!(keys(&value), ["type", "lines", "next"]);
+                let got_next = field(&value, "next");
+                assert_eq!(got_next.as_u64(), *next);
+                assert_eq!(got_next.is_nil(), next.is_none());
                 let got = field(&value, "lines").as_array().unwrap();
                 assert_eq!(got.len(), lines.len());
                 for (got, line) in got.iter().zip(lines) {
@@ -233,9 +275,14 @@ fn audit_messages_have_the_documented_tags_and_fields() {
                     assert_eq!(got.as_str(), Some(line.as_str()));
                 }
             }
-            Reply::AuditVerified { lines, first_bad } => {
+            Reply::AuditVerified {
+                lines,
+                first_bad,
+                removed,
+            } => {
                 assert_eq!(field(&value, "type").as_str(), Some("audit_verified"));
-                assert_eq!(keys(&value), ["type", "lines", "first_bad"]);
+                assert_eq!(keys(&value), ["type", "lines", "first_bad", "removed"]);
+                assert_eq!(field(&value, "removed").as_u64(), Some(*removed));
                 assert_eq!(field(&value, "lines").as_u64(), Some(*lines));
                 let bad = field(&value, "first_bad");
                 assert_eq!(bad.as_str(), first_bad.as_deref());
@@ -244,7 +291,8 @@ fn audit_messages_have_the_documented_tags_and_fields() {
             other => panic!("unexpected reply {other:?}"),
         }
     }
-    // A `first_bad` left out reads as nil.
+    // A `first_bad` left out reads as nil, a `removed` as 0: replies of a
+    // daemon from before them still decode.
     let short = pack(&map(vec![
         ("type", "audit_verified".into()),
         ("lines", 3.into()),
@@ -253,18 +301,46 @@ fn audit_messages_have_the_documented_tags_and_fields() {
         decode_message::<Reply>(&short).unwrap(),
         Reply::AuditVerified {
             lines: 3,
-            first_bad: None
+            first_bad: None,
+            removed: 0,
         }
     );
-    // The documented event is one JSON object with the documented fields,
-    // in their order.
+    // An `audit` reply without `next` is a last page.
+    let old = pack(&map(vec![
+        ("type", "audit".into()),
+        ("lines", Value::Array(vec![AUDIT_EVENT.into()])),
+    ]));
+    assert_eq!(
+        decode_message::<Reply>(&old).unwrap(),
+        Reply::Audit {
+            lines: vec![AUDIT_EVENT.into()],
+            next: None,
+        }
+    );
+    // The documented events are JSON objects with the documented fields,
+    // in their order: a single request without `count` and `until`, a
+    // burst with them.
+    for (example, optional) in [(AUDIT_EVENT, 2), (AUDIT_BURST, 0)] {
+        let event: serde_json::Value = serde_json::from_str(example).unwrap();
+        assert_eq!(
+            event.as_object().unwrap().len(),
+            AUDIT_EVENT_FIELDS.len() - optional
+        );
+        let at: Vec<usize> = AUDIT_EVENT_FIELDS
+            .iter()
+            .filter_map(|f| example.find(&format!("\"{f}\":")))
+            .collect();
+        assert_eq!(at.len(), AUDIT_EVENT_FIELDS.len() - optional);
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+    }
+    let burst: serde_json::Value = serde_json::from_str(AUDIT_BURST).unwrap();
+    assert_eq!(burst["count"].as_u64(), Some(4711));
+    // A checkpoint is no event: it has no `op`, and its `prev` chains it.
+    let checkpoint: serde_json::Value = serde_json::from_str(AUDIT_CHECKPOINT).unwrap();
+    assert!(checkpoint.get("op").is_none());
+    assert_eq!(checkpoint["checkpoint"]["reason"].as_str(), Some("rotated"));
+    assert_eq!(checkpoint["prev"].as_str().map(str::len), Some(64));
     let event: serde_json::Value = serde_json::from_str(AUDIT_EVENT).unwrap();
-    assert_eq!(event.as_object().unwrap().len(), AUDIT_EVENT_FIELDS.len());
-    let at: Vec<usize> = AUDIT_EVENT_FIELDS
-        .iter()
-        .map(|f| AUDIT_EVENT.find(&format!("\"{f}\":")).expect(f))
-        .collect();
-    assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
     assert_eq!(event["prev"].as_str(), Some("0".repeat(64).as_str()));
     assert_eq!(event["on_behalf_of"]["role"].as_str(), Some("viewer"));
 }
@@ -344,9 +420,15 @@ fn the_document_shows_on_behalf_of_and_the_audit_replies() {
     );
     section(&doc, "### 6.27 `audit_verify`");
     let trail = section(&doc, "### 6.28 The audit trail");
+    for example in [AUDIT_EVENT, AUDIT_BURST, AUDIT_CHECKPOINT] {
+        assert!(
+            trail.lines().any(|l| l.trim() == example),
+            "6.28 shows {example} as one line"
+        );
+    }
     assert!(
-        trail.lines().any(|l| l.trim() == AUDIT_EVENT),
-        "6.28 shows the example event as one line"
+        tail.contains("| `before` | `u64` \\| nil | nil |"),
+        "6.26: before"
     );
     assert_eq!(
         table_names(trail),

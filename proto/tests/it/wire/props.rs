@@ -78,7 +78,8 @@ fn any_operation() -> impl Strategy<Value = Operation> {
         any_backup_id().prop_map(|id| Operation::BackupDownload { id }),
         any::<u64>().prop_map(|size| Operation::BackupImport { size }),
         Just(Operation::StoreRewrap),
-        any::<u32>().prop_map(|lines| Operation::AuditTail { lines }),
+        (any::<u32>(), proptest::option::of(any::<u64>()))
+            .prop_map(|(lines, before)| Operation::AuditTail { lines, before }),
         Just(Operation::AuditVerify),
     ]
 }

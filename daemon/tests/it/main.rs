@@ -28,4 +28,5 @@ mod schedule;
 mod shutdown;
 mod startup;
 mod status;
+mod store_missing;
 mod store_rewrap;

@@ -14,6 +14,7 @@ mod backup_download;
 mod backup_import;
 mod backup_list;
 mod backup_show;
+mod disk_full;
 mod faults;
 mod job_attach;
 mod logging;

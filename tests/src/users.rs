@@ -205,7 +205,10 @@ mod tests {
             .collect();
         remove(&names);
         let first = outcomes[0].clone().expect("the users were created");
-        assert!(outcomes.iter().all(|o| o.as_ref() == Ok(&first)), "{outcomes:?}");
+        assert!(
+            outcomes.iter().all(|o| o.as_ref() == Ok(&first)),
+            "{outcomes:?}"
+        );
         for user in &first {
             assert_ne!(user.uid, 0);
         }

@@ -392,8 +392,7 @@ fn timing(step: &str, started: Instant) -> StepTiming {
 
 pub fn io_error(e: io::Error) -> OpError {
     if e.raw_os_error() == Some(nix::libc::ENOSPC) {
-        OpError::unavailable("the backup directory is full: no space left on device")
-            .with_detail(e)
+        OpError::unavailable("the backup directory is full: no space left on device").with_detail(e)
     } else if e.raw_os_error() == Some(nix::libc::EDQUOT) {
         OpError::unavailable("the backup directory is over its disk quota").with_detail(e)
     } else {

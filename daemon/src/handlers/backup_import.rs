@@ -123,8 +123,7 @@ pub async fn handle(daemon: &Arc<Daemon>, size: u64, resp: &Responder) -> Result
                 ..missing.clone()
             };
         }
-        if (previous.is_some() && returning.is_none()) || daemon.store.archive_path(&id).exists()
-        {
+        if (previous.is_some() && returning.is_none()) || daemon.store.archive_path(&id).exists() {
             return Err(OpError::conflict(format!(
                 "backup {id} is already in the store"
             )));

@@ -39,7 +39,9 @@ pub async fn handle(daemon: &Arc<Daemon>) -> Result<Reply, OpError> {
         (Some(alarm), _) => {
             tracing::error!(%alarm, "most recorded archives are missing from the backup directory; is it mounted?")
         }
-        (None, Some(_)) => tracing::info!("the store alarm is over: the recorded archives are there"),
+        (None, Some(_)) => {
+            tracing::info!("the store alarm is over: the recorded archives are there")
+        }
         (None, None) => {}
     }
     daemon.health.set_store_alarm(scan.alarm.clone());

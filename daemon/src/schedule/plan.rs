@@ -254,9 +254,13 @@ mod tests {
         let err =
             StoredPlan::from_spec(&with("keep_last_successful", 10_001.into()), now).unwrap_err();
         assert!(err.contains("1 to 10000"), "{err}");
-        let err = StoredPlan::from_spec(&with("timezone", "x".repeat(100_000).into()), now)
-            .unwrap_err();
-        assert!(err.len() < 100, "the message repeats the value: {}", err.len());
+        let err =
+            StoredPlan::from_spec(&with("timezone", "x".repeat(100_000).into()), now).unwrap_err();
+        assert!(
+            err.len() < 100,
+            "the message repeats the value: {}",
+            err.len()
+        );
         let err = StoredPlan::from_spec(&with("cron", "*".repeat(300).into()), now).unwrap_err();
         assert!(err.contains("256"), "{err}");
 

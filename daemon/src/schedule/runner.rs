@@ -97,9 +97,13 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
 fn flush_catalogue(daemon: &Daemon) {
     let mut cat = daemon.catalogue.lock().unwrap();
     match cat.flush() {
-        Ok(true) => tracing::info!("the catalogue changes that could not be written before are written now"),
+        Ok(true) => {
+            tracing::info!("the catalogue changes that could not be written before are written now")
+        }
         Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, "the catalogue still cannot be written; retrying in a minute"),
+        Err(e) => {
+            tracing::warn!(error = %e, "the catalogue still cannot be written; retrying in a minute")
+        }
     }
 }
 

@@ -52,7 +52,10 @@ async fn a_full_backup_directory_is_the_reason_a_backup_fails() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert!(left.is_empty(), "the partial archive was not removed: {left:?}");
+    assert!(
+        left.is_empty(),
+        "the partial archive was not removed: {left:?}"
+    );
 }
 
 /// The state directory fills while a backup runs, so its outcome cannot
@@ -112,9 +115,7 @@ async fn an_unwritable_catalogue_leaves_no_backup_running() {
         value["backups"]
             .as_array()?
             .iter()
-            .any(|b| {
-                b["id"] == record.id.as_str() && b["state"]["status"] == "succeeded"
-            })
+            .any(|b| b["id"] == record.id.as_str() && b["state"]["status"] == "succeeded")
             .then_some(())
     });
     // And the backup is an ordinary one: it can be deleted.

@@ -114,7 +114,9 @@ async fn a_backup_directory_that_is_not_mounted_marks_backups_missing_until_it_i
     // Deleting a missing record removes the record only: the daemon does
     // not delete a file it cannot see.
     assert!(matches!(
-        client.call(Operation::BackupDelete { id: b.id.clone() }).await,
+        client
+            .call(Operation::BackupDelete { id: b.id.clone() })
+            .await,
         Ok(Reply::Deleted { .. })
     ));
 
@@ -143,10 +145,7 @@ async fn a_backup_directory_that_is_not_mounted_marks_backups_missing_until_it_i
     let real = unmount(&daemon);
     daemon.restart();
     let mut client = daemon.client().await;
-    assert_eq!(
-        show(&mut client, &a.id).await.status,
-        BackupStatus::Missing
-    );
+    assert_eq!(show(&mut client, &a.id).await.status, BackupStatus::Missing);
     daemon.stop();
     mount(&daemon, &real);
     daemon.restart();

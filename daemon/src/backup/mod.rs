@@ -162,12 +162,14 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
     if let Err(e) = result {
         tracing::error!(backup = %id, error = %e, "the backup's outcome could not be written to the catalogue; it is kept in memory and written as soon as a write works");
     }
-    publish(&daemon, &ctx, &id);
     // A new good backup may let older ones go. The job is still registered
-    // as active here, so retention cannot touch the backup just made.
+    // as active here, so retention cannot touch the backup just made; and
+    // it runs before the outcome is published, so a client that has seen
+    // the outcome sees retention's effect too.
     if succeeded {
         crate::schedule::retention::run(&daemon).await;
     }
+    publish(&daemon, &ctx, &id);
 }
 
 /// Records a job's outcome. Unlike `Daemon::update_catalogue`, a failed

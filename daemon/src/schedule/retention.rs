@@ -91,6 +91,8 @@ pub fn cutoff(now: OffsetDateTime, days: u32) -> Option<OffsetDateTime> {
 pub async fn run(daemon: &Arc<Daemon>) {
     let d = Arc::clone(daemon);
     crate::health::guarded(daemon, "retention", async move {
+        #[cfg(debug_assertions)]
+        crate::health::injected_panic("retention");
         apply(&d);
         drop_old_rollbacks(&d).await;
     })

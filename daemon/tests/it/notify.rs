@@ -207,3 +207,50 @@ async fn a_dead_scheduler_is_restarted_flagged_and_starves_the_watchdog() {
     };
     assert_eq!(failures(&status), 3, "the fault stays flagged: {status:?}");
 }
+
+/// Retention dying (fault injection, debug builds) is logged, flagged in
+/// `status`, and takes nothing else down: the scheduler goes on turning
+/// (so the watchdog is fed), and backups still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_retention_is_flagged_and_the_schedule_goes_on() {
+    let pg = small_cluster();
+    let dir = berkut_testkit::temp_dir("notify-");
+    let mut notify = NotifySocket::bind(dir.path());
+    let daemon = daemon_for(&pg)
+        .notify(&notify)
+        .env("WATCHDOG_USEC", "400000")
+        .env("BERKUT_FAULT_PANIC_TASK", "retention:1")
+        .start();
+    let mut client = daemon.client().await;
+    let status = berkut_testkit::wait_for_async("retention to die", LONG, || async {
+        let Ok(berkut_proto::wire::Reply::Status { status }) = daemon
+            .client()
+            .await
+            .call(berkut_proto::wire::Operation::Status)
+            .await
+        else {
+            return None;
+        };
+        (!status.task_faults.is_empty()).then_some(status)
+    })
+    .await;
+    let tasks: Vec<(&str, u64)> = status
+        .task_faults
+        .iter()
+        .map(|f| (f.task.as_str(), f.failures))
+        .collect();
+    assert_eq!(tasks, [("retention", 1)]);
+    assert!(daemon
+        .log()
+        .lines()
+        .any(|l| l.contains("ERROR") && l.contains("retention") && l.contains("died")));
+    // The scheduler was not taken down with it.
+    let _ = notify.collect_for(Duration::from_millis(100));
+    tokio::task::spawn_blocking(move || {
+        notify.wait_for("a watchdog ping", LONG, |l| l == "WATCHDOG=1")
+    })
+    .await
+    .unwrap();
+    let made = backup_now(&mut client, Scope::Database).await;
+    assert_eq!(made.status, berkut_proto::wire::BackupStatus::Succeeded);
+}

@@ -114,13 +114,27 @@ pub fn describe(counts: JobCounts, stopping: bool, maintenance: bool) -> String 
     }
 }
 
-/// The status line for the daemon as it is now.
+/// The status line for the daemon as it is now, with the faults `status`
+/// reports (the store alarm, background tasks that died) after the work.
 pub fn status_of(daemon: &Daemon) -> String {
-    describe(
+    let mut line = describe(
         *daemon.jobs.counts().borrow(),
         daemon.shutdown.is_cancelled(),
         daemon.maintenance.is_active(),
-    )
+    );
+    if let Some(alarm) = crate::recovery::store_alarm(daemon) {
+        line.push_str("; ALARM: ");
+        line.push_str(&alarm);
+    }
+    let faults = daemon.health.task_faults();
+    if !faults.is_empty() {
+        let tasks: Vec<&str> = faults.iter().map(|f| f.task.as_str()).collect();
+        line.push_str(&format!(
+            "; FAULT: the {} task died and was restarted",
+            tasks.join(", ")
+        ));
+    }
+    line
 }
 
 /// When a loop last went round; read by the watchdog. A loop beats at the

@@ -78,7 +78,9 @@ fn catalogue_statuses(daemon: &berkut_testkit::Daemon) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_directory_that_is_not_mounted_marks_backups_missing_until_it_is() {
     let pg = small_cluster();
-    let mut daemon = daemon_for(&pg).start();
+    let notify_dir = berkut_testkit::temp_dir("notify-");
+    let mut notify = berkut_testkit::NotifySocket::bind(notify_dir.path());
+    let mut daemon = daemon_for(&pg).notify(&notify).start();
     let mut client = daemon.client().await;
     let a = backup_now(&mut client, Scope::Database).await;
     let b = backup_now(&mut client, Scope::Database).await;
@@ -107,6 +109,10 @@ async fn a_backup_directory_that_is_not_mounted_marks_backups_missing_until_it_i
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("store alarm"), "{stderr}");
     assert_eq!(catalogue_statuses(&daemon), ["succeeded", "succeeded"]);
+    // systemd's status line says so too.
+    notify.wait_for("the alarm in the status line", LONG, |l| {
+        l.starts_with("STATUS=idle; ALARM: 2 of 2 recorded archives are missing")
+    });
 
     // Never restored: the refusal says why.
     let err = server_error(client.call(restore_op(&a.id, true, true)).await);

@@ -10,7 +10,8 @@ use berkut_proto::wire::{ClientError, ErrorCode};
 pub const HELP: &str = "\
 Exit codes:
   0  success
-  1  the operation ran and failed (e.g. a backup whose record is failed)
+  1  the operation ran and failed (e.g. a backup whose record is failed),
+     or `status` reports a fault (store alarm, a background task died)
   2  wrong usage
   3  the daemon cannot be reached
   4  not_found      5  conflict      6  forbidden     7  maintenance

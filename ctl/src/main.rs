@@ -86,6 +86,9 @@ enum StoreCommand {
     /// Re-wrap every archive not under the primary key, so an old key can
     /// be retired.
     Rewrap,
+    /// Look at the backup directory again: missing backups whose archive
+    /// is back (a mount came up) turn succeeded.
+    Rescan,
 }
 
 #[derive(Subcommand)]
@@ -278,6 +281,7 @@ async fn main() -> std::process::ExitCode {
             commands::backup_import::run(&ctx, &file).await
         }
         Command::Store(StoreCommand::Rewrap) => commands::store_rewrap::run(&ctx).await,
+        Command::Store(StoreCommand::Rescan) => commands::store_rescan::run(&ctx).await,
         Command::Audit(AuditCommand::Tail { lines }) => commands::audit::tail(&ctx, lines).await,
         Command::Audit(AuditCommand::Verify) => commands::audit::verify(&ctx).await,
         Command::Archive(ArchiveCommand::Inspect { file }) => {

@@ -58,6 +58,7 @@ pub fn status_word(s: BackupStatus) -> &'static str {
         BackupStatus::Running => "running",
         BackupStatus::Succeeded => "succeeded",
         BackupStatus::Failed => "failed",
+        BackupStatus::Missing => "missing",
     }
 }
 

@@ -174,6 +174,7 @@ pub fn required_role(op: &Operation) -> Role {
         | Operation::RestoreCleanup { .. }
         | Operation::MaintenanceClear
         | Operation::StoreRewrap
+        | Operation::StoreRescan
         | Operation::AuditTail { .. }
         | Operation::AuditVerify => Role::Admin,
     }

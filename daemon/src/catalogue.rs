@@ -48,6 +48,20 @@ pub enum BackupState {
         finished_at: OffsetDateTime,
         failure: Failure,
     },
+    /// A backup that succeeded, whose archive was not in the backup
+    /// directory when last looked for (since `missing_since`). Its archive
+    /// facts stay in the entry, so it turns `Succeeded` again as it was
+    /// once the archive is back and authenticates.
+    Missing {
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        started_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        finished_at: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        missing_since: OffsetDateTime,
+    },
 }
 
 impl BackupState {
@@ -57,6 +71,7 @@ impl BackupState {
             BackupState::Running { .. } => BackupStatus::Running,
             BackupState::Succeeded { .. } => BackupStatus::Succeeded,
             BackupState::Failed { .. } => BackupStatus::Failed,
+            BackupState::Missing { .. } => BackupStatus::Missing,
         }
     }
 
@@ -65,16 +80,17 @@ impl BackupState {
             BackupState::Queued { created_at }
             | BackupState::Running { created_at, .. }
             | BackupState::Succeeded { created_at, .. }
-            | BackupState::Failed { created_at, .. } => *created_at,
+            | BackupState::Failed { created_at, .. }
+            | BackupState::Missing { created_at, .. } => *created_at,
         }
     }
 
     pub fn started_at(&self) -> Option<OffsetDateTime> {
         match self {
             BackupState::Queued { .. } => None,
-            BackupState::Running { started_at, .. } | BackupState::Succeeded { started_at, .. } => {
-                Some(*started_at)
-            }
+            BackupState::Running { started_at, .. }
+            | BackupState::Succeeded { started_at, .. }
+            | BackupState::Missing { started_at, .. } => Some(*started_at),
             BackupState::Failed { started_at, .. } => *started_at,
         }
     }
@@ -82,8 +98,44 @@ impl BackupState {
     pub fn finished_at(&self) -> Option<OffsetDateTime> {
         match self {
             BackupState::Succeeded { finished_at, .. }
-            | BackupState::Failed { finished_at, .. } => Some(*finished_at),
+            | BackupState::Failed { finished_at, .. }
+            | BackupState::Missing { finished_at, .. } => Some(*finished_at),
             _ => None,
+        }
+    }
+
+    /// A succeeded backup whose archive is not there (at `now`); any other
+    /// state stays as it is.
+    pub fn missing(&self, now: OffsetDateTime) -> BackupState {
+        match *self {
+            BackupState::Succeeded {
+                created_at,
+                started_at,
+                finished_at,
+            } => BackupState::Missing {
+                created_at,
+                started_at,
+                finished_at,
+                missing_since: now,
+            },
+            ref other => other.clone(),
+        }
+    }
+
+    /// A missing backup whose archive is back: succeeded, with its times.
+    pub fn found(&self) -> BackupState {
+        match *self {
+            BackupState::Missing {
+                created_at,
+                started_at,
+                finished_at,
+                ..
+            } => BackupState::Succeeded {
+                created_at,
+                started_at,
+                finished_at,
+            },
+            ref other => other.clone(),
         }
     }
 
@@ -204,6 +256,9 @@ struct CatalogueFile {
 pub struct Catalogue {
     path: PathBuf,
     entries: BTreeMap<BackupId, Entry>,
+    /// Memory holds changes the file does not (a save failed and the
+    /// change was kept, see `keep_unsaved`); the next save writes them.
+    dirty: bool,
 }
 
 impl Catalogue {
@@ -219,6 +274,7 @@ impl Catalogue {
                 return Ok(Catalogue {
                     path: path.to_owned(),
                     entries: BTreeMap::new(),
+                    dirty: false,
                 })
             }
             Err(e) => return Err(io(e)),
@@ -254,12 +310,13 @@ impl Catalogue {
                 .into_iter()
                 .map(|e| (e.id.clone(), e))
                 .collect(),
+            dirty: false,
         })
     }
 
     /// Writes the catalogue atomically: temporary file, fsync, rename, fsync
     /// of the directory.
-    pub fn save(&self) -> Result<(), CatalogueError> {
+    pub fn save(&mut self) -> Result<(), CatalogueError> {
         let io = |source| CatalogueError::Io {
             path: self.path.clone(),
             source,
@@ -272,7 +329,29 @@ impl Catalogue {
             serde_json::to_vec_pretty(&file).expect("catalogue entries always serialise");
         text.push(b'\n');
         crate::store::write_atomically(&self.path, &text).map_err(io)?;
+        self.dirty = false;
         Ok(())
+    }
+
+    /// Keeps the changes in memory although they could not be saved: for
+    /// outcomes that are true whatever the disk says (a job that ended),
+    /// so no record stays `running` for want of a write. The next save
+    /// writes them; `flush` retries.
+    pub fn keep_unsaved(&mut self) {
+        self.dirty = true;
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Saves changes that an earlier save could not write, if any.
+    pub fn flush(&mut self) -> Result<bool, CatalogueError> {
+        if !self.dirty {
+            return Ok(false);
+        }
+        self.save()?;
+        Ok(true)
     }
 
     pub fn get(&self, id: &BackupId) -> Option<&Entry> {

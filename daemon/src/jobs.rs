@@ -128,6 +128,28 @@ fn queue_up(semaphore: &Arc<Semaphore>) -> Turn {
     turn
 }
 
+/// Takes a job out of the registry and the counts when dropped: when its
+/// body returns, panics or is cancelled, so no job stays "in progress"
+/// (and its backup undeletable) after its task is gone.
+struct Release {
+    jobs: Arc<Jobs>,
+    id: Option<BackupId>,
+    started: Arc<AtomicBool>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some(id) = &self.id {
+            self.jobs
+                .active
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .remove(id);
+        }
+        self.jobs.leave(&self.started);
+    }
+}
+
 pub struct Jobs {
     semaphore: Arc<Semaphore>,
     max_parallel: usize,
@@ -178,11 +200,15 @@ impl Jobs {
             cancel: self.cancel.child_token(),
             place,
         };
-        let jobs = Arc::clone(self);
+        let release = Release {
+            jobs: Arc::clone(self),
+            id: Some(id),
+            started,
+        };
         self.tracker.spawn(async move {
+            // Held across the body: released however the task ends.
+            let _release = release;
             body(ctx).await;
-            jobs.active.lock().unwrap().remove(&id);
-            jobs.leave(&started);
         });
         rx
     }
@@ -223,10 +249,14 @@ impl Jobs {
             cancel: self.cancel.child_token(),
             place,
         };
-        let jobs = Arc::clone(self);
+        let release = Release {
+            jobs: Arc::clone(self),
+            id: None,
+            started,
+        };
         self.tracker.spawn(async move {
+            let _release = release;
             body(ctx).await;
-            jobs.leave(&started);
         });
     }
 
@@ -422,6 +452,28 @@ mod tests {
         let mut got = outcomes.lock().unwrap().clone();
         got.sort();
         assert_eq!(got, vec![(0, "finished"), (1, "left the queue")]);
+    }
+
+    /// A job whose body panics is released all the same: it leaves the
+    /// registry (so its backup is no longer "in progress") and the counts.
+    #[tokio::test]
+    async fn a_job_that_panics_is_released() {
+        let jobs = Jobs::new(1);
+        let rx = jobs.spawn(view(0), |mut ctx| async move {
+            let _permit = ctx.acquire().await.expect("a free slot");
+            panic!("a job body that panics");
+        });
+        let id = rx.borrow().record.id.clone();
+        jobs.spawn_task(|mut ctx| async move {
+            let _permit = ctx.acquire().await.expect("a free slot");
+            panic!("a task body that panics");
+        });
+        jobs.tracker.close();
+        jobs.tracker.wait().await;
+        assert!(!jobs.is_active(&id));
+        assert_eq!(*jobs.counts().borrow(), JobCounts::default());
+        // The slot is free again.
+        assert_eq!(jobs.semaphore.available_permits(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,6 +15,7 @@ pub mod connection;
 pub mod db;
 pub mod error;
 pub mod handlers;
+pub mod health;
 pub mod inventory;
 pub mod jobs;
 pub mod leases;
@@ -154,7 +155,10 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
             "removed partial archives left by backups that never finished"
         );
     }
-    let catalogue = recovery::recover(&config.state_dir, &store, &config.keyring, clock.now())?;
+    let recovery::Recovered {
+        catalogue,
+        scan: store_scan,
+    } = recovery::recover(&config.state_dir, &store, &config.keyring, clock.now())?;
     // A plan that cannot be read stops the start: running without the
     // plan an operator set would silently stop the automatic backups.
     let plan = schedule::plan::load(&config.state_dir)?;
@@ -230,20 +234,26 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         clock,
         shutdown: shutdown.clone(),
         scheduler_beat: Default::default(),
+        health: Default::default(),
         config: RwLock::new(Arc::new(config)),
     });
+    daemon.health.set_store_alarm(store_scan.alarm);
     restore::recovery::recover(&daemon).await;
     let notifier = Arc::new(notifier);
-    let scheduler = tokio::spawn(schedule::runner::run(Arc::clone(&daemon), shutdown.clone()));
+    // Background tasks that die are restarted (and flagged in `status`).
+    let scheduler = tokio::spawn(health::supervised(Arc::clone(&daemon), "scheduler", {
+        let (daemon, shutdown) = (Arc::clone(&daemon), shutdown.clone());
+        move || schedule::runner::run(Arc::clone(&daemon), shutdown.clone())
+    }));
     let audit_bursts = {
         let (daemon, shutdown) = (Arc::clone(&daemon), shutdown.clone());
         tokio::spawn(async move { daemon.audit.flush_bursts(&shutdown).await })
     };
     notifier.ready(&status_of(&daemon));
-    let supervisor = tokio::spawn(notify::supervise(
-        Arc::clone(&daemon),
-        Arc::clone(&notifier),
-    ));
+    let supervisor = tokio::spawn(health::supervised(Arc::clone(&daemon), "supervisor", {
+        let (daemon, notifier) = (Arc::clone(&daemon), Arc::clone(&notifier));
+        move || notify::supervise(Arc::clone(&daemon), Arc::clone(&notifier))
+    }));
     let reloads =
         reload.map(|r| tokio::spawn(reload::serve(Arc::clone(&daemon), r, Arc::clone(&notifier))));
 

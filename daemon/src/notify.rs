@@ -10,7 +10,7 @@
 //! if the scheduler is stuck the task withholds the ping. Either way systemd
 //! sees the silence and restarts the daemon.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,19 +114,37 @@ pub fn describe(counts: JobCounts, stopping: bool, maintenance: bool) -> String 
     }
 }
 
-/// The status line for the daemon as it is now.
+/// The status line for the daemon as it is now, with the faults `status`
+/// reports (the store alarm, background tasks that died) after the work.
 pub fn status_of(daemon: &Daemon) -> String {
-    describe(
+    let mut line = describe(
         *daemon.jobs.counts().borrow(),
         daemon.shutdown.is_cancelled(),
         daemon.maintenance.is_active(),
-    )
+    );
+    if let Some(alarm) = crate::recovery::store_alarm(daemon) {
+        line.push_str("; ALARM: ");
+        line.push_str(&alarm);
+    }
+    let faults = daemon.health.task_faults();
+    if !faults.is_empty() {
+        let tasks: Vec<&str> = faults.iter().map(|f| f.task.as_str()).collect();
+        line.push_str(&format!(
+            "; FAULT: the {} task died and was restarted",
+            tasks.join(", ")
+        ));
+    }
+    line
 }
 
-/// When a loop last went round; read by the watchdog.
+/// When a loop last went round; read by the watchdog. A loop beats at the
+/// end of each turn it completes, so a loop that dies part-way through
+/// every turn never beats.
 pub struct Heartbeat {
     base: Instant,
     last_ms: AtomicU64,
+    /// Set when the loop's task died, cleared by its next completed turn.
+    dead: AtomicBool,
 }
 
 impl Default for Heartbeat {
@@ -134,6 +152,7 @@ impl Default for Heartbeat {
         Heartbeat {
             base: Instant::now(),
             last_ms: AtomicU64::new(0),
+            dead: AtomicBool::new(false),
         }
     }
 }
@@ -142,10 +161,20 @@ impl Heartbeat {
     pub fn beat(&self) {
         let ms = self.base.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);
+        self.dead.store(false, Ordering::Relaxed);
     }
 
-    /// How long ago the last beat was.
+    /// The loop's task died: it counts as stalled until it beats again.
+    pub fn stop(&self) {
+        self.dead.store(true, Ordering::Relaxed);
+    }
+
+    /// How long ago the last beat was; `Duration::MAX` while the loop is
+    /// dead.
     pub fn age(&self) -> Duration {
+        if self.dead.load(Ordering::Relaxed) {
+            return Duration::MAX;
+        }
         self.base
             .elapsed()
             .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
@@ -155,6 +184,9 @@ impl Heartbeat {
 /// Whether the daemon may tell the watchdog it is alive. The scheduler
 /// ends when the daemon stops, so its heartbeat counts only before.
 pub fn health(scheduler_age: Duration, stopping: bool) -> Result<(), String> {
+    if !stopping && scheduler_age == Duration::MAX {
+        return Err("the scheduler task died and has not completed a turn since".to_owned());
+    }
     if !stopping && scheduler_age > SCHEDULER_STALL {
         return Err(format!(
             "the scheduler loop has not run for {} s",
@@ -269,5 +301,19 @@ mod tests {
         let beat = Heartbeat::default();
         beat.beat();
         assert!(beat.age() < Duration::from_secs(5));
+    }
+
+    /// A dead scheduler withholds the ping at once, not only after the
+    /// stall time; its next completed turn lifts that.
+    #[test]
+    fn a_dead_scheduler_withholds_the_ping_until_it_beats_again() {
+        let beat = Heartbeat::default();
+        beat.beat();
+        beat.stop();
+        let err = health(beat.age(), false).unwrap_err();
+        assert!(err.contains("died"), "{err}");
+        assert!(health(beat.age(), true).is_ok());
+        beat.beat();
+        assert!(health(beat.age(), false).is_ok());
     }
 }

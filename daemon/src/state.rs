@@ -42,6 +42,8 @@ pub struct Daemon {
     pub shutdown: CancellationToken,
     /// Beaten by the scheduler loop on every turn; the watchdog checks it.
     pub scheduler_beat: crate::notify::Heartbeat,
+    /// The store alarm and background tasks that died, for `status`.
+    pub health: crate::health::Health,
 }
 
 impl Daemon {

@@ -11,6 +11,8 @@ pub mod fakes;
 pub mod fixture;
 pub mod notify;
 pub mod pg;
+pub mod tmpfs;
+pub mod users;
 pub mod wait;
 
 mod activation;
@@ -26,6 +28,8 @@ pub use fakes::{fake_pg_dump, fake_tool, Gate};
 pub use fixture::{fingerprint, row_counts, Fingerprint, TableFp, RICH_FIXTURE_SQL};
 pub use notify::NotifySocket;
 pub use pg::{pg_bin_dir, quote_ident, quote_literal, PgCluster};
+pub use tmpfs::Tmpfs;
+pub use users::{test_users, TestUser, TEST_USERS};
 pub use wait::{wait_for, wait_for_async};
 
 /// Creates a temporary directory named `<prefix>XXXXXX` that the PostgreSQL

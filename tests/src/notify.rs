@@ -69,6 +69,23 @@ impl NotifySocket {
         }
     }
 
+    /// Receives every message that arrives within `window` and returns
+    /// them (also kept in `received`): for checking that something does
+    /// not come, over an observation window of a known length.
+    pub fn collect_for(&mut self, window: Duration) -> Vec<(Instant, String)> {
+        let deadline = Instant::now() + window;
+        let mut got = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return got;
+            }
+            if let Some(msg) = self.recv_one(left) {
+                got.push(msg);
+            }
+        }
+    }
+
     /// Every message received so far, oldest first.
     pub fn received(&self) -> &[(Instant, String)] {
         &self.received

@@ -21,6 +21,7 @@ pub mod restore_rollback;
 pub mod restore_start;
 pub mod restore_status;
 pub mod status;
+pub mod store_rescan;
 pub mod store_rewrap;
 
 use std::path::{Path, PathBuf};

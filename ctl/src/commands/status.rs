@@ -1,4 +1,5 @@
-//! `berkutctl status`.
+//! `berkutctl status`. Exits 1 when the daemon reports a fault (the store
+//! alarm, a background task that died), so monitoring can run it.
 
 use std::process::ExitCode;
 
@@ -12,9 +13,16 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let Reply::Status { status } = client.call(Operation::Status).await? else {
         anyhow::bail!("unexpected reply from the daemon");
     };
+    // Monitoring runs `berkutctl status`: a fault the daemon reports (the
+    // store alarm, a background task that died) is a non-zero exit.
+    let verdict = if status.has_fault() {
+        ExitCode::from(crate::exit::FAILED)
+    } else {
+        ExitCode::SUCCESS
+    };
     if ctx.json {
         output::json_line(&status);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(verdict);
     }
     println!(
         "berkutd {} (protocol {})",
@@ -49,6 +57,26 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         };
         println!("rpo:       {verdict} (limit {})", output::duration(limit));
     }
+    if status.missing > 0 {
+        println!(
+            "missing:   {} backups whose archive is not in the backup directory",
+            status.missing
+        );
+    }
+    if let Some(alarm) = &status.store_alarm {
+        println!("ALARM:     {alarm}");
+        eprintln!("berkutctl: store alarm: {alarm}");
+    }
+    for fault in &status.task_faults {
+        println!(
+            "FAULT:     {} died {} times, last at {}: {}",
+            fault.task,
+            fault.failures,
+            output::rfc3339(fault.last_at),
+            fault.message
+        );
+        eprintln!("berkutctl: the daemon's {} task died", fault.task);
+    }
     for job in &status.jobs {
         println!(
             "  {}  {:<8} {:<10} {}/{} tables  {}",
@@ -60,5 +88,5 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
             output::bytes(job.progress.bytes_done)
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(verdict)
 }

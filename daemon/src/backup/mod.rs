@@ -111,6 +111,13 @@ pub async fn submit(
 }
 
 async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut ctx: JobContext) {
+    // However this task ends (a panic included), the record does not stay
+    // queued or running.
+    let mut unfinished = Unfinished {
+        daemon: &daemon,
+        id: &id,
+        armed: true,
+    };
     let outcome = match ctx.acquire().await {
         None => Err(shutdown_error()),
         Some(_permit) => {
@@ -136,38 +143,82 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
             };
             let database = sealed.manifest.database.name.clone();
             let properties = sealed.manifest.properties.clone();
-            daemon.update_catalogue(|c| {
-                if let Some(e) = c.get_mut(&id) {
-                    e.state = BackupState::Succeeded {
-                        created_at: e.state.created_at(),
-                        started_at: e.state.started_at().unwrap_or(finished_at),
-                        finished_at,
-                    };
-                    e.archive = Some(facts);
-                    e.database = Some(database);
-                    e.properties = properties;
-                }
+            record_outcome(&daemon, &id, |e| {
+                e.state = BackupState::Succeeded {
+                    created_at: e.state.created_at(),
+                    started_at: e.state.started_at().unwrap_or(finished_at),
+                    finished_at,
+                };
+                e.archive = Some(facts);
+                e.database = Some(database);
+                e.properties = properties;
             })
         }
         Err(e) => {
             let failure = e.into_failure(&format!("backup {id}"));
             tracing::warn!(backup = %id, code = %failure.code, reason = %failure.reason, "backup failed");
-            daemon.update_catalogue(|c| {
-                if let Some(e) = c.get_mut(&id) {
-                    e.state = e.state.failed(finished_at, failure);
-                }
+            record_outcome(&daemon, &id, |e| {
+                e.state = e.state.failed(finished_at, failure);
             })
         }
     };
+    unfinished.armed = false;
     if let Err(e) = result {
-        tracing::error!(backup = %id, error = %e, "the backup's outcome could not be recorded; the catalogue will be repaired at the next start");
+        tracing::error!(backup = %id, error = %e, "the backup's outcome could not be written to the catalogue; it is kept in memory and written as soon as a write works");
+    }
+    // A new good backup may let older ones go. The job is still registered
+    // as active here, so retention cannot touch the backup just made; and
+    // it runs before the outcome is published, so a client that has seen
+    // the outcome sees retention's effect too.
+    if succeeded {
+        crate::schedule::retention::run(&daemon).await;
     }
     publish(&daemon, &ctx, &id);
-    // A new good backup may let older ones go. The job is still registered
-    // as active here, so retention cannot touch the backup just made.
-    if succeeded {
-        crate::schedule::retention::apply(&daemon);
-        crate::schedule::retention::drop_old_rollbacks(&daemon).await;
+}
+
+/// Records a job's outcome. Unlike `Daemon::update_catalogue`, a failed
+/// write does not undo the change in memory: the job has ended whatever
+/// the disk says, and a record left `running` would hold its id busy until
+/// a restart. The catalogue is marked unsaved; the next save writes it.
+fn record_outcome(
+    daemon: &Daemon,
+    id: &BackupId,
+    change: impl FnOnce(&mut Entry),
+) -> Result<(), crate::catalogue::CatalogueError> {
+    let mut cat = daemon
+        .catalogue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(e) = cat.get_mut(id) {
+        change(e);
+    }
+    cat.save().inspect_err(|_| cat.keep_unsaved())
+}
+
+/// Fails a job's record if its task ends before recording an outcome (a
+/// panic): the record must not stay queued or running.
+struct Unfinished<'a> {
+    daemon: &'a Daemon,
+    id: &'a BackupId,
+    armed: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let now = self.daemon.now();
+        tracing::error!(backup = %self.id, "a backup job ended without an outcome; its record is marked failed");
+        let failure = berkut_proto::wire::Failure {
+            code: berkut_proto::wire::ErrorCode::Internal,
+            reason: "the backup job stopped unexpectedly; the daemon's log has the details".into(),
+        };
+        let _ = record_outcome(self.daemon, self.id, |e| {
+            if !e.state.status().is_finished() {
+                e.state = e.state.failed(now, failure);
+            }
+        });
     }
 }
 
@@ -208,6 +259,11 @@ pub async fn submit_or_record(
 /// Deletes a finished backup: the archive first, then the record, so a
 /// crash in between leaves a record whose archive is missing (which
 /// start-up recovery reports), never an archive without a record.
+///
+/// A `missing` backup loses its record only: the daemon never deletes a
+/// file it has not looked at since it went missing (the directory may be a
+/// mount that came back). If the archive shows up again, the next start or
+/// `store_rescan` lists it again, as an archive the catalogue did not know.
 pub fn remove(daemon: &Daemon, id: &BackupId) -> Result<(), OpError> {
     if daemon.jobs.is_active(id) {
         return Err(OpError::conflict(format!(
@@ -222,7 +278,15 @@ pub fn remove(daemon: &Daemon, id: &BackupId) -> Result<(), OpError> {
             "backup {id} is being downloaded"
         )));
     }
-    daemon.store.delete(id).map_err(io_error)?;
+    let missing = daemon
+        .catalogue
+        .lock()
+        .unwrap()
+        .get(id)
+        .is_some_and(|e| e.state.status() == berkut_proto::wire::BackupStatus::Missing);
+    if !missing {
+        daemon.store.delete(id).map_err(io_error)?;
+    }
     daemon.update_catalogue(|c| c.remove(id))?;
     Ok(())
 }

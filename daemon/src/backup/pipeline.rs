@@ -225,8 +225,12 @@ fn dump_database<W: Write>(
             log.tool("pg_dump", line);
         },
     )?;
+    // A failed archive write is the reason, whatever pg_dump's exit says:
+    // the pipeline stopped pg_dump because of it.
+    if !slot.is_cancelled() {
+        pumped.map_err(io_error)?;
+    }
     output.check("pg_dump", slot)?;
-    pumped.map_err(io_error)?;
     if !head.starts_with(b"PGDMP") {
         return Err(OpError::new(
             ErrorCode::Internal,
@@ -250,6 +254,7 @@ fn archive_files<W: Write>(
     let mut counted = CountingWriter {
         inner: part,
         reporter,
+        failed: None,
     };
     {
         let mut builder = tar::Builder::new(&mut counted);
@@ -259,10 +264,16 @@ fn archive_files<W: Write>(
                 return Err(shutdown_error());
             }
             let name = root.strip_prefix("/").unwrap_or(root);
-            builder.append_dir_all(name, root).map_err(|e| {
-                OpError::unavailable("a configured file root could not be read")
-                    .with_detail(format!("{}: {e}", root.display()))
-            })?;
+            if let Err(e) = builder.append_dir_all(name, root) {
+                // tar reports reading a root and writing the archive the
+                // same way; a write that failed is the archive's fault.
+                drop(builder);
+                return Err(match counted.failed.take() {
+                    Some(write) => io_error(write),
+                    None => OpError::unavailable("a configured file root could not be read")
+                        .with_detail(format!("{}: {e}", root.display())),
+                });
+            }
         }
         builder.finish().map_err(io_error)?;
     }
@@ -319,11 +330,24 @@ fn read_capped(r: &mut dyn Read, buf: &mut Vec<u8>, cap: usize) -> io::Result<()
 struct CountingWriter<'r, W> {
     inner: W,
     reporter: &'r Reporter,
+    /// The first write error, kept to tell it from a read error.
+    failed: Option<io::Error>,
 }
 
 impl<W: Write> Write for CountingWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        let n = match self.inner.write(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                let copy = match e.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => copy,
+                };
+                self.failed.get_or_insert(copy);
+                return Err(e);
+            }
+        };
         self.reporter.add_bytes(n as u64);
         Ok(n)
     }
@@ -374,7 +398,9 @@ fn timing(step: &str, started: Instant) -> StepTiming {
 
 pub fn io_error(e: io::Error) -> OpError {
     if e.raw_os_error() == Some(nix::libc::ENOSPC) {
-        OpError::unavailable("the backup directory is full").with_detail(e)
+        OpError::unavailable("the backup directory is full: no space left on device").with_detail(e)
+    } else if e.raw_os_error() == Some(nix::libc::EDQUOT) {
+        OpError::unavailable("the backup directory is over its disk quota").with_detail(e)
     } else {
         OpError::unavailable("writing the archive failed").with_detail(e)
     }

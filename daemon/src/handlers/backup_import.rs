@@ -3,13 +3,15 @@
 //! the moment they pass the configured limit); the whole archive is then
 //! authenticated and every part checked against the manifest; only then is
 //! it fsynced, renamed into place and catalogued with origin `imported`.
-//! Anything refused, and an upload cut off midway, leaves nothing.
+//! Anything refused, and an upload cut off midway, leaves nothing. The
+//! archive of a backup recorded as `missing` is taken in as that backup's
+//! (it turns `succeeded` again) rather than refused as a conflict.
 
 use std::sync::Arc;
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Origin;
-use berkut_proto::wire::{ErrorCode, Reply};
+use berkut_proto::wire::{BackupStatus, ErrorCode, Reply};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
@@ -102,26 +104,46 @@ pub async fn handle(daemon: &Arc<Daemon>, size: u64, resp: &Responder) -> Result
         .backup_id
         .parse()
         .map_err(|_| OpError::invalid("the archive's manifest names no valid backup id"))?;
-    let entry = Entry::from_archive(id.clone(), manifest, facts, Origin::Imported);
-    let record = entry.record();
+    let mut entry = Entry::from_archive(id.clone(), manifest, facts, Origin::Imported);
     // Checked, put in place and recorded under the catalogue's lock, so two
     // imports of one archive cannot both pass the check.
-    {
+    let record = {
         let mut cat = daemon.catalogue.lock().unwrap();
-        if cat.get(&id).is_some() || daemon.store.archive_path(&id).exists() {
+        let previous = cat.get(&id).cloned();
+        // The archive of a backup recorded as missing comes home: the
+        // record turns succeeded again, as it was (origin, label, pin).
+        let returning = previous
+            .as_ref()
+            .filter(|e| e.state.status() == BackupStatus::Missing);
+        if let Some(missing) = returning {
+            entry = Entry {
+                state: missing.state.found(),
+                archive: entry.archive,
+                database: entry.database.or_else(|| missing.database.clone()),
+                ..missing.clone()
+            };
+        }
+        if (previous.is_some() && returning.is_none()) || daemon.store.archive_path(&id).exists() {
             return Err(OpError::conflict(format!(
                 "backup {id} is already in the store"
             )));
         }
         daemon.store.commit(&quarantine.0, &id).map_err(io_error)?;
         quarantine.1 = true;
+        let record = entry.record();
         cat.insert(entry);
         if let Err(e) = cat.save() {
             // The archive is in place; start-up recovery catalogues it.
-            cat.remove(&id);
+            match previous {
+                Some(previous) => cat.insert(previous),
+                None => {
+                    cat.remove(&id);
+                }
+            }
             return Err(OpError::unavailable("the catalogue could not be saved").with_detail(e));
         }
-    }
+        record
+    };
     tracing::info!(backup = %id, size = received, "archive imported");
     Ok(Reply::Backup { backup: record })
 }

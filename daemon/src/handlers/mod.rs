@@ -19,6 +19,7 @@ mod restore_rollback;
 mod restore_start;
 mod restore_status;
 mod status;
+mod store_rescan;
 mod store_rewrap;
 
 use std::sync::Arc;
@@ -173,6 +174,7 @@ pub async fn dispatch(
         Operation::MaintenanceWatch => maintenance_status::watch(daemon, resp).await,
         Operation::MaintenanceClear => maintenance_status::clear(daemon),
         Operation::StoreRewrap => store_rewrap::handle(daemon).await,
+        Operation::StoreRescan => store_rescan::handle(daemon).await,
         Operation::AuditTail { lines, before } => audit::tail(daemon, lines, before),
         Operation::AuditVerify => audit::verify(daemon),
         Operation::BackupDownload { id } => backup_download::handle(daemon, &id, resp).await,

@@ -1,5 +1,7 @@
 //! `status`: what the daemon is and what it is doing, and whether the
-//! newest good backup is recent enough (the RPO watch, R17).
+//! newest good backup is recent enough (the RPO watch, R17); the running
+//! and queued counts include restores. Faults monitoring must see: backups
+//! whose archive is missing, the store alarm, background tasks that died.
 
 use berkut_proto::wire::{BackupStatus, Reply, StatusInfo, PROTOCOL_VERSION};
 
@@ -10,15 +12,21 @@ use crate::state::Daemon;
 pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
     let now = daemon.now();
     let jobs = daemon.jobs.list();
-    let count = |s| jobs.iter().filter(|j| j.record.status == s).count() as u32;
-    let (backups, newest_success_at) = {
+    // Restores wait for and hold the same slots as backups: the counts
+    // include them (the list shows backups only, see JobInfo).
+    let counts = *daemon.jobs.counts().borrow();
+    let (backups, newest_success_at, missing) = {
         let cat = daemon.catalogue.lock().unwrap();
         let newest = cat
             .list()
             .filter(|e| e.state.status() == BackupStatus::Succeeded)
             .map(|e| e.state.created_at())
             .max();
-        (cat.len() as u64, newest)
+        let missing = cat
+            .list()
+            .filter(|e| e.state.status() == BackupStatus::Missing)
+            .count() as u64;
+        (cat.len() as u64, newest, missing)
     };
     let age = newest_success_at.map(|t| (now - t).whole_seconds().max(0) as u64);
     let objective = crate::schedule::objective(daemon.plan.borrow().as_ref(), now);
@@ -37,8 +45,8 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
             started_at: daemon.started_at,
             uptime_seconds: (now - daemon.started_at).whole_seconds().max(0) as u64,
             max_parallel: daemon.jobs.max_parallel() as u32,
-            running: count(BackupStatus::Running),
-            queued: count(BackupStatus::Queued),
+            running: counts.running as u32,
+            queued: counts.queued as u32,
             jobs: jobs.iter().map(|j| j.info()).collect(),
             backups,
             newest_success_at,
@@ -46,6 +54,9 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
             rpo_limit_seconds: limit,
             rpo_breached,
             dev_mode: daemon.config().dev,
+            missing,
+            store_alarm: crate::recovery::store_alarm(daemon),
+            task_faults: daemon.health.task_faults(),
         },
     })
 }

@@ -22,6 +22,8 @@ pub async fn handle(daemon: &Arc<Daemon>) -> Result<Reply, OpError> {
         .lock()
         .unwrap()
         .list()
+        // A missing backup keeps its archive's facts, but not its file.
+        .filter(|e| e.state.status() != berkut_proto::wire::BackupStatus::Missing)
         .filter_map(|e| e.archive.as_ref().map(|a| (e.id.clone(), a.key_id.clone())))
         .collect();
     let (mut rewrapped, mut unchanged, mut busy, mut failed) =

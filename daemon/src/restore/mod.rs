@@ -76,6 +76,11 @@ pub async fn submit(
         let entry = cat
             .get(&backup_id)
             .ok_or_else(|| OpError::not_found(format!("there is no backup {backup_id}")))?;
+        if entry.state.status() == BackupStatus::Missing {
+            return Err(OpError::unavailable(format!(
+                "the archive of backup {backup_id} is missing from the backup directory; once it is back, `berkutctl store rescan` (or a restart) makes it restorable"
+            )));
+        }
         if entry.state.status() != BackupStatus::Succeeded {
             return Err(OpError::invalid(format!(
                 "backup {backup_id} did not succeed; there is nothing to restore"

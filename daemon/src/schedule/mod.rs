@@ -68,5 +68,5 @@ pub fn objective(plan: Option<&StoredPlan>, now: OffsetDateTime) -> Objective {
 
 fn rpo_limit(period: time::Duration) -> time::Duration {
     let tenth: time::Duration = period / 10_i32;
-    period + tenth.max(time::Duration::HOUR)
+    period.saturating_add(tenth.max(time::Duration::HOUR))
 }

@@ -15,6 +15,50 @@ use super::timing::Timing;
 pub const PLAN_FILE: &str = "plan.json";
 pub const PLAN_VERSION: u32 = 1;
 
+/// The longest retention: 100 years, beyond any record-keeping rule, and
+/// far from the end of the dates the daemon can compute with. `0` keeps
+/// everything.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+/// The most successful backups retention can be told to keep: hourly
+/// backups for more than a year. More would be a typo, not a policy.
+pub const MAX_KEEP_LAST_SUCCESSFUL: u32 = 10_000;
+/// Longest `timezone` (IANA names are at most 32 characters today).
+pub const MAX_TIMEZONE_CHARS: usize = 64;
+/// Longest `cron` expression.
+pub const MAX_CRON_CHARS: usize = 256;
+/// Longest `at` and `weekday` (`HH:MM`, `wednesday`, with room for
+/// white space a client may add).
+pub const MAX_SHORT_FIELD_CHARS: usize = 16;
+
+/// Checks every value of a plan against its range, before anything else
+/// looks at it (so that no message ever repeats an overlong value).
+pub fn check_bounds(spec: &PlanSpec) -> Result<(), String> {
+    if spec.retention_days > MAX_RETENTION_DAYS {
+        return Err(format!(
+            "retention_days is {}; it must be 0 (keep everything) to {MAX_RETENTION_DAYS}",
+            spec.retention_days
+        ));
+    }
+    if spec.keep_last_successful > MAX_KEEP_LAST_SUCCESSFUL {
+        return Err(format!(
+            "keep_last_successful is {}; it must be 1 to {MAX_KEEP_LAST_SUCCESSFUL} (0 only with retention_days 0)",
+            spec.keep_last_successful
+        ));
+    }
+    let fields = [
+        ("timezone", spec.timezone.as_deref(), MAX_TIMEZONE_CHARS),
+        ("cron", spec.cron.as_deref(), MAX_CRON_CHARS),
+        ("at", spec.at.as_deref(), MAX_SHORT_FIELD_CHARS),
+        ("weekday", spec.weekday.as_deref(), MAX_SHORT_FIELD_CHARS),
+    ];
+    for (name, value, max) in fields {
+        if value.is_some_and(|v| v.chars().count() > max) {
+            return Err(format!("{name} is longer than {max} characters"));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoredPlan {
     pub plan_version: u32,
@@ -38,6 +82,7 @@ pub struct StoredPlan {
 impl StoredPlan {
     /// Validates a specification into a plan in force from `now`.
     pub fn from_spec(spec: &PlanSpec, now: OffsetDateTime) -> Result<StoredPlan, String> {
+        check_bounds(spec)?;
         let (_, canonical) = Timing::from_spec(spec)?;
         if spec.keep_last_successful == 0 && spec.retention_days > 0 {
             return Err("keep_last_successful must be at least 1, so retention can never delete the last good backup".into());
@@ -110,9 +155,35 @@ pub fn load(state_dir: &Path) -> Result<Option<StoredPlan>, PlanFileError> {
             message: format!("version {} is not {PLAN_VERSION}", plan.plan_version),
         });
     }
+    let plan = clamp(plan, &path);
+    check_bounds(&plan.spec()).map_err(|message| PlanFileError::Invalid {
+        path: path.clone(),
+        message,
+    })?;
     plan.timing()
         .map_err(|message| PlanFileError::Invalid { path, message })?;
     Ok(Some(plan))
+}
+
+/// A stored plan whose numbers are out of range (written by a version
+/// that did not check them, or by hand) is brought into range rather than
+/// refused: towards keeping more, never fewer, so no backup is lost to
+/// the correction, and the automatic backups go on. The log says what was
+/// changed; the file stays as it is until the next `plan_set`.
+fn clamp(mut plan: StoredPlan, path: &Path) -> StoredPlan {
+    if plan.retention_days > MAX_RETENTION_DAYS {
+        tracing::error!(path = %path.display(), found = plan.retention_days, used = MAX_RETENTION_DAYS, "the stored plan's retention_days is out of range; using the longest retention instead");
+        plan.retention_days = MAX_RETENTION_DAYS;
+    }
+    if plan.keep_last_successful > MAX_KEEP_LAST_SUCCESSFUL {
+        tracing::error!(path = %path.display(), found = plan.keep_last_successful, used = MAX_KEEP_LAST_SUCCESSFUL, "the stored plan's keep_last_successful is out of range; using the largest value instead");
+        plan.keep_last_successful = MAX_KEEP_LAST_SUCCESSFUL;
+    }
+    if plan.keep_last_successful == 0 && plan.retention_days > 0 {
+        tracing::error!(path = %path.display(), "the stored plan keeps no successful backup but deletes old ones; keeping at least 1");
+        plan.keep_last_successful = 1;
+    }
+    plan
 }
 
 /// Saves the plan atomically (temporary file, fsync, rename, fsync dir).
@@ -159,6 +230,56 @@ mod tests {
         ));
         let future = FIXTURE_V1.replace("\"plan_version\": 1", "\"plan_version\": 2");
         std::fs::write(dir.path().join(PLAN_FILE), future).unwrap();
+        assert!(matches!(
+            load(dir.path()),
+            Err(PlanFileError::Invalid { .. })
+        ));
+    }
+
+    /// The plan: accepted before, it panicked retention and then
+    /// the scheduler at every start. Now `plan_set` refuses it, and a
+    /// stored one is brought into range towards keeping more.
+    #[test]
+    fn out_of_range_values_are_refused_or_clamped_when_stored() {
+        let now = OffsetDateTime::now_utc();
+        let base = serde_json::json!({"preset": "daily", "at": "01:00", "timezone": "UTC"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut j = base.clone();
+            j[k] = v;
+            serde_json::from_value::<PlanSpec>(j).unwrap()
+        };
+        let err = StoredPlan::from_spec(&with("retention_days", u32::MAX.into()), now).unwrap_err();
+        assert!(err.contains("0 (keep everything) to 36500"), "{err}");
+        assert!(StoredPlan::from_spec(&with("retention_days", 36_500.into()), now).is_ok());
+        let err =
+            StoredPlan::from_spec(&with("keep_last_successful", 10_001.into()), now).unwrap_err();
+        assert!(err.contains("1 to 10000"), "{err}");
+        let err =
+            StoredPlan::from_spec(&with("timezone", "x".repeat(100_000).into()), now).unwrap_err();
+        assert!(
+            err.len() < 100,
+            "the message repeats the value: {}",
+            err.len()
+        );
+        let err = StoredPlan::from_spec(&with("cron", "*".repeat(300).into()), now).unwrap_err();
+        assert!(err.contains("256"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut stored: serde_json::Value = serde_json::from_str(FIXTURE_V1).unwrap();
+        stored["retention_days"] = u32::MAX.into();
+        stored["keep_last_successful"] = u32::MAX.into();
+        std::fs::write(dir.path().join(PLAN_FILE), stored.to_string()).unwrap();
+        let plan = load(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            (plan.retention_days, plan.keep_last_successful),
+            (MAX_RETENTION_DAYS, MAX_KEEP_LAST_SUCCESSFUL)
+        );
+        stored["retention_days"] = 5.into();
+        stored["keep_last_successful"] = 0.into();
+        std::fs::write(dir.path().join(PLAN_FILE), stored.to_string()).unwrap();
+        assert_eq!(load(dir.path()).unwrap().unwrap().keep_last_successful, 1);
+        stored["timezone"] = "x".repeat(1000).into();
+        std::fs::write(dir.path().join(PLAN_FILE), stored.to_string()).unwrap();
         assert!(matches!(
             load(dir.path()),
             Err(PlanFileError::Invalid { .. })

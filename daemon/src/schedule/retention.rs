@@ -2,10 +2,14 @@
 //! loop that deletes them. Backups older than `retention_days` go, but the
 //! newest `keep_last_successful` successful ones always stay, so a run of
 //! failures can never remove the last good backup. Pinned backups and
-//! backups a job is working on are never touched. Failed backups leave no
+//! backups a job is working on are never touched, and neither are missing
+//! ones (their archive may come back; they do not count among the kept
+//! successful ones either, so they never shield an older archive). Failed backups leave no
 //! archive; their records age out by the same rule. The databases real
 //! restores kept for rollback go by the same age, counted from the end of
 //! their restore.
+
+use std::sync::Arc;
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::BackupStatus;
@@ -41,7 +45,10 @@ pub fn select(
     if rule.retention_days == 0 {
         return Vec::new();
     }
-    let cutoff = now - time::Duration::days(i64::from(rule.retention_days));
+    // Checked: a cut-off before the earliest date there is deletes nothing.
+    let Some(cutoff) = cutoff(now, rule.retention_days) else {
+        return Vec::new();
+    };
     let mut successful: Vec<&Candidate> = candidates
         .iter()
         .filter(|c| c.status == BackupStatus::Succeeded)
@@ -55,7 +62,9 @@ pub fn select(
     candidates
         .iter()
         .filter(|c| c.created_at < cutoff)
-        .filter(|c| c.status.is_finished() && !c.pinned && !c.busy && !kept.contains(&&c.id))
+        // A missing backup is never deleted: its archive may come back.
+        .filter(|c| matches!(c.status, BackupStatus::Succeeded | BackupStatus::Failed))
+        .filter(|c| !c.pinned && !c.busy && !kept.contains(&&c.id))
         .map(|c| {
             let what = if c.status == BackupStatus::Failed {
                 "failed backup"
@@ -70,8 +79,31 @@ pub fn select(
         .collect()
 }
 
+/// The moment before which backups are old: `days` days before `now`,
+/// or `None` when that is before the earliest date there is.
+pub fn cutoff(now: OffsetDateTime, days: u32) -> Option<OffsetDateTime> {
+    now.checked_sub(time::Duration::days(i64::from(days)))
+}
+
+/// Runs retention (backups, then rollback databases) as a task of its own:
+/// a panic in it is logged, flagged in `status` and does not take the
+/// caller (the scheduler, a backup job) down with it.
+pub async fn run(daemon: &Arc<Daemon>) {
+    let d = Arc::clone(daemon);
+    crate::health::guarded(daemon, "retention", async move {
+        #[cfg(debug_assertions)]
+        crate::health::injected_panic("retention");
+        apply(&d);
+        drop_old_rollbacks(&d).await;
+    })
+    .await;
+}
+
 /// Applies the plan's rule to the catalogue now. Does nothing without an
-/// enabled plan: turning the plan off stops deletions too.
+/// enabled plan: turning the plan off stops deletions too. Does nothing
+/// either while the store alarm is on (most recorded archives missing):
+/// the backup directory is then likely not the right one, and nothing in
+/// it or in the catalogue should be judged by age until it is.
 pub fn apply(daemon: &Daemon) {
     let rule = match &*daemon.plan.borrow() {
         Some(plan) if plan.enabled => Rule {
@@ -80,6 +112,10 @@ pub fn apply(daemon: &Daemon) {
         },
         _ => return,
     };
+    if let Some(alarm) = crate::recovery::store_alarm(daemon) {
+        tracing::warn!(%alarm, "retention is suspended while most recorded archives are missing");
+        return;
+    }
     let now = daemon.now();
     let candidates: Vec<Candidate> = daemon
         .catalogue
@@ -112,7 +148,9 @@ pub async fn drop_old_rollbacks(daemon: &Daemon) {
         Some(plan) if plan.enabled && plan.retention_days > 0 => plan.retention_days,
         _ => return,
     };
-    let cutoff = daemon.now() - time::Duration::days(i64::from(retention_days));
+    let Some(cutoff) = cutoff(daemon.now(), retention_days) else {
+        return;
+    };
     let old: Vec<_> = crate::restore::record::load_all(&daemon.config().state_dir)
         .into_iter()
         .filter(|s| {
@@ -231,6 +269,48 @@ mod tests {
             NOW,
         );
         assert_eq!(failed[0].1, "failed backup older than 30 days");
+    }
+
+    /// Missing backups are neither deleted nor counted among the newest
+    /// successful ones: with keep 1, the newest backup that is really
+    /// there is kept, whatever is missing.
+    #[test]
+    fn missing_backups_are_never_deleted_and_never_shield_others() {
+        use BackupStatus::*;
+        let all = vec![
+            c(0, 40, Missing),
+            c(1, 40, Succeeded),
+            c(2, 40, Missing),
+            c(3, 40, Succeeded),
+        ];
+        let doomed = ids(select(
+            &all,
+            Rule {
+                retention_days: 30,
+                keep_last_successful: 1,
+            },
+            NOW,
+        ));
+        assert_eq!(doomed, vec![3], "kept 1 (the newest really there)");
+    }
+
+    /// No value of the rule can panic: the largest `retention_days` puts
+    /// the cut-off before the earliest date, and nothing is old enough.
+    #[test]
+    fn the_largest_values_delete_nothing_and_do_not_panic() {
+        let all: Vec<Candidate> = (0..3).map(|n| c(n, 400, BackupStatus::Succeeded)).collect();
+        for days in [u32::MAX, 3_000_000, 36_500] {
+            assert!(select(
+                &all,
+                Rule {
+                    retention_days: days,
+                    keep_last_successful: u32::MAX,
+                },
+                NOW
+            )
+            .is_empty());
+        }
+        assert_eq!(cutoff(NOW, u32::MAX), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The scheduler loop: wakes at the next fire time or at least once a
 //! minute, asks `Scheduler` what to do, starts automatic backups through the
 //! same queue and limit as manual ones, and runs retention once a day. It
-//! reads time only from the daemon's `Clock`.
+//! reads time only from the daemon's `Clock`. It runs under
+//! `health::supervised`: if it dies it is started again.
 
 use std::sync::Arc;
 
@@ -20,8 +21,8 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
     let mut scheduler = Scheduler::default();
     let mut last_retention: Option<OffsetDateTime> = None;
     loop {
-        // The watchdog counts the daemon as hung when this stops.
-        daemon.scheduler_beat.beat();
+        #[cfg(debug_assertions)]
+        crate::health::injected_panic("scheduler");
         let now = daemon.now();
         let plan = plan_rx.borrow_and_update().clone();
         let timing = plan.as_ref().and_then(|p| match p.timing() {
@@ -67,10 +68,14 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
             }
         }
         if last_retention.is_none_or(|t| now - t >= time::Duration::DAY) {
-            retention::apply(&daemon);
-            retention::drop_old_rollbacks(&daemon).await;
+            retention::run(&daemon).await;
             last_retention = Some(now);
         }
+        flush_catalogue(&daemon);
+        // The watchdog counts the daemon as hung when this stops; beaten
+        // at the end of a turn, so a loop that dies in every turn never
+        // counts as alive.
+        daemon.scheduler_beat.beat();
         let pause = (wake_at - now).clamp(time::Duration::ZERO, super::scheduler::MAX_SLEEP);
         let pause = std::time::Duration::try_from(pause).unwrap_or_default();
         tokio::select! {
@@ -82,6 +87,22 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
                 scheduler.reset();
             }
             _ = shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// Writes catalogue changes that an earlier write could not (see
+/// `Catalogue::keep_unsaved`): once a minute at most, as soon as writing
+/// works again.
+fn flush_catalogue(daemon: &Daemon) {
+    let mut cat = daemon.catalogue.lock().unwrap();
+    match cat.flush() {
+        Ok(true) => {
+            tracing::info!("the catalogue changes that could not be written before are written now")
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "the catalogue still cannot be written; retrying in a minute")
         }
     }
 }

@@ -81,7 +81,7 @@ impl Scheduler {
     ) -> (Option<Action>, OffsetDateTime) {
         self.fresh = false;
         let (Some(plan), Some(timing)) = (plan.filter(|p| p.enabled), timing) else {
-            return (None, now + MAX_SLEEP);
+            return (None, now.saturating_add(MAX_SLEEP));
         };
         let action = match (self.handled, timing.last_at_or_before(now)) {
             (_, None) => None,
@@ -99,7 +99,9 @@ impl Scheduler {
         };
         let wake = timing
             .next_after(now)
-            .map_or(now + MAX_SLEEP, |next| next.min(now + MAX_SLEEP));
+            .map_or(now.saturating_add(MAX_SLEEP), |next| {
+                next.min(now.saturating_add(MAX_SLEEP))
+            });
         (action, wake)
     }
 }

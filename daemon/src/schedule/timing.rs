@@ -118,7 +118,7 @@ impl Timing {
         self.cron
             .find_next_occurrence(&local, false)
             .ok()
-            .map(|d| from_chrono(d.with_timezone(&Utc)))
+            .and_then(|d| from_chrono(d.with_timezone(&Utc)))
     }
 
     /// The last fire time at or before `t`.
@@ -127,7 +127,7 @@ impl Timing {
         self.cron
             .find_previous_occurrence(&local, true)
             .ok()
-            .map(|d| from_chrono(d.with_timezone(&Utc)))
+            .and_then(|d| from_chrono(d.with_timezone(&Utc)))
     }
 
     /// The time between the two fire times after `t`.
@@ -193,11 +193,13 @@ fn to_chrono(t: OffsetDateTime) -> DateTime<Utc> {
         .expect("every OffsetDateTime is a valid instant")
 }
 
-fn from_chrono(d: DateTime<Utc>) -> OffsetDateTime {
+/// `None` for a time past the range `time` covers (years ±9999): a fire
+/// time that far away is no fire time.
+fn from_chrono(d: DateTime<Utc>) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(
         i128::from(d.timestamp()) * 1_000_000_000 + i128::from(d.timestamp_subsec_nanos()),
     )
-    .expect("croner's times are in range")
+    .ok()
 }
 
 #[cfg(test)]

@@ -12,40 +12,11 @@ use berkut_testkit::{wait_for, workspace_bin};
 
 use crate::helpers::*;
 
-pub(crate) const USERS: [&str; 5] = [
-    "berkut-t-viewer",
-    "berkut-t-operator",
-    "berkut-t-admin",
-    "berkut-t-app",
-    "berkut-t-none",
-];
-
-/// Creates the test users (once per machine) and returns their uids.
+/// The test users' uids, in the order of `berkut_testkit::TEST_USERS`
+/// (viewer, operator, admin, app, none): created once per machine under
+/// the kit's lock, and verified.
 pub(crate) fn users() -> Option<Vec<u32>> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: running clients as other users needs root");
-        return None;
-    }
-    USERS
-        .iter()
-        .map(|name| {
-            if nix::unistd::User::from_name(name).ok().flatten().is_none() {
-                let _ = Command::new("useradd")
-                    .args([
-                        "--system",
-                        "--no-create-home",
-                        "--shell",
-                        "/usr/sbin/nologin",
-                        name,
-                    ])
-                    .status();
-            }
-            nix::unistd::User::from_name(name)
-                .ok()
-                .flatten()
-                .map(|u| u.uid.as_raw())
-        })
-        .collect()
+    berkut_testkit::test_users().map(|users| users.iter().map(|u| u.uid).collect())
 }
 
 /// Runs berkutctl as `uid` and returns its exit code and stderr.
@@ -172,7 +143,7 @@ async fn every_role_gets_exactly_what_the_table_gives() {
                 code == 6,
                 !allowed,
                 "{} running {args:?}: exit {code}, {stderr}",
-                USERS[who]
+                berkut_testkit::TEST_USERS[who]
             );
         }
     }

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use berkut_proto::wire::{ClientMessage, Operation, Reply, ServerMessage};
 use berkut_testkit::workspace_bin;
 
-use crate::access::{as_user, users, USERS};
+use crate::access::{as_user, users};
 use crate::helpers::*;
+use berkut_testkit::TEST_USERS as USERS;
 
 const VIEWER: usize = 0;
 const OPERATOR: usize = 1;

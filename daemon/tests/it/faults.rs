@@ -184,7 +184,15 @@ pub async fn wait_for_status(client: &mut Client, running: u32, queued: u32) -> 
             .iter()
             .filter(|j| j.status == BackupStatus::Running)
             .all(|j| j.progress.phase == Phase::Dump);
-        if status.running == running && status.queued == queued && in_dump {
+        // The counts include restores and count a job as running from the
+        // moment it has its slot; the list says which backups have begun.
+        let listed = |s| status.jobs.iter().filter(|j| j.status == s).count() as u32;
+        if status.running == running
+            && status.queued == queued
+            && listed(BackupStatus::Running) == running
+            && listed(BackupStatus::Queued) == queued
+            && in_dump
+        {
             return status;
         }
         assert!(

@@ -21,3 +21,61 @@ async fn status_reports_the_daemon() {
     assert!(!status.dev_mode);
     assert!(status.uptime_seconds < 600);
 }
+
+/// A running restore holds a slot like a backup, and `status` counts it:
+/// before, `status` said "0 running" while a restore ran (the systemd
+/// status line already counted it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_restore_counts_among_the_running_jobs() {
+    let pg = small_cluster();
+    let bin = berkut_testkit::temp_dir("fake-");
+    let gate = berkut_testkit::Gate::new(bin.path(), "gate");
+    let daemon = daemon_for(&pg)
+        .pg_restore(&gate.gated_pg_restore(bin.path()))
+        .start();
+    let mut client = daemon.client().await;
+    let made = backup_now(&mut client, berkut_proto::manifest::Scope::Database).await;
+    let started = crate::restore_start::restored(
+        client
+            .call(crate::restore_start::restore_op(&made.id, true, false))
+            .await,
+    );
+    let status = berkut_testkit::wait_for_async("the restore to run", LONG, || async {
+        let Ok(Reply::Status { status }) = daemon.client().await.call(Operation::Status).await
+        else {
+            return None;
+        };
+        (status.running == 1).then_some(status)
+    })
+    .await;
+    assert_eq!(status.queued, 0);
+    let (code, out) = {
+        let out = std::process::Command::new(berkut_testkit::workspace_bin("berkutctl"))
+            .arg("status")
+            .env("BERKUT_SOCKET", &daemon.socket)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(0));
+    assert!(out.contains("1 running"), "{out}");
+    tokio::task::spawn_blocking(move || gate.open_forever())
+        .await
+        .unwrap();
+    let done = crate::restore_start::restored(
+        client
+            .call(Operation::RestoreStatus {
+                restore_id: started.restore_id,
+                wait: true,
+            })
+            .await,
+    );
+    assert!(done.status.is_finished(), "{done:?}");
+    let Ok(Reply::Status { status }) = client.call(Operation::Status).await else {
+        panic!("no status")
+    };
+    assert_eq!((status.running, status.queued), (0, 0));
+}

@@ -182,7 +182,8 @@ fn check_operation(op: &Operation) -> Result<(), String> {
         | Operation::BackupImport { .. }
         | Operation::AuditTail { .. }
         | Operation::AuditVerify
-        | Operation::StoreRewrap => Ok(()),
+        | Operation::StoreRewrap
+        | Operation::StoreRescan => Ok(()),
     }
 }
 

@@ -172,6 +172,11 @@ pub enum Operation {
     /// Re-wraps every archive not under the primary key, so an old key can
     /// be retired. Archives in use are left for a later run.
     StoreRewrap,
+    /// Looks at the backup directory again: a `missing` backup whose
+    /// archive is back and authenticates turns `succeeded`, a `succeeded`
+    /// one whose archive is gone turns `missing`, and archives the
+    /// catalogue does not know are added.
+    StoreRescan,
 }
 
 impl Operation {
@@ -220,6 +225,7 @@ impl Operation {
             Operation::MaintenanceWatch => "maintenance_watch",
             Operation::MaintenanceClear => "maintenance_clear",
             Operation::StoreRewrap => "store_rewrap",
+            Operation::StoreRescan => "store_rescan",
             Operation::AuditTail { .. } => "audit_tail",
             Operation::AuditVerify => "audit_verify",
             Operation::BackupDownload { .. } => "backup_download",
@@ -359,6 +365,20 @@ pub enum Reply {
         /// others were.
         #[serde(default)]
         failed: Vec<BackupId>,
+    },
+    /// The outcome of `store_rescan`.
+    Rescanned {
+        /// `missing` backups whose archive is back: `succeeded` again.
+        found: Vec<BackupId>,
+        /// Backups whose archive is not there (now `missing`).
+        missing: Vec<BackupId>,
+        /// Archives the catalogue did not know, now listed.
+        added: Vec<BackupId>,
+        /// Archives present that do not authenticate; left alone.
+        unverified: Vec<BackupId>,
+        /// The store alarm after the rescan (see `StatusInfo`).
+        #[serde(default)]
+        store_alarm: Option<String>,
     },
 }
 

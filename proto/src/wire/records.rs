@@ -16,11 +16,20 @@ pub enum BackupStatus {
     Running,
     Succeeded,
     Failed,
+    /// A backup that succeeded, but whose archive is not in the backup
+    /// directory now (a mount that is not up, a file moved away). It is
+    /// never restored, never counted as a failure and never deleted by
+    /// retention; it turns `succeeded` again once its archive is back and
+    /// authenticates.
+    Missing,
 }
 
 impl BackupStatus {
     pub fn is_finished(self) -> bool {
-        matches!(self, BackupStatus::Succeeded | BackupStatus::Failed)
+        matches!(
+            self,
+            BackupStatus::Succeeded | BackupStatus::Failed | BackupStatus::Missing
+        )
     }
 }
 
@@ -154,4 +163,44 @@ pub struct StatusInfo {
     /// Whether the daemon runs in development mode (generated key, local
     /// state): never in production.
     pub dev_mode: bool,
+    /// Backups whose archive is missing from the backup directory. The
+    /// three fields below are omitted when empty, so a healthy daemon's
+    /// status reads as it always did.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missing: u64,
+    /// Set when most or all recorded archives were missing at start (or at
+    /// the last `store_rescan`): the backup directory is probably not the
+    /// right one (a mount that is not up). Says what was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_alarm: Option<String>,
+    /// Background tasks (scheduler, retention, supervisor) that died and
+    /// were restarted since the daemon started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_faults: Vec<TaskFault>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl StatusInfo {
+    /// Whether the daemon reports a fault that monitoring should alert on
+    /// (`berkutctl status` exits non-zero): the store alarm or a background
+    /// task that died.
+    pub fn has_fault(&self) -> bool {
+        self.store_alarm.is_some() || !self.task_faults.is_empty()
+    }
+}
+
+/// A background task that died (a panic) and was restarted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFault {
+    /// `scheduler`, `retention` or `supervisor`.
+    pub task: String,
+    /// How many times it died.
+    pub failures: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_at: OffsetDateTime,
+    /// What the last failure said, for people.
+    pub message: String,
 }

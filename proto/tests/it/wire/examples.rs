@@ -18,9 +18,9 @@ use tokio::net::UnixStream;
 use tokio::time::timeout;
 
 use super::fixtures::{
-    all_client_messages, all_operations, all_replies, all_server_messages, busy_status, daily_spec,
-    evidence, example_status, failed_record, maintenance_on, progress, record_with_properties,
-    running_restore, weekly_plan, STEP_NAMES,
+    alarmed_status, all_client_messages, all_operations, all_replies, all_server_messages,
+    busy_status, daily_spec, evidence, example_status, failed_record, maintenance_on, progress,
+    record_with_properties, running_restore, weekly_plan, STEP_NAMES,
 };
 use super::{field, frame, keys, unhex, unpack, DOCUMENTED_CODES, PATIENCE};
 
@@ -229,7 +229,17 @@ fn the_document_lists_every_operation_reply_and_record_field() {
         }
     }
 
-    let busy = unpack(&encode(&busy_status()).unwrap());
+    // A busy status with the fields that are left out when empty.
+    let alarmed = alarmed_status();
+    let busy = unpack(
+        &encode(&berkut_proto::wire::StatusInfo {
+            missing: alarmed.missing,
+            store_alarm: alarmed.store_alarm.clone(),
+            task_faults: alarmed.task_faults.clone(),
+            ..busy_status()
+        })
+        .unwrap(),
+    );
     let with_properties = unpack(&encode(&record_with_properties()).unwrap());
     let failed = unpack(&encode(&failed_record()).unwrap());
     let restore = unpack(&encode(&running_restore()).unwrap());
@@ -264,8 +274,9 @@ fn the_document_lists_every_operation_reply_and_record_field() {
         ),
         ("### 7.14 CountCheck", field(&evidence, "counts")[0].clone()),
         ("### 7.15 StepLog", field(&evidence, "logs")[0].clone()),
+        ("### 7.17 TaskFault", field(&busy, "task_faults")[0].clone()),
         (
-            "### 7.17 DatabaseProperties",
+            "### 7.18 DatabaseProperties",
             field(&with_properties, "properties").clone(),
         ),
     ];

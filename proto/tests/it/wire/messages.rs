@@ -79,6 +79,7 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         "backup_download",
         "backup_import",
         "store_rewrap",
+        "store_rescan",
         "audit_tail",
         "audit_verify",
     ] {
@@ -115,6 +116,7 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         "maintenance",
         "downloaded",
         "rewrapped",
+        "rescanned",
         "audit",
         "audit_verified",
     ] {

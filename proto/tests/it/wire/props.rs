@@ -78,6 +78,7 @@ fn any_operation() -> impl Strategy<Value = Operation> {
         any_backup_id().prop_map(|id| Operation::BackupDownload { id }),
         any::<u64>().prop_map(|size| Operation::BackupImport { size }),
         Just(Operation::StoreRewrap),
+        Just(Operation::StoreRescan),
         (any::<u32>(), proptest::option::of(any::<u64>()))
             .prop_map(|(lines, before)| Operation::AuditTail { lines, before }),
         Just(Operation::AuditVerify),

@@ -27,7 +27,7 @@ fn transfer_messages_have_the_documented_tags_and_fields() {
         let expected: &[&str] = match name.as_str() {
             "backup_download" => &["type", "id"],
             "backup_import" => &["type", "size"],
-            "store_rewrap" => &["type"],
+            "store_rewrap" | "store_rescan" => &["type"],
             other => panic!("unexpected operation {other}"),
         };
         assert_eq!(keys(&value), expected, "{name}");
@@ -69,6 +69,23 @@ fn transfer_messages_have_the_documented_tags_and_fields() {
                     ["type", "rewrapped", "unchanged", "busy", "failed"]
                 );
                 for list in ["rewrapped", "busy", "failed"] {
+                    let ids = field(&value, list).as_array().unwrap();
+                    assert!(ids.iter().all(|id| id.as_str().is_some()), "{list}");
+                }
+            }
+            "rescanned" => {
+                assert_eq!(
+                    keys(&value),
+                    [
+                        "type",
+                        "found",
+                        "missing",
+                        "added",
+                        "unverified",
+                        "store_alarm"
+                    ]
+                );
+                for list in ["found", "missing", "added", "unverified"] {
                     let ids = field(&value, list).as_array().unwrap();
                     assert!(ids.iter().all(|id| id.as_str().is_some()), "{list}");
                 }

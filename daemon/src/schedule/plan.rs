@@ -3,6 +3,7 @@
 //! so that slots from before a change never count as missed. Written
 //! atomically like the catalogue; versioned, with a fixture in the tests.
 
+use berkut_proto::wire::input;
 use std::path::{Path, PathBuf};
 
 use berkut_proto::manifest::Scope;
@@ -22,13 +23,13 @@ pub const MAX_RETENTION_DAYS: u32 = 36_500;
 /// The most successful backups retention can be told to keep: hourly
 /// backups for more than a year. More would be a typo, not a policy.
 pub const MAX_KEEP_LAST_SUCCESSFUL: u32 = 10_000;
-/// Longest `timezone` (IANA names are at most 32 characters today).
-pub const MAX_TIMEZONE_CHARS: usize = 64;
-/// Longest `cron` expression.
-pub const MAX_CRON_CHARS: usize = 256;
-/// Longest `at` and `weekday` (`HH:MM`, `wednesday`, with room for
-/// white space a client may add).
-pub const MAX_SHORT_FIELD_CHARS: usize = 16;
+/// The plan's text fields are bounded where the protocol declares them
+/// (`berkut_proto::wire::input`), so a plan from the wire and one read back
+/// from `plan.json` meet the same limits.
+pub const MAX_TIMEZONE_CHARS: usize = input::PLAN_TIMEZONE.max_chars;
+pub const MAX_CRON_CHARS: usize = input::PLAN_CRON.max_chars;
+pub const MAX_SHORT_FIELD_CHARS: usize = input::PLAN_AT.max_chars;
+const _: () = assert!(input::PLAN_WEEKDAY.max_chars == MAX_SHORT_FIELD_CHARS);
 
 /// Checks every value of a plan against its range, before anything else
 /// looks at it (so that no message ever repeats an overlong value).

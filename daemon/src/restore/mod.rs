@@ -32,6 +32,11 @@ use run::Params;
 #[derive(Default)]
 pub struct Restores {
     active: Mutex<HashMap<RestoreId, Active>>,
+    /// Held by `restore_rollback` and `restore_cleanup` while they work:
+    /// one at a time, so that a cleanup cannot drop the database a rollback
+    /// is bringing back, and two rollbacks cannot both rename the live
+    /// database.
+    pub(crate) settling: tokio::sync::Mutex<()>,
 }
 
 struct Active {
@@ -158,7 +163,7 @@ async fn execute(daemon: Arc<Daemon>, tracker: Arc<Tracker>, p: Params, mut ctx:
                     slot.cancel();
                 })
             };
-            let mut result = run::run(&daemon, &tracker, &p, &slot).await;
+            let mut result = run::run(&daemon, &tracker, &p, &slot, &ctx.cancel).await;
             stopper.abort();
             if result.is_ok() && slot.is_cancelled() {
                 result = Err(shutdown_error());
@@ -189,7 +194,7 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
             tracing::warn!(restore = %p.restore_id, reason = %failure.reason, "restore failed");
             tracker.fail_running(now, &failure.reason);
             if tracker.summary().swap != SwapPhase::Done {
-                drop_scratch(daemon, p).await;
+                settle(daemon, tracker, p).await;
                 files::remove_staged(&files::staging(
                     &daemon.config().file_roots,
                     p.restore_id.suffix(),
@@ -210,20 +215,26 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
     }
 }
 
-async fn drop_scratch(daemon: &Daemon, p: &Params) {
-    let target = if p.dry_run {
-        daemon.drill_db.clone().unwrap_or_else(|| daemon.db.clone())
-    } else {
-        daemon.db.clone()
-    };
-    match sql::Admin::connect(&target).await {
-        Ok(admin) => {
-            if let Err(e) = admin.drop(&p.scratch).await {
-                tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped");
-            }
-        }
+/// Puts the databases of a failed restore right: its scratch database is
+/// dropped, and a swap that failed half-way is undone (or, if the restored
+/// database did take the live name, recorded as done). When the server does
+/// not answer, start-up recovery or `restore cleanup` does it later.
+async fn settle(daemon: &Daemon, tracker: &Tracker, p: &Params) {
+    let admin = match sql::Admin::connect(&recovery::target(daemon, p.dry_run)).await {
+        Ok(admin) => admin,
         Err(e) => {
-            tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped")
+            tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped; start-up or `berkutctl restore cleanup` will");
+            return;
+        }
+    };
+    let mut summary = tracker.summary();
+    match recovery::settle(&admin, &mut summary).await {
+        Ok(_) => tracker.update(|s| {
+            s.swap = summary.swap;
+            s.record.rollback_database = summary.record.rollback_database.clone();
+        }),
+        Err(e) => {
+            tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped; start-up or `berkutctl restore cleanup` will")
         }
     }
 }

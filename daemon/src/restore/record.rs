@@ -70,6 +70,10 @@ pub struct Summary {
     /// Whether this restore turned maintenance on.
     #[serde(default)]
     pub maintenance: bool,
+    /// Set while a rollback renames databases, so that start-up recovery
+    /// can put the live name back after a crash in the middle.
+    #[serde(default)]
+    pub rolling_back: bool,
 }
 
 /// The directory of all restores' evidence.
@@ -100,6 +104,7 @@ impl Tracker {
             verdict: None,
             swap: SwapPhase::NotStarted,
             maintenance: false,
+            rolling_back: false,
         };
         let tracker = Tracker {
             dir,
@@ -157,6 +162,15 @@ impl Tracker {
 
     pub fn finish(&self, step: &str, now: OffsetDateTime, detail: impl Into<String>) {
         self.set_step(step, StepState::Done, now, Some(detail.into()));
+    }
+
+    /// Says what a running step is doing now (waiting, say).
+    pub fn note(&self, step: &str, detail: impl Into<String>) {
+        self.update(|s| {
+            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step) {
+                st.detail = Some(detail.into());
+            }
+        });
     }
 
     pub fn skip(&self, step: &str, detail: impl Into<String>) {

@@ -9,7 +9,10 @@ use std::process::Command;
 use std::sync::Arc;
 
 use berkut_proto::ids::{BackupId, RestoreId};
-use berkut_proto::wire::CountCheck;
+use berkut_proto::wire::{BackupStatus, CountCheck};
+use futures::FutureExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
 
 use super::archive::{self, Decrypted};
 use super::files;
@@ -43,6 +46,7 @@ pub async fn run(
     tracker: &Arc<Tracker>,
     p: &Params,
     slot: &Arc<ChildSlot>,
+    cancel: &CancellationToken,
 ) -> Result<(), OpError> {
     let target: Db = if p.dry_run {
         daemon.drill_db.clone().unwrap_or_else(|| daemon.db.clone())
@@ -241,6 +245,8 @@ pub async fn run(
         tracker.skip("swap", "a dry-run never touches the live database");
     } else {
         tracker.begin("swap", daemon.now());
+        // Held until the swap is over: no backup runs or starts meanwhile.
+        let _quiet = quiesce(daemon, Some(tracker), 1, cancel).await?;
         tracker.update(|s| s.swap = SwapPhase::Started);
         let (ended, kept) = admin.swap(&p.live, &p.scratch, &p.old).await?;
         tracker.update(|s| {
@@ -274,6 +280,43 @@ pub async fn run(
         tracker.finish("cleanup", daemon.now(), "removed the decrypted dump");
     }
     Ok(())
+}
+
+/// Waits until no other job of the daemon runs, then holds every job slot
+/// but `own`, so that renaming the live database cuts off no backup (its
+/// `pg_dump` and its snapshot are sessions on that database) and none starts
+/// until the permit is dropped. Queued jobs ahead run first. While it
+/// waits, the swap step says so.
+pub async fn quiesce(
+    daemon: &Daemon,
+    tracker: Option<&Tracker>,
+    own: usize,
+    cancel: &CancellationToken,
+) -> Result<OwnedSemaphorePermit, OpError> {
+    let mut wait = Box::pin(daemon.jobs.hold_others(own));
+    let permit = match (&mut wait).now_or_never() {
+        Some(permit) => permit,
+        None => {
+            let backups = daemon
+                .jobs
+                .list()
+                .iter()
+                .filter(|j| j.record.status == BackupStatus::Running)
+                .count();
+            let what = format!(
+                "waiting for running backups to finish before the swap ({backups} running)"
+            );
+            tracing::info!("{what}");
+            if let Some(t) = tracker {
+                t.note("swap", what);
+            }
+            tokio::select! {
+                permit = &mut wait => permit,
+                _ = cancel.cancelled() => return Err(tools::shutdown_error()),
+            }
+        }
+    };
+    permit.map_err(|_| tools::shutdown_error())
 }
 
 async fn blocking<T: Send + 'static>(

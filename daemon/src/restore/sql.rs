@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use crate::db::{quote_ident, Db};
+use crate::db::{quote_ident, Db, APPLICATION_NAME};
 use crate::error::OpError;
 
 pub struct Admin {
@@ -105,13 +105,33 @@ impl Admin {
             .map_err(failed("change who may connect to a database"))
     }
 
-    /// Ends every other session on `name`; returns how many.
+    /// Which of `names` exist on the server, in one query.
+    pub async fn existing(&self, names: &[String]) -> Result<Vec<String>, OpError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT datname::text FROM pg_database WHERE datname = ANY($1)",
+                &[&names],
+            )
+            .await
+            .map_err(failed("list its databases"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Ends the application's sessions on `name`; returns how many. The
+    /// daemon's own sessions (its `application_name`) are spared while they
+    /// work: a busy one belongs to a job, which is waited for, never cut off
+    /// (the caller holds every job slot, so none should be left). Idle ones
+    /// are pooled connections that hold nothing, and are closed like any
+    /// other, since a renamed database must have no session at all.
     pub async fn terminate_sessions(&self, name: &str) -> Result<u64, OpError> {
         let rows = self
             .client
             .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[&name],
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid() \
+                 AND NOT (application_name = $2 AND state IS DISTINCT FROM 'idle')",
+                &[&name, &APPLICATION_NAME],
             )
             .await
             .map_err(failed("end the sessions on the live database"))?;
@@ -121,8 +141,11 @@ impl Admin {
     /// Moves `live` aside as `old` (if it exists) and gives `new` its name.
     /// New connections to the live database are refused first, so the
     /// sessions ended cannot come straight back; if the second rename fails
-    /// the first is undone. Returns the sessions ended, and whether there was a
-    /// live database to keep (there is none on a fresh server).
+    /// the first is undone. Whichever database carries the live name at the
+    /// end accepts connections, even one that was refused them before (a
+    /// database kept aside by a swap that a crash interrupted). Returns the
+    /// sessions ended, and whether there was a live database to keep (there
+    /// is none on a fresh server).
     pub async fn swap(&self, live: &str, new: &str, old: &str) -> Result<(u64, bool), OpError> {
         let mut ended = 0;
         if self.exists(live).await? {
@@ -149,12 +172,14 @@ impl Admin {
                 let _ = self.allow_connections(live, true).await;
                 return Err(e);
             }
+            self.allow_connections(live, true).await?;
             // The old database stays reachable by its new name for a look
             // before cleanup.
             self.allow_connections(old, true).await?;
             Ok((ended, true))
         } else {
             self.rename(new, live).await?;
+            self.allow_connections(live, true).await?;
             Ok((0, false))
         }
     }

@@ -25,12 +25,27 @@ fn finished_restore(daemon: &Daemon, id: &RestoreId) -> Result<Summary, OpError>
     Ok(summary)
 }
 
+/// Takes the turn of rollbacks and cleanups; says so in the log when it
+/// has to wait for another one.
+async fn one_at_a_time<'a>(
+    daemon: &'a Daemon,
+    id: &RestoreId,
+) -> tokio::sync::MutexGuard<'a, ()> {
+    match daemon.restores.settling.try_lock() {
+        Ok(turn) => turn,
+        Err(_) => {
+            tracing::info!(restore = %id, "waiting for another rollback or cleanup to finish");
+            daemon.restores.settling.lock().await
+        }
+    }
+}
+
 fn store(daemon: &Daemon, summary: &Summary) -> Result<(), OpError> {
     record::store(&daemon.config().state_dir, summary)
 }
 
 pub async fn rollback(daemon: &Daemon, id: &RestoreId) -> Result<RestoreRecord, OpError> {
-    let _one = daemon.restores.settling.lock().await;
+    let _turn = one_at_a_time(daemon, id).await;
     let mut summary = finished_restore(daemon, id)?;
     if summary.record.dry_run {
         return Err(OpError::invalid(
@@ -120,7 +135,7 @@ fn swap_files_back(daemon: &Daemon, id: &RestoreId) -> Result<(), OpError> {
 /// which there is nothing to roll back to), a scratch database a failure
 /// could not drop, and the file roots kept aside or half-staged.
 pub async fn cleanup(daemon: &Daemon, id: &RestoreId) -> Result<RestoreRecord, OpError> {
-    let _one = daemon.restores.settling.lock().await;
+    let _turn = one_at_a_time(daemon, id).await;
     let mut summary = finished_restore(daemon, id)?;
     if !summary.record.dry_run && daemon.restores.real_in_progress() {
         return Err(OpError::conflict("a real restore is in progress"));

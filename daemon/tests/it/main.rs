@@ -23,6 +23,7 @@ mod protocol;
 mod recovery;
 mod reload;
 mod restore_faults;
+mod restore_settle;
 mod restore_start;
 mod schedule;
 mod shutdown;

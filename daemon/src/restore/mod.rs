@@ -2,7 +2,8 @@
 //! dropped afterwards, and real restores under maintenance that swap the
 //! restored database in only after it passed its checks. `run` holds the
 //! steps, `archive` the verification and decryption, `sql` the
-//! server-level SQL, `record` the persisted record and evidence,
+//! server-level SQL, `toc` the dump's table of contents, `smoke` the checks
+//! of the restored tables, `record` the persisted record and evidence,
 //! `maintenance` the maintenance state, `recovery` the start-up repair.
 
 pub mod archive;
@@ -12,7 +13,9 @@ pub mod record;
 pub mod recovery;
 pub mod rollback;
 pub mod run;
+pub mod smoke;
 pub mod sql;
+pub mod toc;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

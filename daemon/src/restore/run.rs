@@ -9,15 +9,17 @@ use std::process::Command;
 use std::sync::Arc;
 
 use berkut_proto::ids::{BackupId, RestoreId};
-use berkut_proto::wire::{BackupStatus, CountCheck};
+use berkut_proto::wire::BackupStatus;
 use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::archive::{self, Decrypted};
+use super::smoke;
+use super::toc;
 use super::files;
 use super::record::{SwapPhase, Tracker};
-use super::sql::{self, Admin};
+use super::sql::Admin;
 use crate::db::{tool_env, Db};
 use crate::error::OpError;
 use crate::state::Daemon;
@@ -114,18 +116,35 @@ pub async fn run(
 
     tracker.begin("inspect", daemon.now());
     let listing = pg_restore_list(daemon, &decrypted.dump.path, slot).await?;
-    let data_entries = listing
-        .lines()
-        .filter(|l| l.contains(" TABLE DATA "))
-        .count() as u64;
     tracker.log("inspect").line(&listing);
+    // The tables come from the archive's own table of contents: the
+    // listing's words cannot be split back into names reliably.
+    let toc = {
+        let path = decrypted.dump.path.clone();
+        blocking(move || Ok(toc::read(&path))).await?
+    };
+    let toc = match toc {
+        Ok(toc) => Some(toc),
+        Err(e) => {
+            // pg_restore reads the dump (the listing above); only the
+            // table list falls back to the restored database's catalog.
+            tracker.log("inspect").line(&format!(
+                "{e}; the tables to check are taken from the restored database"
+            ));
+            None
+        }
+    };
+    let data_entries = toc.as_ref().map_or(0, |t| t.data_entries()) as u64;
     tracker.finish(
         "inspect",
         daemon.now(),
-        format!(
-            "pg_restore reads the dump: {} entries, {data_entries} with table data",
-            listing.lines().filter(|l| !l.starts_with(';')).count()
-        ),
+        match &toc {
+            Some(t) => format!(
+                "pg_restore reads the dump: {} entries, {data_entries} with table data",
+                t.count
+            ),
+            None => "pg_restore reads the dump".to_owned(),
+        },
     );
 
     if !p.dry_run {
@@ -208,35 +227,27 @@ pub async fn run(
     }
 
     tracker.begin("smoke_checks", daemon.now());
-    let counts = smoke_checks(
+    let smoke = smoke::check(
         &target,
         &p.scratch,
         &manifest,
-        &listing,
+        toc.as_ref(),
         daemon.config().restore_jobs as usize,
     )
     .await?;
-    let bad: Vec<&CountCheck> = counts
-        .iter()
-        .filter(|c| c.found.is_none() || (c.expected.is_some() && c.expected != c.found))
-        .collect();
     let mut log = tracker.log("smoke_checks");
-    for c in &counts {
-        log.line(&format!(
-            "{}.{} expected {:?} found {:?}",
-            c.schema, c.table, c.expected, c.found
-        ));
+    for c in &smoke.counts {
+        log.line(&smoke::describe(c));
     }
-    let summary = format!("{} tables checked, {} differ", counts.len(), bad.len());
-    tracker.update(|s| s.counts = counts.clone());
-    if !bad.is_empty() {
-        let first = bad[0];
+    for problem in &smoke.problems {
+        log.line(problem);
+    }
+    let summary = smoke.summary();
+    tracker.update(|s| s.counts = smoke.counts.clone());
+    if let Some(first) = smoke.first_problem() {
         return Err(OpError::new(
             berkut_proto::wire::ErrorCode::Internal,
-            format!(
-                "smoke checks failed: {summary} (first: {}.{} expected {:?} found {:?})",
-                first.schema, first.table, first.expected, first.found
-            ),
+            format!("smoke checks failed: {summary} (first: {first})"),
         ));
     }
     tracker.finish("smoke_checks", daemon.now(), summary);
@@ -472,47 +483,6 @@ async fn apply_globals(
         ))
     })
     .await
-}
-
-/// The tables to check: from the manifest's counts when the backup took
-/// them, else every table in the dump's listing (existence only).
-async fn smoke_checks(
-    target: &Db,
-    scratch: &str,
-    manifest: &berkut_proto::manifest::Manifest,
-    listing: &str,
-    parallel: usize,
-) -> Result<Vec<CountCheck>, OpError> {
-    let expected: Vec<(String, String, Option<i64>)> = match &manifest.tables {
-        Some(tables) => tables
-            .iter()
-            .map(|t| (t.schema.clone(), t.table.clone(), Some(t.rows)))
-            .collect(),
-        None => listing
-            .lines()
-            .filter(|l| !l.starts_with(';'))
-            .filter_map(|l| {
-                let words: Vec<&str> = l.split_whitespace().collect();
-                (words.len() >= 6 && words[3] == "TABLE" && words[4] != "DATA")
-                    .then(|| (words[4].to_owned(), words[5].to_owned(), None))
-            })
-            .collect(),
-    };
-    let names: Vec<(String, String)> = expected
-        .iter()
-        .map(|(s, t, _)| (s.clone(), t.clone()))
-        .collect();
-    let found = sql::count_rows(target, scratch, &names, parallel).await?;
-    Ok(expected
-        .into_iter()
-        .zip(found)
-        .map(|((schema, table, expected), found)| CountCheck {
-            schema,
-            table,
-            expected,
-            found,
-        })
-        .collect())
 }
 
 /// Where decrypted dumps live while a restore needs them.

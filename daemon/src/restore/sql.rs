@@ -185,6 +185,47 @@ impl Admin {
     }
 }
 
+/// A table as the restored database's catalog has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Relation {
+    /// A partitioned table (relkind `p`), rather than one holding rows.
+    pub partitioned: bool,
+    /// Attached to a partitioned parent.
+    pub partition: bool,
+}
+
+/// The tables (ordinary and partitioned) of database `dbname`, outside the
+/// system schemas, by schema and name.
+pub async fn relations(
+    db: &Db,
+    dbname: &str,
+) -> Result<std::collections::HashMap<(String, String), Relation>, OpError> {
+    let client = db.connect_to(dbname).await?;
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, c.relkind = 'p', c.relispartition \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') \
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'",
+            &[],
+        )
+        .await
+        .map_err(failed("list the restored tables"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                (r.get(0), r.get(1)),
+                Relation {
+                    partitioned: r.get(2),
+                    partition: r.get(3),
+                },
+            )
+        })
+        .collect())
+}
+
 /// Counts the rows of the tables in `tables` in database `dbname`, over
 /// `parallel` connections at once: `None` for a table that does not exist.
 pub async fn count_rows(

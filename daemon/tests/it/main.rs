@@ -22,6 +22,7 @@ mod plan_set;
 mod protocol;
 mod recovery;
 mod reload;
+mod restore_checks;
 mod restore_faults;
 mod restore_settle;
 mod restore_start;

@@ -66,6 +66,16 @@ impl Restores {
             .any(|a| &a.backup_id == id)
     }
 
+    /// How many dry-runs are running (not queued).
+    pub fn drills_running(&self) -> usize {
+        self.active
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|a| a.dry_run && a.tracker.record().status == RestoreStatus::Running)
+            .count()
+    }
+
     pub fn real_in_progress(&self) -> bool {
         self.active.lock().unwrap().values().any(|a| !a.dry_run)
     }
@@ -223,21 +233,24 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
 /// database did take the live name, recorded as done). When the server does
 /// not answer, start-up recovery or `restore cleanup` does it later.
 async fn settle(daemon: &Daemon, tracker: &Tracker, p: &Params) {
-    let admin = match sql::Admin::connect(&recovery::target(daemon, p.dry_run)).await {
-        Ok(admin) => admin,
-        Err(e) => {
-            tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped; start-up or `berkutctl restore cleanup` will");
-            return;
+    let settled = match sql::Admin::connect(&recovery::target(daemon, p.dry_run)).await {
+        Ok(admin) => {
+            let mut summary = tracker.summary();
+            recovery::settle(&admin, &mut summary)
+                .await
+                .map(|_| summary)
         }
+        Err(e) => Err(e),
     };
-    let mut summary = tracker.summary();
-    match recovery::settle(&admin, &mut summary).await {
-        Ok(_) => tracker.update(|s| {
+    match settled {
+        Ok(summary) => tracker.update(|s| {
             s.swap = summary.swap;
             s.record.rollback_database = summary.record.rollback_database.clone();
+            s.scratch_left = false;
         }),
         Err(e) => {
-            tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped; start-up or `berkutctl restore cleanup` will")
+            tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped; the next start or `berkutctl restore cleanup` will");
+            tracker.update(|s| s.scratch_left = true);
         }
     }
 }

@@ -74,6 +74,10 @@ pub struct Summary {
     /// can put the live name back after a crash in the middle.
     #[serde(default)]
     pub rolling_back: bool,
+    /// Set when the restore ended but its scratch database could not be
+    /// dropped (the server was down): the next start, or a cleanup, does.
+    #[serde(default)]
+    pub scratch_left: bool,
 }
 
 /// The directory of all restores' evidence.
@@ -105,6 +109,7 @@ impl Tracker {
             swap: SwapPhase::NotStarted,
             maintenance: false,
             rolling_back: false,
+            scratch_left: false,
         };
         let tracker = Tracker {
             dir,

@@ -43,42 +43,34 @@ pub async fn recover(daemon: &Daemon) {
     }
     let mut lift = !daemon.maintenance.is_active();
     let held_by = daemon.maintenance.current().restore_id;
-    let summaries = record::load_all(&daemon.config().state_dir);
-    let mut real = Server::connect(daemon, false).await;
-    let mut drill = Server::connect(daemon, true).await;
-    // Scratch databases of ended restores that never swapped: found in one
-    // query per server rather than one per restore.
-    for server in [&mut real, &mut drill] {
-        server.find_leftovers(&summaries).await;
-    }
-    for mut summary in summaries {
+    let mut real = Server::new(false);
+    let mut drill = Server::new(true);
+    for mut summary in record::load_all(&daemon.config().state_dir) {
         let id = summary.record.restore_id.clone();
         let unfinished = !summary.record.status.is_finished();
-        let server = if summary.record.dry_run {
-            &drill
-        } else {
-            &real
-        };
-        let leftover = summary.swap == SwapPhase::NotStarted
-            && server
-                .leftovers
-                .contains(&summary.record.scratch_database);
-        if !(unfinished || leftover || unsettled(&summary)) {
+        if !(unfinished || unsettled(&summary)) {
             continue;
         }
         if unfinished {
             mark_interrupted(daemon, &mut summary);
         }
-        let safe = match &server.admin {
+        let server = if summary.record.dry_run {
+            &mut drill
+        } else {
+            &mut real
+        };
+        let safe = match server.admin(daemon).await {
             Some(admin) => match settle(admin, &mut summary).await {
                 Ok(safe) => safe,
                 Err(e) => {
                     tracing::error!(restore = %id, error = %e, "the restore's databases could not be put right; `berkutctl restore cleanup` tries again");
+                    summary.scratch_left |= summary.swap == SwapPhase::NotStarted;
                     false
                 }
             },
             None => {
                 tracing::error!(restore = %id, "the database server is not reachable; the restore's databases were not checked");
+                summary.scratch_left |= summary.swap == SwapPhase::NotStarted;
                 summary.swap == SwapPhase::NotStarted && !summary.rolling_back
             }
         };
@@ -101,49 +93,40 @@ pub async fn recover(daemon: &Daemon) {
     }
 }
 
-/// One server's admin connection (if it answers) and the scratch
-/// databases found on it.
+/// One server's admin connection, made when first needed: a start with
+/// nothing to repair does not touch the database server.
 struct Server {
-    admin: Option<Admin>,
     dry_run: bool,
-    leftovers: HashSet<String>,
+    admin: Option<Option<Admin>>,
 }
 
 impl Server {
-    async fn connect(daemon: &Daemon, dry_run: bool) -> Server {
-        let admin = if dry_run && daemon.drill_db.is_none() {
-            // Dry-runs share the live server: one connection serves both.
-            Admin::connect(&daemon.db).await.ok()
-        } else {
-            Admin::connect(&target(daemon, dry_run)).await.ok()
-        };
+    fn new(dry_run: bool) -> Server {
         Server {
-            admin,
             dry_run,
-            leftovers: HashSet::new(),
+            admin: None,
         }
     }
 
-    async fn find_leftovers(&mut self, summaries: &[Summary]) {
-        let Some(admin) = &self.admin else { return };
-        let names: Vec<String> = summaries
-            .iter()
-            .filter(|s| s.record.dry_run == self.dry_run && s.swap == SwapPhase::NotStarted)
-            .map(|s| s.record.scratch_database.clone())
-            .collect();
-        if names.is_empty() {
-            return;
+    async fn admin(&mut self, daemon: &Daemon) -> Option<&Admin> {
+        if self.admin.is_none() {
+            let admin = match Admin::connect(&target(daemon, self.dry_run)).await {
+                Ok(admin) => Some(admin),
+                Err(e) => {
+                    tracing::error!(error = %e, "the database server is not reachable for the repair of restores");
+                    None
+                }
+            };
+            self.admin = Some(admin);
         }
-        match admin.existing(&names).await {
-            Ok(found) => self.leftovers = found.into_iter().collect(),
-            Err(e) => tracing::error!(error = %e, "the scratch databases left by restores could not be listed"),
-        }
+        self.admin.as_ref().and_then(Option::as_ref)
     }
 }
 
-/// Whether a restore that ended left its databases between two states.
+/// Whether a restore that ended left its databases between two states, or
+/// a scratch database behind.
 fn unsettled(summary: &Summary) -> bool {
-    summary.swap == SwapPhase::Started || summary.rolling_back
+    summary.swap == SwapPhase::Started || summary.rolling_back || summary.scratch_left
 }
 
 fn mark_interrupted(daemon: &Daemon, summary: &mut Summary) {
@@ -218,6 +201,7 @@ pub async fn settle(admin: &Admin, summary: &mut Summary) -> Result<bool, OpErro
                 tracing::warn!(restore = %id, database = %scratch, "dropping the scratch database a restore left behind");
                 admin.drop(&scratch).await?;
             }
+            summary.scratch_left = false;
             Ok(true)
         }
         SwapPhase::Started => {
@@ -251,6 +235,7 @@ pub async fn settle(admin: &Admin, summary: &mut Summary) -> Result<bool, OpErro
             if untouched && has(&scratch) {
                 admin.drop(&scratch).await?;
             }
+            summary.scratch_left = false;
             allow_if_there(admin, &live).await?;
             allow_if_there(admin, &old).await?;
             Ok(untouched)

@@ -314,8 +314,9 @@ pub async fn quiesce(
                 .iter()
                 .filter(|j| j.record.status == BackupStatus::Running)
                 .count();
+            let drills = daemon.restores.drills_running();
             let what = format!(
-                "waiting for running backups to finish before the swap ({backups} running)"
+                "waiting for running backups and drills to finish before the swap ({backups} backups, {drills} drills running)"
             );
             tracing::info!("{what}");
             if let Some(t) = tracker {

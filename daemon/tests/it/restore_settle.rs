@@ -1,7 +1,8 @@
 //! Restores beside everything else: a real restore's swap waits for a
 //! running backup and ends only the application's sessions; a daemon killed
 //! while the swap's second rename waits on a lock, then a rollback, leaves
-//! the live database accepting connections; a scratch database the server's
+//! the live database accepting connections, and so does a rollback cut
+//! short by a crash, once the next start settles it; a scratch database the server's
 //! stop left behind is removed by cleanup and at start-up; rollback and
 //! cleanup sent together run one after the other, and cleanup leaves no
 //! file root aside.
@@ -397,4 +398,70 @@ async fn rollback_and_cleanup_sent_together_run_one_after_the_other() {
         client.call(Operation::MaintenanceStatus).await,
         Ok(Reply::Maintenance { maintenance }) if !maintenance.active
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_cut_short_by_a_crash_is_settled_at_start() {
+    // The crash comes while the rollback's second rename waits on a lock;
+    // then that rename either completes (the lock is released) or never
+    // happens (its session is ended).
+    for completes in [true, false] {
+        let pg = small_cluster();
+        let mut daemon = daemon_for(&pg).start();
+        let mut client = daemon.client().await;
+        let backup = backup_now(&mut client, Scope::Database).await;
+        pg.psql("app", "DELETE FROM t WHERE id > 100").unwrap();
+        let record = restored(client.call(restore_op(&backup.id, false, true)).await);
+        assert_eq!(record.status, RestoreStatus::Succeeded, "{record:#?}");
+        let id = record.restore_id.clone();
+        let kept = record.rollback_database.clone().unwrap();
+
+        let lock = RowLock::take(&pg, &kept);
+        let socket = daemon.socket.clone();
+        let rid = id.clone();
+        let rollback = std::thread::spawn(move || {
+            Command::new(workspace_bin("berkutctl"))
+                .args(["restore", "rollback", rid.as_str()])
+                .env("BERKUT_SOCKET", socket)
+                .output()
+                .unwrap()
+        });
+        wait_for_blocked(&pg, "ALTER DATABASE");
+        daemon.kill();
+        if !completes {
+            pg.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER DATABASE%'").unwrap();
+        }
+        lock.release();
+        wait_for("the blocked rename to end", LONG, || {
+            (count(&pg, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER DATABASE%'") == 0).then_some(())
+        });
+        assert_ne!(rollback.join().unwrap().status.code(), Some(0));
+
+        daemon.restart();
+        let mut client = daemon.client().await;
+        assert!(matches!(
+            client.call(Operation::MaintenanceStatus).await,
+            Ok(Reply::Maintenance { maintenance }) if !maintenance.active
+        ));
+        assert_eq!(allows_connections(&pg, "app"), "t", "completes: {completes}");
+        let rows = pg.psql("app", "SELECT count(*) FROM t").unwrap();
+        let (code, out) = ctl(&daemon, &["restore", "rollback", id.as_str()]);
+        if completes {
+            assert_eq!(rows, "100", "the rollback had completed");
+            assert_ne!(code, 0, "rolled back twice: {out}");
+            assert!(out.contains("already rolled back"), "{out}");
+        } else {
+            assert_eq!(rows, "500", "the restored database is live again");
+            assert_eq!(code, 0, "{out}");
+            assert_eq!(pg.psql("app", "SELECT count(*) FROM t").unwrap(), "100");
+            assert_eq!(allows_connections(&pg, "app"), "t");
+        }
+        let (code, out) = ctl(&daemon, &["restore", "cleanup", id.as_str()]);
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            databases(&pg).iter().all(|d| !d.contains("berkut")),
+            "{:?}",
+            databases(&pg)
+        );
+    }
 }

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use berkut_proto::wire::{RestoreStatus, StepState};
 
-use super::record::{self, SwapPhase, Summary};
+use super::record::{self, Summary, SwapPhase};
 use super::sql::{self, Admin};
 use crate::db::Db;
 use crate::error::OpError;

@@ -10,7 +10,7 @@
 use berkut_proto::ids::RestoreId;
 use berkut_proto::wire::RestoreRecord;
 
-use super::record::{self, SwapPhase, Summary};
+use super::record::{self, Summary, SwapPhase};
 use super::recovery::{settle, target};
 use super::sql::{self, Admin};
 use crate::error::OpError;
@@ -27,10 +27,7 @@ fn finished_restore(daemon: &Daemon, id: &RestoreId) -> Result<Summary, OpError>
 
 /// Takes the turn of rollbacks and cleanups; says so in the log when it
 /// has to wait for another one.
-async fn one_at_a_time<'a>(
-    daemon: &'a Daemon,
-    id: &RestoreId,
-) -> tokio::sync::MutexGuard<'a, ()> {
+async fn one_at_a_time<'a>(daemon: &'a Daemon, id: &RestoreId) -> tokio::sync::MutexGuard<'a, ()> {
     match daemon.restores.settling.try_lock() {
         Ok(turn) => turn,
         Err(_) => {

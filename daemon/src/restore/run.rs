@@ -15,11 +15,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::archive::{self, Decrypted};
-use super::smoke;
-use super::toc;
 use super::files;
 use super::record::{SwapPhase, Tracker};
+use super::smoke;
 use super::sql::Admin;
+use super::toc;
 use crate::db::{tool_env, Db};
 use crate::error::OpError;
 use crate::state::Daemon;

@@ -37,7 +37,10 @@ impl Smoke {
             self.bad().count()
         );
         if !self.problems.is_empty() {
-            text.push_str(&format!(", {} partitions not attached", self.problems.len()));
+            text.push_str(&format!(
+                ", {} partitions not attached",
+                self.problems.len()
+            ));
         }
         text
     }
@@ -74,7 +77,13 @@ pub fn shown(schema: &str, table: &str) -> String {
 /// One check in words: "public"."t": expected 12 rows, found 12.
 pub fn describe(c: &CountCheck) -> String {
     let name = shown(&c.schema, &c.table);
-    let rows = |n: i64| if n == 1 { "1 row".to_owned() } else { format!("{n} rows") };
+    let rows = |n: i64| {
+        if n == 1 {
+            "1 row".to_owned()
+        } else {
+            format!("{n} rows")
+        }
+    };
     match (c.expected, c.found) {
         (Some(e), Some(f)) if e == f => format!("{name}: expected {}, found {f}", rows(e)),
         (Some(e), Some(f)) => format!("{name}: expected {}, found {}", rows(e), rows(f)),
@@ -114,11 +123,7 @@ pub async fn check(
         }
     };
     if let Some(tables) = &manifest.tables {
-        names.extend(
-            tables
-                .iter()
-                .map(|t| (t.schema.clone(), t.table.clone())),
-        );
+        names.extend(tables.iter().map(|t| (t.schema.clone(), t.table.clone())));
     }
     let mut seen = HashSet::new();
     names.retain(|n| seen.insert(n.clone()));

@@ -136,8 +136,10 @@ impl<R: Read> Reader<R> {
     fn skip_string(&mut self) -> Result<(), TocError> {
         let len = self.int()?;
         if len > 0 {
-            let skipped =
-                std::io::copy(&mut (&mut self.inner).take(len as u64), &mut std::io::sink())?;
+            let skipped = std::io::copy(
+                &mut (&mut self.inner).take(len as u64),
+                &mut std::io::sink(),
+            )?;
             if skipped < len as u64 {
                 return Err(damaged("the dump ends inside its table of contents"));
             }
@@ -220,7 +222,7 @@ pub fn parse(input: impl Read) -> Result<Toc, TocError> {
         }
         r.skip_string()?; // owner
         r.skip_string()?; // "with oids", always false
-        // Dependencies, up to a missing string.
+                          // Dependencies, up to a missing string.
         loop {
             let len = r.int()?;
             if len < 0 {
@@ -258,7 +260,8 @@ mod tests {
     impl Writer {
         fn int(&mut self, v: i64) {
             self.0.push(u8::from(v < 0));
-            self.0.extend_from_slice(&(v.unsigned_abs() as u32).to_le_bytes());
+            self.0
+                .extend_from_slice(&(v.unsigned_abs() as u32).to_le_bytes());
         }
         fn string(&mut self, s: Option<&str>) {
             match s {

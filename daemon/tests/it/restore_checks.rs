@@ -81,7 +81,11 @@ async fn partitioned_and_oddly_named_tables_pass_a_drill_in_every_scope() {
     for scope in [Scope::Full, Scope::Database, Scope::Schema] {
         let backup = backup_now(&mut client, scope).await;
         let drill = restored(client.call(restore_op(&backup.id, true, true)).await);
-        assert_eq!(drill.status, RestoreStatus::Succeeded, "{scope:?}: {drill:#?}");
+        assert_eq!(
+            drill.status,
+            RestoreStatus::Succeeded,
+            "{scope:?}: {drill:#?}"
+        );
         let ev = evidence(&daemon, &drill.restore_id).await;
         assert_eq!(ev.counts.len(), TABLES.len(), "{scope:?}: {:#?}", ev.counts);
         for (schema, table, rows) in TABLES {
@@ -139,7 +143,10 @@ async fn a_missing_table_or_an_unattached_partition_fails_the_drill_in_words() {
             _ => r#""public"."my table": expected 7 rows, found no such table"#,
         };
         assert!(reason.contains(missing), "{scope:?}: {reason}");
-        assert!(!reason.contains("Some(") && !reason.contains("None"), "{reason}");
+        assert!(
+            !reason.contains("Some(") && !reason.contains("None"),
+            "{reason}"
+        );
         let ev = evidence(&daemon, &drill.restore_id).await;
         let log = ev
             .logs

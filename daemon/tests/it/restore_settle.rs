@@ -142,7 +142,11 @@ async fn a_real_restore_waits_for_a_running_backup_and_ends_only_the_application
         .pg_dump(&gate.gated_pg_dump(bin.path(), "pg_dump"))
         .start();
     let mut client = daemon.client().await;
-    let first = backup(client.call(create_op("first", Scope::Database, false)).await);
+    let first = backup(
+        client
+            .call(create_op("first", Scope::Database, false))
+            .await,
+    );
     open_gate(&gate).await;
     let first = backup(
         client
@@ -156,7 +160,11 @@ async fn a_real_restore_waits_for_a_running_backup_and_ends_only_the_application
 
     // The safety backup taken just before the restore is running: its
     // snapshot is open on `app`, its pg_dump waits at the gate.
-    let safety = backup(client.call(create_op("safety", Scope::Database, false)).await);
+    let safety = backup(
+        client
+            .call(create_op("safety", Scope::Database, false))
+            .await,
+    );
     wait_for("the safety backup's snapshot", LONG, || {
         (count(&pg, "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' AND application_name = 'berkutd' AND state = 'idle in transaction'") == 1).then_some(())
     });
@@ -166,10 +174,7 @@ async fn a_real_restore_waits_for_a_running_backup_and_ends_only_the_application
     wait_for_step(&daemon, &started.restore_id, "swap").await;
     let r = status(&daemon, &started.restore_id).await;
     let detail = r.step("swap").unwrap().detail.clone().unwrap_or_default();
-    assert!(
-        detail.contains("waiting for running backups"),
-        "{detail}"
-    );
+    assert!(detail.contains("waiting for running backups"), "{detail}");
     assert!(
         databases(&pg).iter().all(|d| !d.contains("berkut_old")),
         "the live database was renamed while a backup ran"
@@ -238,7 +243,11 @@ async fn a_crash_in_the_middle_of_the_swap_then_rollback_leaves_the_live_databas
     daemon.kill();
     lock.release();
     wait_for("the blocked rename to finish", LONG, || {
-        (count(&pg, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER DATABASE%'") == 0).then_some(())
+        (count(
+            &pg,
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER DATABASE%'",
+        ) == 0)
+            .then_some(())
     });
 
     daemon.restart();
@@ -382,7 +391,10 @@ async fn rollback_and_cleanup_sent_together_run_one_after_the_other() {
     // The restored database stays live and open; nothing is left aside.
     assert_eq!(pg.psql("app", "SELECT count(*) FROM t").unwrap(), "500");
     assert_eq!(allows_connections(&pg, "app"), "t");
-    assert_eq!(std::fs::read_to_string(uploads.join("a.txt")).unwrap(), "v1");
+    assert_eq!(
+        std::fs::read_to_string(uploads.join("a.txt")).unwrap(),
+        "v1"
+    );
     assert!(
         databases(&pg).iter().all(|d| !d.contains("berkut")),
         "{:?}",
@@ -433,7 +445,11 @@ async fn a_rollback_cut_short_by_a_crash_is_settled_at_start() {
         }
         lock.release();
         wait_for("the blocked rename to end", LONG, || {
-            (count(&pg, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER DATABASE%'") == 0).then_some(())
+            (count(
+                &pg,
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER DATABASE%'",
+            ) == 0)
+                .then_some(())
         });
         assert_ne!(rollback.join().unwrap().status.code(), Some(0));
 
@@ -443,7 +459,11 @@ async fn a_rollback_cut_short_by_a_crash_is_settled_at_start() {
             client.call(Operation::MaintenanceStatus).await,
             Ok(Reply::Maintenance { maintenance }) if !maintenance.active
         ));
-        assert_eq!(allows_connections(&pg, "app"), "t", "completes: {completes}");
+        assert_eq!(
+            allows_connections(&pg, "app"),
+            "t",
+            "completes: {completes}"
+        );
         let rows = pg.psql("app", "SELECT count(*) FROM t").unwrap();
         let (code, out) = ctl(&daemon, &["restore", "rollback", id.as_str()]);
         if completes {

@@ -412,9 +412,10 @@ async fn file_roots_are_restored_beside_then_swapped() {
         "rollback brings the old files back"
     );
     assert!(uploads.join("c.txt").exists());
-    let aside = roots
-        .path()
-        .join(format!("uploads.berkut-restored-{}", real.restore_id.suffix()));
+    let aside = roots.path().join(format!(
+        "uploads.berkut-restored-{}",
+        real.restore_id.suffix()
+    ));
     assert!(aside.exists(), "the restored files are kept aside");
 
     // Cleanup removes what was kept aside.

@@ -1,14 +1,17 @@
 //! Restores (R5, R6, R14–R16): dry-runs into a scratch database that is
 //! dropped afterwards, and real restores under maintenance that swap the
 //! restored database in only after it passed its checks. `run` holds the
-//! steps, `archive` the verification and decryption, `sql` the
-//! server-level SQL, `toc` the dump's table of contents, `smoke` the checks
-//! of the restored tables, `record` the persisted record and evidence,
-//! `maintenance` the maintenance state, `recovery` the start-up repair.
+//! steps, `pg` the PostgreSQL tools it runs, `archive` the verification and
+//! decryption, `sql` the server-level SQL, `toc` the dump's table of
+//! contents, `smoke` the checks of the restored tables, `record` the
+//! persisted record and evidence, `maintenance` the maintenance state,
+//! `recovery` the repair of restores cut short, `rollback` rollback and
+//! cleanup.
 
 pub mod archive;
 pub mod files;
 pub mod maintenance;
+pub mod pg;
 pub mod record;
 pub mod recovery;
 pub mod rollback;

@@ -232,8 +232,14 @@ pub async fn settle(admin: &Admin, summary: &mut Summary) -> Result<bool, OpErro
                     true
                 }
             };
-            if untouched && has(&scratch) {
-                admin.drop(&scratch).await?;
+            if untouched {
+                if has(&scratch) {
+                    admin.drop(&scratch).await?;
+                }
+                // At rest with the live database as it was: as if the swap
+                // had never begun, so a later settle does not mistake the
+                // scratch database's absence for a completed swap.
+                summary.swap = SwapPhase::NotStarted;
             }
             summary.scratch_left = false;
             allow_if_there(admin, &live).await?;

@@ -10,6 +10,11 @@ use tokio_postgres::Client;
 use crate::db::{quote_ident, Db, APPLICATION_NAME};
 use crate::error::OpError;
 
+/// How long a swap tries to get the live database free of sessions before it
+/// gives up and lets connections in again: a session it must not end (the
+/// daemon's own busy one) or cannot end keeps the live database as it was.
+const SESSIONS_GONE_WITHIN: Duration = Duration::from_secs(15);
+
 pub struct Admin {
     client: Client,
 }
@@ -150,13 +155,16 @@ impl Admin {
         let mut ended = 0;
         if self.exists(live).await? {
             self.allow_connections(live, false).await?;
+            let deadline = tokio::time::Instant::now() + SESSIONS_GONE_WITHIN;
             let mut attempt = 0;
             loop {
                 ended += self.terminate_sessions(live).await?;
                 match self.rename(live, old).await {
                     Ok(()) => break,
-                    // A session may take a moment to go after being told to.
-                    Err(e) if attempt < 50 => {
+                    // A session may take a moment to go after being told
+                    // to (the server itself waits up to 5 seconds per
+                    // rename for them).
+                    Err(e) if tokio::time::Instant::now() < deadline => {
                         attempt += 1;
                         tracing::debug!(error = %e, attempt, "the live database is still in use; trying again");
                         tokio::time::sleep(Duration::from_millis(100)).await;

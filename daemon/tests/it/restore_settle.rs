@@ -485,3 +485,49 @@ async fn a_rollback_cut_short_by_a_crash_is_settled_at_start() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_session_of_the_daemon_is_never_ended_and_a_failed_swap_stays_undone() {
+    let pg = small_cluster();
+    let mut daemon = daemon_for(&pg).start();
+    let mut client = daemon.client().await;
+    let backup = backup_now(&mut client, Scope::Database).await;
+    pg.psql("app", "DELETE FROM t WHERE id > 100").unwrap();
+    // A busy session under the daemon's own application_name (as a
+    // backup's pg_dump has): the swap spares it, so it cannot rename.
+    let mut busy = pg
+        .command("psql")
+        .env("PGAPPNAME", "berkutd")
+        .args(["-X", "-q", "-d", "app", "-c", "SELECT pg_sleep(600)"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the busy session", LONG, || {
+        (count(&pg, "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' AND application_name = 'berkutd' AND state = 'active'") == 1).then_some(())
+    });
+    let record = restored(client.call(restore_op(&backup.id, false, true)).await);
+    assert_eq!(record.status, RestoreStatus::Failed, "{record:#?}");
+    assert_eq!(
+        record.step("swap").unwrap().state,
+        berkut_proto::wire::StepState::Failed
+    );
+    assert!(busy.try_wait().unwrap().is_none(), "the session was ended");
+    busy.kill().unwrap();
+    busy.wait().unwrap();
+    assert_eq!(allows_connections(&pg, "app"), "t");
+    assert_eq!(pg.psql("app", "SELECT count(*) FROM t").unwrap(), "100");
+    assert!(databases(&pg).iter().all(|d| !d.contains("berkut")));
+
+    // At the next start the restore is still one that never swapped.
+    daemon.stop();
+    daemon.restart();
+    let (code, out) = ctl(
+        &daemon,
+        &["restore", "rollback", record.restore_id.as_str()],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("never replaced the live database"), "{out}");
+    assert_eq!(pg.psql("app", "SELECT count(*) FROM t").unwrap(), "100");
+    assert_eq!(allows_connections(&pg, "app"), "t");
+}

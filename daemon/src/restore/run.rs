@@ -315,8 +315,12 @@ pub async fn quiesce(
                 .filter(|j| j.record.status == BackupStatus::Running)
                 .count();
             let drills = daemon.restores.drills_running();
+            let many =
+                |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
             let what = format!(
-                "waiting for running backups and drills to finish before the swap ({backups} backups, {drills} drills running)"
+                "waiting for running backups and drills to finish before the swap: {}, {} running",
+                many(backups, "backup"),
+                many(drills, "drill")
             );
             tracing::info!("{what}");
             if let Some(t) = tracker {

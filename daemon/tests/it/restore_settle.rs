@@ -172,9 +172,18 @@ async fn a_real_restore_waits_for_a_running_backup_and_ends_only_the_application
 
     let started = restored(client.call(restore_op(&first.id, false, false)).await);
     wait_for_step(&daemon, &started.restore_id, "swap").await;
-    let r = status(&daemon, &started.restore_id).await;
-    let detail = r.step("swap").unwrap().detail.clone().unwrap_or_default();
-    assert!(detail.contains("waiting for running backups"), "{detail}");
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let r = status(&daemon, &started.restore_id).await;
+        let detail = r.step("swap").unwrap().detail.clone().unwrap_or_default();
+        if detail.contains("waiting for running backups") {
+            assert!(detail.ends_with(": 1 backup, 0 drills running"), "{detail}");
+            break;
+        }
+        assert!(!r.status.is_finished(), "the restore did not wait: {r:#?}");
+        assert!(tokio::time::Instant::now() < deadline, "{detail}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(
         databases(&pg).iter().all(|d| !d.contains("berkut_old")),
         "the live database was renamed while a backup ran"

@@ -10,6 +10,11 @@ use tokio_postgres::NoTls;
 
 use crate::error::OpError;
 
+/// The `application_name` of every session the daemon opens (its pool and
+/// its tools, through `PGAPPNAME`): how a restore's swap tells the daemon's
+/// own sessions from the application's.
+pub const APPLICATION_NAME: &str = "berkutd";
+
 /// How long a check may wait for the server before it counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -34,7 +39,7 @@ impl Db {
             .parse()
             .map_err(|e| OpError::invalid("the database URL is not valid").with_detail(e))?;
         config.connect_timeout(CONNECT_TIMEOUT);
-        config.application_name("berkutd");
+        config.application_name(APPLICATION_NAME);
         let parsed = config.clone();
         let manager = Manager::from_config(
             config,
@@ -108,7 +113,7 @@ pub fn tool_env(config: &tokio_postgres::Config, dbname: &str) -> Vec<(&'static 
     use std::os::unix::ffi::OsStrExt;
     let mut env = vec![
         ("PGDATABASE", dbname.to_owned()),
-        ("PGAPPNAME", "berkutd".to_owned()),
+        ("PGAPPNAME", APPLICATION_NAME.to_owned()),
     ];
     if let Some(host) = config.get_hosts().first() {
         let host = match host {

@@ -260,6 +260,16 @@ impl Jobs {
         });
     }
 
+    /// Waits until every slot but `own` is free, then holds them: no job
+    /// runs or starts until the permit is dropped. A real restore takes it
+    /// (with `own` = 1, its own slot) for its swap, and a rollback (with 0),
+    /// so that renaming the live database never cuts off a running backup.
+    /// Queued jobs ahead of the caller run first (the semaphore is FIFO).
+    pub async fn hold_others(&self, own: usize) -> Result<OwnedSemaphorePermit, AcquireError> {
+        let others = self.max_parallel.saturating_sub(own) as u32;
+        Arc::clone(&self.semaphore).acquire_many_owned(others).await
+    }
+
     /// A live view of a queued or running job.
     pub fn watch(&self, id: &BackupId) -> Option<watch::Receiver<JobView>> {
         self.active.lock().unwrap().get(id).cloned()

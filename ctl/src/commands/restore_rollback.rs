@@ -1,10 +1,12 @@
-//! `berkutctl restore rollback RID` and `restore cleanup RID`.
+//! `berkutctl restore rollback RID` and `restore cleanup RID`. They exit 0
+//! when the daemon did the work, whatever the restore's own outcome was: a
+//! cleanup of a failed or interrupted restore is a successful cleanup.
 
 use std::process::ExitCode;
 
 use berkut_proto::wire::Operation;
 
-use super::restore_start::{expect_restore, finish_with_record};
+use super::restore_start::{expect_restore, print};
 use super::restore_status::parse_restore_id;
 use super::Context;
 
@@ -17,5 +19,10 @@ pub async fn run(ctx: &Context, id: &str, rollback: bool) -> anyhow::Result<Exit
     };
     let mut client = ctx.connect().await?;
     let record = expect_restore(client.call(op).await?)?;
-    Ok(finish_with_record(ctx, &record))
+    if ctx.json {
+        crate::output::json_line(&record);
+    } else {
+        print(&record);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,9 @@
 //! archive into `<root>.berkut-new-<id>` next to each configured root (for a
 //! dry-run, into the restore's private temporary directory); the swap moves
 //! each live root aside to `<root>.berkut-old-<id>` and the new one into its
-//! place, after the database swap. An entry is unpacked only to a path that
+//! place, after the database swap; a rollback moves the restored root to
+//! `<root>.berkut-restored-<id>` and the old one home; `cleanup` removes
+//! whichever of the three is left. An entry is unpacked only to a path that
 //! stays inside its root: plain components, and a parent that is still
 //! inside after any symlink an earlier entry made.
 
@@ -22,6 +24,8 @@ pub struct Staged {
     pub root: PathBuf,
     pub new: PathBuf,
     pub old: PathBuf,
+    /// Where a rollback moves the restored root aside.
+    pub restored: PathBuf,
 }
 
 pub fn staging(roots: &[PathBuf], suffix: &str) -> Vec<Staged> {
@@ -37,6 +41,7 @@ pub fn staging(roots: &[PathBuf], suffix: &str) -> Vec<Staged> {
                 root: root.clone(),
                 new: parent.join(format!("{name}.berkut-new-{suffix}")),
                 old: parent.join(format!("{name}.berkut-old-{suffix}")),
+                restored: parent.join(format!("{name}.berkut-restored-{suffix}")),
             }
         })
         .collect()

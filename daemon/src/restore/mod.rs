@@ -1,19 +1,25 @@
 //! Restores (R5, R6, R14–R16): dry-runs into a scratch database that is
 //! dropped afterwards, and real restores under maintenance that swap the
 //! restored database in only after it passed its checks. `run` holds the
-//! steps, `archive` the verification and decryption, `sql` the
-//! server-level SQL, `record` the persisted record and evidence,
-//! `maintenance` the maintenance state, `recovery` the start-up repair.
+//! steps, `pg` the PostgreSQL tools it runs, `archive` the verification and
+//! decryption, `sql` the server-level SQL, `toc` the dump's table of
+//! contents, `smoke` the checks of the restored tables, `record` the
+//! persisted record and evidence, `maintenance` the maintenance state,
+//! `recovery` the repair of restores cut short, `rollback` rollback and
+//! cleanup.
 
 pub mod archive;
 pub mod files;
 pub mod maintenance;
+pub mod pg;
 pub mod properties;
 pub mod record;
 pub mod recovery;
 pub mod rollback;
 pub mod run;
+pub mod smoke;
 pub mod sql;
+pub mod toc;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +39,11 @@ use run::Params;
 #[derive(Default)]
 pub struct Restores {
     active: Mutex<HashMap<RestoreId, Active>>,
+    /// Held by `restore_rollback` and `restore_cleanup` while they work:
+    /// one at a time, so that a cleanup cannot drop the database a rollback
+    /// is bringing back, and two rollbacks cannot both rename the live
+    /// database.
+    pub(crate) settling: tokio::sync::Mutex<()>,
 }
 
 struct Active {
@@ -57,6 +68,16 @@ impl Restores {
             .unwrap()
             .values()
             .any(|a| &a.backup_id == id)
+    }
+
+    /// How many dry-runs are running (not queued).
+    pub fn drills_running(&self) -> usize {
+        self.active
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|a| a.dry_run && a.tracker.record().status == RestoreStatus::Running)
+            .count()
     }
 
     pub fn real_in_progress(&self) -> bool {
@@ -164,7 +185,7 @@ async fn execute(daemon: Arc<Daemon>, tracker: Arc<Tracker>, p: Params, mut ctx:
                     slot.cancel();
                 })
             };
-            let mut result = run::run(&daemon, &tracker, &p, &slot).await;
+            let mut result = run::run(&daemon, &tracker, &p, &slot, &ctx.cancel).await;
             stopper.abort();
             if result.is_ok() && slot.is_cancelled() {
                 result = Err(shutdown_error());
@@ -195,7 +216,7 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
             tracing::warn!(restore = %p.restore_id, reason = %failure.reason, "restore failed");
             tracker.fail_running(now, &failure.reason);
             if tracker.summary().swap != SwapPhase::Done {
-                drop_scratch(daemon, p).await;
+                settle(daemon, tracker, p).await;
                 files::remove_staged(&files::staging(
                     &daemon.config().file_roots,
                     p.restore_id.suffix(),
@@ -216,20 +237,29 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
     }
 }
 
-async fn drop_scratch(daemon: &Daemon, p: &Params) {
-    let target = if p.dry_run {
-        daemon.drill_db.clone().unwrap_or_else(|| daemon.db.clone())
-    } else {
-        daemon.db.clone()
-    };
-    match sql::Admin::connect(&target).await {
+/// Puts the databases of a failed restore right: its scratch database is
+/// dropped, and a swap that failed half-way is undone (or, if the restored
+/// database did take the live name, recorded as done). When the server does
+/// not answer, start-up recovery or `restore cleanup` does it later.
+async fn settle(daemon: &Daemon, tracker: &Tracker, p: &Params) {
+    let settled = match sql::Admin::connect(&recovery::target(daemon, p.dry_run)).await {
         Ok(admin) => {
-            if let Err(e) = admin.drop(&p.scratch).await {
-                tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped");
-            }
+            let mut summary = tracker.summary();
+            recovery::settle(&admin, &mut summary)
+                .await
+                .map(|_| summary)
         }
+        Err(e) => Err(e),
+    };
+    match settled {
+        Ok(summary) => tracker.update(|s| {
+            s.swap = summary.swap;
+            s.record.rollback_database = summary.record.rollback_database.clone();
+            s.scratch_left = false;
+        }),
         Err(e) => {
-            tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped")
+            tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped; the next start or `berkutctl restore cleanup` will");
+            tracker.update(|s| s.scratch_left = true);
         }
     }
 }

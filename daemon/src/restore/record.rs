@@ -72,6 +72,14 @@ pub struct Summary {
     /// Whether this restore turned maintenance on.
     #[serde(default)]
     pub maintenance: bool,
+    /// Set while a rollback renames databases, so that start-up recovery
+    /// can put the live name back after a crash in the middle.
+    #[serde(default)]
+    pub rolling_back: bool,
+    /// Set when the restore ended but its scratch database could not be
+    /// dropped (the server was down): the next start, or a cleanup, does.
+    #[serde(default)]
+    pub scratch_left: bool,
 }
 
 /// The directory of all restores' evidence.
@@ -102,6 +110,8 @@ impl Tracker {
             verdict: None,
             swap: SwapPhase::NotStarted,
             maintenance: false,
+            rolling_back: false,
+            scratch_left: false,
         };
         let tracker = Tracker {
             dir,
@@ -159,6 +169,15 @@ impl Tracker {
 
     pub fn finish(&self, step: &str, now: OffsetDateTime, detail: impl Into<String>) {
         self.set_step(step, StepState::Done, now, Some(detail.into()));
+    }
+
+    /// Says what a running step is doing now (waiting, say).
+    pub fn note(&self, step: &str, detail: impl Into<String>) {
+        self.update(|s| {
+            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step) {
+                st.detail = Some(detail.into());
+            }
+        });
     }
 
     pub fn skip(&self, step: &str, detail: impl Into<String>) {

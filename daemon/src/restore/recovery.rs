@@ -1,18 +1,36 @@
-//! Start-up repair after a daemon died during a restore. The unfinished
-//! restore is marked `interrupted`; its half-built scratch database is
-//! dropped; if the swap had begun, the live database is put back under its
-//! name if it can be found. Maintenance is lifted only when the live
-//! database was never touched (or has been put back as it was); otherwise it
-//! stays on, and an administrator lifts it with `maintenance_clear` after a
-//! look.
+//! Start-up repair after a daemon died during a restore or a rollback, and
+//! `settle`, which brings any restore that is not running to rest and is
+//! shared with `rollback` and `cleanup`. The unfinished restore is marked
+//! `interrupted`; a scratch database left behind (half-built, or one the
+//! failed restore could not drop because the server was down) is dropped;
+//! if the swap had begun, the live database is put back under its name if
+//! it can be found, or the completed swap is recorded; whichever database
+//! carries the live name accepts connections. Maintenance is lifted only
+//! when the live database was never touched (or has been put back as it
+//! was); otherwise it stays on, and an administrator lifts it with
+//! `maintenance_clear` after a look.
+
+use std::collections::HashSet;
 
 use berkut_proto::wire::{RestoreStatus, StepState};
 
-use super::record::{self, SwapPhase};
+use super::record::{self, Summary, SwapPhase};
 use super::sql::{self, Admin};
+use crate::db::Db;
+use crate::error::OpError;
 use crate::state::Daemon;
 
-/// Repairs every unfinished restore. Runs before the daemon says it is
+/// The server a restore works on: dry-runs go to the drill server when
+/// there is one.
+pub fn target(daemon: &Daemon, dry_run: bool) -> Db {
+    if dry_run {
+        daemon.drill_db.clone().unwrap_or_else(|| daemon.db.clone())
+    } else {
+        daemon.db.clone()
+    }
+}
+
+/// Repairs every restore left unsettled. Runs before the daemon says it is
 /// ready.
 pub async fn recover(daemon: &Daemon) {
     // Decrypted dumps of restores that did not end are plaintext: they go
@@ -25,63 +43,45 @@ pub async fn recover(daemon: &Daemon) {
     }
     let mut lift = !daemon.maintenance.is_active();
     let held_by = daemon.maintenance.current().restore_id;
+    let mut real = Server::new(false);
+    let mut drill = Server::new(true);
     for mut summary in record::load_all(&daemon.config().state_dir) {
-        if summary.record.status.is_finished() {
+        let id = summary.record.restore_id.clone();
+        let unfinished = !summary.record.status.is_finished();
+        if !(unfinished || unsettled(&summary)) {
             continue;
         }
-        let id = summary.record.restore_id.clone();
-        let now = daemon.now();
-        summary.record.status = RestoreStatus::Interrupted;
-        summary.record.finished_at = Some(now);
-        summary.record.failure = Some(super::interrupted());
-        summary.verdict = Some("failed".into());
-        for step in summary
-            .record
-            .steps
-            .iter_mut()
-            .filter(|s| s.state == StepState::Running)
-        {
-            step.state = StepState::Failed;
-            step.finished_at = Some(now);
-            step.detail = Some("interrupted".into());
+        if unfinished {
+            mark_interrupted(daemon, &mut summary);
         }
-        let target = if summary.record.dry_run {
-            daemon.drill_db.clone().unwrap_or_else(|| daemon.db.clone())
+        let server = if summary.record.dry_run {
+            &mut drill
         } else {
-            daemon.db.clone()
+            &mut real
         };
-        let safe = match Admin::connect(&target).await {
-            Ok(admin) => {
-                let safe = repair(&admin, &summary).await;
-                if !safe
-                    && summary.swap == SwapPhase::Started
-                    && admin
-                        .exists(&summary.record.database)
-                        .await
-                        .unwrap_or(false)
-                {
-                    // The swap completed before the crash: say so, so that a
-                    // rollback can find the old database.
-                    summary.swap = SwapPhase::Done;
-                    summary.record.rollback_database = Some(sql::derived_name(
-                        &summary.record.database,
-                        "old",
-                        id.suffix(),
-                    ));
+        let safe = match server.admin(daemon).await {
+            Some(admin) => match settle(admin, &mut summary).await {
+                Ok(safe) => safe,
+                Err(e) => {
+                    tracing::error!(restore = %id, error = %e, "the restore's databases could not be put right; `berkutctl restore cleanup` tries again");
+                    summary.scratch_left |= summary.swap == SwapPhase::NotStarted;
+                    false
                 }
-                safe
-            }
-            Err(e) => {
-                tracing::error!(restore = %id, error = %e, "the database server is not reachable; the interrupted restore's databases were not checked");
-                summary.swap == SwapPhase::NotStarted
+            },
+            None => {
+                tracing::error!(restore = %id, "the database server is not reachable; the restore's databases were not checked");
+                summary.scratch_left |= summary.swap == SwapPhase::NotStarted;
+                summary.swap == SwapPhase::NotStarted && !summary.rolling_back
             }
         };
         if held_by.as_ref() == Some(&id) {
             lift = safe;
         }
-        tracing::warn!(restore = %id, live_untouched = safe, "a restore was interrupted by a daemon stop");
+        if unfinished {
+            tracing::warn!(restore = %id, live_untouched = safe, "a restore was interrupted by a daemon stop");
+        }
         if let Err(e) = record::store(&daemon.config().state_dir, &summary) {
-            tracing::error!(restore = %id, error = %e, "the interrupted restore could not be recorded");
+            tracing::error!(restore = %id, error = %e, "the restore's repair could not be recorded");
         }
     }
     if daemon.maintenance.is_active() {
@@ -93,46 +93,166 @@ pub async fn recover(daemon: &Daemon) {
     }
 }
 
-/// Puts the databases of an interrupted restore right; returns whether the
-/// live database is as it was before the restore.
-async fn repair(admin: &Admin, summary: &record::Summary) -> bool {
-    let r = &summary.record;
-    let old = sql::derived_name(&r.database, "old", r.restore_id.suffix());
-    let result: Result<bool, crate::error::OpError> = async {
-        match summary.swap {
-            SwapPhase::NotStarted => {
-                admin.drop(&r.scratch_database).await?;
-                Ok(true)
-            }
-            SwapPhase::Started => {
-                let live = admin.exists(&r.database).await?;
-                let moved = admin.exists(&old).await?;
-                let scratch = admin.exists(&r.scratch_database).await?;
-                match (live, moved, scratch) {
-                    // The live database was never renamed: only its
-                    // connections were refused.
-                    (true, false, true) => {
-                        admin.allow_connections(&r.database, true).await?;
-                        admin.drop(&r.scratch_database).await?;
-                        Ok(true)
-                    }
-                    // Renamed aside, the restored one not yet in place.
-                    (false, true, _) => {
-                        admin.rename(&old, &r.database).await?;
-                        admin.allow_connections(&r.database, true).await?;
-                        admin.drop(&r.scratch_database).await?;
-                        Ok(true)
-                    }
-                    // The swap completed: the restored database is live.
-                    _ => Ok(false),
-                }
-            }
-            SwapPhase::Done => Ok(false),
+/// One server's admin connection, made when first needed: a start with
+/// nothing to repair does not touch the database server.
+struct Server {
+    dry_run: bool,
+    admin: Option<Option<Admin>>,
+}
+
+impl Server {
+    fn new(dry_run: bool) -> Server {
+        Server {
+            dry_run,
+            admin: None,
         }
     }
-    .await;
-    result.unwrap_or_else(|e| {
-        tracing::error!(restore = %r.restore_id, error = %e, "the interrupted restore's databases could not be repaired");
-        false
-    })
+
+    async fn admin(&mut self, daemon: &Daemon) -> Option<&Admin> {
+        if self.admin.is_none() {
+            let admin = match Admin::connect(&target(daemon, self.dry_run)).await {
+                Ok(admin) => Some(admin),
+                Err(e) => {
+                    tracing::error!(error = %e, "the database server is not reachable for the repair of restores");
+                    None
+                }
+            };
+            self.admin = Some(admin);
+        }
+        self.admin.as_ref().and_then(Option::as_ref)
+    }
+}
+
+/// Whether a restore that ended left its databases between two states, or
+/// a scratch database behind.
+fn unsettled(summary: &Summary) -> bool {
+    summary.swap == SwapPhase::Started || summary.rolling_back || summary.scratch_left
+}
+
+fn mark_interrupted(daemon: &Daemon, summary: &mut Summary) {
+    let now = daemon.now();
+    summary.record.status = RestoreStatus::Interrupted;
+    summary.record.finished_at = Some(now);
+    summary.record.failure = Some(super::interrupted());
+    summary.verdict = Some("failed".into());
+    for step in summary
+        .record
+        .steps
+        .iter_mut()
+        .filter(|s| s.state == StepState::Running)
+    {
+        step.state = StepState::Failed;
+        step.finished_at = Some(now);
+        step.detail = Some("interrupted".into());
+    }
+}
+
+/// Brings the databases of a restore that is not running to rest, whatever
+/// phase its swap (or a rollback of it) reached when it stopped, and
+/// records what it found in `summary` (the caller stores it):
+///
+/// - a scratch database of a restore that never swapped is dropped;
+/// - a swap stopped before the restored database took the live name is
+///   undone: the live database goes back under its name;
+/// - a swap that completed is recorded as done, with the old database kept;
+/// - a rollback stopped half-way is undone the same way (it can be run
+///   again);
+/// - whichever database carries the live name accepts connections, and so
+///   does the one kept aside.
+///
+/// Returns whether maintenance may be lifted: the live database is the one
+/// from before the restore, or a rollback was settled one way or the other.
+pub async fn settle(admin: &Admin, summary: &mut Summary) -> Result<bool, OpError> {
+    let r = &summary.record;
+    let suffix = r.restore_id.suffix().to_owned();
+    let live = r.database.clone();
+    let scratch = r.scratch_database.clone();
+    let old = sql::derived_name(&live, "old", &suffix);
+    let aside = sql::derived_name(&live, "restored", &suffix);
+    let kept = r.rollback_database.clone();
+    let mut names = vec![live.clone(), scratch.clone(), old.clone(), aside.clone()];
+    names.extend(kept.clone());
+    let present: HashSet<String> = admin.existing(&names).await?.into_iter().collect();
+    let has = |name: &str| present.contains(name);
+    let id = &r.restore_id;
+
+    if summary.rolling_back {
+        // A rollback swaps `live` (the restored database) aside as `aside`
+        // and `kept` (the old one) in.
+        let kept = kept.unwrap_or_else(|| old.clone());
+        if !has(&live) && has(&aside) {
+            tracing::warn!(restore = %id, "a rollback stopped half-way; the restored database goes back under the live name");
+            admin.rename(&aside, &live).await?;
+        } else if has(&live) && has(&aside) && !has(&kept) {
+            tracing::warn!(restore = %id, "a rollback had completed before the stop; recording it");
+            summary.verdict = Some("rolled back".into());
+            summary.record.rollback_database = Some(aside.clone());
+        }
+        allow_if_there(admin, &live).await?;
+        allow_if_there(admin, &kept).await?;
+        allow_if_there(admin, &aside).await?;
+        summary.rolling_back = false;
+        return Ok(true);
+    }
+
+    match summary.swap {
+        SwapPhase::NotStarted => {
+            if has(&scratch) {
+                tracing::warn!(restore = %id, database = %scratch, "dropping the scratch database a restore left behind");
+                admin.drop(&scratch).await?;
+            }
+            summary.scratch_left = false;
+            Ok(true)
+        }
+        SwapPhase::Started => {
+            let untouched = match (has(&live), has(&old)) {
+                // Renamed aside, the restored one not yet in place.
+                (false, true) => {
+                    tracing::warn!(restore = %id, "a swap stopped half-way; the live database goes back under its name");
+                    admin.rename(&old, &live).await?;
+                    true
+                }
+                // The swap completed: the restored database is live.
+                (true, true) => {
+                    summary.swap = SwapPhase::Done;
+                    summary.record.rollback_database = Some(old.clone());
+                    false
+                }
+                // The live database was never renamed (only its
+                // connections were refused), or there was none (a fresh
+                // server) and the scratch one was not yet renamed.
+                (_, false) if has(&scratch) => true,
+                // A fresh server, and the restored database took the name.
+                (true, false) => {
+                    summary.swap = SwapPhase::Done;
+                    false
+                }
+                (false, false) => {
+                    tracing::error!(restore = %id, database = %live, "neither the live database nor the one moved aside exists");
+                    true
+                }
+            };
+            if untouched {
+                if has(&scratch) {
+                    admin.drop(&scratch).await?;
+                }
+                // At rest with the live database as it was: as if the swap
+                // had never begun, so a later settle does not mistake the
+                // scratch database's absence for a completed swap.
+                summary.swap = SwapPhase::NotStarted;
+            }
+            summary.scratch_left = false;
+            allow_if_there(admin, &live).await?;
+            allow_if_there(admin, &old).await?;
+            Ok(untouched)
+        }
+        SwapPhase::Done => Ok(false),
+    }
+}
+
+async fn allow_if_there(admin: &Admin, name: &str) -> Result<(), OpError> {
+    if admin.exists(name).await? {
+        admin.allow_connections(name, true).await?;
+    }
+    Ok(())
 }

@@ -5,18 +5,24 @@
 //! and only then, for a real restore, swapped in by renaming.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 
 use berkut_proto::ids::{BackupId, RestoreId};
-use berkut_proto::wire::CountCheck;
+use berkut_proto::manifest::Manifest;
+use berkut_proto::wire::BackupStatus;
+use futures::FutureExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
 
 use super::archive::{self, Decrypted};
 use super::files;
+use super::pg::{apply_globals, pg_restore_list, restore_dump};
 use super::properties;
 use super::record::{SwapPhase, Tracker};
-use super::sql::{self, Admin};
-use crate::db::{tool_env, Db};
+use super::smoke;
+use super::sql::Admin;
+use super::toc;
+use crate::db::Db;
 use crate::error::OpError;
 use crate::state::Daemon;
 use crate::tools::{self, ChildSlot};
@@ -44,6 +50,7 @@ pub async fn run(
     tracker: &Arc<Tracker>,
     p: &Params,
     slot: &Arc<ChildSlot>,
+    cancel: &CancellationToken,
 ) -> Result<(), OpError> {
     let target: Db = if p.dry_run {
         daemon.drill_db.clone().unwrap_or_else(|| daemon.db.clone())
@@ -111,18 +118,35 @@ pub async fn run(
 
     tracker.begin("inspect", daemon.now());
     let listing = pg_restore_list(daemon, &decrypted.dump.path, slot).await?;
-    let data_entries = listing
-        .lines()
-        .filter(|l| l.contains(" TABLE DATA "))
-        .count() as u64;
     tracker.log("inspect").line(&listing);
+    // The tables come from the archive's own table of contents: the
+    // listing's words cannot be split back into names reliably.
+    let toc = {
+        let path = decrypted.dump.path.clone();
+        blocking(move || Ok(toc::read(&path))).await?
+    };
+    let toc = match toc {
+        Ok(toc) => Some(toc),
+        Err(e) => {
+            // pg_restore reads the dump (the listing above); only the
+            // table list falls back to the restored database's catalog.
+            tracker.log("inspect").line(&format!(
+                "{e}; the tables to check are taken from the restored database"
+            ));
+            None
+        }
+    };
+    let data_entries = toc.as_ref().map_or(0, |t| t.data_entries()) as u64;
     tracker.finish(
         "inspect",
         daemon.now(),
-        format!(
-            "pg_restore reads the dump: {} entries, {data_entries} with table data",
-            listing.lines().filter(|l| !l.starts_with(';')).count()
-        ),
+        match &toc {
+            Some(t) => format!(
+                "pg_restore reads the dump: {} entries, {data_entries} with table data",
+                t.count
+            ),
+            None => "pg_restore reads the dump".to_owned(),
+        },
     );
 
     if !p.dry_run {
@@ -185,55 +209,7 @@ pub async fn run(
     )
     .await?;
 
-    // The database's own properties, then its statistics, before anything
-    // can go live: a restored database that lets PUBLIC connect, or that the
-    // planner knows nothing about, is not the database that was backed up.
-    match &manifest.properties {
-        Some(recorded) => {
-            tracker.begin("properties", daemon.now());
-            properties::apply(&admin, &p.scratch, recorded, &mut applied).await?;
-            let mut log = tracker.log("properties");
-            for line in recorded.describe() {
-                log.line(&format!("recorded: {line}"));
-            }
-            for line in &applied.done {
-                log.line(&format!("applied: {line}"));
-            }
-            for line in &applied.warnings {
-                log.line(&format!("warning: {line}"));
-            }
-            let detail = match applied.warnings.len() {
-                0 => format!("applied: {}", applied.done.join(", ")),
-                n => format!(
-                    "applied: {}; {n} not applied: {}",
-                    applied.done.join(", "),
-                    applied.warnings.join("; ")
-                ),
-            };
-            tracker.finish("properties", daemon.now(), detail);
-        }
-        None => tracker.skip(
-            "properties",
-            "the backup did not record the database's properties (it was made by an older berkutd); \
-             the database has the server's defaults",
-        ),
-    }
-    if daemon.config().restore_analyze {
-        tracker.begin("analyze", daemon.now());
-        let started = std::time::Instant::now();
-        let n =
-            properties::analyze(&target, &p.scratch, daemon.config().restore_jobs as usize).await?;
-        tracker.finish(
-            "analyze",
-            daemon.now(),
-            format!(
-                "planner statistics gathered for {n} tables in {:.1} s",
-                started.elapsed().as_secs_f64()
-            ),
-        );
-    } else {
-        tracker.skip("analyze", "turned off (restore_analyze = false)");
-    }
+    apply_properties(daemon, tracker, &admin, &target, p, &manifest, &mut applied).await?;
 
     let has_files = manifest
         .part(berkut_proto::manifest::PartKind::Files)
@@ -269,65 +245,38 @@ pub async fn run(
     }
 
     tracker.begin("smoke_checks", daemon.now());
-    let counts = smoke_checks(
+    let smoke = smoke::check(
         &target,
         &p.scratch,
         &manifest,
-        &listing,
+        toc.as_ref(),
         daemon.config().restore_jobs as usize,
     )
     .await?;
-    let bad: Vec<&CountCheck> = counts
-        .iter()
-        .filter(|c| c.found.is_none() || (c.expected.is_some() && c.expected != c.found))
-        .collect();
     let mut log = tracker.log("smoke_checks");
-    for c in &counts {
-        log.line(&c.describe());
+    for c in &smoke.counts {
+        log.line(&smoke::describe(c));
     }
-    let summary = format!("{} tables checked, {} differ", counts.len(), bad.len());
-    tracker.update(|s| s.counts = counts.clone());
-    if !bad.is_empty() {
-        let first = bad[0];
+    for problem in &smoke.problems {
+        log.line(problem);
+    }
+    let summary = smoke.summary();
+    tracker.update(|s| s.counts = smoke.counts.clone());
+    if let Some(first) = smoke.first_problem() {
         return Err(OpError::new(
             berkut_proto::wire::ErrorCode::Internal,
-            format!(
-                "smoke checks failed: {summary} (first: {})",
-                first.describe()
-            ),
+            format!("smoke checks failed: {summary} (first: {first})"),
         ));
     }
-    let differences = properties::compare(&target, &admin, &p.scratch, &manifest, &applied).await?;
-    let mut log = tracker.log("smoke_checks");
-    for d in &differences {
-        log.line(&format!("differs: {d}"));
-    }
-    for w in &applied.warnings {
-        log.line(&format!("not checked (the server could not take it): {w}"));
-    }
-    if !differences.is_empty() {
-        return Err(OpError::new(
-            berkut_proto::wire::ErrorCode::Internal,
-            format!(
-                "smoke checks failed: the restored database differs from the backup in {} ways: {}",
-                differences.len(),
-                first_few(&differences)
-            ),
-        ));
-    }
-    let summary = match (&manifest.objects, &manifest.properties) {
-        (Some(_), Some(_)) => {
-            format!("{summary}; objects by kind and the database's properties match")
-        }
-        (Some(_), None) => format!("{summary}; objects by kind match"),
-        _ => summary,
-    };
+    let summary = compare(tracker, &admin, &target, p, &manifest, &applied, summary).await?;
     tracker.finish("smoke_checks", daemon.now(), summary);
 
     if p.dry_run {
         tracker.skip("swap", "a dry-run never touches the live database");
     } else {
         tracker.begin("swap", daemon.now());
+        // Held until the swap is over: no backup runs or starts meanwhile.
+        let _quiet = quiesce(daemon, Some(tracker), 1, cancel).await?;
         tracker.update(|s| s.swap = SwapPhase::Started);
         let closed = daemon.db.close_idle();
         tracing::debug!(
@@ -368,7 +317,49 @@ pub async fn run(
     Ok(())
 }
 
-async fn blocking<T: Send + 'static>(
+/// Waits until no other job of the daemon runs, then holds every job slot
+/// but `own`, so that renaming the live database cuts off no backup (its
+/// `pg_dump` and its snapshot are sessions on that database) and none starts
+/// until the permit is dropped. Queued jobs ahead run first. While it
+/// waits, the swap step says so.
+pub async fn quiesce(
+    daemon: &Daemon,
+    tracker: Option<&Tracker>,
+    own: usize,
+    cancel: &CancellationToken,
+) -> Result<OwnedSemaphorePermit, OpError> {
+    let mut wait = Box::pin(daemon.jobs.hold_others(own));
+    let permit = match (&mut wait).now_or_never() {
+        Some(permit) => permit,
+        None => {
+            let backups = daemon
+                .jobs
+                .list()
+                .iter()
+                .filter(|j| j.record.status == BackupStatus::Running)
+                .count();
+            let drills = daemon.restores.drills_running();
+            let many =
+                |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+            let what = format!(
+                "waiting for running backups and drills to finish before the swap: {}, {} running",
+                many(backups, "backup"),
+                many(drills, "drill")
+            );
+            tracing::info!("{what}");
+            if let Some(t) = tracker {
+                t.note("swap", what);
+            }
+            tokio::select! {
+                permit = &mut wait => permit,
+                _ = cancel.cancelled() => return Err(tools::shutdown_error()),
+            }
+        }
+    };
+    permit.map_err(|_| tools::shutdown_error())
+}
+
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, OpError> + Send + 'static,
 ) -> Result<T, OpError> {
     tokio::task::spawn_blocking(f)
@@ -376,192 +367,108 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(OpError::internal(format!("restore step panicked: {e}"))))
 }
 
-fn tool(bin: &std::path::Path, db: &Db, dbname: &str) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.env_remove("PGPASSFILE");
-    for (k, v) in tool_env(db.config(), dbname) {
-        cmd.env(k, v);
-    }
-    cmd
+/// Where decrypted dumps live while a restore needs them.
+pub fn tmp_root(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("tmp")
 }
 
-async fn pg_restore_list(
+/// The database's own properties, then its statistics, before anything can
+/// go live: a restored database that lets PUBLIC connect, or that the
+/// planner knows nothing about, is not the database that was backed up.
+async fn apply_properties(
     daemon: &Arc<Daemon>,
-    dump: &std::path::Path,
-    slot: &Arc<ChildSlot>,
-) -> Result<String, OpError> {
-    let mut cmd = Command::new(&daemon.config().pg_restore_bin);
-    cmd.arg("--list").arg(dump);
-    let slot = Arc::clone(slot);
-    blocking(move || {
-        let mut out = Vec::new();
-        let (output, pumped) = tools::run_streaming(
-            cmd,
-            &slot,
-            |stdout| std::io::Read::read_to_end(stdout, &mut out).map(|_| ()),
-            |_| {},
-        )?;
-        output.check("pg_restore --list", &slot)?;
-        pumped.map_err(|e| OpError::internal(format!("reading pg_restore --list: {e}")))?;
-        Ok(String::from_utf8_lossy(&out).into_owned())
-    })
-    .await
-}
-
-/// Runs pg_restore once over the whole dump. Its verbose lines tell which
-/// section it is in: the first table data ends `pre_data`, the last one ends
-/// `data`, the exit ends `post_data`.
-async fn restore_dump(
-    daemon: &Arc<Daemon>,
-    target: &Db,
     tracker: &Arc<Tracker>,
+    admin: &Admin,
+    target: &Db,
     p: &Params,
-    dump: &std::path::Path,
-    total: u64,
-    slot: &Arc<ChildSlot>,
+    manifest: &Manifest,
+    applied: &mut properties::Applied,
 ) -> Result<(), OpError> {
-    let mut cmd = tool(&daemon.config().pg_restore_bin, target, &p.scratch);
-    cmd.args(["--exit-on-error", "--verbose", "--no-password"])
-        .arg(format!("--dbname={}", p.scratch));
-    if daemon.config().restore_jobs > 1 {
-        cmd.arg(format!("--jobs={}", daemon.config().restore_jobs));
-    }
-    cmd.arg(dump);
-    let (slot, tracker, d) = (Arc::clone(slot), Arc::clone(tracker), Arc::clone(daemon));
-    blocking(move || {
-        let mut log = tracker.log("data");
-        let mut done = 0u64;
-        let (output, _) = tools::run_streaming(
-            cmd,
-            &slot,
-            |stdout| std::io::copy(stdout, &mut std::io::sink()).map(|_| ()),
-            |line| {
-                if line.contains("processing data for table") {
-                    if done == 0 {
-                        tracker.finish("pre_data", d.now(), "schema created");
-                        tracker.begin("data", d.now());
-                    }
-                    done += 1;
-                    tracker.progress("data", done, Some(total));
-                    if done == total {
-                        tracker.finish("data", d.now(), format!("{total} tables loaded"));
-                        tracker.begin("post_data", d.now());
-                    }
-                }
-                log.line(line);
-            },
-        )?;
-        output.check("pg_restore", &slot)?;
-        let now = d.now();
-        if done == 0 {
-            tracker.finish("pre_data", now, "schema created");
-            tracker.begin("data", now);
-        }
-        if done < total || total == 0 {
-            tracker.finish("data", now, format!("{done} tables loaded"));
-            tracker.begin("post_data", now);
-        }
-        tracker.finish(
-            "post_data",
-            now,
-            "indexes, constraints and triggers created",
-        );
-        Ok(())
-    })
-    .await
-}
-
-/// Applies the archived roles and tablespaces, tolerating the ones that
-/// already exist (a restore into the same cluster); any other error fails.
-async fn apply_globals(
-    daemon: &Arc<Daemon>,
-    target: &Db,
-    tracker: &Arc<Tracker>,
-    globals: &[u8],
-    slot: &Arc<ChildSlot>,
-) -> Result<String, OpError> {
-    let mut cmd = tool(&daemon.config().psql_bin, target, "postgres");
-    cmd.args([
-        "-X",
-        "-q",
-        "--no-password",
-        "-v",
-        "ON_ERROR_STOP=0",
-        "-f",
-        "-",
-    ]);
-    let (slot, tracker, globals) = (Arc::clone(slot), Arc::clone(tracker), globals.to_vec());
-    blocking(move || {
-        let mut log = tracker.log("globals");
-        let mut existing = 0u32;
-        let mut other: Vec<String> = Vec::new();
-        let output = tools::run_with_input(cmd, &slot, &globals, |line| {
-            log.line(line);
-            if line.contains("ERROR:") {
-                if line.contains("already exists") {
-                    existing += 1;
-                } else {
-                    other.push(line.to_owned());
-                }
+    match &manifest.properties {
+        Some(recorded) => {
+            tracker.begin("properties", daemon.now());
+            properties::apply(admin, &p.scratch, recorded, applied).await?;
+            let mut log = tracker.log("properties");
+            for line in recorded.describe() {
+                log.line(&format!("recorded: {line}"));
             }
-        })?;
-        output.check("psql", &slot)?;
-        if let Some(first) = other.first() {
-            return Err(OpError::new(
-                berkut_proto::wire::ErrorCode::Internal,
-                format!(
-                    "applying the archived roles failed ({} errors)",
-                    other.len()
+            for line in &applied.done {
+                log.line(&format!("applied: {line}"));
+            }
+            for line in &applied.warnings {
+                log.line(&format!("warning: {line}"));
+            }
+            let detail = match applied.warnings.len() {
+                0 => format!("applied: {}", applied.done.join(", ")),
+                n => format!(
+                    "applied: {}; {n} not applied: {}",
+                    applied.done.join(", "),
+                    applied.warnings.join("; ")
                 ),
-            )
-            .with_detail(first));
+            };
+            tracker.finish("properties", daemon.now(), detail);
         }
-        Ok(format!(
-            "roles and tablespaces applied; {existing} already existed"
-        ))
-    })
-    .await
+        None => tracker.skip(
+            "properties",
+            "the backup did not record the database's properties (it was made by an older berkutd); \
+             the database has the server's defaults",
+        ),
+    }
+    if daemon.config().restore_analyze {
+        tracker.begin("analyze", daemon.now());
+        let started = std::time::Instant::now();
+        let n =
+            properties::analyze(target, &p.scratch, daemon.config().restore_jobs as usize).await?;
+        tracker.finish(
+            "analyze",
+            daemon.now(),
+            format!(
+                "planner statistics gathered for {n} tables in {:.1} s",
+                started.elapsed().as_secs_f64()
+            ),
+        );
+    } else {
+        tracker.skip("analyze", "turned off (restore_analyze = false)");
+    }
+    Ok(())
 }
 
-/// The tables to check: from the manifest's counts when the backup took
-/// them, else every table in the dump's listing (existence only).
-async fn smoke_checks(
+/// Compares the objects by kind and the database's properties with what
+/// the backup recorded; returns the smoke checks' summary, completed.
+async fn compare(
+    tracker: &Arc<Tracker>,
+    admin: &Admin,
     target: &Db,
-    scratch: &str,
-    manifest: &berkut_proto::manifest::Manifest,
-    listing: &str,
-    parallel: usize,
-) -> Result<Vec<CountCheck>, OpError> {
-    let expected: Vec<(String, String, Option<i64>)> = match &manifest.tables {
-        Some(tables) => tables
-            .iter()
-            .map(|t| (t.schema.clone(), t.table.clone(), Some(t.rows)))
-            .collect(),
-        None => listing
-            .lines()
-            .filter(|l| !l.starts_with(';'))
-            .filter_map(|l| {
-                let words: Vec<&str> = l.split_whitespace().collect();
-                (words.len() >= 6 && words[3] == "TABLE" && words[4] != "DATA")
-                    .then(|| (words[4].to_owned(), words[5].to_owned(), None))
-            })
-            .collect(),
-    };
-    let names: Vec<(String, String)> = expected
-        .iter()
-        .map(|(s, t, _)| (s.clone(), t.clone()))
-        .collect();
-    let found = sql::count_rows(target, scratch, &names, parallel).await?;
-    Ok(expected
-        .into_iter()
-        .zip(found)
-        .map(|((schema, table, expected), found)| CountCheck {
-            schema,
-            table,
-            expected,
-            found,
-        })
-        .collect())
+    p: &Params,
+    manifest: &Manifest,
+    applied: &properties::Applied,
+    summary: String,
+) -> Result<String, OpError> {
+    let differences = properties::compare(target, admin, &p.scratch, manifest, applied).await?;
+    let mut log = tracker.log("smoke_checks");
+    for d in &differences {
+        log.line(&format!("differs: {d}"));
+    }
+    for w in &applied.warnings {
+        log.line(&format!("not checked (the server could not take it): {w}"));
+    }
+    if !differences.is_empty() {
+        return Err(OpError::new(
+            berkut_proto::wire::ErrorCode::Internal,
+            format!(
+                "smoke checks failed: the restored database differs from the backup in {} ways: {}",
+                differences.len(),
+                first_few(&differences)
+            ),
+        ));
+    }
+    Ok(match (&manifest.objects, &manifest.properties) {
+        (Some(_), Some(_)) => {
+            format!("{summary}; objects by kind and the database's properties match")
+        }
+        (Some(_), None) => format!("{summary}; objects by kind match"),
+        _ => summary,
+    })
 }
 
 /// The first differences, enough for a reason; the evidence has them all.
@@ -575,9 +482,4 @@ fn first_few(differences: &[String]) -> String {
         ));
     }
     text
-}
-
-/// Where decrypted dumps live while a restore needs them.
-pub fn tmp_root(state_dir: &std::path::Path) -> PathBuf {
-    state_dir.join("tmp")
 }

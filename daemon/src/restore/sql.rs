@@ -7,8 +7,13 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use crate::db::{quote_ident, Db};
+use crate::db::{quote_ident, Db, APPLICATION_NAME};
 use crate::error::OpError;
+
+/// How long a swap tries to get the live database free of sessions before it
+/// gives up and lets connections in again: a session it must not end (the
+/// daemon's own busy one) or cannot end keeps the live database as it was.
+const SESSIONS_GONE_WITHIN: Duration = Duration::from_secs(15);
 
 pub struct Admin {
     client: Client,
@@ -110,13 +115,33 @@ impl Admin {
             .map_err(failed("change who may connect to a database"))
     }
 
-    /// Ends every other session on `name`; returns how many.
+    /// Which of `names` exist on the server, in one query.
+    pub async fn existing(&self, names: &[String]) -> Result<Vec<String>, OpError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT datname::text FROM pg_database WHERE datname = ANY($1)",
+                &[&names],
+            )
+            .await
+            .map_err(failed("list its databases"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Ends the application's sessions on `name`; returns how many. The
+    /// daemon's own sessions (its `application_name`) are spared while they
+    /// work: a busy one belongs to a job, which is waited for, never cut off
+    /// (the caller holds every job slot, so none should be left). Idle ones
+    /// are pooled connections that hold nothing, and are closed like any
+    /// other, since a renamed database must have no session at all.
     pub async fn terminate_sessions(&self, name: &str) -> Result<u64, OpError> {
         let rows = self
             .client
             .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[&name],
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid() \
+                 AND NOT (application_name = $2 AND state IS DISTINCT FROM 'idle')",
+                &[&name, &APPLICATION_NAME],
             )
             .await
             .map_err(failed("end the sessions on the live database"))?;
@@ -126,19 +151,25 @@ impl Admin {
     /// Moves `live` aside as `old` (if it exists) and gives `new` its name.
     /// New connections to the live database are refused first, so the
     /// sessions ended cannot come straight back; if the second rename fails
-    /// the first is undone. Returns the sessions ended, and whether there was a
-    /// live database to keep (there is none on a fresh server).
+    /// the first is undone. Whichever database carries the live name at the
+    /// end accepts connections, even one that was refused them before (a
+    /// database kept aside by a swap that a crash interrupted). Returns the
+    /// sessions ended, and whether there was a live database to keep (there
+    /// is none on a fresh server).
     pub async fn swap(&self, live: &str, new: &str, old: &str) -> Result<(u64, bool), OpError> {
         let mut ended = 0;
         if self.exists(live).await? {
             self.allow_connections(live, false).await?;
+            let deadline = tokio::time::Instant::now() + SESSIONS_GONE_WITHIN;
             let mut attempt = 0;
             loop {
                 ended += self.terminate_sessions(live).await?;
                 match self.rename(live, old).await {
                     Ok(()) => break,
-                    // A session may take a moment to go after being told to.
-                    Err(e) if attempt < 50 => {
+                    // A session may take a moment to go after being told
+                    // to (the server itself waits up to 5 seconds per
+                    // rename for them).
+                    Err(e) if tokio::time::Instant::now() < deadline => {
                         attempt += 1;
                         tracing::debug!(error = %e, attempt, "the live database is still in use; trying again");
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -154,15 +185,58 @@ impl Admin {
                 let _ = self.allow_connections(live, true).await;
                 return Err(e);
             }
+            self.allow_connections(live, true).await?;
             // The old database stays reachable by its new name for a look
             // before cleanup.
             self.allow_connections(old, true).await?;
             Ok((ended, true))
         } else {
             self.rename(new, live).await?;
+            self.allow_connections(live, true).await?;
             Ok((0, false))
         }
     }
+}
+
+/// A table as the restored database's catalog has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Relation {
+    /// A partitioned table (relkind `p`), rather than one holding rows.
+    pub partitioned: bool,
+    /// Attached to a partitioned parent.
+    pub partition: bool,
+}
+
+/// The tables (ordinary and partitioned) of database `dbname`, outside the
+/// system schemas, by schema and name.
+pub async fn relations(
+    db: &Db,
+    dbname: &str,
+) -> Result<std::collections::HashMap<(String, String), Relation>, OpError> {
+    let client = db.connect_to(dbname).await?;
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, c.relkind = 'p', c.relispartition \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') \
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'",
+            &[],
+        )
+        .await
+        .map_err(failed("list the restored tables"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                (r.get(0), r.get(1)),
+                Relation {
+                    partitioned: r.get(2),
+                    partition: r.get(3),
+                },
+            )
+        })
+        .collect())
 }
 
 /// Counts the rows of the tables in `tables` in database `dbname`, over

@@ -12,7 +12,7 @@ use berkut_testkit::{fake_tool, fingerprint, Gate, PgCluster};
 use crate::helpers::*;
 use crate::restore_start::{databases, restore_op, restored, tmp_dir_is_empty};
 
-async fn wait_for_step(
+pub async fn wait_for_step(
     daemon: &berkut_testkit::Daemon,
     id: &berkut_proto::ids::RestoreId,
     step: &str,

@@ -255,7 +255,7 @@ pub async fn run(
     .await?;
     let mut log = tracker.log("smoke_checks");
     for c in &smoke.counts {
-        log.line(&smoke::describe(c));
+        log.line(&c.describe());
     }
     for problem in &smoke.problems {
         log.line(problem);

@@ -15,7 +15,7 @@ use berkut_proto::wire::CountCheck;
 
 use super::sql;
 use super::toc::Toc;
-use crate::db::{quote_ident, Db};
+use crate::db::Db;
 use crate::error::OpError;
 
 /// What the checks found.
@@ -49,7 +49,7 @@ impl Smoke {
     pub fn first_problem(&self) -> Option<String> {
         self.bad()
             .next()
-            .map(describe)
+            .map(CountCheck::describe)
             .or_else(|| self.problems.first().cloned())
     }
 }
@@ -58,39 +58,9 @@ fn passes(c: &CountCheck) -> bool {
     c.found.is_some() && (c.expected.is_none() || c.expected == c.found)
 }
 
-/// A table's name as SQL would write it, with control characters (a
-/// newline in a name) shown escaped so that one check stays one line.
+/// A table's name as SQL writes it, escaped to stay on one line.
 pub fn shown(schema: &str, table: &str) -> String {
-    format!("{}.{}", quote_ident(schema), quote_ident(table))
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
-}
-
-/// One check in words: "public"."t": expected 12 rows, found 12.
-pub fn describe(c: &CountCheck) -> String {
-    let name = shown(&c.schema, &c.table);
-    let rows = |n: i64| {
-        if n == 1 {
-            "1 row".to_owned()
-        } else {
-            format!("{n} rows")
-        }
-    };
-    match (c.expected, c.found) {
-        (Some(e), Some(f)) if e == f => format!("{name}: expected {}, found {f}", rows(e)),
-        (Some(e), Some(f)) => format!("{name}: expected {}, found {}", rows(e), rows(f)),
-        (Some(e), None) => format!("{name}: expected {}, found no such table", rows(e)),
-        (None, Some(f)) => format!("{name}: present, {} (the backup counted none)", rows(f)),
-        (None, None) => format!("{name}: expected the table, found no such table"),
-    }
+    berkut_proto::wire::restore::table_name(schema, table)
 }
 
 /// Runs the checks against database `scratch`.
@@ -183,7 +153,7 @@ mod tests {
             (None, Some(3), "present, 3 rows (the backup counted none)"),
             (None, None, "expected the table, found no such table"),
         ] {
-            let text = describe(&check(e, f));
+            let text = check(e, f).describe();
             assert!(text.ends_with(want), "{text}");
             assert!(text.starts_with(r#""public"."new\nline ""q""""#), "{text}");
             assert!(!text.contains("Some(") && !text.contains("None"), "{text}");

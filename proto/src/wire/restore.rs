@@ -131,18 +131,42 @@ pub struct CountCheck {
 
 impl CountCheck {
     /// The check in words, for a step's log and a failure's reason:
-    /// `public.t: 500 rows expected, 499 found`.
+    /// `"public"."t": expected 500 rows, found 499 rows`.
     pub fn describe(&self) -> String {
-        let expected = match self.expected {
-            Some(n) => format!("{n} rows expected"),
-            None => "no count taken at backup time".to_owned(),
+        let name = table_name(&self.schema, &self.table);
+        let rows = |n: i64| {
+            if n == 1 {
+                "1 row".to_owned()
+            } else {
+                format!("{n} rows")
+            }
         };
-        let found = match self.found {
-            Some(n) => format!("{n} found"),
-            None => "the table is missing".to_owned(),
-        };
-        format!("{}.{}: {expected}, {found}", self.schema, self.table)
+        match (self.expected, self.found) {
+            (Some(e), Some(f)) if e == f => format!("{name}: expected {}, found {f}", rows(e)),
+            (Some(e), Some(f)) => format!("{name}: expected {}, found {}", rows(e), rows(f)),
+            (Some(e), None) => format!("{name}: expected {}, found no such table", rows(e)),
+            (None, Some(f)) => format!("{name}: present, {} (the backup counted none)", rows(f)),
+            (None, None) => format!("{name}: expected the table, found no such table"),
+        }
     }
+}
+
+/// A table's name as SQL writes it (`"public"."my table"`), with control
+/// characters (a newline in a name) shown escaped so that it stays on one
+/// line.
+pub fn table_name(schema: &str, table: &str) -> String {
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    format!("{}.{}", quote(schema), quote(table))
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// The evidence kept of one restore: its summary and the raw logs of its
@@ -196,11 +220,15 @@ mod tests {
         };
         assert_eq!(
             check(Some(500), Some(499)),
-            "public.t: 500 rows expected, 499 found"
+            "\"public\".\"t\": expected 500 rows, found 499 rows"
         );
         assert_eq!(
             check(None, None),
-            "public.t: no count taken at backup time, the table is missing"
+            "\"public\".\"t\": expected the table, found no such table"
+        );
+        assert_eq!(
+            table_name("odd schema", "a\"b\nc"),
+            "\"odd schema\".\"a\"\"b\\nc\""
         );
         for text in [check(None, Some(3)), check(Some(3), None)] {
             assert!(!text.contains("Some") && !text.contains("None"), "{text}");

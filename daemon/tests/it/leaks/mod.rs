@@ -282,7 +282,7 @@ async fn a_failed_restore_explains_itself_without_internals() {
     assert_eq!(record.status, RestoreStatus::Failed, "{record:?}");
     let reason = record.failure.clone().expect("a reason").reason;
     assert!(
-        reason.contains("public.t: 500 rows expected, 400 found"),
+        reason.contains("\"public\".\"t\": expected 500 rows, found 400 rows"),
         "{reason}"
     );
     check_message("the failure's reason", &reason);
@@ -296,7 +296,7 @@ async fn a_failed_restore_explains_itself_without_internals() {
         other => panic!("{other:?}"),
     };
     let text = serde_json::to_string_pretty(&evidence).unwrap();
-    assert!(text.contains("500 rows expected, 400 found"), "{text}");
+    assert!(text.contains("expected 500 rows, found 400 rows"), "{text}");
     for word in INTERNAL {
         assert!(!text.contains(word), "the evidence shows {word:?}: {text}");
     }

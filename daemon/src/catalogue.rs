@@ -328,7 +328,7 @@ impl Catalogue {
         let mut text =
             serde_json::to_vec_pretty(&file).expect("catalogue entries always serialise");
         text.push(b'\n');
-        crate::store::write_atomically(&self.path, &text).map_err(io)?;
+        crate::fsutil::write_atomically(&self.path, &text).map_err(io)?;
         self.dirty = false;
         Ok(())
     }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod connection;
 pub mod db;
 pub mod error;
+pub mod fsutil;
 pub mod handlers;
 pub mod health;
 pub mod inventory;

@@ -14,6 +14,9 @@ use berkut_proto::wire::{BackupRecord, BackupStatus, Failure};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+mod shared;
+pub use shared::SharedCatalogue;
+
 /// The version of the catalogue file this code writes and reads.
 pub const CATALOGUE_VERSION: u32 = 1;
 
@@ -376,6 +379,18 @@ impl Catalogue {
         let mut entries: Vec<&Entry> = self.entries.values().collect();
         entries.sort_by(|a, b| (b.state.created_at(), &b.id).cmp(&(a.state.created_at(), &a.id)));
         entries.into_iter()
+    }
+
+    /// When the newest succeeded backup (of `origin`, or of any origin)
+    /// was created: the plan's last success, the scheduler's catch-up and
+    /// the RPO watch all ask this.
+    pub fn newest_success(&self, origin: Option<Origin>) -> Option<OffsetDateTime> {
+        self.entries
+            .values()
+            .filter(|e| origin.is_none_or(|o| e.origin == o))
+            .filter(|e| e.state.status() == BackupStatus::Succeeded)
+            .map(|e| e.state.created_at())
+            .max()
     }
 
     /// A copy of the entries, to roll back to if a save fails.

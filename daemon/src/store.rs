@@ -14,6 +14,7 @@ use berkut_proto::manifest::Manifest;
 use sha2::{Digest, Sha256};
 
 use crate::catalogue::ArchiveFacts;
+use crate::error::OpError;
 use crate::fsutil::sync_dir;
 
 const PARTIAL_SUFFIX: &str = ".bscc.partial";
@@ -113,6 +114,18 @@ impl Store {
         keyring: &Keyring,
     ) -> Result<(Manifest, ArchiveFacts), ArchiveError> {
         verify_file(&self.archive_path(id), keyring)
+    }
+}
+
+/// What a client is told when the backup directory cannot be written (or
+/// read, or an archive deleted): a full disk and a quota in plain words.
+pub fn io_error(e: io::Error) -> OpError {
+    if e.raw_os_error() == Some(nix::libc::ENOSPC) {
+        OpError::unavailable("the backup directory is full: no space left on device").with_detail(e)
+    } else if e.raw_os_error() == Some(nix::libc::EDQUOT) {
+        OpError::unavailable("the backup directory is over its disk quota").with_detail(e)
+    } else {
+        OpError::unavailable("writing the archive failed").with_detail(e)
     }
 }
 

@@ -437,6 +437,32 @@ mod tests {
     }
 
     #[test]
+    fn newest_success_looks_at_succeeded_backups_of_the_origin_asked() {
+        let mut cat = Catalogue::parse(Path::new("fixture"), FIXTURE_V1.as_bytes()).unwrap();
+        let scheduled = time::macros::datetime!(2026-11-20 02:00 UTC);
+        // The newer failed manual backup does not count.
+        assert_eq!(cat.newest_success(None), Some(scheduled));
+        assert_eq!(cat.newest_success(Some(Origin::Scheduled)), Some(scheduled));
+        assert_eq!(cat.newest_success(Some(Origin::Manual)), None);
+        let ok: BackupId = "20261120T020000Z-0badc0de".parse().unwrap();
+        let later = time::macros::datetime!(2026-11-22 02:00 UTC);
+        let manual = Entry {
+            id: "20261122T020000Z-00000001".parse().unwrap(),
+            origin: Origin::Manual,
+            state: BackupState::Succeeded {
+                created_at: later,
+                started_at: later,
+                finished_at: later,
+            },
+            ..cat.get(&ok).unwrap().clone()
+        };
+        cat.insert(manual);
+        assert_eq!(cat.newest_success(None), Some(later));
+        assert_eq!(cat.newest_success(Some(Origin::Manual)), Some(later));
+        assert_eq!(cat.newest_success(Some(Origin::Scheduled)), Some(scheduled));
+    }
+
+    #[test]
     fn save_then_load_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalogue.json");

@@ -22,7 +22,6 @@ use crate::store::io_error;
 use crate::tools::{self, shutdown_error, ChildSlot};
 use pipeline::{Plan, Sealed};
 
-
 /// A validated request for a backup.
 #[derive(Clone, Debug)]
 pub struct BackupRequest {

@@ -121,3 +121,54 @@ impl SharedCatalogue {
         self.inner.lock().is_ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE_V1: &str = include_str!("../../tests/fixtures/catalogue-v1.json");
+
+    fn shared(path: &std::path::Path) -> SharedCatalogue {
+        std::fs::write(path, FIXTURE_V1).unwrap();
+        SharedCatalogue::new(Catalogue::load(path).unwrap())
+    }
+
+    #[test]
+    fn a_refused_change_is_rolled_back_and_not_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalogue.json");
+        let cat = shared(&path);
+        let ok: BackupId = "20261120T020000Z-0badc0de".parse().unwrap();
+        let refused: Result<(), &str> = cat.try_update(
+            |c| {
+                c.remove(&ok);
+                Err("no")
+            },
+            |_| "save failed",
+        );
+        assert_eq!(refused, Err("no"));
+        assert!(cat.contains(&ok));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), FIXTURE_V1);
+
+        cat.update(|c| c.get_mut(&ok).unwrap().pinned = true)
+            .unwrap();
+        assert_eq!(cat.entry(&ok).map(|e| e.pinned), Some(true));
+        assert!(Catalogue::load(&path).unwrap().get(&ok).unwrap().pinned);
+    }
+
+    #[test]
+    fn a_failed_save_rolls_back_or_keeps_the_change_as_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalogue.json");
+        let cat = shared(&path);
+        let ok: BackupId = "20261120T020000Z-0badc0de".parse().unwrap();
+        // The catalogue's directory is gone: every save fails.
+        drop(dir);
+        assert!(cat.update(|c| c.remove(&ok)).is_err());
+        assert!(cat.contains(&ok));
+        assert!(cat.update_keeping(|c| c.remove(&ok)).is_err());
+        assert!(!cat.contains(&ok));
+        assert!(cat.read(Catalogue::is_dirty));
+        assert!(cat.flush().is_err());
+    }
+}

@@ -16,10 +16,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::Responder;
-use crate::store::io_error;
 use crate::catalogue::Entry;
 use crate::error::OpError;
 use crate::state::Daemon;
+use crate::store::io_error;
 
 /// One piece of an upload, as the connection hands it over.
 pub enum Piece {

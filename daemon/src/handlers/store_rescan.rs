@@ -12,10 +12,10 @@ use std::sync::Arc;
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::Reply;
 
-use crate::store::io_error;
 use crate::error::OpError;
 use crate::recovery;
 use crate::state::Daemon;
+use crate::store::io_error;
 
 pub async fn handle(daemon: &Arc<Daemon>) -> Result<Reply, OpError> {
     let known = daemon.catalogue.read(recovery::statuses);

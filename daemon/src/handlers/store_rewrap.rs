@@ -10,10 +10,9 @@ use std::sync::Arc;
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::Reply;
 
-use crate::store::io_error;
 use crate::error::OpError;
 use crate::state::Daemon;
-use crate::store::HashingWriter;
+use crate::store::{io_error, HashingWriter};
 
 pub async fn handle(daemon: &Arc<Daemon>) -> Result<Reply, OpError> {
     let primary = daemon.config().keyring.primary().key_id().to_string();

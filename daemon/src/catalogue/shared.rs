@@ -128,17 +128,25 @@ mod tests {
 
     const FIXTURE_V1: &str = include_str!("../../tests/fixtures/catalogue-v1.json");
 
-    fn shared(path: &std::path::Path) -> SharedCatalogue {
-        std::fs::write(path, FIXTURE_V1).unwrap();
-        SharedCatalogue::new(Catalogue::load(path).unwrap())
+    /// The version 1 fixture, saved in a directory of its own, and the id
+    /// of its succeeded backup.
+    fn shared() -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        SharedCatalogue,
+        BackupId,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalogue.json");
+        std::fs::write(&path, FIXTURE_V1).unwrap();
+        let cat = SharedCatalogue::new(Catalogue::load(&path).unwrap());
+        let ok = "20261120T020000Z-0badc0de".parse().unwrap();
+        (dir, path, cat, ok)
     }
 
     #[test]
     fn a_refused_change_is_rolled_back_and_not_saved() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("catalogue.json");
-        let cat = shared(&path);
-        let ok: BackupId = "20261120T020000Z-0badc0de".parse().unwrap();
+        let (_dir, path, cat, ok) = shared();
         let refused: Result<(), &str> = cat.try_update(
             |c| {
                 c.remove(&ok);
@@ -158,10 +166,7 @@ mod tests {
 
     #[test]
     fn a_failed_save_rolls_back_or_keeps_the_change_as_asked() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("catalogue.json");
-        let cat = shared(&path);
-        let ok: BackupId = "20261120T020000Z-0badc0de".parse().unwrap();
+        let (dir, _, cat, ok) = shared();
         // The catalogue's directory is gone: every save fails.
         drop(dir);
         assert!(cat.update(|c| c.remove(&ok)).is_err());

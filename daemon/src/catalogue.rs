@@ -14,6 +14,9 @@ use berkut_proto::wire::{BackupRecord, BackupStatus, Failure};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+mod shared;
+pub use shared::SharedCatalogue;
+
 /// The version of the catalogue file this code writes and reads.
 pub const CATALOGUE_VERSION: u32 = 1;
 
@@ -328,7 +331,7 @@ impl Catalogue {
         let mut text =
             serde_json::to_vec_pretty(&file).expect("catalogue entries always serialise");
         text.push(b'\n');
-        crate::store::write_atomically(&self.path, &text).map_err(io)?;
+        crate::fsutil::write_atomically(&self.path, &text).map_err(io)?;
         self.dirty = false;
         Ok(())
     }
@@ -378,6 +381,18 @@ impl Catalogue {
         entries.into_iter()
     }
 
+    /// When the newest succeeded backup (of `origin`, or of any origin)
+    /// was created: the plan's last success, the scheduler's catch-up and
+    /// the RPO watch all ask this.
+    pub fn newest_success(&self, origin: Option<Origin>) -> Option<OffsetDateTime> {
+        self.entries
+            .values()
+            .filter(|e| origin.is_none_or(|o| e.origin == o))
+            .filter(|e| e.state.status() == BackupStatus::Succeeded)
+            .map(|e| e.state.created_at())
+            .max()
+    }
+
     /// A copy of the entries, to roll back to if a save fails.
     pub fn snapshot(&self) -> BTreeMap<BackupId, Entry> {
         self.entries.clone()
@@ -419,6 +434,32 @@ mod tests {
         assert_eq!(failure.code, berkut_proto::wire::ErrorCode::Unavailable);
         // Newest first.
         assert_eq!(cat.list().next().unwrap().id, failed);
+    }
+
+    #[test]
+    fn newest_success_looks_at_succeeded_backups_of_the_origin_asked() {
+        let mut cat = Catalogue::parse(Path::new("fixture"), FIXTURE_V1.as_bytes()).unwrap();
+        let scheduled = time::macros::datetime!(2026-11-20 02:00 UTC);
+        // The newer failed manual backup does not count.
+        assert_eq!(cat.newest_success(None), Some(scheduled));
+        assert_eq!(cat.newest_success(Some(Origin::Scheduled)), Some(scheduled));
+        assert_eq!(cat.newest_success(Some(Origin::Manual)), None);
+        let ok: BackupId = "20261120T020000Z-0badc0de".parse().unwrap();
+        let later = time::macros::datetime!(2026-11-22 02:00 UTC);
+        let manual = Entry {
+            id: "20261122T020000Z-00000001".parse().unwrap(),
+            origin: Origin::Manual,
+            state: BackupState::Succeeded {
+                created_at: later,
+                started_at: later,
+                finished_at: later,
+            },
+            ..cat.get(&ok).unwrap().clone()
+        };
+        cat.insert(manual);
+        assert_eq!(cat.newest_success(None), Some(later));
+        assert_eq!(cat.newest_success(Some(Origin::Manual)), Some(later));
+        assert_eq!(cat.newest_success(Some(Origin::Scheduled)), Some(scheduled));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod config;
 pub mod connection;
 pub mod db;
 pub mod error;
+pub mod fsutil;
 pub mod handlers;
 pub mod health;
 pub mod inventory;
@@ -32,7 +33,7 @@ pub mod tools;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -221,7 +222,7 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
     );
     let daemon = Arc::new(Daemon {
         jobs: Jobs::new(config.max_parallel),
-        catalogue: Mutex::new(catalogue),
+        catalogue: catalogue::SharedCatalogue::new(catalogue),
         store,
         db,
         audit: audit::Audit::new(&config.state_dir, audit::Limits::of(&config)),

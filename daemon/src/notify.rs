@@ -199,7 +199,7 @@ pub fn health(scheduler_age: Duration, stopping: bool) -> Result<(), String> {
 fn check(daemon: &Daemon) -> Result<(), String> {
     // Blocks for as long as someone holds the lock: a deadlock here stops
     // the pings, which is the point.
-    if daemon.catalogue.lock().is_err() {
+    if !daemon.catalogue.lock_works() {
         return Err("the catalogue lock is poisoned by a panic".to_owned());
     }
     health(daemon.scheduler_beat.age(), daemon.shutdown.is_cancelled())

@@ -271,7 +271,7 @@ pub fn alarm(cat: &Catalogue) -> Option<String> {
 /// deleting their records, ends it too). Takes the catalogue's lock.
 pub fn store_alarm(daemon: &crate::state::Daemon) -> Option<String> {
     daemon.health.store_alarm()?;
-    alarm(&daemon.catalogue.lock().unwrap())
+    daemon.catalogue.read(alarm)
 }
 
 /// An entry made from a stored archive, if it authenticates.

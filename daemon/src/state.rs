@@ -2,13 +2,16 @@
 //! database handle, jobs, access policy and clock. One `Arc<Daemon>` is handed
 //! to every connection and job.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalogue::Catalogue;
+use berkut_proto::ids::BackupId;
+use berkut_proto::wire::BackupStatus;
+
+use crate::catalogue::{Catalogue, SharedCatalogue};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
@@ -20,7 +23,9 @@ use crate::store::Store;
 pub struct Daemon {
     /// The configuration in force; a reload replaces it (see `config()`).
     pub(crate) config: RwLock<Arc<Config>>,
-    pub catalogue: Mutex<Catalogue>,
+    /// What the daemon knows about every backup; reached through its
+    /// methods, which take its lock.
+    pub catalogue: SharedCatalogue,
     pub store: Store,
     pub db: Db,
     pub jobs: Arc<Jobs>,
@@ -54,14 +59,48 @@ impl Daemon {
         &self,
         change: impl FnOnce(&mut Catalogue) -> T,
     ) -> Result<T, OpError> {
-        let mut cat = self.catalogue.lock().unwrap();
-        let before = cat.snapshot();
-        let out = change(&mut cat);
-        if let Err(e) = cat.save() {
-            cat.restore(before);
-            return Err(OpError::unavailable("the catalogue could not be saved").with_detail(e));
+        self.try_update_catalogue(|c| Ok(change(c)))
+    }
+
+    /// Like `update_catalogue`, for a change that may refuse: a refusal
+    /// rolls back whatever the change did and saves nothing.
+    pub fn try_update_catalogue<T>(
+        &self,
+        change: impl FnOnce(&mut Catalogue) -> Result<T, OpError>,
+    ) -> Result<T, OpError> {
+        self.catalogue.try_update(change, |e| {
+            OpError::unavailable("the catalogue could not be saved").with_detail(e)
+        })
+    }
+
+    /// Deletes a finished backup: the archive first, then the record, so a
+    /// crash in between leaves a record whose archive is missing (which
+    /// start-up recovery reports), never an archive without a record.
+    /// `backup_delete` and retention both delete this way.
+    ///
+    /// A `missing` backup loses its record only: the daemon never deletes a
+    /// file it has not looked at since it went missing (the directory may be a
+    /// mount that came back). If the archive shows up again, the next start or
+    /// `store_rescan` lists it again, as an archive the catalogue did not know.
+    pub fn remove_backup(&self, id: &BackupId) -> Result<(), OpError> {
+        if self.jobs.is_active(id) {
+            return Err(OpError::conflict(format!(
+                "backup {id} is still in progress"
+            )));
         }
-        Ok(out)
+        if self.restores.uses_backup(id) {
+            return Err(OpError::conflict(format!("backup {id} is being restored")));
+        }
+        if self.downloads.is_busy(id) {
+            return Err(OpError::conflict(format!(
+                "backup {id} is being downloaded"
+            )));
+        }
+        if self.catalogue.status(id) != Some(BackupStatus::Missing) {
+            self.store.delete(id).map_err(crate::store::io_error)?;
+        }
+        self.update_catalogue(|c| c.remove(id))?;
+        Ok(())
     }
 
     /// The configuration in force now. A job takes it once when it starts,

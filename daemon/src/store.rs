@@ -14,6 +14,8 @@ use berkut_proto::manifest::Manifest;
 use sha2::{Digest, Sha256};
 
 use crate::catalogue::ArchiveFacts;
+use crate::error::OpError;
+use crate::fsutil::sync_dir;
 
 const PARTIAL_SUFFIX: &str = ".bscc.partial";
 
@@ -115,6 +117,18 @@ impl Store {
     }
 }
 
+/// What a client is told when the backup directory cannot be written (or
+/// read, or an archive deleted): a full disk and a quota in plain words.
+pub fn io_error(e: io::Error) -> OpError {
+    if e.raw_os_error() == Some(nix::libc::ENOSPC) {
+        OpError::unavailable("the backup directory is full: no space left on device").with_detail(e)
+    } else if e.raw_os_error() == Some(nix::libc::EDQUOT) {
+        OpError::unavailable("the backup directory is over its disk quota").with_detail(e)
+    } else {
+        OpError::unavailable("writing the archive failed").with_detail(e)
+    }
+}
+
 /// Reads an archive file end to end: authenticates every chunk, checks
 /// every part's digest against the manifest, and measures the file (size,
 /// sha256, the key id its data key is wrapped with).
@@ -136,64 +150,6 @@ pub fn verify_file(
             key_id,
         },
     ))
-}
-
-/// Replaces `path` with `contents` so that a crash leaves either the old or
-/// the new file: temporary file, fsync, rename, fsync of the directory.
-///
-/// The temporary file is created new (`create_exclusive`), so a link planted
-/// at its name never makes the daemon write through it; the rename replaces
-/// whatever is at `path` itself, a link included, and never follows it.
-/// Writers in this process take turns, so two writes of the same file never
-/// share its temporary file.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
-    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = WRITING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let tmp = path.with_extension("tmp");
-    let mut out = create_exclusive(&tmp)?;
-    let written = out
-        .write_all(contents)
-        .and_then(|()| out.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-/// Creates a new file at `path` for writing (mode 0644 before the umask),
-/// never through a link: `O_CREAT | O_EXCL` refuses anything already at the
-/// name, and `O_NOFOLLOW` says so explicitly. Something left at the name
-/// (a temporary file of a crashed write, or a planted link) is removed
-/// first; removing a link removes the link, not its target. If something
-/// appears there again before the creation, this fails rather than follow it.
-pub fn create_exclusive(path: &Path) -> io::Result<File> {
-    let open = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(path)
-    };
-    match open() {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            if std::fs::symlink_metadata(path)?.is_dir() {
-                return Err(e);
-            }
-            std::fs::remove_file(path)?;
-            open()
-        }
-        other => other,
-    }
-}
-
-/// fsyncs a directory so that a rename or removal in it is durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// A writer that counts and hashes what passes through it, so the archive's
@@ -311,42 +267,5 @@ mod tests {
             digest,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-    }
-
-    #[test]
-    fn a_link_planted_at_the_temporary_name_is_not_followed() {
-        use std::os::unix::fs::symlink;
-        let dir = tempfile::tempdir().unwrap();
-        let victim = dir.path().join("victim");
-        std::fs::write(&victim, b"precious").unwrap();
-        let target = dir.path().join("catalogue.json");
-        symlink(&victim, dir.path().join("catalogue.tmp")).unwrap();
-        write_atomically(&target, b"new catalogue").unwrap();
-        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
-        assert_eq!(std::fs::read(&target).unwrap(), b"new catalogue");
-        assert!(!dir.path().join("catalogue.tmp").exists());
-
-        // A link at the final name is replaced, not written through.
-        let summary = dir.path().join("summary.json");
-        symlink(&victim, &summary).unwrap();
-        write_atomically(&summary, b"{}").unwrap();
-        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
-        assert!(!std::fs::symlink_metadata(&summary)
-            .unwrap()
-            .file_type()
-            .is_symlink());
-
-        // A dangling link to where a file would be created makes none.
-        let nowhere = dir.path().join("created-through-a-link");
-        symlink(&nowhere, dir.path().join("plan.tmp")).unwrap();
-        write_atomically(&dir.path().join("plan.json"), b"plan").unwrap();
-        assert!(!nowhere.exists());
-
-        // A directory in the way fails cleanly and leaves the file alone.
-        std::fs::create_dir(dir.path().join("maintenance.tmp")).unwrap();
-        let maintenance = dir.path().join("maintenance.json");
-        std::fs::write(&maintenance, b"old").unwrap();
-        assert!(write_atomically(&maintenance, b"new").is_err());
-        assert_eq!(std::fs::read(&maintenance).unwrap(), b"old");
     }
 }

@@ -10,9 +10,8 @@
 //! what lets `audit_verify` start from a file whose predecessors were
 //! removed under the size bound, and notice when one more was removed.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -205,21 +204,7 @@ pub fn read_head(dir: &Path) -> Option<Option<Head>> {
 /// still holds the head's line (see `Audit::open`).
 pub fn write_head(dir: &Path, head: &Head) -> std::io::Result<()> {
     let tmp = dir.join(format!("{HEAD_FILE}.tmp"));
-    let open = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&tmp)
-    };
-    let mut file = match open() {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(&tmp)?;
-            open()?
-        }
-        other => other?,
-    };
+    let mut file = crate::fsutil::create_exclusive(&tmp, 0o600)?;
     let text = serde_json::to_string(head).expect("a head serialises");
     file.write_all(text.as_bytes())?;
     file.write_all(b"\n")?;

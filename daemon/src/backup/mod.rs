@@ -18,10 +18,9 @@ use crate::error::OpError;
 use crate::inventory;
 use crate::jobs::{JobContext, JobView};
 use crate::state::Daemon;
+use crate::store::io_error;
 use crate::tools::{self, shutdown_error, ChildSlot};
 use pipeline::{Plan, Sealed};
-
-pub use pipeline::io_error;
 
 /// A validated request for a backup.
 #[derive(Clone, Debug)]
@@ -185,14 +184,11 @@ fn record_outcome(
     id: &BackupId,
     change: impl FnOnce(&mut Entry),
 ) -> Result<(), crate::catalogue::CatalogueError> {
-    let mut cat = daemon
-        .catalogue
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(e) = cat.get_mut(id) {
-        change(e);
-    }
-    cat.save().inspect_err(|_| cat.keep_unsaved())
+    daemon.catalogue.update_keeping(|cat| {
+        if let Some(e) = cat.get_mut(id) {
+            change(e);
+        }
+    })
 }
 
 /// Fails a job's record if its task ends before recording an outcome (a
@@ -256,41 +252,6 @@ pub async fn submit_or_record(
     Err(OpError::new(failure.code, failure.reason))
 }
 
-/// Deletes a finished backup: the archive first, then the record, so a
-/// crash in between leaves a record whose archive is missing (which
-/// start-up recovery reports), never an archive without a record.
-///
-/// A `missing` backup loses its record only: the daemon never deletes a
-/// file it has not looked at since it went missing (the directory may be a
-/// mount that came back). If the archive shows up again, the next start or
-/// `store_rescan` lists it again, as an archive the catalogue did not know.
-pub fn remove(daemon: &Daemon, id: &BackupId) -> Result<(), OpError> {
-    if daemon.jobs.is_active(id) {
-        return Err(OpError::conflict(format!(
-            "backup {id} is still in progress"
-        )));
-    }
-    if daemon.restores.uses_backup(id) {
-        return Err(OpError::conflict(format!("backup {id} is being restored")));
-    }
-    if daemon.downloads.is_busy(id) {
-        return Err(OpError::conflict(format!(
-            "backup {id} is being downloaded"
-        )));
-    }
-    let missing = daemon
-        .catalogue
-        .lock()
-        .unwrap()
-        .get(id)
-        .is_some_and(|e| e.state.status() == berkut_proto::wire::BackupStatus::Missing);
-    if !missing {
-        daemon.store.delete(id).map_err(io_error)?;
-    }
-    daemon.update_catalogue(|c| c.remove(id))?;
-    Ok(())
-}
-
 /// Changes a job's state in the catalogue, then tells its watchers.
 fn mark(
     daemon: &Daemon,
@@ -308,7 +269,7 @@ fn mark(
 }
 
 fn publish(daemon: &Daemon, ctx: &JobContext, id: &BackupId) {
-    let record = daemon.catalogue.lock().unwrap().get(id).map(|e| e.record());
+    let record = daemon.catalogue.record(id);
     if let Some(record) = record {
         ctx.view.send_modify(|v| {
             if record.status.is_finished() {
@@ -374,9 +335,7 @@ async fn execute(
         origin: request.origin,
         created_at: daemon
             .catalogue
-            .lock()
-            .unwrap()
-            .get(id)
+            .entry(id)
             .map(|e| e.state.created_at())
             .unwrap_or_else(|| daemon.now()),
         facts,

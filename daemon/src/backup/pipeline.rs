@@ -22,7 +22,7 @@ use super::Reporter;
 use crate::clock::Clock;
 use crate::db::ServerFacts;
 use crate::error::OpError;
-use crate::store::HashingWriter;
+use crate::store::{io_error, HashingWriter};
 use crate::tools::{run_streaming, shutdown_error, ChildSlot};
 
 /// Everything the pipeline needs to know, decided before it starts.
@@ -393,16 +393,6 @@ fn timing(step: &str, started: Instant) -> StepTiming {
     StepTiming {
         step: step.to_owned(),
         seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-    }
-}
-
-pub fn io_error(e: io::Error) -> OpError {
-    if e.raw_os_error() == Some(nix::libc::ENOSPC) {
-        OpError::unavailable("the backup directory is full: no space left on device").with_detail(e)
-    } else if e.raw_os_error() == Some(nix::libc::EDQUOT) {
-        OpError::unavailable("the backup directory is over its disk quota").with_detail(e)
-    } else {
-        OpError::unavailable("writing the archive failed").with_detail(e)
     }
 }
 

@@ -9,10 +9,10 @@ use crate::error::OpError;
 use crate::state::Daemon;
 
 pub async fn handle(daemon: &Daemon, id: &BackupId) -> Result<Reply, OpError> {
-    if daemon.catalogue.lock().unwrap().get(id).is_none() {
+    if !daemon.catalogue.contains(id) {
         return Err(not_found(id));
     }
-    crate::backup::remove(daemon, id)?;
+    daemon.remove_backup(id)?;
     tracing::info!(backup = %id, "backup deleted");
     Ok(Reply::Deleted { id: id.clone() })
 }

@@ -29,12 +29,7 @@ pub async fn handle(daemon: &Daemon, id: &BackupId, resp: &Responder) -> Result<
     // The lease comes first, so a delete cannot slip in between the check
     // and the first read.
     let _lease = daemon.downloads.acquire(id);
-    let status = daemon
-        .catalogue
-        .lock()
-        .unwrap()
-        .get(id)
-        .map(|e| e.state.status());
+    let status = daemon.catalogue.status(id);
     match status {
         None => return Err(not_found(id)),
         Some(BackupStatus::Succeeded) => {}

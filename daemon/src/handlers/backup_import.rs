@@ -16,10 +16,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::Responder;
-use crate::backup::io_error;
 use crate::catalogue::Entry;
 use crate::error::OpError;
 use crate::state::Daemon;
+use crate::store::io_error;
 
 /// One piece of an upload, as the connection hands it over.
 pub enum Piece {
@@ -107,8 +107,9 @@ pub async fn handle(daemon: &Arc<Daemon>, size: u64, resp: &Responder) -> Result
     let mut entry = Entry::from_archive(id.clone(), manifest, facts, Origin::Imported);
     // Checked, put in place and recorded under the catalogue's lock, so two
     // imports of one archive cannot both pass the check.
-    let record = {
-        let mut cat = daemon.catalogue.lock().unwrap();
+    // A failed save rolls the record back; the archive stays in place and
+    // start-up recovery catalogues it.
+    let record = daemon.try_update_catalogue(|cat| {
         let previous = cat.get(&id).cloned();
         // The archive of a backup recorded as missing comes home: the
         // record turns succeeded again, as it was (origin, label, pin).
@@ -132,18 +133,8 @@ pub async fn handle(daemon: &Arc<Daemon>, size: u64, resp: &Responder) -> Result
         quarantine.1 = true;
         let record = entry.record();
         cat.insert(entry);
-        if let Err(e) = cat.save() {
-            // The archive is in place; start-up recovery catalogues it.
-            match previous {
-                Some(previous) => cat.insert(previous),
-                None => {
-                    cat.remove(&id);
-                }
-            }
-            return Err(OpError::unavailable("the catalogue could not be saved").with_detail(e));
-        }
-        record
-    };
+        Ok(record)
+    })?;
     tracing::info!(backup = %id, size = received, "archive imported");
     Ok(Reply::Backup { backup: record })
 }

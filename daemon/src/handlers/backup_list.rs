@@ -14,15 +14,14 @@ pub fn handle(daemon: &Daemon, offset: u64, limit: Option<u32>) -> Result<Reply,
             "limit must be between 1 and {MAX_LIST_PAGE}"
         )));
     }
-    let cat = daemon.catalogue.lock().unwrap();
-    let backups = cat
-        .list()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(limit as usize)
-        .map(|e| e.record())
-        .collect();
-    Ok(Reply::Backups {
-        backups,
-        total: cat.len() as u64,
-    })
+    let (backups, total) = daemon.catalogue.read(|cat| {
+        let page = cat
+            .list()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit as usize)
+            .map(|e| e.record())
+            .collect();
+        (page, cat.len() as u64)
+    });
+    Ok(Reply::Backups { backups, total })
 }

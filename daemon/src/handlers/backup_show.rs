@@ -7,11 +7,8 @@ use crate::error::OpError;
 use crate::state::Daemon;
 
 pub fn handle(daemon: &Daemon, id: &BackupId) -> Result<Reply, OpError> {
-    let cat = daemon.catalogue.lock().unwrap();
-    let entry = cat.get(id).ok_or_else(|| not_found(id))?;
-    Ok(Reply::Backup {
-        backup: entry.record(),
-    })
+    let backup = daemon.catalogue.record(id).ok_or_else(|| not_found(id))?;
+    Ok(Reply::Backup { backup })
 }
 
 pub fn not_found(id: &BackupId) -> OpError {

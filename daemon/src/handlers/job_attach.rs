@@ -17,13 +17,7 @@ pub async fn handle(daemon: &Daemon, id: &BackupId, resp: &Responder) -> Result<
     // record is in the catalogue, so one of the two always has it.
     let backup = match daemon.jobs.watch(id) {
         Some(view) => follow(view, resp).await?,
-        None => daemon
-            .catalogue
-            .lock()
-            .unwrap()
-            .get(id)
-            .map(|e| e.record())
-            .ok_or_else(|| not_found(id))?,
+        None => daemon.catalogue.record(id).ok_or_else(|| not_found(id))?,
     };
     Ok(Reply::Backup { backup })
 }

@@ -2,7 +2,7 @@
 //! automatic backup.
 
 use berkut_proto::manifest::Origin;
-use berkut_proto::wire::{BackupStatus, PlanInfo, Reply};
+use berkut_proto::wire::{PlanInfo, Reply};
 
 use crate::error::OpError;
 use crate::state::Daemon;
@@ -13,14 +13,7 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
 
 /// The plan as clients see it.
 pub fn info(daemon: &Daemon) -> PlanInfo {
-    let last_success = daemon
-        .catalogue
-        .lock()
-        .unwrap()
-        .list()
-        .filter(|e| e.origin == Origin::Scheduled && e.state.status() == BackupStatus::Succeeded)
-        .map(|e| e.state.created_at())
-        .max();
+    let last_success = daemon.catalogue.newest_success(Some(Origin::Scheduled));
     let plan = daemon.plan.borrow().clone();
     let Some(plan) = plan else {
         return PlanInfo {

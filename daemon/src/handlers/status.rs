@@ -15,19 +15,13 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
     // Restores wait for and hold the same slots as backups: the counts
     // include them (the list shows backups only, see JobInfo).
     let counts = *daemon.jobs.counts().borrow();
-    let (backups, newest_success_at, missing) = {
-        let cat = daemon.catalogue.lock().unwrap();
-        let newest = cat
-            .list()
-            .filter(|e| e.state.status() == BackupStatus::Succeeded)
-            .map(|e| e.state.created_at())
-            .max();
+    let (backups, newest_success_at, missing) = daemon.catalogue.read(|cat| {
         let missing = cat
             .list()
             .filter(|e| e.state.status() == BackupStatus::Missing)
             .count() as u64;
-        (cat.len() as u64, newest, missing)
-    };
+        (cat.len() as u64, cat.newest_success(None), missing)
+    });
     let age = newest_success_at.map(|t| (now - t).whole_seconds().max(0) as u64);
     let objective = crate::schedule::objective(daemon.plan.borrow().as_ref(), now);
     let (limit, rpo_breached) = match objective {

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::Reply;
 
-use crate::backup::io_error;
 use crate::error::OpError;
 use crate::recovery;
 use crate::state::Daemon;
+use crate::store::io_error;
 
 pub async fn handle(daemon: &Arc<Daemon>) -> Result<Reply, OpError> {
-    let known = recovery::statuses(&daemon.catalogue.lock().unwrap());
+    let known = daemon.catalogue.read(recovery::statuses);
     let d = Arc::clone(daemon);
     let findings = tokio::task::spawn_blocking(move || {
         let on_disk: BTreeSet<BackupId> = d.store.list()?.into_iter().collect();

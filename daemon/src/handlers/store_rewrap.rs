@@ -10,22 +10,19 @@ use std::sync::Arc;
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::Reply;
 
-use crate::backup::io_error;
 use crate::error::OpError;
 use crate::state::Daemon;
-use crate::store::HashingWriter;
+use crate::store::{io_error, HashingWriter};
 
 pub async fn handle(daemon: &Arc<Daemon>) -> Result<Reply, OpError> {
     let primary = daemon.config().keyring.primary().key_id().to_string();
-    let candidates: Vec<(BackupId, String)> = daemon
-        .catalogue
-        .lock()
-        .unwrap()
-        .list()
-        // A missing backup keeps its archive's facts, but not its file.
-        .filter(|e| e.state.status() != berkut_proto::wire::BackupStatus::Missing)
-        .filter_map(|e| e.archive.as_ref().map(|a| (e.id.clone(), a.key_id.clone())))
-        .collect();
+    let candidates: Vec<(BackupId, String)> = daemon.catalogue.read(|cat| {
+        cat.list()
+            // A missing backup keeps its archive's facts, but not its file.
+            .filter(|e| e.state.status() != berkut_proto::wire::BackupStatus::Missing)
+            .filter_map(|e| e.archive.as_ref().map(|a| (e.id.clone(), a.key_id.clone())))
+            .collect()
+    });
     let (mut rewrapped, mut unchanged, mut busy, mut failed) =
         (Vec::new(), 0u64, Vec::new(), Vec::new());
     for (id, key_id) in candidates {

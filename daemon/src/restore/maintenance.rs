@@ -83,7 +83,7 @@ impl Maintenance {
     fn set(&self, info: MaintenanceInfo) -> Result<(), OpError> {
         let mut text = serde_json::to_vec_pretty(&info).expect("maintenance info serialises");
         text.push(b'\n');
-        crate::store::write_atomically(&self.state_path, &text).map_err(|e| {
+        crate::fsutil::write_atomically(&self.state_path, &text).map_err(|e| {
             OpError::unavailable("the maintenance state could not be saved").with_detail(e)
         })?;
         self.write_flag(&info);
@@ -97,7 +97,7 @@ impl Maintenance {
     fn write_flag(&self, info: &MaintenanceInfo) {
         let result = if info.active {
             let text = serde_json::to_vec(info).expect("maintenance info serialises");
-            crate::store::write_atomically(&self.flag_path, &text)
+            crate::fsutil::write_atomically(&self.flag_path, &text)
         } else {
             match std::fs::remove_file(&self.flag_path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),

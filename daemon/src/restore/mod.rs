@@ -93,9 +93,9 @@ pub async fn submit(
     with_globals: bool,
 ) -> Result<watch::Receiver<RestoreRecord>, OpError> {
     let recorded_sha256 = {
-        let cat = daemon.catalogue.lock().unwrap();
-        let entry = cat
-            .get(&backup_id)
+        let entry = daemon
+            .catalogue
+            .entry(&backup_id)
             .ok_or_else(|| OpError::not_found(format!("there is no backup {backup_id}")))?;
         if entry.state.status() == BackupStatus::Missing {
             return Err(OpError::unavailable(format!(

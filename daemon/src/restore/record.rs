@@ -241,7 +241,7 @@ impl Tracker {
             text.push(b'\n');
             text
         };
-        crate::store::write_atomically(&self.dir.join("summary.json"), &text).map_err(|e| {
+        crate::fsutil::write_atomically(&self.dir.join("summary.json"), &text).map_err(|e| {
             OpError::unavailable("the restore's summary could not be written").with_detail(e)
         })
     }
@@ -276,7 +276,7 @@ pub fn store(state_dir: &Path, summary: &Summary) -> Result<(), OpError> {
         .join("summary.json");
     let mut text = serde_json::to_vec_pretty(summary).expect("a summary always serialises");
     text.push(b'\n');
-    crate::store::write_atomically(&path, &text).map_err(|e| {
+    crate::fsutil::write_atomically(&path, &text).map_err(|e| {
         OpError::unavailable("the restore's summary could not be written").with_detail(e)
     })
 }

@@ -192,7 +192,7 @@ pub fn save(state_dir: &Path, plan: &StoredPlan) -> Result<(), PlanFileError> {
     let path = state_dir.join(PLAN_FILE);
     let mut text = serde_json::to_vec_pretty(plan).expect("a plan always serialises");
     text.push(b'\n');
-    crate::store::write_atomically(&path, &text)
+    crate::fsutil::write_atomically(&path, &text)
         .map_err(|source| PlanFileError::Io { path, source })
 }
 

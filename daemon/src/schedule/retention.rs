@@ -117,21 +117,19 @@ pub fn apply(daemon: &Daemon) {
         return;
     }
     let now = daemon.now();
-    let candidates: Vec<Candidate> = daemon
-        .catalogue
-        .lock()
-        .unwrap()
-        .list()
-        .map(|e| Candidate {
-            id: e.id.clone(),
-            created_at: e.state.created_at(),
-            status: e.state.status(),
-            pinned: e.pinned,
-            busy: daemon.backup_busy(&e.id),
-        })
-        .collect();
+    let candidates: Vec<Candidate> = daemon.catalogue.read(|cat| {
+        cat.list()
+            .map(|e| Candidate {
+                id: e.id.clone(),
+                created_at: e.state.created_at(),
+                status: e.state.status(),
+                pinned: e.pinned,
+                busy: daemon.backup_busy(&e.id),
+            })
+            .collect()
+    });
     for (id, reason) in select(&candidates, rule, now) {
-        match crate::backup::remove(daemon, &id) {
+        match daemon.remove_backup(&id) {
             Ok(()) => tracing::info!(backup = %id, %reason, "retention deleted a backup"),
             Err(e) => {
                 tracing::warn!(backup = %id, error = %e, "retention could not delete a backup")

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use berkut_proto::manifest::Origin;
-use berkut_proto::wire::BackupStatus;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -95,8 +94,7 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
 /// `Catalogue::keep_unsaved`): once a minute at most, as soon as writing
 /// works again.
 fn flush_catalogue(daemon: &Daemon) {
-    let mut cat = daemon.catalogue.lock().unwrap();
-    match cat.flush() {
+    match daemon.catalogue.flush() {
         Ok(true) => {
             tracing::info!("the catalogue changes that could not be written before are written now")
         }
@@ -108,14 +106,7 @@ fn flush_catalogue(daemon: &Daemon) {
 }
 
 fn facts(daemon: &Daemon) -> Facts {
-    let last_auto_success = daemon
-        .catalogue
-        .lock()
-        .unwrap()
-        .list()
-        .filter(|e| e.origin == Origin::Scheduled && e.state.status() == BackupStatus::Succeeded)
-        .map(|e| e.state.created_at())
-        .max();
+    let last_auto_success = daemon.catalogue.newest_success(Some(Origin::Scheduled));
     let auto_in_progress = daemon
         .jobs
         .list()

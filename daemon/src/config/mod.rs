@@ -7,7 +7,6 @@ mod access;
 mod connections;
 mod key;
 mod reload;
-mod secret;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,9 +18,9 @@ use crate::auth::{Grant, Subject};
 use access::AccessEntry;
 use serde::Deserialize;
 
+pub use crate::db::DatabaseUrl;
 pub use connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 pub use key::load_dev_key;
-pub use secret::DatabaseUrl;
 
 /// Where `--dev` keeps everything, relative to the working directory.
 pub const DEV_DIR: &str = ".berkut-dev";
@@ -494,97 +493,6 @@ fn sibling(pg_dump: &Path, name: &str) -> PathBuf {
         Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
         _ => PathBuf::from(name),
     }
-}
-
-/// Replaces the password in a libpq URL or keyword string with `***`.
-pub fn redact_url(url: &str) -> String {
-    rewrite_password(url, Some("***")).0
-}
-
-/// Splits a connection URL into the URL without its password and the
-/// password, so that tools get the password through their environment
-/// rather than a command line that every user can read.
-pub fn split_password(url: &str) -> (String, Option<String>) {
-    rewrite_password(url, None)
-}
-
-fn rewrite_password(url: &str, replacement: Option<&str>) -> (String, Option<String>) {
-    let mut found = None;
-    let rewritten = if let Some(rest) = url
-        .strip_prefix("postgresql://")
-        .or_else(|| url.strip_prefix("postgres://"))
-    {
-        let scheme = &url[..url.len() - rest.len()];
-        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-        let authority = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, password)) => {
-                    found = Some(percent_decode(password));
-                    match replacement {
-                        Some(r) => format!("{user}:{r}@{host}"),
-                        None => format!("{user}@{host}"),
-                    }
-                }
-                None => authority.to_owned(),
-            },
-            None => authority.to_owned(),
-        };
-        let (path, query) = match tail.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (tail, None),
-        };
-        let query = query.map(|q| {
-            let (q, in_query) = rewrite_words(q, '&', replacement);
-            found = found.take().or(in_query.map(|p| percent_decode(&p)));
-            q
-        });
-        match query {
-            Some(q) if !q.is_empty() => format!("{scheme}{authority}{path}?{q}"),
-            _ => format!("{scheme}{authority}{path}"),
-        }
-    } else {
-        let (text, in_words) = rewrite_words(url, ' ', replacement);
-        found = in_words;
-        text
-    };
-    (rewritten, found)
-}
-
-/// Rewrites `password=...` among `sep`-separated words (URL query
-/// parameters or libpq keywords).
-fn rewrite_words(text: &str, sep: char, replacement: Option<&str>) -> (String, Option<String>) {
-    let mut found = None;
-    let mut words = Vec::new();
-    for w in text.split(sep) {
-        if w.to_ascii_lowercase().starts_with("password=") {
-            found = Some(w["password=".len()..].to_owned());
-            if let Some(r) = replacement {
-                words.push(format!("password={r}"));
-            }
-        } else {
-            words.push(w.to_owned());
-        }
-    }
-    (words.join(&sep.to_string()), found)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -160,46 +160,6 @@ fn dev_mode_needs_nothing_and_keeps_its_key() {
 }
 
 #[test]
-fn passwords_are_redacted_and_split_out() {
-    let url = "postgresql://app:s%40cret@db.example/app?sslmode=disable";
-    assert_eq!(
-        redact_url(url),
-        "postgresql://app:***@db.example/app?sslmode=disable"
-    );
-    assert_eq!(
-        split_password(url),
-        (
-            "postgresql://app@db.example/app?sslmode=disable".into(),
-            Some("s@cret".into())
-        )
-    );
-    let q = "postgresql:///app?password=pw&host=/run/postgresql";
-    assert_eq!(
-        redact_url(q),
-        "postgresql:///app?password=***&host=/run/postgresql"
-    );
-    assert_eq!(
-        split_password(q),
-        (
-            "postgresql:///app?host=/run/postgresql".into(),
-            Some("pw".into())
-        )
-    );
-    assert_eq!(
-        split_password("host=/tmp dbname=app password=x user=u"),
-        ("host=/tmp dbname=app user=u".into(), Some("x".into()))
-    );
-    assert_eq!(
-        split_password("postgresql:///app"),
-        ("postgresql:///app".into(), None)
-    );
-    assert_eq!(
-        split_password("postgresql:///app?password=%zz%"),
-        ("postgresql:///app".into(), Some("%zz%".into()))
-    );
-}
-
-#[test]
 fn debug_output_holds_no_secrets() {
     let mut vars = env(&base());
     vars.insert(

@@ -1,6 +1,9 @@
 //! The daemon's configuration: a TOML file whose every key can also come from
 //! the environment, the environment winning. Everything is validated here,
-//! once, so the rest of the daemon works with values it can trust. Key
+//! once, so the rest of the daemon works with values it can trust. Every
+//! setting is declared once, in `settings.rs`, and read through its
+//! declaration (`Source`); `Config::load` only adds what ties settings
+//! together (defaults that follow others, checks across them). Key
 //! material is held only as `MasterKey`, which never prints its bytes.
 
 mod access;
@@ -245,7 +248,9 @@ impl Config {
             (1u64 << 30).max(audit_max_bytes.saturating_mul(2)),
         )?;
         if audit_keep_bytes < audit_max_bytes.saturating_mul(2) {
-            return Err(origin.invalid("must be at least twice BERKUT_AUDIT_MAX_BYTES"));
+            return Err(origin.invalid(format!(
+                "must be at least twice audit_max_bytes ({audit_max_bytes})"
+            )));
         }
         let audit_burst_seconds = src.number("audit_burst_seconds")?;
         Ok(Config {

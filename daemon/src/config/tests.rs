@@ -295,3 +295,49 @@ fn the_audit_bound_and_burst_window_have_defaults_and_limits() {
         "{shown}"
     );
 }
+
+/// A bad value in the file is named by its key and the file; one in the
+/// environment by its variable, which wins over the file.
+#[test]
+fn bad_values_name_the_file_and_key_they_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("berkutd.toml");
+    let shown = file.display().to_string();
+    for (text, key, why) in [
+        ("restore_jobs = 65\n", "restore_jobs", "from 1 to 64"),
+        ("max_parallel = \"two\"\n", "max_parallel", "whole number"),
+        ("count_rows = \"maybe\"\n", "count_rows", "true or false"),
+        ("file_roots = [\"relative\"]\n", "file_roots", "absolute"),
+        (
+            "socket_group = \"no-such-group-zz\"\n",
+            "socket_group",
+            "no group",
+        ),
+        (
+            "[[access]]\nuser = \"no-such-user-zz\"\nrole = \"viewer\"\n",
+            "access",
+            "no user",
+        ),
+        (
+            "[[access]]\nuid = 1\nrole = \"boss\"\n",
+            "access",
+            "unknown role",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let e = Config::load(Some(&file), &env(&base()), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{key} in {shown}: ")) && e.contains(why),
+            "{text:?}: {e}"
+        );
+    }
+    std::fs::write(&file, "restore_jobs = 3\n").unwrap();
+    let mut vars = base();
+    vars.push(("BERKUT_RESTORE_JOBS", "0"));
+    let e = Config::load(Some(&file), &env(&vars), false)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "BERKUT_RESTORE_JOBS: must be from 1 to 64");
+}

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::settings::Source;
+use super::source::Source;
 use super::ConfigError;
 
 /// Connections served at once unless configured. Each costs a task, a

@@ -11,6 +11,7 @@ mod connections;
 mod key;
 mod reload;
 mod settings;
+mod source;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use std::time::Duration;
 use berkut_proto::archive::Keyring;
 
 use crate::auth::{Grant, Subject};
-use settings::Source;
+use source::Source;
 
 pub use crate::db::DatabaseUrl;
 pub use connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
@@ -194,7 +195,7 @@ impl Config {
         let log_level = src.text_or_default("log_level")?;
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_level) {
             let origin = src.text("log_level")?.map(|(_, origin)| origin);
-            let origin = origin.unwrap_or(settings::Origin::Default("log_level"));
+            let origin = origin.unwrap_or(source::Origin::Default("log_level"));
             return Err(origin.invalid(format!("is not a log filter: {e}")));
         }
         let grace = src.number("shutdown_grace_seconds")?;

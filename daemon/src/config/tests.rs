@@ -341,3 +341,31 @@ fn bad_values_name_the_file_and_key_they_came_from() {
         .to_string();
     assert_eq!(e, "BERKUT_RESTORE_JOBS: must be from 1 to 64");
 }
+
+/// `Config::load` reads every declared number through its declaration: a
+/// value past its declared range, in the environment or the file, is
+/// refused and named where it came from.
+#[test]
+fn every_declared_range_is_enforced_from_either_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("berkutd.toml");
+    let mut checked = 0;
+    for s in SETTINGS {
+        let Some((min, max)) = s.range else { continue };
+        let bad = if max < u64::MAX { max + 1 } else { min - 1 };
+        let mut vars = base();
+        let text = bad.to_string();
+        vars.push((s.env[0], &text));
+        let e = Config::load(None, &env(&vars), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&format!("{}: must be", s.env[0])), "{e}");
+        std::fs::write(&file, format!("{} = {bad}\n", s.key)).unwrap();
+        let e = Config::load(Some(&file), &env(&base()), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&format!("{} in ", s.key)), "{e}");
+        checked += 1;
+    }
+    assert!(checked >= 8, "{checked} ranges");
+}

@@ -499,4 +499,33 @@ mod tests {
             }
         }
     }
+
+    /// The packaged example configuration names only declared settings, and
+    /// where it shows a number or flag with its default, that is the
+    /// declared default.
+    #[test]
+    fn the_example_configuration_agrees_with_the_declarations() {
+        let example = include_str!("../../../packaging/berkutd.toml");
+        let mut seen = 0;
+        for line in example.lines() {
+            let Some((key, value)) = line.strip_prefix('#').and_then(|l| l.split_once(" = "))
+            else {
+                continue;
+            };
+            if key.contains(' ') {
+                continue;
+            }
+            let s = SETTINGS
+                .iter()
+                .find(|s| s.key == key)
+                .unwrap_or_else(|| panic!("the example names {key}, which is not declared"));
+            match s.fallback {
+                Fallback::Number(n) => assert_eq!(value, n.to_string(), "{key}"),
+                Fallback::Flag(b) => assert_eq!(value, b.to_string(), "{key}"),
+                _ => {}
+            }
+            seen += 1;
+        }
+        assert!(seen > 10, "{seen} settings in the example");
+    }
 }

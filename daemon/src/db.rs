@@ -10,6 +10,9 @@ use tokio_postgres::NoTls;
 
 use crate::error::OpError;
 
+mod url;
+pub use url::{redact_url, split_password, tool_env, DatabaseUrl};
+
 /// The `application_name` of every session the daemon opens (its pool and
 /// its tools, through `PGAPPNAME`): how a restore's swap tells the daemon's
 /// own sessions from the application's.
@@ -104,36 +107,6 @@ impl Db {
             tables: tables.max(0) as u64,
         })
     }
-}
-
-/// What PostgreSQL's command-line tools need to reach a database of this
-/// server: libpq's environment variables, the password among them (never on
-/// a command line, where every user could read it).
-pub fn tool_env(config: &tokio_postgres::Config, dbname: &str) -> Vec<(&'static str, String)> {
-    use std::os::unix::ffi::OsStrExt;
-    let mut env = vec![
-        ("PGDATABASE", dbname.to_owned()),
-        ("PGAPPNAME", APPLICATION_NAME.to_owned()),
-    ];
-    if let Some(host) = config.get_hosts().first() {
-        let host = match host {
-            tokio_postgres::config::Host::Tcp(name) => name.clone(),
-            tokio_postgres::config::Host::Unix(path) => {
-                String::from_utf8_lossy(path.as_os_str().as_bytes()).into_owned()
-            }
-        };
-        env.push(("PGHOST", host));
-    }
-    if let Some(port) = config.get_ports().first() {
-        env.push(("PGPORT", port.to_string()));
-    }
-    if let Some(user) = config.get_user() {
-        env.push(("PGUSER", user.to_owned()));
-    }
-    if let Some(password) = config.get_password() {
-        env.push(("PGPASSWORD", String::from_utf8_lossy(password).into_owned()));
-    }
-    env
 }
 
 impl Db {

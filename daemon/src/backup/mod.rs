@@ -13,7 +13,7 @@ use berkut_proto::wire::{JobKind, Phase, Progress};
 use tokio::sync::watch;
 
 use crate::catalogue::{ArchiveFacts, BackupState, Entry};
-use crate::config::split_password;
+use crate::db::split_password;
 use crate::error::OpError;
 use crate::inventory;
 use crate::jobs::{JobContext, JobView};

@@ -7,7 +7,6 @@
 use berkut_proto::wire::Role;
 use serde::Deserialize;
 
-use super::ConfigError;
 use crate::auth::{Grant, Subject};
 
 #[derive(Deserialize)]
@@ -20,45 +19,34 @@ pub struct AccessEntry {
     max_role: Option<String>,
 }
 
-fn bad(message: String) -> ConfigError {
-    ConfigError::Invalid {
-        name: "access",
-        message,
-    }
-}
-
-pub fn resolve(entry: &AccessEntry) -> Result<(Subject, Grant), ConfigError> {
+/// Resolves one entry; the message of an error is for the caller to say
+/// where the entry came from.
+pub fn resolve(entry: &AccessEntry) -> Result<(Subject, Grant), String> {
     let subject = match (&entry.user, entry.uid, &entry.group) {
         (Some(user), None, None) => match nix::unistd::User::from_name(user) {
             Ok(Some(u)) => Subject::Uid(u.uid.as_raw()),
-            _ => return Err(bad(format!("there is no user {user:?}"))),
+            _ => return Err(format!("there is no user {user:?}")),
         },
         (None, Some(uid), None) => Subject::Uid(uid),
         (None, None, Some(group)) => match nix::unistd::Group::from_name(group) {
             Ok(Some(g)) => Subject::Gid(g.gid.as_raw()),
-            _ => return Err(bad(format!("there is no group {group:?}"))),
+            _ => return Err(format!("there is no group {group:?}")),
         },
-        _ => {
-            return Err(bad(
-                "each entry names exactly one of user, uid or group".into()
-            ))
-        }
+        _ => return Err("each entry names exactly one of user, uid or group".into()),
     };
     let grant = match entry.role.as_str() {
         "app" => Grant::App {
             ceiling: match &entry.max_role {
-                Some(r) => r.parse().map_err(bad)?,
+                Some(r) => r.parse()?,
                 None => Role::Admin,
             },
         },
         other => {
             if entry.max_role.is_some() {
-                return Err(bad("max_role only goes with role = \"app\"".into()));
+                return Err("max_role only goes with role = \"app\"".into());
             }
             Grant::Role(other.parse().map_err(|_| {
-                bad(format!(
-                    "unknown role {other:?} (expected viewer, operator, admin or app)"
-                ))
+                format!("unknown role {other:?} (expected viewer, operator, admin or app)")
             })?)
         }
     };

@@ -6,17 +6,18 @@
 
 use std::time::Duration;
 
-use super::{invalid, number, ConfigError};
+use super::source::Source;
+use super::ConfigError;
 
 /// Connections served at once unless configured. Each costs a task, a
 /// descriptor and about 128 KiB at most while it transfers.
 pub const DEFAULT_MAX_CONNECTIONS: u64 = 256;
-const MAX_MAX_CONNECTIONS: u64 = 4096;
+pub(super) const MAX_MAX_CONNECTIONS: u64 = 4096;
 
 /// A greeted connection with nothing running is closed after this long
 /// unless configured.
 pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 300;
-const MAX_IDLE_TIMEOUT_SECONDS: u64 = 86_400;
+pub(super) const MAX_IDLE_TIMEOUT_SECONDS: u64 = 86_400;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -58,72 +59,28 @@ fn default_admin_reserved(max: usize) -> usize {
     (max / 16).max(1)
 }
 
-/// The settings as the file has them.
-pub(super) struct FileLimits {
-    pub max_connections: Option<u64>,
-    pub max_connections_per_uid: Option<u64>,
-    pub admin_reserved_connections: Option<u64>,
-    pub idle_timeout_seconds: Option<u64>,
-}
-
-/// Loads the limits from the environment (`var`) and the file, checking
-/// each range and that the reserve leaves room for everybody else.
-pub(super) fn load(
-    var: impl Fn(&str) -> Option<String>,
-    file: FileLimits,
-) -> Result<ConnectionLimits, ConfigError> {
-    let max = number(
-        var("BERKUT_MAX_CONNECTIONS"),
-        file.max_connections,
-        "BERKUT_MAX_CONNECTIONS",
-        DEFAULT_MAX_CONNECTIONS,
-    )?;
-    if !(2..=MAX_MAX_CONNECTIONS).contains(&max) {
-        return Err(invalid(
-            "BERKUT_MAX_CONNECTIONS",
-            &format!("must be between 2 and {MAX_MAX_CONNECTIONS}"),
-        ));
-    }
-    let max = max as usize;
-    let per_uid = number(
-        var("BERKUT_MAX_CONNECTIONS_PER_UID"),
-        file.max_connections_per_uid,
-        "BERKUT_MAX_CONNECTIONS_PER_UID",
-        default_per_uid(max) as u64,
-    )?;
+/// Loads the limits through their declarations (`settings.rs`: the
+/// ranges of the total and the idle time), then checks what depends on the
+/// total: a user's cap and the admins' reserve, which leaves room for
+/// everybody else.
+pub(super) fn load(src: &Source) -> Result<ConnectionLimits, ConfigError> {
+    let max = src.number("max_connections")? as usize;
+    let (per_uid, origin) =
+        src.number_or("max_connections_per_uid", default_per_uid(max) as u64)?;
     if !(1..=max as u64).contains(&per_uid) {
-        return Err(invalid(
-            "BERKUT_MAX_CONNECTIONS_PER_UID",
-            &format!("must be between 1 and max_connections ({max})"),
-        ));
+        return Err(origin.invalid(format!("must be between 1 and max_connections ({max})")));
     }
-    let reserved = number(
-        var("BERKUT_ADMIN_RESERVED_CONNECTIONS"),
-        file.admin_reserved_connections,
-        "BERKUT_ADMIN_RESERVED_CONNECTIONS",
+    let (reserved, origin) = src.number_or(
+        "admin_reserved_connections",
         default_admin_reserved(max) as u64,
     )?;
     if !(1..max as u64).contains(&reserved) {
-        return Err(invalid(
-            "BERKUT_ADMIN_RESERVED_CONNECTIONS",
-            &format!(
-                "must be at least 1 and less than max_connections ({max}), \
-                 so that administrators and everybody else both get in"
-            ),
-        ));
+        return Err(origin.invalid(format!(
+            "must be at least 1 and less than max_connections ({max}), \
+             so that administrators and everybody else both get in"
+        )));
     }
-    let idle = number(
-        var("BERKUT_IDLE_TIMEOUT_SECONDS"),
-        file.idle_timeout_seconds,
-        "BERKUT_IDLE_TIMEOUT_SECONDS",
-        DEFAULT_IDLE_TIMEOUT_SECONDS,
-    )?;
-    if !(1..=MAX_IDLE_TIMEOUT_SECONDS).contains(&idle) {
-        return Err(invalid(
-            "BERKUT_IDLE_TIMEOUT_SECONDS",
-            &format!("must be between 1 and {MAX_IDLE_TIMEOUT_SECONDS} (a day)"),
-        ));
-    }
+    let idle = src.number("idle_timeout_seconds")?;
     Ok(ConnectionLimits {
         max_connections: max,
         max_per_uid: per_uid as usize,
@@ -136,22 +93,16 @@ pub(super) fn load(
 mod tests {
     use super::*;
 
-    const NO_FILE: FileLimits = FileLimits {
-        max_connections: None,
-        max_connections_per_uid: None,
-        admin_reserved_connections: None,
-        idle_timeout_seconds: None,
-    };
+    const NO_FILE: &str = "";
 
-    fn load_with(
-        pairs: &[(&str, &str)],
-        file: FileLimits,
-    ) -> Result<ConnectionLimits, ConfigError> {
-        let env: std::collections::HashMap<String, String> = pairs
+    /// Loads the limits from `pairs` (the environment) and `file` (TOML).
+    fn load_with(pairs: &[(&str, &str)], file: &str) -> Result<ConnectionLimits, ConfigError> {
+        let env: super::super::Env = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        load(|name| env.get(name).cloned(), file)
+        let path = std::path::Path::new("berkutd.toml");
+        load(&Source::parse(file, path, &env)?)
     }
 
     fn limits(pairs: &[(&str, &str)]) -> Result<ConnectionLimits, ConfigError> {
@@ -160,11 +111,9 @@ mod tests {
 
     #[test]
     fn the_file_gives_values_and_the_environment_wins() {
-        let file = || FileLimits {
-            max_connections: Some(100),
-            max_connections_per_uid: Some(5),
-            admin_reserved_connections: Some(10),
-            idle_timeout_seconds: Some(60),
+        let file = || {
+            "max_connections = 100\nmax_connections_per_uid = 5\n\
+             admin_reserved_connections = 10\nidle_timeout_seconds = 60\n"
         };
         let l = load_with(&[], file()).unwrap();
         assert_eq!(
@@ -179,14 +128,7 @@ mod tests {
         let l = load_with(&[("BERKUT_IDLE_TIMEOUT_SECONDS", "7")], file()).unwrap();
         assert_eq!(l.idle_timeout, Duration::from_secs(7));
         // The derived defaults follow a configured total.
-        let l = load_with(
-            &[],
-            FileLimits {
-                max_connections: Some(64),
-                ..NO_FILE
-            },
-        )
-        .unwrap();
+        let l = load_with(&[], "max_connections = 64\n").unwrap();
         assert_eq!((l.max_per_uid, l.admin_reserved), (8, 4));
     }
 

@@ -1,13 +1,17 @@
 //! The daemon's configuration: a TOML file whose every key can also come from
 //! the environment, the environment winning. Everything is validated here,
-//! once, so the rest of the daemon works with values it can trust. Key
+//! once, so the rest of the daemon works with values it can trust. Every
+//! setting is declared once, in `settings.rs`, and read through its
+//! declaration (`Source`); `Config::load` only adds what ties settings
+//! together (defaults that follow others, checks across them). Key
 //! material is held only as `MasterKey`, which never prints its bytes.
 
 mod access;
 mod connections;
 mod key;
 mod reload;
-mod secret;
+mod settings;
+mod source;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,12 +20,12 @@ use std::time::Duration;
 use berkut_proto::archive::Keyring;
 
 use crate::auth::{Grant, Subject};
-use access::AccessEntry;
-use serde::Deserialize;
+use source::Source;
 
+pub use crate::db::DatabaseUrl;
 pub use connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 pub use key::load_dev_key;
-pub use secret::DatabaseUrl;
+pub use settings::{Reload, Setting, SETTINGS};
 
 /// Where `--dev` keeps everything, relative to the working directory.
 pub const DEV_DIR: &str = ".berkut-dev";
@@ -43,8 +47,10 @@ pub enum ConfigError {
     },
     #[error("the configuration file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{name}: {message}")]
-    Invalid { name: &'static str, message: String },
+    /// A bad value, with where it came from: an environment variable, or
+    /// a key in the file (`max_parallel in /etc/berkut/berkutd.toml`).
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
     #[error(
         "no encryption key configured: set BERKUT_BACKUP_ENCRYPTION_KEY (or \
          BACKUP_ENCRYPTION_KEY, or encryption_key_file in the configuration) to 32 random \
@@ -61,49 +67,11 @@ pub enum ConfigError {
     Key(String),
 }
 
-/// The file's shape. Every key is optional here; defaults and the
-/// environment are applied in `Config::load`.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    backup_path: Option<PathBuf>,
-    encryption_key: Option<String>,
-    encryption_key_file: Option<PathBuf>,
-    pg_dump_bin: Option<PathBuf>,
-    pg_dumpall_bin: Option<PathBuf>,
-    max_parallel: Option<u64>,
-    upload_max_bytes: Option<u64>,
-    database_url: Option<String>,
-    socket: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-    file_roots: Option<Vec<PathBuf>>,
-    log_level: Option<String>,
-    shutdown_grace_seconds: Option<u64>,
-    count_rows: Option<bool>,
-    pg_restore_bin: Option<PathBuf>,
-    psql_bin: Option<PathBuf>,
-    restore_jobs: Option<u64>,
-    drill_database_url: Option<String>,
-    old_key_files: Option<Vec<PathBuf>>,
-    access: Option<Vec<AccessEntry>>,
-    audit_max_bytes: Option<u64>,
-    socket_group: Option<String>,
-    restore_analyze: Option<bool>,
-    // Connection limits (see `connections`).
-    max_connections: Option<u64>,
-    max_connections_per_uid: Option<u64>,
-    admin_reserved_connections: Option<u64>,
-    idle_timeout_seconds: Option<u64>,
-    // The audit directory's bound and the burst window (issue 10).
-    audit_keep_bytes: Option<u64>,
-    audit_burst_seconds: Option<u64>,
-}
-
 /// The validated configuration. Cloning it copies the key, which zeroes
-/// its copy when dropped like the original. `Debug` is derived, so it lists
-/// every setting; a setting that holds a secret must be of a type whose
-/// `Debug` hides it (`MasterKey`, `DatabaseUrl`).
-#[derive(Clone, Debug)]
+/// its copy when dropped like the original. Every field but `dev` holds a
+/// setting declared in `settings::SETTINGS`, whence its `Debug`, which
+/// lists every setting and shows no secret.
+#[derive(Clone)]
 pub struct Config {
     /// Who may do what (`[[access]]` entries, resolved to ids at load).
     pub access: Vec<(Subject, Grant)>,
@@ -115,6 +83,8 @@ pub struct Config {
     /// Directory holding the `.bscc` archives.
     pub backup_path: PathBuf,
     pub keyring: Keyring,
+    /// Where the primary key was read from, when from a file.
+    pub encryption_key_file: Option<PathBuf>,
     pub pg_dump_bin: PathBuf,
     pub pg_dumpall_bin: PathBuf,
     pub max_parallel: usize,
@@ -170,240 +140,120 @@ impl Config {
         Self::load(file, &std::env::vars().collect(), dev)
     }
 
+    /// Loads every setting through its declaration (`settings::SETTINGS`):
+    /// the environment first, then the file, then the default.
     pub fn load(file: Option<&Path>, env: &Env, dev: bool) -> Result<Config, ConfigError> {
-        let fc = match file {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
-        let path_var = |name: &str| var(name).map(PathBuf::from);
+        let src = Source::new(file, env)?;
 
+        // `--dev` keeps its state, backups and socket in one local directory.
         let base = PathBuf::from(DEV_DIR);
-        let state_dir = path_var("BERKUT_STATE_DIR")
-            .or(fc.state_dir)
-            .unwrap_or_else(|| {
-                if dev {
-                    base.join("state")
-                } else {
-                    "/var/lib/berkut".into()
-                }
-            });
-        let backup_path = path_var("BERKUT_BACKUP_PATH")
-            .or(fc.backup_path)
-            .unwrap_or_else(|| {
-                if dev {
-                    base.join("backups")
-                } else {
-                    "/var/lib/berkut/backups".into()
-                }
-            });
-        let socket = path_var("BERKUT_SOCKET").or(fc.socket).unwrap_or_else(|| {
-            if dev {
-                base.join("berkutd.sock")
-            } else {
-                DEFAULT_SOCKET.into()
-            }
-        });
-        let pg_dump_bin = path_var("BERKUT_BACKUP_PGDUMP_BIN")
-            .or(fc.pg_dump_bin)
-            .unwrap_or_else(|| "pg_dump".into());
-        let pg_dumpall_bin = path_var("BERKUT_BACKUP_PGDUMPALL_BIN")
-            .or(fc.pg_dumpall_bin)
-            .unwrap_or_else(|| sibling(&pg_dump_bin, "pg_dumpall"));
-        let pg_restore_bin = path_var("BERKUT_RESTORE_PGRESTORE_BIN")
-            .or(fc.pg_restore_bin)
-            .unwrap_or_else(|| sibling(&pg_dump_bin, "pg_restore"));
-        let psql_bin = path_var("BERKUT_RESTORE_PSQL_BIN")
-            .or(fc.psql_bin)
-            .unwrap_or_else(|| sibling(&pg_dump_bin, "psql"));
-        let restore_jobs = number(
-            var("BERKUT_RESTORE_JOBS"),
-            fc.restore_jobs,
-            "BERKUT_RESTORE_JOBS",
-            2,
-        )?;
-        if !(1..=64).contains(&restore_jobs) {
-            return Err(invalid("BERKUT_RESTORE_JOBS", "must be between 1 and 64"));
-        }
-        let drill_database_url = var("BERKUT_DRILL_DATABASE_URL").or(fc.drill_database_url);
-        if let Some(url) = &drill_database_url {
-            url.parse::<tokio_postgres::Config>().map_err(|_| {
-                invalid(
-                    "BERKUT_DRILL_DATABASE_URL",
-                    "is not a valid libpq connection URL or string",
-                )
-            })?;
-        }
-        let max_parallel = number(
-            var("BERKUT_BACKUP_MAX_PARALLEL"),
-            fc.max_parallel,
-            "BERKUT_BACKUP_MAX_PARALLEL",
-            2,
-        )?;
-        if !(1..=64).contains(&max_parallel) {
-            return Err(invalid(
-                "BERKUT_BACKUP_MAX_PARALLEL",
-                "must be between 1 and 64",
-            ));
-        }
-        let upload_max_bytes = number(
-            var("BERKUT_BACKUP_UPLOAD_MAX_BYTES"),
-            fc.upload_max_bytes,
-            "BERKUT_BACKUP_UPLOAD_MAX_BYTES",
-            10 * 1024 * 1024 * 1024,
-        )?;
-        if upload_max_bytes == 0 {
-            return Err(invalid(
-                "BERKUT_BACKUP_UPLOAD_MAX_BYTES",
-                "must be greater than zero",
-            ));
-        }
-        let database_url = match var("BERKUT_DATABASE_URL").or(fc.database_url) {
+        let local = |key: &str, dev_name: &str| -> Result<PathBuf, ConfigError> {
+            Ok(match src.path(key)? {
+                Some(path) => path,
+                None if dev => base.join(dev_name),
+                None => src.text_or_default(key)?.into(),
+            })
+        };
+        let state_dir = local("state_dir", "state")?;
+        let backup_path = local("backup_path", "backups")?;
+        let socket = local("socket", "berkutd.sock")?;
+        let pg_dump_bin = PathBuf::from(src.text_or_default("pg_dump_bin")?);
+        let beside_pg_dump = |key: &str, name: &str| -> Result<PathBuf, ConfigError> {
+            Ok(src
+                .path(key)?
+                .unwrap_or_else(|| sibling(&pg_dump_bin, name)))
+        };
+        let pg_dumpall_bin = beside_pg_dump("pg_dumpall_bin", "pg_dumpall")?;
+        let pg_restore_bin = beside_pg_dump("pg_restore_bin", "pg_restore")?;
+        let psql_bin = beside_pg_dump("psql_bin", "psql")?;
+        let restore_jobs = src.number("restore_jobs")?;
+        let url = |key: &str| -> Result<Option<DatabaseUrl>, ConfigError> {
+            let Some((url, origin)) = src.text(key)? else {
+                return Ok(None);
+            };
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|_| origin.invalid("is not a valid libpq connection URL or string"))?;
+            Ok(Some(DatabaseUrl::new(url)))
+        };
+        let drill_database_url = url("drill_database_url")?;
+        let max_parallel = src.number("max_parallel")?;
+        let upload_max_bytes = src.number("upload_max_bytes")?;
+        let database_url = match url("database_url")? {
             Some(url) => url,
-            None if dev => "postgresql:///postgres?host=/run/postgresql".into(),
+            None if dev => DatabaseUrl::new("postgresql:///postgres?host=/run/postgresql".into()),
             None => return Err(ConfigError::MissingDatabase),
         };
-        database_url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|_| {
-                invalid(
-                    "BERKUT_DATABASE_URL",
-                    "is not a valid libpq connection URL or string",
-                )
-            })?;
-        let file_roots = match var("BERKUT_BACKUP_FILE_ROOTS") {
-            Some(list) => list
-                .split(':')
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-                .collect(),
-            None => fc.file_roots.unwrap_or_default(),
-        };
-        for root in &file_roots {
-            if !root.is_absolute() {
-                return Err(invalid(
-                    "file_roots",
-                    "every file root must be an absolute path",
-                ));
+        let file_roots = match src.paths("file_roots")? {
+            Some((roots, origin)) => {
+                if roots.iter().any(|root| !root.is_absolute()) {
+                    return Err(origin.invalid("every file root must be an absolute path"));
+                }
+                roots
             }
-        }
-        let log_level = var("BERKUT_LOG")
-            .or(fc.log_level)
-            .unwrap_or_else(|| "info".into());
-        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_level) {
-            return Err(invalid("BERKUT_LOG", &format!("is not a log filter: {e}")));
-        }
-        let grace = number(
-            var("BERKUT_SHUTDOWN_GRACE_SECONDS"),
-            fc.shutdown_grace_seconds,
-            "BERKUT_SHUTDOWN_GRACE_SECONDS",
-            DEFAULT_SHUTDOWN_GRACE_SECONDS,
-        )?;
-        if grace > MAX_SHUTDOWN_GRACE_SECONDS {
-            return Err(invalid(
-                "BERKUT_SHUTDOWN_GRACE_SECONDS",
-                &format!("must be at most {MAX_SHUTDOWN_GRACE_SECONDS} (an hour)"),
-            ));
-        }
-        let count_rows = match var("BERKUT_BACKUP_COUNT_ROWS") {
-            Some(text) => parse_bool(&text)
-                .ok_or_else(|| invalid("BERKUT_BACKUP_COUNT_ROWS", "must be true or false"))?,
-            None => fc.count_rows.unwrap_or(true),
+            None => Vec::new(),
         };
+        let log_level = src.text_or_default("log_level")?;
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_level) {
+            let origin = src.text("log_level")?.map(|(_, origin)| origin);
+            let origin = origin.unwrap_or(source::Origin::Default("log_level"));
+            return Err(origin.invalid(format!("is not a log filter: {e}")));
+        }
+        let grace = src.number("shutdown_grace_seconds")?;
+        let count_rows = src.flag("count_rows")?;
 
-        let key_text = var("BERKUT_BACKUP_ENCRYPTION_KEY")
-            .or_else(|| var("BACKUP_ENCRYPTION_KEY"))
-            .or(fc.encryption_key);
-        let key_file = path_var("BERKUT_BACKUP_ENCRYPTION_KEY_FILE").or(fc.encryption_key_file);
+        let key_text = src.text("encryption_key")?.map(|(text, _)| text);
+        let encryption_key_file = src.path("encryption_key_file")?;
         let dev_key = base.join("dev.key");
         let primary = key::primary(
             key_text,
-            key_file.as_deref(),
+            encryption_key_file.as_deref(),
             dev.then_some(dev_key.as_path()),
         )?;
 
         // Older keys stay usable for reading until every archive has been
         // rewrapped under the primary one.
-        let old_key_files: Vec<PathBuf> = match var("BERKUT_BACKUP_OLD_KEY_FILES") {
-            Some(list) => list
-                .split(':')
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-                .collect(),
-            None => fc.old_key_files.unwrap_or_default(),
-        };
+        let old_key_files = src.paths("old_key_files")?.map(|(paths, _)| paths);
         let mut keyring = Keyring::new(primary);
-        for path in &old_key_files {
-            keyring = keyring.with_other(key::read_key_file(path)?);
+        for path in old_key_files.unwrap_or_default() {
+            keyring = keyring.with_other(key::read_key_file(&path)?);
         }
-        let access = match fc.access {
-            Some(entries) => entries
-                .iter()
-                .map(access::resolve)
-                .collect::<Result<Vec<_>, _>>()?,
+        let access = match src.file_value("access") {
+            Some((value, origin)) => {
+                let entries: Vec<access::AccessEntry> = value.try_into().map_err(|e| {
+                    origin.invalid(format!(
+                        "must be [[access]] entries: {}",
+                        e.message().lines().next().unwrap_or("not valid")
+                    ))
+                })?;
+                entries
+                    .iter()
+                    .map(|entry| access::resolve(entry).map_err(|m| origin.invalid(m)))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
             None => Vec::new(),
         };
-        let socket_group = match var("BERKUT_SOCKET_GROUP").or(fc.socket_group) {
-            Some(name) => match nix::unistd::Group::from_name(&name) {
+        let socket_group = match src.text("socket_group")? {
+            Some((name, origin)) => match nix::unistd::Group::from_name(&name) {
                 Ok(Some(g)) => Some(g.gid.as_raw()),
-                _ => {
-                    return Err(invalid(
-                        "socket_group",
-                        &format!("there is no group {name:?}"),
-                    ))
-                }
+                _ => return Err(origin.invalid(format!("there is no group {name:?}"))),
             },
             None => None,
         };
-        let audit_max_bytes = number(
-            var("BERKUT_AUDIT_MAX_BYTES"),
-            fc.audit_max_bytes,
-            "BERKUT_AUDIT_MAX_BYTES",
-            64 << 20,
-        )?;
-        if audit_max_bytes < 4096 {
-            return Err(invalid("BERKUT_AUDIT_MAX_BYTES", "must be at least 4096"));
-        }
-        let restore_analyze = match var("BERKUT_RESTORE_ANALYZE") {
-            Some(text) => parse_bool(&text)
-                .ok_or_else(|| invalid("BERKUT_RESTORE_ANALYZE", "must be true or false"))?,
-            None => fc.restore_analyze.unwrap_or(true),
-        };
-        let connections = connections::load(
-            var,
-            connections::FileLimits {
-                max_connections: fc.max_connections,
-                max_connections_per_uid: fc.max_connections_per_uid,
-                admin_reserved_connections: fc.admin_reserved_connections,
-                idle_timeout_seconds: fc.idle_timeout_seconds,
-            },
-        )?;
+        let audit_max_bytes = src.number("audit_max_bytes")?;
+        let restore_analyze = src.flag("restore_analyze")?;
+        let connections = connections::load(&src)?;
         // At least two files' worth, so a rotation keeps the file it
         // rotated; 1 GiB by default, 16 files of the default size.
-        let audit_keep_bytes = number(
-            var("BERKUT_AUDIT_KEEP_BYTES"),
-            fc.audit_keep_bytes,
-            "BERKUT_AUDIT_KEEP_BYTES",
+        let (audit_keep_bytes, origin) = src.number_or(
+            "audit_keep_bytes",
             (1u64 << 30).max(audit_max_bytes.saturating_mul(2)),
         )?;
         if audit_keep_bytes < audit_max_bytes.saturating_mul(2) {
-            return Err(invalid(
-                "BERKUT_AUDIT_KEEP_BYTES",
-                "must be at least twice BERKUT_AUDIT_MAX_BYTES",
-            ));
+            return Err(origin.invalid(format!(
+                "must be at least twice audit_max_bytes ({audit_max_bytes})"
+            )));
         }
-        let audit_burst_seconds = number(
-            var("BERKUT_AUDIT_BURST_SECONDS"),
-            fc.audit_burst_seconds,
-            "BERKUT_AUDIT_BURST_SECONDS",
-            5,
-        )?;
-        if audit_burst_seconds > 60 {
-            return Err(invalid(
-                "BERKUT_AUDIT_BURST_SECONDS",
-                "must be 0 to 60 seconds",
-            ));
-        }
+        let audit_burst_seconds = src.number("audit_burst_seconds")?;
         Ok(Config {
             restore_analyze,
             access,
@@ -411,11 +261,12 @@ impl Config {
             socket_group,
             backup_path,
             keyring,
+            encryption_key_file,
             pg_dump_bin,
             pg_dumpall_bin,
             max_parallel: max_parallel as usize,
             upload_max_bytes,
-            database_url: DatabaseUrl::new(database_url),
+            database_url,
             socket,
             state_dir,
             file_roots,
@@ -425,7 +276,7 @@ impl Config {
             pg_restore_bin,
             psql_bin,
             restore_jobs: restore_jobs as u32,
-            drill_database_url: drill_database_url.map(DatabaseUrl::new),
+            drill_database_url,
             dev,
             connections,
             audit_keep_bytes,
@@ -439,54 +290,6 @@ impl Config {
     }
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_owned(),
-        // toml's message quotes the offending line, which could be the key;
-        // keep only the first line, which names the problem and position.
-        message: e
-            .message()
-            .lines()
-            .next()
-            .unwrap_or("syntax error")
-            .to_owned(),
-    })
-}
-
-fn number(
-    env: Option<String>,
-    file: Option<u64>,
-    name: &'static str,
-    default: u64,
-) -> Result<u64, ConfigError> {
-    match env {
-        Some(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| invalid(name, &format!("{text:?} is not a whole number"))),
-        None => Ok(file.unwrap_or(default)),
-    }
-}
-
-fn parse_bool(text: &str) -> Option<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Some(true),
-        "false" | "no" | "off" | "0" => Some(false),
-        _ => None,
-    }
-}
-
-fn invalid(name: &'static str, message: &str) -> ConfigError {
-    ConfigError::Invalid {
-        name,
-        message: message.to_owned(),
-    }
-}
-
 /// `pg_dumpall` lives beside `pg_dump`; a bare name stays a bare name so that
 /// PATH decides.
 fn sibling(pg_dump: &Path, name: &str) -> PathBuf {
@@ -494,97 +297,6 @@ fn sibling(pg_dump: &Path, name: &str) -> PathBuf {
         Some(dir) if !dir.as_os_str().is_empty() => dir.join(name),
         _ => PathBuf::from(name),
     }
-}
-
-/// Replaces the password in a libpq URL or keyword string with `***`.
-pub fn redact_url(url: &str) -> String {
-    rewrite_password(url, Some("***")).0
-}
-
-/// Splits a connection URL into the URL without its password and the
-/// password, so that tools get the password through their environment
-/// rather than a command line that every user can read.
-pub fn split_password(url: &str) -> (String, Option<String>) {
-    rewrite_password(url, None)
-}
-
-fn rewrite_password(url: &str, replacement: Option<&str>) -> (String, Option<String>) {
-    let mut found = None;
-    let rewritten = if let Some(rest) = url
-        .strip_prefix("postgresql://")
-        .or_else(|| url.strip_prefix("postgres://"))
-    {
-        let scheme = &url[..url.len() - rest.len()];
-        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-        let authority = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, password)) => {
-                    found = Some(percent_decode(password));
-                    match replacement {
-                        Some(r) => format!("{user}:{r}@{host}"),
-                        None => format!("{user}@{host}"),
-                    }
-                }
-                None => authority.to_owned(),
-            },
-            None => authority.to_owned(),
-        };
-        let (path, query) = match tail.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (tail, None),
-        };
-        let query = query.map(|q| {
-            let (q, in_query) = rewrite_words(q, '&', replacement);
-            found = found.take().or(in_query.map(|p| percent_decode(&p)));
-            q
-        });
-        match query {
-            Some(q) if !q.is_empty() => format!("{scheme}{authority}{path}?{q}"),
-            _ => format!("{scheme}{authority}{path}"),
-        }
-    } else {
-        let (text, in_words) = rewrite_words(url, ' ', replacement);
-        found = in_words;
-        text
-    };
-    (rewritten, found)
-}
-
-/// Rewrites `password=...` among `sep`-separated words (URL query
-/// parameters or libpq keywords).
-fn rewrite_words(text: &str, sep: char, replacement: Option<&str>) -> (String, Option<String>) {
-    let mut found = None;
-    let mut words = Vec::new();
-    for w in text.split(sep) {
-        if w.to_ascii_lowercase().starts_with("password=") {
-            found = Some(w["password=".len()..].to_owned());
-            if let Some(r) = replacement {
-                words.push(format!("password={r}"));
-            }
-        } else {
-            words.push(w.to_owned());
-        }
-    }
-    (words.join(&sep.to_string()), found)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

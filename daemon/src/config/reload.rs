@@ -6,12 +6,13 @@
 //! from the configuration in force, so it can change under a running daemon.
 //!
 //! A reload therefore takes the new configuration as a whole and puts back
-//! only the restart-only settings (`RESTART_ONLY`, `keep_restart_only`): a
-//! setting added later applies on reload by default and cannot be forgotten
-//! (forgetting `[[access]]` once kept revoked grants working until a
-//! restart). `SETTINGS` names the settings for the log, so it says exactly
-//! what took effect and what waits for a restart.
+//! only the settings declared `Reload::Restart` (in `settings.rs`, each with
+//! how to keep its old value): a setting added later applies on reload by
+//! default and cannot be forgotten (forgetting `[[access]]` once kept
+//! revoked grants working until a restart). The log names, from the same
+//! declarations, exactly what took effect and what waits for a restart.
 
+use super::settings::{Reload, SETTINGS};
 use super::Config;
 
 /// The outcome of merging a freshly loaded configuration into the one in
@@ -26,103 +27,31 @@ pub struct Reloaded {
     pub needs_restart: Vec<&'static str>,
 }
 
-/// The settings that keep their value until a restart, by their names in
-/// the log and the README. `keep_restart_only` must put back exactly these
-/// (a test checks both ways).
-pub const RESTART_ONLY: &[&str] = &[
-    "socket",
-    "socket_group",
-    "backup_path",
-    "state_dir",
-    "database_url",
-    "drill_database_url",
-    "max_parallel",
-    "encryption_key",
-    "old_key_files",
-];
-
-/// Puts the restart-only settings of `old` back into `merged`.
-fn keep_restart_only(merged: &mut Config, old: &Config) {
-    merged.socket = old.socket.clone();
-    merged.socket_group = old.socket_group;
-    merged.backup_path = old.backup_path.clone();
-    merged.state_dir = old.state_dir.clone();
-    merged.database_url = old.database_url.clone();
-    merged.drill_database_url = old.drill_database_url.clone();
-    merged.max_parallel = old.max_parallel;
-    // The primary key and the older keys ("encryption_key", "old_key_files").
-    merged.keyring = old.keyring.clone();
-    // A command-line flag, not a setting: it cannot change on reload.
-    merged.dev = old.dev;
-}
-
-/// A setting as the log names it, and its value in a form to compare (never
-/// logged: it may hold a password).
-struct Setting {
-    name: &'static str,
-    value: fn(&Config) -> String,
-}
-
-macro_rules! settings {
-    ($($name:literal => |$c:ident| $value:expr),* $(,)?) => {
-        &[$(Setting { name: $name, value: |$c: &Config| format!("{:?}", $value) }),*]
-    };
-}
-
-/// Every setting the log names when it changes.
-const SETTINGS: &[Setting] = settings![
-    "pg_dump_bin" => |c| c.pg_dump_bin,
-    "pg_dumpall_bin" => |c| c.pg_dumpall_bin,
-    "upload_max_bytes" => |c| c.upload_max_bytes,
-    "file_roots" => |c| c.file_roots,
-    "log_level" => |c| c.log_level,
-    "shutdown_grace_seconds" => |c| c.shutdown_grace,
-    "count_rows" => |c| c.count_rows,
-    "pg_restore_bin" => |c| c.pg_restore_bin,
-    "psql_bin" => |c| c.psql_bin,
-    "restore_jobs" => |c| c.restore_jobs,
-    "restore_analyze" => |c| c.restore_analyze,
-    "audit_keep_bytes" => |c| c.audit_keep_bytes,
-    "audit_burst_seconds" => |c| c.audit_burst,
-    "max_connections" => |c| c.connections.max_connections,
-    "max_connections_per_uid" => |c| c.connections.max_per_uid,
-    "admin_reserved_connections" => |c| c.connections.admin_reserved,
-    "idle_timeout_seconds" => |c| c.connections.idle_timeout,
-    "access" => |c| c.access,
-    "audit_max_bytes" => |c| c.audit_max_bytes,
-    "socket_group" => |c| c.socket_group,
-    "backup_path" => |c| c.backup_path,
-    "state_dir" => |c| c.state_dir,
-    "socket" => |c| c.socket,
-    "database_url" => |c| c.database_url,
-    "max_parallel" => |c| c.max_parallel,
-    "drill_database_url" => |c| c.drill_database_url,
-    "encryption_key" => |c| c.keyring.primary().key_id().to_string(),
-    "old_key_files" => |c| c
-        .keyring
-        .others
-        .iter()
-        .map(|k| k.key_id().to_string())
-        .collect::<Vec<_>>(),
-];
-
 impl Config {
     /// Merges `new` into this configuration: everything comes from `new`
     /// except the restart-only settings, which stay as they are.
     pub fn reloaded(&self, new: Config) -> Reloaded {
         let mut applied = Vec::new();
         let mut needs_restart = Vec::new();
+        let mut config = new;
         for s in SETTINGS {
-            if (s.value)(self) != (s.value)(&new) {
-                if RESTART_ONLY.contains(&s.name) {
-                    needs_restart.push(s.name);
-                } else {
-                    applied.push(s.name);
-                }
+            // Compared by how they show, never logged: a value may hold a
+            // password.
+            if (s.shown)(self) == (s.shown)(&config) {
+                continue;
+            }
+            match s.reload {
+                Reload::Applies => applied.push(s.key),
+                Reload::Restart(_) => needs_restart.push(s.key),
             }
         }
-        let mut config = new;
-        keep_restart_only(&mut config, self);
+        for s in SETTINGS {
+            if let Reload::Restart(keep) = s.reload {
+                keep(&mut config, self);
+            }
+        }
+        // A command-line flag, not a setting: it cannot change on reload.
+        config.dev = self.dev;
         Reloaded {
             config,
             applied,
@@ -160,11 +89,15 @@ mod tests {
         load_with(None, pairs)
     }
 
-    fn setting(name: &str) -> &'static Setting {
+    use super::super::settings::setting;
+
+    /// The settings declared restart-only.
+    fn restart_only() -> Vec<&'static str> {
         SETTINGS
             .iter()
-            .find(|s| s.name == name)
-            .unwrap_or_else(|| panic!("{name} is not in SETTINGS"))
+            .filter(|s| s.restart_only())
+            .map(|s| s.key)
+            .collect()
     }
 
     /// Every setting changed at once, restart-only ones included.
@@ -176,6 +109,12 @@ mod tests {
         std::fs::write(&old_key, "ee".repeat(32)).unwrap();
         std::fs::set_permissions(&old_key, std::fs::Permissions::from_mode(0o600)).unwrap();
         let old_key = old_key.display().to_string();
+        // The primary key from a file now (the old configuration has it as
+        // text), and another key: both key settings change.
+        let key_file = keys.path().join("primary.key");
+        std::fs::write(&key_file, &other_key).unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let key_file = key_file.display().to_string();
         load_with(
             Some(
                 "file_roots = [\"/srv/files\"]\n\
@@ -206,7 +145,8 @@ mod tests {
                 ("BERKUT_DATABASE_URL", "postgresql:///other"),
                 ("BERKUT_BACKUP_MAX_PARALLEL", "7"),
                 ("BERKUT_DRILL_DATABASE_URL", "postgresql:///drill"),
-                ("BERKUT_BACKUP_ENCRYPTION_KEY", &other_key),
+                ("BERKUT_BACKUP_ENCRYPTION_KEY", ""),
+                ("BERKUT_BACKUP_ENCRYPTION_KEY_FILE", &key_file),
                 ("BERKUT_BACKUP_OLD_KEY_FILES", &old_key),
             ],
         )
@@ -266,30 +206,30 @@ mod tests {
         for name in &r.applied {
             let s = setting(name);
             assert_eq!(
-                (s.value)(&r.config),
-                (s.value)(&new),
+                (s.shown)(&r.config),
+                (s.shown)(&new),
                 "{name} is reported as applied but the old value is in force"
             );
         }
         for name in &r.needs_restart {
             let s = setting(name);
             assert_eq!(
-                (s.value)(&r.config),
-                (s.value)(&old),
+                (s.shown)(&r.config),
+                (s.shown)(&old),
                 "{name} is reported as waiting for a restart but changed"
             );
         }
         let mut named: Vec<&str> = r.applied.iter().chain(&r.needs_restart).copied().collect();
         named.sort_unstable();
-        let mut all: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        let mut all: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
         all.sort_unstable();
         assert_eq!(named, all, "the test changes every setting");
         assert!(r.applied.contains(&"access"), "grants apply on reload");
         assert_eq!(r.config.access, new.access);
     }
 
-    /// The explicit list of restart-only settings and what
-    /// `keep_restart_only` puts back agree.
+    /// The settings declared restart-only and what their declarations put
+    /// back agree.
     #[test]
     fn exactly_the_restart_only_settings_are_kept() {
         let old = load(&[]);
@@ -297,17 +237,12 @@ mod tests {
         let r = old.reloaded(new.clone());
         let mut waiting = r.needs_restart.clone();
         waiting.sort_unstable();
-        let mut listed = RESTART_ONLY.to_vec();
+        let mut listed = restart_only();
         listed.sort_unstable();
         assert_eq!(waiting, listed);
         for s in SETTINGS {
-            let kept = (s.value)(&r.config) == (s.value)(&old);
-            assert_eq!(
-                kept,
-                RESTART_ONLY.contains(&s.name),
-                "{}: kept {kept}",
-                s.name
-            );
+            let kept = (s.shown)(&r.config) == (s.shown)(&old);
+            assert_eq!(kept, s.restart_only(), "{}: kept {kept}", s.key);
         }
     }
 

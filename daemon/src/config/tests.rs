@@ -160,46 +160,6 @@ fn dev_mode_needs_nothing_and_keeps_its_key() {
 }
 
 #[test]
-fn passwords_are_redacted_and_split_out() {
-    let url = "postgresql://app:s%40cret@db.example/app?sslmode=disable";
-    assert_eq!(
-        redact_url(url),
-        "postgresql://app:***@db.example/app?sslmode=disable"
-    );
-    assert_eq!(
-        split_password(url),
-        (
-            "postgresql://app@db.example/app?sslmode=disable".into(),
-            Some("s@cret".into())
-        )
-    );
-    let q = "postgresql:///app?password=pw&host=/run/postgresql";
-    assert_eq!(
-        redact_url(q),
-        "postgresql:///app?password=***&host=/run/postgresql"
-    );
-    assert_eq!(
-        split_password(q),
-        (
-            "postgresql:///app?host=/run/postgresql".into(),
-            Some("pw".into())
-        )
-    );
-    assert_eq!(
-        split_password("host=/tmp dbname=app password=x user=u"),
-        ("host=/tmp dbname=app user=u".into(), Some("x".into()))
-    );
-    assert_eq!(
-        split_password("postgresql:///app"),
-        ("postgresql:///app".into(), None)
-    );
-    assert_eq!(
-        split_password("postgresql:///app?password=%zz%"),
-        ("postgresql:///app".into(), Some("%zz%".into()))
-    );
-}
-
-#[test]
 fn debug_output_holds_no_secrets() {
     let mut vars = env(&base());
     vars.insert(
@@ -213,23 +173,9 @@ fn debug_output_holds_no_secrets() {
     assert!(shown.contains(&config.keyring.primary().key_id().to_string()));
 }
 
-/// Every key of the configuration file, as serde lists them when it meets
-/// one it does not know: the list grows by itself with every new setting.
+/// Every key of the configuration file: the declared settings.
 fn file_keys() -> Vec<String> {
-    let message = match toml::from_str::<FileConfig>("no_such_setting_zz = 1") {
-        Err(e) => e.message().to_owned(),
-        Ok(_) => panic!("an unknown key was accepted"),
-    };
-    let list = message
-        .split_once("expected one of")
-        .unwrap_or_else(|| panic!("no key list in {message:?}"))
-        .1;
-    let keys: Vec<String> = list
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(String::from)
-        .collect();
+    let keys: Vec<String> = SETTINGS.iter().map(|s| s.key.to_owned()).collect();
     assert!(keys.len() > 10, "{keys:?}");
     keys
 }
@@ -250,18 +196,20 @@ fn debug_lists_every_setting_and_no_secret() {
     for secret in ["hunter2", "swordfish", KEY_B64] {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
-    // The file's keys that the configuration holds under another name.
+    // `Debug` names every setting by its key in the file.
     fn held_as(key: &str) -> &str {
-        match key {
-            "encryption_key" | "encryption_key_file" | "old_key_files" => "keyring",
-            "shutdown_grace_seconds" => "shutdown_grace",
-            "max_connections_per_uid" => "max_per_uid",
-            "admin_reserved_connections" => "admin_reserved",
-            "idle_timeout_seconds" => "idle_timeout",
-            "audit_burst_seconds" => "audit_burst",
-            other => other,
-        }
+        key
     }
+    // Every secret setting is among those given a secret above.
+    let secret: Vec<&str> = SETTINGS
+        .iter()
+        .filter(|s| s.secret)
+        .map(|s| s.key)
+        .collect();
+    assert_eq!(
+        secret,
+        ["database_url", "drill_database_url", "encryption_key"]
+    );
     for key in file_keys() {
         let field = held_as(&key);
         assert!(
@@ -293,9 +241,10 @@ fn the_connection_limits_come_from_the_file() {
     );
     std::fs::write(&file, "admin_reserved_connections = 256\n").unwrap();
     let err = Config::load(Some(&file), &env(&base()), false).unwrap_err();
+    // Named as the file has it, with the file.
     assert!(
-        err.to_string()
-            .contains("BERKUT_ADMIN_RESERVED_CONNECTIONS"),
+        err.to_string().contains("admin_reserved_connections in ")
+            && err.to_string().contains(&file.display().to_string()),
         "{err}"
     );
 }
@@ -342,7 +291,81 @@ fn the_audit_bound_and_burst_window_have_defaults_and_limits() {
         Config::load(Some(&file), &env(&base()), false).unwrap()
     );
     assert!(
-        shown.contains("audit_keep_bytes: 8192") && shown.contains("audit_burst: 0ns"),
+        shown.contains("audit_keep_bytes: 8192") && shown.contains("audit_burst_seconds: 0,"),
         "{shown}"
     );
+}
+
+/// A bad value in the file is named by its key and the file; one in the
+/// environment by its variable, which wins over the file.
+#[test]
+fn bad_values_name_the_file_and_key_they_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("berkutd.toml");
+    let shown = file.display().to_string();
+    for (text, key, why) in [
+        ("restore_jobs = 65\n", "restore_jobs", "from 1 to 64"),
+        ("max_parallel = \"two\"\n", "max_parallel", "whole number"),
+        ("count_rows = \"maybe\"\n", "count_rows", "true or false"),
+        ("file_roots = [\"relative\"]\n", "file_roots", "absolute"),
+        (
+            "socket_group = \"no-such-group-zz\"\n",
+            "socket_group",
+            "no group",
+        ),
+        (
+            "[[access]]\nuser = \"no-such-user-zz\"\nrole = \"viewer\"\n",
+            "access",
+            "no user",
+        ),
+        (
+            "[[access]]\nuid = 1\nrole = \"boss\"\n",
+            "access",
+            "unknown role",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let e = Config::load(Some(&file), &env(&base()), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{key} in {shown}: ")) && e.contains(why),
+            "{text:?}: {e}"
+        );
+    }
+    std::fs::write(&file, "restore_jobs = 3\n").unwrap();
+    let mut vars = base();
+    vars.push(("BERKUT_RESTORE_JOBS", "0"));
+    let e = Config::load(Some(&file), &env(&vars), false)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "BERKUT_RESTORE_JOBS: must be from 1 to 64");
+}
+
+/// `Config::load` reads every declared number through its declaration: a
+/// value past its declared range, in the environment or the file, is
+/// refused and named where it came from.
+#[test]
+fn every_declared_range_is_enforced_from_either_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("berkutd.toml");
+    let mut checked = 0;
+    for s in SETTINGS {
+        let Some((min, max)) = s.range else { continue };
+        let bad = if max < u64::MAX { max + 1 } else { min - 1 };
+        let mut vars = base();
+        let text = bad.to_string();
+        vars.push((s.env[0], &text));
+        let e = Config::load(None, &env(&vars), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&format!("{}: must be", s.env[0])), "{e}");
+        std::fs::write(&file, format!("{} = {bad}\n", s.key)).unwrap();
+        let e = Config::load(Some(&file), &env(&base()), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&format!("{} in ", s.key)), "{e}");
+        checked += 1;
+    }
+    assert!(checked >= 8, "{checked} ranges");
 }

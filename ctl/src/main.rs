@@ -1,13 +1,12 @@
 //! berkutctl: the administrator's command line for berkutd. One file per
 //! command under `commands/`, named like the daemon's handler for the same
-//! operation. Output is for people on a terminal and JSON with `--json`;
-//! the exit code says what happened (see `exit`).
+//! operation; everything shown, for people on a terminal and as JSON with
+//! `--json`, in `display/`; the exit code says what happened (see `exit`).
 
 mod commands;
+mod display;
 mod exit;
 mod keys;
-mod output;
-mod progress;
 
 use std::path::PathBuf;
 

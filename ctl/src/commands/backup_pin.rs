@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use berkut_proto::wire::Operation;
 
 use super::{expect_backup, parse_id, Context};
-use crate::output;
+use crate::display;
 
 pub async fn run(ctx: &Context, id: &str, pinned: bool) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
@@ -16,14 +16,6 @@ pub async fn run(ctx: &Context, id: &str, pinned: bool) -> anyhow::Result<ExitCo
     };
     let mut client = ctx.connect().await?;
     let record = expect_backup(client.call(op).await?)?;
-    if ctx.json {
-        output::json_line(&record);
-    } else {
-        println!(
-            "{} {}",
-            if record.pinned { "pinned" } else { "unpinned" },
-            record.id
-        );
-    }
+    display::backup::pinned(ctx.json, &record);
     Ok(ExitCode::SUCCESS)
 }

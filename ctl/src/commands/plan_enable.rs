@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use berkut_proto::wire::Operation;
 
-use super::{plan_show, Context};
+use super::{expect_plan, Context};
+use crate::display;
 
 pub async fn run(ctx: &Context, enabled: bool) -> anyhow::Result<ExitCode> {
     let op = if enabled {
@@ -13,7 +14,7 @@ pub async fn run(ctx: &Context, enabled: bool) -> anyhow::Result<ExitCode> {
         Operation::PlanDisable
     };
     let mut client = ctx.connect().await?;
-    let plan = plan_show::expect_plan(client.call(op).await?)?;
-    plan_show::print(ctx, &plan);
+    let plan = expect_plan(client.call(op).await?)?;
+    display::show(ctx.json, &plan);
     Ok(ExitCode::SUCCESS)
 }

@@ -6,12 +6,11 @@ use std::process::ExitCode;
 
 use berkut_proto::wire::Operation;
 
-use super::restore_start::{expect_restore, print};
-use super::restore_status::parse_restore_id;
-use super::Context;
+use super::{expect_restore, parse_id, Context};
+use crate::display;
 
 pub async fn run(ctx: &Context, id: &str, rollback: bool) -> anyhow::Result<ExitCode> {
-    let restore_id = parse_restore_id(id)?;
+    let restore_id = parse_id(id)?;
     let op = if rollback {
         Operation::RestoreRollback { restore_id }
     } else {
@@ -19,10 +18,6 @@ pub async fn run(ctx: &Context, id: &str, rollback: bool) -> anyhow::Result<Exit
     };
     let mut client = ctx.connect().await?;
     let record = expect_restore(client.call(op).await?)?;
-    if ctx.json {
-        crate::output::json_line(&record);
-    } else {
-        print(&record);
-    }
+    display::show(ctx.json, &record);
     Ok(ExitCode::SUCCESS)
 }

@@ -39,7 +39,7 @@ use berkut_proto::wire::{
 };
 
 use crate::display;
-use crate::display::progress::{ProgressView, RestoreView};
+use crate::display::progress::LiveView;
 
 const DEFAULT_SOCKET: &str = "/run/berkut/berkutd.sock";
 const DEV_SOCKET: &str = ".berkut-dev/berkutd.sock";
@@ -130,7 +130,7 @@ pub fn expect_plan(reply: Reply) -> anyhow::Result<PlanInfo> {
 /// shows it until the final record.
 pub async fn follow_backup(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
-    let view = ProgressView::new(ctx.json);
+    let view = LiveView::new(ctx.json);
     let reply = client.call_with_progress(op, |p| view.update(p)).await;
     view.finish();
     let record = expect_backup(reply?)?;
@@ -141,7 +141,7 @@ pub async fn follow_backup(ctx: &Context, op: Operation) -> anyhow::Result<ExitC
 /// the final record.
 pub async fn follow_restore(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
-    let view = RestoreView::new(ctx.json);
+    let view = LiveView::new(ctx.json);
     let reply = client
         .call_streaming(op, |m| {
             if let ServerMessage::RestoreProgress { restore, .. } = m {

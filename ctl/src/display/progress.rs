@@ -4,6 +4,7 @@
 //! tables and bytes, restores their steps, transfers bytes.
 
 use std::io::IsTerminal;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use berkut_proto::wire::{Phase, Progress, RestoreRecord, StepState};
@@ -27,13 +28,6 @@ fn bar(json: bool, total: u64, template: &str) -> Option<ProgressBar> {
     })
 }
 
-/// A bar that moves by itself while no update comes.
-fn ticking_bar(json: bool, template: &str) -> Option<ProgressBar> {
-    let bar = bar(json, 0, template)?;
-    bar.enable_steady_tick(Duration::from_millis(120));
-    Some(bar)
-}
-
 /// A progress record as a JSON line: the record's fields and `event`.
 #[derive(Serialize)]
 struct Event<'a, T: Serialize> {
@@ -42,88 +36,91 @@ struct Event<'a, T: Serialize> {
     record: &'a T,
 }
 
-/// A backup's progress.
-pub struct ProgressView {
-    json: bool,
-    bar: Option<ProgressBar>,
+/// What a job streams while it runs, and how it is drawn.
+pub trait Live: Serialize {
+    /// The `event` of its JSON lines.
+    const EVENT: &'static str;
+    /// The bar's template.
+    const TEMPLATE: &'static str;
+    /// Moves the bar to this state.
+    fn draw(&self, bar: &ProgressBar);
 }
 
-impl ProgressView {
-    pub fn new(json: bool) -> ProgressView {
-        ProgressView {
-            json,
-            bar: ticking_bar(
-                json,
-                "{spinner} {prefix:>10} [{bar:30}] {pos}/{len} tables  {msg}  {elapsed}",
-            ),
-        }
-    }
+/// A backup's progress: its phase, tables and bytes sealed.
+impl Live for Progress {
+    const EVENT: &'static str = "progress";
+    const TEMPLATE: &'static str =
+        "{spinner} {prefix:>10} [{bar:30}] {pos}/{len} tables  {msg}  {elapsed}";
 
-    pub fn update(&self, p: &Progress) {
-        if self.json {
-            json_line(&Event {
-                event: "progress",
-                record: p,
-            });
+    fn draw(&self, bar: &ProgressBar) {
+        let p = self;
+        bar.set_prefix(p.phase.as_str());
+        bar.set_length(p.tables_total);
+        bar.set_position(p.tables_done);
+        bar.set_message(format!("{} sealed", bytes(p.bytes_done)));
+        if p.phase == Phase::Done {
+            bar.finish();
         }
-        if let Some(bar) = &self.bar {
-            bar.set_prefix(p.phase.as_str());
-            bar.set_length(p.tables_total);
-            bar.set_position(p.tables_done);
-            bar.set_message(format!("{} sealed", bytes(p.bytes_done)));
-            if p.phase == Phase::Done {
-                bar.finish();
-            }
-        }
-    }
-
-    pub fn finish(&self) {
-        finish(&self.bar);
     }
 }
 
-/// A restore's live progress: the running step on a bar, or JSON lines.
-pub struct RestoreView {
-    json: bool,
-    bar: Option<ProgressBar>,
-}
+/// A restore's progress: the running step, and the steps done.
+impl Live for RestoreRecord {
+    const EVENT: &'static str = "restore_progress";
+    const TEMPLATE: &'static str =
+        "{spinner} {prefix:>15} [{bar:30}] {pos}/{len}  {msg}  {elapsed}";
 
-impl RestoreView {
-    pub fn new(json: bool) -> RestoreView {
-        RestoreView {
-            json,
-            bar: ticking_bar(
-                json,
-                "{spinner} {prefix:>15} [{bar:30}] {pos}/{len}  {msg}  {elapsed}",
-            ),
-        }
-    }
-
-    pub fn update(&self, r: &RestoreRecord) {
-        if self.json {
-            json_line(&Event {
-                event: "restore_progress",
-                record: r,
-            });
-        }
-        if let Some(bar) = &self.bar {
-            let done = r
-                .steps
-                .iter()
-                .filter(|s| matches!(s.state, StepState::Done | StepState::Skipped))
-                .count();
-            if let Some(step) = r.steps.iter().find(|s| s.state == StepState::Running) {
-                bar.set_prefix(step.name.clone());
-                match (step.done, step.total) {
-                    (Some(d), Some(t)) if step.name == "decrypt" => {
-                        bar.set_message(format!("{} of {}", bytes(d), bytes(t)))
-                    }
-                    (Some(d), Some(t)) => bar.set_message(format!("{d} of {t} tables")),
-                    _ => bar.set_message(String::new()),
+    fn draw(&self, bar: &ProgressBar) {
+        let r = self;
+        let done = r
+            .steps
+            .iter()
+            .filter(|s| matches!(s.state, StepState::Done | StepState::Skipped))
+            .count();
+        if let Some(step) = r.steps.iter().find(|s| s.state == StepState::Running) {
+            bar.set_prefix(step.name.clone());
+            match (step.done, step.total) {
+                (Some(d), Some(t)) if step.name == "decrypt" => {
+                    bar.set_message(format!("{} of {}", bytes(d), bytes(t)))
                 }
+                (Some(d), Some(t)) => bar.set_message(format!("{d} of {t} tables")),
+                _ => bar.set_message(String::new()),
             }
-            bar.set_length(r.steps.len() as u64);
-            bar.set_position(done as u64);
+        }
+        bar.set_length(r.steps.len() as u64);
+        bar.set_position(done as u64);
+    }
+}
+
+/// A running job's progress, as a bar or JSON lines.
+pub struct LiveView<T> {
+    json: bool,
+    bar: Option<ProgressBar>,
+    shows: PhantomData<fn(&T)>,
+}
+
+impl<T: Live> LiveView<T> {
+    pub fn new(json: bool) -> LiveView<T> {
+        let bar = bar(json, 0, T::TEMPLATE);
+        if let Some(bar) = &bar {
+            bar.enable_steady_tick(Duration::from_millis(120));
+        }
+        LiveView {
+            json,
+            bar,
+            shows: PhantomData,
+        }
+    }
+
+    pub fn update(&self, record: &T) {
+        if self.json {
+            json_line(&Event {
+                event: T::EVENT,
+                record,
+            });
+        }
+        if let Some(bar) = &self.bar {
+            record.draw(bar);
         }
     }
 

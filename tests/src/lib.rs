@@ -4,7 +4,8 @@
 //! ([`PgCluster`], ready-made ones in [`clusters`]), fills databases with a
 //! rich fixture and compares them by [`Fingerprint`], runs the real daemon
 //! ([`DaemonBuilder`]), drives it with the protocol's client ([`client`]),
-//! looks into its archives ([`archives`]), and waits for conditions by
+//! looks into its archives ([`archives`]), runs `berkutctl` as a user would
+//! ([`ctl`], as another user with [`run_as`]), and waits for conditions by
 //! polling with deadlines ([`wait_for`]). Of the workspace it depends only on
 //! `berkut-proto` (the client and the archive reader), so the daemon and
 //! `berkutctl` can use it as a dev-dependency.

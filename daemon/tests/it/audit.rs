@@ -263,11 +263,9 @@ async fn cutting_or_editing_the_end_of_the_trail_is_reported_by_audit_verify() {
     // The newest two lines cut: the chain before them is intact, the head
     // is not there.
     std::fs::write(&log, lines[..lines.len() - 2].join("\n") + "\n").unwrap();
-    let Run {
-        code, stderr: err, ..
-    } = ctl(&daemon, &["audit", "verify"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("the newest lines were removed"), "{err}");
+    let Run { code, stderr, .. } = ctl(&daemon, &["audit", "verify"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("the newest lines were removed"), "{stderr}");
     // Put them back, with the event of that verify after them.
     wait_events(&daemon, "audit_verify", 1);
     let added = std::fs::read_to_string(&log).unwrap();
@@ -284,11 +282,9 @@ async fn cutting_or_editing_the_end_of_the_trail_is_reported_by_audit_verify() {
     lines[last] = lines[last].replace("\"uid\":0", "\"uid\":1000");
     assert_ne!(lines[last], saved.lines().last().unwrap());
     std::fs::write(&log, lines.join("\n") + "\n").unwrap();
-    let Run {
-        code, stderr: err, ..
-    } = ctl(&daemon, &["audit", "verify"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("not the one the daemon wrote"), "{err}");
+    let Run { code, stderr, .. } = ctl(&daemon, &["audit", "verify"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("not the one the daemon wrote"), "{stderr}");
     wait_events(&daemon, "audit_verify", 3);
     let verify_event = std::fs::read_to_string(&log)
         .unwrap()
@@ -306,11 +302,12 @@ async fn cutting_or_editing_the_end_of_the_trail_is_reported_by_audit_verify() {
     let lines: Vec<&str> = saved.lines().collect();
     std::fs::write(&log, lines[..lines.len() - 3].join("\n") + "\n").unwrap();
     daemon.restart();
-    let Run {
-        code, stderr: err, ..
-    } = ctl(&daemon, &["audit", "verify"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("did not end where it had left it"), "{err}");
+    let Run { code, stderr, .. } = ctl(&daemon, &["audit", "verify"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("did not end where it had left it"),
+        "{stderr}"
+    );
     assert!(daemon
         .log()
         .contains("does not end where the daemon left it"));

@@ -7,12 +7,15 @@ use berkut_proto::wire::Operation;
 use super::{expect_plan, Context};
 use crate::display;
 
-pub async fn run(ctx: &Context, enabled: bool) -> anyhow::Result<ExitCode> {
-    let op = if enabled {
-        Operation::PlanEnable
-    } else {
-        Operation::PlanDisable
-    };
+pub async fn enable(ctx: &Context) -> anyhow::Result<ExitCode> {
+    run(ctx, Operation::PlanEnable).await
+}
+
+pub async fn disable(ctx: &Context) -> anyhow::Result<ExitCode> {
+    run(ctx, Operation::PlanDisable).await
+}
+
+async fn run(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
     let plan = expect_plan(client.call(op).await?)?;
     display::show(ctx.json, &plan);

@@ -9,13 +9,17 @@ use berkut_proto::wire::Operation;
 use super::{expect_restore, parse_id, Context};
 use crate::display;
 
-pub async fn run(ctx: &Context, id: &str, rollback: bool) -> anyhow::Result<ExitCode> {
+pub async fn rollback(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let restore_id = parse_id(id)?;
-    let op = if rollback {
-        Operation::RestoreRollback { restore_id }
-    } else {
-        Operation::RestoreCleanup { restore_id }
-    };
+    run(ctx, Operation::RestoreRollback { restore_id }).await
+}
+
+pub async fn cleanup(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
+    let restore_id = parse_id(id)?;
+    run(ctx, Operation::RestoreCleanup { restore_id }).await
+}
+
+async fn run(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
     let record = expect_restore(client.call(op).await?)?;
     display::show(ctx.json, &record);

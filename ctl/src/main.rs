@@ -1,13 +1,12 @@
 //! berkutctl: the administrator's command line for berkutd. One file per
 //! command under `commands/`, named like the daemon's handler for the same
-//! operation. Output is for people on a terminal and JSON with `--json`;
-//! the exit code says what happened (see `exit`).
+//! operation; everything shown, for people on a terminal and as JSON with
+//! `--json`, in `display/`; the exit code says what happened (see `exit`).
 
 mod commands;
+mod display;
 mod exit;
 mod keys;
-mod output;
-mod progress;
 
 use std::path::PathBuf;
 
@@ -267,11 +266,9 @@ async fn main() -> std::process::ExitCode {
             commands::backup_delete::run(&ctx, &id).await
         }
         Command::Job(JobCommand::Attach { id }) => commands::job_attach::run(&ctx, &id).await,
-        Command::Backup(BackupCommand::Pin { id }) => {
-            commands::backup_pin::run(&ctx, &id, true).await
-        }
+        Command::Backup(BackupCommand::Pin { id }) => commands::backup_pin::pin(&ctx, &id).await,
         Command::Backup(BackupCommand::Unpin { id }) => {
-            commands::backup_pin::run(&ctx, &id, false).await
+            commands::backup_pin::unpin(&ctx, &id).await
         }
         Command::Plan(PlanCommand::Show) => commands::plan_show::run(&ctx).await,
         Command::Backup(BackupCommand::Download { id, output }) => {
@@ -312,11 +309,11 @@ async fn main() -> std::process::ExitCode {
         Command::Restore(RestoreArgs {
             command: Some(RestoreCommand::Rollback { restore_id }),
             ..
-        }) => commands::restore_rollback::run(&ctx, &restore_id, true).await,
+        }) => commands::restore_rollback::rollback(&ctx, &restore_id).await,
         Command::Restore(RestoreArgs {
             command: Some(RestoreCommand::Cleanup { restore_id }),
             ..
-        }) => commands::restore_rollback::run(&ctx, &restore_id, false).await,
+        }) => commands::restore_rollback::cleanup(&ctx, &restore_id).await,
         Command::Restore(RestoreArgs {
             command: None,
             id,
@@ -345,8 +342,8 @@ async fn main() -> std::process::ExitCode {
                 .await
         }
         Command::Plan(PlanCommand::Set(args)) => commands::plan_set::run(&ctx, args).await,
-        Command::Plan(PlanCommand::Enable) => commands::plan_enable::run(&ctx, true).await,
-        Command::Plan(PlanCommand::Disable) => commands::plan_enable::run(&ctx, false).await,
+        Command::Plan(PlanCommand::Enable) => commands::plan_enable::enable(&ctx).await,
+        Command::Plan(PlanCommand::Disable) => commands::plan_enable::disable(&ctx).await,
     };
     match result {
         Ok(code) => code,

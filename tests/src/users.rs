@@ -66,6 +66,22 @@ pub fn test_users() -> Option<Vec<TestUser>> {
     )
 }
 
+/// The test users' uids, in the order of [`TEST_USERS`] (viewer,
+/// operator, admin, app, none); `None` without root, as [`test_users`].
+pub fn test_uids() -> Option<Vec<u32>> {
+    test_users().map(|users| users.iter().map(|u| u.uid).collect())
+}
+
+/// Makes `cmd` run as `uid`, with that user's group, from `/` (a test's
+/// working directory may be closed to it).
+pub fn run_as(cmd: &mut std::process::Command, uid: u32) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .unwrap()
+        .map_or(uid, |u| u.gid.as_raw());
+    cmd.current_dir("/").uid(uid).gid(gid)
+}
+
 /// Creates the users `names` that do not exist yet, then checks them all,
 /// under the machine-wide lock.
 pub fn ensure_users(names: &[&str]) -> Result<Vec<TestUser>, String> {

@@ -8,6 +8,11 @@
 use std::future::Future;
 use std::time::Duration;
 
+/// The deadline for what takes long on a loaded machine (a backup, a
+/// restore, a daemon's start): generous, since it is only reached when the
+/// test fails anyway.
+pub const LONG: Duration = Duration::from_secs(60);
+
 const FIRST_INTERVAL: Duration = Duration::from_millis(20);
 const MAX_INTERVAL: Duration = Duration::from_millis(100);
 

@@ -12,11 +12,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use berkut_proto::archive::{self, Header};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Context;
-use crate::{keys, output};
+use crate::{display, keys};
 
 fn open(path: &Path) -> anyhow::Result<BufReader<File>> {
     Ok(BufReader::with_capacity(
@@ -30,22 +29,7 @@ pub fn inspect(ctx: &Context, path: &Path) -> anyhow::Result<ExitCode> {
     let header = Header::read_from(&mut open(path)?)
         .with_context(|| format!("{} is not a readable .bscc archive", path.display()))?;
     let size = std::fs::metadata(path)?.len();
-    if ctx.json {
-        output::json_line(&json!({
-            "format_version": header.version,
-            "key_id": header.key_id.to_string(),
-            "chunk_size": header.chunk_size,
-            "size_bytes": size,
-        }));
-    } else {
-        println!("format:     .bscc version {}", header.version);
-        println!("key_id:     {}", header.key_id);
-        println!(
-            "chunk size: {}",
-            output::bytes(u64::from(header.chunk_size))
-        );
-        println!("size:       {}", output::bytes(size));
-    }
+    display::archive::inspected(ctx.json, &header, size);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -60,26 +44,7 @@ pub fn verify(ctx: &Context, path: &Path, key_files: &[PathBuf]) -> anyhow::Resu
     let manifest = archive::verify(reader, &keyring, |_, _| Ok(()))
         .with_context(|| format!("{} does not verify", path.display()))?;
     let sha256 = hex::encode(hasher.finalize());
-    if ctx.json {
-        output::json_line(&json!({ "verified": true, "sha256": sha256, "manifest": manifest }));
-    } else {
-        println!("verified:   every chunk authenticated, every part matches the manifest");
-        println!(
-            "backup:     {} ({}, {})",
-            manifest.backup_id,
-            manifest.scope.as_str(),
-            manifest.database.name
-        );
-        println!("sha256:     {sha256}");
-        for p in &manifest.parts {
-            println!(
-                "  {:<16} {:>12}  {}",
-                p.name,
-                output::bytes(p.size),
-                p.sha256
-            );
-        }
-    }
+    display::archive::verified(ctx.json, &manifest, &sha256);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -137,21 +102,7 @@ pub fn extract(
     };
     std::fs::rename(&staging, out)
         .with_context(|| format!("cannot move the extracted parts to {}", out.display()))?;
-    if ctx.json {
-        output::json_line(&json!({ "directory": out, "parts": manifest.parts }));
-    } else {
-        println!(
-            "extracted {} parts and manifest.json into {}",
-            manifest.parts.len(),
-            out.display()
-        );
-        if manifest.parts.iter().any(|p| p.name == "dump.pgcustom") {
-            println!(
-                "restore with: pg_restore -d DATABASE {}",
-                out.join("dump.pgcustom").display()
-            );
-        }
-    }
+    display::archive::extracted(ctx.json, &manifest, out);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -189,18 +140,7 @@ pub fn rewrap(
         }
     };
     std::fs::rename(&tmp, target)?;
-    if ctx.json {
-        output::json_line(
-            &json!({ "file": target, "old_key_id": old.key_id.to_string(), "key_id": rewrapped.key_id.to_string() }),
-        );
-    } else {
-        println!(
-            "{} is now wrapped under key {} (was {})",
-            target.display(),
-            rewrapped.key_id,
-            old.key_id
-        );
-    }
+    display::archive::rewrapped(ctx.json, target, &old, &rewrapped);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,10 +3,9 @@
 use std::process::ExitCode;
 
 use berkut_proto::wire::{Operation, Reply};
-use serde_json::json;
 
 use super::Context;
-use crate::{exit, output};
+use crate::{display, exit};
 
 /// The most lines one request asks for: the daemon sends no more.
 const PAGE_LINES: u32 = 10_000;
@@ -37,59 +36,8 @@ pub async fn tail(ctx: &Context, lines: u32) -> anyhow::Result<ExitCode> {
             None => break,
         }
     }
-    let lines = pages.into_iter().rev().flatten();
-    for line in lines {
-        if ctx.json {
-            println!("{line}");
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if let Some(mark) = v["checkpoint"].as_object() {
-            println!(
-                "{}  checkpoint ({}) after line {}",
-                v["time"].as_str().unwrap_or("-"),
-                mark.get("reason").and_then(|r| r.as_str()).unwrap_or("?"),
-                mark.get("lines").unwrap_or(&serde_json::Value::Null)
-            );
-            continue;
-        }
-        let s = |k: &str| {
-            v[k].as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| v[k].to_string())
-        };
-        let who = match v["on_behalf_of"].as_object() {
-            Some(o) => format!(
-                "uid {} for {} ({})",
-                v["uid"],
-                o["user"].as_str().unwrap_or("?"),
-                o["role"].as_str().unwrap_or("?")
-            ),
-            None => format!("uid {}", v["uid"]),
-        };
-        let outcome = match (s("decision").as_str(), v["result"].as_str()) {
-            ("denied", _) => match v["code"].as_str() {
-                Some("forbidden") | None => "DENIED".to_owned(),
-                Some(code) => format!("DENIED ({code})"),
-            },
-            (_, Some(result)) => match v["code"].as_str() {
-                Some(code) => format!("{result} ({code})"),
-                None => result.to_owned(),
-            },
-            _ => s("decision"),
-        };
-        let outcome = match v["count"].as_u64() {
-            Some(count) => format!("{outcome} x{count} until {}", s("until")),
-            None => outcome,
-        };
-        println!(
-            "{}  {:<18} {:<28} {:<24} {}",
-            s("time"),
-            s("op"),
-            who,
-            v["target"].as_str().unwrap_or("-"),
-            outcome
-        );
+    for line in pages.into_iter().rev().flatten() {
+        display::audit::line(ctx.json, &line);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -104,24 +52,9 @@ pub async fn verify(ctx: &Context) -> anyhow::Result<ExitCode> {
     else {
         anyhow::bail!("unexpected reply from the daemon");
     };
-    if ctx.json {
-        output::json_line(
-            &json!({ "lines": lines, "removed": removed, "intact": first_bad.is_none(), "first_bad": first_bad }),
-        );
-    }
-    match first_bad {
-        None => {
-            if !ctx.json {
-                println!("the audit trail is intact: {lines} lines, every one chained to the one before, the last the one the daemon wrote");
-                if removed > 0 {
-                    println!("{removed} older lines were removed to keep the audit directory under its bound");
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(bad) => {
-            eprintln!("berkutctl: the audit trail is broken at {bad}");
-            Ok(ExitCode::from(exit::FAILED))
-        }
-    }
+    display::audit::verified(ctx.json, lines, removed, first_bad.as_deref());
+    Ok(match first_bad {
+        None => ExitCode::SUCCESS,
+        Some(_) => ExitCode::from(exit::FAILED),
+    })
 }

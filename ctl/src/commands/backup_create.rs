@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::Operation;
 
-use super::{expect_backup, finish_with_record, Context};
-use crate::progress::ProgressView;
+use super::{follow_backup, Context};
 
 pub async fn run(
     ctx: &Context,
@@ -15,16 +14,11 @@ pub async fn run(
     include_files: bool,
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mut client = ctx.connect().await?;
-    let view = ProgressView::new(ctx.json);
     let op = Operation::BackupCreate {
         label,
         scope,
         include_files,
         wait,
     };
-    let reply = client.call_with_progress(op, |p| view.update(p)).await;
-    view.finish();
-    let record = expect_backup(reply?)?;
-    Ok(finish_with_record(ctx, &record))
+    follow_backup(ctx, op).await
 }

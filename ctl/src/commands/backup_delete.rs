@@ -3,10 +3,9 @@
 use std::process::ExitCode;
 
 use berkut_proto::wire::{Operation, Reply};
-use serde_json::json;
 
 use super::{parse_id, Context};
-use crate::output;
+use crate::display;
 
 pub async fn run(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
@@ -14,10 +13,6 @@ pub async fn run(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let Reply::Deleted { id } = client.call(Operation::BackupDelete { id }).await? else {
         anyhow::bail!("unexpected reply from the daemon");
     };
-    if ctx.json {
-        output::json_line(&json!({ "deleted": id }));
-    } else {
-        println!("deleted {id}");
-    }
+    display::backup::deleted(ctx.json, &id);
     Ok(ExitCode::SUCCESS)
 }

@@ -8,16 +8,16 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use berkut_proto::ids::BackupId;
 use berkut_proto::wire::Operation;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{expect_backup, parse_id, Context};
-use crate::output;
-use crate::progress::bytes_bar;
+use crate::display;
+use crate::display::progress::BytesView;
 
 pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode> {
-    let id = parse_id(id)?;
+    let id: BackupId = parse_id(id)?;
     let mut client = ctx.connect().await?;
     let record = expect_backup(
         client
@@ -36,21 +36,17 @@ pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("cannot create {}", tmp.display()))?;
-    let bar = bytes_bar(ctx.json, record.size_bytes.unwrap_or(0));
+    let view = BytesView::new(ctx.json, record.size_bytes.unwrap_or(0));
     let mut hasher = Sha256::new();
     let result = client
         .download(id.clone(), |offset, data| {
             hasher.update(data);
             file.write_all(data)?;
-            if let Some(bar) = &bar {
-                bar.set_position(offset + data.len() as u64);
-            }
+            view.update(offset + data.len() as u64);
             Ok(())
         })
         .await;
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
+    view.finish();
     let checked = result
         .map_err(anyhow::Error::from)
         .and_then(|(size, sha256)| {
@@ -72,14 +68,6 @@ pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode
     };
     std::fs::rename(&tmp, out)
         .with_context(|| format!("cannot move the download to {}", out.display()))?;
-    if ctx.json {
-        output::json_line(&json!({ "id": id, "file": out, "size_bytes": size, "sha256": sha256 }));
-    } else {
-        println!(
-            "downloaded {id} to {} ({}, sha256 {sha256})",
-            out.display(),
-            output::bytes(size)
-        );
-    }
+    display::backup::downloaded(ctx.json, &id, out, size, &sha256);
     Ok(ExitCode::SUCCESS)
 }

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use super::{expect_backup, finish_with_record, Context};
-use crate::progress::bytes_bar;
+use super::{expect_backup, Context};
+use crate::display;
+use crate::display::progress::BytesView;
 
 pub async fn run(ctx: &Context, file: &Path) -> anyhow::Result<ExitCode> {
     let source = tokio::fs::File::open(file)
@@ -15,17 +16,9 @@ pub async fn run(ctx: &Context, file: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open {}", file.display()))?;
     let size = source.metadata().await?.len();
     let mut client = ctx.connect().await?;
-    let bar = bytes_bar(ctx.json, size);
-    let reply = client
-        .upload(size, source, |sent| {
-            if let Some(bar) = &bar {
-                bar.set_position(sent)
-            }
-        })
-        .await;
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
+    let view = BytesView::new(ctx.json, size);
+    let reply = client.upload(size, source, |sent| view.update(sent)).await;
+    view.finish();
     let record = expect_backup(reply?)?;
-    Ok(finish_with_record(ctx, &record))
+    Ok(display::finish(ctx.json, &record))
 }

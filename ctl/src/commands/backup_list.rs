@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use berkut_proto::wire::{Operation, Reply};
 
 use super::Context;
-use crate::output;
+use crate::display;
 
 pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
@@ -24,10 +24,6 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    if ctx.json {
-        output::json_line(&all);
-    } else {
-        output::print_table(&all);
-    }
+    display::show(ctx.json, all.as_slice());
     Ok(ExitCode::SUCCESS)
 }

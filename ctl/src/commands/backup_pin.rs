@@ -5,25 +5,21 @@ use std::process::ExitCode;
 use berkut_proto::wire::Operation;
 
 use super::{expect_backup, parse_id, Context};
-use crate::output;
+use crate::display;
 
-pub async fn run(ctx: &Context, id: &str, pinned: bool) -> anyhow::Result<ExitCode> {
+pub async fn pin(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
-    let op = if pinned {
-        Operation::BackupPin { id }
-    } else {
-        Operation::BackupUnpin { id }
-    };
+    run(ctx, Operation::BackupPin { id }).await
+}
+
+pub async fn unpin(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
+    let id = parse_id(id)?;
+    run(ctx, Operation::BackupUnpin { id }).await
+}
+
+async fn run(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
     let record = expect_backup(client.call(op).await?)?;
-    if ctx.json {
-        output::json_line(&record);
-    } else {
-        println!(
-            "{} {}",
-            if record.pinned { "pinned" } else { "unpinned" },
-            record.id
-        );
-    }
+    display::backup::pinned(ctx.json, &record);
     Ok(ExitCode::SUCCESS)
 }

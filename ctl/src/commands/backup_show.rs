@@ -5,16 +5,12 @@ use std::process::ExitCode;
 use berkut_proto::wire::Operation;
 
 use super::{expect_backup, parse_id, Context};
-use crate::output;
+use crate::display;
 
 pub async fn run(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
     let mut client = ctx.connect().await?;
     let record = expect_backup(client.call(Operation::BackupShow { id }).await?)?;
-    if ctx.json {
-        output::json_line(&record);
-    } else {
-        output::print_record(&record);
-    }
+    display::show(ctx.json, &record);
     Ok(ExitCode::SUCCESS)
 }

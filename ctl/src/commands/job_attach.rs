@@ -5,17 +5,9 @@ use std::process::ExitCode;
 
 use berkut_proto::wire::Operation;
 
-use super::{expect_backup, finish_with_record, parse_id, Context};
-use crate::progress::ProgressView;
+use super::{follow_backup, parse_id, Context};
 
 pub async fn run(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
-    let mut client = ctx.connect().await?;
-    let view = ProgressView::new(ctx.json);
-    let reply = client
-        .call_with_progress(Operation::JobAttach { id }, |p| view.update(p))
-        .await;
-    view.finish();
-    let record = expect_backup(reply?)?;
-    Ok(finish_with_record(ctx, &record))
+    follow_backup(ctx, Operation::JobAttach { id }).await
 }

@@ -9,10 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use berkut_proto::archive::MasterKey;
-use serde_json::json;
 
 use super::Context;
-use crate::output;
+use crate::display;
 
 pub fn run(ctx: &Context, out: Option<&Path>) -> anyhow::Result<ExitCode> {
     let key = MasterKey::generate();
@@ -30,16 +29,9 @@ pub fn run(ctx: &Context, out: Option<&Path>) -> anyhow::Result<ExitCode> {
             file.write_all(text.as_bytes())?;
             file.write_all(b"\n")?;
             file.sync_all()?;
-            if ctx.json {
-                output::json_line(&json!({ "key_id": key.key_id().to_string(), "file": path }));
-            } else {
-                eprintln!("wrote key {} to {}", key.key_id(), path.display());
-            }
+            display::key::written(ctx.json, &key, path);
         }
-        None if ctx.json => {
-            output::json_line(&json!({ "key_id": key.key_id().to_string(), "key": &*text }))
-        }
-        None => println!("{}", &*text),
+        None => display::key::printed(ctx.json, &key, &text),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,9 @@
 //! berkutctl's commands, one file per operation, named like the daemon's
 //! handlers. Each returns the exit code for a completed operation, or an
-//! error that `exit::report` prints.
+//! error that `exit::report` prints. A command talks to the daemon and hands
+//! what came back to `display`; what several commands share (the
+//! connection, parsing ids, the expected replies, following a job) lives
+//! here, so no command imports another.
 
 pub mod archive;
 pub mod audit;
@@ -27,11 +30,16 @@ pub mod store_rewrap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use berkut_proto::ids::BackupId;
-use berkut_proto::wire::{BackupRecord, BackupStatus, Client, ClientError, Reply};
+use std::str::FromStr;
 
-use crate::{exit, output};
+use anyhow::Context as _;
+use berkut_proto::wire::{
+    BackupRecord, Client, ClientError, ErrorBody, ErrorCode, Operation, PlanInfo, Reply,
+    RestoreRecord, ServerMessage,
+};
+
+use crate::display;
+use crate::display::progress::LiveView;
 
 const DEFAULT_SOCKET: &str = "/run/berkut/berkutd.sock";
 const DEV_SOCKET: &str = ".berkut-dev/berkutd.sock";
@@ -77,43 +85,71 @@ impl Context {
     }
 }
 
-/// Parses an id typed by the user, with the daemon's own rules, so a typo is
-/// caught before any request is sent.
-pub fn parse_id(text: &str) -> anyhow::Result<BackupId> {
-    text.parse::<BackupId>().map_err(|e| {
-        anyhow::Error::new(ClientError::Server(berkut_proto::wire::ErrorBody::new(
-            berkut_proto::wire::ErrorCode::Invalid,
+/// Parses an id typed by the user (a backup's or a restore's), with the
+/// daemon's own rules, so a typo is caught before any request is sent.
+pub fn parse_id<T>(text: &str) -> anyhow::Result<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse::<T>().map_err(|e| {
+        anyhow::Error::new(ClientError::Server(ErrorBody::new(
+            ErrorCode::Invalid,
             format!("{text:?} is {e}"),
         )))
     })
 }
 
+/// The answer the daemon gives about one thing; any other is an error.
+fn unexpected<T>(other: Reply) -> anyhow::Result<T> {
+    anyhow::bail!("unexpected reply from the daemon: {other:?}")
+}
+
 pub fn expect_backup(reply: Reply) -> anyhow::Result<BackupRecord> {
     match reply {
         Reply::Backup { backup } => Ok(backup),
-        other => anyhow::bail!("unexpected reply from the daemon: {other:?}"),
+        other => unexpected(other),
     }
 }
 
-/// Prints a backup record and chooses the exit code: a failed backup is a
-/// failed command.
-pub fn finish_with_record(ctx: &Context, record: &BackupRecord) -> ExitCode {
-    if ctx.json {
-        output::json_line(record);
-    } else {
-        output::print_record(record);
+pub fn expect_restore(reply: Reply) -> anyhow::Result<RestoreRecord> {
+    match reply {
+        Reply::Restore { restore } => Ok(restore),
+        other => unexpected(other),
     }
-    if record.status == BackupStatus::Failed {
-        if !ctx.json {
-            if let Some(f) = &record.failure {
-                eprintln!(
-                    "berkutctl: backup {} failed: {}: {}",
-                    record.id, f.code, f.reason
-                );
+}
+
+pub fn expect_plan(reply: Reply) -> anyhow::Result<PlanInfo> {
+    match reply {
+        Reply::Plan { plan } => Ok(plan),
+        other => unexpected(other),
+    }
+}
+
+/// Sends a backup operation that streams progress (create, attach) and
+/// shows it until the final record.
+pub async fn follow_backup(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {
+    let mut client = ctx.connect().await?;
+    let view = LiveView::new(ctx.json);
+    let reply = client.call_with_progress(op, |p| view.update(p)).await;
+    view.finish();
+    let record = expect_backup(reply?)?;
+    Ok(display::finish(ctx.json, &record))
+}
+
+/// Sends a restore operation (start, status) and shows its progress until
+/// the final record.
+pub async fn follow_restore(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {
+    let mut client = ctx.connect().await?;
+    let view = LiveView::new(ctx.json);
+    let reply = client
+        .call_streaming(op, |m| {
+            if let ServerMessage::RestoreProgress { restore, .. } = m {
+                view.update(restore)
             }
-        }
-        ExitCode::from(exit::FAILED)
-    } else {
-        ExitCode::SUCCESS
-    }
+        })
+        .await;
+    view.finish();
+    let record = expect_restore(reply?)?;
+    Ok(display::finish(ctx.json, &record))
 }

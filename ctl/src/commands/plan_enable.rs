@@ -4,16 +4,20 @@ use std::process::ExitCode;
 
 use berkut_proto::wire::Operation;
 
-use super::{plan_show, Context};
+use super::{expect_plan, Context};
+use crate::display;
 
-pub async fn run(ctx: &Context, enabled: bool) -> anyhow::Result<ExitCode> {
-    let op = if enabled {
-        Operation::PlanEnable
-    } else {
-        Operation::PlanDisable
-    };
+pub async fn enable(ctx: &Context) -> anyhow::Result<ExitCode> {
+    run(ctx, Operation::PlanEnable).await
+}
+
+pub async fn disable(ctx: &Context) -> anyhow::Result<ExitCode> {
+    run(ctx, Operation::PlanDisable).await
+}
+
+async fn run(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
-    let plan = plan_show::expect_plan(client.call(op).await?)?;
-    plan_show::print(ctx, &plan);
+    let plan = expect_plan(client.call(op).await?)?;
+    display::show(ctx.json, &plan);
     Ok(ExitCode::SUCCESS)
 }

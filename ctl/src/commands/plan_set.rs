@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::{Operation, PlanSpec, Preset};
 
-use super::{plan_show, Context};
+use super::{expect_plan, Context};
+use crate::display;
 
 /// The command line's plan options.
 #[derive(clap::Args)]
@@ -61,7 +62,7 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
         catch_up: !args.no_catch_up,
     };
     let mut client = ctx.connect().await?;
-    let plan = plan_show::expect_plan(client.call(Operation::PlanSet { plan: spec }).await?)?;
-    plan_show::print(ctx, &plan);
+    let plan = expect_plan(client.call(Operation::PlanSet { plan: spec }).await?)?;
+    display::show(ctx.json, &plan);
     Ok(ExitCode::SUCCESS)
 }

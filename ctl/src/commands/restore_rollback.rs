@@ -6,23 +6,22 @@ use std::process::ExitCode;
 
 use berkut_proto::wire::Operation;
 
-use super::restore_start::{expect_restore, print};
-use super::restore_status::parse_restore_id;
-use super::Context;
+use super::{expect_restore, parse_id, Context};
+use crate::display;
 
-pub async fn run(ctx: &Context, id: &str, rollback: bool) -> anyhow::Result<ExitCode> {
-    let restore_id = parse_restore_id(id)?;
-    let op = if rollback {
-        Operation::RestoreRollback { restore_id }
-    } else {
-        Operation::RestoreCleanup { restore_id }
-    };
+pub async fn rollback(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
+    let restore_id = parse_id(id)?;
+    run(ctx, Operation::RestoreRollback { restore_id }).await
+}
+
+pub async fn cleanup(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
+    let restore_id = parse_id(id)?;
+    run(ctx, Operation::RestoreCleanup { restore_id }).await
+}
+
+async fn run(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
     let record = expect_restore(client.call(op).await?)?;
-    if ctx.json {
-        crate::output::json_line(&record);
-    } else {
-        print(&record);
-    }
+    display::show(ctx.json, &record);
     Ok(ExitCode::SUCCESS)
 }

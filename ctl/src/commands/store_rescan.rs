@@ -5,12 +5,10 @@
 
 use std::process::ExitCode;
 
-use berkut_proto::ids::BackupId;
 use berkut_proto::wire::{Operation, Reply};
-use serde_json::json;
 
 use super::Context;
-use crate::output;
+use crate::{display, exit};
 
 pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
@@ -24,39 +22,16 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     else {
         anyhow::bail!("unexpected reply from the daemon");
     };
-    let list = |ids: &[BackupId]| {
-        ids.iter()
-            .map(|b| b.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if ctx.json {
-        output::json_line(&json!({
-            "found": found, "missing": missing, "added": added,
-            "unverified": unverified, "store_alarm": store_alarm,
-        }));
-    } else {
-        println!(
-            "found again: {}; still missing: {}; added: {}; not verifying: {}",
-            found.len(),
-            missing.len(),
-            added.len(),
-            unverified.len()
-        );
-        for (what, ids) in [
-            ("found again", &found),
-            ("missing", &missing),
-            ("added", &added),
-            ("not verifying (see the daemon's log)", &unverified),
-        ] {
-            if !ids.is_empty() {
-                println!("{what}: {}", list(ids));
-            }
-        }
-    }
-    if let Some(alarm) = &store_alarm {
-        eprintln!("berkutctl: store alarm: {alarm}");
-        return Ok(ExitCode::from(crate::exit::FAILED));
-    }
-    Ok(ExitCode::SUCCESS)
+    display::store::rescanned(
+        ctx.json,
+        &found,
+        &missing,
+        &added,
+        &unverified,
+        store_alarm.as_deref(),
+    );
+    Ok(match store_alarm {
+        Some(_) => ExitCode::from(exit::FAILED),
+        None => ExitCode::SUCCESS,
+    })
 }

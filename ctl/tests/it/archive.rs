@@ -13,12 +13,18 @@ fn key_file(dir: &Path, name: &str, key: &berkut_proto::archive::MasterKey) -> P
     path
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+/// A daemon's archive to work on offline, its key in a file, and a socket
+/// path where no daemon listens.
+struct Offline {
+    env: Env,
+    record: serde_json::Value,
+    archive: PathBuf,
+    work: tempfile::TempDir,
+    sock: PathBuf,
+    key: PathBuf,
 }
 
-#[test]
-fn inspect_verify_extract_and_rewrap_need_no_daemon() {
+fn offline() -> Offline {
     let env = env();
     let record = ctl(&env.daemon, &["backup", "create", "--wait", "--json"])
         .ok()
@@ -27,6 +33,30 @@ fn inspect_verify_extract_and_rewrap_need_no_daemon() {
     let work = berkut_testkit::temp_dir("offline-");
     let sock = work.path().join("no-daemon.sock");
     let key = key_file(work.path(), "key", &env.daemon.key);
+    Offline {
+        env,
+        record,
+        archive,
+        work,
+        sock,
+        key,
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn inspect_verify_extract_and_rewrap_need_no_daemon() {
+    let Offline {
+        env,
+        record,
+        archive,
+        work,
+        sock,
+        key,
+    } = offline();
 
     let header = ctl_alone(&["archive", "inspect", s(&archive), "--json"], &sock)
         .ok()
@@ -129,14 +159,14 @@ fn inspect_verify_extract_and_rewrap_need_no_daemon() {
 
 #[test]
 fn damaged_archives_and_careless_key_files_are_refused() {
-    let env = env();
-    let record = ctl(&env.daemon, &["backup", "create", "--wait", "--json"])
-        .ok()
-        .last_json();
-    let archive = env.daemon.archive_path(record["id"].as_str().unwrap());
-    let work = berkut_testkit::temp_dir("offline-");
-    let sock = work.path().join("no-daemon.sock");
-    let key = key_file(work.path(), "key", &env.daemon.key);
+    let Offline {
+        env,
+        archive,
+        work,
+        sock,
+        key,
+        ..
+    } = offline();
     let damaged = work.path().join("damaged.bscc");
     let mut bytes = std::fs::read(&archive).unwrap();
     let last = bytes.len() - 40;

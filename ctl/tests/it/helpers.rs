@@ -1,8 +1,11 @@
-//! Running berkutctl as a user would, against a fixture daemon.
+//! Running this crate's berkutctl against a fixture daemon, and the shape
+//! of a record in JSON. Running it and reading what it printed (`Run`), the
+//! clusters and the daemons come from the test kit, as in berkutd's tests.
 
-use std::process::{Command, Output};
+use std::path::Path;
 
-use berkut_testkit::{Daemon, DaemonBuilder, PgCluster};
+pub use berkut_testkit::Run;
+use berkut_testkit::{daemon_for, run_ctl, small_cluster, Daemon, DaemonBuilder, PgCluster};
 
 pub struct Env {
     pub pg: PgCluster,
@@ -15,11 +18,8 @@ pub fn env() -> Env {
 }
 
 pub fn env_with(configure: impl FnOnce(DaemonBuilder) -> DaemonBuilder) -> Env {
-    let pg = PgCluster::start().expect("cluster starts");
-    pg.create_db("app").unwrap();
-    pg.psql("app", "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 2000) g;")
-        .unwrap();
-    let daemon = configure(DaemonBuilder::new(pg.url("app"))).start();
+    let pg = small_cluster();
+    let daemon = configure(daemon_for(&pg)).start();
     Env { pg, daemon }
 }
 
@@ -27,86 +27,14 @@ pub fn ctl_bin() -> &'static str {
     env!("CARGO_BIN_EXE_berkutctl")
 }
 
-/// A finished berkutctl run.
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    fn from(out: Output) -> Run {
-        let run = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-        };
-        // Every error a user sees in this suite is checked: what the daemon
-        // says must give away no SQL, no Rust internals, no backtrace.
-        if run.code != 0 {
-            for bad in [
-                "panicked",
-                "backtrace",
-                ".rs:",
-                "SELECT ",
-                "ERROR:",
-                "pg_catalog",
-            ] {
-                assert!(
-                    !run.stderr.contains(bad),
-                    "an error shown to the user leaks {bad:?}: {}",
-                    run.stderr
-                );
-            }
-        }
-        run
-    }
-
-    /// Every stdout line, parsed as JSON; fails if any line is not JSON.
-    pub fn json_lines(&self) -> Vec<serde_json::Value> {
-        self.stdout
-            .lines()
-            .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))
-            })
-            .collect()
-    }
-
-    pub fn last_json(&self) -> serde_json::Value {
-        self.json_lines().pop().expect("at least one JSON line")
-    }
-
-    #[track_caller]
-    pub fn ok(self) -> Run {
-        assert_eq!(
-            self.code, 0,
-            "berkutctl failed:\nstdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-}
-
 /// Runs berkutctl against `daemon`.
 pub fn ctl(daemon: &Daemon, args: &[&str]) -> Run {
-    Run::from(
-        Command::new(ctl_bin())
-            .args(args)
-            .env("BERKUT_SOCKET", &daemon.socket)
-            .output()
-            .expect("berkutctl runs"),
-    )
+    ctl_alone(args, &daemon.socket)
 }
 
-/// Runs berkutctl with no daemon in reach.
-pub fn ctl_alone(args: &[&str], socket: &std::path::Path) -> Run {
-    Run::from(
-        Command::new(ctl_bin())
-            .args(args)
-            .env("BERKUT_SOCKET", socket)
-            .output()
-            .expect("berkutctl runs"),
-    )
+/// Runs berkutctl with `socket` as the daemon's (none need be there).
+pub fn ctl_alone(args: &[&str], socket: &Path) -> Run {
+    run_ctl(Path::new(ctl_bin()), socket, args)
 }
 
 /// The fields every backup record carries in JSON.

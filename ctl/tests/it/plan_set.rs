@@ -2,6 +2,18 @@
 
 use crate::helpers::*;
 
+/// A valid plan: daily at 01:00 UTC.
+const DAILY_AT_ONE: [&str; 8] = [
+    "plan",
+    "set",
+    "--preset",
+    "daily",
+    "--at",
+    "01:00",
+    "--timezone",
+    "UTC",
+];
+
 #[test]
 fn plans_are_set_shown_and_toggled() {
     let env = env();
@@ -93,20 +105,7 @@ fn plans_are_set_shown_and_toggled() {
 #[test]
 fn bad_plans_are_refused_and_the_old_one_stays() {
     let env = env();
-    ctl(
-        &env.daemon,
-        &[
-            "plan",
-            "set",
-            "--preset",
-            "daily",
-            "--at",
-            "01:00",
-            "--timezone",
-            "UTC",
-        ],
-    )
-    .ok();
+    ctl(&env.daemon, &DAILY_AT_ONE).ok();
     for args in [
         &["plan", "set", "--preset", "daily", "--at", "1am"][..],
         &["plan", "set", "--preset", "weekly", "--at", "01:00"],
@@ -140,20 +139,7 @@ fn bad_plans_are_refused_and_the_old_one_stays() {
 #[test]
 fn status_shows_the_recovery_point_watch() {
     let env = env();
-    ctl(
-        &env.daemon,
-        &[
-            "plan",
-            "set",
-            "--preset",
-            "daily",
-            "--at",
-            "01:00",
-            "--timezone",
-            "UTC",
-        ],
-    )
-    .ok();
+    ctl(&env.daemon, &DAILY_AT_ONE).ok();
     let status = ctl(&env.daemon, &["status"]).ok().stdout;
     assert!(status.contains("rpo:       BREACHED"), "{status}");
     ctl(

@@ -4,7 +4,6 @@
 //! all. Creating users needs root; without root the tests say so and skip.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use berkut_proto::manifest::Scope;
@@ -12,76 +11,9 @@ use berkut_testkit::{wait_for, workspace_bin};
 
 use crate::helpers::*;
 
-/// The test users' uids, in the order of `berkut_testkit::TEST_USERS`
-/// (viewer, operator, admin, app, none): created once per machine under
-/// the kit's lock, and verified.
-pub(crate) fn users() -> Option<Vec<u32>> {
-    berkut_testkit::test_users().map(|users| users.iter().map(|u| u.uid).collect())
-}
-
-/// Runs berkutctl as `uid` and returns its exit code and stderr.
-pub(crate) fn as_user(daemon: &berkut_testkit::Daemon, uid: u32, args: &[&str]) -> (i32, String) {
-    let out = Command::new(workspace_bin("berkutctl"))
-        .args(args)
-        .env("BERKUT_SOCKET", &daemon.socket)
-        .current_dir("/")
-        .uid(uid)
-        .gid(
-            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                .unwrap()
-                .map_or(uid, |u| u.gid.as_raw()),
-        )
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// A daemon whose socket the test users can reach, with grants for them.
-pub(crate) fn daemon_with_grants(pg: &berkut_testkit::PgCluster) -> berkut_testkit::Daemon {
-    let dir = berkut_testkit::temp_dir("grants-");
-    let config = dir.path().join("berkutd.toml");
-    std::fs::write(
-        &config,
-        r#"
-[[access]]
-user = "berkut-t-viewer"
-role = "viewer"
-
-[[access]]
-user = "berkut-t-operator"
-role = "operator"
-
-[[access]]
-user = "berkut-t-admin"
-role = "admin"
-
-[[access]]
-user = "berkut-t-app"
-role = "app"
-"#,
-    )
-    .unwrap();
-    let daemon = daemon_for(pg)
-        .arg("--config")
-        .arg(config.display().to_string())
-        .start();
-    std::mem::forget(dir);
-    // Open the file-mode fence wide so that only the daemon's check stands.
-    std::fs::set_permissions(
-        daemon.socket.parent().unwrap(),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-    daemon
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_gets_exactly_what_the_table_gives() {
-    let Some(uids) = users() else { return };
+    let Some(uids) = test_uids() else { return };
     let pg = small_cluster();
     let daemon = daemon_with_grants(&pg);
     let backup = backup_now(&mut daemon.client().await, Scope::Database).await;
@@ -137,7 +69,7 @@ async fn every_role_gets_exactly_what_the_table_gives() {
         (4, None),
     ] {
         for (args, needs) in &table {
-            let (code, stderr) = as_user(&daemon, uids[who], args);
+            let Run { code, stderr, .. } = as_user(&daemon, uids[who], args);
             let allowed = level.is_some_and(|l| l >= *needs);
             assert_eq!(
                 code == 6,
@@ -156,7 +88,7 @@ async fn every_role_gets_exactly_what_the_table_gives() {
     let for_user = |uid: u32, user: &str, role: &str, args: &[&str]| {
         let mut all = vec!["--on-behalf-of", user, "--role", role];
         all.extend_from_slice(args);
-        as_user(&daemon, uid, &all).0
+        as_user(&daemon, uid, &all).code
     };
     assert_eq!(
         for_user(app, "alice", "viewer", &["backup", "delete", &id]),
@@ -164,7 +96,7 @@ async fn every_role_gets_exactly_what_the_table_gives() {
     );
     assert_eq!(for_user(app, "alice", "viewer", &["backup", "list"]), 0);
     assert_eq!(
-        as_user(&daemon, app, &["backup", "delete", &id]).0,
+        as_user(&daemon, app, &["backup", "delete", &id]).code,
         6,
         "an app must name its user"
     );
@@ -248,21 +180,16 @@ async fn every_role_gets_exactly_what_the_table_gives() {
 
 #[test]
 fn a_stranger_is_forbidden_even_through_an_open_socket() {
-    let Some(uids) = users() else { return };
+    let Some(uids) = test_uids() else { return };
     let pg = small_cluster();
     let daemon = daemon_for(&pg).start();
-    std::fs::set_permissions(
-        daemon.socket.parent().unwrap(),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    daemon.open_socket_to_all();
     for args in [
         &["status"][..],
         &["backup", "list"],
         &["backup", "create", "--wait"],
     ] {
-        let (code, stderr) = as_user(&daemon, uids[4], args);
+        let Run { code, stderr, .. } = as_user(&daemon, uids[4], args);
         assert_eq!(code, 6, "{args:?}: {stderr}");
         assert!(stderr.contains("forbidden"), "{stderr}");
     }
@@ -275,7 +202,7 @@ fn a_stranger_is_forbidden_even_through_an_open_socket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_socket_belongs_to_its_group_and_its_directory_must_be_private() {
-    let Some(uids) = users() else { return };
+    let Some(uids) = test_uids() else { return };
     let group = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uids[3]))
         .unwrap()
         .unwrap()
@@ -298,14 +225,14 @@ async fn the_socket_belongs_to_its_group_and_its_directory_must_be_private() {
     let meta = std::fs::metadata(&daemon.socket).unwrap();
     assert_eq!((meta.gid(), meta.mode() & 0o777), (group.as_raw(), 0o660));
     // The app reaches the socket through its group alone.
-    let (code, stderr) = as_user(
+    let Run { code, stderr, .. } = as_user(
         &daemon,
         uids[3],
         &["--on-behalf-of", "alice", "--role", "viewer", "status"],
     );
     assert_eq!(code, 0, "{stderr}");
     // A user outside the group cannot even connect.
-    let (code, _) = as_user(&daemon, uids[4], &["status"]);
+    let Run { code, .. } = as_user(&daemon, uids[4], &["status"]);
     assert_eq!(code, 3);
     drop(daemon);
 

@@ -11,27 +11,12 @@
 //! other uid is needed to be refused.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::{Client, ErrorCode, OnBehalfOf, Operation, Reply, Role};
-use berkut_testkit::{wait_for, workspace_bin, Daemon};
+use berkut_testkit::{wait_for, Daemon};
 
 use crate::helpers::*;
-
-/// Runs berkutctl as root; returns its exit code, stdout and stderr.
-fn ctl(daemon: &Daemon, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(workspace_bin("berkutctl"))
-        .args(args)
-        .env("BERKUT_SOCKET", &daemon.socket)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn audit_dir(daemon: &Daemon) -> PathBuf {
     daemon.state_dir.join("audit")
@@ -110,7 +95,11 @@ fn backup_id(n: u64) -> BackupId {
 }
 
 fn verify_json(daemon: &Daemon) -> serde_json::Value {
-    let (code, out, err) = ctl(daemon, &["audit", "verify", "--json"]);
+    let Run {
+        code,
+        stdout: out,
+        stderr: err,
+    } = ctl(daemon, &["audit", "verify", "--json"]);
     let v: serde_json::Value = serde_json::from_str(out.trim())
         .unwrap_or_else(|e| panic!("{e}: exit {code}, {out}, {err}"));
     assert_eq!(code == 0, v["intact"] == true, "{v} {err}");
@@ -194,7 +183,11 @@ async fn a_burst_of_identical_denials_is_one_event_with_its_count() {
             })
             .await,
     );
-    let (code, out, err) = ctl(&daemon, &["audit", "tail", "-n", "100", "--json"]);
+    let Run {
+        code,
+        stdout: out,
+        stderr: err,
+    } = ctl(&daemon, &["audit", "tail", "-n", "100", "--json"]);
     assert_eq!(code, 0, "{err}");
     let events: Vec<serde_json::Value> = out
         .lines()
@@ -270,15 +263,15 @@ async fn cutting_or_editing_the_end_of_the_trail_is_reported_by_audit_verify() {
     // The newest two lines cut: the chain before them is intact, the head
     // is not there.
     std::fs::write(&log, lines[..lines.len() - 2].join("\n") + "\n").unwrap();
-    let (code, _, err) = ctl(&daemon, &["audit", "verify"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("the newest lines were removed"), "{err}");
+    let Run { code, stderr, .. } = ctl(&daemon, &["audit", "verify"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("the newest lines were removed"), "{stderr}");
     // Put them back, with the event of that verify after them.
     wait_events(&daemon, "audit_verify", 1);
     let added = std::fs::read_to_string(&log).unwrap();
     let verify_event = added.lines().last().unwrap().to_owned();
     std::fs::write(&log, format!("{saved}{verify_event}\n")).unwrap();
-    assert_eq!(ctl(&daemon, &["audit", "verify"]).0, 0);
+    assert_eq!(ctl(&daemon, &["audit", "verify"]).code, 0);
 
     // The last line edited: its `prev` is right, nothing follows it, only
     // the head shows it.
@@ -289,9 +282,9 @@ async fn cutting_or_editing_the_end_of_the_trail_is_reported_by_audit_verify() {
     lines[last] = lines[last].replace("\"uid\":0", "\"uid\":1000");
     assert_ne!(lines[last], saved.lines().last().unwrap());
     std::fs::write(&log, lines.join("\n") + "\n").unwrap();
-    let (code, _, err) = ctl(&daemon, &["audit", "verify"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("not the one the daemon wrote"), "{err}");
+    let Run { code, stderr, .. } = ctl(&daemon, &["audit", "verify"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("not the one the daemon wrote"), "{stderr}");
     wait_events(&daemon, "audit_verify", 3);
     let verify_event = std::fs::read_to_string(&log)
         .unwrap()
@@ -300,7 +293,7 @@ async fn cutting_or_editing_the_end_of_the_trail_is_reported_by_audit_verify() {
         .unwrap()
         .to_owned();
     std::fs::write(&log, format!("{saved}{verify_event}\n")).unwrap();
-    assert_eq!(ctl(&daemon, &["audit", "verify"]).0, 0);
+    assert_eq!(ctl(&daemon, &["audit", "verify"]).code, 0);
 
     // Cut while the daemon is stopped: the head file remembers.
     wait_events(&daemon, "audit_verify", 4);
@@ -309,9 +302,12 @@ async fn cutting_or_editing_the_end_of_the_trail_is_reported_by_audit_verify() {
     let lines: Vec<&str> = saved.lines().collect();
     std::fs::write(&log, lines[..lines.len() - 3].join("\n") + "\n").unwrap();
     daemon.restart();
-    let (code, _, err) = ctl(&daemon, &["audit", "verify"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("did not end where it had left it"), "{err}");
+    let Run { code, stderr, .. } = ctl(&daemon, &["audit", "verify"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("did not end where it had left it"),
+        "{stderr}"
+    );
     assert!(daemon
         .log()
         .contains("does not end where the daemon left it"));
@@ -381,7 +377,11 @@ async fn a_tail_of_ten_thousand_long_lines_comes_in_pages() {
     wait_events(&daemon, "audit_tail", page_count);
     let asked = trail_lines(&daemon).len() - N;
     assert_eq!(asked, page_count);
-    let (code, out, err) = ctl(&daemon, &["audit", "tail", "-n", "10000", "--json"]);
+    let Run {
+        code,
+        stdout: out,
+        stderr: err,
+    } = ctl(&daemon, &["audit", "tail", "-n", "10000", "--json"]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), N);
@@ -403,7 +403,11 @@ async fn a_bad_on_behalf_of_user_is_audited_as_the_invalid_it_was_answered() {
         let error = server_error(client.call(Operation::Status).await);
         assert_eq!(error.code, ErrorCode::Invalid, "{user:?}");
     }
-    let (code, out, err) = ctl(&daemon, &["audit", "tail", "--json"]);
+    let Run {
+        code,
+        stdout: out,
+        stderr: err,
+    } = ctl(&daemon, &["audit", "tail", "--json"]);
     assert_eq!(code, 0, "{err}");
     let events: Vec<serde_json::Value> = out
         .lines()

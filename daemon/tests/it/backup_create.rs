@@ -244,7 +244,7 @@ async fn row_counts_come_from_the_dumps_own_snapshot() {
     let queued = backup(client.call(create_op("snap", Scope::Database, false)).await);
     // The counts are taken and pg_dump waits at the gate; meanwhile the
     // application writes.
-    crate::faults::wait_for_status(&mut client, 1, 0).await;
+    wait_for_status(&mut client, 1, 0).await;
     pg.psql("app", "INSERT INTO t SELECT g, 'late' FROM generate_series(501, 600) g; CREATE TABLE late (x int); INSERT INTO late VALUES (1);").unwrap();
     gate.open_forever();
     let record = backup(

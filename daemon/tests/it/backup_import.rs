@@ -10,7 +10,6 @@ use berkut_proto::wire::{
 use berkut_testkit::{fingerprint, Daemon, PgCluster};
 
 use crate::helpers::*;
-use crate::restore_start::restored;
 
 async fn download(daemon: &Daemon, id: &berkut_proto::ids::BackupId) -> Vec<u8> {
     let mut bytes = Vec::new();

@@ -5,7 +5,6 @@ use berkut_proto::manifest::Scope;
 use berkut_proto::wire::{ErrorCode, Operation, ServerMessage};
 
 use crate::helpers::*;
-use crate::protocol::{raw_request, send_raw};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_returns_the_record_and_refuses_unknown_ids() {

@@ -5,15 +5,12 @@
 //! left idle is closed while a watch is not.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berkut_proto::wire::{ClientMessage, Operation, Reply, ServerMessage};
 use berkut_testkit::workspace_bin;
 
-use crate::access::{as_user, users};
 use crate::helpers::*;
 use berkut_testkit::TEST_USERS as USERS;
 
@@ -42,12 +39,7 @@ fn daemon_with(pg: &berkut_testkit::PgCluster, env: &[(&str, &str)]) -> berkut_t
     }
     let daemon = builder.start();
     std::mem::forget(dir);
-    std::fs::set_permissions(
-        daemon.socket.parent().unwrap(),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    daemon.open_socket_to_all();
     daemon
 }
 
@@ -57,15 +49,9 @@ struct Watcher(Child);
 
 impl Watcher {
     fn start(daemon: &berkut_testkit::Daemon, uid: u32) -> Watcher {
-        let gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-            .unwrap()
-            .map_or(uid, |u| u.gid.as_raw());
-        let mut child = Command::new(workspace_bin("berkutctl"))
+        let mut child = berkut_testkit::run_as(&mut Command::new(workspace_bin("berkutctl")), uid)
             .args(["maintenance", "watch"])
             .env("BERKUT_SOCKET", &daemon.socket)
-            .current_dir("/")
-            .uid(uid)
-            .gid(gid)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -99,16 +85,16 @@ fn root_ctl(daemon: &berkut_testkit::Daemon, args: &[&str]) -> std::process::Out
 
 #[test]
 fn a_peer_with_no_grant_is_refused_at_hello_and_audited() {
-    let Some(uids) = users() else { return };
+    let Some(uids) = test_uids() else { return };
     let pg = small_cluster();
     let daemon = daemon_with(&pg, &[]);
-    let (code, stderr) = as_user(&daemon, uids[NONE], &["status"]);
+    let Run { code, stderr, .. } = as_user(&daemon, uids[NONE], &["status"]);
     assert_eq!(code, 6, "{stderr}");
     assert!(
         stderr.contains("forbidden") && stderr.contains("no access grant"),
         "refused for who it is, before any request: {stderr}"
     );
-    let (code, stderr) = as_user(&daemon, uids[VIEWER], &["status"]);
+    let Run { code, stderr, .. } = as_user(&daemon, uids[VIEWER], &["status"]);
     assert_eq!(code, 0, "a user with a grant is served: {stderr}");
 
     let tail = root_ctl(&daemon, &["audit", "tail", "-n", "100", "--json"]);
@@ -132,32 +118,32 @@ fn a_peer_with_no_grant_is_refused_at_hello_and_audited() {
 
 #[test]
 fn one_user_meets_its_connection_cap_while_others_and_root_get_in() {
-    let Some(uids) = users() else { return };
+    let Some(uids) = test_uids() else { return };
     let pg = small_cluster();
     let daemon = daemon_with(&pg, &[("BERKUT_MAX_CONNECTIONS_PER_UID", "2")]);
     let mut watchers: Vec<_> = (0..2)
         .map(|_| Watcher::start(&daemon, uids[VIEWER]))
         .collect();
-    let (code, stderr) = as_user(&daemon, uids[VIEWER], &["status"]);
+    let Run { code, stderr, .. } = as_user(&daemon, uids[VIEWER], &["status"]);
     assert_eq!(code, 8, "{stderr}");
     assert!(
         stderr.contains("unavailable") && stderr.contains("already has 2 connections"),
         "{stderr}"
     );
-    let (code, stderr) = as_user(&daemon, uids[OPERATOR], &["status"]);
+    let Run { code, stderr, .. } = as_user(&daemon, uids[OPERATOR], &["status"]);
     assert_eq!(code, 0, "another user still gets in: {stderr}");
     let root = root_ctl(&daemon, &["status"]);
     assert!(root.status.success(), "root still gets in");
     // A watch ending gives its slot back.
     watchers.pop();
     berkut_testkit::wait_for("the viewer's slot to come back", LONG, || {
-        (as_user(&daemon, uids[VIEWER], &["status"]).0 == 0).then_some(())
+        (as_user(&daemon, uids[VIEWER], &["status"]).code == 0).then_some(())
     });
 }
 
 #[test]
 fn with_every_other_slot_taken_an_admin_still_gets_in() {
-    let Some(uids) = users() else { return };
+    let Some(uids) = test_uids() else { return };
     let pg = small_cluster();
     let daemon = daemon_with(
         &pg,
@@ -171,11 +157,11 @@ fn with_every_other_slot_taken_an_admin_still_gets_in() {
         .map(|_| Watcher::start(&daemon, uids[VIEWER]))
         .collect();
     for who in [VIEWER, OPERATOR] {
-        let (code, stderr) = as_user(&daemon, uids[who], &["status"]);
+        let Run { code, stderr, .. } = as_user(&daemon, uids[who], &["status"]);
         assert_eq!(code, 8, "{}: {stderr}", USERS[who]);
         assert!(stderr.contains("kept for administrators"), "{stderr}");
     }
-    let (code, stderr) = as_user(&daemon, uids[ADMIN], &["status"]);
+    let Run { code, stderr, .. } = as_user(&daemon, uids[ADMIN], &["status"]);
     assert_eq!(code, 0, "an admin by grant gets in: {stderr}");
     let root = root_ctl(&daemon, &["status"]);
     assert!(

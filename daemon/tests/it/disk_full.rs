@@ -8,7 +8,6 @@ use berkut_proto::manifest::Scope;
 use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply};
 use berkut_testkit::{Gate, Tmpfs};
 
-use crate::faults::wait_for_status;
 use crate::helpers::*;
 
 /// A cluster whose database `app` dumps to several MiB even compressed.

@@ -2,10 +2,8 @@
 //! garbage, the database being down, and the parallelism limit under load.
 //! Each leaves a readable `failed` record (or a clear error) and no archive.
 
-use std::time::Duration;
-
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, Client, ErrorCode, Operation, Phase, Reply, StatusInfo};
+use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply};
 use berkut_testkit::{fake_pg_dump, Gate};
 
 use crate::helpers::*;
@@ -167,38 +165,5 @@ async fn at_most_max_parallel_jobs_run_and_the_rest_queue() {
     for id in ids {
         let record = backup(client.call(Operation::JobAttach { id }).await);
         assert_eq!(record.status, BackupStatus::Succeeded, "{record:?}");
-    }
-}
-
-/// Polls status until exactly `running` jobs run (inside pg_dump) and
-/// `queued` wait, checking the limit on every look.
-pub async fn wait_for_status(client: &mut Client, running: u32, queued: u32) -> StatusInfo {
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
-        let Ok(Reply::Status { status }) = client.call(Operation::Status).await else {
-            panic!("status failed")
-        };
-        assert!(status.running <= status.max_parallel, "{status:?}");
-        let in_dump = status
-            .jobs
-            .iter()
-            .filter(|j| j.status == BackupStatus::Running)
-            .all(|j| j.progress.phase == Phase::Dump);
-        // The counts include restores and count a job as running from the
-        // moment it has its slot; the list says which backups have begun.
-        let listed = |s| status.jobs.iter().filter(|j| j.status == s).count() as u32;
-        if status.running == running
-            && status.queued == queued
-            && listed(BackupStatus::Running) == running
-            && listed(BackupStatus::Queued) == queued
-            && in_dump
-        {
-            return status;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {running} running and {queued} queued: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

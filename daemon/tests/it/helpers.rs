@@ -1,161 +1,90 @@
-//! Helpers shared by the daemon's integration tests.
+//! The test kit's helpers, under the name every module of this binary
+//! imports (`use crate::helpers::*`). They live in `berkut-testkit`
+//! (`clusters`, `client`, `archives`, `ctl`, `wait`), shared with
+//! berkutctl's tests. This binary's own: finding berkutctl, running it as a
+//! test user against a daemon with grants for them, and hand-made frames.
 
-use std::io::{Read, Write};
-use std::process::Stdio;
-use std::time::Duration;
+pub use berkut_testkit::{
+    assert_no_partials, assert_safe, backup, backup_now, create_op, daemon_for, databases, list,
+    plan, read_parts, restore_into, restore_op, restore_status, restored, rich_cluster,
+    server_error, small_cluster, spec, status, step_states, test_uids, tmp_dir_is_empty,
+    wait_for_status, wait_for_step, Run, LONG,
+};
 
-use berkut_proto::archive::{ArchiveReader, Keyring};
-use berkut_proto::ids::BackupId;
-use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupRecord, Client, ClientError, ErrorBody, Operation, Reply};
-use berkut_testkit::{Daemon, DaemonBuilder, PgCluster};
+use berkut_proto::wire::{Connection, ServerMessage};
+use berkut_testkit::{run_as, run_ctl, run_ctl_with, temp_dir, workspace_bin, Daemon, PgCluster};
+use tokio::net::UnixStream;
 
-pub const LONG: Duration = Duration::from_secs(60);
-
-/// A cluster with a small database `app`.
-pub fn small_cluster() -> PgCluster {
-    let pg = PgCluster::start().expect("cluster starts");
-    pg.create_db("app").unwrap();
-    pg.psql("app", "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 500) g;")
-        .unwrap();
-    pg
+/// Runs the workspace's berkutctl (as root, the daemon's own admin)
+/// against `daemon`.
+pub fn ctl(daemon: &Daemon, args: &[&str]) -> Run {
+    run_ctl(&workspace_bin("berkutctl"), &daemon.socket, args)
 }
 
-/// A cluster whose database `app` holds the rich fixture.
-pub fn rich_cluster() -> PgCluster {
-    let pg = PgCluster::start().expect("cluster starts");
-    pg.create_db("app").unwrap();
-    pg.load_rich_fixture("app").unwrap();
-    pg
+/// Runs the workspace's berkutctl as `uid` (a test user) against `daemon`.
+pub fn as_user(daemon: &Daemon, uid: u32, args: &[&str]) -> Run {
+    run_ctl_with(&workspace_bin("berkutctl"), &daemon.socket, args, |cmd| {
+        run_as(cmd, uid);
+    })
 }
 
-pub fn daemon_for(pg: &PgCluster) -> DaemonBuilder {
-    DaemonBuilder::new(pg.url("app"))
+/// A daemon whose socket the test users can reach, with grants for them.
+pub fn daemon_with_grants(pg: &PgCluster) -> Daemon {
+    let dir = temp_dir("grants-");
+    let config = dir.path().join("berkutd.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[access]]
+user = "berkut-t-viewer"
+role = "viewer"
+
+[[access]]
+user = "berkut-t-operator"
+role = "operator"
+
+[[access]]
+user = "berkut-t-admin"
+role = "admin"
+
+[[access]]
+user = "berkut-t-app"
+role = "app"
+"#,
+    )
+    .unwrap();
+    let daemon = daemon_for(pg)
+        .arg("--config")
+        .arg(config.display().to_string())
+        .start();
+    std::mem::forget(dir);
+    // Open the file-mode fence wide so that only the daemon's check stands.
+    daemon.open_socket_to_all();
+    daemon
 }
 
-pub fn create_op(label: &str, scope: Scope, wait: bool) -> Operation {
-    Operation::BackupCreate {
-        label: label.into(),
-        scope,
-        include_files: false,
-        wait,
-    }
+/// A connection read and written frame by frame, below the client.
+pub type Conn = Connection<UnixStream>;
+
+/// A request as a hand-made MessagePack map.
+pub fn raw_request(id: u64, op: &str, fields: Vec<(&str, rmpv::Value)>) -> Vec<u8> {
+    let mut op_map = vec![(rmpv::Value::from("type"), rmpv::Value::from(op))];
+    op_map.extend(fields.into_iter().map(|(k, v)| (rmpv::Value::from(k), v)));
+    let msg = rmpv::Value::Map(vec![
+        ("type".into(), "request".into()),
+        ("id".into(), id.into()),
+        ("op".into(), rmpv::Value::Map(op_map)),
+    ]);
+    let mut out = Vec::new();
+    rmpv::encode::write_value(&mut out, &msg).unwrap();
+    out
 }
 
-pub fn backup(reply: Result<Reply, ClientError>) -> BackupRecord {
-    match reply {
-        Ok(Reply::Backup { backup }) => backup,
-        other => panic!("expected a backup record, got {other:?}"),
-    }
-}
-
-pub fn list(reply: Result<Reply, ClientError>) -> Vec<BackupRecord> {
-    match reply {
-        Ok(Reply::Backups { backups, .. }) => backups,
-        other => panic!("expected a list, got {other:?}"),
-    }
-}
-
-/// The daemon's error, failing the test if the call succeeded.
-pub fn server_error(reply: Result<Reply, ClientError>) -> ErrorBody {
-    match reply {
-        Err(ClientError::Server(body)) => {
-            assert_safe(&body.message);
-            body
-        }
-        other => panic!("expected an error from the daemon, got {other:?}"),
-    }
-}
-
-/// Takes a backup and waits for it.
-pub async fn backup_now(client: &mut Client, scope: Scope) -> BackupRecord {
-    backup(client.call(create_op("test", scope, true)).await)
-}
-
-/// Asserts that a message meant for a client gives nothing away: no
-/// filesystem path, no SQL, no Rust internals.
-pub fn assert_safe(message: &str) {
-    for bad in [
-        "/tmp",
-        "/var",
-        "/usr",
-        "/run",
-        "/home",
-        "/root",
-        ".rs:",
-        "panicked",
-        "backtrace",
-        "SELECT ",
-        "ERROR:",
-        "pg_catalog",
-        "stack",
-    ] {
-        assert!(
-            !message.contains(bad),
-            "client-visible message leaks {bad:?}: {message}"
-        );
-    }
-}
-
-/// Reads every part of an archive with the library, returning (name, bytes).
-pub fn read_parts(daemon: &Daemon, id: &BackupId) -> Vec<(String, Vec<u8>)> {
-    let file = std::fs::File::open(daemon.archive_path(id.as_str())).unwrap();
-    let keyring = daemon.keyring();
-    let mut reader = ArchiveReader::open(std::io::BufReader::new(file), &keyring).unwrap();
-    let mut parts = Vec::new();
-    while let Some(mut part) = reader.next_part().unwrap() {
-        let name = part.name().to_owned();
-        let mut data = Vec::new();
-        part.read_to_end(&mut data).unwrap();
-        parts.push((name, data));
-    }
-    parts
-}
-
-/// Decrypts an archive's dump with the library and pipes it straight into
-/// `pg_restore` (no plaintext file), into a new database `target`.
-pub fn restore_into(
-    daemon: &Daemon,
-    id: &BackupId,
-    keyring: &Keyring,
-    pg: &PgCluster,
-    target: &str,
-) {
-    pg.create_db(target).unwrap();
-    let file = std::fs::File::open(daemon.archive_path(id.as_str())).unwrap();
-    let mut reader = ArchiveReader::open(std::io::BufReader::new(file), keyring).unwrap();
-    let mut child = pg
-        .command("pg_restore")
-        .args(["--exit-on-error", "--no-owner", "-d", target])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut found = false;
-    while let Some(mut part) = reader.next_part().unwrap() {
-        if part.name() == "dump.pgcustom" {
-            std::io::copy(&mut part, &mut stdin).unwrap();
-            found = true;
-        }
-    }
-    stdin.flush().unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(found, "the archive has no dump part");
-    assert!(
-        out.status.success(),
-        "pg_restore failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Lists the backup directory, failing if any partial file is there.
-pub fn assert_no_partials(daemon: &Daemon) {
-    let files = daemon.backup_files();
-    assert!(
-        files.iter().all(|f| !f.contains("partial")),
-        "partial files left: {files:?}"
-    );
+/// Sends one frame body and reads one message back.
+pub async fn send_raw(conn: &mut Conn, body: &[u8]) -> ServerMessage {
+    conn.write_frame(body.to_vec()).await.unwrap();
+    conn.read_message::<ServerMessage>()
+        .await
+        .unwrap()
+        .expect("an answer")
 }

@@ -4,7 +4,6 @@ use berkut_proto::manifest::Scope;
 use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Phase};
 use berkut_testkit::Gate;
 
-use crate::faults::wait_for_status;
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

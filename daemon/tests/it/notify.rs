@@ -9,7 +9,6 @@ use berkut_proto::manifest::Scope;
 use berkut_testkit::{Gate, NotifySocket};
 use nix::sys::signal::Signal;
 
-use crate::faults::wait_for_status;
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,21 +1,10 @@
 //! `plan_set`, `plan_show`, `plan_enable`, `plan_disable`: validation,
 //! persistence across restarts, and the computed next run.
 
-use berkut_proto::wire::{ErrorCode, Operation, PlanInfo, PlanSpec, Preset, Reply};
+use berkut_proto::wire::{ErrorCode, Operation, Preset, Reply};
 use chrono::{Datelike, TimeZone, Timelike};
 
 use crate::helpers::*;
-
-pub fn spec(json: serde_json::Value) -> PlanSpec {
-    serde_json::from_value(json).unwrap()
-}
-
-pub fn plan(reply: Result<Reply, berkut_proto::wire::ClientError>) -> PlanInfo {
-    match reply {
-        Ok(Reply::Plan { plan }) => plan,
-        other => panic!("expected a plan, got {other:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_is_validated_kept_and_shown_with_its_next_run() {

@@ -8,9 +8,7 @@ use berkut_proto::wire::{ErrorCode, Operation, RestoreStatus, StepState};
 use berkut_testkit::{NotifySocket, PgCluster};
 use nix::sys::signal::Signal;
 
-use crate::access::{as_user, users};
 use crate::helpers::*;
-use crate::restore_start::restored;
 
 /// The test roles as the server keeps them: attributes and password hash.
 fn roles(pg: &PgCluster) -> String {
@@ -114,18 +112,18 @@ async fn a_dry_run_applies_roles_only_on_a_separate_drill_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_roles_needs_admin_even_in_a_dry_run() {
-    let Some(uids) = users() else { return };
+    let Some(uids) = test_uids() else { return };
     let pg = small_cluster();
-    let daemon = crate::access::daemon_with_grants(&pg);
+    let daemon = daemon_with_grants(&pg);
     let backup = backup_now(&mut daemon.client().await, Scope::Full).await;
     let id = backup.id.to_string();
     let drill = ["restore", &id, "--dry-run", "--with-globals", "--wait"];
     // berkut-t-operator: may drill, but not with roles.
-    let (code, stderr) = as_user(&daemon, uids[1], &drill);
+    let Run { code, stderr, .. } = as_user(&daemon, uids[1], &drill);
     assert_eq!(code, 6, "{stderr}");
     assert!(stderr.contains("forbidden"), "{stderr}");
     // berkut-t-admin passes the permission check and meets the drill check.
-    let (code, stderr) = as_user(&daemon, uids[2], &drill);
+    let Run { code, stderr, .. } = as_user(&daemon, uids[2], &drill);
     assert_eq!(code, 9, "{stderr}");
     assert!(stderr.contains("drill_database_url"), "{stderr}");
 }
@@ -143,8 +141,7 @@ fn write_grants(file: &std::path::Path, viewer: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_removed_by_a_reload_stops_working_and_an_added_one_starts() {
-    use std::os::unix::fs::PermissionsExt;
-    let Some(uids) = users() else { return };
+    let Some(uids) = test_uids() else { return };
     let viewer = uids[0];
     let pg = small_cluster();
     let dir = berkut_testkit::temp_dir("grants-reload-");
@@ -157,13 +154,8 @@ async fn a_grant_removed_by_a_reload_stops_working_and_an_added_one_starts() {
         .notify(&notify)
         .start();
     notify.wait_for("READY=1", LONG, |l| l == "READY=1");
-    std::fs::set_permissions(
-        daemon.socket.parent().unwrap(),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let (code, stderr) = as_user(&daemon, viewer, &["status"]);
+    daemon.open_socket_to_all();
+    let Run { code, stderr, .. } = as_user(&daemon, viewer, &["status"]);
     assert_eq!(code, 0, "granted at start: {stderr}");
 
     let mut reloads = 0;
@@ -178,7 +170,7 @@ async fn a_grant_removed_by_a_reload_stops_working_and_an_added_one_starts() {
             reloads,
             "{log}"
         );
-        let (code, stderr) = as_user(&daemon, viewer, &["status"]);
+        let Run { code, stderr, .. } = as_user(&daemon, viewer, &["status"]);
         if granted {
             assert_eq!(code, 0, "the grant added by the reload works: {stderr}");
         } else {

@@ -9,31 +9,6 @@ use tokio::net::UnixStream;
 
 use crate::helpers::*;
 
-type Conn = Connection<UnixStream>;
-
-/// A request as a hand-made MessagePack map.
-pub fn raw_request(id: u64, op: &str, fields: Vec<(&str, rmpv::Value)>) -> Vec<u8> {
-    let mut op_map = vec![(rmpv::Value::from("type"), rmpv::Value::from(op))];
-    op_map.extend(fields.into_iter().map(|(k, v)| (rmpv::Value::from(k), v)));
-    let msg = rmpv::Value::Map(vec![
-        ("type".into(), "request".into()),
-        ("id".into(), id.into()),
-        ("op".into(), rmpv::Value::Map(op_map)),
-    ]);
-    let mut out = Vec::new();
-    rmpv::encode::write_value(&mut out, &msg).unwrap();
-    out
-}
-
-/// Sends one frame body and reads one message back.
-pub async fn send_raw(conn: &mut Conn, body: &[u8]) -> ServerMessage {
-    conn.write_frame(body.to_vec()).await.unwrap();
-    conn.read_message::<ServerMessage>()
-        .await
-        .unwrap()
-        .expect("an answer")
-}
-
 async fn expect_closed(conn: &mut Conn) {
     match conn.read_message::<ServerMessage>().await {
         Ok(None) | Err(_) => {}

@@ -9,7 +9,6 @@ use berkut_proto::wire::{CountCheck, Evidence, Operation, Reply, RestoreStatus};
 use berkut_testkit::{fake_tool, PgCluster};
 
 use crate::helpers::*;
-use crate::restore_start::{restore_op, restored};
 
 const SCHEMA: &str = r#"
 CREATE TABLE payment (payment_id int, payment_date date NOT NULL, amount numeric)

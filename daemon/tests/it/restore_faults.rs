@@ -3,43 +3,11 @@
 //! database, a daemon killed mid-restore, a full disk, and a restore with
 //! globals into a fresh cluster.
 
-use std::time::Duration;
-
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::{ErrorCode, Operation, Reply, RestoreStatus, ServerMessage, StepState};
 use berkut_testkit::{fake_tool, fingerprint, Gate, PgCluster};
 
 use crate::helpers::*;
-use crate::restore_start::{databases, restore_op, restored, tmp_dir_is_empty};
-
-pub async fn wait_for_step(
-    daemon: &berkut_testkit::Daemon,
-    id: &berkut_proto::ids::RestoreId,
-    step: &str,
-) {
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
-        let r = restored(
-            daemon
-                .client()
-                .await
-                .call(Operation::RestoreStatus {
-                    restore_id: id.clone(),
-                    wait: false,
-                })
-                .await,
-        );
-        if r.step(step).map(|s| s.state) == Some(StepState::Running) {
-            return;
-        }
-        assert!(!r.status.is_finished(), "the restore ended early: {r:#?}");
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for step {step}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_restore_holds_maintenance_and_refuses_ordinary_operations() {

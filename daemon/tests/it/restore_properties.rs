@@ -12,7 +12,6 @@ use berkut_proto::wire::{Operation, Reply, RestoreStatus, StepState};
 use berkut_testkit::{fake_tool, pg_bin_dir, PgCluster};
 
 use crate::helpers::*;
-use crate::restore_start::{restore_op, restored};
 
 /// Everything attached to database `db` itself, as one comparable text.
 fn properties(pg: &PgCluster, db: &str) -> String {

@@ -4,49 +4,10 @@
 
 use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{ClientError, Operation, Reply, RestoreRecord, RestoreStatus, StepState};
-use berkut_testkit::{fingerprint, Daemon, PgCluster};
+use berkut_proto::wire::{Operation, Reply, RestoreStatus, StepState};
+use berkut_testkit::{fingerprint, PgCluster};
 
 use crate::helpers::*;
-
-pub fn restore_op(backup_id: &BackupId, dry_run: bool, wait: bool) -> Operation {
-    Operation::RestoreStart {
-        backup_id: backup_id.clone(),
-        dry_run,
-        with_globals: false,
-        wait,
-    }
-}
-
-pub fn restored(reply: Result<Reply, ClientError>) -> RestoreRecord {
-    match reply {
-        Ok(Reply::Restore { restore }) => restore,
-        other => panic!("expected a restore record, got {other:?}"),
-    }
-}
-
-/// The databases of a cluster, sorted.
-pub fn databases(pg: &PgCluster) -> Vec<String> {
-    let out = pg
-        .psql(
-            "postgres",
-            "SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1",
-        )
-        .unwrap();
-    out.lines().map(str::to_owned).collect()
-}
-
-pub fn step_states(r: &RestoreRecord) -> Vec<(String, StepState)> {
-    r.steps.iter().map(|s| (s.name.clone(), s.state)).collect()
-}
-
-/// The directory holding decrypted dumps while restores run.
-pub fn tmp_dir_is_empty(daemon: &Daemon) -> bool {
-    let tmp = daemon.state_dir.join("tmp");
-    std::fs::read_dir(&tmp)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(true)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_proves_the_backup_and_changes_nothing() {

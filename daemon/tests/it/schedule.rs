@@ -8,7 +8,6 @@ use berkut_proto::wire::{BackupStatus, Operation, Reply};
 use time::OffsetDateTime;
 
 use crate::helpers::*;
-use crate::plan_set::{plan, spec};
 
 fn scheduled(
     records: &[berkut_proto::wire::BackupRecord],
@@ -277,16 +276,12 @@ async fn retention_drops_rollback_databases_of_old_restores() {
     let mut daemon = daemon_for(&pg).start();
     let mut client = daemon.client().await;
     let backup = backup_now(&mut client, Scope::Database).await;
-    let restore = crate::restore_start::restored(
-        client
-            .call(crate::restore_start::restore_op(&backup.id, false, true))
-            .await,
-    );
+    let restore = restored(client.call(restore_op(&backup.id, false, true)).await);
     let kept = restore
         .rollback_database
         .clone()
         .expect("a rollback database");
-    assert!(crate::restore_start::databases(&pg).contains(&kept));
+    assert!(databases(&pg).contains(&kept));
     daemon.stop();
     // The restore finished ten days ago.
     let path = daemon
@@ -306,9 +301,9 @@ async fn retention_drops_rollback_databases_of_old_restores() {
     plan(client.call(Operation::PlanSet { plan: spec(serde_json::json!({"preset": "daily", "at": "04:00", "timezone": "UTC", "retention_days": 1, "keep_last_successful": 5})) }).await);
     backup_now(&mut client, Scope::Schema).await;
     berkut_testkit::wait_for("the rollback database to be dropped", LONG, || {
-        (!crate::restore_start::databases(&pg).contains(&kept)).then_some(())
+        (!databases(&pg).contains(&kept)).then_some(())
     });
-    let shown = crate::restore_start::restored(
+    let shown = restored(
         client
             .call(Operation::RestoreStatus {
                 restore_id: restore.restore_id.clone(),

@@ -11,9 +11,7 @@ use berkut_proto::wire::{BackupStatus, Operation, Reply, RestoreStatus};
 use berkut_testkit::{fake_pg_dump, fingerprint, Gate, NotifySocket};
 use nix::sys::signal::Signal;
 
-use crate::faults::wait_for_status;
 use crate::helpers::*;
-use crate::restore_start::{databases, restore_op, restored};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_that_finishes_within_the_grace_time_succeeds() {

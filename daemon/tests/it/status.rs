@@ -35,11 +35,7 @@ async fn a_running_restore_counts_among_the_running_jobs() {
         .start();
     let mut client = daemon.client().await;
     let made = backup_now(&mut client, berkut_proto::manifest::Scope::Database).await;
-    let started = crate::restore_start::restored(
-        client
-            .call(crate::restore_start::restore_op(&made.id, true, false))
-            .await,
-    );
+    let started = restored(client.call(restore_op(&made.id, true, false)).await);
     let status = berkut_testkit::wait_for_async("the restore to run", LONG, || async {
         let Ok(Reply::Status { status }) = daemon.client().await.call(Operation::Status).await
         else {
@@ -65,7 +61,7 @@ async fn a_running_restore_counts_among_the_running_jobs() {
     tokio::task::spawn_blocking(move || gate.open_forever())
         .await
         .unwrap();
-    let done = crate::restore_start::restored(
+    let done = restored(
         client
             .call(Operation::RestoreStatus {
                 restore_id: started.restore_id,

@@ -6,40 +6,15 @@
 //! Most archives missing at once raise the store alarm.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupRecord, BackupStatus, Client, Operation, Reply, StatusInfo};
-use berkut_testkit::workspace_bin;
+use berkut_proto::wire::{BackupRecord, BackupStatus, Client, Operation, Reply};
 
 use crate::helpers::*;
-use crate::plan_set::spec;
-use crate::restore_start::{restore_op, restored};
 
 async fn show(client: &mut Client, id: &BackupId) -> BackupRecord {
     backup(client.call(Operation::BackupShow { id: id.clone() }).await)
-}
-
-async fn status(client: &mut Client) -> StatusInfo {
-    match client.call(Operation::Status).await {
-        Ok(Reply::Status { status }) => status,
-        other => panic!("expected a status, got {other:?}"),
-    }
-}
-
-/// Runs berkutctl (as root, the daemon's own admin) and returns its exit
-/// code and stderr.
-fn ctl(daemon: &berkut_testkit::Daemon, args: &[&str]) -> (i32, String) {
-    let out = Command::new(workspace_bin("berkutctl"))
-        .args(args)
-        .env("BERKUT_SOCKET", &daemon.socket)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Puts an empty directory where the backups were, as a mount point looks
@@ -105,7 +80,7 @@ async fn a_backup_directory_that_is_not_mounted_marks_backups_missing_until_it_i
         .log()
         .lines()
         .any(|l| l.contains("ERROR") && l.contains("is it mounted")));
-    let (code, stderr) = ctl(&daemon, &["status"]);
+    let Run { code, stderr, .. } = ctl(&daemon, &["status"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("store alarm"), "{stderr}");
     assert_eq!(catalogue_statuses(&daemon), ["succeeded", "succeeded"]);
@@ -128,7 +103,7 @@ async fn a_backup_directory_that_is_not_mounted_marks_backups_missing_until_it_i
 
     // The mount comes up; a rescan finds the archives without a restart.
     mount(&daemon, &real);
-    let (code, stderr) = ctl(&daemon, &["store", "rescan"]);
+    let Run { code, stderr, .. } = ctl(&daemon, &["store", "rescan"]);
     assert_eq!(code, 0, "{stderr}");
     let back = show(&mut client, &a.id).await;
     assert_eq!(back.status, BackupStatus::Succeeded, "{back:?}");
@@ -144,7 +119,7 @@ async fn a_backup_directory_that_is_not_mounted_marks_backups_missing_until_it_i
     );
     let st = status(&mut client).await;
     assert_eq!((st.missing, st.store_alarm), (0, None));
-    assert_eq!(ctl(&daemon, &["status"]).0, 0);
+    assert_eq!(ctl(&daemon, &["status"]).code, 0);
 
     // The same across restarts: empty directory, then the real one.
     daemon.stop();

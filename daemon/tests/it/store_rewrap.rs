@@ -8,7 +8,6 @@ use berkut_proto::manifest::Scope;
 use berkut_proto::wire::{Operation, Reply, RestoreStatus};
 
 use crate::helpers::*;
-use crate::restore_start::{restore_op, restored};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_archives_survive_a_key_change_and_a_rewrap_retires_the_old_key() {

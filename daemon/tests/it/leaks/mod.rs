@@ -83,7 +83,7 @@ async fn every_malformed_request_gets_a_short_error_in_the_protocols_words() {
     let mut conn = daemon.client().await.into_connection();
     // Warm up, so the peak below measures the corpus and not start-up.
     assert!(matches!(
-        crate::protocol::send_raw(
+        send_raw(
             &mut conn,
             &request(1, map(vec![("type", "status".into())]), vec![])
         )
@@ -95,7 +95,7 @@ async fn every_malformed_request_gets_a_short_error_in_the_protocols_words() {
     assert!(corpus.len() > 300, "{}", corpus.len());
     let mut messages = Vec::new();
     for (what, body) in &corpus {
-        match crate::protocol::send_raw(&mut conn, body).await {
+        match send_raw(&mut conn, body).await {
             ServerMessage::Error { id, error } => {
                 assert_eq!(error.code, ErrorCode::Invalid, "{what}: {error:?}");
                 assert_eq!(id, id_of(body), "{what}: {error:?}");
@@ -155,7 +155,7 @@ async fn hello(daemon: &berkut_testkit::Daemon, client: Value) -> Option<ErrorBo
         ("protocol_version", 1.into()),
         ("client", client),
     ]));
-    match crate::protocol::send_raw(&mut conn, &body).await {
+    match send_raw(&mut conn, &body).await {
         ServerMessage::Error { error, .. } => Some(error),
         ServerMessage::Welcome { .. } => None,
         other => panic!("{other:?}"),
@@ -254,7 +254,6 @@ async fn debug_logging_shows_the_configuration_but_not_the_database_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_restore_explains_itself_without_internals() {
-    use crate::restore_start::{restore_op, restored};
     use berkut_proto::manifest::Scope;
     use berkut_proto::wire::RestoreStatus;
 

@@ -1,0 +1,125 @@
+//! Restores: the record with its steps, and the evidence kept of one.
+
+use berkut_proto::wire::{Evidence, RestoreRecord, RestoreStatus, StepState};
+
+use super::text::opt_time;
+use super::{Outcome, Show};
+
+impl Show for RestoreRecord {
+    fn print(&self) {
+        let r = self;
+        println!("restore_id:    {}", r.restore_id);
+        println!("backup:        {}", r.backup_id);
+        println!(
+            "kind:          {}",
+            if r.dry_run { "dry-run" } else { "real restore" }
+        );
+        println!("status:        {}", r.status.as_str());
+        println!(
+            "database:      {} (scratch {})",
+            r.database, r.scratch_database
+        );
+        if let Some(kept) = &r.rollback_database {
+            println!("kept aside:    {kept}");
+        }
+        println!("started_at:    {}", opt_time(r.started_at));
+        println!("finished_at:   {}", opt_time(r.finished_at));
+        if let Some(f) = &r.failure {
+            println!("failure:       {}: {}", f.code, f.reason);
+        }
+        println!("steps:");
+        for s in &r.steps {
+            let took = match (s.started_at, s.finished_at) {
+                (Some(a), Some(b)) => format!("{:.1}s", (b - a).as_seconds_f64()),
+                _ => "".into(),
+            };
+            println!(
+                "  {:<15} {:<8} {:>7}  {}",
+                s.name,
+                state_word(s.state),
+                took,
+                s.detail.as_deref().unwrap_or("")
+            );
+        }
+    }
+}
+
+/// A failed or interrupted restore is a failed command.
+impl Outcome for RestoreRecord {
+    fn failed(&self) -> bool {
+        matches!(
+            self.status,
+            RestoreStatus::Failed | RestoreStatus::Interrupted
+        )
+    }
+
+    fn failure_line(&self) -> Option<String> {
+        let f = self.failure.as_ref()?;
+        Some(format!(
+            "restore {} {}: {}: {}",
+            self.restore_id,
+            self.status.as_str(),
+            f.code,
+            f.reason
+        ))
+    }
+}
+
+fn state_word(s: StepState) -> &'static str {
+    match s {
+        StepState::Pending => "pending",
+        StepState::Running => "running",
+        StepState::Done => "done",
+        StepState::Failed => "FAILED",
+        StepState::Skipped => "skipped",
+    }
+}
+
+impl Show for Evidence {
+    fn print(&self) {
+        let evidence = self;
+        evidence.record.print();
+        println!(
+            "verdict:       {}",
+            evidence.verdict.as_deref().unwrap_or("-")
+        );
+        println!(
+            "archive:       sha256 {}",
+            evidence.archive_sha256.as_deref().unwrap_or("-")
+        );
+        println!("digests:");
+        for d in &evidence.digests {
+            let mark = if d.expected == d.found {
+                "ok"
+            } else {
+                "MISMATCH"
+            };
+            println!("  {:<16} {mark:<8} {}", d.part, d.found);
+        }
+        let differing: Vec<_> = evidence
+            .counts
+            .iter()
+            .filter(|c| c.found.is_none() || (c.expected.is_some() && c.expected != c.found))
+            .collect();
+        println!(
+            "row counts:    {} tables, {} differ",
+            evidence.counts.len(),
+            differing.len()
+        );
+        for c in differing {
+            println!(
+                "  {}.{}: expected {:?}, found {:?}",
+                c.schema, c.table, c.expected, c.found
+            );
+        }
+        println!(
+            "logs:          {} (with --json, their text)",
+            evidence
+                .logs
+                .iter()
+                .map(|l| l.step.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}

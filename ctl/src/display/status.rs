@@ -1,0 +1,76 @@
+//! The daemon's status. Faults (the store alarm, a background task that
+//! died) are also said on stderr, where monitoring looks.
+
+use berkut_proto::wire::StatusInfo;
+
+use super::backup::status_word;
+use super::text::{bytes, duration, rfc3339};
+use super::Show;
+
+impl Show for StatusInfo {
+    fn print(&self) {
+        let status = self;
+        println!(
+            "berkutd {} (protocol {})",
+            status.version, status.protocol_version
+        );
+        if status.dev_mode {
+            println!("mode:      DEVELOPMENT (generated key; not for production)");
+        }
+        println!(
+            "started:   {} (up {}s)",
+            rfc3339(status.started_at),
+            status.uptime_seconds
+        );
+        println!(
+            "jobs:      {} running, {} queued, at most {} at once",
+            status.running, status.queued, status.max_parallel
+        );
+        println!("backups:   {}", status.backups);
+        match (status.newest_success_at, status.newest_success_age_seconds) {
+            (Some(at), Some(age)) => {
+                println!("newest:    {} ({} ago)", rfc3339(at), duration(age))
+            }
+            _ => println!("newest:    no successful backup yet"),
+        }
+        if let Some(limit) = status.rpo_limit_seconds {
+            let verdict = if status.rpo_breached {
+                "BREACHED"
+            } else {
+                "ok"
+            };
+            println!("rpo:       {verdict} (limit {})", duration(limit));
+        }
+        if status.missing > 0 {
+            println!(
+                "missing:   {} backups whose archive is not in the backup directory",
+                status.missing
+            );
+        }
+        if let Some(alarm) = &status.store_alarm {
+            println!("ALARM:     {alarm}");
+            eprintln!("berkutctl: store alarm: {alarm}");
+        }
+        for fault in &status.task_faults {
+            println!(
+                "FAULT:     {} died {} times, last at {}: {}",
+                fault.task,
+                fault.failures,
+                rfc3339(fault.last_at),
+                fault.message
+            );
+            eprintln!("berkutctl: the daemon's {} task died", fault.task);
+        }
+        for job in &status.jobs {
+            println!(
+                "  {}  {:<8} {:<10} {}/{} tables  {}",
+                job.id,
+                status_word(job.status),
+                job.progress.phase.as_str(),
+                job.progress.tables_done,
+                job.progress.tables_total,
+                bytes(job.progress.bytes_done)
+            );
+        }
+    }
+}

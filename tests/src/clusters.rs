@@ -1,0 +1,39 @@
+//! Ready-made clusters for the integration tests, each with a database
+//! `app`, a daemon builder pointed at it, and the list of a cluster's
+//! databases (what a restore may leave behind).
+
+use crate::daemon::DaemonBuilder;
+use crate::pg::PgCluster;
+
+/// A cluster with a small database `app`: one table `t` of 500 rows.
+pub fn small_cluster() -> PgCluster {
+    let pg = PgCluster::start().expect("cluster starts");
+    pg.create_db("app").unwrap();
+    pg.psql("app", "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 500) g;")
+        .unwrap();
+    pg
+}
+
+/// A cluster whose database `app` holds the rich fixture.
+pub fn rich_cluster() -> PgCluster {
+    let pg = PgCluster::start().expect("cluster starts");
+    pg.create_db("app").unwrap();
+    pg.load_rich_fixture("app").unwrap();
+    pg
+}
+
+/// A daemon that backs up the cluster's database `app`.
+pub fn daemon_for(pg: &PgCluster) -> DaemonBuilder {
+    DaemonBuilder::new(pg.url("app"))
+}
+
+/// The databases of a cluster, sorted.
+pub fn databases(pg: &PgCluster) -> Vec<String> {
+    let out = pg
+        .psql(
+            "postgres",
+            "SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1",
+        )
+        .unwrap();
+    out.lines().map(str::to_owned).collect()
+}

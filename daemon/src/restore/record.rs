@@ -17,27 +17,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use super::step::Step;
 use crate::error::OpError;
 
 pub const SUMMARY_VERSION: u32 = 1;
-
-/// The steps of every restore, in order.
-pub const STEPS: [&str; 14] = [
-    "verify",
-    "decrypt",
-    "inspect",
-    "globals",
-    "create_database",
-    "pre_data",
-    "data",
-    "post_data",
-    "properties",
-    "analyze",
-    "files",
-    "smoke_checks",
-    "swap",
-    "cleanup",
-];
 
 /// How far a real restore's swap of database names got: what start-up
 /// recovery needs to know to put things right after a crash.
@@ -149,10 +132,15 @@ impl Tracker {
     }
 
     /// Changes only what watchers see (progress counters), without a write.
-    pub fn progress(&self, step: &str, done: u64, total: Option<u64>) {
+    pub fn progress(&self, step: Step, done: u64, total: Option<u64>) {
         let record = {
             let mut summary = self.summary.lock().unwrap();
-            if let Some(s) = summary.record.steps.iter_mut().find(|s| s.name == step) {
+            if let Some(s) = summary
+                .record
+                .steps
+                .iter_mut()
+                .find(|s| s.name == step.name())
+            {
                 s.done = Some(done);
                 if total.is_some() {
                     s.total = total;
@@ -163,26 +151,26 @@ impl Tracker {
         self.view.send_replace(record);
     }
 
-    pub fn begin(&self, step: &str, now: OffsetDateTime) {
+    pub fn begin(&self, step: Step, now: OffsetDateTime) {
         self.set_step(step, StepState::Running, now, None);
     }
 
-    pub fn finish(&self, step: &str, now: OffsetDateTime, detail: impl Into<String>) {
+    pub fn finish(&self, step: Step, now: OffsetDateTime, detail: impl Into<String>) {
         self.set_step(step, StepState::Done, now, Some(detail.into()));
     }
 
     /// Says what a running step is doing now (waiting, say).
-    pub fn note(&self, step: &str, detail: impl Into<String>) {
+    pub fn note(&self, step: Step, detail: impl Into<String>) {
         self.update(|s| {
-            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step) {
+            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step.name()) {
                 st.detail = Some(detail.into());
             }
         });
     }
 
-    pub fn skip(&self, step: &str, detail: impl Into<String>) {
+    pub fn skip(&self, step: Step, detail: impl Into<String>) {
         self.update(|s| {
-            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step) {
+            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step.name()) {
                 st.state = StepState::Skipped;
                 st.detail = Some(detail.into());
             }
@@ -205,9 +193,9 @@ impl Tracker {
         });
     }
 
-    fn set_step(&self, step: &str, state: StepState, now: OffsetDateTime, detail: Option<String>) {
+    fn set_step(&self, step: Step, state: StepState, now: OffsetDateTime, detail: Option<String>) {
         self.update(|s| {
-            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step) {
+            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step.name()) {
                 match state {
                     StepState::Running => st.started_at = Some(now),
                     _ => st.finished_at = Some(now),
@@ -221,9 +209,11 @@ impl Tracker {
     }
 
     /// The raw log of a step, appended to.
-    pub fn log(&self, step: &str) -> StepLogFile {
-        let index = STEPS.iter().position(|s| *s == step).unwrap_or(99);
-        let path = self.dir.join("logs").join(format!("{index:02}-{step}.log"));
+    pub fn log(&self, step: Step) -> StepLogFile {
+        let path = self
+            .dir
+            .join("logs")
+            .join(format!("{:02}-{}.log", step.index(), step.name()));
         StepLogFile(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -359,10 +349,10 @@ pub fn new_record(
         database,
         scratch_database: scratch,
         rollback_database: None,
-        steps: STEPS
+        steps: Step::ALL
             .iter()
-            .map(|name| berkut_proto::wire::RestoreStep {
-                name: (*name).to_owned(),
+            .map(|step| berkut_proto::wire::RestoreStep {
+                name: step.name().to_owned(),
                 state: StepState::Pending,
                 started_at: None,
                 finished_at: None,

@@ -16,19 +16,9 @@ use berkut_proto::wire::{RestoreStatus, StepState};
 
 use super::record::{self, Summary, SwapPhase};
 use super::sql::{self, Admin};
-use crate::db::Db;
+use super::target;
 use crate::error::OpError;
 use crate::state::Daemon;
-
-/// The server a restore works on: dry-runs go to the drill server when
-/// there is one.
-pub fn target(daemon: &Daemon, dry_run: bool) -> Db {
-    if dry_run {
-        daemon.drill_db.clone().unwrap_or_else(|| daemon.db.clone())
-    } else {
-        daemon.db.clone()
-    }
-}
 
 /// Repairs every restore left unsettled. Runs before the daemon says it is
 /// ready.
@@ -110,7 +100,7 @@ impl Server {
 
     async fn admin(&mut self, daemon: &Daemon) -> Option<&Admin> {
         if self.admin.is_none() {
-            let admin = match Admin::connect(&target(daemon, self.dry_run)).await {
+            let admin = match Admin::connect(target(daemon, self.dry_run).db()).await {
                 Ok(admin) => Some(admin),
                 Err(e) => {
                     tracing::error!(error = %e, "the database server is not reachable for the repair of restores");

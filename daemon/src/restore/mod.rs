@@ -72,16 +72,6 @@ impl Restores {
             .any(|a| &a.backup_id == id)
     }
 
-    /// How many dry-runs are running (not queued).
-    pub fn drills_running(&self) -> usize {
-        self.active
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|a| a.dry_run && a.tracker.record().status == RestoreStatus::Running)
-            .count()
-    }
-
     pub fn real_in_progress(&self) -> bool {
         self.active.lock().unwrap().values().any(|a| !a.dry_run)
     }
@@ -165,9 +155,9 @@ pub async fn submit(
     tracing::info!(restore = %restore_id, backup = %params.backup_id, dry_run, "restore queued");
     let view = tracker.subscribe();
     let d = Arc::clone(daemon);
-    daemon
-        .jobs
-        .spawn_task(move |ctx| execute(d, tracker, params, ctx));
+    daemon.jobs.spawn_restore(restore_id, dry_run, move |ctx| {
+        execute(d, tracker, params, ctx)
+    });
     Ok(view)
 }
 

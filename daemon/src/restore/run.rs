@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::manifest::Manifest;
-use berkut_proto::wire::BackupStatus;
 use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +24,7 @@ use super::step::Step;
 use super::toc;
 use crate::db::Db;
 use crate::error::OpError;
+use crate::jobs::Kind;
 use crate::state::Daemon;
 use crate::tools::{self, ChildSlot};
 
@@ -329,13 +329,8 @@ pub async fn quiesce(
     let permit = match (&mut wait).now_or_never() {
         Some(permit) => permit,
         None => {
-            let backups = daemon
-                .jobs
-                .list()
-                .iter()
-                .filter(|j| j.record.status == BackupStatus::Running)
-                .count();
-            let drills = daemon.restores.drills_running();
+            let backups = daemon.jobs.running(Kind::Backup);
+            let drills = daemon.jobs.running(Kind::Drill);
             let many =
                 |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
             let what = format!(

@@ -541,6 +541,54 @@ mod tests {
         assert_eq!(jobs.semaphore.available_permits(), 1);
     }
 
+    /// Backups and restores are kinds of one job: the counts hold both,
+    /// and each kind's running jobs are counted apart, queued ones not.
+    #[tokio::test]
+    async fn backups_drills_and_restores_are_counted_by_kind() {
+        let jobs = Jobs::new(2);
+        let (running_tx, mut running_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (release_tx, release_rx) = watch::channel(false);
+        {
+            let (running_tx, mut release) = (running_tx.clone(), release_rx.clone());
+            jobs.spawn(view(0), move |mut ctx| async move {
+                let _permit = ctx.acquire().await.expect("a free slot");
+                running_tx.send("backup").unwrap();
+                let _ = release.wait_for(|go| *go).await;
+            });
+        }
+        for (n, dry_run) in [(1, true), (2, false)] {
+            let (running_tx, mut release) = (running_tx.clone(), release_rx.clone());
+            let id = RestoreId::generate(datetime!(2026-11-21 00:00 UTC) + Duration::from_secs(n));
+            jobs.spawn_restore(id, dry_run, move |mut ctx| async move {
+                let _permit = ctx.acquire().await.expect("a free slot");
+                running_tx
+                    .send(if dry_run { "drill" } else { "restore" })
+                    .unwrap();
+                let _ = release.wait_for(|go| *go).await;
+            });
+        }
+        assert_eq!(running_rx.recv().await, Some("backup"));
+        assert_eq!(running_rx.recv().await, Some("drill"));
+        assert_eq!(
+            *jobs.counts().borrow(),
+            JobCounts {
+                running: 2,
+                queued: 1
+            }
+        );
+        assert_eq!(jobs.running(Kind::Backup), 1);
+        assert_eq!(jobs.running(Kind::Drill), 1);
+        assert_eq!(jobs.running(Kind::Restore), 0, "the real restore is queued");
+        // Only backups are listed and watchable.
+        assert_eq!(jobs.list().len(), 1);
+        release_tx.send(true).unwrap();
+        assert_eq!(running_rx.recv().await, Some("restore"));
+        jobs.tracker.close();
+        jobs.tracker.wait().await;
+        assert_eq!(*jobs.counts().borrow(), JobCounts::default());
+        assert_eq!(jobs.running(Kind::Restore), 0);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_running_job_is_cancelled_when_the_grace_time_is_over() {
         let jobs = Jobs::new(1);

@@ -11,7 +11,8 @@ use std::sync::Mutex;
 
 use berkut_proto::ids::RestoreId;
 use berkut_proto::wire::{
-    CountCheck, DigestCheck, Evidence, RestoreRecord, RestoreStatus, StepLog, StepState,
+    CountCheck, DigestCheck, Evidence, RestoreRecord, RestoreStatus, RestoreStep, StepLog,
+    StepState,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -63,6 +64,32 @@ pub struct Summary {
     /// dropped (the server was down): the next start, or a cleanup, does.
     #[serde(default)]
     pub scratch_left: bool,
+}
+
+impl Summary {
+    /// A step of the record. Every record this daemon makes lists every
+    /// step; one read from an older daemon's file may lack a later one.
+    fn step_mut(&mut self, step: Step) -> Option<&mut RestoreStep> {
+        self.record
+            .steps
+            .iter_mut()
+            .find(|st| st.name == step.name())
+    }
+
+    /// Marks the running steps (if any) failed with `detail`: the restore
+    /// failed in them, or was interrupted.
+    pub fn fail_running_steps(&mut self, now: OffsetDateTime, detail: &str) {
+        for st in self
+            .record
+            .steps
+            .iter_mut()
+            .filter(|st| st.state == StepState::Running)
+        {
+            st.state = StepState::Failed;
+            st.finished_at = Some(now);
+            st.detail = Some(detail.to_owned());
+        }
+    }
 }
 
 /// The directory of all restores' evidence.
@@ -135,12 +162,7 @@ impl Tracker {
     pub fn progress(&self, step: Step, done: u64, total: Option<u64>) {
         let record = {
             let mut summary = self.summary.lock().unwrap();
-            if let Some(s) = summary
-                .record
-                .steps
-                .iter_mut()
-                .find(|s| s.name == step.name())
-            {
+            if let Some(s) = summary.step_mut(step) {
                 s.done = Some(done);
                 if total.is_some() {
                     s.total = total;
@@ -162,7 +184,7 @@ impl Tracker {
     /// Says what a running step is doing now (waiting, say).
     pub fn note(&self, step: Step, detail: impl Into<String>) {
         self.update(|s| {
-            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step.name()) {
+            if let Some(st) = s.step_mut(step) {
                 st.detail = Some(detail.into());
             }
         });
@@ -170,7 +192,7 @@ impl Tracker {
 
     pub fn skip(&self, step: Step, detail: impl Into<String>) {
         self.update(|s| {
-            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step.name()) {
+            if let Some(st) = s.step_mut(step) {
                 st.state = StepState::Skipped;
                 st.detail = Some(detail.into());
             }
@@ -179,23 +201,12 @@ impl Tracker {
 
     /// Marks the running step failed (if any) with `detail`.
     pub fn fail_running(&self, now: OffsetDateTime, detail: &str) {
-        self.update(|s| {
-            for st in s
-                .record
-                .steps
-                .iter_mut()
-                .filter(|st| st.state == StepState::Running)
-            {
-                st.state = StepState::Failed;
-                st.finished_at = Some(now);
-                st.detail = Some(detail.to_owned());
-            }
-        });
+        self.update(|s| s.fail_running_steps(now, detail));
     }
 
     fn set_step(&self, step: Step, state: StepState, now: OffsetDateTime, detail: Option<String>) {
         self.update(|s| {
-            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step.name()) {
+            if let Some(st) = s.step_mut(step) {
                 match state {
                     StepState::Running => st.started_at = Some(now),
                     _ => st.finished_at = Some(now),
@@ -224,16 +235,8 @@ impl Tracker {
     }
 
     fn persist(&self) -> Result<(), OpError> {
-        let text = {
-            let summary = self.summary.lock().unwrap();
-            let mut text =
-                serde_json::to_vec_pretty(&*summary).expect("a summary always serialises");
-            text.push(b'\n');
-            text
-        };
-        crate::store::write_atomically(&self.dir.join("summary.json"), &text).map_err(|e| {
-            OpError::unavailable("the restore's summary could not be written").with_detail(e)
-        })
+        let summary = self.summary.lock().unwrap().clone();
+        write(&self.dir.join("summary.json"), &summary)
     }
 }
 
@@ -264,9 +267,14 @@ pub fn store(state_dir: &Path, summary: &Summary) -> Result<(), OpError> {
     let path = restores_dir(state_dir)
         .join(summary.record.restore_id.as_str())
         .join("summary.json");
+    write(&path, summary)
+}
+
+/// Writes a summary to `path`, atomically.
+fn write(path: &Path, summary: &Summary) -> Result<(), OpError> {
     let mut text = serde_json::to_vec_pretty(summary).expect("a summary always serialises");
     text.push(b'\n');
-    crate::store::write_atomically(&path, &text).map_err(|e| {
+    crate::store::write_atomically(path, &text).map_err(|e| {
         OpError::unavailable("the restore's summary could not be written").with_detail(e)
     })
 }

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use berkut_proto::wire::{RestoreStatus, StepState};
+use berkut_proto::wire::RestoreStatus;
 
 use super::record::{self, Summary, SwapPhase};
 use super::sql::{self, Admin};
@@ -125,16 +125,7 @@ fn mark_interrupted(daemon: &Daemon, summary: &mut Summary) {
     summary.record.finished_at = Some(now);
     summary.record.failure = Some(super::interrupted());
     summary.verdict = Some("failed".into());
-    for step in summary
-        .record
-        .steps
-        .iter_mut()
-        .filter(|s| s.state == StepState::Running)
-    {
-        step.state = StepState::Failed;
-        step.finished_at = Some(now);
-        step.detail = Some("interrupted".into());
-    }
+    summary.fail_running_steps(now, "interrupted");
 }
 
 /// Brings the databases of a restore that is not running to rest, whatever

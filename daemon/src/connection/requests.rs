@@ -42,7 +42,6 @@ pub(super) struct Caller {
 
 /// A request that passed every stage before running.
 struct Admitted {
-    note: AuditNote,
     slot: OwnedSemaphorePermit,
     upload: Option<mpsc::Receiver<Piece>>,
 }
@@ -140,14 +139,15 @@ impl Requests<'_> {
             on_behalf_of.clone(),
             now(self.answers),
         );
-        match self.admit(id, &op, on_behalf_of.as_ref(), note) {
-            Err((note, error)) => self.answers.error(Some(&note), Some(id), error).await,
+        let (note, admitted) = self.admit(id, &op, on_behalf_of.as_ref(), note);
+        match admitted {
+            Err(error) => self.answers.error(Some(&note), Some(id), error).await,
             Ok(admitted) => {
                 let peer = self.caller.peer;
                 tracing::info!(request = id, op = name, uid = peer.uid, pid = ?peer.pid, "request");
                 let answers = self.answers.clone();
                 self.tasks.spawn(async move {
-                    let Admitted { note, slot, upload } = admitted;
+                    let Admitted { slot, upload } = admitted;
                     let _slot = slot;
                     let msg = match run(&answers, id, op, upload).await {
                         Ok(reply) => ServerMessage::Reply { id, reply },
@@ -164,35 +164,42 @@ impl Requests<'_> {
 
     /// The stages before a request runs, in order: authorization (a caller
     /// without rights learns that, not whether a restore runs), the
-    /// maintenance gate, the per-connection cap.
+    /// maintenance gate, the per-connection cap. Gives back the note,
+    /// with the role the request was allowed (if it was).
     fn admit(
         &mut self,
         id: u64,
         op: &Operation,
         on_behalf_of: Option<&OnBehalfOf>,
         note: AuditNote,
-    ) -> Result<Admitted, (AuditNote, ErrorBody)> {
+    ) -> (AuditNote, Result<Admitted, ErrorBody>) {
         let daemon = self.answers.daemon();
         let note = match authorize(daemon, self.caller, op, on_behalf_of) {
             Ok(role) => note.with_role(role),
-            Err(e) => return Err((note, e.into_body(op.name()))),
+            Err(e) => return (note, Err(e.into_body(op.name()))),
         };
-        if let Err(error) = maintenance_gate(daemon, op) {
-            return Err((note, error));
-        }
+        let admitted = self.reserve(id, op);
+        (note, admitted)
+    }
+
+    /// The stages after authorization: the maintenance gate, then a place
+    /// under the per-connection cap (and, for an import, its upload
+    /// channel).
+    fn reserve(&mut self, id: u64, op: &Operation) -> Result<Admitted, ErrorBody> {
+        maintenance_gate(self.answers.daemon(), op)?;
         let Ok(slot) = Arc::clone(&self.in_flight).try_acquire_owned() else {
             let error = ErrorBody::new(
                 ErrorCode::Unavailable,
                 format!("this connection already runs {MAX_IN_FLIGHT} requests; wait for one or open another connection"),
             );
-            return Err((note, error));
+            return Err(error);
         };
         let upload = matches!(op, Operation::BackupImport { .. }).then(|| {
             let (sender, receiver) = crate::handlers::backup_import::channel();
             self.uploads.insert(id, sender);
             receiver
         });
-        Ok(Admitted { note, slot, upload })
+        Ok(Admitted { slot, upload })
     }
 
     /// Hands an upload's piece to its import. Data for an upload that was

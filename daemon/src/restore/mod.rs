@@ -234,7 +234,7 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
 /// database did take the live name, recorded as done). When the server does
 /// not answer, start-up recovery or `restore cleanup` does it later.
 async fn settle(daemon: &Daemon, tracker: &Tracker, p: &Params) {
-    let settled = match sql::Admin::connect(&target(daemon, p.dry_run).db()).await {
+    let settled = match sql::Admin::connect(target(daemon, p.dry_run).db()).await {
         Ok(admin) => {
             let mut summary = tracker.summary();
             recovery::settle(&admin, &mut summary)

@@ -94,8 +94,10 @@ impl Policy {
         }
     }
 
-    /// The grant that applies to `peer`, looking its groups up (blocking;
-    /// a connection uses `grant_in` with the groups it resolved once).
+    /// The grant that applies to `peer`, looking its groups up (blocking:
+    /// for tests; a connection uses `grant_in` with the groups it resolved
+    /// once).
+    #[cfg(test)]
     pub fn grant_for(&self, peer: &Peer) -> Option<Grant> {
         self.grant_in(peer, &peer.groups())
     }
@@ -124,8 +126,9 @@ impl Policy {
         })
     }
 
-    /// Authorizes a request of `peer`, looking its groups up (blocking; a
-    /// connection uses `authorize_in`).
+    /// Authorizes a request of `peer`, looking its groups up (blocking:
+    /// for tests; a connection uses `authorize_in`).
+    #[cfg(test)]
     pub fn authorize(
         &self,
         peer: &Peer,
@@ -225,6 +228,20 @@ mod tests {
             user: "alice".into(),
             role,
         }
+    }
+
+    /// The groups a connection resolves off the runtime are the peer's
+    /// groups, its primary one first.
+    #[tokio::test]
+    async fn groups_resolved_off_the_runtime_are_the_peers() {
+        let me = Peer {
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            pid: None,
+        };
+        let groups = me.resolve_groups().await;
+        assert_eq!(groups, me.groups());
+        assert_eq!(groups.first(), Some(&me.gid));
     }
 
     #[test]

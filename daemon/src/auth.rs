@@ -30,9 +30,19 @@ impl Peer {
         })
     }
 
+    /// The peer's groups, looked up off the async runtime: the user
+    /// database may be a network service (NSS: LDAP, SSSD) that takes its
+    /// time. A connection looks them up once, like a login session whose
+    /// groups are fixed when it begins.
+    pub async fn resolve_groups(self) -> Vec<u32> {
+        tokio::task::spawn_blocking(move || self.groups())
+            .await
+            .unwrap_or_else(|_| vec![self.gid])
+    }
+
     /// The peer's groups: its primary one and, when its user is known to
-    /// the system, the supplementary ones.
-    fn groups(&self) -> Vec<u32> {
+    /// the system, the supplementary ones. Blocking (see `resolve_groups`).
+    pub fn groups(&self) -> Vec<u32> {
         let mut groups = vec![self.gid];
         if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.uid)) {
             if let Ok(name) = std::ffi::CString::new(user.name) {
@@ -84,10 +94,18 @@ impl Policy {
         }
     }
 
-    /// The grant that applies to `peer`: one for its uid first; else the
-    /// strongest of its groups'; else admin for root and the daemon's own
-    /// user; else none.
+    /// The grant that applies to `peer`, looking its groups up (blocking:
+    /// for tests; a connection uses `grant_in` with the groups it resolved
+    /// once).
+    #[cfg(test)]
     pub fn grant_for(&self, peer: &Peer) -> Option<Grant> {
+        self.grant_in(peer, &peer.groups())
+    }
+
+    /// The grant that applies to `peer` in `groups`: one for its uid first;
+    /// else the strongest of its groups'; else admin for root and the
+    /// daemon's own user; else none.
+    pub fn grant_in(&self, peer: &Peer, groups: &[u32]) -> Option<Grant> {
         if let Some((_, g)) = self
             .grants
             .iter()
@@ -95,7 +113,6 @@ impl Policy {
         {
             return Some(*g);
         }
-        let groups = peer.groups();
         let by_group = self
             .grants
             .iter()
@@ -109,13 +126,27 @@ impl Policy {
         })
     }
 
+    /// Authorizes a request of `peer`, looking its groups up (blocking:
+    /// for tests; a connection uses `authorize_in`).
+    #[cfg(test)]
     pub fn authorize(
         &self,
         peer: &Peer,
         op: &Operation,
         on_behalf_of: Option<&OnBehalfOf>,
     ) -> Result<Allowed, OpError> {
-        let role = match (self.grant_for(peer), on_behalf_of) {
+        self.authorize_in(peer, &peer.groups(), op, on_behalf_of)
+    }
+
+    /// Authorizes a request of `peer`, a member of `groups`.
+    pub fn authorize_in(
+        &self,
+        peer: &Peer,
+        groups: &[u32],
+        op: &Operation,
+        on_behalf_of: Option<&OnBehalfOf>,
+    ) -> Result<Allowed, OpError> {
+        let role = match (self.grant_in(peer, groups), on_behalf_of) {
             (None, _) => return Err(OpError::forbidden()),
             (Some(Grant::Role(_)), Some(_)) => {
                 return Err(OpError::new(
@@ -197,6 +228,20 @@ mod tests {
             user: "alice".into(),
             role,
         }
+    }
+
+    /// The groups a connection resolves off the runtime are the peer's
+    /// groups, its primary one first.
+    #[tokio::test]
+    async fn groups_resolved_off_the_runtime_are_the_peers() {
+        let me = Peer {
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            pid: None,
+        };
+        let groups = me.resolve_groups().await;
+        assert_eq!(groups, me.groups());
+        assert_eq!(groups.first(), Some(&me.gid));
     }
 
     #[test]

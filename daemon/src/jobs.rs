@@ -2,8 +2,10 @@
 //! (`BERKUT_BACKUP_MAX_PARALLEL`); every job is a task that waits for a permit
 //! while it is queued and holds it while it runs, so the limit cannot be
 //! exceeded by construction. The registry here knows the jobs that are queued
-//! or running and lets clients watch them; what a job does is its owner's
-//! business (see `backup`).
+//! or running, of every kind (backups, drills, real restores), and lets
+//! clients watch the backups; what a job does is its owner's business (see
+//! `backup` and `restore`). `status`, the service manager's status line and
+//! shutdown all count jobs from here, so they count the same things.
 //!
 //! Stopping has two steps, so that SIGTERM does not throw away work that is
 //! nearly done: first the queue drains (queued jobs give up their place,
@@ -18,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use berkut_proto::ids::BackupId;
+use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::wire::{BackupRecord, JobInfo, JobKind, Progress};
 use tokio::sync::{watch, AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -44,6 +46,32 @@ impl JobView {
             progress: self.progress.clone(),
         }
     }
+}
+
+/// What identifies a job in the registry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum JobId {
+    Backup(BackupId),
+    Restore(RestoreId),
+}
+
+/// The kinds of job. All of them wait for and hold the same slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Backup,
+    /// A dry-run restore: into a scratch database, nothing live touched.
+    Drill,
+    /// A real restore: swaps the live database.
+    Restore,
+}
+
+/// A job in the registry.
+struct Entry {
+    kind: Kind,
+    /// Whether it has its slot (runs) rather than waiting for one.
+    started: Arc<AtomicBool>,
+    /// What a backup's watchers see.
+    view: Option<watch::Receiver<JobView>>,
 }
 
 type Turn = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send + Sync>>;
@@ -101,7 +129,7 @@ impl JobContext {
     }
 }
 
-/// Handed to a task that is not a backup (a restore): its cancellation and
+/// Handed to a job that is not a backup (a restore): its cancellation and
 /// its place in the same queue, under the same limit.
 pub struct TaskContext {
     pub cancel: CancellationToken,
@@ -133,19 +161,17 @@ fn queue_up(semaphore: &Arc<Semaphore>) -> Turn {
 /// (and its backup undeletable) after its task is gone.
 struct Release {
     jobs: Arc<Jobs>,
-    id: Option<BackupId>,
+    id: JobId,
     started: Arc<AtomicBool>,
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
-        if let Some(id) = &self.id {
-            self.jobs
-                .active
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .remove(id);
-        }
+        self.jobs
+            .active
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.id);
         self.jobs.leave(&self.started);
     }
 }
@@ -153,7 +179,7 @@ impl Drop for Release {
 pub struct Jobs {
     semaphore: Arc<Semaphore>,
     max_parallel: usize,
-    active: Mutex<HashMap<BackupId, watch::Receiver<JobView>>>,
+    active: Mutex<HashMap<JobId, Entry>>,
     tracker: TaskTracker,
     /// Cancelled when the daemon begins to stop: queued jobs leave.
     draining: CancellationToken,
@@ -184,33 +210,71 @@ impl Jobs {
         self.max_parallel
     }
 
-    /// Registers a job and starts its body. The job stays visible to
-    /// `watch` until the body returns.
+    /// Registers a backup job and starts its body. The job stays visible
+    /// to `watch` until the body returns.
     pub fn spawn<F, Fut>(self: &Arc<Self>, initial: JobView, body: F) -> watch::Receiver<JobView>
     where
         F: FnOnce(JobContext) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let id = initial.record.id.clone();
+        let id = JobId::Backup(initial.record.id.clone());
         let (tx, rx) = watch::channel(initial);
-        self.active.lock().unwrap().insert(id.clone(), rx.clone());
+        let view = Some(rx.clone());
+        self.start(id, Kind::Backup, view, move |cancel, place| {
+            body(JobContext {
+                view: tx,
+                cancel,
+                place,
+            })
+        });
+        rx
+    }
+
+    /// Registers a restore (a drill when `dry_run`) and starts its body,
+    /// which queues behind the same limit as backups and is waited for at
+    /// shutdown.
+    pub fn spawn_restore<F, Fut>(self: &Arc<Self>, id: RestoreId, dry_run: bool, body: F)
+    where
+        F: FnOnce(TaskContext) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let kind = if dry_run { Kind::Drill } else { Kind::Restore };
+        self.start(JobId::Restore(id), kind, None, move |cancel, place| {
+            body(TaskContext { cancel, place })
+        });
+    }
+
+    /// Registers a job of any kind, gives it its place in the queue, and
+    /// runs its body as a task; the job leaves the registry and the counts
+    /// however the task ends.
+    fn start<F, Fut>(
+        self: &Arc<Self>,
+        id: JobId,
+        kind: Kind,
+        view: Option<watch::Receiver<JobView>>,
+        body: F,
+    ) where
+        F: FnOnce(CancellationToken, Place) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let (place, started) = self.place();
-        let ctx = JobContext {
-            view: tx,
-            cancel: self.cancel.child_token(),
-            place,
+        let entry = Entry {
+            kind,
+            started: Arc::clone(&started),
+            view,
         };
+        self.active.lock().unwrap().insert(id.clone(), entry);
         let release = Release {
             jobs: Arc::clone(self),
-            id: Some(id),
+            id,
             started,
         };
+        let cancel = self.cancel.child_token();
         self.tracker.spawn(async move {
             // Held across the body: released however the task ends.
             let _release = release;
-            body(ctx).await;
+            body(cancel, place).await;
         });
-        rx
     }
 
     /// Takes a place in the queue for new work.
@@ -237,29 +301,6 @@ impl Jobs {
         });
     }
 
-    /// Starts a task that queues behind the same limit as backups and is
-    /// waited for at shutdown.
-    pub fn spawn_task<F, Fut>(self: &Arc<Self>, body: F)
-    where
-        F: FnOnce(TaskContext) -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let (place, started) = self.place();
-        let ctx = TaskContext {
-            cancel: self.cancel.child_token(),
-            place,
-        };
-        let release = Release {
-            jobs: Arc::clone(self),
-            id: None,
-            started,
-        };
-        self.tracker.spawn(async move {
-            let _release = release;
-            body(ctx).await;
-        });
-    }
-
     /// Waits until every slot but `own` is free, then holds them: no job
     /// runs or starts until the permit is dropped. A real restore takes it
     /// (with `own` = 1, its own slot) for its swap, and a rollback (with 0),
@@ -270,23 +311,36 @@ impl Jobs {
         Arc::clone(&self.semaphore).acquire_many_owned(others).await
     }
 
-    /// A live view of a queued or running job.
+    /// A live view of a queued or running backup job.
     pub fn watch(&self, id: &BackupId) -> Option<watch::Receiver<JobView>> {
-        self.active.lock().unwrap().get(id).cloned()
+        let active = self.active.lock().unwrap();
+        active.get(&JobId::Backup(id.clone()))?.view.clone()
     }
 
+    /// Whether a backup job is queued or running.
     pub fn is_active(&self, id: &BackupId) -> bool {
-        self.active.lock().unwrap().contains_key(id)
+        let active = self.active.lock().unwrap();
+        active.contains_key(&JobId::Backup(id.clone()))
     }
 
-    /// The queued and running jobs, oldest first.
+    /// How many jobs of `kind` run (hold their slot) now.
+    pub fn running(&self, kind: Kind) -> usize {
+        let active = self.active.lock().unwrap();
+        active
+            .values()
+            .filter(|e| e.kind == kind && e.started.load(Ordering::SeqCst))
+            .count()
+    }
+
+    /// The queued and running backup jobs, oldest first (the protocol's
+    /// `JobInfo` describes backups; restores have their own record).
     pub fn list(&self) -> Vec<JobView> {
         let mut jobs: Vec<JobView> = self
             .active
             .lock()
             .unwrap()
             .values()
-            .map(|rx| rx.borrow().clone())
+            .filter_map(|e| e.view.as_ref().map(|rx| rx.borrow().clone()))
             .collect();
         jobs.retain(|j| !j.record.status.is_finished());
         jobs.sort_by(|a, b| {
@@ -474,9 +528,10 @@ mod tests {
             panic!("a job body that panics");
         });
         let id = rx.borrow().record.id.clone();
-        jobs.spawn_task(|mut ctx| async move {
+        let restore: RestoreId = RestoreId::generate(datetime!(2026-11-21 00:00 UTC));
+        jobs.spawn_restore(restore, true, |mut ctx| async move {
             let _permit = ctx.acquire().await.expect("a free slot");
-            panic!("a task body that panics");
+            panic!("a restore body that panics");
         });
         jobs.tracker.close();
         jobs.tracker.wait().await;
@@ -484,6 +539,54 @@ mod tests {
         assert_eq!(*jobs.counts().borrow(), JobCounts::default());
         // The slot is free again.
         assert_eq!(jobs.semaphore.available_permits(), 1);
+    }
+
+    /// Backups and restores are kinds of one job: the counts hold both,
+    /// and each kind's running jobs are counted apart, queued ones not.
+    #[tokio::test]
+    async fn backups_drills_and_restores_are_counted_by_kind() {
+        let jobs = Jobs::new(2);
+        let (running_tx, mut running_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (release_tx, release_rx) = watch::channel(false);
+        {
+            let (running_tx, mut release) = (running_tx.clone(), release_rx.clone());
+            jobs.spawn(view(0), move |mut ctx| async move {
+                let _permit = ctx.acquire().await.expect("a free slot");
+                running_tx.send("backup").unwrap();
+                let _ = release.wait_for(|go| *go).await;
+            });
+        }
+        for (n, dry_run) in [(1, true), (2, false)] {
+            let (running_tx, mut release) = (running_tx.clone(), release_rx.clone());
+            let id = RestoreId::generate(datetime!(2026-11-21 00:00 UTC) + Duration::from_secs(n));
+            jobs.spawn_restore(id, dry_run, move |mut ctx| async move {
+                let _permit = ctx.acquire().await.expect("a free slot");
+                running_tx
+                    .send(if dry_run { "drill" } else { "restore" })
+                    .unwrap();
+                let _ = release.wait_for(|go| *go).await;
+            });
+        }
+        assert_eq!(running_rx.recv().await, Some("backup"));
+        assert_eq!(running_rx.recv().await, Some("drill"));
+        assert_eq!(
+            *jobs.counts().borrow(),
+            JobCounts {
+                running: 2,
+                queued: 1
+            }
+        );
+        assert_eq!(jobs.running(Kind::Backup), 1);
+        assert_eq!(jobs.running(Kind::Drill), 1);
+        assert_eq!(jobs.running(Kind::Restore), 0, "the real restore is queued");
+        // Only backups are listed and watchable.
+        assert_eq!(jobs.list().len(), 1);
+        release_tx.send(true).unwrap();
+        assert_eq!(running_rx.recv().await, Some("restore"));
+        jobs.tracker.close();
+        jobs.tracker.wait().await;
+        assert_eq!(*jobs.counts().borrow(), JobCounts::default());
+        assert_eq!(jobs.running(Kind::Restore), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -59,6 +59,14 @@ impl AuditNote {
         note
     }
 
+    /// The note of a `hello` refused because no grant names the peer,
+    /// audited under the operation name `hello` as request 0.
+    pub fn hello(peer: &crate::auth::Peer, time: OffsetDateTime) -> AuditNote {
+        let mut note = AuditNote::undecoded(peer, 0, time);
+        note.event.op = "hello".into();
+        note
+    }
+
     /// The note of a request allowed with `role`.
     pub fn with_role(mut self, role: berkut_proto::wire::Role) -> AuditNote {
         self.event.role = Some(role);

@@ -53,7 +53,7 @@ pub async fn handle(
 /// Found: the same server. When the question cannot be answered, the
 /// answer is no.
 async fn separate_drill_server(daemon: &Daemon) -> Result<(), OpError> {
-    let Some(drill) = &daemon.drill_db else {
+    let restore::Server::Drill(drill) = restore::target(daemon, true) else {
         return Err(OpError::invalid(
             "a dry-run applies roles (with_globals) only on a separate drill server: roles \
              belong to the whole server, and applying them to the live one would change it. \

@@ -1,12 +1,12 @@
 //! Restores (R5, R6, R14–R16): dry-runs into a scratch database that is
 //! dropped afterwards, and real restores under maintenance that swap the
 //! restored database in only after it passed its checks. `run` holds the
-//! steps, `pg` the PostgreSQL tools it runs, `archive` the verification and
-//! decryption, `sql` the server-level SQL, `toc` the dump's table of
-//! contents, `smoke` the checks of the restored tables, `record` the
-//! persisted record and evidence, `maintenance` the maintenance state,
-//! `recovery` the repair of restores cut short, `rollback` rollback and
-//! cleanup.
+//! steps (named by `step::Step`), `pg` the PostgreSQL tools it runs,
+//! `archive` the verification and decryption, `sql` the server-level SQL,
+//! `toc` the dump's table of contents, `smoke` the checks of the restored
+//! tables, `record` the persisted record and evidence, `maintenance` the
+//! maintenance state, `recovery` the repair of restores cut short,
+//! `rollback` rollback and cleanup.
 
 pub mod archive;
 pub mod files;
@@ -19,6 +19,7 @@ pub mod rollback;
 pub mod run;
 pub mod smoke;
 pub mod sql;
+pub mod step;
 pub mod toc;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::wire::{BackupStatus, ErrorCode, Failure, RestoreRecord, RestoreStatus};
 use tokio::sync::watch;
 
+use crate::db::Db;
 use crate::error::OpError;
 use crate::jobs::TaskContext;
 use crate::state::Daemon;
@@ -68,16 +70,6 @@ impl Restores {
             .unwrap()
             .values()
             .any(|a| &a.backup_id == id)
-    }
-
-    /// How many dry-runs are running (not queued).
-    pub fn drills_running(&self) -> usize {
-        self.active
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|a| a.dry_run && a.tracker.record().status == RestoreStatus::Running)
-            .count()
     }
 
     pub fn real_in_progress(&self) -> bool {
@@ -163,9 +155,9 @@ pub async fn submit(
     tracing::info!(restore = %restore_id, backup = %params.backup_id, dry_run, "restore queued");
     let view = tracker.subscribe();
     let d = Arc::clone(daemon);
-    daemon
-        .jobs
-        .spawn_task(move |ctx| execute(d, tracker, params, ctx));
+    daemon.jobs.spawn_restore(restore_id, dry_run, move |ctx| {
+        execute(d, tracker, params, ctx)
+    });
     Ok(view)
 }
 
@@ -242,7 +234,7 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
 /// database did take the live name, recorded as done). When the server does
 /// not answer, start-up recovery or `restore cleanup` does it later.
 async fn settle(daemon: &Daemon, tracker: &Tracker, p: &Params) {
-    let settled = match sql::Admin::connect(&recovery::target(daemon, p.dry_run)).await {
+    let settled = match sql::Admin::connect(target(daemon, p.dry_run).db()).await {
         Ok(admin) => {
             let mut summary = tracker.summary();
             recovery::settle(&admin, &mut summary)
@@ -261,6 +253,32 @@ async fn settle(daemon: &Daemon, tracker: &Tracker, p: &Params) {
             tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped; the next start or `berkutctl restore cleanup` will");
             tracker.update(|s| s.scratch_left = true);
         }
+    }
+}
+
+/// The server a restore works on.
+pub enum Server<'a> {
+    /// The live server: a real restore's, and a dry-run's when no drill
+    /// server is configured.
+    Live(&'a Db),
+    /// The drill server (`drill_database_url`), for dry-runs.
+    Drill(&'a Db),
+}
+
+impl<'a> Server<'a> {
+    pub fn db(&self) -> &'a Db {
+        match self {
+            Server::Live(db) | Server::Drill(db) => db,
+        }
+    }
+}
+
+/// The one place that chooses the server a restore works on: dry-runs go
+/// to the drill server when there is one, everything else to the live one.
+pub fn target(daemon: &Daemon, dry_run: bool) -> Server<'_> {
+    match (&daemon.drill_db, dry_run) {
+        (Some(drill), true) => Server::Drill(drill),
+        _ => Server::Live(&daemon.db),
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::record::Tracker;
 use super::run::{blocking, Params};
+use super::step::Step;
 use crate::db::{tool_env, Db};
 use crate::error::OpError;
 use crate::state::Daemon;
@@ -67,7 +68,7 @@ pub async fn restore_dump(
     cmd.arg(dump);
     let (slot, tracker, d) = (Arc::clone(slot), Arc::clone(tracker), Arc::clone(daemon));
     blocking(move || {
-        let mut log = tracker.log("data");
+        let mut log = tracker.log(Step::Data);
         let mut done = 0u64;
         let (output, _) = tools::run_streaming(
             cmd,
@@ -76,14 +77,14 @@ pub async fn restore_dump(
             |line| {
                 if line.contains("processing data for table") {
                     if done == 0 {
-                        tracker.finish("pre_data", d.now(), "schema created");
-                        tracker.begin("data", d.now());
+                        tracker.finish(Step::PreData, d.now(), "schema created");
+                        tracker.begin(Step::Data, d.now());
                     }
                     done += 1;
-                    tracker.progress("data", done, Some(total));
+                    tracker.progress(Step::Data, done, Some(total));
                     if done == total {
-                        tracker.finish("data", d.now(), format!("{total} tables loaded"));
-                        tracker.begin("post_data", d.now());
+                        tracker.finish(Step::Data, d.now(), format!("{total} tables loaded"));
+                        tracker.begin(Step::PostData, d.now());
                     }
                 }
                 log.line(line);
@@ -92,15 +93,15 @@ pub async fn restore_dump(
         output.check("pg_restore", &slot)?;
         let now = d.now();
         if done == 0 {
-            tracker.finish("pre_data", now, "schema created");
-            tracker.begin("data", now);
+            tracker.finish(Step::PreData, now, "schema created");
+            tracker.begin(Step::Data, now);
         }
         if done < total || total == 0 {
-            tracker.finish("data", now, format!("{done} tables loaded"));
-            tracker.begin("post_data", now);
+            tracker.finish(Step::Data, now, format!("{done} tables loaded"));
+            tracker.begin(Step::PostData, now);
         }
         tracker.finish(
-            "post_data",
+            Step::PostData,
             now,
             "indexes, constraints and triggers created",
         );
@@ -130,7 +131,7 @@ pub async fn apply_globals(
     ]);
     let (slot, tracker, globals) = (Arc::clone(slot), Arc::clone(tracker), globals.to_vec());
     blocking(move || {
-        let mut log = tracker.log("globals");
+        let mut log = tracker.log(Step::Globals);
         let mut existing = 0u32;
         let mut other: Vec<String> = Vec::new();
         let output = tools::run_with_input(cmd, &slot, &globals, |line| {

@@ -11,33 +11,17 @@ use std::sync::Mutex;
 
 use berkut_proto::ids::RestoreId;
 use berkut_proto::wire::{
-    CountCheck, DigestCheck, Evidence, RestoreRecord, RestoreStatus, StepLog, StepState,
+    CountCheck, DigestCheck, Evidence, RestoreRecord, RestoreStatus, RestoreStep, StepLog,
+    StepState,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use super::step::Step;
 use crate::error::OpError;
 
 pub const SUMMARY_VERSION: u32 = 1;
-
-/// The steps of every restore, in order.
-pub const STEPS: [&str; 14] = [
-    "verify",
-    "decrypt",
-    "inspect",
-    "globals",
-    "create_database",
-    "pre_data",
-    "data",
-    "post_data",
-    "properties",
-    "analyze",
-    "files",
-    "smoke_checks",
-    "swap",
-    "cleanup",
-];
 
 /// How far a real restore's swap of database names got: what start-up
 /// recovery needs to know to put things right after a crash.
@@ -80,6 +64,32 @@ pub struct Summary {
     /// dropped (the server was down): the next start, or a cleanup, does.
     #[serde(default)]
     pub scratch_left: bool,
+}
+
+impl Summary {
+    /// A step of the record. Every record this daemon makes lists every
+    /// step; one read from an older daemon's file may lack a later one.
+    fn step_mut(&mut self, step: Step) -> Option<&mut RestoreStep> {
+        self.record
+            .steps
+            .iter_mut()
+            .find(|st| st.name == step.name())
+    }
+
+    /// Marks the running steps (if any) failed with `detail`: the restore
+    /// failed in them, or was interrupted.
+    pub fn fail_running_steps(&mut self, now: OffsetDateTime, detail: &str) {
+        for st in self
+            .record
+            .steps
+            .iter_mut()
+            .filter(|st| st.state == StepState::Running)
+        {
+            st.state = StepState::Failed;
+            st.finished_at = Some(now);
+            st.detail = Some(detail.to_owned());
+        }
+    }
 }
 
 /// The directory of all restores' evidence.
@@ -149,10 +159,10 @@ impl Tracker {
     }
 
     /// Changes only what watchers see (progress counters), without a write.
-    pub fn progress(&self, step: &str, done: u64, total: Option<u64>) {
+    pub fn progress(&self, step: Step, done: u64, total: Option<u64>) {
         let record = {
             let mut summary = self.summary.lock().unwrap();
-            if let Some(s) = summary.record.steps.iter_mut().find(|s| s.name == step) {
+            if let Some(s) = summary.step_mut(step) {
                 s.done = Some(done);
                 if total.is_some() {
                     s.total = total;
@@ -163,26 +173,26 @@ impl Tracker {
         self.view.send_replace(record);
     }
 
-    pub fn begin(&self, step: &str, now: OffsetDateTime) {
+    pub fn begin(&self, step: Step, now: OffsetDateTime) {
         self.set_step(step, StepState::Running, now, None);
     }
 
-    pub fn finish(&self, step: &str, now: OffsetDateTime, detail: impl Into<String>) {
+    pub fn finish(&self, step: Step, now: OffsetDateTime, detail: impl Into<String>) {
         self.set_step(step, StepState::Done, now, Some(detail.into()));
     }
 
     /// Says what a running step is doing now (waiting, say).
-    pub fn note(&self, step: &str, detail: impl Into<String>) {
+    pub fn note(&self, step: Step, detail: impl Into<String>) {
         self.update(|s| {
-            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step) {
+            if let Some(st) = s.step_mut(step) {
                 st.detail = Some(detail.into());
             }
         });
     }
 
-    pub fn skip(&self, step: &str, detail: impl Into<String>) {
+    pub fn skip(&self, step: Step, detail: impl Into<String>) {
         self.update(|s| {
-            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step) {
+            if let Some(st) = s.step_mut(step) {
                 st.state = StepState::Skipped;
                 st.detail = Some(detail.into());
             }
@@ -191,23 +201,12 @@ impl Tracker {
 
     /// Marks the running step failed (if any) with `detail`.
     pub fn fail_running(&self, now: OffsetDateTime, detail: &str) {
-        self.update(|s| {
-            for st in s
-                .record
-                .steps
-                .iter_mut()
-                .filter(|st| st.state == StepState::Running)
-            {
-                st.state = StepState::Failed;
-                st.finished_at = Some(now);
-                st.detail = Some(detail.to_owned());
-            }
-        });
+        self.update(|s| s.fail_running_steps(now, detail));
     }
 
-    fn set_step(&self, step: &str, state: StepState, now: OffsetDateTime, detail: Option<String>) {
+    fn set_step(&self, step: Step, state: StepState, now: OffsetDateTime, detail: Option<String>) {
         self.update(|s| {
-            if let Some(st) = s.record.steps.iter_mut().find(|st| st.name == step) {
+            if let Some(st) = s.step_mut(step) {
                 match state {
                     StepState::Running => st.started_at = Some(now),
                     _ => st.finished_at = Some(now),
@@ -221,9 +220,11 @@ impl Tracker {
     }
 
     /// The raw log of a step, appended to.
-    pub fn log(&self, step: &str) -> StepLogFile {
-        let index = STEPS.iter().position(|s| *s == step).unwrap_or(99);
-        let path = self.dir.join("logs").join(format!("{index:02}-{step}.log"));
+    pub fn log(&self, step: Step) -> StepLogFile {
+        let path = self
+            .dir
+            .join("logs")
+            .join(format!("{:02}-{}.log", step.index(), step.name()));
         StepLogFile(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -234,16 +235,8 @@ impl Tracker {
     }
 
     fn persist(&self) -> Result<(), OpError> {
-        let text = {
-            let summary = self.summary.lock().unwrap();
-            let mut text =
-                serde_json::to_vec_pretty(&*summary).expect("a summary always serialises");
-            text.push(b'\n');
-            text
-        };
-        crate::fsutil::write_atomically(&self.dir.join("summary.json"), &text).map_err(|e| {
-            OpError::unavailable("the restore's summary could not be written").with_detail(e)
-        })
+        let summary = self.summary.lock().unwrap().clone();
+        write(&self.dir.join("summary.json"), &summary)
     }
 }
 
@@ -274,9 +267,14 @@ pub fn store(state_dir: &Path, summary: &Summary) -> Result<(), OpError> {
     let path = restores_dir(state_dir)
         .join(summary.record.restore_id.as_str())
         .join("summary.json");
+    write(&path, summary)
+}
+
+/// Writes a summary to `path`, atomically.
+fn write(path: &Path, summary: &Summary) -> Result<(), OpError> {
     let mut text = serde_json::to_vec_pretty(summary).expect("a summary always serialises");
     text.push(b'\n');
-    crate::fsutil::write_atomically(&path, &text).map_err(|e| {
+    crate::fsutil::write_atomically(path, &text).map_err(|e| {
         OpError::unavailable("the restore's summary could not be written").with_detail(e)
     })
 }
@@ -359,10 +357,10 @@ pub fn new_record(
         database,
         scratch_database: scratch,
         rollback_database: None,
-        steps: STEPS
+        steps: Step::ALL
             .iter()
-            .map(|name| berkut_proto::wire::RestoreStep {
-                name: (*name).to_owned(),
+            .map(|step| berkut_proto::wire::RestoreStep {
+                name: step.name().to_owned(),
                 state: StepState::Pending,
                 started_at: None,
                 finished_at: None,

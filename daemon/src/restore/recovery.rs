@@ -12,23 +12,13 @@
 
 use std::collections::HashSet;
 
-use berkut_proto::wire::{RestoreStatus, StepState};
+use berkut_proto::wire::RestoreStatus;
 
 use super::record::{self, Summary, SwapPhase};
 use super::sql::{self, Admin};
-use crate::db::Db;
+use super::target;
 use crate::error::OpError;
 use crate::state::Daemon;
-
-/// The server a restore works on: dry-runs go to the drill server when
-/// there is one.
-pub fn target(daemon: &Daemon, dry_run: bool) -> Db {
-    if dry_run {
-        daemon.drill_db.clone().unwrap_or_else(|| daemon.db.clone())
-    } else {
-        daemon.db.clone()
-    }
-}
 
 /// Repairs every restore left unsettled. Runs before the daemon says it is
 /// ready.
@@ -110,7 +100,7 @@ impl Server {
 
     async fn admin(&mut self, daemon: &Daemon) -> Option<&Admin> {
         if self.admin.is_none() {
-            let admin = match Admin::connect(&target(daemon, self.dry_run)).await {
+            let admin = match Admin::connect(target(daemon, self.dry_run).db()).await {
                 Ok(admin) => Some(admin),
                 Err(e) => {
                     tracing::error!(error = %e, "the database server is not reachable for the repair of restores");
@@ -135,16 +125,7 @@ fn mark_interrupted(daemon: &Daemon, summary: &mut Summary) {
     summary.record.finished_at = Some(now);
     summary.record.failure = Some(super::interrupted());
     summary.verdict = Some("failed".into());
-    for step in summary
-        .record
-        .steps
-        .iter_mut()
-        .filter(|s| s.state == StepState::Running)
-    {
-        step.state = StepState::Failed;
-        step.finished_at = Some(now);
-        step.detail = Some("interrupted".into());
-    }
+    summary.fail_running_steps(now, "interrupted");
 }
 
 /// Brings the databases of a restore that is not running to rest, whatever

@@ -11,8 +11,9 @@ use berkut_proto::ids::RestoreId;
 use berkut_proto::wire::RestoreRecord;
 
 use super::record::{self, Summary, SwapPhase};
-use super::recovery::{settle, target};
+use super::recovery::settle;
 use super::sql::{self, Admin};
+use super::target;
 use crate::error::OpError;
 use crate::state::Daemon;
 
@@ -137,7 +138,7 @@ pub async fn cleanup(daemon: &Daemon, id: &RestoreId) -> Result<RestoreRecord, O
     if !summary.record.dry_run && daemon.restores.real_in_progress() {
         return Err(OpError::conflict("a real restore is in progress"));
     }
-    let admin = Admin::connect(&target(daemon, summary.record.dry_run)).await?;
+    let admin = Admin::connect(target(daemon, summary.record.dry_run).db()).await?;
     settle(&admin, &mut summary).await?;
     store(daemon, &summary)?;
     if let Some(kept) = summary.record.rollback_database.clone() {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::manifest::Manifest;
-use berkut_proto::wire::BackupStatus;
 use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -21,9 +20,11 @@ use super::properties;
 use super::record::{SwapPhase, Tracker};
 use super::smoke;
 use super::sql::Admin;
+use super::step::Step;
 use super::toc;
 use crate::db::Db;
 use crate::error::OpError;
+use crate::jobs::Kind;
 use crate::state::Daemon;
 use crate::tools::{self, ChildSlot};
 
@@ -52,18 +53,14 @@ pub async fn run(
     slot: &Arc<ChildSlot>,
     cancel: &CancellationToken,
 ) -> Result<(), OpError> {
-    let target: Db = if p.dry_run {
-        daemon.drill_db.clone().unwrap_or_else(|| daemon.db.clone())
-    } else {
-        daemon.db.clone()
-    };
+    let target: Db = super::target(daemon, p.dry_run).db().clone();
     let archive_path = daemon.store.archive_path(&p.backup_id);
 
     // One pass over the archive: every chunk authenticated, every digest
     // checked, and the dump decrypted into a private file on the way. It is
     // used only once the whole archive has verified.
-    tracker.begin("verify", daemon.now());
-    tracker.begin("decrypt", daemon.now());
+    tracker.begin(Step::Verify, daemon.now());
+    tracker.begin(Step::Decrypt, daemon.now());
     let (verified, decrypted) = {
         let (d, path, sha, t, name) = (
             Arc::clone(daemon),
@@ -83,7 +80,7 @@ pub async fn run(
                 &d.config().keyring,
                 sha.as_deref(),
                 Some(keep),
-                |n| t.progress("decrypt", n, None),
+                |n| t.progress(Step::Decrypt, n, None),
             )
         })
         .await?
@@ -93,7 +90,7 @@ pub async fn run(
         s.archive_sha256 = Some(verified.sha256.clone());
         s.digests = verified.digests.clone();
     });
-    let mut log = tracker.log("verify");
+    let mut log = tracker.log(Step::Verify);
     for d in &verified.digests {
         log.line(&format!(
             "{} expected {} found {}",
@@ -102,7 +99,7 @@ pub async fn run(
     }
     log.line(&format!("archive sha256 {}", verified.sha256));
     tracker.finish(
-        "verify",
+        Step::Verify,
         daemon.now(),
         format!(
             "{} parts authenticated; every digest matches the manifest",
@@ -110,15 +107,15 @@ pub async fn run(
         ),
     );
     tracker.finish(
-        "decrypt",
+        Step::Decrypt,
         daemon.now(),
         "the dump is in a private temporary file until the restore ends",
     );
     let manifest = verified.manifest;
 
-    tracker.begin("inspect", daemon.now());
+    tracker.begin(Step::Inspect, daemon.now());
     let listing = pg_restore_list(daemon, &decrypted.dump.path, slot).await?;
-    tracker.log("inspect").line(&listing);
+    tracker.log(Step::Inspect).line(&listing);
     // The tables come from the archive's own table of contents: the
     // listing's words cannot be split back into names reliably.
     let toc = {
@@ -130,7 +127,7 @@ pub async fn run(
         Err(e) => {
             // pg_restore reads the dump (the listing above); only the
             // table list falls back to the restored database's catalog.
-            tracker.log("inspect").line(&format!(
+            tracker.log(Step::Inspect).line(&format!(
                 "{e}; the tables to check are taken from the restored database"
             ));
             None
@@ -138,7 +135,7 @@ pub async fn run(
     };
     let data_entries = toc.as_ref().map_or(0, |t| t.data_entries()) as u64;
     tracker.finish(
-        "inspect",
+        Step::Inspect,
         daemon.now(),
         match &toc {
             Some(t) => format!(
@@ -160,19 +157,19 @@ pub async fn run(
 
     match (&decrypted.globals, p.with_globals) {
         (Some(globals), true) => {
-            tracker.begin("globals", daemon.now());
+            tracker.begin(Step::Globals, daemon.now());
             let applied = apply_globals(daemon, &target, tracker, globals, slot).await?;
-            tracker.finish("globals", daemon.now(), applied);
+            tracker.finish(Step::Globals, daemon.now(), applied);
         }
         (None, true) => {
             return Err(OpError::invalid(
                 "the backup holds no globals (its scope is not full)",
             ))
         }
-        _ => tracker.skip("globals", "not asked for"),
+        _ => tracker.skip(Step::Globals, "not asked for"),
     }
 
-    tracker.begin("create_database", daemon.now());
+    tracker.begin(Step::CreateDatabase, daemon.now());
     let admin = Admin::connect(&target).await?;
     let mut applied = properties::Applied::default();
     properties::create(
@@ -184,7 +181,7 @@ pub async fn run(
     )
     .await?;
     tracker.finish(
-        "create_database",
+        Step::CreateDatabase,
         daemon.now(),
         match manifest.properties {
             Some(_) => format!(
@@ -197,7 +194,7 @@ pub async fn run(
 
     // One pg_restore for all three sections, so index builds can overlap
     // the loading of other tables; its verbose output moves the steps on.
-    tracker.begin("pre_data", daemon.now());
+    tracker.begin(Step::PreData, daemon.now());
     restore_dump(
         daemon,
         &target,
@@ -216,7 +213,7 @@ pub async fn run(
         .is_some();
     let staged = files::staging(&daemon.config().file_roots, p.restore_id.suffix());
     if has_files {
-        tracker.begin("files", daemon.now());
+        tracker.begin(Step::Files, daemon.now());
         let dry_dir = p
             .dry_run
             .then(|| decrypted.dump.path.with_file_name("files"));
@@ -236,15 +233,15 @@ pub async fn run(
             "beside the live roots"
         };
         tracker.finish(
-            "files",
+            Step::Files,
             daemon.now(),
             format!("{count} entries unpacked {where_to}"),
         );
     } else {
-        tracker.skip("files", "the backup holds no files");
+        tracker.skip(Step::Files, "the backup holds no files");
     }
 
-    tracker.begin("smoke_checks", daemon.now());
+    tracker.begin(Step::SmokeChecks, daemon.now());
     let smoke = smoke::check(
         &target,
         &p.scratch,
@@ -253,7 +250,7 @@ pub async fn run(
         daemon.config().restore_jobs as usize,
     )
     .await?;
-    let mut log = tracker.log("smoke_checks");
+    let mut log = tracker.log(Step::SmokeChecks);
     for c in &smoke.counts {
         log.line(&c.describe());
     }
@@ -269,12 +266,12 @@ pub async fn run(
         ));
     }
     let summary = compare(tracker, &admin, &target, p, &manifest, &applied, summary).await?;
-    tracker.finish("smoke_checks", daemon.now(), summary);
+    tracker.finish(Step::SmokeChecks, daemon.now(), summary);
 
     if p.dry_run {
-        tracker.skip("swap", "a dry-run never touches the live database");
+        tracker.skip(Step::Swap, "a dry-run never touches the live database");
     } else {
-        tracker.begin("swap", daemon.now());
+        tracker.begin(Step::Swap, daemon.now());
         // Held until the swap is over: no backup runs or starts meanwhile.
         let _quiet = quiesce(daemon, Some(tracker), 1, cancel).await?;
         tracker.update(|s| s.swap = SwapPhase::Started);
@@ -299,20 +296,20 @@ pub async fn run(
         if has_files {
             files::swap(&staged)?;
         }
-        tracker.finish("swap", daemon.now(), detail);
+        tracker.finish(Step::Swap, daemon.now(), detail);
     }
 
-    tracker.begin("cleanup", daemon.now());
+    tracker.begin(Step::Cleanup, daemon.now());
     drop(decrypted);
     if p.dry_run {
         admin.drop(&p.scratch).await?;
         tracker.finish(
-            "cleanup",
+            Step::Cleanup,
             daemon.now(),
             format!("dropped {} and the decrypted dump", p.scratch),
         );
     } else {
-        tracker.finish("cleanup", daemon.now(), "removed the decrypted dump");
+        tracker.finish(Step::Cleanup, daemon.now(), "removed the decrypted dump");
     }
     Ok(())
 }
@@ -332,13 +329,8 @@ pub async fn quiesce(
     let permit = match (&mut wait).now_or_never() {
         Some(permit) => permit,
         None => {
-            let backups = daemon
-                .jobs
-                .list()
-                .iter()
-                .filter(|j| j.record.status == BackupStatus::Running)
-                .count();
-            let drills = daemon.restores.drills_running();
+            let backups = daemon.jobs.running(Kind::Backup);
+            let drills = daemon.jobs.running(Kind::Drill);
             let many =
                 |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
             let what = format!(
@@ -348,7 +340,7 @@ pub async fn quiesce(
             );
             tracing::info!("{what}");
             if let Some(t) = tracker {
-                t.note("swap", what);
+                t.note(Step::Swap, what);
             }
             tokio::select! {
                 permit = &mut wait => permit,
@@ -386,9 +378,9 @@ async fn apply_properties(
 ) -> Result<(), OpError> {
     match &manifest.properties {
         Some(recorded) => {
-            tracker.begin("properties", daemon.now());
+            tracker.begin(Step::Properties, daemon.now());
             properties::apply(admin, &p.scratch, recorded, applied).await?;
-            let mut log = tracker.log("properties");
+            let mut log = tracker.log(Step::Properties);
             for line in recorded.describe() {
                 log.line(&format!("recorded: {line}"));
             }
@@ -406,21 +398,21 @@ async fn apply_properties(
                     applied.warnings.join("; ")
                 ),
             };
-            tracker.finish("properties", daemon.now(), detail);
+            tracker.finish(Step::Properties, daemon.now(), detail);
         }
         None => tracker.skip(
-            "properties",
+            Step::Properties,
             "the backup did not record the database's properties (it was made by an older berkutd); \
              the database has the server's defaults",
         ),
     }
     if daemon.config().restore_analyze {
-        tracker.begin("analyze", daemon.now());
+        tracker.begin(Step::Analyze, daemon.now());
         let started = std::time::Instant::now();
         let n =
             properties::analyze(target, &p.scratch, daemon.config().restore_jobs as usize).await?;
         tracker.finish(
-            "analyze",
+            Step::Analyze,
             daemon.now(),
             format!(
                 "planner statistics gathered for {n} tables in {:.1} s",
@@ -428,7 +420,7 @@ async fn apply_properties(
             ),
         );
     } else {
-        tracker.skip("analyze", "turned off (restore_analyze = false)");
+        tracker.skip(Step::Analyze, "turned off (restore_analyze = false)");
     }
     Ok(())
 }
@@ -445,7 +437,7 @@ async fn compare(
     summary: String,
 ) -> Result<String, OpError> {
     let differences = properties::compare(target, admin, &p.scratch, manifest, applied).await?;
-    let mut log = tracker.log("smoke_checks");
+    let mut log = tracker.log(Step::SmokeChecks);
     for d in &differences {
         log.line(&format!("differs: {d}"));
     }

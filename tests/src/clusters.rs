@@ -27,6 +27,19 @@ pub fn daemon_for(pg: &PgCluster) -> DaemonBuilder {
     DaemonBuilder::new(pg.url("app"))
 }
 
+/// A daemon for `pg` whose `pg_restore` waits at a gate before it
+/// restores (its `--list` runs at once), so a test can act while a restore
+/// is in the middle. Keep the directory: the fake tool and the gate live in
+/// it.
+pub fn daemon_with_gated_restores(
+    pg: &PgCluster,
+) -> (tempfile::TempDir, crate::Gate, DaemonBuilder) {
+    let bin = crate::temp_dir("fake-");
+    let gate = crate::Gate::new(bin.path(), "gate");
+    let builder = daemon_for(pg).pg_restore(&gate.gated_pg_restore(bin.path()));
+    (bin, gate, builder)
+}
+
 /// The databases of a cluster, sorted.
 pub fn databases(pg: &PgCluster) -> Vec<String> {
     let out = pg

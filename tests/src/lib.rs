@@ -36,7 +36,9 @@ pub use client::{
     assert_safe, backup, backup_now, create_op, list, plan, restore_op, restore_status, restored,
     server_error, spec, status, step_states, wait_for_status, wait_for_step, INTERNALS,
 };
-pub use clusters::{daemon_for, databases, rich_cluster, small_cluster};
+pub use clusters::{
+    daemon_for, daemon_with_gated_restores, databases, rich_cluster, small_cluster,
+};
 pub use ctl::{run_ctl, run_ctl_with, Run};
 pub use daemon::{workspace_bin, Daemon, DaemonBuilder, ListenPid};
 pub use fakes::{fake_pg_dump, fake_tool, Gate};

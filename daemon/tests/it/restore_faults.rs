@@ -5,18 +5,15 @@
 
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::{ErrorCode, Operation, Reply, RestoreStatus, ServerMessage, StepState};
-use berkut_testkit::{fake_tool, fingerprint, Gate, PgCluster};
+use berkut_testkit::{fake_tool, fingerprint, PgCluster};
 
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_restore_holds_maintenance_and_refuses_ordinary_operations() {
     let pg = small_cluster();
-    let bin = berkut_testkit::temp_dir("fake-");
-    let gate = Gate::new(bin.path(), "gate");
-    let daemon = daemon_for(&pg)
-        .pg_restore(&gate.gated_pg_restore(bin.path()))
-        .start();
+    let (_bin, gate, daemon) = daemon_with_gated_restores(&pg);
+    let daemon = daemon.start();
     let mut client = daemon.client().await;
     let backup = backup_now(&mut client, Scope::Database).await;
 
@@ -245,11 +242,8 @@ async fn sessions_on_the_live_database_are_ended_at_the_swap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_killed_mid_restore_is_recovered_at_start() {
     let pg = small_cluster();
-    let bin = berkut_testkit::temp_dir("fake-");
-    let gate = Gate::new(bin.path(), "gate");
-    let mut daemon = daemon_for(&pg)
-        .pg_restore(&gate.gated_pg_restore(bin.path()))
-        .start();
+    let (_bin, gate, daemon) = daemon_with_gated_restores(&pg);
+    let mut daemon = daemon.start();
     let mut client = daemon.client().await;
     let backup = backup_now(&mut client, Scope::Database).await;
     let dbs = databases(&pg);
@@ -397,11 +391,8 @@ async fn with_globals_a_backup_restores_into_a_fresh_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_being_restored_cannot_be_deleted() {
     let pg = small_cluster();
-    let bin = berkut_testkit::temp_dir("fake-");
-    let gate = Gate::new(bin.path(), "gate");
-    let daemon = daemon_for(&pg)
-        .pg_restore(&gate.gated_pg_restore(bin.path()))
-        .start();
+    let (_bin, gate, daemon) = daemon_with_gated_restores(&pg);
+    let daemon = daemon.start();
     let mut client = daemon.client().await;
     let backup = backup_now(&mut client, Scope::Database).await;
     let started = restored(client.call(restore_op(&backup.id, true, false)).await);

@@ -202,11 +202,8 @@ async fn a_real_restore_waits_for_a_running_backup_and_ends_only_the_application
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_in_the_middle_of_the_swap_then_rollback_leaves_the_live_database_open() {
     let pg = small_cluster();
-    let bin = berkut_testkit::temp_dir("fake-");
-    let gate = Gate::new(bin.path(), "gate");
-    let mut daemon = daemon_for(&pg)
-        .pg_restore(&gate.gated_pg_restore(bin.path()))
-        .start();
+    let (_bin, gate, daemon) = daemon_with_gated_restores(&pg);
+    let mut daemon = daemon.start();
     let mut client = daemon.client().await;
     let backup = backup_now(&mut client, Scope::Database).await;
     pg.psql("app", "DELETE FROM t WHERE id > 100").unwrap();
@@ -249,11 +246,8 @@ async fn a_crash_in_the_middle_of_the_swap_then_rollback_leaves_the_live_databas
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scratch_database_left_by_a_stopped_server_is_removed() {
     let pg = small_cluster();
-    let bin = berkut_testkit::temp_dir("fake-");
-    let gate = Gate::new(bin.path(), "gate");
-    let mut daemon = daemon_for(&pg)
-        .pg_restore(&gate.gated_pg_restore(bin.path()))
-        .start();
+    let (_bin, gate, daemon) = daemon_with_gated_restores(&pg);
+    let mut daemon = daemon.start();
     let backup = backup_now(&mut daemon.client().await, Scope::Database).await;
     let before = databases(&pg);
 

@@ -28,11 +28,8 @@ async fn status_reports_the_daemon() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_restore_counts_among_the_running_jobs() {
     let pg = small_cluster();
-    let bin = berkut_testkit::temp_dir("fake-");
-    let gate = berkut_testkit::Gate::new(bin.path(), "gate");
-    let daemon = daemon_for(&pg)
-        .pg_restore(&gate.gated_pg_restore(bin.path()))
-        .start();
+    let (_bin, gate, daemon) = daemon_with_gated_restores(&pg);
+    let daemon = daemon.start();
     let mut client = daemon.client().await;
     let made = backup_now(&mut client, berkut_proto::manifest::Scope::Database).await;
     let started = restored(client.call(restore_op(&made.id, true, false)).await);

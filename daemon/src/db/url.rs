@@ -146,11 +146,102 @@ fn rewrite_password(url: &str, replacement: Option<&str>) -> (String, Option<Str
             _ => format!("{scheme}{authority}{path}"),
         }
     } else {
-        let (text, in_words) = rewrite_words(url, ' ', replacement);
-        found = in_words;
-        text
+        match keywords(url) {
+            // The keyword form, read the way libpq reads it (spaces around
+            // `=`, quoted values), so that no spelling of the password
+            // stays behind on a tool's command line.
+            Some(pairs) => {
+                let mut words = Vec::with_capacity(pairs.len());
+                for (key, value) in pairs {
+                    if key.eq_ignore_ascii_case("password") {
+                        found = Some(value);
+                        if let Some(r) = replacement {
+                            words.push(format!("password={r}"));
+                        }
+                    } else {
+                        words.push(format!("{key}={}", quote_value(&value)));
+                    }
+                }
+                words.join(" ")
+            }
+            None => {
+                let (text, in_words) = rewrite_words(url, ' ', replacement);
+                found = in_words;
+                text
+            }
+        }
     };
     (rewritten, found)
+}
+
+/// The `key = value` pairs of a libpq keyword string, values unquoted and
+/// unescaped; `None` when it does not parse (libpq would refuse it too).
+fn keywords(text: &str) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Some(pairs);
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if key.is_empty() || chars.next() != Some('=') {
+            return None;
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '\\' => value.push(chars.next()?),
+                    '\'' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    value.push(chars.next()?);
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        pairs.push((key, value));
+    }
+}
+
+/// A keyword value as libpq reads it back: as it is when it can be,
+/// otherwise quoted with `\` and `'` escaped.
+fn quote_value(value: &str) -> String {
+    let plain = !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == '\\');
+    if plain {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
 }
 
 /// Rewrites `password=...` among `sep`-separated words (URL query
@@ -219,6 +310,35 @@ mod tests {
             shown,
             "\"user=app host=db.example port=5433 dbname=app password=***\""
         );
+    }
+
+    #[test]
+    fn every_spelling_of_a_keyword_password_is_split_out() {
+        for (url, password) in [
+            (
+                "host=/run/pg user=app password=hunter2 dbname=app",
+                "hunter2",
+            ),
+            (
+                "host=/run/pg user=app password = hunter2 dbname=app",
+                "hunter2",
+            ),
+            (
+                "host=/run/pg user=app password='hunter 2' dbname=app",
+                "hunter 2",
+            ),
+            (r"host=/run/pg password='it\'s' dbname=app", "it's"),
+            ("host=/run/pg PASSWORD =hunter2", "hunter2"),
+        ] {
+            let (rest, found) = split_password(url);
+            assert_eq!(found.as_deref(), Some(password), "{url}");
+            assert!(!rest.contains(password), "{url} -> {rest}");
+            assert!(!rest.to_ascii_lowercase().contains("password"), "{rest}");
+            // What remains still means the same to libpq.
+            let parsed: tokio_postgres::Config = rest.parse().unwrap();
+            assert_eq!(parsed.get_dbname().is_some(), url.contains("dbname"));
+            assert!(!redact_url(url).contains(password), "{url}");
+        }
     }
 
     #[test]

@@ -177,19 +177,6 @@ pub fn set_socket_group(path: &Path, group: u32) -> io::Result<()> {
     nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(group))).map_err(io::Error::from)
 }
 
-/// Makes the allocator serve buffers of a download piece's size (32 KiB)
-/// and more straight from the kernel, so that what stalled clients held is
-/// returned to the system when they close instead of staying in the heap,
-/// fragmented, for the life of the process.
-fn return_large_buffers() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt sets one of glibc's allocator parameters; it takes
-    // the allocator's own lock and touches no memory of ours.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 32 * 1024);
-    }
-}
-
 /// Accepts connections until `shutdown`; returns the tracker of the
 /// connections still open, so the caller decides how long to wait for them.
 pub async fn accept(
@@ -197,7 +184,6 @@ pub async fn accept(
     listener: UnixListener,
     shutdown: CancellationToken,
 ) -> TaskTracker {
-    return_large_buffers();
     let connections = TaskTracker::new();
     let slots = Slots::new();
     loop {

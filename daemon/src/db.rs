@@ -43,6 +43,15 @@ impl Db {
             .map_err(|e| OpError::invalid("the database URL is not valid").with_detail(e))?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name(APPLICATION_NAME);
+        // A database brings its own `ALTER DATABASE ... SET` settings (a
+        // restored one, the ones it had): a statement timeout must not
+        // cancel the daemon's row counts or ANALYZE, and the literals the
+        // daemon writes assume standard strings whatever the database says.
+        let options = format!(
+            "{} {OWN_SESSION_OPTIONS}",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim());
         let parsed = config.clone();
         let manager = Manager::from_config(
             config,
@@ -136,6 +145,12 @@ impl Db {
         Ok(client)
     }
 }
+
+/// What the daemon's own sessions on a database set for themselves, over
+/// whatever the database or role settings say.
+const OWN_SESSION_OPTIONS: &str = "-c statement_timeout=0 -c lock_timeout=0 \
+     -c idle_in_transaction_session_timeout=0 -c standard_conforming_strings=on \
+     -c default_transaction_read_only=off";
 
 /// A repeatable-read transaction on a connection of its own, holding an
 /// exported snapshot: pg_dump is given the snapshot (`--snapshot`), so the

@@ -11,8 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The grantee that stands for every role.
-pub const PUBLIC: &str = "PUBLIC";
+/// The grantee that stands for every role (PostgreSQL's `PUBLIC`): the
+/// empty name, which no role can have. A role may be *named* `PUBLIC`
+/// (`CREATE ROLE "PUBLIC"`), so that word cannot stand for everyone.
+pub const PUBLIC: &str = "";
 
 /// The database-level properties, as the catalogs held them in the dump's
 /// snapshot.
@@ -289,7 +291,11 @@ fn show_privileges(p: &Option<Vec<Privilege>>) -> String {
                 format!(
                     "{} to {}{}",
                     p.privilege,
-                    p.grantee,
+                    if p.grantee == PUBLIC {
+                        "PUBLIC"
+                    } else {
+                        &p.grantee
+                    },
                     if p.grantable {
                         " with grant option"
                     } else {

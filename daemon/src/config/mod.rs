@@ -173,6 +173,21 @@ impl Config {
             };
             url.parse::<tokio_postgres::Config>()
                 .map_err(|_| origin.invalid("is not a valid libpq connection URL or string"))?;
+            // The tools get the URL on their command line, which every local
+            // user can read, and the password in their environment: a
+            // password the daemon cannot take out of the URL is refused.
+            let (rest, _) = crate::db::split_password(&url);
+            let left = rest
+                .parse::<tokio_postgres::Config>()
+                .map(|c| c.get_password().is_some())
+                .unwrap_or(true);
+            if left {
+                return Err(origin.invalid(
+                    "holds its password in a form berkutd cannot take out of it for the tools' \
+                     command line; percent-encode the password (? as %3F, / as %2F, @ as %40) \
+                     or write the password parameter unencoded",
+                ));
+            }
             Ok(Some(DatabaseUrl::new(url)))
         };
         let drill_database_url = url("drill_database_url")?;

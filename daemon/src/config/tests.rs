@@ -369,3 +369,26 @@ fn every_declared_range_is_enforced_from_either_source() {
     }
     assert!(checked >= 8, "{checked} ranges");
 }
+
+#[test]
+fn a_password_that_would_stay_on_the_tools_command_line_is_refused() {
+    for url in [
+        "postgresql://app:se?cret@db/app",
+        "postgresql://app@db/app?pass%77ord=secret",
+    ] {
+        let mut vars = env(&base());
+        vars.insert("BERKUT_DATABASE_URL".into(), url.into());
+        let err = Config::load(None, &vars, false).unwrap_err().to_string();
+        assert!(err.contains("percent-encode"), "{url}: {err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+    // The ordinary spellings load.
+    for url in [
+        "postgresql://app:se%3Fcret@db/app",
+        "host=/run/pg user=app password = 'se cret' dbname=app",
+    ] {
+        let mut vars = env(&base());
+        vars.insert("BERKUT_DATABASE_URL".into(), url.into());
+        Config::load(None, &vars, false).unwrap();
+    }
+}

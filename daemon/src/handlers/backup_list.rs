@@ -19,7 +19,14 @@ pub fn handle(daemon: &Daemon, offset: u64, limit: Option<u32>) -> Result<Reply,
             .list()
             .skip(usize::try_from(offset).unwrap_or(usize::MAX))
             .take(limit as usize)
-            .map(|e| e.record())
+            // The database's properties can be kilobytes per record; a page
+            // of a thousand must still fit one frame, so they are shown by
+            // `backup_show` only.
+            .map(|e| {
+                let mut record = e.record();
+                record.properties = None;
+                record
+            })
             .collect();
         (page, cat.len() as u64)
     });

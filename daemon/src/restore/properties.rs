@@ -185,6 +185,8 @@ pub async fn apply(
             } else {
                 p.grantee.clone()
             };
+            // Everyone, or a role (one may be named "PUBLIC": quoted, it is
+            // that role and not everyone).
             let to = if grantee == PUBLIC {
                 "PUBLIC".to_owned()
             } else if roles.contains(&grantee) {
@@ -293,7 +295,11 @@ fn setting_value(name: &str, value: &str) -> String {
     if !LIST_QUOTE.contains(&name.to_ascii_lowercase().as_str()) {
         return literal(value);
     }
-    split_guc_list(value)
+    let elements = split_guc_list(value);
+    if elements.is_empty() {
+        return literal("");
+    }
+    elements
         .iter()
         .map(|e| literal(e))
         .collect::<Vec<_>>()
@@ -310,7 +316,8 @@ fn split_guc_list(value: &str) -> Vec<String> {
             chars.next();
         }
         let mut item = String::new();
-        if chars.peek() == Some(&'"') {
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
             chars.next();
             while let Some(c) = chars.next() {
                 if c == '"' {
@@ -337,7 +344,8 @@ fn split_guc_list(value: &str) -> Vec<String> {
             }
             item = item.trim_end().to_owned();
         }
-        if !item.is_empty() {
+        // `""` is an element too: `search_path = ''` is stored as `""`.
+        if quoted || !item.is_empty() {
             out.push(item);
         }
         if chars.next().is_none() {
@@ -442,6 +450,9 @@ mod tests {
             "'$user', 'public'"
         );
         assert_eq!(setting_value("work_mem", "64MB"), "'64MB'");
+        // `SET search_path = ''`, the usual hardening, is stored as `""`.
+        assert_eq!(setting_value("search_path", r#""""#), "''");
+        assert_eq!(setting_value("search_path", ""), "''");
         assert_eq!(setting_value("DateStyle", "ISO, MDY"), "'ISO, MDY'");
         assert_eq!(setting_value("x.note", "it's"), "'it''s'");
     }

@@ -36,7 +36,8 @@ fn properties(pg: &PgCluster, db: &str) -> String {
     .unwrap()
 }
 
-const ROLES: &str = "CREATE ROLE app_owner; CREATE ROLE app_role; CREATE ROLE reporter;";
+const ROLES: &str =
+    "CREATE ROLE app_owner; CREATE ROLE app_role; CREATE ROLE reporter; CREATE ROLE \"PUBLIC\";";
 
 /// Gives `app` properties of its own, the ones a restore used to lose.
 fn give_properties(pg: &PgCluster) {
@@ -48,9 +49,11 @@ fn give_properties(pg: &PgCluster) {
          ALTER DATABASE app SET search_path = \"$user\", public, \"Odd Schema\"; \
          REVOKE CONNECT, TEMPORARY ON DATABASE app FROM PUBLIC; \
          GRANT CONNECT ON DATABASE app TO app_role; \
+         GRANT TEMPORARY ON DATABASE app TO \"PUBLIC\"; \
          ALTER DATABASE app CONNECTION LIMIT 50; \
          COMMENT ON DATABASE app IS 'the application''s database'; \
-         ALTER ROLE reporter IN DATABASE app SET statement_timeout = '5s';",
+         ALTER ROLE reporter IN DATABASE app SET statement_timeout = '5s'; \
+         ALTER ROLE app_role IN DATABASE app SET search_path = '';",
     )
     .unwrap();
     pg.psql(
@@ -59,6 +62,13 @@ fn give_properties(pg: &PgCluster) {
          CREATE TABLE payment_p2022_01 PARTITION OF payment \
            FOR VALUES FROM ('2022-01-01') TO ('2022-02-01'); \
          INSERT INTO payment SELECT g, '2022-01-15', g FROM generate_series(1, 100) g;",
+    )
+    .unwrap();
+    // A setting that would cancel the daemon's own work (its row counts,
+    // ANALYZE) if its sessions took it on.
+    pg.psql(
+        "postgres",
+        "ALTER DATABASE app SET statement_timeout = '1ms'",
     )
     .unwrap();
 }
@@ -108,7 +118,7 @@ async fn a_real_restore_brings_back_the_databases_own_properties_and_statistics(
     let recorded = shown.properties.expect("the backup records the properties");
     assert_eq!(recorded.owner, "app_owner");
     assert_eq!(recorded.connection_limit, 50);
-    assert_eq!(recorded.role_settings.len(), 1, "{recorded:?}");
+    assert_eq!(recorded.role_settings.len(), 2, "{recorded:?}");
 
     // Everything changes afterwards: PUBLIC may connect again, the
     // settings are gone.
@@ -137,7 +147,7 @@ async fn a_real_restore_brings_back_the_databases_own_properties_and_statistics(
     let unanalysed = pg
         .psql(
             "app",
-            "SELECT count(*) FILTER (WHERE s.last_analyze IS NULL) || '/' || count(*) \
+            "SET statement_timeout = 0; SELECT count(*) FILTER (WHERE s.last_analyze IS NULL) || '/' || count(*) \
              FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE c.relkind = 'r'",
         )
         .unwrap();

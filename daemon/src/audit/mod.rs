@@ -128,6 +128,39 @@ fn open_current(dir: &Path) -> std::io::Result<File> {
         .open(dir.join(CURRENT))
 }
 
+/// Cuts off the end of the current file after its last newline: a line
+/// the daemon was writing when it died. That line was never counted in the
+/// head (the head is saved after the line), so the chain stays whole.
+/// Returns the file's size after.
+fn cut_torn_line(file: &File) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let size = file.metadata()?.len();
+    if size == 0 {
+        return Ok(0);
+    }
+    // Lines are bounded; look back at most this far for the last newline.
+    const LOOK_BACK: u64 = 1 << 20;
+    let from = size.saturating_sub(LOOK_BACK);
+    let mut end = Vec::new();
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(from))?;
+    reader.take(size - from).read_to_end(&mut end)?;
+    if end.last() == Some(&b'\n') {
+        return Ok(size);
+    }
+    let keep = match end.iter().rposition(|b| *b == b'\n') {
+        Some(i) => from + i as u64 + 1,
+        None if from == 0 => 0,
+        None => return Ok(size),
+    };
+    tracing::warn!(
+        cut = size - keep,
+        "the audit file ended in a line half written (the daemon stopped or the disk filled while writing it); that part is cut off"
+    );
+    file.set_len(keep)?;
+    Ok(keep)
+}
+
 impl Audit {
     pub fn new(state_dir: &Path, limits: Limits) -> Audit {
         Audit {
@@ -261,8 +294,16 @@ impl Audit {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
-        tail.file.write_all(&bytes)?;
-        tail.file.sync_data()?;
+        if let Err(e) = tail
+            .file
+            .write_all(&bytes)
+            .and_then(|()| tail.file.sync_data())
+        {
+            // A line half written (the disk filled) must not stay: the next
+            // line would run on from it and break the chain for good.
+            let _ = tail.file.set_len(tail.size);
+            return Err(e);
+        }
         tail.size += bytes.len() as u64;
         tail.head = Head {
             lines: tail.head.lines + 1,
@@ -300,7 +341,7 @@ impl Audit {
             .mode(0o700)
             .create(&self.dir)?;
         let file = open_current(&self.dir)?;
-        let size = file.metadata()?.len();
+        let size = cut_torn_line(&file)?;
         let here = Snapshot::of_dir(&self.dir);
         let found = here.end();
         let rotated: Vec<u64> = chain::files(&self.dir)

@@ -209,6 +209,28 @@ fn a_trail_cut_while_the_daemon_was_stopped_is_reported_after_the_restart() {
 }
 
 #[test]
+fn a_line_half_written_when_the_daemon_died_is_cut_and_the_chain_goes_on() {
+    let state = tempfile::tempdir().unwrap();
+    let audit = Audit::new(state.path(), limits(1 << 20, 4 << 20));
+    for n in 0..3 {
+        audit.record(event(n));
+    }
+    let current = audit.dir().join(CURRENT);
+    drop(audit);
+    // The daemon died (or the disk filled) in the middle of a line.
+    let mut torn = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&current)
+        .unwrap();
+    std::io::Write::write_all(&mut torn, br#"{"v":1,"time":"2026-11-"#).unwrap();
+    drop(torn);
+    let again = Audit::new(state.path(), limits(1 << 20, 4 << 20));
+    again.record(event(3));
+    let verdict = again.snapshot().verify();
+    assert_eq!((verdict.first_bad, verdict.lines), (None, 4));
+}
+
+#[test]
 fn a_head_that_lags_after_a_crash_is_no_alarm() {
     let state = tempfile::tempdir().unwrap();
     let audit = Audit::new(state.path(), limits(1 << 20, 4 << 20));

@@ -102,6 +102,18 @@ pub fn step_states(r: &RestoreRecord) -> Vec<(String, StepState)> {
 }
 
 /// A restore's record as it is now, asked on a connection of its own.
+/// Waits for a restore to end and returns its record.
+pub async fn restore_outcome(client: &mut Client, id: RestoreId) -> RestoreRecord {
+    restored(
+        client
+            .call(Operation::RestoreStatus {
+                restore_id: id,
+                wait: true,
+            })
+            .await,
+    )
+}
+
 pub async fn restore_status(daemon: &Daemon, id: &RestoreId) -> RestoreRecord {
     restored(
         daemon

@@ -64,14 +64,7 @@ async fn a_real_restore_holds_maintenance_and_refuses_ordinary_operations() {
         .is_err());
 
     gate.open_forever();
-    let done = restored(
-        client
-            .call(Operation::RestoreStatus {
-                restore_id: started.restore_id.clone(),
-                wait: true,
-            })
-            .await,
-    );
+    let done = restore_outcome(&mut client, started.restore_id.clone()).await;
     assert_eq!(done.status, RestoreStatus::Succeeded, "{done:#?}");
     assert_eq!(events.recv().await, Some(false));
     assert!(
@@ -406,14 +399,7 @@ async fn a_backup_being_restored_cannot_be_deleted() {
     );
     assert_eq!(err.code, ErrorCode::Conflict);
     gate.open_forever();
-    let done = restored(
-        client
-            .call(Operation::RestoreStatus {
-                restore_id: started.restore_id.clone(),
-                wait: true,
-            })
-            .await,
-    );
+    let done = restore_outcome(&mut client, started.restore_id.clone()).await;
     assert_eq!(done.status, RestoreStatus::Succeeded);
     assert!(matches!(
         client

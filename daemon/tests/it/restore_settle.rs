@@ -161,14 +161,7 @@ async fn a_real_restore_waits_for_a_running_backup_and_ends_only_the_application
     assert!(application.try_wait().unwrap().is_none());
 
     open_gate(&gate).await;
-    let done = restored(
-        client
-            .call(Operation::RestoreStatus {
-                restore_id: started.restore_id.clone(),
-                wait: true,
-            })
-            .await,
-    );
+    let done = restore_outcome(&mut client, started.restore_id.clone()).await;
     assert_eq!(done.status, RestoreStatus::Succeeded, "{done:#?}");
     let safety = backup(
         client
@@ -284,14 +277,7 @@ async fn leave_scratch(
     wait_for_step(daemon, &started.restore_id, "pre_data").await;
     pg.stop().unwrap();
     open_gate(gate).await;
-    let r = restored(
-        client
-            .call(Operation::RestoreStatus {
-                restore_id: started.restore_id.clone(),
-                wait: true,
-            })
-            .await,
-    );
+    let r = restore_outcome(&mut client, started.restore_id.clone()).await;
     assert_eq!(r.status, RestoreStatus::Failed, "{r:#?}");
     pg.start_again().unwrap();
     assert!(databases(pg).contains(&started.scratch_database));

@@ -414,14 +414,7 @@ async fn dry_runs_go_to_the_drill_server_when_there_is_one() {
         "the dry-run loaded the live server"
     );
     gate.open_forever();
-    let done = restored(
-        client
-            .call(Operation::RestoreStatus {
-                restore_id: started.restore_id.clone(),
-                wait: true,
-            })
-            .await,
-    );
+    let done = restore_outcome(&mut client, started.restore_id.clone()).await;
     assert_eq!(done.status, RestoreStatus::Succeeded, "{done:#?}");
     assert!(!databases(&drill).contains(&started.scratch_database));
 }

@@ -58,14 +58,7 @@ async fn a_running_restore_counts_among_the_running_jobs() {
     tokio::task::spawn_blocking(move || gate.open_forever())
         .await
         .unwrap();
-    let done = restored(
-        client
-            .call(Operation::RestoreStatus {
-                restore_id: started.restore_id,
-                wait: true,
-            })
-            .await,
-    );
+    let done = restore_outcome(&mut client, started.restore_id).await;
     assert!(done.status.is_finished(), "{done:?}");
     let Ok(Reply::Status { status }) = client.call(Operation::Status).await else {
         panic!("no status")

@@ -51,6 +51,20 @@ pub fn create_op(label: &str, scope: Scope, wait: bool) -> Operation {
     }
 }
 
+/// A backup of the database and the configured file roots, waited for.
+pub async fn backup_with_files_now(client: &mut Client) -> BackupRecord {
+    backup(
+        client
+            .call(Operation::BackupCreate {
+                label: String::new(),
+                scope: Scope::Database,
+                include_files: true,
+                wait: true,
+            })
+            .await,
+    )
+}
+
 pub fn backup(reply: Result<Reply, ClientError>) -> BackupRecord {
     match reply {
         Ok(Reply::Backup { backup }) => backup,

@@ -137,16 +137,7 @@ async fn include_files_archives_the_configured_roots() {
         .start();
     let mut client = daemon.client().await;
 
-    let record = backup(
-        client
-            .call(Operation::BackupCreate {
-                label: String::new(),
-                scope: Scope::Database,
-                include_files: true,
-                wait: true,
-            })
-            .await,
-    );
+    let record = backup_with_files_now(&mut client).await;
     assert_eq!(record.status, BackupStatus::Succeeded, "{record:?}");
     assert!(record.include_files);
     let parts = read_parts(&daemon, &record.id);

@@ -295,16 +295,7 @@ async fn rollback_and_cleanup_sent_together_run_one_after_the_other() {
         .env("BERKUT_BACKUP_FILE_ROOTS", uploads.display().to_string())
         .start();
     let mut client = daemon.client().await;
-    let backup = backup(
-        client
-            .call(Operation::BackupCreate {
-                label: String::new(),
-                scope: Scope::Database,
-                include_files: true,
-                wait: true,
-            })
-            .await,
-    );
+    let backup = backup_with_files_now(&mut client).await;
     pg.psql("app", "DELETE FROM t WHERE id > 100").unwrap();
     std::fs::write(uploads.join("a.txt"), "v2").unwrap();
     let record = restored(client.call(restore_op(&backup.id, false, true)).await);

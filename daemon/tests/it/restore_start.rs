@@ -299,16 +299,7 @@ async fn file_roots_are_restored_beside_then_swapped() {
         .env("BERKUT_BACKUP_FILE_ROOTS", uploads.display().to_string())
         .start();
     let mut client = daemon.client().await;
-    let backup = backup(
-        client
-            .call(Operation::BackupCreate {
-                label: String::new(),
-                scope: Scope::Database,
-                include_files: true,
-                wait: true,
-            })
-            .await,
-    );
+    let backup = backup_with_files_now(&mut client).await;
     assert_eq!(backup.status, berkut_proto::wire::BackupStatus::Succeeded);
 
     // The files change after the backup.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::{Origin, Scope};
-use berkut_proto::wire::{BackupRecord, BackupStatus, Failure};
+use berkut_proto::wire::{BackupRecord, BackupStatus, CopyRecord, CopyState, Failure};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -180,6 +180,38 @@ pub struct Entry {
     /// them (archives made since they are recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<berkut_proto::properties::DatabaseProperties>,
+    /// Off-site copies, one per remote (`remote::replicate` keeps them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<Copy>,
+    /// The local archive was deleted while a remote keeps a copy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remote_only: bool,
+}
+
+/// One off-site copy as the catalogue keeps it: what clients see, and
+/// when the next attempt is due, so a retry's backoff survives a restart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Copy {
+    #[serde(flatten)]
+    pub record: CopyRecord,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+}
+
+impl Copy {
+    /// A copy waiting for its first upload.
+    pub fn pending(remote: &str, now: OffsetDateTime) -> Copy {
+        Copy {
+            record: CopyRecord {
+                remote: remote.to_owned(),
+                state: CopyState::Pending,
+                at: Some(now),
+                attempts: 0,
+                last_error: None,
+            },
+            next_attempt_at: None,
+        }
+    }
 }
 
 impl Entry {
@@ -207,6 +239,8 @@ impl Entry {
             archive: Some(facts),
             pinned: false,
             properties: manifest.properties,
+            copies: Vec::new(),
+            remote_only: false,
         }
     }
 
@@ -231,6 +265,8 @@ impl Entry {
             },
             pinned: self.pinned,
             properties: self.properties.clone().map(Box::new),
+            copies: self.copies.iter().map(|c| c.record.clone()).collect(),
+            remote_only: self.remote_only,
         }
     }
 }

@@ -410,6 +410,8 @@ mod tests {
                 failure: None,
                 pinned: false,
                 properties: None,
+                copies: Vec::new(),
+                remote_only: false,
             },
         }
     }

@@ -310,6 +310,8 @@ mod tests {
             archive: None,
             pinned: false,
             properties: None,
+            copies: Vec::new(),
+            remote_only: false,
         }
     }
 

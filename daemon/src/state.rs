@@ -49,6 +49,8 @@ pub struct Daemon {
     pub scheduler_beat: crate::notify::Heartbeat,
     /// The store alarm and background tasks that died, for `status`.
     pub health: crate::health::Health,
+    /// The off-site upload queue's running state (`remote/`).
+    pub replication: crate::remote::Replication,
 }
 
 impl Daemon {
@@ -94,6 +96,11 @@ impl Daemon {
         if self.downloads.is_busy(id) {
             return Err(OpError::conflict(format!(
                 "backup {id} is being downloaded"
+            )));
+        }
+        if self.replication.uses_backup(id) {
+            return Err(OpError::conflict(format!(
+                "backup {id} is being copied to a remote"
             )));
         }
         if self.catalogue.status(id) != Some(BackupStatus::Missing) {

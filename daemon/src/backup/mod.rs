@@ -88,6 +88,8 @@ pub async fn submit(
         archive: None,
         pinned: false,
         properties: None,
+        copies: Vec::new(),
+        remote_only: false,
     };
     let record = entry.record();
     daemon.update_catalogue(|c| c.insert(entry))?;
@@ -142,7 +144,9 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
             };
             let database = sealed.manifest.database.name.clone();
             let properties = sealed.manifest.properties.clone();
+            let copies = crate::remote::pending_copies(&daemon.config(), finished_at);
             record_outcome(&daemon, &id, |e| {
+                e.copies = copies;
                 e.state = BackupState::Succeeded {
                     created_at: e.state.created_at(),
                     started_at: e.state.started_at().unwrap_or(finished_at),
@@ -171,6 +175,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
     // the outcome sees retention's effect too.
     if succeeded {
         crate::schedule::retention::run(&daemon).await;
+        daemon.replication.wake();
     }
     publish(&daemon, &ctx, &id);
 }
@@ -247,6 +252,8 @@ pub async fn submit_or_record(
         archive: None,
         pinned: false,
         properties: None,
+        copies: Vec::new(),
+        remote_only: false,
     };
     daemon.update_catalogue(|c| c.insert(entry))?;
     Err(OpError::new(failure.code, failure.reason))

@@ -46,35 +46,46 @@ pub fn primary(
 /// or root (its owner could swap the key). The checks and the read use one
 /// open file, so the file checked is the file read.
 pub fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+    let text = read_private_file(path, "key file", "key").map_err(ConfigError::Key)?;
+    parse(&text)
+}
+
+/// Reads a file holding a secret (`what`: "key file"; `holds`: what its
+/// owner could replace) with the key file's checks: owned by the daemon's
+/// user or root, readable by its owner only. The error is in words for the
+/// operator and never holds the file's contents. Remotes' secret files
+/// are read this way too.
+pub fn read_private_file(path: &Path, what: &str, holds: &str) -> Result<Zeroizing<String>, String> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
-    let unreadable = |e: std::io::Error| {
-        ConfigError::Key(format!("cannot read the key file {}: {e}", path.display()))
-    };
-    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let unreadable = |e: std::io::Error| format!("cannot read the {what} {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(unreadable)?;
     let meta = file.metadata().map_err(unreadable)?;
     let own_uid = nix::unistd::geteuid().as_raw();
     if meta.uid() != own_uid && meta.uid() != 0 {
         let owner = user_name(meta.uid());
-        return Err(ConfigError::Key(format!(
-            "the key file {} belongs to {owner}, not to berkutd's user ({}) or root; \
-             that user could replace the key: run `chown {} {}` on it",
+        return Err(format!(
+            "the {what} {} belongs to {owner}, not to berkutd's user ({}) or root; \
+             that user could replace the {holds}: run `chown {} {}` on it",
             path.display(),
             user_name(own_uid),
             user_name(own_uid),
             path.display()
-        )));
+        ));
     }
     if meta.permissions().mode() & 0o077 != 0 {
-        return Err(ConfigError::Key(format!(
-            "the key file {} can be read by other users (mode {:o}); run `chmod 600` on it",
+        return Err(format!(
+            "the {what} {} can be read by other users (mode {:o}); run `chmod 600` on it",
             path.display(),
             meta.permissions().mode() & 0o777
-        )));
+        ));
     }
+    // A secret is small; a huge file is a mistake, not a secret.
     let mut text = Zeroizing::new(String::new());
-    file.read_to_string(&mut text).map_err(unreadable)?;
-    parse(&text)
+    file.take(64 * 1024)
+        .read_to_string(&mut text)
+        .map_err(unreadable)?;
+    Ok(text)
 }
 
 /// A user's name for a message, or the uid when it has none.

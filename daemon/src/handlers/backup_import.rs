@@ -131,10 +131,12 @@ pub async fn handle(daemon: &Arc<Daemon>, size: u64, resp: &Responder) -> Result
         }
         daemon.store.commit(&quarantine.0, &id).map_err(io_error)?;
         quarantine.1 = true;
+        entry.copies = crate::remote::pending_copies(&daemon.config(), daemon.now());
         let record = entry.record();
         cat.insert(entry);
         Ok(record)
     })?;
+    daemon.replication.wake();
     tracing::info!(backup = %id, size = received, "archive imported");
     Ok(Reply::Backup { backup: record })
 }

@@ -72,6 +72,57 @@ pub struct BackupRecord {
     /// were recorded, and for backups not yet finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<Box<crate::properties::DatabaseProperties>>,
+    /// The backup's off-site copies, one per remote it is meant for;
+    /// omitted when there are none, so a daemon without remotes sends the
+    /// bytes it always did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyRecord>,
+    /// The local archive was deleted (`backup delete`) while a remote
+    /// still holds a copy: a restore fetches it first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remote_only: bool,
+}
+
+/// Where one off-site copy of a backup stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyState {
+    /// Waiting for its (first or next) upload.
+    Pending,
+    Uploading,
+    /// In the remote, its size checked.
+    Copied,
+    /// The last attempt failed; retried after a backoff.
+    Failed,
+}
+
+impl CopyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyState::Pending => "pending",
+            CopyState::Uploading => "uploading",
+            CopyState::Copied => "copied",
+            CopyState::Failed => "failed",
+        }
+    }
+}
+
+/// One off-site copy of a backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyRecord {
+    /// The remote's name (`[[remote]]`).
+    pub remote: String,
+    pub state: CopyState,
+    /// When the copy reached its state.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub at: Option<OffsetDateTime>,
+    /// Uploads tried so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the last attempt failed, in words safe to show (never a
+    /// credential).
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// The step a backup job is in.

@@ -1,0 +1,121 @@
+//! Off-site copies. Every succeeded backup (and import) gets a copy record
+//! per configured remote (`[[remote]]`), persisted in the catalogue with
+//! its state, attempts and the time of its next attempt; `replicate.rs`
+//! works through them in a bounded queue of its own, so a backup never
+//! waits for an upload. `storage.rs` is the storage itself (opendal).
+
+pub mod replicate;
+pub mod storage;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use berkut_proto::ids::BackupId;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::task::TaskTracker;
+
+use crate::catalogue::Copy;
+use crate::config::Config;
+
+pub use storage::{RemoteError, Storage};
+
+/// Uploads running at once, across all remotes: enough to keep a link
+/// busy, few enough that backups keep their disk and CPU.
+pub const UPLOAD_SLOTS: usize = 2;
+
+/// The replication queue's shared state. The queue itself is the copies
+/// in the catalogue; this holds what only a running daemon knows.
+pub struct Replication {
+    wake: Notify,
+    pub(crate) slots: Arc<Semaphore>,
+    /// (backup, remote) pairs being uploaded now.
+    in_flight: Mutex<HashSet<(BackupId, String)>>,
+    /// The last error each remote gave, and when, for `remote status`.
+    last_error: Mutex<HashMap<String, (OffsetDateTime, String)>>,
+    pub(crate) uploads: TaskTracker,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication {
+            wake: Notify::new(),
+            slots: Arc::new(Semaphore::new(UPLOAD_SLOTS)),
+            in_flight: Mutex::default(),
+            last_error: Mutex::default(),
+            uploads: TaskTracker::new(),
+        }
+    }
+}
+
+impl Replication {
+    /// Tells the queue there may be new work (a backup succeeded, an
+    /// import landed). Never waits.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await
+    }
+
+    /// Claims a (backup, remote) pair for an upload; false when one runs.
+    pub(crate) fn claim(&self, id: &BackupId, remote: &str) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap()
+            .insert((id.clone(), remote.to_owned()))
+    }
+
+    pub(crate) fn release(&self, id: &BackupId, remote: &str) {
+        self.in_flight
+            .lock()
+            .unwrap()
+            .remove(&(id.clone(), remote.to_owned()));
+    }
+
+    pub fn is_uploading(&self, id: &BackupId, remote: &str) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap()
+            .contains(&(id.clone(), remote.to_owned()))
+    }
+
+    /// Whether any upload of this backup runs: it must not be deleted then.
+    pub fn uses_backup(&self, id: &BackupId) -> bool {
+        self.in_flight.lock().unwrap().iter().any(|(b, _)| b == id)
+    }
+
+    pub(crate) fn note_error(&self, remote: &str, at: OffsetDateTime, words: &str) {
+        self.last_error
+            .lock()
+            .unwrap()
+            .insert(remote.to_owned(), (at, words.to_owned()));
+    }
+
+    pub(crate) fn clear_error(&self, remote: &str) {
+        self.last_error.lock().unwrap().remove(remote);
+    }
+
+    pub fn last_error(&self, remote: &str) -> Option<(OffsetDateTime, String)> {
+        self.last_error.lock().unwrap().get(remote).cloned()
+    }
+}
+
+/// The copies a newly succeeded backup owes: one pending per remote.
+pub fn pending_copies(config: &Config, now: OffsetDateTime) -> Vec<Copy> {
+    config
+        .remotes
+        .iter()
+        .map(|r| Copy::pending(&r.name, now))
+        .collect()
+}
+
+/// Opens the storage of the remote called `name`, if configured.
+pub fn storage(config: &Config, name: &str) -> Option<Result<Storage, RemoteError>> {
+    config
+        .remotes
+        .iter()
+        .find(|r| r.name == name)
+        .map(Storage::open)
+}

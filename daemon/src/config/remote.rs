@@ -317,4 +317,65 @@ mod tests {
             assert!(check_endpoint(bad).is_err(), "{bad:?}");
         }
     }
+
+    fn load(toml: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berkutd.toml");
+        let toml = toml.replace("DIR", &dir.path().display().to_string());
+        std::fs::write(&file, &toml).unwrap();
+        let env = [
+            (
+                "BERKUT_BACKUP_ENCRYPTION_KEY",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            ),
+            ("BERKUT_DATABASE_URL", "postgresql://app@/app?host=/run/postgresql"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let secret = dir.path().join("s3.secret");
+        std::fs::write(&secret, "hunter2-the-secret\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if toml.contains("# open") { 0o644 } else { 0o600 };
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+        crate::config::Config::load(Some(&file), &env, false)
+    }
+
+    const S3: &str = "[[remote]]\nname = \"offsite\"\nkind = \"s3\"\nendpoint = \"http://127.0.0.1:9\"\n\
+        bucket = \"berkut\"\nprefix = \"prod/\"\naccess_key_id = \"AKIA\"\n\
+        secret_access_key_file = \"DIR/s3.secret\"\n";
+
+    #[test]
+    fn a_remote_is_loaded_and_its_secret_never_shown() {
+        let config = load(S3).unwrap();
+        assert_eq!(config.remotes.len(), 1);
+        assert_eq!(config.remotes[0].prefix, "prod/");
+        let shown = format!("{config:?}");
+        assert!(shown.contains("offsite"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!format!("{:?}", config.remotes[0]).contains("hunter2"));
+    }
+
+    #[test]
+    fn a_secret_file_others_can_read_is_refused() {
+        let err = load(&format!("{S3}# open\n")).unwrap_err().to_string();
+        assert!(err.contains("offsite"), "{err}");
+        assert!(err.contains("can be read by other users"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn bad_remotes_are_refused_naming_them() {
+        let twice = format!("{S3}{S3}");
+        assert!(load(&twice).unwrap_err().to_string().contains("two remotes"));
+        let escaping = S3.replace("prod/", "../other");
+        let err = load(&escaping).unwrap_err().to_string();
+        assert!(err.contains("offsite") && err.contains("prefix"), "{err}");
+        let fs_with_creds = "[[remote]]\nname = \"disk\"\nkind = \"fs\"\npath = \"/mnt/x\"\nbucket = \"b\"\n";
+        assert!(load(fs_with_creds).unwrap_err().to_string().contains("disk"));
+        let unknown = S3.replace("kind = \"s3\"", "kind = \"ftp\"");
+        assert!(load(&unknown).is_err());
+        let typo = format!("{S3}buckett = \"x\"\n");
+        assert!(load(&typo).is_err());
+    }
 }

@@ -89,7 +89,8 @@ impl S3Server {
                 let Ok(line) = line else { break };
                 if !sent {
                     if let Some(rest) = line.split("Running on http://127.0.0.1:").nth(1) {
-                        let port: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+                        let port: String =
+                            rest.chars().take_while(|c| c.is_ascii_digit()).collect();
                         let _ = tx.send(port.parse::<u16>().ok());
                         sent = true;
                     }

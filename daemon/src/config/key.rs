@@ -55,7 +55,11 @@ pub fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
 /// user or root, readable by its owner only. The error is in words for the
 /// operator and never holds the file's contents. Remotes' secret files
 /// are read this way too.
-pub fn read_private_file(path: &Path, what: &str, holds: &str) -> Result<Zeroizing<String>, String> {
+pub fn read_private_file(
+    path: &Path,
+    what: &str,
+    holds: &str,
+) -> Result<Zeroizing<String>, String> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
     let unreadable = |e: std::io::Error| format!("cannot read the {what} {}: {e}", path.display());

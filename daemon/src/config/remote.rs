@@ -90,9 +90,17 @@ impl RemoteConfig {
         match &self.kind {
             RemoteKind::S3 {
                 endpoint, bucket, ..
-            } => format!("{} (s3 {endpoint} bucket {bucket} prefix {:?})", self.name, self.prefix),
+            } => format!(
+                "{} (s3 {endpoint} bucket {bucket} prefix {:?})",
+                self.name, self.prefix
+            ),
             RemoteKind::Fs { path } => {
-                format!("{} (fs {} prefix {:?})", self.name, path.display(), self.prefix)
+                format!(
+                    "{} (fs {} prefix {:?})",
+                    self.name,
+                    path.display(),
+                    self.prefix
+                )
             }
         }
     }
@@ -164,9 +172,7 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
         .or_else(|| endpoint.strip_prefix("http://"));
     let ok = endpoint.len() <= 512
         && rest.is_some_and(|r| {
-            !r.is_empty()
-                && !r.contains('@')
-                && r.bytes().all(|b| b.is_ascii_graphic())
+            !r.is_empty() && !r.contains('@') && r.bytes().all(|b| b.is_ascii_graphic())
         });
     if ok {
         Ok(())
@@ -239,7 +245,9 @@ fn resolve_one(e: &RemoteEntry) -> Result<RemoteConfig, String> {
             let text =
                 super::key::read_private_file(&secret_file, "secret access key file", "secret")?;
             let secret = text.trim();
-            if secret.is_empty() || secret.len() > 256 || !secret.bytes().all(|b| b.is_ascii_graphic())
+            if secret.is_empty()
+                || secret.len() > 256
+                || !secret.bytes().all(|b| b.is_ascii_graphic())
             {
                 return Err(format!(
                     "the secret access key file {} must hold one line of 1 to 256 printable \
@@ -328,7 +336,10 @@ mod tests {
                 "BERKUT_BACKUP_ENCRYPTION_KEY",
                 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
             ),
-            ("BERKUT_DATABASE_URL", "postgresql://app@/app?host=/run/postgresql"),
+            (
+                "BERKUT_DATABASE_URL",
+                "postgresql://app@/app?host=/run/postgresql",
+            ),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -336,12 +347,17 @@ mod tests {
         let secret = dir.path().join("s3.secret");
         std::fs::write(&secret, "hunter2-the-secret\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
-        let mode = if toml.contains("# open") { 0o644 } else { 0o600 };
+        let mode = if toml.contains("# open") {
+            0o644
+        } else {
+            0o600
+        };
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
         crate::config::Config::load(Some(&file), &env, false)
     }
 
-    const S3: &str = "[[remote]]\nname = \"offsite\"\nkind = \"s3\"\nendpoint = \"http://127.0.0.1:9\"\n\
+    const S3: &str =
+        "[[remote]]\nname = \"offsite\"\nkind = \"s3\"\nendpoint = \"http://127.0.0.1:9\"\n\
         bucket = \"berkut\"\nprefix = \"prod/\"\naccess_key_id = \"AKIA\"\n\
         secret_access_key_file = \"DIR/s3.secret\"\n";
 
@@ -367,12 +383,19 @@ mod tests {
     #[test]
     fn bad_remotes_are_refused_naming_them() {
         let twice = format!("{S3}{S3}");
-        assert!(load(&twice).unwrap_err().to_string().contains("two remotes"));
+        assert!(load(&twice)
+            .unwrap_err()
+            .to_string()
+            .contains("two remotes"));
         let escaping = S3.replace("prod/", "../other");
         let err = load(&escaping).unwrap_err().to_string();
         assert!(err.contains("offsite") && err.contains("prefix"), "{err}");
-        let fs_with_creds = "[[remote]]\nname = \"disk\"\nkind = \"fs\"\npath = \"/mnt/x\"\nbucket = \"b\"\n";
-        assert!(load(fs_with_creds).unwrap_err().to_string().contains("disk"));
+        let fs_with_creds =
+            "[[remote]]\nname = \"disk\"\nkind = \"fs\"\npath = \"/mnt/x\"\nbucket = \"b\"\n";
+        assert!(load(fs_with_creds)
+            .unwrap_err()
+            .to_string()
+            .contains("disk"));
         let unknown = S3.replace("kind = \"s3\"", "kind = \"ftp\"");
         assert!(load(&unknown).is_err());
         let typo = format!("{S3}buckett = \"x\"\n");

@@ -68,7 +68,8 @@ impl RemoteError {
 fn describe(remote: &str, e: &opendal::Error) -> RemoteError {
     let raw = format!("{e:?}");
     let (kind, words) = match e.kind() {
-        ErrorKind::NotFound if raw.contains("NoSuchBucket") => (
+        // opendal files a missing bucket under several kinds.
+        _ if raw.contains("NoSuchBucket") => (
             Failure::Other,
             "the bucket does not exist (check bucket and endpoint)",
         ),
@@ -83,10 +84,6 @@ fn describe(remote: &str, e: &opendal::Error) -> RemoteError {
             Failure::Other,
             "the server refused the credentials: check access_key_id and the secret access key \
              file",
-        ),
-        _ if raw.contains("NoSuchBucket") => (
-            Failure::Other,
-            "the bucket does not exist (check bucket and endpoint)",
         ),
         _ if raw.contains("timeout") || raw.contains("Timeout") => {
             (Failure::Other, "the server did not answer in time")
@@ -285,7 +282,10 @@ impl Storage {
     pub async fn size_of(&self, id: &BackupId) -> Result<Option<u64>, RemoteError> {
         match self.op.stat(&Self::key(id)).await {
             Ok(meta) => Ok(Some(meta.content_length())),
-            Err(e) if e.kind() == ErrorKind::NotFound && !format!("{e:?}").contains("NoSuchBucket") => {
+            Err(e)
+                if e.kind() == ErrorKind::NotFound
+                    && !format!("{e:?}").contains("NoSuchBucket") =>
+            {
                 Ok(None)
             }
             Err(e) => Err(self.fail(e)),

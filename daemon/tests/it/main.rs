@@ -27,6 +27,7 @@ mod privilege;
 mod protocol;
 mod recovery;
 mod reload;
+mod remote_copies;
 mod restore_checks;
 mod restore_faults;
 mod restore_properties;

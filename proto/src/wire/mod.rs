@@ -24,7 +24,8 @@ pub use frame::{Connection, FrameError, MAX_FRAME_LEN};
 pub use messages::{ClientMessage, Operation, Reply, ServerMessage, PROTOCOL_VERSION};
 pub use plan::{PlanInfo, PlanSpec, Preset};
 pub use records::{
-    BackupRecord, BackupStatus, CopyRecord, CopyState, Failure, JobInfo, JobKind, Phase, Progress, StatusInfo, TaskFault,
+    BackupRecord, BackupStatus, CopyRecord, CopyState, Failure, JobInfo, JobKind, Phase, Progress,
+    StatusInfo, TaskFault,
 };
 pub use restore::{
     CountCheck, DigestCheck, Evidence, MaintenanceInfo, RestoreRecord, RestoreStatus, RestoreStep,

@@ -106,7 +106,26 @@ impl Daemon {
         if self.catalogue.status(id) != Some(BackupStatus::Missing) {
             self.store.delete(id).map_err(crate::store::io_error)?;
         }
-        self.update_catalogue(|c| c.remove(id))?;
+        // A backup a remote holds stays recorded, remote-only: a restore
+        // fetches it, and the remote's retention (or a delete naming the
+        // remote) removes the copy.
+        self.update_catalogue(|c| {
+            let copied = c.get(id).is_some_and(|e| {
+                e.copies
+                    .iter()
+                    .any(|c| c.record.state == berkut_proto::wire::CopyState::Copied)
+            });
+            match c.get_mut(id) {
+                Some(e) if copied => {
+                    e.remote_only = true;
+                    e.copies
+                        .retain(|c| c.record.state == berkut_proto::wire::CopyState::Copied);
+                }
+                _ => {
+                    c.remove(id);
+                }
+            }
+        })?;
         Ok(())
     }
 

@@ -41,6 +41,21 @@ impl Show for StatusInfo {
             };
             println!("rpo:       {verdict} (limit {})", duration(limit));
         }
+        if let Some(limit) = status.offsite_rpo_limit_seconds {
+            let verdict = if status.offsite_rpo_breached {
+                "BREACHED"
+            } else {
+                "ok"
+            };
+            match status.offsite_uncopied_age_seconds {
+                Some(age) => println!(
+                    "off-site:  {verdict} (newest backup not yet copied everywhere for {}, limit {})",
+                    duration(age),
+                    duration(limit)
+                ),
+                None => println!("off-site:  {verdict} (limit {})", duration(limit)),
+            }
+        }
         if status.missing > 0 {
             println!(
                 "missing:   {} backups whose archive is not in the backup directory",

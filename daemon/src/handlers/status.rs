@@ -32,6 +32,7 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
             (Some(limit), age.is_none_or(|age| age > limit))
         }
     };
+    let offsite = crate::remote::offsite_rpo(daemon, now);
     Ok(Reply::Status {
         status: StatusInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -51,6 +52,9 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
             missing,
             store_alarm: crate::recovery::store_alarm(daemon),
             task_faults: daemon.health.task_faults(),
+            offsite_rpo_limit_seconds: offsite.limit_seconds,
+            offsite_uncopied_age_seconds: offsite.uncopied_age_seconds,
+            offsite_rpo_breached: offsite.breached,
         },
     })
 }

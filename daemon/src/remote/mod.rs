@@ -4,7 +4,9 @@
 //! works through them in a bounded queue of its own, so a backup never
 //! waits for an upload. `storage.rs` is the storage itself (opendal).
 
+pub mod ops;
 pub mod replicate;
+pub mod retention;
 pub mod storage;
 
 use std::collections::{HashMap, HashSet};
@@ -109,6 +111,37 @@ pub fn pending_copies(config: &Config, now: OffsetDateTime) -> Vec<Copy> {
         .iter()
         .map(|r| Copy::pending(&r.name, now))
         .collect()
+}
+
+/// The off-site RPO watch, for `status`.
+#[derive(Default)]
+pub struct OffsiteRpo {
+    pub limit_seconds: Option<u64>,
+    pub uncopied_age_seconds: Option<u64>,
+    pub breached: bool,
+}
+
+/// How long the newest successful backup has waited for its copies on
+/// the configured remotes, and whether that passed `offsite_rpo_seconds`.
+pub fn offsite_rpo(daemon: &crate::state::Daemon, now: OffsetDateTime) -> OffsiteRpo {
+    let config = daemon.config();
+    if config.remotes.is_empty() {
+        return OffsiteRpo::default();
+    }
+    let limit = config.offsite_rpo.as_secs();
+    let waiting_since = daemon.catalogue.read(|c| {
+        config
+            .remotes
+            .iter()
+            .filter_map(|r| ops::uncopied_since(c, &r.name))
+            .min()
+    });
+    let age = waiting_since.map(|at| (now - at).whole_seconds().max(0) as u64);
+    OffsiteRpo {
+        limit_seconds: Some(limit),
+        uncopied_age_seconds: age,
+        breached: age.is_some_and(|age| age > limit),
+    }
 }
 
 /// Opens the storage of the remote called `name`, if configured.

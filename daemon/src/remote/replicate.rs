@@ -22,6 +22,8 @@ use crate::state::Daemon;
 
 /// The longest wait between two attempts at one copy.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// How often each remote's retention runs.
+const RETENTION_EVERY: time::Duration = time::Duration::minutes(10);
 /// The queue looks at the catalogue at least this often.
 const IDLE_WAKE: Duration = Duration::from_secs(60);
 
@@ -33,9 +35,14 @@ struct Due {
 }
 
 pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
+    let mut last_retention: Option<OffsetDateTime> = None;
     loop {
         let config = daemon.config();
         let now = daemon.now();
+        if last_retention.is_none_or(|at| now - at >= RETENTION_EVERY) {
+            last_retention = Some(now);
+            super::retention::apply(&daemon).await;
+        }
         if let Err(e) = settle(&daemon, &config, now) {
             tracing::warn!(error = %e, "the off-site copy records could not be saved; trying again later");
         }

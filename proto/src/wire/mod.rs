@@ -14,6 +14,7 @@ pub mod input;
 pub mod messages;
 pub mod plan;
 pub mod records;
+pub mod remote;
 pub mod restore;
 pub mod scan;
 
@@ -27,6 +28,7 @@ pub use records::{
     BackupRecord, BackupStatus, CopyRecord, CopyState, Failure, JobInfo, JobKind, Phase, Progress,
     StatusInfo, TaskFault,
 };
+pub use remote::{RemoteArchive, RemoteInfo, RemoteVerdict};
 pub use restore::{
     CountCheck, DigestCheck, Evidence, MaintenanceInfo, RestoreRecord, RestoreStatus, RestoreStep,
     StepLog, StepState,

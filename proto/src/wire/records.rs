@@ -228,6 +228,18 @@ pub struct StatusInfo {
     /// were restarted since the daemon started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub task_faults: Vec<TaskFault>,
+    /// With remotes configured: how long the newest successful backup
+    /// may wait for its off-site copies (`offsite_rpo_seconds`). The three
+    /// off-site fields are omitted without remotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsite_rpo_limit_seconds: Option<u64>,
+    /// How long the newest successful backup has waited for a copy some
+    /// remote does not have yet; absent when every remote has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsite_uncopied_age_seconds: Option<u64>,
+    /// True when that wait passed the limit: the off-site RPO is missed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offsite_rpo_breached: bool,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -11,6 +11,7 @@ pub mod key;
 pub mod maintenance;
 pub mod plan;
 pub mod progress;
+pub mod remote;
 pub mod restore;
 pub mod status;
 pub mod store;

@@ -283,7 +283,7 @@ pub const SETTINGS: &[Setting] = &[
          `status` flags the off-site RPO as missed",
         |c| show(&c.offsite_rpo.as_secs()),
     )
-    .range(60, 30 * 86_400),
+    .range(1, 30 * 86_400),
     Setting::new(
         "remote_retry_seconds",
         &["BERKUT_REMOTE_RETRY_SECONDS"],

@@ -258,3 +258,37 @@ async fn a_daemon_killed_mid_upload_finishes_the_copy_after_restart() {
     assert_eq!(record.copies.len(), 1, "{:?}", record.copies);
     assert_eq!(s3.keys(BUCKET), vec![format!("prod/{}.bscc", made.id)]);
 }
+
+/// `status` flags the off-site RPO while the newest backup waits for its
+/// copy longer than `offsite_rpo_seconds`, and clears it once copied;
+/// `berkutctl status` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_flags_the_off_site_rpo_until_the_newest_backup_is_copied() {
+    let pg = small_cluster();
+    let s3 = S3Server::start();
+    let secrets = temp_dir("secret-");
+    let (_conf, builder) = daemon_with_remotes(&pg, &s3_remote(&s3, secrets.path()));
+    let daemon = builder.env("BERKUT_OFFSITE_RPO_SECONDS", "1").start();
+    let mut client = daemon.client().await;
+    let before = status(&mut client).await;
+    assert_eq!(before.offsite_rpo_limit_seconds, Some(1));
+    assert!(!before.offsite_rpo_breached, "no backup yet, nothing to copy");
+    // No bucket yet: the copy cannot be made.
+    let made = backup_now(&mut client, Scope::Database).await;
+    let breached = wait_for_async("the off-site RPO breach", LONG, || async {
+        let mut client = daemon.client().await;
+        Some(status(&mut client).await).filter(|s| s.offsite_rpo_breached)
+    })
+    .await;
+    assert!(breached.offsite_uncopied_age_seconds.unwrap() >= 1);
+    let shown = ctl(&daemon, &["status"]);
+    assert!(shown.stdout.contains("off-site:  BREACHED"), "{}", shown.stdout);
+    s3.create_bucket(BUCKET);
+    wait_copy(&daemon, &made.id, "offsite", "the copy", |c| {
+        c.state == CopyState::Copied
+    })
+    .await;
+    let after = status(&mut client).await;
+    assert!(!after.offsite_rpo_breached);
+    assert_eq!(after.offsite_uncopied_age_seconds, None);
+}

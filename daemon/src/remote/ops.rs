@@ -163,15 +163,22 @@ async fn download_verified(
 /// Brings a remote's copy of `id` into the store, origin `remote`. A
 /// backup the catalogue knows only as remote-only or missing gets its
 /// archive back; one whose archive is here is a conflict.
-pub async fn fetch(daemon: &Arc<Daemon>, name: &str, id: &BackupId) -> Result<BackupRecord, OpError> {
+pub async fn fetch(
+    daemon: &Arc<Daemon>,
+    name: &str,
+    id: &BackupId,
+) -> Result<BackupRecord, OpError> {
     let storage = open(daemon, name)?;
     let local_here = |d: &Daemon| {
-        d.catalogue.entry(id).is_some_and(|e| {
-            !e.remote_only && e.state.status() != BackupStatus::Missing
-        }) || d.store.archive_path(id).exists()
+        d.catalogue
+            .entry(id)
+            .is_some_and(|e| !e.remote_only && e.state.status() != BackupStatus::Missing)
+            || d.store.archive_path(id).exists()
     };
     if local_here(daemon) {
-        return Err(OpError::conflict(format!("backup {id} is already in the store")));
+        return Err(OpError::conflict(format!(
+            "backup {id} is already in the store"
+        )));
     }
     if storage.size_of(id).await.map_err(op_error)?.is_none() {
         return Err(OpError::not_found(format!(
@@ -182,7 +189,9 @@ pub async fn fetch(daemon: &Arc<Daemon>, name: &str, id: &BackupId) -> Result<Ba
     let now = daemon.now();
     let record = daemon.try_update_catalogue(|cat| {
         if local_here(daemon) {
-            return Err(OpError::conflict(format!("backup {id} is already in the store")));
+            return Err(OpError::conflict(format!(
+                "backup {id} is already in the store"
+            )));
         }
         let entry = match cat.get(id).cloned() {
             Some(mut known) => {
@@ -215,7 +224,10 @@ pub async fn fetch(daemon: &Arc<Daemon>, name: &str, id: &BackupId) -> Result<Ba
                 entry.copies.push(copy);
             }
         }
-        daemon.store.commit(&quarantine.path, id).map_err(io_error)?;
+        daemon
+            .store
+            .commit(&quarantine.path, id)
+            .map_err(io_error)?;
         quarantine.keep = true;
         let record = entry.record();
         cat.insert(entry);
@@ -312,8 +324,8 @@ pub async fn status(daemon: &Daemon) -> Vec<RemoteInfo> {
                     CopyState::Copied => info.copied += 1,
                 }
             }
-            info.uncopied_age_seconds = uncopied_since(c, &remote.name)
-                .map(|at| (now - at).whole_seconds().max(0) as u64);
+            info.uncopied_age_seconds =
+                uncopied_since(c, &remote.name).map(|at| (now - at).whole_seconds().max(0) as u64);
         });
         if let Some((at, words)) = daemon.replication.last_error(&remote.name) {
             info.last_error = Some(words);
@@ -334,7 +346,12 @@ pub fn uncopied_since(c: &crate::catalogue::Catalogue, remote: &str) -> Option<O
         .copies
         .iter()
         .any(|c| c.record.remote == remote && c.record.state == CopyState::Copied);
-    (!copied).then(|| newest.state.finished_at().unwrap_or(newest.state.created_at()))
+    (!copied).then(|| {
+        newest
+            .state
+            .finished_at()
+            .unwrap_or(newest.state.created_at())
+    })
 }
 
 /// Deletes the copy of `id` on the remote `name` and forgets it; a record
@@ -358,4 +375,40 @@ pub async fn delete_copy(daemon: &Daemon, id: &BackupId, name: &str) -> Result<(
     })?;
     tracing::info!(backup = %id, remote = name, "remote copy deleted");
     Ok(())
+}
+
+/// Before a restore: a backup whose local archive is gone (remote-only,
+/// or missing) is fetched from the first configured remote that holds a
+/// copy. Does nothing for a backup whose archive is here; a backup no
+/// remote can give back is left to the restore's own refusal.
+pub async fn fetch_for_restore(daemon: &Arc<Daemon>, id: &BackupId) -> Result<(), OpError> {
+    let Some(entry) = daemon.catalogue.entry(id) else {
+        return Ok(());
+    };
+    if !entry.remote_only && entry.state.status() != BackupStatus::Missing {
+        return Ok(());
+    }
+    let config = daemon.config();
+    let holders: Vec<&str> = entry
+        .copies
+        .iter()
+        .filter(|c| c.record.state == CopyState::Copied)
+        .map(|c| c.record.remote.as_str())
+        .filter(|name| config.remotes.iter().any(|r| r.name == *name))
+        .collect();
+    let mut last = None;
+    for name in holders {
+        tracing::info!(backup = %id, remote = name, "the local archive is gone; fetching the remote copy for the restore");
+        match fetch(daemon, name, id).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(backup = %id, remote = name, error = %e, "could not fetch the remote copy");
+                last = Some(e);
+            }
+        }
+    }
+    match last {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }

@@ -272,7 +272,10 @@ async fn status_flags_the_off_site_rpo_until_the_newest_backup_is_copied() {
     let mut client = daemon.client().await;
     let before = status(&mut client).await;
     assert_eq!(before.offsite_rpo_limit_seconds, Some(1));
-    assert!(!before.offsite_rpo_breached, "no backup yet, nothing to copy");
+    assert!(
+        !before.offsite_rpo_breached,
+        "no backup yet, nothing to copy"
+    );
     // No bucket yet: the copy cannot be made.
     let made = backup_now(&mut client, Scope::Database).await;
     let breached = wait_for_async("the off-site RPO breach", LONG, || async {
@@ -282,7 +285,11 @@ async fn status_flags_the_off_site_rpo_until_the_newest_backup_is_copied() {
     .await;
     assert!(breached.offsite_uncopied_age_seconds.unwrap() >= 1);
     let shown = ctl(&daemon, &["status"]);
-    assert!(shown.stdout.contains("off-site:  BREACHED"), "{}", shown.stdout);
+    assert!(
+        shown.stdout.contains("off-site:  BREACHED"),
+        "{}",
+        shown.stdout
+    );
     s3.create_bucket(BUCKET);
     wait_copy(&daemon, &made.id, "offsite", "the copy", |c| {
         c.state == CopyState::Copied

@@ -1,5 +1,6 @@
 //! `berkutctl backup create`.
 
+use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::manifest::Scope;
@@ -14,11 +15,11 @@ pub async fn run(
     include_files: bool,
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
-    let op = Operation::BackupCreate {
+    let op = Operation::BackupCreate(ops::BackupCreate {
         label,
         scope,
         include_files,
         wait,
-    };
+    });
     follow_backup(ctx, op).await
 }

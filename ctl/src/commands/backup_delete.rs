@@ -1,5 +1,6 @@
 //! `berkutctl backup delete ID`.
 
+use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::wire::{Operation, Reply};
@@ -10,7 +11,10 @@ use crate::display;
 pub async fn run(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
     let mut client = ctx.connect().await?;
-    let Reply::Deleted { id } = client.call(Operation::BackupDelete { id }).await? else {
+    let Reply::Deleted { id } = client
+        .call(Operation::BackupDelete(ops::BackupDelete { id }))
+        .await?
+    else {
         anyhow::bail!("unexpected reply from the daemon");
     };
     display::backup::deleted(ctx.json, &id);

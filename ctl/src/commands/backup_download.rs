@@ -2,6 +2,7 @@
 //! FILE and renames it only when every byte has arrived and its sha256
 //! matches what the daemon sent and what the catalogue recorded.
 
+use berkut_proto::wire::ops;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -21,7 +22,7 @@ pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode
     let mut client = ctx.connect().await?;
     let record = expect_backup(
         client
-            .call(Operation::BackupShow { id: id.clone() })
+            .call(Operation::BackupShow(ops::BackupShow { id: id.clone() }))
             .await?,
     )?;
     let tmp = out.with_file_name(format!(

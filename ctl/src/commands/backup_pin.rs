@@ -1,5 +1,6 @@
 //! `berkutctl backup pin ID` and `backup unpin ID`.
 
+use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::wire::Operation;
@@ -9,12 +10,12 @@ use crate::display;
 
 pub async fn pin(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
-    run(ctx, Operation::BackupPin { id }).await
+    run(ctx, Operation::BackupPin(ops::BackupPin { id })).await
 }
 
 pub async fn unpin(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
-    run(ctx, Operation::BackupUnpin { id }).await
+    run(ctx, Operation::BackupUnpin(ops::BackupUnpin { id })).await
 }
 
 async fn run(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {

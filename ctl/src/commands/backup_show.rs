@@ -1,5 +1,6 @@
 //! `berkutctl backup show ID`.
 
+use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::wire::Operation;
@@ -10,7 +11,11 @@ use crate::display;
 pub async fn run(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
     let mut client = ctx.connect().await?;
-    let record = expect_backup(client.call(Operation::BackupShow { id }).await?)?;
+    let record = expect_backup(
+        client
+            .call(Operation::BackupShow(ops::BackupShow { id }))
+            .await?,
+    )?;
     display::show(ctx.json, &record);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! `berkutctl plan enable` and `plan disable`.
 
+use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::wire::Operation;
@@ -8,11 +9,11 @@ use super::{expect_plan, Context};
 use crate::display;
 
 pub async fn enable(ctx: &Context) -> anyhow::Result<ExitCode> {
-    run(ctx, Operation::PlanEnable).await
+    run(ctx, Operation::PlanEnable(ops::PlanEnable {})).await
 }
 
 pub async fn disable(ctx: &Context) -> anyhow::Result<ExitCode> {
-    run(ctx, Operation::PlanDisable).await
+    run(ctx, Operation::PlanDisable(ops::PlanDisable {})).await
 }
 
 async fn run(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {

@@ -1,6 +1,7 @@
 //! `berkutctl plan set`: `--preset P --at HH:MM [--weekday D]` or
 //! `--cron EXPR`, with zone, scope and retention.
 
+use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::manifest::Scope;
@@ -62,7 +63,11 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
         catch_up: !args.no_catch_up,
     };
     let mut client = ctx.connect().await?;
-    let plan = expect_plan(client.call(Operation::PlanSet { plan: spec }).await?)?;
+    let plan = expect_plan(
+        client
+            .call(Operation::PlanSet(ops::PlanSet { plan: spec }))
+            .await?,
+    )?;
     display::show(ctx.json, &plan);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! `berkutctl plan show`.
 
+use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::wire::Operation;
@@ -9,7 +10,7 @@ use crate::display;
 
 pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
-    let plan = expect_plan(client.call(Operation::PlanShow).await?)?;
+    let plan = expect_plan(client.call(Operation::PlanShow(ops::PlanShow {})).await?)?;
     display::show(ctx.json, &plan);
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! when the daemon did the work, whatever the restore's own outcome was: a
 //! cleanup of a failed or interrupted restore is a successful cleanup.
 
+use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::wire::Operation;
@@ -11,12 +12,20 @@ use crate::display;
 
 pub async fn rollback(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let restore_id = parse_id(id)?;
-    run(ctx, Operation::RestoreRollback { restore_id }).await
+    run(
+        ctx,
+        Operation::RestoreRollback(ops::RestoreRollback { restore_id }),
+    )
+    .await
 }
 
 pub async fn cleanup(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let restore_id = parse_id(id)?;
-    run(ctx, Operation::RestoreCleanup { restore_id }).await
+    run(
+        ctx,
+        Operation::RestoreCleanup(ops::RestoreCleanup { restore_id }),
+    )
+    .await
 }
 
 async fn run(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {

@@ -1,5 +1,6 @@
 //! `berkutctl restore ID [--dry-run] [--with-globals] [--wait]`.
 
+use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::wire::Operation;
@@ -14,11 +15,11 @@ pub async fn run(
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
     let backup_id = parse_id(id)?;
-    let op = Operation::RestoreStart {
+    let op = Operation::RestoreStart(ops::RestoreStart {
         backup_id,
         dry_run,
         with_globals,
         wait,
-    };
+    });
     follow_restore(ctx, op).await
 }

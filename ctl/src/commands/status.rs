@@ -1,6 +1,7 @@
 //! `berkutctl status`. Exits 1 when the daemon reports a fault (the store
 //! alarm, a background task that died), so monitoring can run it.
 
+use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::wire::{Operation, Reply};
@@ -10,7 +11,7 @@ use crate::{display, exit};
 
 pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
-    let Reply::Status { status } = client.call(Operation::Status).await? else {
+    let Reply::Status { status } = client.call(Operation::Status(ops::Status {})).await? else {
         anyhow::bail!("unexpected reply from the daemon");
     };
     display::show(ctx.json, &status);

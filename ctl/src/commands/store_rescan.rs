@@ -3,6 +3,7 @@
 //! backups whose archive is back turn succeeded. Exits 1 while the store
 //! alarm is still on (most recorded archives missing).
 
+use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::wire::{Operation, Reply};
@@ -18,7 +19,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         added,
         unverified,
         store_alarm,
-    } = client.call(Operation::StoreRescan).await?
+    } = client
+        .call(Operation::StoreRescan(ops::StoreRescan {}))
+        .await?
     else {
         anyhow::bail!("unexpected reply from the daemon");
     };

@@ -1,6 +1,7 @@
 //! `berkutctl store rewrap`: the daemon re-wraps every archive not under
 //! its primary key. Exits 1 when any was left out (in use, or failed).
 
+use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::wire::{Operation, Reply};
@@ -15,7 +16,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         unchanged,
         busy,
         failed,
-    } = client.call(Operation::StoreRewrap).await?
+    } = client
+        .call(Operation::StoreRewrap(ops::StoreRewrap {}))
+        .await?
     else {
         anyhow::bail!("unexpected reply from the daemon");
     };

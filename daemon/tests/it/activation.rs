@@ -4,6 +4,7 @@
 //! (systemd's) in place when it stops. Descriptors meant for another process
 //! are ignored.
 
+use berkut_proto::wire::ops;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
 
@@ -90,7 +91,7 @@ async fn sockets_passed_to_another_process_are_ignored() {
     assert_ne!(daemon.socket, other);
     let mut client = daemon.client().await;
     assert!(client
-        .call(berkut_proto::wire::Operation::Status)
+        .call(berkut_proto::wire::Operation::Status(ops::Status {}))
         .await
         .is_ok());
     assert!(

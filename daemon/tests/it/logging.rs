@@ -7,6 +7,7 @@
 //! path of journald's native protocol. That takes root (as CI runs); run as
 //! another user it says so and checks nothing.
 
+use berkut_proto::wire::ops;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -136,7 +137,7 @@ async fn under_systemd_events_go_to_journald_as_fields_and_not_to_stderr() {
     );
 
     let mut client = daemon.client().await;
-    assert!(client.call(Operation::Status).await.is_ok());
+    assert!(client.call(Operation::Status(ops::Status {})).await.is_ok());
     let request = wait_entry(&journal, "the request event", &mut seen, |e| {
         e.get("MESSAGE").is_some_and(|m| m == "request")
     });

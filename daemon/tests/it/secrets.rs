@@ -4,6 +4,7 @@
 //! that are not the daemon's own stop the start, with a message saying
 //! what to change.
 
+use berkut_proto::wire::ops;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
@@ -108,7 +109,9 @@ async fn a_child_inherits_no_secret_of_the_daemon() {
     );
     let done = backup(
         client
-            .call(berkut_proto::wire::Operation::JobAttach { id: queued.id })
+            .call(berkut_proto::wire::Operation::JobAttach(ops::JobAttach {
+                id: queued.id,
+            }))
             .await,
     );
     assert_eq!(done.status, BackupStatus::Succeeded, "{done:?}");

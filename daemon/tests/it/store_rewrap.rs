@@ -1,6 +1,7 @@
 //! Key rotation: archives made under an old key still restore after the
 //! primary key changes; after `store_rewrap` the old key can be removed.
 
+use berkut_proto::wire::ops;
 use std::os::unix::fs::PermissionsExt;
 
 use berkut_proto::archive::MasterKey;
@@ -50,7 +51,9 @@ async fn old_archives_survive_a_key_change_and_a_rewrap_retires_the_old_key() {
         unchanged,
         busy,
         failed,
-    }) = client.call(Operation::StoreRewrap).await
+    }) = client
+        .call(Operation::StoreRewrap(ops::StoreRewrap {}))
+        .await
     else {
         panic!()
     };
@@ -58,9 +61,9 @@ async fn old_archives_survive_a_key_change_and_a_rewrap_retires_the_old_key() {
     assert_eq!((unchanged, busy.len(), failed.len()), (1, 0, 0));
     let shown = backup(
         client
-            .call(Operation::BackupShow {
+            .call(Operation::BackupShow(ops::BackupShow {
                 id: before.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(shown.key_id, Some(new.key_id().to_string()));

@@ -3,6 +3,7 @@
 //! the handshake and matches replies to requests; one request is in flight at
 //! a time per `Client` (open several clients for concurrency).
 
+use crate::wire::ops;
 use std::path::Path;
 
 use tokio::net::UnixStream;
@@ -152,7 +153,7 @@ impl Client {
     ) -> Result<(u64, String), ClientError> {
         let mut failed: Option<std::io::Error> = None;
         let reply = self
-            .call_streaming(Operation::BackupDownload { id }, |m| {
+            .call_streaming(Operation::BackupDownload(ops::BackupDownload { id }), |m| {
                 if let (ServerMessage::Data { offset, data, .. }, None) = (m, &failed) {
                     if let Err(e) = sink(*offset, data) {
                         failed = Some(e);
@@ -189,7 +190,7 @@ impl Client {
             .write_message(&ClientMessage::Request {
                 on_behalf_of: self.on_behalf_of.clone(),
                 id,
-                op: Operation::BackupImport { size },
+                op: Operation::BackupImport(ops::BackupImport { size }),
             })
             .await?;
         match self.conn.read_message::<ServerMessage>().await? {

@@ -8,12 +8,12 @@ mod display;
 mod exit;
 mod keys;
 
-use berkut_proto::wire::ops;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 use berkut_proto::manifest::Scope;
+use berkut_proto::wire::ops;
 
 /// berkutctl: drive the berkutd backup daemon.
 #[derive(Parser)]

@@ -2,11 +2,11 @@
 //! send most, the replies they expect, polling a job or a restore to a
 //! state, and the check that what a client is told gives nothing away.
 
-use berkut_proto::wire::ops;
 use std::time::Duration;
 
 use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::manifest::Scope;
+use berkut_proto::wire::ops;
 use berkut_proto::wire::{
     BackupRecord, BackupStatus, Client, ClientError, ErrorBody, Operation, Phase, PlanInfo,
     PlanSpec, Reply, RestoreRecord, StatusInfo, StepState,

@@ -1,9 +1,8 @@
 //! `berkutctl audit tail [-n N]` and `berkutctl audit verify`.
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
-use berkut_proto::wire::{Operation, Reply};
+use berkut_proto::wire::{ops, Operation, Reply};
 
 use super::Context;
 use crate::{display, exit};

@@ -1,10 +1,9 @@
 //! `berkutctl backup create`.
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use super::{follow_backup, Context};
 

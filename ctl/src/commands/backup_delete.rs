@@ -1,9 +1,8 @@
 //! `berkutctl backup delete ID`.
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
-use berkut_proto::wire::{Operation, Reply};
+use berkut_proto::wire::{ops, Operation, Reply};
 
 use super::{parse_id, Context};
 use crate::display;

@@ -2,7 +2,6 @@
 //! FILE and renames it only when every byte has arrived and its sha256
 //! matches what the daemon sent and what the catalogue recorded.
 
-use berkut_proto::wire::ops;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -10,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use berkut_proto::ids::BackupId;
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 use sha2::{Digest, Sha256};
 
 use super::{expect_backup, parse_id, Context};

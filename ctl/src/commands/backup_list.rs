@@ -1,9 +1,8 @@
 //! `berkutctl backup list`: every backup, fetched page by page.
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
-use berkut_proto::wire::{Operation, Reply};
+use berkut_proto::wire::{ops, Operation, Reply};
 
 use super::Context;
 use crate::display;

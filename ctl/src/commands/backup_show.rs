@@ -1,9 +1,8 @@
 //! `berkutctl backup show ID`.
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use super::{expect_backup, parse_id, Context};
 use crate::display;

@@ -1,10 +1,9 @@
 //! `berkutctl job attach ID`: follow a job started elsewhere (by another
 //! administrator, the main application or the schedule).
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use super::{follow_backup, parse_id, Context};
 

@@ -1,11 +1,10 @@
 //! `berkutctl plan set`: `--preset P --at HH:MM [--weekday D]` or
 //! `--cron EXPR`, with zone, scope and retention.
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{Operation, PlanSpec, Preset};
+use berkut_proto::wire::{ops, Operation, PlanSpec, Preset};
 
 use super::{expect_plan, Context};
 use crate::display;

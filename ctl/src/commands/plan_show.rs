@@ -1,9 +1,8 @@
 //! `berkutctl plan show`.
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use super::{expect_plan, Context};
 use crate::display;

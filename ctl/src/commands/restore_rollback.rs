@@ -2,10 +2,9 @@
 //! when the daemon did the work, whatever the restore's own outcome was: a
 //! cleanup of a failed or interrupted restore is a successful cleanup.
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use super::{expect_restore, parse_id, Context};
 use crate::display;

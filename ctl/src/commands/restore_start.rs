@@ -1,9 +1,8 @@
 //! `berkutctl restore ID [--dry-run] [--with-globals] [--wait]`.
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use super::{follow_restore, parse_id, Context};
 

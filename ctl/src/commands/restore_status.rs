@@ -1,9 +1,8 @@
 //! `berkutctl restore status RID [--wait]` and `restore evidence RID`.
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
-use berkut_proto::wire::{Operation, Reply};
+use berkut_proto::wire::{ops, Operation, Reply};
 
 use super::{follow_restore, parse_id, Context};
 use crate::display;

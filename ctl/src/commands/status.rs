@@ -1,10 +1,9 @@
 //! `berkutctl status`. Exits 1 when the daemon reports a fault (the store
 //! alarm, a background task that died), so monitoring can run it.
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
-use berkut_proto::wire::{Operation, Reply};
+use berkut_proto::wire::{ops, Operation, Reply};
 
 use super::Context;
 use crate::{display, exit};

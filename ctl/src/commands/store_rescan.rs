@@ -3,10 +3,9 @@
 //! backups whose archive is back turn succeeded. Exits 1 while the store
 //! alarm is still on (most recorded archives missing).
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
-use berkut_proto::wire::{Operation, Reply};
+use berkut_proto::wire::{ops, Operation, Reply};
 
 use super::Context;
 use crate::{display, exit};

@@ -1,10 +1,9 @@
 //! `berkutctl store rewrap`: the daemon re-wraps every archive not under
 //! its primary key. Exits 1 when any was left out (in use, or failed).
 
-use berkut_proto::wire::ops;
 use std::process::ExitCode;
 
-use berkut_proto::wire::{Operation, Reply};
+use berkut_proto::wire::{ops, Operation, Reply};
 
 use super::Context;
 use crate::{display, exit};

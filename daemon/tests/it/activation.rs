@@ -4,12 +4,11 @@
 //! (systemd's) in place when it stops. Descriptors meant for another process
 //! are ignored.
 
-use berkut_proto::wire::ops;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::BackupStatus;
+use berkut_proto::wire::{ops, BackupStatus};
 use berkut_testkit::{fake_pg_dump, ListenPid, NotifySocket};
 
 use crate::helpers::*;

@@ -10,11 +10,10 @@
 //! application may do: `forbidden` for any peer but an `app` one, so no
 //! other uid is needed to be refused.
 
-use berkut_proto::wire::ops;
 use std::path::{Path, PathBuf};
 
 use berkut_proto::ids::BackupId;
-use berkut_proto::wire::{Client, ErrorCode, OnBehalfOf, Operation, Reply, Role};
+use berkut_proto::wire::{ops, Client, ErrorCode, OnBehalfOf, Operation, Reply, Role};
 use berkut_testkit::{wait_for, Daemon};
 
 use crate::helpers::*;

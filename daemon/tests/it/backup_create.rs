@@ -2,8 +2,7 @@
 //! and the requests that must be refused.
 
 use berkut_proto::manifest::{Manifest, Origin, Scope, MANIFEST_PART};
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation};
 use berkut_testkit::fingerprint;
 use sha2::{Digest, Sha256};
 

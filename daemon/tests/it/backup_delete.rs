@@ -3,8 +3,7 @@
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Reply};
 use berkut_testkit::Gate;
 
 use crate::helpers::*;

@@ -3,8 +3,7 @@
 //! that stop reading cost the daemon a small, bounded buffer each.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{ClientMessage, ErrorCode, Operation, Reply, ServerMessage};
+use berkut_proto::wire::{ops, ClientMessage, ErrorCode, Operation, Reply, ServerMessage};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::*;

@@ -2,8 +2,7 @@
 
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::messages::MAX_LIST_PAGE;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Reply};
 
 use crate::helpers::*;
 

@@ -2,8 +2,7 @@
 //! `invalid` before they come near a path.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{ErrorCode, Operation, ServerMessage};
+use berkut_proto::wire::{ops, ErrorCode, Operation, ServerMessage};
 
 use crate::helpers::*;
 

@@ -4,12 +4,11 @@
 //! with every other slot taken an admin still gets in; a greeted connection
 //! left idle is closed while a watch is not.
 
-use berkut_proto::wire::ops;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berkut_proto::wire::{ClientMessage, Operation, Reply, ServerMessage};
+use berkut_proto::wire::{ops, ClientMessage, Operation, Reply, ServerMessage};
 use berkut_testkit::workspace_bin;
 
 use crate::helpers::*;

@@ -5,8 +5,7 @@
 //! `running` and no job held, and is written once there is room again.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Reply};
 use berkut_testkit::{Gate, Tmpfs};
 
 use crate::helpers::*;

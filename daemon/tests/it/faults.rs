@@ -3,8 +3,7 @@
 //! Each leaves a readable `failed` record (or a clear error) and no archive.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Reply};
 use berkut_testkit::{fake_pg_dump, Gate};
 
 use crate::helpers::*;

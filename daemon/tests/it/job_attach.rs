@@ -1,8 +1,7 @@
 //! `job_attach`: a second client follows a job started by another.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Phase};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Phase};
 use berkut_testkit::Gate;
 
 use crate::helpers::*;

@@ -7,7 +7,6 @@
 //! path of journald's native protocol. That takes root (as CI runs); run as
 //! another user it says so and checks nothing.
 
-use berkut_proto::wire::ops;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -15,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use crate::helpers::*;
 

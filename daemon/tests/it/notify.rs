@@ -3,10 +3,10 @@
 //! connections, status lines that follow the jobs, watchdog pings at half of
 //! `WATCHDOG_USEC`, and `STOPPING=1` on SIGTERM.
 
-use berkut_proto::wire::ops;
 use std::time::{Duration, Instant};
 
 use berkut_proto::manifest::Scope;
+use berkut_proto::wire::ops;
 use berkut_testkit::{Gate, NotifySocket};
 use nix::sys::signal::Signal;
 

@@ -1,8 +1,7 @@
 //! `plan_set`, `plan_show`, `plan_enable`, `plan_disable`: validation,
 //! persistence across restarts, and the computed next run.
 
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{ErrorCode, Operation, Preset, Reply};
+use berkut_proto::wire::{ops, ErrorCode, Operation, Preset, Reply};
 use chrono::{Datelike, TimeZone, Timelike};
 
 use crate::helpers::*;

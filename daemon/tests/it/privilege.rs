@@ -4,8 +4,7 @@
 
 use berkut_proto::archive::MasterKey;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{ErrorCode, Operation, RestoreStatus, StepState};
+use berkut_proto::wire::{ops, ErrorCode, Operation, RestoreStatus, StepState};
 use berkut_testkit::{NotifySocket, PgCluster};
 use nix::sys::signal::Signal;
 

@@ -3,8 +3,7 @@
 //! well-formed but wrong request gets `invalid` and the connection goes on.
 
 use berkut_proto::wire::frame::MAX_FRAME_LEN;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{Connection, ErrorCode, Operation, Reply, ServerMessage};
+use berkut_proto::wire::{ops, Connection, ErrorCode, Operation, Reply, ServerMessage};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 

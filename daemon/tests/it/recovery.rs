@@ -3,8 +3,7 @@
 //! archives, and nothing that looks complete is left half-written.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{BackupStatus, Operation};
+use berkut_proto::wire::{ops, BackupStatus, Operation};
 use berkut_testkit::Gate;
 
 use crate::helpers::*;

@@ -4,8 +4,7 @@
 //! configuration that does not load is refused and the old one stays.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{BackupStatus, Operation};
+use berkut_proto::wire::{ops, BackupStatus, Operation};
 use berkut_testkit::{fake_pg_dump, NotifySocket};
 use nix::sys::signal::Signal;
 

@@ -5,8 +5,7 @@
 //! table missing or a partition left unattached fails it, in words.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{CountCheck, Evidence, Operation, Reply, RestoreStatus};
+use berkut_proto::wire::{ops, CountCheck, Evidence, Operation, Reply, RestoreStatus};
 use berkut_testkit::{fake_tool, PgCluster};
 
 use crate::helpers::*;

@@ -4,8 +4,9 @@
 //! globals into a fresh cluster.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{ErrorCode, Operation, Reply, RestoreStatus, ServerMessage, StepState};
+use berkut_proto::wire::{
+    ops, ErrorCode, Operation, Reply, RestoreStatus, ServerMessage, StepState,
+};
 use berkut_testkit::{fake_tool, fingerprint, PgCluster};
 
 use crate::helpers::*;

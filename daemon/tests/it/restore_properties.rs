@@ -8,8 +8,7 @@
 use berkut_proto::archive::{ArchiveWriter, MasterKey};
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::{Manifest, Scope};
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{Operation, Reply, RestoreStatus, StepState};
+use berkut_proto::wire::{ops, Operation, Reply, RestoreStatus, StepState};
 use berkut_testkit::{fake_tool, pg_bin_dir, PgCluster};
 
 use crate::helpers::*;

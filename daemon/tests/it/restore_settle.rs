@@ -7,13 +7,12 @@
 //! cleanup sent together run one after the other, and cleanup leaves no
 //! file root aside.
 
-use berkut_proto::wire::ops;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 
 use berkut_proto::ids::RestoreId;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply, RestoreStatus};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Reply, RestoreStatus};
 use berkut_testkit::{wait_for, workspace_bin, Gate, PgCluster};
 
 use crate::helpers::*;

@@ -4,8 +4,7 @@
 
 use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{Operation, Reply, RestoreStatus, StepState};
+use berkut_proto::wire::{ops, Operation, Reply, RestoreStatus, StepState};
 use berkut_testkit::{fingerprint, PgCluster};
 
 use crate::helpers::*;

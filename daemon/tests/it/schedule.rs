@@ -4,8 +4,7 @@
 //! pinned and newest backups; status flags a stale newest backup.
 
 use berkut_proto::manifest::{Origin, Scope};
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{BackupStatus, Operation, Reply};
+use berkut_proto::wire::{ops, BackupStatus, Operation, Reply};
 use time::OffsetDateTime;
 
 use crate::helpers::*;

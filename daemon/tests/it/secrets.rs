@@ -4,12 +4,11 @@
 //! that are not the daemon's own stop the start, with a message saying
 //! what to change.
 
-use berkut_proto::wire::ops;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::BackupStatus;
+use berkut_proto::wire::{ops, BackupStatus};
 use berkut_testkit::{wait_for, workspace_bin, Gate};
 
 use crate::helpers::*;

@@ -4,11 +4,10 @@
 //! with a reason that starts with `shutdown`. Queued backups never start.
 //! Restores are jobs too: the same grace time, the same clean cancel.
 
-use berkut_proto::wire::ops;
 use std::time::{Duration, Instant};
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, Operation, Reply, RestoreStatus};
+use berkut_proto::wire::{ops, BackupStatus, Operation, Reply, RestoreStatus};
 use berkut_testkit::{fake_pg_dump, fingerprint, Gate, NotifySocket};
 use nix::sys::signal::Signal;
 

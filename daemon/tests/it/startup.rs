@@ -2,9 +2,9 @@
 //! with no configuration at all, a clean stop on SIGTERM, and never binding
 //! over a live daemon's socket.
 
-use berkut_proto::wire::ops;
 use std::process::Command;
 
+use berkut_proto::wire::ops;
 use berkut_testkit::workspace_bin;
 
 use crate::helpers::*;

@@ -1,7 +1,6 @@
 //! `status`: version, uptime and jobs.
 
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{Operation, Reply, PROTOCOL_VERSION};
+use berkut_proto::wire::{ops, Operation, Reply, PROTOCOL_VERSION};
 
 use crate::helpers::*;
 

@@ -5,12 +5,11 @@
 //! authenticates (`store_rescan`, a restart, or an import of the file).
 //! Most archives missing at once raise the store alarm.
 
-use berkut_proto::wire::ops;
 use std::path::{Path, PathBuf};
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupRecord, BackupStatus, Client, Operation, Reply};
+use berkut_proto::wire::{ops, BackupRecord, BackupStatus, Client, Operation, Reply};
 
 use crate::helpers::*;
 

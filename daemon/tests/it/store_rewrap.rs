@@ -1,12 +1,11 @@
 //! Key rotation: archives made under an old key still restore after the
 //! primary key changes; after `store_rewrap` the old key can be removed.
 
-use berkut_proto::wire::ops;
 use std::os::unix::fs::PermissionsExt;
 
 use berkut_proto::archive::MasterKey;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{Operation, Reply, RestoreStatus};
+use berkut_proto::wire::{ops, Operation, Reply, RestoreStatus};
 
 use crate::helpers::*;
 

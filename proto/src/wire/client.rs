@@ -3,7 +3,6 @@
 //! the handshake and matches replies to requests; one request is in flight at
 //! a time per `Client` (open several clients for concurrency).
 
-use crate::wire::ops;
 use std::path::Path;
 
 use tokio::net::UnixStream;
@@ -14,6 +13,7 @@ use super::frame::{Connection, FrameError};
 use super::messages::{ClientMessage, Operation, Reply, ServerMessage, PROTOCOL_VERSION};
 use super::records::Progress;
 use crate::ids::BackupId;
+use crate::wire::ops;
 
 /// The largest piece of an upload: well inside a frame.
 pub const UPLOAD_CHUNK: usize = 1 << 20;

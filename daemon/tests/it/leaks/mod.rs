@@ -6,8 +6,7 @@
 //! configuration without its database password.
 
 use berkut_proto::wire::input::QUOTE_MAX_CHARS;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{Connection, ErrorBody, ErrorCode, Operation, Reply, ServerMessage};
+use berkut_proto::wire::{ops, Connection, ErrorBody, ErrorCode, Operation, Reply, ServerMessage};
 use rmpv::Value;
 use tokio::net::UnixStream;
 

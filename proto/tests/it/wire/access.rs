@@ -8,11 +8,10 @@
 //! the audit event as encoded. (The Rust client's `set_on_behalf_of` is
 //! checked in `client`.)
 
-use berkut_proto::wire::ops;
 use std::collections::BTreeSet;
 
 use berkut_proto::wire::frame::{decode_message, encode};
-use berkut_proto::wire::{ClientMessage, OnBehalfOf, Operation, Reply, Role};
+use berkut_proto::wire::{ops, ClientMessage, OnBehalfOf, Operation, Reply, Role};
 use rmpv::Value;
 
 use super::examples::{protocol_doc, section, table_names};

@@ -7,10 +7,10 @@
 //! that came in the middle once its pieces are sent. The scripts run as
 //! tasks whose panics are reported, so their assertions count.
 
-use berkut_proto::wire::ops;
 use std::time::Duration;
 
 use berkut_proto::wire::client::UPLOAD_CHUNK;
+use berkut_proto::wire::ops;
 use berkut_proto::wire::{
     Client, ClientError, ClientMessage, Connection, ErrorBody, ErrorCode, Operation, Reply,
     ServerMessage, PROTOCOL_VERSION,

@@ -6,8 +6,7 @@
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::frame::{decode_message, encode, MAX_DEPTH};
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{ClientMessage, Operation, ServerMessage};
+use berkut_proto::wire::{ops, ClientMessage, Operation, ServerMessage};
 use rmpv::Value;
 
 use super::fixtures::backup_id;

@@ -4,8 +4,7 @@
 //! and `Connection::read_message` tells broken frames from wrong messages.
 
 use berkut_proto::wire::frame::encode;
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{ClientMessage, Connection, FrameError, Operation, MAX_FRAME_LEN};
+use berkut_proto::wire::{ops, ClientMessage, Connection, FrameError, Operation, MAX_FRAME_LEN};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::time::timeout;

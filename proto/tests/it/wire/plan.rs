@@ -6,8 +6,7 @@
 
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::frame::{decode_message, encode};
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{ClientMessage, Operation, PlanInfo, PlanSpec, Preset, Reply};
+use berkut_proto::wire::{ops, ClientMessage, Operation, PlanInfo, PlanSpec, Preset, Reply};
 use rmpv::Value;
 
 use super::fixtures::{

@@ -8,8 +8,7 @@
 
 use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::wire::frame::{decode_message, encode, DecodeError};
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{ClientMessage, Operation, Reply, ServerMessage};
+use berkut_proto::wire::{ops, ClientMessage, Operation, Reply, ServerMessage};
 use rmpv::Value;
 
 use super::fixtures::{

@@ -8,8 +8,7 @@
 //! shows the frames, fields and errors these tests see.
 
 use berkut_proto::wire::frame::{decode_message, encode};
-use berkut_proto::wire::ops;
-use berkut_proto::wire::{ClientMessage, Operation, ServerMessage};
+use berkut_proto::wire::{ops, ClientMessage, Operation, ServerMessage};
 use rmpv::Value;
 
 use super::examples::{protocol_doc, section, table_names};

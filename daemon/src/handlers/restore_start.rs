@@ -71,14 +71,14 @@ impl Op for RestoreStart {
 /// Found: the same server. When the question cannot be answered, the
 /// answer is no.
 async fn separate_drill_server(daemon: &Daemon) -> Result<(), OpError> {
-    let restore::Server::Drill(drill) = restore::target(daemon, true) else {
+    let restore::target::Server::Drill(drill) = restore::target::server(daemon, true) else {
         return Err(OpError::invalid(
             "a dry-run applies roles (with_globals) only on a separate drill server: roles \
              belong to the whole server, and applying them to the live one would change it. \
              Leave out with_globals, or configure drill_database_url with another server",
         ));
     };
-    if same_server(&daemon.db, drill).await? {
+    if same_server(&daemon.db, &drill).await? {
         return Err(OpError::invalid(
             "drill_database_url leads to the live server, so a dry-run with roles \
              (with_globals) would change the live server's roles; point drill_database_url \

@@ -1,13 +1,13 @@
 //! Each remote's own retention: its `retention_days` and
 //! `keep_last_successful`, by the same pure rule as local retention
-//! (`schedule::retention::select`), over the backups it holds a copy of.
+//! (`crate::retention::select`), over the backups it holds a copy of.
 //! Pinned backups are kept everywhere. A record left with neither a local
 //! archive nor any copy goes with its last copy. Without `retention_days`
 //! a remote keeps everything.
 
 use berkut_proto::wire::{BackupStatus, CopyState};
 
-use crate::schedule::retention::{select, Candidate, Rule};
+use crate::retention::{select, Candidate, Rule};
 use crate::state::Daemon;
 
 pub async fn apply(daemon: &Daemon) {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupRecord, Client, CopyRecord, CopyState, Operation};
+use berkut_proto::wire::{ops, BackupRecord, Client, CopyRecord, CopyState, Operation};
 use berkut_testkit::s3::SECRET_ACCESS_KEY;
 use berkut_testkit::{temp_dir, wait_for_async, Daemon, DaemonBuilder, PgCluster, S3Server};
 
@@ -16,7 +16,11 @@ use crate::helpers::*;
 const BUCKET: &str = "berkut";
 
 pub async fn show(client: &mut Client, id: &BackupId) -> BackupRecord {
-    backup(client.call(Operation::BackupShow { id: id.clone() }).await)
+    backup(
+        client
+            .call(Operation::BackupShow(ops::BackupShow { id: id.clone() }))
+            .await,
+    )
 }
 
 /// Waits until the backup's copy on `remote` satisfies `done` (a new

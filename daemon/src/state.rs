@@ -98,6 +98,16 @@ impl Daemon {
                 "backup {id} is being downloaded"
             )));
         }
+        if self
+            .catalogue
+            .entry(id)
+            .is_some_and(|e| e.remote_only)
+        {
+            return Err(OpError::conflict(format!(
+                "backup {id} has no local archive; only remote copies remain: delete them \
+                 with --remote NAME or --everywhere"
+            )));
+        }
         if self.replication.uses_backup(id) {
             return Err(OpError::conflict(format!(
                 "backup {id} is being copied to a remote"

@@ -118,7 +118,8 @@ mod tests {
         load_with(
             Some(
                 "file_roots = [\"/srv/files\"]\n\
-                 [[access]]\nuid = 4242\nrole = \"viewer\"\n",
+                 [[access]]\nuid = 4242\nrole = \"viewer\"\n\
+                 [[remote]]\nname = \"disk\"\nkind = \"fs\"\npath = \"/mnt/offsite\"\n",
             ),
             &[
                 ("BERKUT_BACKUP_PGDUMP_BIN", "/opt/pg/bin/pg_dump"),
@@ -138,6 +139,8 @@ mod tests {
                 ("BERKUT_ADMIN_RESERVED_CONNECTIONS", "7"),
                 ("BERKUT_IDLE_TIMEOUT_SECONDS", "60"),
                 ("BERKUT_AUDIT_MAX_BYTES", "8192"),
+                ("BERKUT_OFFSITE_RPO_SECONDS", "120"),
+                ("BERKUT_REMOTE_RETRY_SECONDS", "5"),
                 ("BERKUT_SOCKET_GROUP", "root"),
                 ("BERKUT_BACKUP_PATH", "/elsewhere/backups"),
                 ("BERKUT_STATE_DIR", "/elsewhere/state"),

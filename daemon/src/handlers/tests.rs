@@ -69,6 +69,27 @@ fn all_operations() -> Vec<Operation> {
         ops::AuditVerify {}.into(),
         ops::StoreRewrap {}.into(),
         ops::StoreRescan {}.into(),
+        ops::RemoteList {
+            remote: "offsite".into(),
+        }
+        .into(),
+        ops::RemoteFetch {
+            remote: "offsite".into(),
+            id: id(),
+        }
+        .into(),
+        ops::RemoteVerify {
+            remote: "offsite".into(),
+            id: None,
+        }
+        .into(),
+        ops::RemoteStatus {}.into(),
+        ops::RemoteDelete {
+            id: id(),
+            remote: Some("offsite".into()),
+            everywhere: false,
+        }
+        .into(),
     ];
     for wait in [false, true] {
         all.push(
@@ -143,6 +164,11 @@ fn the_fixtures_hold_every_operation() {
         ops::AuditVerify::NAME,
         ops::StoreRewrap::NAME,
         ops::StoreRescan::NAME,
+        ops::RemoteList::NAME,
+        ops::RemoteFetch::NAME,
+        ops::RemoteVerify::NAME,
+        ops::RemoteStatus::NAME,
+        ops::RemoteDelete::NAME,
     ];
     let all = all_operations();
     for name in names {

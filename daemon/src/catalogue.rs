@@ -186,6 +186,10 @@ pub struct Entry {
     /// The local archive was deleted while a remote keeps a copy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub remote_only: bool,
+    /// Remotes whose copy was deleted on request (`remote_delete`, the
+    /// remote's retention): the queue does not copy the backup there again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_from: Vec<String>,
 }
 
 /// One off-site copy as the catalogue keeps it: what clients see, and
@@ -241,6 +245,7 @@ impl Entry {
             properties: manifest.properties,
             copies: Vec::new(),
             remote_only: false,
+            dropped_from: Vec::new(),
         }
     }
 

@@ -314,6 +314,7 @@ mod tests {
             properties: None,
             copies: Vec::new(),
             remote_only: false,
+            dropped_from: Vec::new(),
         }
     }
 

@@ -98,11 +98,7 @@ impl Daemon {
                 "backup {id} is being downloaded"
             )));
         }
-        if self
-            .catalogue
-            .entry(id)
-            .is_some_and(|e| e.remote_only)
-        {
+        if self.catalogue.entry(id).is_some_and(|e| e.remote_only) {
             return Err(OpError::conflict(format!(
                 "backup {id} has no local archive; only remote copies remain: delete them \
                  with --remote NAME or --everywhere"

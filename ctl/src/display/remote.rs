@@ -14,8 +14,8 @@ impl Show for [RemoteArchive] {
             return;
         }
         println!(
-            "{:<27} {:>10}  {:<20}  {:<16}  {}",
-            "ID", "SIZE", "CREATED", "KEY", "HERE"
+            "{:<27} {:>10}  {:<20}  {:<16}  HERE",
+            "ID", "SIZE", "CREATED", "KEY"
         );
         for a in self {
             println!(

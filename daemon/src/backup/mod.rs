@@ -90,6 +90,7 @@ pub async fn submit(
         properties: None,
         copies: Vec::new(),
         remote_only: false,
+        dropped_from: Vec::new(),
     };
     let record = entry.record();
     daemon.update_catalogue(|c| c.insert(entry))?;
@@ -254,6 +255,7 @@ pub async fn submit_or_record(
         properties: None,
         copies: Vec::new(),
         remote_only: false,
+        dropped_from: Vec::new(),
     };
     daemon.update_catalogue(|c| c.insert(entry))?;
     Err(OpError::new(failure.code, failure.reason))

@@ -25,8 +25,7 @@ impl Op for RemoteVerify {
     }
 
     async fn handle(self, daemon: &Arc<Daemon>, _: &Responder) -> Result<Reply, OpError> {
-        let verdicts =
-            crate::remote::ops::verify(daemon, &self.remote, self.id.as_ref()).await?;
+        let verdicts = crate::remote::ops::verify(daemon, &self.remote, self.id.as_ref()).await?;
         Ok(Reply::RemoteVerified {
             remote: self.remote,
             verdicts,

@@ -169,13 +169,14 @@ pub async fn fetch(
     id: &BackupId,
 ) -> Result<BackupRecord, OpError> {
     let storage = open(daemon, name)?;
-    let local_here = |d: &Daemon| {
-        d.catalogue
-            .entry(id)
+    // Whether the archive is here already, asked of the catalogue given,
+    // so that it also works under the catalogue's lock.
+    let local_here = |cat: &crate::catalogue::Catalogue| {
+        cat.get(id)
             .is_some_and(|e| !e.remote_only && e.state.status() != BackupStatus::Missing)
-            || d.store.archive_path(id).exists()
+            || daemon.store.archive_path(id).exists()
     };
-    if local_here(daemon) {
+    if daemon.catalogue.read(local_here) {
         return Err(OpError::conflict(format!(
             "backup {id} is already in the store"
         )));
@@ -188,7 +189,7 @@ pub async fn fetch(
     let (mut quarantine, manifest, facts) = download_verified(daemon, &storage, id).await?;
     let now = daemon.now();
     let record = daemon.try_update_catalogue(|cat| {
-        if local_here(daemon) {
+        if local_here(cat) {
             return Err(OpError::conflict(format!(
                 "backup {id} is already in the store"
             )));
@@ -367,6 +368,9 @@ pub async fn delete_copy(daemon: &Daemon, id: &BackupId, name: &str) -> Result<(
     daemon.update_catalogue(|cat| {
         let gone = cat.get_mut(id).is_some_and(|e| {
             e.copies.retain(|c| c.record.remote != name);
+            if !e.dropped_from.iter().any(|r| r == name) {
+                e.dropped_from.push(name.to_owned());
+            }
             e.remote_only && e.copies.is_empty()
         });
         if gone {

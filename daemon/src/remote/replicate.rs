@@ -117,6 +117,9 @@ fn settle(
                 continue;
             }
             for remote in &config.remotes {
+                if !owes_copy(e, &remote.name) {
+                    continue;
+                }
                 if !e.copies.iter().any(|c| c.record.remote == remote.name) {
                     e.copies.push(Copy::pending(&remote.name, now));
                 }
@@ -133,6 +136,12 @@ fn settle(
     })
 }
 
+/// Whether the backup still owes `remote` a copy: not when its copy there
+/// was deleted on request.
+fn owes_copy(e: &crate::catalogue::Entry, remote: &str) -> bool {
+    !e.dropped_from.iter().any(|r| r == remote)
+}
+
 fn copyable(e: &crate::catalogue::Entry) -> bool {
     e.state.status() == BackupStatus::Succeeded && e.archive.is_some() && !e.remote_only
 }
@@ -142,7 +151,7 @@ fn needs_settling(e: &crate::catalogue::Entry, config: &Config, daemon: &Daemon)
         && (config
             .remotes
             .iter()
-            .any(|r| !e.copies.iter().any(|c| c.record.remote == r.name))
+            .any(|r| owes_copy(e, &r.name) && !e.copies.iter().any(|c| c.record.remote == r.name))
             || e.copies.iter().any(|c| {
                 c.record.state == CopyState::Uploading
                     && !daemon.replication.is_uploading(&e.id, &c.record.remote)

@@ -28,6 +28,7 @@ mod protocol;
 mod recovery;
 mod reload;
 mod remote_copies;
+mod remote_recovery;
 mod restore_checks;
 mod restore_faults;
 mod restore_properties;

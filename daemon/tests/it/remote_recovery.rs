@@ -6,7 +6,7 @@
 //! its restore; copies are deleted by name or everywhere.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, CopyState, RemoteArchive, RemoteVerdict, RestoreStatus};
+use berkut_proto::wire::{BackupStatus, CopyState, RemoteArchive, RemoteVerdict};
 use berkut_testkit::{fingerprint, temp_dir, PgCluster, S3Server};
 
 use crate::helpers::*;
@@ -16,6 +16,10 @@ const BUCKET: &str = "berkut";
 
 fn json_lines<T: serde::de::DeserializeOwned>(run: &Run) -> T {
     assert_eq!(run.code, 0, "berkutctl failed: {}", run.stderr);
+    last_json(run)
+}
+
+fn last_json<T: serde::de::DeserializeOwned>(run: &Run) -> T {
     serde_json::from_str(run.stdout.lines().last().expect("a line")).expect("JSON")
 }
 
@@ -43,7 +47,13 @@ async fn a_bare_machine_restores_a_backup_from_the_bucket_alone() {
     let (_conf_b, builder) = daemon_with_remotes(&fresh, &s3_remote(&s3, secrets_b.path()));
     let b = builder.key(key.clone()).start();
     assert!(
-        list(&mut b.client().await).await.is_empty(),
+        list(
+            b.client()
+                .await
+                .call(berkut_proto::wire::Operation::list_first_page())
+                .await
+        )
+        .is_empty(),
         "machine B starts empty"
     );
 
@@ -52,8 +62,14 @@ async fn a_bare_machine_restores_a_backup_from_the_bucket_alone() {
     assert_eq!(listed[0].id, made.id);
     assert!(!listed[0].known);
     assert_eq!(listed[0].size_bytes, made.size_bytes.unwrap());
-    assert_eq!(listed[0].key_id.as_deref(), Some(key.key_id().to_string().as_str()));
-    assert_eq!(listed[0].created_at, made.created_at.replace_nanosecond(0).unwrap());
+    assert_eq!(
+        listed[0].key_id.as_deref(),
+        Some(key.key_id().to_string().as_str())
+    );
+    assert_eq!(
+        listed[0].created_at,
+        made.created_at.replace_nanosecond(0).unwrap()
+    );
 
     let fetched = ctl(&b, &["remote", "fetch", "offsite", made.id.as_str()]);
     assert_eq!(fetched.code, 0, "{}", fetched.stderr);
@@ -105,10 +121,13 @@ async fn altered_truncated_or_swapped_objects_are_refused_and_leave_nothing() {
     let first = backup_now(&mut client, Scope::Database).await;
     let second = backup_now(&mut client, Scope::Database).await;
     for id in [&first.id, &second.id] {
-        wait_copy(&a, id, "offsite", "the copy", |c| c.state == CopyState::Copied).await;
+        wait_copy(&a, id, "offsite", "the copy", |c| {
+            c.state == CopyState::Copied
+        })
+        .await;
     }
-    let verdicts: Vec<RemoteVerdict> =
-        json_lines(&ctl(&a, &["remote", "verify", "offsite", "--json"]));
+    let all = ctl(&a, &["remote", "verify", "offsite", "--json"]);
+    let verdicts: Vec<RemoteVerdict> = json_lines(&all);
     assert_eq!(verdicts.len(), 2);
     assert!(verdicts.iter().all(|v| v.ok), "{verdicts:?}");
 
@@ -124,16 +143,31 @@ async fn altered_truncated_or_swapped_objects_are_refused_and_leave_nothing() {
     assert_eq!(delete.code, 0, "{}", delete.stderr);
     assert!(show(&mut client, &first.id).await.remote_only);
 
-    for (what, bytes) in [("altered", &altered), ("truncated", &truncated), ("swapped", &other)] {
+    for (what, bytes) in [
+        ("altered", &altered),
+        ("truncated", &truncated),
+        ("swapped", &other),
+    ] {
         replace_object(&s3, &key, bytes);
-        let verify = ctl(&a, &["remote", "verify", "offsite", first.id.as_str(), "--json"]);
-        let verdicts: Vec<RemoteVerdict> = json_lines(&verify);
+        let verify = ctl(
+            &a,
+            &["remote", "verify", "offsite", first.id.as_str(), "--json"],
+        );
+        assert_eq!(verify.code, 1, "{what}: a refused copy fails the command");
+        let verdicts: Vec<RemoteVerdict> = last_json(&verify);
         assert!(!verdicts[0].ok, "{what}: {verdicts:?}");
         let fetch = ctl(&a, &["remote", "fetch", "offsite", first.id.as_str()]);
         assert_ne!(fetch.code, 0, "{what} was fetched");
         assert!(fetch.stderr.contains("invalid"), "{what}: {}", fetch.stderr);
-        assert!(!a.archive_path(first.id.as_str()).exists(), "{what} entered the store");
-        assert_eq!(partials(&a), Vec::<String>::new(), "{what} left a partial file");
+        assert!(
+            !a.archive_path(first.id.as_str()).exists(),
+            "{what} entered the store"
+        );
+        assert_eq!(
+            partials(&a),
+            Vec::<String>::new(),
+            "{what} left a partial file"
+        );
         assert!(show(&mut client, &first.id).await.remote_only, "{what}");
     }
     // The genuine copy back: fetch works.
@@ -156,7 +190,10 @@ async fn a_restore_fetches_a_deleted_archive_and_copies_are_deleted_by_name() {
     let a = builder.start();
     let mut client = a.client().await;
     let made = backup_now(&mut client, Scope::Database).await;
-    wait_copy(&a, &made.id, "offsite", "the copy", |c| c.state == CopyState::Copied).await;
+    wait_copy(&a, &made.id, "offsite", "the copy", |c| {
+        c.state == CopyState::Copied
+    })
+    .await;
     let delete = ctl(&a, &["backup", "delete", made.id.as_str()]);
     assert_eq!(delete.code, 0, "{}", delete.stderr);
     assert!(!a.archive_path(made.id.as_str()).exists());
@@ -164,23 +201,37 @@ async fn a_restore_fetches_a_deleted_archive_and_copies_are_deleted_by_name() {
 
     let restore = ctl(&a, &["restore", made.id.as_str(), "--dry-run", "--wait"]);
     assert_eq!(restore.code, 0, "{}\n{}", restore.stdout, restore.stderr);
-    assert!(a.archive_path(made.id.as_str()).exists(), "the restore fetched the copy");
+    assert!(
+        a.archive_path(made.id.as_str()).exists(),
+        "the restore fetched the copy"
+    );
     let record = show(&mut client, &made.id).await;
     assert!(!record.remote_only);
     assert_eq!(record.status, BackupStatus::Succeeded);
 
-    let gone = ctl(&a, &["backup", "delete", made.id.as_str(), "--remote", "offsite"]);
+    let gone = ctl(
+        &a,
+        &["backup", "delete", made.id.as_str(), "--remote", "offsite"],
+    );
     assert_eq!(gone.code, 0, "{}", gone.stderr);
     assert_eq!(s3.keys(BUCKET), Vec::<String>::new());
     let record = show(&mut client, &made.id).await;
     assert!(record.copies.is_empty(), "{:?}", record.copies);
-    assert!(a.archive_path(made.id.as_str()).exists(), "the local archive stays");
+    assert!(
+        a.archive_path(made.id.as_str()).exists(),
+        "the local archive stays"
+    );
 
     let second = backup_now(&mut client, Scope::Database).await;
-    wait_copy(&a, &second.id, "offsite", "the copy", |c| c.state == CopyState::Copied).await;
-    let everywhere = ctl(&a, &["backup", "delete", second.id.as_str(), "--everywhere"]);
+    wait_copy(&a, &second.id, "offsite", "the copy", |c| {
+        c.state == CopyState::Copied
+    })
+    .await;
+    let everywhere = ctl(
+        &a,
+        &["backup", "delete", second.id.as_str(), "--everywhere"],
+    );
     assert_eq!(everywhere.code, 0, "{}", everywhere.stderr);
     assert_eq!(s3.keys(BUCKET), Vec::<String>::new());
     assert!(!a.archive_path(second.id.as_str()).exists());
-    let _ = RestoreStatus::Succeeded;
 }

@@ -18,6 +18,7 @@ use crate::support::{pattern, read_all, Part};
 
 struct Vector {
     file: &'static str,
+    version: u16,
     chunk_size: u32,
     salt: [u8; 32],
     nonce_prefix: [u8; 7],
@@ -41,6 +42,7 @@ fn vectors() -> Vec<Vector> {
     vec![
         Vector {
             file: "v1-small.bscc",
+            version: 1,
             chunk_size: 4096,
             salt: run(0x20),
             nonce_prefix: run(0x40),
@@ -50,6 +52,7 @@ fn vectors() -> Vec<Vector> {
         },
         Vector {
             file: "v1-multichunk.bscc",
+            version: 1,
             chunk_size: 4096,
             salt: run(0x80),
             nonce_prefix: run(0xa0),
@@ -84,6 +87,7 @@ fn build_vector(v: &Vector) -> (Vec<u8>, Manifest) {
     let writer = ArchiveWriter::with_material(
         Vec::new(),
         &master_key(),
+        v.version,
         v.chunk_size,
         v.salt,
         v.nonce_prefix,

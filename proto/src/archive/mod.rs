@@ -19,6 +19,9 @@ mod stream;
 mod tail;
 mod writer;
 
+#[cfg(test)]
+mod v2_tests;
+
 use std::io;
 
 pub use codec::{Codec, Compression, MAX_WINDOW_LOG, MAX_ZSTD_LEVEL};

@@ -114,7 +114,11 @@ if [[ ! -x /usr/bin/time ]]; then
 fi
 command -v python3 >/dev/null || die "python3 is needed (JSON and reading archives)"
 HAVE_CRYPTO=1
-python3 -c 'import cryptography.hazmat.primitives.ciphers.aead' 2>/dev/null || HAVE_CRYPTO=0
+# The archive reader needs cryptography and, for format 2, zstandard: the venv
+# scripts/ensure-deps.sh makes has both.
+PY=python3
+[[ -x ${BERKUT_PYENV:-$HOME/.cache/berkut/pyenv}/bin/python ]] && PY=${BERKUT_PYENV:-$HOME/.cache/berkut/pyenv}/bin/python
+"$PY" -c 'import cryptography.hazmat.primitives.ciphers.aead, zstandard' 2>/dev/null || HAVE_CRYPTO=0
 
 # Only this benchmark's own libpq settings count.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE PGSERVICE PGOPTIONS \
@@ -580,7 +584,7 @@ print(r.get("status"), r.get("id"), r.get("size_bytes"), r.get("sha256"))' "$rec
     R_DUMP=$B_SIZE R_OTHER="" R_PREDICTED="" R_DUMP_STEP=""
     if [[ $HAVE_CRYPTO == 1 ]]; then
         log "  decrypting the archive to read its parts"
-        BSCC_KEY="$KEY" python3 "$LIB/bscc_parts.py" "$archive" >"$BK/parts.json" ||
+        BSCC_KEY="$KEY" "$PY" "$LIB/bscc_parts.py" "$archive" >"$BK/parts.json" ||
             die "the archive of --scope $scope does not read back"
         # dump size | other parts | predicted file size | dump step seconds
         IFS='|' read -r R_DUMP R_OTHER R_PREDICTED R_DUMP_STEP < <(python3 -c '
@@ -588,9 +592,11 @@ import json, sys
 a = json.load(open(sys.argv[1]))
 dump = [p for p in a["parts"] if p["name"] == "dump.pgcustom"][0]
 # The payload framing of docs/FORMAT.md section 5: per part a tag, the
-# name with its length, a 4-byte header per block, the zero block length,
-# the size and the sha256; then the end marker.
-plain = 1 + sum(1 + 2 + len(p["name"]) + 4 * p["blocks"] + 4 + 8 + 32 + p["size"] for p in a["parts"])
+# name with its length, (format 2) the codec byte, a 4-byte header per
+# block, the stored bytes, the zero block length, (format 2) the stored
+# size, the size and the sha256; then the end marker.
+v2 = 9 if a["format_version"] >= 2 else 0
+plain = 1 + sum(1 + 2 + len(p["name"]) + v2 + 4 * p["blocks"] + 4 + 8 + 32 + p["stored_size"] for p in a["parts"])
 assert plain == a["plaintext_size"], (plain, a["plaintext_size"])
 predicted = 112 + plain + 16 * (plain // a["chunk_size"] + 1)
 others = ", ".join("%s %d B" % (p["name"], p["size"]) for p in a["parts"] if p is not dump)

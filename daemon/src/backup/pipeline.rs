@@ -425,3 +425,28 @@ fn archive_error(e: ArchiveError) -> OpError {
 fn write_failed(e: io::Error) -> OpError {
     archive_error(ArchiveError::from_io(e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compressor_failure_is_the_backups_reason_in_words() {
+        let from_writer: io::Error = ArchiveError::Compress {
+            part: "dump.pgcustom".into(),
+            why: "Src size is incorrect".into(),
+        }
+        .into();
+        let e = write_failed(from_writer);
+        assert_eq!(e.code, ErrorCode::Internal);
+        assert!(
+            e.message
+                .contains("compressing part \"dump.pgcustom\" failed: Src size is incorrect"),
+            "{}",
+            e.message
+        );
+        // A plain disk error stays a disk error.
+        let full = write_failed(io::Error::from_raw_os_error(nix::libc::ENOSPC));
+        assert!(full.message.contains("full"), "{}", full.message);
+    }
+}

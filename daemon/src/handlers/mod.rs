@@ -10,6 +10,7 @@ pub mod backup_import;
 mod backup_list;
 mod backup_pin;
 mod backup_show;
+mod import_check;
 mod job_attach;
 mod maintenance_status;
 mod plan_enable;

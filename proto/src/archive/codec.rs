@@ -138,6 +138,13 @@ impl Compressor {
         Ok(())
     }
 
+    #[cfg(test)]
+    pub(crate) fn pledge_for_test(&mut self, size: u64) {
+        self.encoder
+            .set_pledged_src_size(Some(size))
+            .expect("a pledge before any input");
+    }
+
     /// Ends the frame, handing its last bytes to `emit`.
     pub(crate) fn finish(
         &mut self,

@@ -324,3 +324,33 @@ fn a_v1_archive_still_verifies_at_both_depths() {
     }
     assert!(verify(&bytes[..], &ring, |_, _| Ok(())).is_ok());
 }
+
+#[test]
+fn zstd_failing_mid_stream_fails_the_part_and_the_archive_cannot_be_finished() {
+    let key = MasterKey::generate();
+    let mut w = ArchiveWriter::with_chunk_size(Vec::new(), &key, 4096)
+        .unwrap()
+        .with_compression(Compression::zstd(1, 0))
+        .unwrap();
+    let mut part = w.begin_part("dump.pgcustom", PartKind::Dump).unwrap();
+    // zstd was promised 1000 bytes; the 200 000 written are refused by
+    // zstd itself, part way through.
+    part.pledge_for_test(1000);
+    let err = part.write_all(&content(200_000)).unwrap_err();
+    let err = ArchiveError::from_io(err);
+    assert!(
+        matches!(&err, ArchiveError::Compress { part, .. } if part == "dump.pgcustom"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("compressing part \"dump.pgcustom\" failed: "),
+        "{err}"
+    );
+    drop(part);
+    // The archive cannot be completed into something that looks whole.
+    assert!(matches!(
+        w.finish(manifest(Vec::new())),
+        Err(ArchiveError::Usage(_))
+    ));
+}

@@ -294,6 +294,16 @@ impl<W: Write> PartWriter<'_, W> {
         &self.name
     }
 
+    /// Makes zstd expect exactly `size` bytes in this frame, so that writing
+    /// more fails inside zstd itself mid-stream: how tests provoke a real
+    /// compressor failure.
+    #[cfg(test)]
+    pub(crate) fn pledge_for_test(&mut self, size: u64) {
+        if let Some(c) = self.compressor.as_mut() {
+            c.pledge_for_test(size);
+        }
+    }
+
     /// Ends the part: ends its zstd frame, writes its last block and its
     /// trailer, and returns its manifest entry.
     pub fn finish(mut self) -> Result<PartEntry, ArchiveError> {

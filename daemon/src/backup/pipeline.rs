@@ -413,9 +413,11 @@ fn timing(step: &str, started: Instant) -> StepTiming {
 fn archive_error(e: ArchiveError) -> OpError {
     match e {
         ArchiveError::Io(e) => io_error(e),
-        compress @ ArchiveError::Compress { .. } => {
-            OpError::internal(format!("the backup failed: {compress}"))
-        }
+        // zstd's own words name no path and no key: they are the reason.
+        compress @ ArchiveError::Compress { .. } => OpError::new(
+            ErrorCode::Internal,
+            format!("the backup failed: {compress}"),
+        ),
         other => OpError::internal(format!("archive writer: {other}")),
     }
 }

@@ -4,7 +4,7 @@
 //! less than it records, a stored size that lies, a frame cut short) are
 //! refused with their own reason.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use sha2::{Digest, Sha256};
 

@@ -16,6 +16,7 @@
 # restore (which gathers statistics) takes more than 1.15x pg_restore plus
 # vacuumdb --analyze-only, 2 if it cannot run.
 #   BENCH_SIZE_GB (default 1)  BENCH_JOBS (pg_restore -j, default 2)
+#   BENCH_SKIP_BUILD=1 uses the existing target/release binaries
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_GB=${BENCH_SIZE_GB:-1}
@@ -28,8 +29,10 @@ as_pg() { if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi;
 
 pg_bin=${BERKUT_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 [[ -x $pg_bin/initdb ]] || die "no PostgreSQL server programs (apt-get install postgresql)"
-log "building release binaries"
-cargo build --quiet --release -p berkut-daemon -p berkut-ctl
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+    log "building release binaries"
+    cargo build --quiet --release -p berkut-daemon -p berkut-ctl
+fi
 bin=$PWD/target/release
 
 work=$(mktemp -d /tmp/berkut-bench-restore.XXXXXX)

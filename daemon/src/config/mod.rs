@@ -7,6 +7,7 @@
 //! material is held only as `MasterKey`, which never prints its bytes.
 
 mod access;
+pub mod compression;
 mod connections;
 mod key;
 mod reload;
@@ -136,6 +137,9 @@ pub struct Config {
     pub offsite_rpo: Duration,
     /// The wait after a first failed upload; doubled with each attempt.
     pub remote_retry: Duration,
+    /// How backups store their parts (`compression`, with
+    /// `compression_threads` zstd workers).
+    pub compression: berkut_proto::archive::Compression,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -291,7 +295,18 @@ impl Config {
         };
         let offsite_rpo = Duration::from_secs(src.number("offsite_rpo_seconds")?);
         let remote_retry = Duration::from_secs(src.number("remote_retry_seconds")?);
+        let compression_threads = src.number("compression_threads")? as u32;
+        let compression = {
+            let text = src.text_or_default("compression")?;
+            compression::parse(&text, compression_threads).map_err(|m| {
+                let origin = src.text("compression").ok().flatten().map(|(_, o)| o);
+                origin
+                    .unwrap_or(source::Origin::Default("compression"))
+                    .invalid(m)
+            })?
+        };
         Ok(Config {
+            compression,
             restore_analyze,
             access,
             audit_max_bytes,

@@ -141,6 +141,8 @@ mod tests {
                 ("BERKUT_AUDIT_MAX_BYTES", "8192"),
                 ("BERKUT_OFFSITE_RPO_SECONDS", "120"),
                 ("BERKUT_REMOTE_RETRY_SECONDS", "5"),
+                ("BERKUT_BACKUP_COMPRESSION", "zstd:9"),
+                ("BERKUT_BACKUP_COMPRESSION_THREADS", "0"),
                 ("BERKUT_SOCKET_GROUP", "root"),
                 ("BERKUT_BACKUP_PATH", "/elsewhere/backups"),
                 ("BERKUT_STATE_DIR", "/elsewhere/state"),

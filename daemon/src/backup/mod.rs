@@ -3,7 +3,9 @@
 //! outcome. The catalogue is updated at each step, before watchers hear of it,
 //! so what a client is told has always been persisted first.
 
+mod files;
 mod pipeline;
+pub mod redact;
 
 use std::sync::Arc;
 

@@ -150,6 +150,85 @@ pub struct Manifest {
     /// The objects the dump holds, by kind, for drills to compare.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<crate::properties::ObjectInventory>,
+    /// What became of each file of the file roots (archived as is,
+    /// redacted, or excluded), for archives with files made since it is
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileEntry>,
+}
+
+/// What became of one file (or directory, link, root) of the file roots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOutcome {
+    /// In the files part byte for byte (a symbolic link as a link).
+    Archived,
+    /// In the files part with the values of `keys` replaced by the marker
+    /// `BERKUT-REDACTED`: not a working copy.
+    Redacted,
+    /// Not in the files part, for `reason`.
+    Excluded,
+}
+
+impl FileOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileOutcome::Archived => "archived",
+            FileOutcome::Redacted => "redacted",
+            FileOutcome::Excluded => "excluded",
+        }
+    }
+}
+
+/// One file of the file roots as the manifest records it. Never holds a
+/// value of the file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// The path as in the files part (the root without its leading `/`),
+    /// with `\`, control characters and bytes that are not UTF-8 escaped
+    /// (`\n`, `\xff`).
+    pub path: String,
+    pub outcome: FileOutcome,
+    /// For a redacted file: the keys whose values were replaced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// For an excluded file, the rule that excluded it; for a kept
+    /// symbolic link, that it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The files of a backup in short, as a backup's record carries them: how
+/// many went in as they are, and each one that did not.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesSummary {
+    pub archived: u64,
+    /// The redacted and excluded entries, and the archived ones with a note.
+    pub notable: Vec<FileEntry>,
+}
+
+impl FilesSummary {
+    pub fn of(files: &[FileEntry]) -> Option<FilesSummary> {
+        if files.is_empty() {
+            return None;
+        }
+        let archived = files
+            .iter()
+            .filter(|f| f.outcome == FileOutcome::Archived)
+            .count() as u64;
+        let notable = files
+            .iter()
+            .filter(|f| f.outcome != FileOutcome::Archived || f.reason.is_some())
+            .cloned()
+            .collect();
+        Some(FilesSummary { archived, notable })
+    }
+
+    pub fn redacted(&self) -> impl Iterator<Item = &FileEntry> {
+        self.notable
+            .iter()
+            .filter(|f| f.outcome == FileOutcome::Redacted)
+    }
 }
 
 impl Manifest {

@@ -90,6 +90,7 @@ pub async fn submit(
         archive: None,
         pinned: false,
         properties: None,
+        files: None,
     };
     let record = entry.record();
     daemon.update_catalogue(|c| c.insert(entry))?;
@@ -249,6 +250,7 @@ pub async fn submit_or_record(
         archive: None,
         pinned: false,
         properties: None,
+        files: None,
     };
     daemon.update_catalogue(|c| c.insert(entry))?;
     Err(OpError::new(failure.code, failure.reason))

@@ -143,6 +143,7 @@ pub fn write_archive(
         tables: plan.tables.clone(),
         properties: plan.properties.clone(),
         objects: plan.objects.clone(),
+        files: Vec::new(),
     };
     let (out, manifest) = archive.finish(manifest).map_err(archive_error)?;
     let (buffered, size_bytes, sha256) = out.finish();

@@ -3,7 +3,7 @@
 //! outcome. The catalogue is updated at each step, before watchers hear of it,
 //! so what a client is told has always been persisted first.
 
-mod files;
+pub(crate) mod files;
 mod pipeline;
 pub mod redact;
 
@@ -348,7 +348,12 @@ async fn execute(
         pg_dumpall: config.pg_dumpall_bin.clone(),
         dump_url,
         password,
-        file_roots: config.file_roots.clone(),
+        files: files::FilesPlan {
+            roots: config.file_rules.clone(),
+            words: redact::Words::new(config.redact_keys.clone()),
+            max_file: config.file_max_bytes,
+            max_total: config.files_max_total_bytes,
+        },
         snapshot: snapshot.as_ref().map(|s| s.id.clone()),
         tables,
         properties,

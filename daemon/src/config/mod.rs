@@ -25,7 +25,9 @@ use source::Source;
 
 pub use crate::db::DatabaseUrl;
 pub use connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
-pub use file_roots::{matching as excluded_by, FileRoot};
+pub use file_roots::{
+    matching as excluded_by, resolve as resolve_file_root, FileRoot, FileRootEntry,
+};
 pub use key::load_dev_key;
 pub use settings::{Reload, Setting, SETTINGS};
 
@@ -233,10 +235,10 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for rule in &file_rules {
             if !seen.insert(&rule.path) {
-                return Err(source::Origin::Default("file_root").invalid(format!(
-                    "the root {} is configured twice",
-                    rule.path.display()
-                )));
+                return Err(ConfigError::Invalid {
+                    origin: "file_roots and [[file_root]]".into(),
+                    message: format!("the root {} is configured twice", rule.path.display()),
+                });
             }
         }
         let file_roots: Vec<PathBuf> = file_rules.iter().map(|r| r.path.clone()).collect();

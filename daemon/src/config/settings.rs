@@ -159,7 +159,14 @@ pub const SETTINGS: &[Setting] = &[
         Fallback::Described("none"),
         "`[[file_root]]` entries: a root (`path`) with its own `exclude` globs and `redact` \
          switch, see below",
-        |c| show(&c.file_rules),
+        |c| {
+            show(
+                &c.file_rules
+                    .iter()
+                    .map(|r| (&r.path, &r.exclude, r.redact))
+                    .collect::<Vec<_>>(),
+            )
+        },
     ),
     Setting::new(
         "redact_keys",

@@ -145,6 +145,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
             };
             let database = sealed.manifest.database.name.clone();
             let properties = sealed.manifest.properties.clone();
+            let files = berkut_proto::manifest::FilesSummary::of(&sealed.manifest.files);
             record_outcome(&daemon, &id, |e| {
                 e.state = BackupState::Succeeded {
                     created_at: e.state.created_at(),
@@ -154,6 +155,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
                 e.archive = Some(facts);
                 e.database = Some(database);
                 e.properties = properties;
+                e.files = files;
             })
         }
         Err(e) => {

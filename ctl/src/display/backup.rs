@@ -81,6 +81,12 @@ impl Show for BackupRecord {
                     printable(&what)
                 );
             }
+            if files.more > 0 {
+                println!(
+                    "  and {} more (the archive's manifest lists them all)",
+                    files.more
+                );
+            }
         }
         if let Some(f) = &r.failure {
             println!("failure:       {}: {}", f.code, f.reason);

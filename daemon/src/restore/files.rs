@@ -119,7 +119,11 @@ pub fn unpack(
             count += 1;
             let shown = crate::backup::files::shown(&path);
             if redacted.contains(shown.as_str()) {
-                written_redacted.push(shown);
+                // The record must fit a reply; the manifest has them all.
+                written_redacted.push(berkut_proto::manifest::cut(
+                    &shown,
+                    berkut_proto::manifest::SUMMARY_MAX_PATH,
+                ));
             }
         }
         return Ok((count, written_redacted));

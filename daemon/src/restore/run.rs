@@ -268,7 +268,10 @@ pub async fn run(
             }
         }
         drop(log);
-        tracker.update(|s| s.record.redacted_files = redacted);
+        let kept = redacted
+            .len()
+            .min(berkut_proto::manifest::SUMMARY_MAX_ENTRIES);
+        tracker.update(|s| s.record.redacted_files = redacted[..kept].to_vec());
         tracker.finish(Step::Files, daemon.now(), detail);
     } else {
         tracker.skip(Step::Files, "the backup holds no files");

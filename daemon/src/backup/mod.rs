@@ -3,7 +3,7 @@
 //! outcome. The catalogue is updated at each step, before watchers hear of it,
 //! so what a client is told has always been persisted first.
 
-pub(crate) mod files;
+pub mod files;
 mod pipeline;
 pub mod redact;
 

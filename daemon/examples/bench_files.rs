@@ -26,8 +26,10 @@ fn fixture(root: &Path, files: usize) -> u64 {
             ),
             1 => (
                 format!("{n}.yaml"),
-                format!("server:\n  port: {n}\n  name: svc\ndatabase:\n  password: s{n}\n  pool: 5\n")
-                    .repeat(1)
+                format!(
+                    "server:\n  port: {n}\n  name: svc\ndatabase:\n  password: s{n}\n  pool: 5\n"
+                )
+                .repeat(1)
                     + &format!("items:\n{}", "  - name: a\n    value: b\n".repeat(40)),
             ),
             2 => (
@@ -47,7 +49,10 @@ fn fixture(root: &Path, files: usize) -> u64 {
                 format!("[db]\nhost = h\npassword = p{n}\n")
                     + &"[section]\nkey = value\nother = 2\n".repeat(40),
             ),
-            _ => (format!("{n}.txt"), "Ordinary notes, nothing secret.\n".repeat(60)),
+            _ => (
+                format!("{n}.txt"),
+                "Ordinary notes, nothing secret.\n".repeat(60),
+            ),
         };
         bytes += text.len() as u64;
         std::fs::write(dir.join(name), text).unwrap();
@@ -116,7 +121,10 @@ fn main() {
     println!("walker, redact = false:            {as_is:.3} s, {as_is_bytes} tar bytes");
     println!("walker, redact = true:             {redacted:.3} s, {redacted_bytes} tar bytes");
     println!("ratio redact=true / append_dir_all: {:.2}", redacted / old);
-    println!("ratio redact=true / redact=false:   {:.2}", redacted / as_is);
+    println!(
+        "ratio redact=true / redact=false:   {:.2}",
+        redacted / as_is
+    );
     println!(
         "redaction throughput: {:.1} MiB/s",
         input as f64 / redacted / (1 << 20) as f64

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use berkut_proto::manifest::{FileOutcome, Manifest, MANIFEST_PART};
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply, RestoreStatus};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Reply, RestoreStatus};
 
 use crate::helpers::*;
 
@@ -186,9 +186,9 @@ async fn configuration_is_archived_without_its_secrets_and_restored_marked_redac
     assert!(!root.join("tls/server.pem").exists());
 
     let Ok(Reply::Evidence { evidence }) = client
-        .call(Operation::RestoreEvidence {
+        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
             restore_id: restored.restore_id.clone(),
-        })
+        }))
         .await
     else {
         panic!("no evidence")

@@ -277,9 +277,9 @@ async fn per_root_rules_exclude_and_switch_redaction() {
     assert_eq!(why.reason.as_deref(), Some("exclude glob \"*.yaml\""));
 }
 
-/// A root that is missing or links to `/`, and a FIFO in a root, do not
-/// fail the backup, hang it, or pull in the whole system: each is left out
-/// and named. A file over the per-backup limit refuses the backup clearly.
+/// A root that is missing or links to `/`, a FIFO, a YAML bomb and deeply
+/// nested JSON in a root do not fail the backup, hang it, or pull in the
+/// whole system: each is left out and named. A file over the per-backup limit refuses the backup clearly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_roots_and_special_files_are_noted_and_limits_refuse() {
     let pg = small_cluster();
@@ -287,6 +287,20 @@ async fn bad_roots_and_special_files_are_noted_and_limits_refuse() {
     let good = dir.path().join("good");
     fixture(&good);
     nix::unistd::mkfifo(&good.join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // A "billion laughs" YAML and JSON nested 100000 deep.
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for (prev, name) in "abcdefghi".chars().zip("bcdefghij".chars()) {
+        bomb += &format!(
+            "{name}: &{name} [{}]\n",
+            vec![format!("*{prev}"); 10].join(", ")
+        );
+    }
+    std::fs::write(good.join("bomb.yaml"), bomb).unwrap();
+    std::fs::write(
+        good.join("deep.json"),
+        format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+    )
+    .unwrap();
     let slash = dir.path().join("slash");
     std::os::unix::fs::symlink("/", &slash).unwrap();
     let missing = dir.path().join("missing");
@@ -311,6 +325,14 @@ async fn bad_roots_and_special_files_are_noted_and_limits_refuse() {
     assert_eq!(reason(&slash), "the root is a symbolic link to /");
     assert_eq!(reason(&missing), "the root is missing");
     assert_eq!(reason(&good.join("pipe")), "a FIFO, skipped");
+    assert_eq!(
+        reason(&good.join("bomb.yaml")),
+        "YAML whose aliases expand to more than 1000000 nodes (a YAML bomb)"
+    );
+    assert_eq!(
+        reason(&good.join("deep.json")),
+        "JSON nested deeper than 128 levels"
+    );
     let parts = read_parts(&daemon, &record.id);
     let files = files_part(&parts);
     assert!(

@@ -180,6 +180,9 @@ pub struct Entry {
     /// them (archives made since they are recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<berkut_proto::properties::DatabaseProperties>,
+    /// What became of the file roots' files, as the manifest records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<berkut_proto::manifest::FilesSummary>,
 }
 
 impl Entry {
@@ -206,6 +209,7 @@ impl Entry {
             database: Some(manifest.database.name),
             archive: Some(facts),
             pinned: false,
+            files: berkut_proto::manifest::FilesSummary::of(&manifest.files),
             properties: manifest.properties,
         }
     }
@@ -231,6 +235,7 @@ impl Entry {
             },
             pinned: self.pinned,
             properties: self.properties.clone().map(Box::new),
+            files: self.files.clone().map(Box::new),
         }
     }
 }

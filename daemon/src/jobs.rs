@@ -410,6 +410,7 @@ mod tests {
                 failure: None,
                 pinned: false,
                 properties: None,
+                files: None,
             },
         }
     }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use berkut_proto::ids::BackupId;
+use berkut_proto::manifest::FileOutcome;
 use berkut_proto::wire::{BackupRecord, BackupStatus};
 use serde_json::json;
 
@@ -55,6 +56,37 @@ impl Show for BackupRecord {
                 println!("properties:    not recorded (an archive made by an older berkutd)")
             }
             None => {}
+        }
+        if let Some(files) = &r.files {
+            let redacted = files.redacted().count();
+            let excluded = files
+                .notable
+                .iter()
+                .filter(|f| f.outcome == FileOutcome::Excluded)
+                .count();
+            println!(
+                "files:         {} archived as they are, {redacted} redacted, {excluded} left out",
+                files.archived
+            );
+            // Names and keys are the files' own text.
+            for f in &files.notable {
+                let what = match f.outcome {
+                    FileOutcome::Redacted => format!("values of {}", f.keys.join(", ")),
+                    _ => f.reason.clone().unwrap_or_default(),
+                };
+                println!(
+                    "  {:<9} {}: {}",
+                    f.outcome.as_str(),
+                    printable(&f.path),
+                    printable(&what)
+                );
+            }
+            if files.more > 0 {
+                println!(
+                    "  and {} more (the archive's manifest lists them all)",
+                    files.more
+                );
+            }
         }
         if let Some(f) = &r.failure {
             println!("failure:       {}: {}", f.code, f.reason);

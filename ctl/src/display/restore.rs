@@ -2,7 +2,7 @@
 
 use berkut_proto::wire::{Evidence, RestoreRecord, RestoreStatus, StepState};
 
-use super::text::opt_time;
+use super::text::{opt_time, printable};
 use super::{Outcome, Show};
 
 impl Show for RestoreRecord {
@@ -26,6 +26,16 @@ impl Show for RestoreRecord {
         println!("finished_at:   {}", opt_time(r.finished_at));
         if let Some(f) = &r.failure {
             println!("failure:       {}: {}", f.code, f.reason);
+        }
+        if !r.redacted_files.is_empty() {
+            println!(
+                "redacted:      {} file(s) written back redacted (secret values replaced by \
+                 BERKUT-REDACTED; not working copies):",
+                r.redacted_files.len()
+            );
+            for f in &r.redacted_files {
+                println!("               {}", printable(f));
+            }
         }
         println!("steps:");
         for s in &r.steps {

@@ -3,7 +3,9 @@
 //! outcome. The catalogue is updated at each step, before watchers hear of it,
 //! so what a client is told has always been persisted first.
 
+pub mod files;
 mod pipeline;
+pub mod redact;
 
 use std::sync::Arc;
 
@@ -88,6 +90,7 @@ pub async fn submit(
         archive: None,
         pinned: false,
         properties: None,
+        files: None,
     };
     let record = entry.record();
     daemon.update_catalogue(|c| c.insert(entry))?;
@@ -142,6 +145,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
             };
             let database = sealed.manifest.database.name.clone();
             let properties = sealed.manifest.properties.clone();
+            let files = berkut_proto::manifest::FilesSummary::of(&sealed.manifest.files);
             record_outcome(&daemon, &id, |e| {
                 e.state = BackupState::Succeeded {
                     created_at: e.state.created_at(),
@@ -151,6 +155,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
                 e.archive = Some(facts);
                 e.database = Some(database);
                 e.properties = properties;
+                e.files = files;
             })
         }
         Err(e) => {
@@ -247,6 +252,7 @@ pub async fn submit_or_record(
         archive: None,
         pinned: false,
         properties: None,
+        files: None,
     };
     daemon.update_catalogue(|c| c.insert(entry))?;
     Err(OpError::new(failure.code, failure.reason))
@@ -344,7 +350,12 @@ async fn execute(
         pg_dumpall: config.pg_dumpall_bin.clone(),
         dump_url,
         password,
-        file_roots: config.file_roots.clone(),
+        files: files::FilesPlan {
+            roots: config.file_rules.clone(),
+            words: redact::Words::new(config.redact_keys.clone()),
+            max_file: config.file_max_bytes,
+            max_total: config.files_max_total_bytes,
+        },
         snapshot: snapshot.as_ref().map(|s| s.id.clone()),
         tables,
         properties,

@@ -9,6 +9,7 @@
 mod access;
 pub mod compression;
 mod connections;
+mod file_roots;
 mod key;
 mod reload;
 mod settings;
@@ -25,6 +26,9 @@ use source::Source;
 
 pub use crate::db::DatabaseUrl;
 pub use connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
+pub use file_roots::{
+    matching as excluded_by, resolve as resolve_file_root, FileRoot, FileRootEntry,
+};
 pub use key::load_dev_key;
 pub use settings::{Reload, Setting, SETTINGS};
 
@@ -96,7 +100,8 @@ pub struct Config {
     pub socket: PathBuf,
     /// Directory for the catalogue and other state.
     pub state_dir: PathBuf,
-    /// Directories archived when a backup asks for `include_files`.
+    /// Directories archived when a backup asks for `include_files`: every
+    /// root, from `file_roots` and from `[[file_root]]`.
     pub file_roots: Vec<PathBuf>,
     /// A `tracing` filter (`info`, `warn,berkut_daemon=debug`, ...),
     /// checked when loaded; `RUST_LOG`, when set, overrides it.
@@ -132,6 +137,14 @@ pub struct Config {
     /// How backups store their parts (`compression`, with
     /// `compression_threads` zstd workers).
     pub compression: berkut_proto::archive::Compression,
+    /// Each of `file_roots` with its rules (exclude globs, redaction).
+    pub file_rules: Vec<FileRoot>,
+    /// Words that make a key look like a secret, beyond the built-in ones.
+    pub redact_keys: Vec<String>,
+    /// A file larger than this is not archived (and the manifest says so).
+    pub file_max_bytes: u64,
+    /// A backup whose files would take more than this is refused.
+    pub files_max_total_bytes: u64,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -211,6 +224,39 @@ impl Config {
             }
             None => Vec::new(),
         };
+        let mut file_rules: Vec<FileRoot> = file_roots.into_iter().map(FileRoot::plain).collect();
+        if let Some((value, origin)) = src.file_value("file_root") {
+            let entries: Vec<file_roots::FileRootEntry> = value.try_into().map_err(|e| {
+                origin.invalid(format!(
+                    "must be [[file_root]] entries: {}",
+                    e.message().lines().next().unwrap_or("not valid")
+                ))
+            })?;
+            for entry in entries {
+                file_rules.push(file_roots::resolve(entry).map_err(|m| origin.invalid(m))?);
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for rule in &file_rules {
+            if !seen.insert(&rule.path) {
+                return Err(ConfigError::Invalid {
+                    origin: "file_roots and [[file_root]]".into(),
+                    message: format!("the root {} is configured twice", rule.path.display()),
+                });
+            }
+        }
+        let file_roots: Vec<PathBuf> = file_rules.iter().map(|r| r.path.clone()).collect();
+        let redact_keys = match src.file_value("redact_keys") {
+            Some((value, origin)) => {
+                let words: Vec<String> = value
+                    .try_into()
+                    .map_err(|_| origin.invalid("must be a list of strings"))?;
+                file_roots::secret_words(words).map_err(|m| origin.invalid(m))?
+            }
+            None => Vec::new(),
+        };
+        let file_max_bytes = src.number("file_max_bytes")?;
+        let files_max_total_bytes = src.number("files_max_total_bytes")?;
         let log_level = src.text_or_default("log_level")?;
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_level) {
             let origin = src.text("log_level")?.map(|(_, origin)| origin);
@@ -311,6 +357,10 @@ impl Config {
             connections,
             audit_keep_bytes,
             audit_burst: Duration::from_secs(audit_burst_seconds),
+            file_rules,
+            redact_keys,
+            file_max_bytes,
+            files_max_total_bytes,
         })
     }
 

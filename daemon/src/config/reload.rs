@@ -118,7 +118,9 @@ mod tests {
         load_with(
             Some(
                 "file_roots = [\"/srv/files\"]\n\
-                 [[access]]\nuid = 4242\nrole = \"viewer\"\n",
+                 redact_keys = [\"pin\"]\n\
+                 [[access]]\nuid = 4242\nrole = \"viewer\"\n\
+                 [[file_root]]\npath = \"/srv/conf\"\nexclude = [\"*.pem\"]\n",
             ),
             &[
                 ("BERKUT_BACKUP_PGDUMP_BIN", "/opt/pg/bin/pg_dump"),
@@ -150,6 +152,8 @@ mod tests {
                 ("BERKUT_BACKUP_ENCRYPTION_KEY", ""),
                 ("BERKUT_BACKUP_ENCRYPTION_KEY_FILE", &key_file),
                 ("BERKUT_BACKUP_OLD_KEY_FILES", &old_key),
+                ("BERKUT_BACKUP_FILE_MAX_BYTES", "4096"),
+                ("BERKUT_BACKUP_FILES_MAX_TOTAL_BYTES", "8192"),
             ],
         )
     }

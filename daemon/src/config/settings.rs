@@ -154,6 +154,45 @@ pub const SETTINGS: &[Setting] = &[
     )
     .env_note("(`:`-separated)"),
     Setting::new(
+        "file_root",
+        NO_ENV,
+        Fallback::Described("none"),
+        "`[[file_root]]` entries: a root (`path`) with its own `exclude` globs and `redact` \
+         switch, see below",
+        |c| {
+            show(
+                &c.file_rules
+                    .iter()
+                    .map(|r| (&r.path, &r.exclude, r.redact))
+                    .collect::<Vec<_>>(),
+            )
+        },
+    ),
+    Setting::new(
+        "redact_keys",
+        NO_ENV,
+        Fallback::Described("none"),
+        "more words that make a key in an archived file look like a secret",
+        |c| show(&c.redact_keys),
+    ),
+    Setting::new(
+        "file_max_bytes",
+        &["BERKUT_BACKUP_FILE_MAX_BYTES"],
+        Fallback::Number(64 << 20),
+        "a file larger than this is left out of a backup, and its manifest says so \
+         (files are read whole into memory to be checked)",
+        |c| show(&c.file_max_bytes),
+    )
+    .range(1, 4 * GIB),
+    Setting::new(
+        "files_max_total_bytes",
+        &["BERKUT_BACKUP_FILES_MAX_TOTAL_BYTES"],
+        Fallback::Number(GIB),
+        "a backup whose files would take more than this is refused",
+        |c| show(&c.files_max_total_bytes),
+    )
+    .range(1, u64::MAX),
+    Setting::new(
         "log_level",
         &["BERKUT_LOG"],
         Fallback::Text("info"),

@@ -370,5 +370,6 @@ pub fn new_record(
             })
             .collect(),
         failure: None,
+        redacted_files: Vec::new(),
     }
 }

@@ -251,7 +251,7 @@ pub async fn run(
             manifest.clone(),
             staged.clone(),
         );
-        let count = blocking(move || {
+        let (count, redacted) = blocking(move || {
             files::unpack(&path, &d.config().keyring, &m, &st, dry_dir.as_deref())
         })
         .await?;
@@ -260,11 +260,47 @@ pub async fn run(
         } else {
             "beside the live roots"
         };
-        tracker.finish(
-            Step::Files,
-            daemon.now(),
-            format!("{count} entries unpacked {where_to}"),
-        );
+        let mut detail = format!("{count} entries unpacked {where_to}");
+        if !redacted.is_empty() {
+            // Nobody should take a redacted file for a working one.
+            let shown: Vec<&str> = redacted.iter().take(10).map(String::as_str).collect();
+            let more = redacted.len().saturating_sub(shown.len());
+            detail += &format!(
+                "; {} written back redacted (secret values replaced by {}, not working \
+                 copies): {}{}",
+                redacted.len(),
+                crate::backup::redact::MARKER,
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        // The evidence keeps what the backup did to the files.
+        let mut log = tracker.log(Step::Files);
+        for f in &manifest.files {
+            match f.outcome {
+                berkut_proto::manifest::FileOutcome::Archived => {}
+                berkut_proto::manifest::FileOutcome::Redacted => log.line(&format!(
+                    "redacted at backup time: {} (values of: {})",
+                    f.path,
+                    f.keys.join(", ")
+                )),
+                berkut_proto::manifest::FileOutcome::Excluded => log.line(&format!(
+                    "left out at backup time: {}: {}",
+                    f.path,
+                    f.reason.as_deref().unwrap_or("")
+                )),
+            }
+        }
+        drop(log);
+        let kept = redacted
+            .len()
+            .min(berkut_proto::manifest::SUMMARY_MAX_ENTRIES);
+        tracker.update(|s| s.record.redacted_files = redacted[..kept].to_vec());
+        tracker.finish(Step::Files, daemon.now(), detail);
     } else {
         tracker.skip(Step::Files, "the backup holds no files");
     }

@@ -18,6 +18,7 @@ mod backup_show;
 mod connections;
 mod disk_full;
 mod faults;
+mod files_redaction;
 mod job_attach;
 mod leaks;
 mod logging;

@@ -72,6 +72,10 @@ pub struct BackupRecord {
     /// were recorded, and for backups not yet finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<Box<crate::properties::DatabaseProperties>>,
+    /// What became of the file roots' files: how many were archived as
+    /// they are, and each redacted or excluded one (never a value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Box<crate::manifest::FilesSummary>>,
 }
 
 /// The step a backup job is in.

@@ -94,6 +94,10 @@ pub struct RestoreRecord {
     pub steps: Vec<RestoreStep>,
     #[serde(default)]
     pub failure: Option<Failure>,
+    /// The files written back as the archive holds them redacted (secret
+    /// values replaced by `BERKUT-REDACTED`): not working copies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted_files: Vec<String>,
 }
 
 impl RestoreRecord {

@@ -243,7 +243,11 @@ fn the_document_lists_every_operation_reply_and_record_field() {
     );
     let with_properties = unpack(&encode(&record_with_properties()).unwrap());
     let failed = unpack(&encode(&failed_record()).unwrap());
-    let restore = unpack(&encode(&running_restore()).unwrap());
+    let restore = {
+        let mut r = running_restore();
+        r.redacted_files = vec!["srv/app/config/.env".into()];
+        unpack(&encode(&r).unwrap())
+    };
     let evidence = unpack(&encode(&evidence()).unwrap());
     let error = ErrorBody {
         code: ErrorCode::Internal,
@@ -279,6 +283,10 @@ fn the_document_lists_every_operation_reply_and_record_field() {
         (
             "### 7.18 DatabaseProperties",
             field(&with_properties, "properties").clone(),
+        ),
+        (
+            "### 7.19 FilesSummary",
+            field(&with_properties, "files").clone(),
         ),
     ];
     for (heading, value) in records {

@@ -9,6 +9,7 @@
 mod access;
 mod connections;
 mod key;
+pub mod notify;
 mod reload;
 mod settings;
 mod source;
@@ -128,6 +129,10 @@ pub struct Config {
     /// How long a burst of identical denials is collapsed into one audit
     /// event (zero: never).
     pub audit_burst: Duration,
+    /// Where node_exporter's textfile collector finds the metrics.
+    pub metrics_textfile: Option<PathBuf>,
+    /// Where events are delivered (`[[notify]]`).
+    pub notify: Vec<notify::Sink>,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -269,7 +274,41 @@ impl Config {
             )));
         }
         let audit_burst_seconds = src.number("audit_burst_seconds")?;
+        let metrics_textfile = match src.text("metrics_textfile")? {
+            Some((text, origin)) => {
+                let path = PathBuf::from(text);
+                crate::metrics::textfile::check(&path).map_err(|m| origin.invalid(m))?;
+                Some(path)
+            }
+            None => None,
+        };
+        let notify = match src.file_value("notify") {
+            Some((value, origin)) => {
+                let entries: Vec<notify::NotifyEntry> = value.try_into().map_err(|e| {
+                    origin.invalid(format!(
+                        "must be [[notify]] entries: {}",
+                        e.message().lines().next().unwrap_or("not valid")
+                    ))
+                })?;
+                if entries.len() > notify::MAX_SINKS {
+                    return Err(
+                        origin.invalid(format!("at most {} [[notify]] entries", notify::MAX_SINKS))
+                    );
+                }
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, entry)| {
+                        notify::resolve(entry)
+                            .map_err(|m| origin.invalid(format!("entry {}: {m}", i + 1)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            None => Vec::new(),
+        };
         Ok(Config {
+            metrics_textfile,
+            notify,
             restore_analyze,
             access,
             audit_max_bytes,

@@ -115,10 +115,12 @@ mod tests {
         std::fs::write(&key_file, &other_key).unwrap();
         std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let key_file = key_file.display().to_string();
+        let metrics = keys.path().join("berkut.prom").display().to_string();
         load_with(
             Some(
                 "file_roots = [\"/srv/files\"]\n\
-                 [[access]]\nuid = 4242\nrole = \"viewer\"\n",
+                 [[access]]\nuid = 4242\nrole = \"viewer\"\n\
+                 [[notify]]\nkind = \"exec\"\ncommand = \"/bin/true\"\n",
             ),
             &[
                 ("BERKUT_BACKUP_PGDUMP_BIN", "/opt/pg/bin/pg_dump"),
@@ -148,6 +150,7 @@ mod tests {
                 ("BERKUT_BACKUP_ENCRYPTION_KEY", ""),
                 ("BERKUT_BACKUP_ENCRYPTION_KEY_FILE", &key_file),
                 ("BERKUT_BACKUP_OLD_KEY_FILES", &old_key),
+                ("BERKUT_METRICS_TEXTFILE", &metrics),
             ],
         )
     }

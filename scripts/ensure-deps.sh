@@ -39,3 +39,14 @@ fi
 if ! command -v script >/dev/null; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null || true
 fi
+
+# promtool (Debian's prometheus package) checks the metrics text in the
+# tests and packaging/berkut.rules.yml in CI. Without recommends: no
+# node_exporter; the package's service is not started where there is no
+# systemd (and does not need to run where there is).
+if ! command -v promtool >/dev/null; then
+    echo "ensure-deps: installing promtool (prometheus)" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+        || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+             && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+fi

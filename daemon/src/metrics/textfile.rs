@@ -132,4 +132,42 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
     }
+
+    /// A reader that reads the file in a loop while it is replaced again
+    /// and again sees one whole version or the other, never a mix or a
+    /// part. (Writing in place, as `std::fs::write` does, fails this at
+    /// once: a read lands between the truncation and the last byte.)
+    #[test]
+    fn a_reader_never_sees_a_half_written_file() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berkut.prom");
+        let a = "a 1\n".repeat(64 * 1024);
+        let b = "b 2\n".repeat(48 * 1024);
+        write(&file, &a).unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (done, file, a, b) = (Arc::clone(&done), file.clone(), a.clone(), b.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u32;
+                while !done.load(Ordering::Relaxed) {
+                    let text = std::fs::read_to_string(&file).unwrap();
+                    assert!(
+                        text == a || text == b,
+                        "a torn read of {} bytes",
+                        text.len()
+                    );
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for i in 0..300 {
+            write(&file, if i % 2 == 0 { &b } else { &a }).unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+        let reads = reader.join().expect("no torn read");
+        assert!(reads > 0);
+    }
 }

@@ -22,6 +22,7 @@ mod faults;
 mod job_attach;
 mod leaks;
 mod logging;
+mod metrics;
 mod notify;
 mod plan_set;
 mod privilege;

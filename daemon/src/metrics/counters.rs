@@ -73,6 +73,8 @@ pub const RESTORE_KINDS: [RestoreKind; 2] = [RestoreKind::Drill, RestoreKind::Re
 pub struct RunCounters {
     backups: Mutex<BTreeMap<(u8, Outcome), u64>>,
     restores: Mutex<BTreeMap<(RestoreKind, Outcome), u64>>,
+    /// When the newest succeeded drill ended (Unix seconds).
+    last_drill_success: Mutex<Option<i64>>,
 }
 
 /// Origins sort by a number: `Origin` itself is not `Ord`.
@@ -104,6 +106,11 @@ impl RunCounters {
                 _ => continue,
             };
             counters.restore_ended(RestoreKind::of(summary.record.dry_run), outcome);
+            if summary.record.dry_run && outcome == Outcome::Succeeded {
+                if let Some(at) = summary.record.finished_at {
+                    counters.drill_succeeded(at.unix_timestamp());
+                }
+            }
         }
         counters
     }
@@ -124,6 +131,16 @@ impl RunCounters {
             .unwrap()
             .entry((kind, outcome))
             .or_default() += 1;
+    }
+
+    /// A drill succeeded at `at` (Unix seconds).
+    pub fn drill_succeeded(&self, at: i64) {
+        let mut last = self.last_drill_success.lock().unwrap();
+        *last = (*last).max(Some(at));
+    }
+
+    pub fn last_drill_success(&self) -> Option<i64> {
+        *self.last_drill_success.lock().unwrap()
     }
 
     pub fn backups(&self, origin: Origin, outcome: Outcome) -> u64 {
@@ -158,5 +175,9 @@ mod tests {
         assert_eq!(c.backups(Origin::Manual, Outcome::Succeeded), 1);
         assert_eq!(c.restores(RestoreKind::Drill, Outcome::Succeeded), 1);
         assert_eq!(c.restores(RestoreKind::Restore, Outcome::Succeeded), 0);
+        assert_eq!(c.last_drill_success(), None);
+        c.drill_succeeded(20);
+        c.drill_succeeded(10);
+        assert_eq!(c.last_drill_success(), Some(20));
     }
 }

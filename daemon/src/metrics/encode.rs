@@ -116,6 +116,12 @@ pub const METRICS: &[Described] = &[
         "kind, result",
         "Restores that ended, by kind (drill, restore) and result (succeeded, failed)",
     ),
+    metric(
+        "berkut_drill_last_success_timestamp_seconds",
+        "gauge",
+        "",
+        "When the newest succeeded drill (a dry-run restore) ended (Unix time); absent when none",
+    ),
 ];
 
 fn help(name: &str) -> &'static str {
@@ -188,6 +194,9 @@ pub fn encode(f: &Figures) -> String {
             .inc_by(*n);
     }
     r.register("berkut_restore_runs", help("berkut_restore_runs"), restores);
+    if let Some(t) = f.last_drill_success {
+        gauge(&mut r, "berkut_drill_last_success_timestamp_seconds", t);
+    }
     let mut out = String::new();
     prometheus_text::encode(&mut out, &r).expect("writing to a String does not fail");
     out
@@ -226,6 +235,7 @@ mod tests {
             rpo_limit: Some(90_000),
             free_bytes: Some(1 << 30),
             restores: vec![(RestoreKind::Drill, Outcome::Failed, 2)],
+            last_drill_success: None,
         }
     }
 

@@ -35,6 +35,8 @@ pub struct Figures {
     pub free_bytes: Option<u64>,
     /// Ended restores by kind and result.
     pub restores: Vec<(RestoreKind, Outcome, u64)>,
+    /// When the newest succeeded drill ended.
+    pub last_drill_success: Option<i64>,
 }
 
 pub fn gather(daemon: &Daemon) -> Figures {
@@ -84,6 +86,7 @@ pub fn gather(daemon: &Daemon) -> Figures {
                 .push((kind, outcome, counters.restores(kind, outcome)));
         }
     }
+    f.last_drill_success = counters.last_drill_success();
     let rpo = crate::schedule::rpo_state(daemon, now);
     f.rpo_breached = rpo.breached;
     f.rpo_limit = rpo.limit_seconds;

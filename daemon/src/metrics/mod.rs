@@ -39,9 +39,13 @@ impl Metrics {
         self.touch();
     }
 
-    pub fn restore_ended(&self, dry_run: bool, ok: bool) {
+    /// A restore ended at `at`.
+    pub fn restore_ended(&self, dry_run: bool, ok: bool, at: time::OffsetDateTime) {
         self.counters
             .restore_ended(RestoreKind::of(dry_run), Outcome::of(ok));
+        if dry_run && ok {
+            self.counters.drill_succeeded(at.unix_timestamp());
+        }
         self.touch();
     }
 

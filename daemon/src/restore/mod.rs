@@ -202,7 +202,7 @@ async fn execute(daemon: Arc<Daemon>, tracker: Arc<Tracker>, p: Params, mut ctx:
 /// maintenance is lifted.
 async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Result<(), OpError>) {
     let now = daemon.now();
-    daemon.metrics.restore_ended(p.dry_run, result.is_ok());
+    daemon.metrics.restore_ended(p.dry_run, result.is_ok(), now);
     let event = |kind| Event::new(kind).restore(&p.restore_id).backup(&p.backup_id);
     match (&result, p.dry_run) {
         (Ok(()), false) => daemon

@@ -72,6 +72,7 @@ fn file_when(path: &Path, what: &str, check: impl Fn(&str) -> bool) -> String {
 }
 
 const OK_MANUAL: &str = "berkut_backup_runs_total{origin=\"manual\",result=\"succeeded\"}";
+const DRILLS_OK: &str = "berkut_restore_runs_total{kind=\"drill\",result=\"succeeded\"}";
 const FAILED_MANUAL: &str = "berkut_backup_runs_total{origin=\"manual\",result=\"failed\"}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,6 +135,18 @@ async fn the_textfile_parses_follows_backups_and_survives_a_restart() {
     );
     assert!(value(&text, "berkut_backup_oldest_timestamp_seconds").is_some());
 
+    // A drill: the restore counter and the drill's time.
+    let drill = restored(client.call(restore_op(&good.id, true, false)).await);
+    let drill = restore_outcome(&mut client, drill.restore_id).await;
+    assert_eq!(drill.status, berkut_proto::wire::RestoreStatus::Succeeded);
+    let text = file_when(&prom, "the drill counted", |t| {
+        value(t, DRILLS_OK) == Some(1.0)
+    });
+    assert_eq!(
+        value(&text, "berkut_drill_last_success_timestamp_seconds"),
+        drill.finished_at.map(|t| t.unix_timestamp() as f64)
+    );
+
     std::fs::write(&flag, "").unwrap();
     let failed = backup_now(&mut client, Scope::Database).await;
     assert_eq!(failed.status, BackupStatus::Failed);
@@ -158,6 +171,8 @@ async fn the_textfile_parses_follows_backups_and_survives_a_restart() {
     let text = file_when(&prom, "the textfile after a restart", |_| true);
     assert_eq!(value(&text, OK_MANUAL), Some(1.0));
     assert_eq!(value(&text, FAILED_MANUAL), Some(1.0));
+    assert_eq!(value(&text, DRILLS_OK), Some(1.0));
+    assert!(value(&text, "berkut_drill_last_success_timestamp_seconds").is_some());
 }
 
 /// berkutd with `BERKUT_METRICS_TEXTFILE=path`, expected to refuse to

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, Operation, RestoreStatus};
+use berkut_proto::wire::{ops, BackupStatus, Operation, RestoreStatus};
 use berkut_testkit::{
     closed_url, fake_pg_dump, fake_tool, pg_bin_dir, wait_for, Answer, DaemonBuilder, Receiver,
 };
@@ -111,11 +111,11 @@ async fn a_failed_backup_and_the_rpo_reach_the_webhook_signed() {
     // A plan and no good backup: breached. A good backup: recovered.
     plan(
         client
-            .call(Operation::PlanSet {
+            .call(Operation::PlanSet(ops::PlanSet {
                 plan: spec(
                     serde_json::json!({"preset": "daily", "at": "02:00", "timezone": "UTC"}),
                 ),
-            })
+            }))
             .await,
     );
     let breached = events(&receiver, "rpo_breached", 1);

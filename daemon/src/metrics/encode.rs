@@ -5,12 +5,12 @@
 //! generated from it (a test compares them). No label carries a backup id:
 //! the labels are a few fixed words (origin, kind, result, version).
 
-use prometheus_client::encoding::prometheus_text;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
 
 use super::figures::Figures;
 
@@ -132,71 +132,106 @@ fn help(name: &str) -> &'static str {
         .help
 }
 
-fn gauge(registry: &mut Registry, name: &'static str, value: i64) {
-    let g: Gauge = Gauge::default();
-    g.set(value);
-    registry.register(name, help(name), g);
+type Labels = [(&'static str, &'static str); 2];
+
+/// The figures as a `prometheus-client` collector: the values are the
+/// state's, read when rendered, so they are constants to the library; and
+/// a collector writes the labelled series in a fixed order (a `Family`
+/// keeps them in a hash map), so two renderings of the same state are the
+/// same text.
+#[derive(Debug)]
+struct Figured(Figures);
+
+/// Writes one unlabelled gauge, if it has a value (an unknown figure is
+/// absent, not zero: a zero timestamp would read as 1970).
+fn gauge<N>(e: &mut DescriptorEncoder, name: &'static str, value: Option<N>) -> std::fmt::Result
+where
+    N: prometheus_client::encoding::EncodeGaugeValue + std::fmt::Debug + Send + Sync,
+    ConstGauge<N>: EncodeMetric,
+{
+    if let Some(v) = value {
+        let g = ConstGauge::new(v);
+        g.encode(e.encode_descriptor(name, help(name), None, g.metric_type())?)?;
+    }
+    Ok(())
 }
 
-fn gauge_u64(registry: &mut Registry, name: &'static str, value: u64) {
-    let g: Gauge<u64, AtomicU64> = Gauge::default();
-    g.set(value);
-    registry.register(name, help(name), g);
+/// Writes a counter family, its series in the order given.
+fn counters(
+    e: &mut DescriptorEncoder,
+    name: &'static str,
+    series: impl Iterator<Item = (Labels, u64)>,
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(name, help(name), None, MetricType::Counter)?;
+    for (labels, n) in series {
+        ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
-type Labels = Vec<(&'static str, &'static str)>;
+impl Collector for Figured {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let f = &self.0;
+        gauge(&mut e, "berkut_up", Some(1i64))?;
+        {
+            let name = "berkut_build_info";
+            let mut m = e.encode_descriptor(name, help(name), None, MetricType::Gauge)?;
+            ConstGauge::new(1i64)
+                .encode(m.encode_family(&[("version", env!("CARGO_PKG_VERSION"))])?)?;
+        }
+        gauge(
+            &mut e,
+            "berkut_backup_last_success_timestamp_seconds",
+            f.last_success,
+        )?;
+        gauge(
+            &mut e,
+            "berkut_backup_last_failure_timestamp_seconds",
+            f.last_failure,
+        )?;
+        gauge(
+            &mut e,
+            "berkut_backup_last_duration_seconds",
+            f.last_duration,
+        )?;
+        gauge(&mut e, "berkut_backup_last_size_bytes", f.last_size)?;
+        counters(
+            &mut e,
+            "berkut_backup_runs",
+            f.runs.iter().map(|(origin, outcome, n)| {
+                ([("origin", *origin), ("result", outcome.as_str())], *n)
+            }),
+        )?;
+        gauge(&mut e, "berkut_backups_stored", Some(f.stored))?;
+        gauge(&mut e, "berkut_backups_missing", Some(f.missing))?;
+        gauge(&mut e, "berkut_backup_oldest_timestamp_seconds", f.oldest)?;
+        gauge(
+            &mut e,
+            "berkut_rpo_breached",
+            Some(i64::from(f.rpo_breached)),
+        )?;
+        gauge(&mut e, "berkut_rpo_limit_seconds", f.rpo_limit)?;
+        gauge(&mut e, "berkut_backup_dir_free_bytes", f.free_bytes)?;
+        counters(
+            &mut e,
+            "berkut_restore_runs",
+            f.restores.iter().map(|(kind, outcome, n)| {
+                ([("kind", kind.as_str()), ("result", outcome.as_str())], *n)
+            }),
+        )?;
+        gauge(
+            &mut e,
+            "berkut_drill_last_success_timestamp_seconds",
+            f.last_drill_success,
+        )?;
+        Ok(())
+    }
+}
 
 /// The figures as Prometheus text.
 pub fn encode(f: &Figures) -> String {
     let mut r = Registry::default();
-    gauge(&mut r, "berkut_up", 1);
-    let info: Family<Labels, Gauge> = Family::default();
-    info.get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))])
-        .set(1);
-    r.register("berkut_build_info", help("berkut_build_info"), info);
-    if let Some(t) = f.last_success {
-        gauge(&mut r, "berkut_backup_last_success_timestamp_seconds", t);
-    }
-    if let Some(t) = f.last_failure {
-        gauge(&mut r, "berkut_backup_last_failure_timestamp_seconds", t);
-    }
-    if let Some(d) = f.last_duration {
-        let g: Gauge<f64, AtomicU64> = Gauge::default();
-        g.set(d);
-        let name = "berkut_backup_last_duration_seconds";
-        r.register(name, help(name), g);
-    }
-    if let Some(size) = f.last_size {
-        gauge_u64(&mut r, "berkut_backup_last_size_bytes", size);
-    }
-    let runs: Family<Labels, Counter> = Family::default();
-    for (origin, outcome, n) in &f.runs {
-        runs.get_or_create(&vec![("origin", *origin), ("result", outcome.as_str())])
-            .inc_by(*n);
-    }
-    r.register("berkut_backup_runs", help("berkut_backup_runs"), runs);
-    gauge_u64(&mut r, "berkut_backups_stored", f.stored);
-    gauge_u64(&mut r, "berkut_backups_missing", f.missing);
-    if let Some(t) = f.oldest {
-        gauge(&mut r, "berkut_backup_oldest_timestamp_seconds", t);
-    }
-    gauge(&mut r, "berkut_rpo_breached", i64::from(f.rpo_breached));
-    if let Some(limit) = f.rpo_limit {
-        gauge_u64(&mut r, "berkut_rpo_limit_seconds", limit);
-    }
-    if let Some(free) = f.free_bytes {
-        gauge_u64(&mut r, "berkut_backup_dir_free_bytes", free);
-    }
-    let restores: Family<Labels, Counter> = Family::default();
-    for (kind, outcome, n) in &f.restores {
-        restores
-            .get_or_create(&vec![("kind", kind.as_str()), ("result", outcome.as_str())])
-            .inc_by(*n);
-    }
-    r.register("berkut_restore_runs", help("berkut_restore_runs"), restores);
-    if let Some(t) = f.last_drill_success {
-        gauge(&mut r, "berkut_drill_last_success_timestamp_seconds", t);
-    }
+    r.register_collector(Box::new(Figured(f.clone())));
     let mut out = String::new();
     prometheus_text::encode(&mut out, &r).expect("writing to a String does not fail");
     out
@@ -247,6 +282,7 @@ mod tests {
     #[test]
     fn every_figure_shows_under_its_described_name() {
         let text = encode(&sample());
+        assert_eq!(text, encode(&sample()), "the same state, the same text");
         assert_eq!(value(&text, "berkut_up"), Some("1"));
         assert_eq!(
             value(&text, "berkut_backup_last_success_timestamp_seconds"),

@@ -311,3 +311,46 @@ async fn a_hanging_hook_is_killed_at_its_timeout_and_a_crash_is_reported_at_the_
         .unwrap()
         .contains("without a clean stop"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_test_reports_each_sink_whatever_its_filter() {
+    let pg = small_cluster();
+    let dir = berkut_testkit::temp_dir("events-");
+    let good = Receiver::start(Answer::Ok);
+    let failing = Receiver::start(Answer::Status(500));
+    let secret = secret_file(dir.path());
+    let hook = fake_tool(dir.path(), "page.sh", "cat >/dev/null; exit 3");
+    let config = webhook(&good.url(), &secret, "events = [\"backup_failed\"]")
+        + &webhook(&failing.url(), &secret, "retries = 5")
+        + &format!(
+            "[[notify]]\nkind = \"exec\"\ncommand = \"{}\"\n",
+            hook.display()
+        );
+    let daemon = with_config(daemon_for(&pg), dir.path(), &config).start();
+    let run = ctl(&daemon, &["notify", "test"]);
+    assert_eq!(run.code, 1, "a sink failed: {}{}", run.stdout, run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert!(
+        lines[0].starts_with("webhook http://127.0.0.1:")
+            && lines[0].ends_with("delivered (answered 200 OK)"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].contains("FAILED (answered 500"), "{}", lines[1]);
+    assert_eq!(
+        lines[2],
+        "exec page.sh: FAILED (the hook failed (exit status 3))"
+    );
+    assert!(!run.stdout.contains("/hook"), "no URL path: {}", run.stdout);
+    // The filter does not keep the test out; the failing one is tried once.
+    let test = events(&good, "test", 1);
+    assert!(test[0].signed_with(SECRET));
+    assert_eq!(failing.events("test").len(), 1, "no retries for a test");
+    let json = ctl(&daemon, &["--json", "notify", "test"]).last_json();
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["ok"], true);
+    assert_eq!(results[1]["ok"], false);
+    events(&good, "test", 2);
+}

@@ -248,3 +248,46 @@ async fn a_reload_to_an_unwritable_textfile_is_refused_and_the_old_one_stays_in_
         value(t, OK_MANUAL) == Some(1.0)
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_serves_the_same_metrics_when_the_textfile_cannot_be_written() {
+    let pg = small_cluster();
+    let dir = berkut_testkit::temp_dir("metrics-");
+    let textdir = dir.path().join("node-exporter");
+    std::fs::create_dir(&textdir).unwrap();
+    let prom = textdir.join("berkut.prom");
+    let daemon = daemon_for(&pg)
+        .env("BERKUT_METRICS_TEXTFILE", prom.display().to_string())
+        .start();
+    let from_file = file_when(&prom, "the textfile", |_| true);
+    // Through berkutctl, as a user would: the same text (but the free
+    // space of the backup directory, which moves with everything else on
+    // the machine).
+    let run = ctl(&daemon, &["metrics"]).ok();
+    promtool_accepts(&run.stdout);
+    let steady = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with("berkut_backup_dir_free_bytes"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(steady(&run.stdout), steady(&from_file));
+    let json = ctl(&daemon, &["--json", "metrics"]).ok().last_json();
+    assert_eq!(steady(json["text"].as_str().unwrap()), steady(&from_file));
+
+    // The textfile's directory goes away: the log says so once, and the
+    // socket goes on answering, its figures moving.
+    std::fs::remove_dir_all(&textdir).unwrap();
+    let mut client = daemon.client().await;
+    backup_now(&mut client, Scope::Database).await;
+    wait_for("the write failure in the log", LONG, || {
+        daemon
+            .log()
+            .contains("cannot write the metrics textfile")
+            .then_some(())
+    });
+    let text = ctl(&daemon, &["metrics"]).ok().stdout;
+    promtool_accepts(&text);
+    assert_eq!(value(&text, OK_MANUAL), Some(1.0));
+    assert_eq!(value(&text, "berkut_backups_stored"), Some(1.0));
+}

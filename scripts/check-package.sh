@@ -69,6 +69,7 @@ has -rw-r--r-- usr/lib/tmpfiles.d/berkut.conf
 has -rw-r----- etc/berkut/berkutd.toml
 has -rw-r--r-- usr/share/man/man8/berkutd.8.gz
 has -rw-r--r-- usr/share/man/man1/berkutctl.1.gz
+has -rw-r--r-- usr/share/doc/berkut/examples/berkut.rules.yml
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -52,4 +52,13 @@ if ! "$PYENV/bin/python" -c 'import zstandard, cryptography' >/dev/null 2>&1; th
     fi
     python3 -m venv --system-site-packages "$PYENV"
     "$PYENV/bin/pip" install -q zstandard cryptography
+# promtool (Debian's prometheus package) checks the metrics text in the
+# tests and packaging/berkut.rules.yml in CI. Without recommends: no
+# node_exporter; the package's service is not started where there is no
+# systemd (and does not need to run where there is).
+if ! command -v promtool >/dev/null; then
+    echo "ensure-deps: installing promtool (prometheus)" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+        || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+             && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 fi

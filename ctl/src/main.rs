@@ -68,6 +68,17 @@ enum Command {
     /// Work on archive files directly: no daemon, no database needed.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Print the daemon's metrics in the Prometheus text format.
+    Metrics,
+    /// Check the notification sinks.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Subcommand)]
+enum NotifyCommand {
+    /// Send a test event to every sink and report each one's result.
+    Test,
 }
 
 #[derive(Subcommand)]
@@ -285,6 +296,8 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Store(StoreCommand::Rewrap) => commands::store_rewrap::run(&ctx).await,
         Command::Store(StoreCommand::Rescan) => commands::store_rescan::run(&ctx).await,
+        Command::Metrics => commands::metrics::run(&ctx).await,
+        Command::Notify(NotifyCommand::Test) => commands::notify_test::run(&ctx).await,
         Command::Audit(AuditCommand::Tail { lines }) => commands::audit::tail(&ctx, lines).await,
         Command::Audit(AuditCommand::Verify) => commands::audit::verify(&ctx).await,
         Command::Archive(ArchiveCommand::Inspect { file }) => {

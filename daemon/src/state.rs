@@ -49,6 +49,10 @@ pub struct Daemon {
     pub scheduler_beat: crate::notify::Heartbeat,
     /// The store alarm and background tasks that died, for `status`.
     pub health: crate::health::Health,
+    /// The run counters behind the metrics, and their change signal.
+    pub metrics: crate::metrics::Metrics,
+    /// Notifications: `events.emit(Event::new(..))` from where things happen.
+    pub events: crate::events::Events,
 }
 
 impl Daemon {

@@ -22,6 +22,7 @@ pub mod pg;
 pub mod tmpfs;
 pub mod users;
 pub mod wait;
+pub mod webhook;
 
 mod activation;
 mod os;
@@ -49,6 +50,7 @@ pub use pg::{pg_bin_dir, quote_ident, quote_literal, PgCluster};
 pub use tmpfs::Tmpfs;
 pub use users::{run_as, test_uids, test_users, TestUser, TEST_USERS};
 pub use wait::{wait_for, wait_for_async, LONG};
+pub use webhook::{closed_url, Answer, Receiver};
 
 /// Creates a temporary directory named `<prefix>XXXXXX` that the PostgreSQL
 /// server account can also reach (mode 0755, under a directory that account

@@ -17,6 +17,8 @@ pub mod backup_show;
 pub mod job_attach;
 pub mod key_generate;
 pub mod maintenance_status;
+pub mod metrics;
+pub mod notify_test;
 pub mod plan_enable;
 pub mod plan_set;
 pub mod plan_show;

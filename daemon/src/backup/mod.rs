@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::catalogue::{ArchiveFacts, BackupState, Entry};
 use crate::db::split_password;
 use crate::error::OpError;
+use crate::events::{Event, EventType};
 use crate::inventory;
 use crate::jobs::{JobContext, JobView};
 use crate::state::Daemon;
@@ -161,12 +162,21 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
         Err(e) => {
             let failure = e.into_failure(&format!("backup {id}"));
             tracing::warn!(backup = %id, code = %failure.code, reason = %failure.reason, "backup failed");
+            // A backup the daemon's own stop cut short is no news.
+            if !daemon.shutdown.is_cancelled() {
+                daemon.events.emit(
+                    Event::new(EventType::BackupFailed)
+                        .backup(&id)
+                        .reason(&failure.reason),
+                );
+            }
             record_outcome(&daemon, &id, |e| {
                 e.state = e.state.failed(finished_at, failure);
             })
         }
     };
     unfinished.armed = false;
+    daemon.metrics.backup_ended(request.origin, succeeded);
     if let Err(e) = result {
         tracing::error!(backup = %id, error = %e, "the backup's outcome could not be written to the catalogue; it is kept in memory and written as soon as a write works");
     }
@@ -215,11 +225,20 @@ impl Drop for Unfinished<'_> {
             code: berkut_proto::wire::ErrorCode::Internal,
             reason: "the backup job stopped unexpectedly; the daemon's log has the details".into(),
         };
+        let reason = failure.reason.clone();
         let _ = record_outcome(self.daemon, self.id, |e| {
             if !e.state.status().is_finished() {
                 e.state = e.state.failed(now, failure);
             }
         });
+        if let Some(entry) = self.daemon.catalogue.entry(self.id) {
+            self.daemon.metrics.backup_ended(entry.origin, false);
+        }
+        self.daemon.events.emit(
+            Event::new(EventType::BackupFailed)
+                .backup(self.id)
+                .reason(&reason),
+        );
     }
 }
 
@@ -236,8 +255,15 @@ pub async fn submit_or_record(
     };
     let now = daemon.now();
     let failure = error.into_failure("automatic backup");
+    let id = BackupId::generate(now);
+    daemon.metrics.backup_ended(request.origin, false);
+    daemon.events.emit(
+        Event::new(EventType::BackupFailed)
+            .backup(&id)
+            .reason(&failure.reason),
+    );
     let entry = Entry {
-        id: BackupId::generate(now),
+        id,
         label: request.label,
         scope: request.scope,
         include_files: request.include_files,

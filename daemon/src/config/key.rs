@@ -46,10 +46,21 @@ pub fn primary(
 /// or root (its owner could swap the key). The checks and the read use one
 /// open file, so the file checked is the file read.
 pub fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+    parse(&read_private(path, "key file", "key")?)
+}
+
+/// Reads a file holding a secret (`what`: "key file", "secret file"),
+/// with the key file's checks: owned by the daemon's user or root, and
+/// readable by its owner only. The secret is never in an error.
+pub fn read_private(
+    path: &Path,
+    what: &str,
+    thing: &str,
+) -> Result<Zeroizing<String>, ConfigError> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
     let unreadable = |e: std::io::Error| {
-        ConfigError::Key(format!("cannot read the key file {}: {e}", path.display()))
+        ConfigError::Key(format!("cannot read the {what} {}: {e}", path.display()))
     };
     let mut file = std::fs::File::open(path).map_err(unreadable)?;
     let meta = file.metadata().map_err(unreadable)?;
@@ -57,8 +68,8 @@ pub fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
     if meta.uid() != own_uid && meta.uid() != 0 {
         let owner = user_name(meta.uid());
         return Err(ConfigError::Key(format!(
-            "the key file {} belongs to {owner}, not to berkutd's user ({}) or root; \
-             that user could replace the key: run `chown {} {}` on it",
+            "the {what} {} belongs to {owner}, not to berkutd's user ({}) or root; \
+             that user could replace the {thing}: run `chown {} {}` on it",
             path.display(),
             user_name(own_uid),
             user_name(own_uid),
@@ -67,14 +78,14 @@ pub fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
     }
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(ConfigError::Key(format!(
-            "the key file {} can be read by other users (mode {:o}); run `chmod 600` on it",
+            "the {what} {} can be read by other users (mode {:o}); run `chmod 600` on it",
             path.display(),
             meta.permissions().mode() & 0o777
         )));
     }
     let mut text = Zeroizing::new(String::new());
     file.read_to_string(&mut text).map_err(unreadable)?;
-    parse(&text)
+    Ok(text)
 }
 
 /// A user's name for a message, or the uid when it has none.

@@ -11,6 +11,7 @@ pub mod compression;
 mod connections;
 mod file_roots;
 mod key;
+pub mod notify;
 mod reload;
 mod settings;
 mod source;
@@ -145,6 +146,10 @@ pub struct Config {
     pub file_max_bytes: u64,
     /// A backup whose files would take more than this is refused.
     pub files_max_total_bytes: u64,
+    /// Where node_exporter's textfile collector finds the metrics.
+    pub metrics_textfile: Option<PathBuf>,
+    /// Where events are delivered (`[[notify]]`).
+    pub notify: Vec<notify::Sink>,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -329,8 +334,42 @@ impl Config {
                     .invalid(m)
             })?
         };
+        let metrics_textfile = match src.text("metrics_textfile")? {
+            Some((text, origin)) => {
+                let path = PathBuf::from(text);
+                crate::metrics::textfile::check(&path).map_err(|m| origin.invalid(m))?;
+                Some(path)
+            }
+            None => None,
+        };
+        let notify = match src.file_value("notify") {
+            Some((value, origin)) => {
+                let entries: Vec<notify::NotifyEntry> = value.try_into().map_err(|e| {
+                    origin.invalid(format!(
+                        "must be [[notify]] entries: {}",
+                        e.message().lines().next().unwrap_or("not valid")
+                    ))
+                })?;
+                if entries.len() > notify::MAX_SINKS {
+                    return Err(
+                        origin.invalid(format!("at most {} [[notify]] entries", notify::MAX_SINKS))
+                    );
+                }
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, entry)| {
+                        notify::resolve(entry)
+                            .map_err(|m| origin.invalid(format!("entry {}: {m}", i + 1)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            None => Vec::new(),
+        };
         Ok(Config {
             compression,
+            metrics_textfile,
+            notify,
             restore_analyze,
             access,
             audit_max_bytes,

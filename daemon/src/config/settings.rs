@@ -324,6 +324,22 @@ pub const SETTINGS: &[Setting] = &[
         |c| show(&c.compression.threads),
     )
     .range(0, 16),
+    Setting::new(
+        "metrics_textfile",
+        &["BERKUT_METRICS_TEXTFILE"],
+        Fallback::Described("none"),
+        "a Prometheus textfile for node_exporter's textfile collector, rewritten after every \
+         job and at least every 60 s; its directory must exist and be writable",
+        |c| show(&c.metrics_textfile),
+    ),
+    Setting::new(
+        "notify",
+        NO_ENV,
+        Fallback::Described("none"),
+        "`[[notify]]` sinks for events (webhook or exec), see below",
+        |c| show(&c.notify),
+    )
+    .secret(),
     // Restart-only from here on.
     Setting::new(
         "socket_group",

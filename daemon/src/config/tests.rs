@@ -208,7 +208,12 @@ fn debug_lists_every_setting_and_no_secret() {
         .collect();
     assert_eq!(
         secret,
-        ["database_url", "drill_database_url", "encryption_key"]
+        [
+            "notify",
+            "database_url",
+            "drill_database_url",
+            "encryption_key"
+        ]
     );
     for key in file_keys() {
         let field = held_as(&key);

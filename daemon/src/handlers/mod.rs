@@ -23,6 +23,8 @@ mod job_attach;
 mod maintenance_clear;
 mod maintenance_status;
 mod maintenance_watch;
+mod metrics;
+mod notify_test;
 mod plan_disable;
 mod plan_enable;
 mod plan_set;
@@ -157,6 +159,8 @@ operations!(
     AuditVerify,
     StoreRewrap,
     StoreRescan,
+    Metrics,
+    NotifyTest,
 );
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use berkut_proto::wire::{BackupStatus, Reply, Role, StatusInfo, PROTOCOL_VERSION
 
 use super::{Op, Responder};
 use crate::error::OpError;
-use crate::schedule::Objective;
 use crate::state::Daemon;
 
 impl Op for Status {
@@ -30,23 +29,14 @@ impl Op for Status {
         // Restores wait for and hold the same slots as backups: the counts
         // include them (the list shows backups only, see JobInfo).
         let counts = *daemon.jobs.counts().borrow();
-        let (backups, newest_success_at, missing) = daemon.catalogue.read(|cat| {
+        let (backups, missing) = daemon.catalogue.read(|cat| {
             let missing = cat
                 .list()
                 .filter(|e| e.state.status() == BackupStatus::Missing)
                 .count() as u64;
-            (cat.len() as u64, cat.newest_success(None), missing)
+            (cat.len() as u64, missing)
         });
-        let age = newest_success_at.map(|t| (now - t).whole_seconds().max(0) as u64);
-        let objective = crate::schedule::objective(daemon.plan.borrow().as_ref(), now);
-        let (limit, rpo_breached) = match objective {
-            Objective::None => (None, false),
-            Objective::Broken => (None, true),
-            Objective::Limit(limit) => {
-                let limit = limit.whole_seconds().max(0) as u64;
-                (Some(limit), age.is_none_or(|age| age > limit))
-            }
-        };
+        let rpo = crate::schedule::rpo_state(daemon, now);
         Ok(Reply::Status {
             status: StatusInfo {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -58,10 +48,10 @@ impl Op for Status {
                 queued: counts.queued as u32,
                 jobs: jobs.iter().map(|j| j.info()).collect(),
                 backups,
-                newest_success_at,
-                newest_success_age_seconds: age,
-                rpo_limit_seconds: limit,
-                rpo_breached,
+                newest_success_at: rpo.newest_success_at,
+                newest_success_age_seconds: rpo.age_seconds,
+                rpo_limit_seconds: rpo.limit_seconds,
+                rpo_breached: rpo.breached,
                 dev_mode: daemon.config().dev,
                 missing,
                 store_alarm: crate::recovery::store_alarm(daemon),

@@ -10,12 +10,13 @@ use berkut_proto::wire::{Operation, PlanSpec, Role};
 use super::{required_role, served_in_maintenance, target_of};
 
 /// The operations `docs/PROTOCOL.md` says stay available in maintenance.
-const SERVED_IN_MAINTENANCE: [&str; 5] = [
+const SERVED_IN_MAINTENANCE: [&str; 6] = [
     "status",
     "restore_status",
     "maintenance_status",
     "maintenance_watch",
     "maintenance_clear",
+    "metrics",
 ];
 
 fn backup_id() -> BackupId {
@@ -69,6 +70,8 @@ fn all_operations() -> Vec<Operation> {
         ops::AuditVerify {}.into(),
         ops::StoreRewrap {}.into(),
         ops::StoreRescan {}.into(),
+        ops::Metrics {}.into(),
+        ops::NotifyTest {}.into(),
     ];
     for wait in [false, true] {
         all.push(
@@ -143,6 +146,8 @@ fn the_fixtures_hold_every_operation() {
         ops::AuditVerify::NAME,
         ops::StoreRewrap::NAME,
         ops::StoreRescan::NAME,
+        ops::Metrics::NAME,
+        ops::NotifyTest::NAME,
     ];
     let all = all_operations();
     for name in names {

@@ -32,6 +32,7 @@ use berkut_proto::wire::{BackupStatus, ErrorCode, Failure, RestoreRecord, Restor
 use tokio::sync::watch;
 
 use crate::error::OpError;
+use crate::events::{Event, EventType};
 use crate::jobs::TaskContext;
 use crate::state::Daemon;
 use crate::tools::{shutdown_error, ChildSlot};
@@ -171,6 +172,13 @@ async fn execute(daemon: Arc<Daemon>, tracker: Arc<Tracker>, p: Params, mut ctx:
                 s.record.status = RestoreStatus::Running;
                 s.record.started_at = Some(daemon.now());
             });
+            if !p.dry_run {
+                daemon.events.emit(
+                    Event::new(EventType::RestoreStarted)
+                        .restore(&p.restore_id)
+                        .backup(&p.backup_id),
+                );
+            }
             let slot = ChildSlot::new();
             let stopper = {
                 let (slot, cancel) = (Arc::clone(&slot), ctx.cancel.clone());
@@ -197,6 +205,22 @@ async fn execute(daemon: Arc<Daemon>, tracker: Arc<Tracker>, p: Params, mut ctx:
 /// told "succeeded" can at once roll it back, clean it up or start another.
 async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Result<(), OpError>) {
     let now = daemon.now();
+    daemon.metrics.restore_ended(p.dry_run, result.is_ok(), now);
+    let event = |kind| Event::new(kind).restore(&p.restore_id).backup(&p.backup_id);
+    match (&result, p.dry_run) {
+        (Ok(()), false) => daemon
+            .events
+            .emit(event(EventType::RestoreFinished).result(true)),
+        (Err(e), false) => daemon.events.emit(
+            event(EventType::RestoreFinished)
+                .result(false)
+                .reason(&e.message),
+        ),
+        (Err(e), true) => daemon
+            .events
+            .emit(event(EventType::DrillFailed).reason(&e.message)),
+        (Ok(()), true) => {}
+    }
     let ending = match result {
         Ok(()) => {
             tracing::info!(restore = %p.restore_id, dry_run = p.dry_run, "restore succeeded");

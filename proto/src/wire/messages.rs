@@ -128,6 +128,8 @@ operations! {
     AuditVerify = "audit_verify",
     StoreRewrap = "store_rewrap",
     StoreRescan = "store_rescan",
+    Metrics = "metrics",
+    NotifyTest = "notify_test",
 }
 
 impl Operation {
@@ -286,6 +288,26 @@ pub enum Reply {
         #[serde(default)]
         store_alarm: Option<String>,
     },
+    /// The outcome of `metrics`: Prometheus text (format 0.0.4).
+    Metrics {
+        text: String,
+    },
+    /// The outcome of `notify_test`: one result per sink, in the order of
+    /// the configuration.
+    NotifyTested {
+        results: Vec<SinkResult>,
+    },
+}
+
+/// How a test event's delivery to one sink went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SinkResult {
+    /// The sink's kind and host (`webhook https://chat.example`) or
+    /// program's name (`exec berkut-page`); never a URL's path or a secret.
+    pub sink: String,
+    pub ok: bool,
+    /// What happened (`answered 200 OK`, `no answer within 10 s`).
+    pub detail: String,
 }
 
 #[cfg(test)]

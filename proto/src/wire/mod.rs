@@ -23,7 +23,7 @@ pub use access::{OnBehalfOf, Role};
 pub use client::{Client, ClientError};
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{Connection, FrameError, MAX_FRAME_LEN};
-pub use messages::{ClientMessage, Operation, Reply, ServerMessage, PROTOCOL_VERSION};
+pub use messages::{ClientMessage, Operation, Reply, ServerMessage, SinkResult, PROTOCOL_VERSION};
 pub use plan::{PlanInfo, PlanSpec, Preset};
 pub use records::{
     BackupRecord, BackupStatus, Failure, JobInfo, JobKind, Phase, Progress, StatusInfo, TaskFault,

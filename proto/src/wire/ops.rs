@@ -247,6 +247,16 @@ pub struct StoreRewrap {}
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoreRescan {}
 
+/// Every metric, in the Prometheus text format (the same text as the
+/// `metrics_textfile`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {}
+
+/// Sends a `test` event to every notification sink, once, and says how
+/// each delivery went.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NotifyTest {}
+
 no_text!(
     Status,
     BackupList,
@@ -272,4 +282,6 @@ no_text!(
     AuditVerify,
     StoreRewrap,
     StoreRescan,
+    Metrics,
+    NotifyTest,
 );

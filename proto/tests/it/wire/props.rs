@@ -87,6 +87,8 @@ fn any_operation() -> impl Strategy<Value = Operation> {
         (any::<u32>(), proptest::option::of(any::<u64>()))
             .prop_map(|(lines, before)| Operation::AuditTail(ops::AuditTail { lines, before })),
         Just(Operation::AuditVerify(ops::AuditVerify {})),
+        Just(Operation::Metrics(ops::Metrics {})),
+        Just(Operation::NotifyTest(ops::NotifyTest {})),
     ]
 }
 

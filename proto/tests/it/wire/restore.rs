@@ -17,12 +17,13 @@ use super::fixtures::{
 use super::{field, invalid_id, keys, map, op, pack, request, unpack};
 
 /// The operations `docs/PROTOCOL.md` says stay available in maintenance.
-pub(super) const SERVED_IN_MAINTENANCE: [&str; 5] = [
+pub(super) const SERVED_IN_MAINTENANCE: [&str; 6] = [
     "status",
     "restore_status",
     "maintenance_status",
     "maintenance_watch",
     "maintenance_clear",
+    "metrics",
 ];
 
 #[test]

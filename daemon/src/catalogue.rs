@@ -180,6 +180,9 @@ pub struct Entry {
     /// them (archives made since they are recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<berkut_proto::properties::DatabaseProperties>,
+    /// The verdict of the last drill of this backup; absent: never drilled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<berkut_proto::wire::DrillVerdict>,
 }
 
 impl Entry {
@@ -207,6 +210,7 @@ impl Entry {
             archive: Some(facts),
             pinned: false,
             properties: manifest.properties,
+            drill: None,
         }
     }
 
@@ -231,6 +235,8 @@ impl Entry {
             },
             pinned: self.pinned,
             properties: self.properties.clone().map(Box::new),
+            drill: self.drill.clone(),
+            expected_restore: None,
         }
     }
 }

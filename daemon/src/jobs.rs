@@ -410,6 +410,8 @@ mod tests {
                 failure: None,
                 pinned: false,
                 properties: None,
+                drill: None,
+                expected_restore: None,
             },
         }
     }

@@ -310,6 +310,7 @@ mod tests {
             archive: None,
             pinned: false,
             properties: None,
+            drill: None,
         }
     }
 

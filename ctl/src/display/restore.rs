@@ -2,7 +2,7 @@
 
 use berkut_proto::wire::{Evidence, RestoreRecord, RestoreStatus, StepState};
 
-use super::text::opt_time;
+use super::text::{opt_time, printable};
 use super::{Outcome, Show};
 
 impl Show for RestoreRecord {
@@ -40,6 +40,18 @@ impl Show for RestoreRecord {
                 took,
                 s.detail.as_deref().unwrap_or("")
             );
+        }
+        if !r.smoke_checks.is_empty() {
+            println!("smoke checks:");
+            for c in &r.smoke_checks {
+                println!(
+                    "  {:<6} {:>7}  {}: {}",
+                    if c.passed { "passed" } else { "FAILED" },
+                    format!("{:.1}s", c.duration_ms as f64 / 1000.0),
+                    printable(&c.name),
+                    c.message
+                );
+            }
         }
     }
 }

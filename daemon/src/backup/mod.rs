@@ -88,6 +88,7 @@ pub async fn submit(
         archive: None,
         pinned: false,
         properties: None,
+        drill: None,
     };
     let record = entry.record();
     daemon.update_catalogue(|c| c.insert(entry))?;
@@ -247,6 +248,7 @@ pub async fn submit_or_record(
         archive: None,
         pinned: false,
         properties: None,
+        drill: None,
     };
     daemon.update_catalogue(|c| c.insert(entry))?;
     Err(OpError::new(failure.code, failure.reason))

@@ -11,6 +11,7 @@ mod connections;
 mod key;
 mod reload;
 mod settings;
+pub mod smoke;
 mod source;
 
 use std::collections::HashMap;
@@ -128,6 +129,16 @@ pub struct Config {
     /// How long a burst of identical denials is collapsed into one audit
     /// event (zero: never).
     pub audit_burst: Duration,
+    /// The operator's `[[smoke_check]]` queries, run in every restored
+    /// database before it is trusted.
+    pub smoke_checks: Vec<smoke::SmokeCheck>,
+    /// The statement timeout of each smoke check.
+    pub smoke_check_timeout: Duration,
+    /// How long the newest successful backup may go without a drill
+    /// verdict before `status` calls the drill overdue.
+    pub drill_overdue: Duration,
+    /// The recovery time objective a drill is measured against.
+    pub rto_target: Duration,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -269,6 +280,13 @@ impl Config {
             )));
         }
         let audit_burst_seconds = src.number("audit_burst_seconds")?;
+        let smoke_checks = match src.file_value("smoke_check") {
+            Some((value, origin)) => smoke::parse(value).map_err(|m| origin.invalid(m))?,
+            None => Vec::new(),
+        };
+        let smoke_check_timeout = src.number("smoke_check_timeout_seconds")?;
+        let drill_overdue_hours = src.number("drill_overdue_hours")?;
+        let rto_target_minutes = src.number("rto_target_minutes")?;
         Ok(Config {
             restore_analyze,
             access,
@@ -296,6 +314,10 @@ impl Config {
             connections,
             audit_keep_bytes,
             audit_burst: Duration::from_secs(audit_burst_seconds),
+            smoke_checks,
+            smoke_check_timeout: Duration::from_secs(smoke_check_timeout),
+            drill_overdue: Duration::from_secs(drill_overdue_hours * 3600),
+            rto_target: Duration::from_secs(rto_target_minutes * 60),
         })
     }
 

@@ -118,7 +118,8 @@ mod tests {
         load_with(
             Some(
                 "file_roots = [\"/srv/files\"]\n\
-                 [[access]]\nuid = 4242\nrole = \"viewer\"\n",
+                 [[access]]\nuid = 4242\nrole = \"viewer\"\n\
+                 [[smoke_check]]\nname = \"users\"\nsql = \"select true\"\n",
             ),
             &[
                 ("BERKUT_BACKUP_PGDUMP_BIN", "/opt/pg/bin/pg_dump"),
@@ -148,6 +149,9 @@ mod tests {
                 ("BERKUT_BACKUP_ENCRYPTION_KEY", ""),
                 ("BERKUT_BACKUP_ENCRYPTION_KEY_FILE", &key_file),
                 ("BERKUT_BACKUP_OLD_KEY_FILES", &old_key),
+                ("BERKUT_SMOKE_CHECK_TIMEOUT_SECONDS", "7"),
+                ("BERKUT_DRILL_OVERDUE_HOURS", "48"),
+                ("BERKUT_RTO_TARGET_MINUTES", "90"),
             ],
         )
     }

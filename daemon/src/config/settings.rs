@@ -267,6 +267,39 @@ pub const SETTINGS: &[Setting] = &[
         |c| show(&c.audit_max_bytes),
     )
     .range(4096, u64::MAX),
+    Setting::new(
+        "smoke_check",
+        NO_ENV,
+        Fallback::Described("none"),
+        "`[[smoke_check]]` queries run read-only in every restored database before it is \
+         trusted (drills and real restores), see below",
+        |c| show(&c.smoke_checks),
+    ),
+    Setting::new(
+        "smoke_check_timeout_seconds",
+        &["BERKUT_SMOKE_CHECK_TIMEOUT_SECONDS"],
+        Fallback::Number(30),
+        "statement timeout of each `[[smoke_check]]` query; past it the check fails",
+        |c| show(&c.smoke_check_timeout.as_secs()),
+    )
+    .range(1, 3600),
+    Setting::new(
+        "drill_overdue_hours",
+        &["BERKUT_DRILL_OVERDUE_HOURS"],
+        Fallback::Number(24),
+        "`status` flags the drill as overdue when the newest successful backup has had no \
+         drill verdict for this long after it finished",
+        |c| show(&(c.drill_overdue.as_secs() / 3600)),
+    )
+    .range(1, 8760),
+    Setting::new(
+        "rto_target_minutes",
+        &["BERKUT_RTO_TARGET_MINUTES"],
+        Fallback::Number(30),
+        "the recovery time objective: a drill that takes longer is flagged",
+        |c| show(&(c.rto_target.as_secs() / 60)),
+    )
+    .range(1, 10080),
     // Restart-only from here on.
     Setting::new(
         "socket_group",

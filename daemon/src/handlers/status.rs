@@ -2,10 +2,13 @@
 //! newest good backup is recent enough (the RPO watch, R17); the running
 //! and queued counts include restores. Faults monitoring must see: backups
 //! whose archive is missing, the store alarm, background tasks that died.
+//! And what drills proved: the newest verified backup and its age (the
+//! recovery point one can count on), a drill overdue or failed.
 
 use berkut_proto::wire::{BackupStatus, Reply, StatusInfo, PROTOCOL_VERSION};
 
 use crate::error::OpError;
+use crate::restore::verdict;
 use crate::schedule::Objective;
 use crate::state::Daemon;
 
@@ -15,13 +18,20 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
     // Restores wait for and hold the same slots as backups: the counts
     // include them (the list shows backups only, see JobInfo).
     let counts = *daemon.jobs.counts().borrow();
-    let (backups, newest_success_at, missing) = daemon.catalogue.read(|cat| {
+    let overdue_after = daemon.config().drill_overdue;
+    let (backups, newest_success_at, missing, proof) = daemon.catalogue.read(|cat| {
         let missing = cat
             .list()
             .filter(|e| e.state.status() == BackupStatus::Missing)
             .count() as u64;
-        (cat.len() as u64, cat.newest_success(None), missing)
+        (
+            cat.len() as u64,
+            cat.newest_success(None),
+            missing,
+            verdict::proof(cat, now, overdue_after),
+        )
     });
+    let drill_failed = proof.failed();
     let age = newest_success_at.map(|t| (now - t).whole_seconds().max(0) as u64);
     let objective = crate::schedule::objective(daemon.plan.borrow().as_ref(), now);
     let (limit, rpo_breached) = match objective {
@@ -51,6 +61,16 @@ pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
             missing,
             store_alarm: crate::recovery::store_alarm(daemon),
             task_faults: daemon.health.task_faults(),
+            verified_backup: proof.verified.as_ref().map(|(id, _)| id.clone()),
+            verified_at: proof.verified.as_ref().map(|(_, at)| *at),
+            verified_age_seconds: proof
+                .verified
+                .as_ref()
+                .map(|(_, at)| (now - *at).whole_seconds().max(0) as u64),
+            last_drill_backup: proof.last.as_ref().map(|(id, _)| id.clone()),
+            last_drill: proof.last.map(|(_, v)| v),
+            drill_overdue: proof.overdue,
+            drill_failed,
         },
     })
 }

@@ -4,11 +4,13 @@
 //! steps (named by `step::Step`), `pg` the PostgreSQL tools it runs,
 //! `archive` the verification and decryption, `sql` the server-level SQL,
 //! `toc` the dump's table of contents, `smoke` the checks of the restored
-//! tables, `record` the persisted record and evidence, `maintenance` the
-//! maintenance state, `recovery` the repair of restores cut short,
-//! `rollback` rollback and cleanup.
+//! tables, `checks` the operator's own smoke checks, `record` the persisted
+//! record and evidence, `maintenance` the maintenance state, `recovery` the
+//! repair of restores cut short, `rollback` rollback and cleanup, `verdict`
+//! what a drill proves about its backup.
 
 pub mod archive;
+pub mod checks;
 pub mod files;
 pub mod maintenance;
 pub mod pg;
@@ -21,6 +23,7 @@ pub mod smoke;
 pub mod sql;
 pub mod step;
 pub mod toc;
+pub mod verdict;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -197,6 +200,7 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
     match result {
         Ok(()) => {
             tracing::info!(restore = %p.restore_id, dry_run = p.dry_run, "restore succeeded");
+            drill_verdict(daemon, tracker, p, now, None);
             tracker.update(|s| {
                 s.record.status = RestoreStatus::Succeeded;
                 s.record.finished_at = Some(now);
@@ -204,6 +208,7 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
             });
         }
         Err(e) => {
+            let cut_short = crate::tools::is_shutdown(&e);
             let failure = e.into_failure(&format!("restore {}", p.restore_id));
             tracing::warn!(restore = %p.restore_id, reason = %failure.reason, "restore failed");
             tracker.fail_running(now, &failure.reason);
@@ -213,6 +218,9 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
                     &daemon.config().file_roots,
                     p.restore_id.suffix(),
                 ));
+            }
+            if !cut_short {
+                drill_verdict(daemon, tracker, p, now, Some(failure.clone()));
             }
             tracker.update(|s| {
                 s.record.status = RestoreStatus::Failed;
@@ -226,6 +234,22 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
         if let Err(e) = daemon.maintenance.end() {
             tracing::error!(error = %e, "maintenance could not be lifted");
         }
+    }
+}
+
+/// A drill's verdict goes on its backup's record before the restore's end
+/// is published, so whoever sees the end sees the verdict. One cut short by
+/// the daemon's stop proves nothing and leaves the verdict as it was.
+fn drill_verdict(
+    daemon: &Daemon,
+    tracker: &Tracker,
+    p: &Params,
+    now: time::OffsetDateTime,
+    failure: Option<Failure>,
+) {
+    if p.dry_run {
+        let verdict = verdict::of(&tracker.record(), now, failure, daemon.config().rto_target);
+        verdict::put(daemon, &p.backup_id, verdict);
     }
 }
 

@@ -370,5 +370,6 @@ pub fn new_record(
             })
             .collect(),
         failure: None,
+        smoke_checks: Vec::new(),
     }
 }

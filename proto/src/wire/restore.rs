@@ -94,6 +94,24 @@ pub struct RestoreRecord {
     pub steps: Vec<RestoreStep>,
     #[serde(default)]
     pub failure: Option<Failure>,
+    /// The operator's own smoke checks (`[[smoke_check]]`), as they ran in
+    /// the restored database before it was trusted; absent when none are
+    /// configured or they have not run yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub smoke_checks: Vec<SmokeCheckResult>,
+}
+
+/// One of the operator's smoke checks, as it ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmokeCheckResult {
+    /// The check's name from the configuration.
+    pub name: String,
+    pub passed: bool,
+    /// How long the query took, in milliseconds.
+    pub duration_ms: u64,
+    /// What it found, in the daemon's words: never the query's text nor
+    /// the server's error message (those go to the daemon's log).
+    pub message: String,
 }
 
 impl RestoreRecord {

@@ -35,6 +35,7 @@ mod restore_start;
 mod schedule;
 mod secrets;
 mod shutdown;
+mod smoke_checks;
 mod startup;
 mod status;
 mod store_missing;

@@ -174,6 +174,8 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
         crate::schedule::retention::run(&daemon).await;
     }
     publish(&daemon, &ctx, &id);
+    // The drill policy may drill what just succeeded.
+    daemon.scheduler_wake.notify_one();
 }
 
 /// Records a job's outcome. Unlike `Daemon::update_catalogue`, a failed

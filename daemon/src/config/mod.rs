@@ -8,6 +8,7 @@
 
 mod access;
 mod connections;
+pub mod drill;
 mod key;
 mod reload;
 mod settings;
@@ -139,6 +140,8 @@ pub struct Config {
     pub drill_overdue: Duration,
     /// The recovery time objective a drill is measured against.
     pub rto_target: Duration,
+    /// When the daemon drills by itself (`[drill]`).
+    pub drill: drill::DrillPolicy,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -287,6 +290,10 @@ impl Config {
         let smoke_check_timeout = src.number("smoke_check_timeout_seconds")?;
         let drill_overdue_hours = src.number("drill_overdue_hours")?;
         let rto_target_minutes = src.number("rto_target_minutes")?;
+        let drill = match src.file_value("drill") {
+            Some((value, origin)) => drill::parse(value).map_err(|m| origin.invalid(m))?,
+            None => drill::DrillPolicy::default(),
+        };
         Ok(Config {
             restore_analyze,
             access,
@@ -318,6 +325,7 @@ impl Config {
             smoke_check_timeout: Duration::from_secs(smoke_check_timeout),
             drill_overdue: Duration::from_secs(drill_overdue_hours * 3600),
             rto_target: Duration::from_secs(rto_target_minutes * 60),
+            drill,
         })
     }
 

@@ -119,7 +119,8 @@ mod tests {
             Some(
                 "file_roots = [\"/srv/files\"]\n\
                  [[access]]\nuid = 4242\nrole = \"viewer\"\n\
-                 [[smoke_check]]\nname = \"users\"\nsql = \"select true\"\n",
+                 [[smoke_check]]\nname = \"users\"\nsql = \"select true\"\n\
+                 [drill]\nafter_backup = true\n",
             ),
             &[
                 ("BERKUT_BACKUP_PGDUMP_BIN", "/opt/pg/bin/pg_dump"),

@@ -300,6 +300,14 @@ pub const SETTINGS: &[Setting] = &[
         |c| show(&(c.rto_target.as_secs() / 60)),
     )
     .range(1, 10080),
+    Setting::new(
+        "drill",
+        NO_ENV,
+        Fallback::Described("none (no automatic drills)"),
+        "the `[drill]` policy: drill every scheduled backup once it succeeded \
+         (`after_backup`), and/or on a schedule of its own, see below",
+        |c| show(&c.drill),
+    ),
     // Restart-only from here on.
     Setting::new(
         "socket_group",

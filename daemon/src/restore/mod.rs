@@ -78,6 +78,11 @@ impl Restores {
     pub fn real_in_progress(&self) -> bool {
         self.active.lock().unwrap().values().any(|a| !a.dry_run)
     }
+
+    /// Whether a drill (a dry-run) is queued or running.
+    pub fn drill_in_progress(&self) -> bool {
+        self.active.lock().unwrap().values().any(|a| a.dry_run)
+    }
 }
 
 /// Accepts a restore and queues it.

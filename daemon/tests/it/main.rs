@@ -17,6 +17,7 @@ mod backup_list;
 mod backup_show;
 mod connections;
 mod disk_full;
+mod drills;
 mod faults;
 mod job_attach;
 mod leaks;

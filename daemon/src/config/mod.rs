@@ -142,6 +142,10 @@ pub struct Config {
     pub rto_target: Duration,
     /// When the daemon drills by itself (`[drill]`).
     pub drill: drill::DrillPolicy,
+    /// How many drills' evidence is kept per backup.
+    pub evidence_keep_drills: usize,
+    /// How long a real restore's evidence is kept.
+    pub evidence_keep_restore_days: u32,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -290,6 +294,8 @@ impl Config {
         let smoke_check_timeout = src.number("smoke_check_timeout_seconds")?;
         let drill_overdue_hours = src.number("drill_overdue_hours")?;
         let rto_target_minutes = src.number("rto_target_minutes")?;
+        let evidence_keep_drills = src.number("evidence_keep_drills")?;
+        let evidence_keep_restore_days = src.number("evidence_keep_restore_days")?;
         let drill = match src.file_value("drill") {
             Some((value, origin)) => drill::parse(value).map_err(|m| origin.invalid(m))?,
             None => drill::DrillPolicy::default(),
@@ -326,6 +332,8 @@ impl Config {
             drill_overdue: Duration::from_secs(drill_overdue_hours * 3600),
             rto_target: Duration::from_secs(rto_target_minutes * 60),
             drill,
+            evidence_keep_drills: evidence_keep_drills as usize,
+            evidence_keep_restore_days: evidence_keep_restore_days as u32,
         })
     }
 

@@ -153,6 +153,8 @@ mod tests {
                 ("BERKUT_SMOKE_CHECK_TIMEOUT_SECONDS", "7"),
                 ("BERKUT_DRILL_OVERDUE_HOURS", "48"),
                 ("BERKUT_RTO_TARGET_MINUTES", "90"),
+                ("BERKUT_EVIDENCE_KEEP_DRILLS", "5"),
+                ("BERKUT_EVIDENCE_KEEP_RESTORE_DAYS", "10"),
             ],
         )
     }

@@ -308,6 +308,24 @@ pub const SETTINGS: &[Setting] = &[
          (`after_backup`), and/or on a schedule of its own, see below",
         |c| show(&c.drill),
     ),
+    Setting::new(
+        "evidence_keep_drills",
+        &["BERKUT_EVIDENCE_KEEP_DRILLS"],
+        Fallback::Number(3),
+        "the evidence of this many newest drills of each backup is kept (and always that of \
+         the newest passing drill of a backup still listed)",
+        |c| show(&c.evidence_keep_drills),
+    )
+    .range(1, 1000),
+    Setting::new(
+        "evidence_keep_restore_days",
+        &["BERKUT_EVIDENCE_KEEP_RESTORE_DAYS"],
+        Fallback::Number(90),
+        "the evidence of a real restore is kept this many days after it ended (longer while \
+         its old database is kept for rollback)",
+        |c| show(&c.evidence_keep_restore_days),
+    )
+    .range(1, 36500),
     // Restart-only from here on.
     Setting::new(
         "socket_group",

@@ -5,16 +5,19 @@
 //! `archive` the verification and decryption, `sql` the server-level SQL,
 //! `toc` the dump's table of contents, `smoke` the checks of the restored
 //! tables, `checks` the operator's own smoke checks, `record` the persisted
-//! record and evidence, `maintenance` the maintenance state, `recovery` the
-//! repair of restores cut short, `rollback` rollback and cleanup, `verdict`
-//! what a drill proves about its backup.
+//! record and evidence (`digest` its DIGEST, `prune` how long it is kept),
+//! `maintenance` the maintenance state, `recovery` the repair of restores
+//! cut short, `rollback` rollback and cleanup, `verdict` what a drill
+//! proves about its backup.
 
 pub mod archive;
 pub mod checks;
+pub mod digest;
 pub mod files;
 pub mod maintenance;
 pub mod pg;
 pub mod properties;
+pub mod prune;
 pub mod record;
 pub mod recovery;
 pub mod rollback;
@@ -235,6 +238,7 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
             });
         }
     }
+    tracker.seal();
     if tracker.summary().maintenance {
         if let Err(e) = daemon.maintenance.end() {
             tracing::error!(error = %e, "maintenance could not be lifted");

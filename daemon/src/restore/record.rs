@@ -1,8 +1,9 @@
 //! A restore's record and evidence, kept under
 //! `<state_dir>/restores/<restore id>/`: `summary.json` (the record with its
 //! steps, the digests checked, the counts expected and found, the verdict,
-//! and how far the swap got) rewritten atomically at every step, and one raw
-//! log per step under `logs/`. The `Tracker` is the only writer; watchers
+//! and how far the swap got) rewritten atomically at every step, one raw
+//! log per step under `logs/`, and, once the restore has ended, a `DIGEST`
+//! of them all (`digest`). The `Tracker` is the only writer; watchers
 //! of the restore get each change through a watch channel.
 
 use std::io::Write;
@@ -234,6 +235,13 @@ impl Tracker {
         )
     }
 
+    /// Writes the evidence's `DIGEST`: when the restore has ended.
+    pub fn seal(&self) {
+        if let Err(e) = super::digest::write(&self.dir) {
+            tracing::error!(error = %e, dir = %self.dir.display(), "the evidence's DIGEST could not be written");
+        }
+    }
+
     fn persist(&self) -> Result<(), OpError> {
         let summary = self.summary.lock().unwrap().clone();
         write(&self.dir.join("summary.json"), &summary)
@@ -264,10 +272,12 @@ pub fn load(state_dir: &Path, id: &RestoreId) -> Option<Summary> {
 /// Writes a summary back (for start-up recovery and later operations on a
 /// finished restore).
 pub fn store(state_dir: &Path, summary: &Summary) -> Result<(), OpError> {
-    let path = restores_dir(state_dir)
-        .join(summary.record.restore_id.as_str())
-        .join("summary.json");
-    write(&path, summary)
+    let dir = restores_dir(state_dir).join(summary.record.restore_id.as_str());
+    write(&dir.join("summary.json"), summary)?;
+    // A finished restore's evidence changed: its DIGEST follows.
+    super::digest::write(&dir).map_err(|e| {
+        OpError::unavailable("the evidence's DIGEST could not be written").with_detail(e)
+    })
 }
 
 /// Writes a summary to `path`, atomically.

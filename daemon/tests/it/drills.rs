@@ -250,3 +250,63 @@ async fn a_drill_killed_with_the_daemon_leaves_no_scratch_database_nor_a_verdict
     assert_eq!(shown.drill, None, "the verdict stays as it was");
     assert_eq!(fingerprint(&pg, "app").unwrap(), live);
 }
+
+/// The evidence directories of a daemon's restores, sorted.
+fn evidence_dirs(daemon: &berkut_testkit::Daemon) -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir(daemon.state_dir.join("restores"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// `sha256sum -c DIGEST` in `dir`: the auditor's own check.
+fn sha256sum_check(dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new("sha256sum")
+        .args(["-c", "--strict", "DIGEST"])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_is_digested_and_pruned_to_the_newest_drills() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg)
+        .env("BERKUT_EVIDENCE_KEEP_DRILLS", "1")
+        .start();
+    let mut client = daemon.client().await;
+    let b = backup_now(&mut client, Scope::Database).await;
+    let mut drills = Vec::new();
+    for _ in 0..3 {
+        let r = restored(client.call(restore_op(&b.id, true, true)).await);
+        assert_eq!(r.status, RestoreStatus::Succeeded);
+        drills.push(r.restore_id);
+    }
+    let dirs = evidence_dirs(&daemon);
+    assert_eq!(dirs.len(), 3);
+    for dir in &dirs {
+        let digest = std::fs::read_to_string(dir.join("DIGEST")).unwrap();
+        assert!(digest.contains("  summary.json\n"), "{digest}");
+        assert!(digest.contains("  logs/00-verify.log\n"), "{digest}");
+        let out = sha256sum_check(dir);
+        assert!(out.status.success(), "{out:?}");
+    }
+    // A log changed after the fact no longer matches.
+    let forged = dirs[0].join("logs/00-verify.log");
+    std::fs::write(&forged, "all fine, trust me\n").unwrap();
+    let out = sha256sum_check(&dirs[0]);
+    assert!(!out.status.success(), "{out:?}");
+
+    // The next backup runs retention, which prunes: one drill of the
+    // backup is kept, the newest (which is also its newest pass).
+    backup_now(&mut client, Scope::Database).await;
+    let left = evidence_dirs(&daemon);
+    assert_eq!(
+        left,
+        [daemon.state_dir.join("restores").join(drills[2].as_str())]
+    );
+    let st = status(&mut client).await;
+    assert_eq!(st.verified_backup.as_ref(), Some(&b.id));
+}

@@ -156,7 +156,13 @@ enum RestoreCommand {
         wait: bool,
     },
     /// The evidence kept of a restore: digests, row counts, verdict, logs.
-    Evidence { restore_id: String },
+    Evidence {
+        restore_id: String,
+        /// Check the evidence against its DIGEST; fail when it does not
+        /// match.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Put back the database a real restore replaced.
     Rollback { restore_id: String },
     /// Drop the database a real restore kept aside.
@@ -303,9 +309,9 @@ async fn main() -> std::process::ExitCode {
             ..
         }) => commands::restore_status::run(&ctx, &restore_id, wait).await,
         Command::Restore(RestoreArgs {
-            command: Some(RestoreCommand::Evidence { restore_id }),
+            command: Some(RestoreCommand::Evidence { restore_id, verify }),
             ..
-        }) => commands::restore_status::evidence(&ctx, &restore_id).await,
+        }) => commands::restore_status::evidence(&ctx, &restore_id, verify).await,
         Command::Restore(RestoreArgs {
             command: Some(RestoreCommand::Rollback { restore_id }),
             ..

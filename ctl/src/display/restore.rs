@@ -124,6 +124,18 @@ impl Show for Evidence {
                 c.schema, c.table, c.expected, c.found
             );
         }
+        match &evidence.digest {
+            Some(d) if d.problems.is_empty() => {
+                println!("DIGEST:        {} files match", d.matched)
+            }
+            Some(d) => {
+                println!("DIGEST:        DOES NOT MATCH ({} files match)", d.matched);
+                for p in &d.problems {
+                    println!("  {}", printable(p));
+                }
+            }
+            None => println!("DIGEST:        none (the restore runs, or an older berkutd kept it)"),
+        }
         println!(
             "logs:          {} (with --json, their text)",
             evidence
@@ -133,5 +145,21 @@ impl Show for Evidence {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+}
+
+/// Why evidence fails `--verify`, if it does.
+pub fn digest_failure(evidence: &Evidence) -> Option<String> {
+    match &evidence.digest {
+        None => Some(format!(
+            "restore {} has no DIGEST to verify",
+            evidence.record.restore_id
+        )),
+        Some(d) if !d.problems.is_empty() => Some(format!(
+            "the evidence of restore {} does not match its DIGEST: {}",
+            evidence.record.restore_id,
+            printable(&d.problems.join("; "))
+        )),
+        Some(_) => None,
     }
 }

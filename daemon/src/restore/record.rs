@@ -342,7 +342,29 @@ pub fn evidence(state_dir: &Path, id: &RestoreId) -> Option<Evidence> {
         counts: summary.counts,
         verdict: summary.verdict,
         logs,
+        digest: check_digest(&restores_dir(state_dir).join(id.as_str())),
     })
+}
+
+/// The evidence directory against its `DIGEST`; `None` when there is no
+/// `DIGEST` (the restore runs, or an older daemon kept the evidence).
+fn check_digest(dir: &Path) -> Option<berkut_proto::wire::DigestVerdict> {
+    const SHOWN: usize = 100;
+    if !dir.join(super::digest::DIGEST_FILE).exists() {
+        return None;
+    }
+    let (matched, mut problems) = match super::digest::verify(dir) {
+        Ok(checked) => (checked.matched as u64, checked.problems),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %dir.display(), "the evidence could not be checked against its DIGEST");
+            (
+                0,
+                vec!["the evidence could not be read to check it".to_owned()],
+            )
+        }
+    };
+    problems.truncate(SHOWN);
+    Some(berkut_proto::wire::DigestVerdict { matched, problems })
 }
 
 /// A new record with every step pending.

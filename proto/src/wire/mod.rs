@@ -27,8 +27,8 @@ pub use records::{
     BackupRecord, BackupStatus, Failure, JobInfo, JobKind, Phase, Progress, StatusInfo, TaskFault,
 };
 pub use records::{DrillResult, DrillVerdict, RestoreEstimate};
-pub use restore::SmokeCheckResult;
 pub use restore::{
     CountCheck, DigestCheck, Evidence, MaintenanceInfo, RestoreRecord, RestoreStatus, RestoreStep,
     StepLog, StepState,
 };
+pub use restore::{DigestVerdict, SmokeCheckResult};

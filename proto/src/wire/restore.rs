@@ -206,6 +206,21 @@ pub struct Evidence {
     /// The step logs, each cut to its last 64 KiB.
     #[serde(default)]
     pub logs: Vec<StepLog>,
+    /// The evidence directory checked against its `DIGEST` as it is now;
+    /// absent while the restore runs (the `DIGEST` is written when it
+    /// ends) and for evidence kept by a daemon from before digests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<DigestVerdict>,
+}
+
+/// The evidence directory checked against its `DIGEST`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestVerdict {
+    /// Files whose SHA-256 matches the `DIGEST`.
+    pub matched: u64,
+    /// What does not: `path: changed`, `path: missing`, `path: not in the
+    /// DIGEST` (paths relative to the evidence directory); at most 100.
+    pub problems: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -284,7 +284,16 @@ fn the_document_lists_every_operation_reply_and_record_field() {
         })
         .unwrap(),
     );
-    let evidence = unpack(&encode(&evidence()).unwrap());
+    let evidence = unpack(
+        &encode(&berkut_proto::wire::Evidence {
+            digest: Some(berkut_proto::wire::DigestVerdict {
+                matched: 16,
+                problems: vec!["logs/00-verify.log: changed".into()],
+            }),
+            ..evidence()
+        })
+        .unwrap(),
+    );
     let error = ErrorBody {
         code: ErrorCode::Internal,
         message: "m".into(),
@@ -332,6 +341,7 @@ fn the_document_lists_every_operation_reply_and_record_field() {
             "### 7.21 SmokeCheckResult",
             field(&restore, "smoke_checks")[0].clone(),
         ),
+        ("### 7.22 DigestVerdict", field(&evidence, "digest").clone()),
     ];
     for (heading, value) in records {
         assert_eq!(

@@ -59,7 +59,7 @@ pub fn select(
             }
         }
     }
-    let cutoff = crate::schedule::retention::cutoff(now, rule.keep_restore_days);
+    let cutoff = crate::retention::cutoff(now, rule.keep_restore_days);
     let mut out: Vec<(RestoreId, String)> = summaries
         .iter()
         .filter(|s| at_rest(s) && !keep.contains(&s.record.restore_id))

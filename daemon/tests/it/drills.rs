@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use berkut_daemon::clock::ManualClock;
 use berkut_proto::manifest::{Origin, Scope};
-use berkut_proto::wire::{BackupStatus, Client, DrillResult, ErrorCode, Operation, RestoreStatus};
+use berkut_proto::wire::{
+    ops, BackupStatus, Client, DrillResult, ErrorCode, Operation, RestoreStatus,
+};
 use berkut_testkit::{fingerprint, temp_dir, PgCluster};
 use time::macros::datetime;
 use tokio_util::sync::CancellationToken;
@@ -101,11 +103,11 @@ sql = "select count(*) = 500 from t"
     let mut client = daemon.client().await;
     let set = plan(
         client
-            .call(Operation::PlanSet {
+            .call(Operation::PlanSet(ops::PlanSet {
                 plan: spec(serde_json::json!({
                     "preset": "daily", "at": "03:00", "timezone": "UTC", "scope": "database"
                 })),
-            })
+            }))
             .await,
     );
     assert_eq!(set.next_run, Some(datetime!(2030-01-01 03:00 UTC)));
@@ -127,9 +129,9 @@ sql = "select count(*) = 500 from t"
     let verdict = berkut_testkit::wait_for_async("the drill's verdict", LONG, || async {
         let mut c = daemon.client().await;
         backup(
-            c.call(Operation::BackupShow {
+            c.call(Operation::BackupShow(ops::BackupShow {
                 id: scheduled.id.clone(),
-            })
+            }))
             .await,
         )
         .drill
@@ -138,10 +140,10 @@ sql = "select count(*) = 500 from t"
     assert_eq!(verdict.result, DrillResult::Passed, "{verdict:?}");
     let drill = restored(
         client
-            .call(Operation::RestoreStatus {
+            .call(Operation::RestoreStatus(ops::RestoreStatus {
                 restore_id: verdict.restore_id.clone(),
                 wait: true,
-            })
+            }))
             .await,
     );
     assert!(drill.dry_run);
@@ -201,7 +203,7 @@ async fn an_unreachable_drill_server_fails_the_drill_as_unavailable() {
 
     let shown = backup(
         client
-            .call(Operation::BackupShow { id: b.id.clone() })
+            .call(Operation::BackupShow(ops::BackupShow { id: b.id.clone() }))
             .await,
     );
     let verdict = shown.drill.unwrap();
@@ -244,7 +246,7 @@ async fn a_drill_killed_with_the_daemon_leaves_no_scratch_database_nor_a_verdict
     assert_eq!(databases(&pg), before, "no scratch database after restart");
     let shown = backup(
         client
-            .call(Operation::BackupShow { id: b.id.clone() })
+            .call(Operation::BackupShow(ops::BackupShow { id: b.id.clone() }))
             .await,
     );
     assert_eq!(shown.drill, None, "the verdict stays as it was");

@@ -9,7 +9,7 @@
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::{
-    DrillResult, Evidence, Operation, Reply, RestoreRecord, RestoreStatus, StepState,
+    ops, DrillResult, Evidence, Operation, Reply, RestoreRecord, RestoreStatus, StepState,
 };
 use berkut_testkit::{fingerprint, temp_dir, Daemon, PgCluster};
 
@@ -40,7 +40,7 @@ async fn show(daemon: &Daemon, id: &BackupId) -> berkut_proto::wire::BackupRecor
         daemon
             .client()
             .await
-            .call(Operation::BackupShow { id: id.clone() })
+            .call(Operation::BackupShow(ops::BackupShow { id: id.clone() }))
             .await,
     )
 }
@@ -49,9 +49,9 @@ async fn evidence(daemon: &Daemon, r: &RestoreRecord) -> Evidence {
     match daemon
         .client()
         .await
-        .call(Operation::RestoreEvidence {
+        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
             restore_id: r.restore_id.clone(),
-        })
+        }))
         .await
     {
         Ok(Reply::Evidence { evidence }) => *evidence,
@@ -316,7 +316,10 @@ sql = "select count(*) = 0 from t"
 
     assert_eq!(fingerprint(&pg, "app").unwrap(), live, "the live database");
     assert_eq!(databases(&pg), before, "no scratch database left");
-    let m = match client.call(Operation::MaintenanceStatus).await {
+    let m = match client
+        .call(Operation::MaintenanceStatus(ops::MaintenanceStatus {}))
+        .await
+    {
         Ok(Reply::Maintenance { maintenance }) => maintenance,
         other => panic!("{other:?}"),
     };

@@ -65,6 +65,9 @@ enum Command {
     /// Operations on the whole archive store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Prove backups restorable: drills.
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// Work on archive files directly: no daemon, no database needed.
     #[command(subcommand)]
     Archive(ArchiveCommand),
@@ -79,6 +82,18 @@ enum AuditCommand {
     },
     /// Check the hash chain from the first event; exits 1 at a break.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum DrillCommand {
+    /// Drill a backup now (a dry-run restore and the smoke checks); without
+    /// ID, the newest successful backup that has no passing drill yet.
+    Run {
+        id: Option<String>,
+        /// Wait for the drill to end, showing its steps.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -283,6 +298,9 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Backup(BackupCommand::Import { file }) => {
             commands::backup_import::run(&ctx, &file).await
+        }
+        Command::Drill(DrillCommand::Run { id, wait }) => {
+            commands::drill_run::run(&ctx, id.as_deref(), wait).await
         }
         Command::Store(StoreCommand::Rewrap) => commands::store_rewrap::run(&ctx).await,
         Command::Store(StoreCommand::Rescan) => commands::store_rescan::run(&ctx).await,

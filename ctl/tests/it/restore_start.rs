@@ -124,3 +124,28 @@ fn evidence_verify_catches_a_changed_file() {
     let shown = ctl(&env.daemon, &["restore", "evidence", rid]).ok();
     assert!(shown.stdout.contains("DOES NOT MATCH"), "{}", shown.stdout);
 }
+
+/// `drill run` without an id drills the newest backup without a passing
+/// drill, and its verdict goes on that backup.
+#[test]
+fn drill_run_drills_the_newest_unproven_backup() {
+    let env = env();
+    let backup = ctl(&env.daemon, &["backup", "create", "--wait", "--json"])
+        .ok()
+        .last_json();
+    let id = backup["id"].as_str().unwrap();
+    let drill = ctl(&env.daemon, &["drill", "run", "--wait", "--json"])
+        .ok()
+        .last_json();
+    assert_eq!(drill["backup_id"], id, "{drill}");
+    assert_eq!(drill["dry_run"], true);
+    assert_eq!(drill["status"], "succeeded");
+    let shown = ctl(&env.daemon, &["backup", "show", id, "--json"])
+        .ok()
+        .last_json();
+    assert_eq!(shown["drill"]["restore_id"], drill["restore_id"]);
+
+    let bad = ctl(&env.daemon, &["drill", "run", "20000101T000000Z-00000000"]);
+    assert_eq!(bad.code, 4, "{}", bad.stderr);
+    assert!(bad.stderr.contains("not_found"), "{}", bad.stderr);
+}

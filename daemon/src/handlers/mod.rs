@@ -18,6 +18,7 @@ mod backup_list;
 mod backup_pin;
 mod backup_show;
 mod backup_unpin;
+mod drill_run;
 mod job_attach;
 mod maintenance_clear;
 mod maintenance_status;
@@ -156,6 +157,7 @@ operations!(
     AuditVerify,
     StoreRewrap,
     StoreRescan,
+    DrillRun,
 );
 
 #[cfg(test)]

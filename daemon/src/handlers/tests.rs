@@ -69,6 +69,7 @@ fn all_operations() -> Vec<Operation> {
         ops::AuditVerify {}.into(),
         ops::StoreRewrap {}.into(),
         ops::StoreRescan {}.into(),
+        ops::DrillRun::default().into(),
     ];
     for wait in [false, true] {
         all.push(
@@ -143,6 +144,7 @@ fn the_fixtures_hold_every_operation() {
         ops::AuditVerify::NAME,
         ops::StoreRewrap::NAME,
         ops::StoreRescan::NAME,
+        ops::DrillRun::NAME,
     ];
     let all = all_operations();
     for name in names {

@@ -312,3 +312,40 @@ async fn evidence_is_digested_and_pruned_to_the_newest_drills() {
     let st = status(&mut client).await;
     assert_eq!(st.verified_backup.as_ref(), Some(&b.id));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_run_starts_one_drill_at_a_time() {
+    let pg = small_cluster();
+    let (_bin, gate, builder) = daemon_with_gated_restores(&pg);
+    let daemon = builder.start();
+    let mut client = daemon.client().await;
+    let b = backup_now(&mut client, Scope::Database).await;
+    let first = restored(
+        client
+            .call(Operation::DrillRun(ops::DrillRun {
+                backup_id: None,
+                wait: false,
+            }))
+            .await,
+    );
+    assert_eq!(first.backup_id, b.id);
+    assert!(first.dry_run);
+    let second = server_error(
+        client
+            .call(Operation::DrillRun(ops::DrillRun {
+                backup_id: Some(b.id.clone()),
+                wait: false,
+            }))
+            .await,
+    );
+    assert_eq!(second.code, ErrorCode::Conflict);
+    gate.open_forever();
+    let done = restore_outcome(&mut client, first.restore_id.clone()).await;
+    assert_eq!(done.status, RestoreStatus::Succeeded);
+    let shown = backup(
+        client
+            .call(Operation::BackupShow(ops::BackupShow { id: b.id.clone() }))
+            .await,
+    );
+    assert_eq!(shown.drill.unwrap().restore_id, first.restore_id);
+}

@@ -128,6 +128,7 @@ operations! {
     AuditVerify = "audit_verify",
     StoreRewrap = "store_rewrap",
     StoreRescan = "store_rescan",
+    DrillRun = "drill_run",
 }
 
 impl Operation {

@@ -247,7 +247,21 @@ pub struct StoreRewrap {}
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoreRescan {}
 
+/// Starts a drill (a dry-run restore on the drill server, or into a
+/// scratch database beside the live one) of `backup_id`, or, when absent,
+/// of the backup the drill policy would choose: the newest successful one
+/// without a passing drill (else the newest successful one). With `wait`,
+/// the record is streamed until it ends.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrillRun {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<BackupId>,
+    #[serde(default)]
+    pub wait: bool,
+}
+
 no_text!(
+    DrillRun,
     Status,
     BackupList,
     BackupShow,

@@ -7,6 +7,7 @@
 //! material is held only as `MasterKey`, which never prints its bytes.
 
 mod access;
+pub mod compression;
 mod connections;
 pub mod drill;
 mod key;
@@ -146,6 +147,9 @@ pub struct Config {
     pub evidence_keep_drills: usize,
     /// How long a real restore's evidence is kept.
     pub evidence_keep_restore_days: u32,
+    /// How backups store their parts (`compression`, with
+    /// `compression_threads` zstd workers).
+    pub compression: berkut_proto::archive::Compression,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -300,7 +304,18 @@ impl Config {
             Some((value, origin)) => drill::parse(value).map_err(|m| origin.invalid(m))?,
             None => drill::DrillPolicy::default(),
         };
+        let compression_threads = src.number("compression_threads")? as u32;
+        let compression = {
+            let text = src.text_or_default("compression")?;
+            compression::parse(&text, compression_threads).map_err(|m| {
+                let origin = src.text("compression").ok().flatten().map(|(_, o)| o);
+                origin
+                    .unwrap_or(source::Origin::Default("compression"))
+                    .invalid(m)
+            })?
+        };
         Ok(Config {
+            compression,
             restore_analyze,
             access,
             audit_max_bytes,

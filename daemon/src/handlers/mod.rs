@@ -19,6 +19,7 @@ mod backup_pin;
 mod backup_show;
 mod backup_unpin;
 mod drill_run;
+mod import_check;
 mod job_attach;
 mod maintenance_clear;
 mod maintenance_status;

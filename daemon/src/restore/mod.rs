@@ -239,7 +239,6 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
             });
         }
     }
-    tracker.seal();
     if tracker.summary().maintenance {
         if let Err(e) = daemon.maintenance.end() {
             tracing::error!(error = %e, "maintenance could not be lifted");

@@ -155,6 +155,11 @@ impl Tracker {
         if let Err(e) = self.persist() {
             tracing::error!(error = %e, restore = %record.restore_id, "the restore's summary could not be written");
         }
+        // An ended restore's evidence is digested before anyone hears of
+        // the end, so whoever sees it ended finds the DIGEST in place.
+        if record.status.is_finished() {
+            self.seal();
+        }
         self.view.send_replace(record);
         out
     }

@@ -65,6 +65,9 @@ enum Command {
     /// Operations on the whole archive store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Prove backups restorable: drills.
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// Work on archive files directly: no daemon, no database needed.
     #[command(subcommand)]
     Archive(ArchiveCommand),
@@ -90,6 +93,18 @@ enum AuditCommand {
     },
     /// Check the hash chain from the first event; exits 1 at a break.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum DrillCommand {
+    /// Drill a backup now (a dry-run restore and the smoke checks); without
+    /// ID, the newest successful backup that has no passing drill yet.
+    Run {
+        id: Option<String>,
+        /// Wait for the drill to end, showing its steps.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -173,7 +188,13 @@ enum RestoreCommand {
         wait: bool,
     },
     /// The evidence kept of a restore: digests, row counts, verdict, logs.
-    Evidence { restore_id: String },
+    Evidence {
+        restore_id: String,
+        /// Check the evidence against its DIGEST; fail when it does not
+        /// match.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Put back the database a real restore replaced.
     Rollback { restore_id: String },
     /// Drop the database a real restore kept aside.
@@ -294,6 +315,9 @@ async fn main() -> std::process::ExitCode {
         Command::Backup(BackupCommand::Import { file }) => {
             commands::backup_import::run(&ctx, &file).await
         }
+        Command::Drill(DrillCommand::Run { id, wait }) => {
+            commands::drill_run::run(&ctx, id.as_deref(), wait).await
+        }
         Command::Store(StoreCommand::Rewrap) => commands::store_rewrap::run(&ctx).await,
         Command::Store(StoreCommand::Rescan) => commands::store_rescan::run(&ctx).await,
         Command::Metrics => commands::metrics::run(&ctx).await,
@@ -324,9 +348,9 @@ async fn main() -> std::process::ExitCode {
             ..
         }) => commands::restore_status::run(&ctx, &restore_id, wait).await,
         Command::Restore(RestoreArgs {
-            command: Some(RestoreCommand::Evidence { restore_id }),
+            command: Some(RestoreCommand::Evidence { restore_id, verify }),
             ..
-        }) => commands::restore_status::evidence(&ctx, &restore_id).await,
+        }) => commands::restore_status::evidence(&ctx, &restore_id, verify).await,
         Command::Restore(RestoreArgs {
             command: Some(RestoreCommand::Rollback { restore_id }),
             ..

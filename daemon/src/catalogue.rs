@@ -183,6 +183,9 @@ pub struct Entry {
     /// What became of the file roots' files, as the manifest records it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<berkut_proto::manifest::FilesSummary>,
+    /// The verdict of the last drill of this backup; absent: never drilled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<berkut_proto::wire::DrillVerdict>,
 }
 
 impl Entry {
@@ -211,6 +214,7 @@ impl Entry {
             pinned: false,
             files: berkut_proto::manifest::FilesSummary::of(&manifest.files),
             properties: manifest.properties,
+            drill: None,
         }
     }
 
@@ -236,6 +240,8 @@ impl Entry {
             pinned: self.pinned,
             properties: self.properties.clone().map(Box::new),
             files: self.files.clone().map(Box::new),
+            drill: self.drill.clone(),
+            expected_restore: None,
         }
     }
 }

@@ -411,6 +411,8 @@ mod tests {
                 pinned: false,
                 properties: None,
                 files: None,
+                drill: None,
+                expected_restore: None,
             },
         }
     }

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod db;
+pub mod drill;
 pub mod error;
 pub mod events;
 pub mod fsutil;
@@ -242,6 +243,7 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         clock,
         shutdown: shutdown.clone(),
         scheduler_beat: Default::default(),
+        scheduler_wake: Default::default(),
         health: Default::default(),
         config: RwLock::new(Arc::new(config)),
     });

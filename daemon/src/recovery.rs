@@ -311,6 +311,7 @@ mod tests {
             pinned: false,
             properties: None,
             files: None,
+            drill: None,
         }
     }
 

@@ -129,7 +129,14 @@ fn confine_env(cmd: &mut Command) {
 
 /// The error of a job stopped because the daemon is shutting down.
 pub fn shutdown_error() -> OpError {
-    OpError::unavailable("shutdown: the daemon stopped before the job finished")
+    OpError::unavailable(SHUTDOWN)
+}
+
+const SHUTDOWN: &str = "shutdown: the daemon stopped before the job finished";
+
+/// Whether `e` is `shutdown_error()`: a job the daemon's stop cut short.
+pub fn is_shutdown(e: &OpError) -> bool {
+    e.message == SHUTDOWN
 }
 
 /// Runs `cmd` with stdout handed to `on_stdout` and each stderr line to

@@ -14,6 +14,7 @@ pub mod backup_import;
 pub mod backup_list;
 pub mod backup_pin;
 pub mod backup_show;
+pub mod drill_run;
 pub mod job_attach;
 pub mod key_generate;
 pub mod maintenance_status;

@@ -92,6 +92,7 @@ pub async fn submit(
         pinned: false,
         properties: None,
         files: None,
+        drill: None,
     };
     let record = entry.record();
     daemon.update_catalogue(|c| c.insert(entry))?;
@@ -188,6 +189,8 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
         crate::retention::run(&daemon).await;
     }
     publish(&daemon, &ctx, &id);
+    // The drill policy may drill what just succeeded.
+    daemon.scheduler_wake.notify_one();
 }
 
 /// Records a job's outcome. Unlike `Daemon::update_catalogue`, a failed
@@ -279,6 +282,7 @@ pub async fn submit_or_record(
         pinned: false,
         properties: None,
         files: None,
+        drill: None,
     };
     daemon.update_catalogue(|c| c.insert(entry))?;
     Err(OpError::new(failure.code, failure.reason))

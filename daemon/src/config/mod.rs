@@ -9,11 +9,13 @@
 mod access;
 pub mod compression;
 mod connections;
+pub mod drill;
 mod file_roots;
 mod key;
 pub mod notify;
 mod reload;
 mod settings;
+pub mod smoke;
 mod source;
 
 use std::collections::HashMap;
@@ -135,6 +137,22 @@ pub struct Config {
     /// How long a burst of identical denials is collapsed into one audit
     /// event (zero: never).
     pub audit_burst: Duration,
+    /// The operator's `[[smoke_check]]` queries, run in every restored
+    /// database before it is trusted.
+    pub smoke_checks: Vec<smoke::SmokeCheck>,
+    /// The statement timeout of each smoke check.
+    pub smoke_check_timeout: Duration,
+    /// How long the newest successful backup may go without a drill
+    /// verdict before `status` calls the drill overdue.
+    pub drill_overdue: Duration,
+    /// The recovery time objective a drill is measured against.
+    pub rto_target: Duration,
+    /// When the daemon drills by itself (`[drill]`).
+    pub drill: drill::DrillPolicy,
+    /// How many drills' evidence is kept per backup.
+    pub evidence_keep_drills: usize,
+    /// How long a real restore's evidence is kept.
+    pub evidence_keep_restore_days: u32,
     /// How backups store their parts (`compression`, with
     /// `compression_threads` zstd workers).
     pub compression: berkut_proto::archive::Compression,
@@ -324,6 +342,19 @@ impl Config {
             )));
         }
         let audit_burst_seconds = src.number("audit_burst_seconds")?;
+        let smoke_checks = match src.file_value("smoke_check") {
+            Some((value, origin)) => smoke::parse(value).map_err(|m| origin.invalid(m))?,
+            None => Vec::new(),
+        };
+        let smoke_check_timeout = src.number("smoke_check_timeout_seconds")?;
+        let drill_overdue_hours = src.number("drill_overdue_hours")?;
+        let rto_target_minutes = src.number("rto_target_minutes")?;
+        let evidence_keep_drills = src.number("evidence_keep_drills")?;
+        let evidence_keep_restore_days = src.number("evidence_keep_restore_days")?;
+        let drill = match src.file_value("drill") {
+            Some((value, origin)) => drill::parse(value).map_err(|m| origin.invalid(m))?,
+            None => drill::DrillPolicy::default(),
+        };
         let compression_threads = src.number("compression_threads")? as u32;
         let compression = {
             let text = src.text_or_default("compression")?;
@@ -400,6 +431,13 @@ impl Config {
             redact_keys,
             file_max_bytes,
             files_max_total_bytes,
+            smoke_checks,
+            smoke_check_timeout: Duration::from_secs(smoke_check_timeout),
+            drill_overdue: Duration::from_secs(drill_overdue_hours * 3600),
+            rto_target: Duration::from_secs(rto_target_minutes * 60),
+            drill,
+            evidence_keep_drills: evidence_keep_drills as usize,
+            evidence_keep_restore_days: evidence_keep_restore_days as u32,
         })
     }
 

@@ -122,7 +122,9 @@ mod tests {
                  redact_keys = [\"pin\"]\n\
                  [[access]]\nuid = 4242\nrole = \"viewer\"\n\
                  [[file_root]]\npath = \"/srv/conf\"\nexclude = [\"*.pem\"]\n\
-                 [[notify]]\nkind = \"exec\"\ncommand = \"/bin/true\"\n",
+                 [[notify]]\nkind = \"exec\"\ncommand = \"/bin/true\"\n\
+                 [[smoke_check]]\nname = \"users\"\nsql = \"select true\"\n\
+                 [drill]\nafter_backup = true\n",
             ),
             &[
                 ("BERKUT_BACKUP_PGDUMP_BIN", "/opt/pg/bin/pg_dump"),
@@ -157,6 +159,11 @@ mod tests {
                 ("BERKUT_BACKUP_FILE_MAX_BYTES", "4096"),
                 ("BERKUT_BACKUP_FILES_MAX_TOTAL_BYTES", "8192"),
                 ("BERKUT_METRICS_TEXTFILE", &metrics),
+                ("BERKUT_SMOKE_CHECK_TIMEOUT_SECONDS", "7"),
+                ("BERKUT_DRILL_OVERDUE_HOURS", "48"),
+                ("BERKUT_RTO_TARGET_MINUTES", "90"),
+                ("BERKUT_EVIDENCE_KEEP_DRILLS", "5"),
+                ("BERKUT_EVIDENCE_KEEP_RESTORE_DAYS", "10"),
             ],
         )
     }

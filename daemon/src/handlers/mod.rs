@@ -18,6 +18,7 @@ mod backup_list;
 mod backup_pin;
 mod backup_show;
 mod backup_unpin;
+mod drill_run;
 mod import_check;
 mod job_attach;
 mod maintenance_clear;
@@ -161,6 +162,7 @@ operations!(
     StoreRescan,
     Metrics,
     NotifyTest,
+    DrillRun,
 );
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! newest good backup is recent enough (the RPO watch, R17); the running
 //! and queued counts include restores. Faults monitoring must see: backups
 //! whose archive is missing, the store alarm, background tasks that died.
+//! And what drills proved: the newest verified backup and its age (the
+//! recovery point one can count on), a drill overdue or failed.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use berkut_proto::wire::{BackupStatus, Reply, Role, StatusInfo, PROTOCOL_VERSION
 
 use super::{Op, Responder};
 use crate::error::OpError;
+use crate::restore::verdict;
 use crate::state::Daemon;
 
 impl Op for Status {
@@ -29,13 +32,19 @@ impl Op for Status {
         // Restores wait for and hold the same slots as backups: the counts
         // include them (the list shows backups only, see JobInfo).
         let counts = *daemon.jobs.counts().borrow();
-        let (backups, missing) = daemon.catalogue.read(|cat| {
+        let overdue_after = daemon.config().drill_overdue;
+        let (backups, missing, proof) = daemon.catalogue.read(|cat| {
             let missing = cat
                 .list()
                 .filter(|e| e.state.status() == BackupStatus::Missing)
                 .count() as u64;
-            (cat.len() as u64, missing)
+            (
+                cat.len() as u64,
+                missing,
+                verdict::proof(cat, now, overdue_after),
+            )
         });
+        let drill_failed = proof.failed();
         let rpo = crate::schedule::rpo_state(daemon, now);
         Ok(Reply::Status {
             status: StatusInfo {
@@ -56,6 +65,16 @@ impl Op for Status {
                 missing,
                 store_alarm: crate::recovery::store_alarm(daemon),
                 task_faults: daemon.health.task_faults(),
+                verified_backup: proof.verified.as_ref().map(|(id, _)| id.clone()),
+                verified_at: proof.verified.as_ref().map(|(_, at)| *at),
+                verified_age_seconds: proof
+                    .verified
+                    .as_ref()
+                    .map(|(_, at)| (now - *at).whole_seconds().max(0) as u64),
+                last_drill_backup: proof.last.as_ref().map(|(id, _)| id.clone()),
+                last_drill: proof.last.map(|(_, v)| v),
+                drill_overdue: proof.overdue,
+                drill_failed,
             },
         })
     }

@@ -72,6 +72,7 @@ fn all_operations() -> Vec<Operation> {
         ops::StoreRescan {}.into(),
         ops::Metrics {}.into(),
         ops::NotifyTest {}.into(),
+        ops::DrillRun::default().into(),
     ];
     for wait in [false, true] {
         all.push(
@@ -148,6 +149,7 @@ fn the_fixtures_hold_every_operation() {
         ops::StoreRescan::NAME,
         ops::Metrics::NAME,
         ops::NotifyTest::NAME,
+        ops::DrillRun::NAME,
     ];
     let all = all_operations();
     for name in names {

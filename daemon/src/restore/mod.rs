@@ -4,16 +4,20 @@
 //! steps (named by `step::Step`), `pg` the PostgreSQL tools it runs,
 //! `archive` the verification and decryption, `sql` the server-level SQL,
 //! `toc` the dump's table of contents, `smoke` the checks of the restored
-//! tables, `record` the persisted record and evidence, `maintenance` the
-//! maintenance state, `recovery` the repair of restores cut short,
-//! `rollback` rollback and cleanup, `target` the one choice of drill or
-//! live server.
+//! tables, `checks` the operator's own smoke checks, `record` the persisted
+//! record and evidence (`digest` its DIGEST, `prune` how long it is kept),
+//! `maintenance` the maintenance state, `recovery` the repair of restores
+//! cut short, `rollback` rollback and cleanup, `target` the one choice of
+//! drill or live server, `verdict` what a drill proves about its backup.
 
 pub mod archive;
+pub mod checks;
+pub mod digest;
 pub mod files;
 pub mod maintenance;
 pub mod pg;
 pub mod properties;
+pub mod prune;
 pub mod record;
 pub mod recovery;
 pub mod rollback;
@@ -23,6 +27,7 @@ pub mod sql;
 pub mod step;
 pub mod target;
 pub mod toc;
+pub mod verdict;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -76,6 +81,11 @@ impl Restores {
 
     pub fn real_in_progress(&self) -> bool {
         self.active.lock().unwrap().values().any(|a| !a.dry_run)
+    }
+
+    /// Whether a drill (a dry-run) is queued or running.
+    pub fn drill_in_progress(&self) -> bool {
+        self.active.lock().unwrap().values().any(|a| a.dry_run)
     }
 }
 
@@ -224,9 +234,11 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
     let ending = match result {
         Ok(()) => {
             tracing::info!(restore = %p.restore_id, dry_run = p.dry_run, "restore succeeded");
+            drill_verdict(daemon, tracker, p, now, None);
             Ok(())
         }
         Err(e) => {
+            let cut_short = crate::tools::is_shutdown(&e);
             let failure = e.into_failure(&format!("restore {}", p.restore_id));
             tracing::warn!(restore = %p.restore_id, reason = %failure.reason, "restore failed");
             tracker.fail_running(now, &failure.reason);
@@ -236,6 +248,9 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
                     &daemon.config().file_roots,
                     p.restore_id.suffix(),
                 ));
+            }
+            if !cut_short {
+                drill_verdict(daemon, tracker, p, now, Some(failure.clone()));
             }
             Err(failure)
         }
@@ -260,6 +275,22 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
             }
         }
     });
+}
+
+/// A drill's verdict goes on its backup's record before the restore's end
+/// is published, so whoever sees the end sees the verdict. One cut short by
+/// the daemon's stop proves nothing and leaves the verdict as it was.
+fn drill_verdict(
+    daemon: &Daemon,
+    tracker: &Tracker,
+    p: &Params,
+    now: time::OffsetDateTime,
+    failure: Option<Failure>,
+) {
+    if p.dry_run {
+        let verdict = verdict::of(&tracker.record(), now, failure, daemon.config().rto_target);
+        verdict::put(daemon, &p.backup_id, verdict);
+    }
 }
 
 /// Puts the databases of a failed restore right: its scratch database is

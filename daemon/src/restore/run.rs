@@ -14,6 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::archive::{self, Decrypted};
+use super::checks;
 use super::files;
 use super::pg::{apply_globals, pg_restore_list, restore_dump, Dump};
 use super::properties;
@@ -330,6 +331,7 @@ pub async fn run(
         ));
     }
     let summary = compare(tracker, &admin, &target, p, &manifest, &applied, summary).await?;
+    let summary = operator_checks(daemon, tracker, &target, p, summary).await?;
     tracker.finish(Step::SmokeChecks, daemon.now(), summary);
 
     if p.dry_run {
@@ -525,6 +527,49 @@ async fn compare(
         (Some(_), None) => format!("{summary}; objects by kind match"),
         _ => summary,
     })
+}
+
+/// The operator's own checks (`[[smoke_check]]`), recorded in the record
+/// and the step's log; any failed one fails the restore here, before the
+/// swap. Returns the smoke checks' summary, completed.
+async fn operator_checks(
+    daemon: &Arc<Daemon>,
+    tracker: &Arc<Tracker>,
+    target: &Db,
+    p: &Params,
+    summary: String,
+) -> Result<String, OpError> {
+    let config = daemon.config();
+    if config.smoke_checks.is_empty() {
+        return Ok(summary);
+    }
+    let results = checks::run(
+        target,
+        &p.scratch,
+        &config.smoke_checks,
+        config.smoke_check_timeout,
+        p.restore_id.as_str(),
+    )
+    .await;
+    let mut log = tracker.log(Step::SmokeChecks);
+    for r in &results {
+        log.line(&format!(
+            "smoke check {:?}: {} ({} ms)",
+            r.name, r.message, r.duration_ms
+        ));
+    }
+    let passed = results.iter().filter(|r| r.passed).count();
+    let total = results.len();
+    tracker.update(|s| s.record.smoke_checks = results.clone());
+    if let Some(reason) = checks::verdict(&results) {
+        return Err(OpError::new(
+            berkut_proto::wire::ErrorCode::Internal,
+            format!("smoke checks failed: {reason}"),
+        ));
+    }
+    Ok(format!(
+        "{summary}; {passed} of {total} operator checks passed"
+    ))
 }
 
 /// The first differences, enough for a reason; the evidence has them all.

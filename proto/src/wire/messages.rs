@@ -130,6 +130,7 @@ operations! {
     StoreRescan = "store_rescan",
     Metrics = "metrics",
     NotifyTest = "notify_test",
+    DrillRun = "drill_run",
 }
 
 impl Operation {

@@ -28,7 +28,9 @@ pub use plan::{PlanInfo, PlanSpec, Preset};
 pub use records::{
     BackupRecord, BackupStatus, Failure, JobInfo, JobKind, Phase, Progress, StatusInfo, TaskFault,
 };
+pub use records::{DrillResult, DrillVerdict, RestoreEstimate};
 pub use restore::{
     CountCheck, DigestCheck, Evidence, MaintenanceInfo, RestoreRecord, RestoreStatus, RestoreStep,
     StepLog, StepState,
 };
+pub use restore::{DigestVerdict, SmokeCheckResult};

@@ -256,8 +256,21 @@ pub struct Metrics {}
 /// each delivery went.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NotifyTest {}
+/// Starts a drill (a dry-run restore on the drill server, or into a
+/// scratch database beside the live one) of `backup_id`, or, when absent,
+/// of the backup the drill policy would choose: the newest successful one
+/// without a passing drill (else the newest successful one). With `wait`,
+/// the record is streamed until it ends.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrillRun {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<BackupId>,
+    #[serde(default)]
+    pub wait: bool,
+}
 
 no_text!(
+    DrillRun,
     Status,
     BackupList,
     BackupShow,

@@ -84,6 +84,7 @@ fn any_operation() -> impl Strategy<Value = Operation> {
         any::<u64>().prop_map(|size| Operation::BackupImport(ops::BackupImport { size })),
         Just(Operation::StoreRewrap(ops::StoreRewrap {})),
         Just(Operation::StoreRescan(ops::StoreRescan {})),
+        Just(Operation::DrillRun(ops::DrillRun::default())),
         (any::<u32>(), proptest::option::of(any::<u64>()))
             .prop_map(|(lines, before)| Operation::AuditTail(ops::AuditTail { lines, before })),
         Just(Operation::AuditVerify(ops::AuditVerify {})),

@@ -100,7 +100,7 @@ async fn precondition(
         return Ok(());
     }
     let now = etag(&current(state, user.clone()).await?);
-    if tags.iter().any(|t| *t == now) {
+    if tags.contains(&now) {
         Ok(())
     } else {
         Err(Problem::new(

@@ -116,6 +116,11 @@ async fn serve(args: Args) -> Result<()> {
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
     tracing::info!(listen = %bound.describe(), socket = %args.socket.display(), "berkut-http listening");
+    // Under systemd (Type=notify): ready once the socket is ours. Outside
+    // it there is no NOTIFY_SOCKET and this does nothing.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");

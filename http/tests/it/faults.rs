@@ -119,3 +119,26 @@ async fn two_hundred_requests_on_a_stopped_daemon_stay_within_the_memory_bound()
     );
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_in_the_daemon_is_500_with_its_correlation_id() {
+    if test_uids().is_none() {
+        return;
+    }
+    let pg = small_cluster();
+    let daemon = start_daemon(daemon_for(&pg).env("BERKUT_FAULT_PANIC_IN", "plan_show"));
+    let gw = Gateway::start(&daemon.socket, &[]);
+    let r = admin(Method::GET, gw.url("/api/backups/plan"))
+        .send()
+        .await
+        .unwrap();
+    let doc = problem(r, 500, "internal").await;
+    let id = doc["correlation_id"]
+        .as_str()
+        .expect("a correlation id")
+        .to_owned();
+    assert!(!id.is_empty());
+    wait_for("the correlation id in berkutd's log", LONG, || {
+        daemon.log().contains(&id).then_some(())
+    });
+}

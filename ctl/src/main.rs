@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use berkut_proto::manifest::Scope;
+use berkut_proto::wire::ops;
 
 /// berkutctl: drive the berkutd backup daemon.
 #[derive(Parser)]
@@ -329,17 +330,23 @@ async fn main() -> std::process::ExitCode {
         Command::Maintenance(MaintenanceCommand::Status) => {
             commands::maintenance_status::run(
                 &ctx,
-                berkut_proto::wire::Operation::MaintenanceStatus,
+                berkut_proto::wire::Operation::MaintenanceStatus(ops::MaintenanceStatus {}),
             )
             .await
         }
         Command::Maintenance(MaintenanceCommand::Watch) => {
-            commands::maintenance_status::run(&ctx, berkut_proto::wire::Operation::MaintenanceWatch)
-                .await
+            commands::maintenance_status::run(
+                &ctx,
+                berkut_proto::wire::Operation::MaintenanceWatch(ops::MaintenanceWatch {}),
+            )
+            .await
         }
         Command::Maintenance(MaintenanceCommand::Clear) => {
-            commands::maintenance_status::run(&ctx, berkut_proto::wire::Operation::MaintenanceClear)
-                .await
+            commands::maintenance_status::run(
+                &ctx,
+                berkut_proto::wire::Operation::MaintenanceClear(ops::MaintenanceClear {}),
+            )
+            .await
         }
         Command::Plan(PlanCommand::Set(args)) => commands::plan_set::run(&ctx, args).await,
         Command::Plan(PlanCommand::Enable) => commands::plan_enable::enable(&ctx).await,

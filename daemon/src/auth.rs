@@ -11,6 +11,7 @@ use berkut_proto::wire::{OnBehalfOf, Operation, Role};
 use tokio::net::UnixStream;
 
 use crate::error::OpError;
+use crate::handlers::required_role;
 
 /// Who is on the other end of a connection, as the kernel says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,49 +172,10 @@ impl Policy {
     }
 }
 
-/// The least role an operation needs.
-pub fn required_role(op: &Operation) -> Role {
-    match op {
-        Operation::Status
-        | Operation::BackupList { .. }
-        | Operation::BackupShow { .. }
-        | Operation::JobAttach { .. }
-        | Operation::PlanShow
-        | Operation::RestoreStatus { .. }
-        | Operation::MaintenanceStatus
-        | Operation::MaintenanceWatch => Role::Viewer,
-        Operation::BackupCreate { .. }
-        | Operation::BackupDownload { .. }
-        | Operation::RestoreEvidence { .. } => Role::Operator,
-        // A drill of the database alone touches nothing live. Roles are
-        // the cluster's, and applying them can give back a revoked
-        // privilege or an old password: admin only, dry-run or not.
-        Operation::RestoreStart {
-            dry_run: true,
-            with_globals: false,
-            ..
-        } => Role::Operator,
-        Operation::RestoreStart { .. }
-        | Operation::BackupDelete { .. }
-        | Operation::BackupImport { .. }
-        | Operation::BackupPin { .. }
-        | Operation::BackupUnpin { .. }
-        | Operation::PlanSet { .. }
-        | Operation::PlanEnable
-        | Operation::PlanDisable
-        | Operation::RestoreRollback { .. }
-        | Operation::RestoreCleanup { .. }
-        | Operation::MaintenanceClear
-        | Operation::StoreRewrap
-        | Operation::StoreRescan
-        | Operation::AuditTail { .. }
-        | Operation::AuditVerify => Role::Admin,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berkut_proto::wire::ops;
 
     fn peer(uid: u32) -> Peer {
         Peer {
@@ -251,13 +213,17 @@ mod tests {
             grants: vec![],
         };
         assert!(policy
-            .authorize(&peer(0), &Operation::StoreRewrap, None)
+            .authorize(&peer(0), &Operation::StoreRewrap(ops::StoreRewrap {}), None)
             .is_ok());
         assert!(policy
-            .authorize(&peer(1234), &Operation::PlanDisable, None)
+            .authorize(
+                &peer(1234),
+                &Operation::PlanDisable(ops::PlanDisable {}),
+                None
+            )
             .is_ok());
         let err = policy
-            .authorize(&peer(1000), &Operation::Status, None)
+            .authorize(&peer(1000), &Operation::Status(ops::Status {}), None)
             .unwrap_err();
         assert_eq!(err.code, berkut_proto::wire::ErrorCode::Forbidden);
         let policy = Policy {
@@ -266,7 +232,7 @@ mod tests {
         };
         assert!(
             policy
-                .authorize(&peer(0), &Operation::StoreRewrap, None)
+                .authorize(&peer(0), &Operation::StoreRewrap(ops::StoreRewrap {}), None)
                 .is_err(),
             "a grant for root narrows it"
         );
@@ -282,24 +248,30 @@ mod tests {
             ],
         };
         let list = Operation::list_first_page();
-        let create = Operation::BackupCreate {
+        let create = Operation::BackupCreate(ops::BackupCreate {
             label: String::new(),
             scope: Default::default(),
             include_files: false,
             wait: false,
-        };
+        });
         assert!(policy.authorize(&peer(10), &list, None).is_ok());
         assert!(policy.authorize(&peer(10), &create, None).is_err());
         assert!(policy.authorize(&peer(11), &create, None).is_ok());
         assert!(policy
-            .authorize(&peer(11), &Operation::PlanDisable, None)
+            .authorize(
+                &peer(11),
+                &Operation::PlanDisable(ops::PlanDisable {}),
+                None
+            )
             .is_err());
         let id: berkut_proto::ids::BackupId = "20260101T000000Z-00000000".parse().unwrap();
-        let drill = |with_globals| Operation::RestoreStart {
-            backup_id: id.clone(),
-            dry_run: true,
-            with_globals,
-            wait: false,
+        let drill = |with_globals| {
+            Operation::RestoreStart(ops::RestoreStart {
+                backup_id: id.clone(),
+                dry_run: true,
+                with_globals,
+                wait: false,
+            })
         };
         assert!(policy.authorize(&peer(11), &drill(false), None).is_ok());
         assert_eq!(
@@ -327,9 +299,9 @@ mod tests {
                 (Subject::Uid(21), Grant::Role(Role::Admin)),
             ],
         };
-        let delete = Operation::BackupDelete {
+        let delete = Operation::BackupDelete(ops::BackupDelete {
             id: "20260101T000000Z-00000000".parse().unwrap(),
-        };
+        });
         assert!(
             policy
                 .authorize(&peer(20), &delete, Some(&obo(Role::Viewer)))
@@ -344,20 +316,28 @@ mod tests {
         );
         assert_eq!(
             policy
-                .authorize(&peer(20), &Operation::Status, Some(&obo(Role::Admin)))
+                .authorize(
+                    &peer(20),
+                    &Operation::Status(ops::Status {}),
+                    Some(&obo(Role::Admin))
+                )
                 .unwrap()
                 .role,
             Role::Operator
         );
         assert!(
             policy
-                .authorize(&peer(20), &Operation::Status, None)
+                .authorize(&peer(20), &Operation::Status(ops::Status {}), None)
                 .is_err(),
             "an app must name its user"
         );
         assert!(
             policy
-                .authorize(&peer(21), &Operation::Status, Some(&obo(Role::Viewer)))
+                .authorize(
+                    &peer(21),
+                    &Operation::Status(ops::Status {}),
+                    Some(&obo(Role::Viewer))
+                )
                 .is_err(),
             "only apps may delegate"
         );

@@ -25,6 +25,7 @@ pub mod notify;
 pub mod recovery;
 pub mod reload;
 pub mod restore;
+pub mod retention;
 pub mod schedule;
 pub mod server;
 pub mod state;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::manifest::Scope;
+use berkut_proto::wire::ops;
 use berkut_proto::wire::{
     BackupRecord, BackupStatus, Client, ClientError, ErrorBody, Operation, Phase, PlanInfo,
     PlanSpec, Reply, RestoreRecord, StatusInfo, StepState,
@@ -43,24 +44,24 @@ pub fn assert_safe(message: &str) {
 }
 
 pub fn create_op(label: &str, scope: Scope, wait: bool) -> Operation {
-    Operation::BackupCreate {
+    Operation::BackupCreate(ops::BackupCreate {
         label: label.into(),
         scope,
         include_files: false,
         wait,
-    }
+    })
 }
 
 /// A backup of the database and the configured file roots, waited for.
 pub async fn backup_with_files_now(client: &mut Client) -> BackupRecord {
     backup(
         client
-            .call(Operation::BackupCreate {
+            .call(Operation::BackupCreate(ops::BackupCreate {
                 label: String::new(),
                 scope: Scope::Database,
                 include_files: true,
                 wait: true,
-            })
+            }))
             .await,
     )
 }
@@ -96,12 +97,12 @@ pub async fn backup_now(client: &mut Client, scope: Scope) -> BackupRecord {
 }
 
 pub fn restore_op(backup_id: &BackupId, dry_run: bool, wait: bool) -> Operation {
-    Operation::RestoreStart {
+    Operation::RestoreStart(ops::RestoreStart {
         backup_id: backup_id.clone(),
         dry_run,
         with_globals: false,
         wait,
-    }
+    })
 }
 
 pub fn restored(reply: Result<Reply, ClientError>) -> RestoreRecord {
@@ -120,10 +121,10 @@ pub fn step_states(r: &RestoreRecord) -> Vec<(String, StepState)> {
 pub async fn restore_outcome(client: &mut Client, id: RestoreId) -> RestoreRecord {
     restored(
         client
-            .call(Operation::RestoreStatus {
+            .call(Operation::RestoreStatus(ops::RestoreStatus {
                 restore_id: id,
                 wait: true,
-            })
+            }))
             .await,
     )
 }
@@ -133,10 +134,10 @@ pub async fn restore_status(daemon: &Daemon, id: &RestoreId) -> RestoreRecord {
         daemon
             .client()
             .await
-            .call(Operation::RestoreStatus {
+            .call(Operation::RestoreStatus(ops::RestoreStatus {
                 restore_id: id.clone(),
                 wait: false,
-            })
+            }))
             .await,
     )
 }
@@ -171,7 +172,7 @@ pub fn plan(reply: Result<Reply, ClientError>) -> PlanInfo {
 }
 
 pub async fn status(client: &mut Client) -> StatusInfo {
-    match client.call(Operation::Status).await {
+    match client.call(Operation::Status(ops::Status {})).await {
         Ok(Reply::Status { status }) => status,
         other => panic!("expected a status, got {other:?}"),
     }
@@ -182,7 +183,8 @@ pub async fn status(client: &mut Client) -> StatusInfo {
 pub async fn wait_for_status(client: &mut Client, running: u32, queued: u32) -> StatusInfo {
     let deadline = tokio::time::Instant::now() + LONG;
     loop {
-        let Ok(Reply::Status { status }) = client.call(Operation::Status).await else {
+        let Ok(Reply::Status { status }) = client.call(Operation::Status(ops::Status {})).await
+        else {
             panic!("status failed")
         };
         assert!(status.running <= status.max_parallel, "{status:?}");

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use berkut_proto::wire::{Operation, Reply};
+use berkut_proto::wire::{ops, Operation, Reply};
 
 use super::Context;
 use crate::{display, exit};
@@ -19,10 +19,10 @@ pub async fn tail(ctx: &Context, lines: u32) -> anyhow::Result<ExitCode> {
     let mut wanted = lines;
     let mut before = None;
     while wanted > 0 {
-        let op = Operation::AuditTail {
+        let op = Operation::AuditTail(ops::AuditTail {
             lines: wanted.min(PAGE_LINES),
             before,
-        };
+        });
         let Reply::Audit { lines, next } = client.call(op).await? else {
             anyhow::bail!("unexpected reply from the daemon");
         };
@@ -48,7 +48,9 @@ pub async fn verify(ctx: &Context) -> anyhow::Result<ExitCode> {
         lines,
         first_bad,
         removed,
-    } = client.call(Operation::AuditVerify).await?
+    } = client
+        .call(Operation::AuditVerify(ops::AuditVerify {}))
+        .await?
     else {
         anyhow::bail!("unexpected reply from the daemon");
     };

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use super::{follow_backup, Context};
 
@@ -14,11 +14,11 @@ pub async fn run(
     include_files: bool,
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
-    let op = Operation::BackupCreate {
+    let op = Operation::BackupCreate(ops::BackupCreate {
         label,
         scope,
         include_files,
         wait,
-    };
+    });
     follow_backup(ctx, op).await
 }

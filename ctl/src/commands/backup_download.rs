@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use berkut_proto::ids::BackupId;
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 use sha2::{Digest, Sha256};
 
 use super::{expect_backup, parse_id, Context};
@@ -21,7 +21,7 @@ pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode
     let mut client = ctx.connect().await?;
     let record = expect_backup(
         client
-            .call(Operation::BackupShow { id: id.clone() })
+            .call(Operation::BackupShow(ops::BackupShow { id: id.clone() }))
             .await?,
     )?;
     let tmp = out.with_file_name(format!(

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use berkut_proto::wire::{Operation, Reply};
+use berkut_proto::wire::{ops, Operation, Reply};
 
 use super::Context;
 use crate::display;
@@ -11,10 +11,10 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
     let mut all = Vec::new();
     loop {
-        let op = Operation::BackupList {
+        let op = Operation::BackupList(ops::BackupList {
             offset: all.len() as u64,
             limit: None,
-        };
+        });
         let Reply::Backups { backups, total } = client.call(op).await? else {
             anyhow::bail!("unexpected reply from the daemon");
         };

@@ -3,11 +3,11 @@
 
 use std::process::ExitCode;
 
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use super::{follow_backup, parse_id, Context};
 
 pub async fn run(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
-    follow_backup(ctx, Operation::JobAttach { id }).await
+    follow_backup(ctx, Operation::JobAttach(ops::JobAttach { id })).await
 }

@@ -2,17 +2,17 @@
 
 use std::process::ExitCode;
 
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use super::{expect_plan, Context};
 use crate::display;
 
 pub async fn enable(ctx: &Context) -> anyhow::Result<ExitCode> {
-    run(ctx, Operation::PlanEnable).await
+    run(ctx, Operation::PlanEnable(ops::PlanEnable {})).await
 }
 
 pub async fn disable(ctx: &Context) -> anyhow::Result<ExitCode> {
-    run(ctx, Operation::PlanDisable).await
+    run(ctx, Operation::PlanDisable(ops::PlanDisable {})).await
 }
 
 async fn run(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {

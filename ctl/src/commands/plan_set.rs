@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{Operation, PlanSpec, Preset};
+use berkut_proto::wire::{ops, Operation, PlanSpec, Preset};
 
 use super::{expect_plan, Context};
 use crate::display;
@@ -62,7 +62,11 @@ pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
         catch_up: !args.no_catch_up,
     };
     let mut client = ctx.connect().await?;
-    let plan = expect_plan(client.call(Operation::PlanSet { plan: spec }).await?)?;
+    let plan = expect_plan(
+        client
+            .call(Operation::PlanSet(ops::PlanSet { plan: spec }))
+            .await?,
+    )?;
     display::show(ctx.json, &plan);
     Ok(ExitCode::SUCCESS)
 }

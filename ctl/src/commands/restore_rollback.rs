@@ -4,19 +4,27 @@
 
 use std::process::ExitCode;
 
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use super::{expect_restore, parse_id, Context};
 use crate::display;
 
 pub async fn rollback(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let restore_id = parse_id(id)?;
-    run(ctx, Operation::RestoreRollback { restore_id }).await
+    run(
+        ctx,
+        Operation::RestoreRollback(ops::RestoreRollback { restore_id }),
+    )
+    .await
 }
 
 pub async fn cleanup(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
     let restore_id = parse_id(id)?;
-    run(ctx, Operation::RestoreCleanup { restore_id }).await
+    run(
+        ctx,
+        Operation::RestoreCleanup(ops::RestoreCleanup { restore_id }),
+    )
+    .await
 }
 
 async fn run(ctx: &Context, op: Operation) -> anyhow::Result<ExitCode> {

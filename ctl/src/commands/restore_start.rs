@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use super::{follow_restore, parse_id, Context};
 
@@ -14,11 +14,11 @@ pub async fn run(
     wait: bool,
 ) -> anyhow::Result<ExitCode> {
     let backup_id = parse_id(id)?;
-    let op = Operation::RestoreStart {
+    let op = Operation::RestoreStart(ops::RestoreStart {
         backup_id,
         dry_run,
         with_globals,
         wait,
-    };
+    });
     follow_restore(ctx, op).await
 }

@@ -3,14 +3,14 @@
 
 use std::process::ExitCode;
 
-use berkut_proto::wire::{Operation, Reply};
+use berkut_proto::wire::{ops, Operation, Reply};
 
 use super::Context;
 use crate::{display, exit};
 
 pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut client = ctx.connect().await?;
-    let Reply::Status { status } = client.call(Operation::Status).await? else {
+    let Reply::Status { status } = client.call(Operation::Status(ops::Status {})).await? else {
         anyhow::bail!("unexpected reply from the daemon");
     };
     display::show(ctx.json, &status);

@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use berkut_proto::wire::{Operation, Reply};
+use berkut_proto::wire::{ops, Operation, Reply};
 
 use super::Context;
 use crate::{display, exit};
@@ -18,7 +18,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         added,
         unverified,
         store_alarm,
-    } = client.call(Operation::StoreRescan).await?
+    } = client
+        .call(Operation::StoreRescan(ops::StoreRescan {}))
+        .await?
     else {
         anyhow::bail!("unexpected reply from the daemon");
     };

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use berkut_proto::wire::{Operation, Reply};
+use berkut_proto::wire::{ops, Operation, Reply};
 
 use super::Context;
 use crate::{display, exit};
@@ -15,7 +15,9 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitCode> {
         unchanged,
         busy,
         failed,
-    } = client.call(Operation::StoreRewrap).await?
+    } = client
+        .call(Operation::StoreRewrap(ops::StoreRewrap {}))
+        .await?
     else {
         anyhow::bail!("unexpected reply from the daemon");
     };

@@ -32,7 +32,7 @@ impl AuditNote {
                 pid: peer.pid,
                 on_behalf_of,
                 role: None,
-                target: target_of(op),
+                target: crate::handlers::target_of(op),
                 decision: "allowed".into(),
                 result: None,
                 code: None,
@@ -50,7 +50,7 @@ impl AuditNote {
         let mut note = AuditNote::new(
             peer,
             request,
-            &berkut_proto::wire::Operation::Status,
+            &berkut_proto::wire::Operation::Status(Default::default()),
             None,
             time,
         );
@@ -94,24 +94,5 @@ impl AuditNote {
             code,
             ..self.event.clone()
         }
-    }
-}
-
-/// The backup or restore an operation names.
-fn target_of(op: &berkut_proto::wire::Operation) -> Option<String> {
-    use berkut_proto::wire::Operation as Op;
-    match op {
-        Op::BackupShow { id }
-        | Op::BackupDelete { id }
-        | Op::JobAttach { id }
-        | Op::BackupPin { id }
-        | Op::BackupUnpin { id }
-        | Op::BackupDownload { id } => Some(id.to_string()),
-        Op::RestoreStart { backup_id, .. } => Some(backup_id.to_string()),
-        Op::RestoreStatus { restore_id, .. }
-        | Op::RestoreEvidence { restore_id }
-        | Op::RestoreRollback { restore_id }
-        | Op::RestoreCleanup { restore_id } => Some(restore_id.to_string()),
-        _ => None,
     }
 }

@@ -170,7 +170,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
     // it runs before the outcome is published, so a client that has seen
     // the outcome sees retention's effect too.
     if succeeded {
-        crate::schedule::retention::run(&daemon).await;
+        crate::retention::run(&daemon).await;
     }
     publish(&daemon, &ctx, &id);
 }

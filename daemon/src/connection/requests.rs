@@ -194,7 +194,7 @@ impl Requests<'_> {
             );
             return Err(error);
         };
-        let upload = matches!(op, Operation::BackupImport { .. }).then(|| {
+        let upload = matches!(op, Operation::BackupImport(_)).then(|| {
             let (sender, receiver) = crate::handlers::backup_import::channel();
             self.uploads.insert(id, sender);
             receiver
@@ -238,7 +238,7 @@ fn authorize(
 /// While a restore replaces the database only what may run during
 /// maintenance is served.
 fn maintenance_gate(daemon: &Daemon, op: &Operation) -> Result<(), ErrorBody> {
-    if !daemon.maintenance.is_active() || op.allowed_in_maintenance() {
+    if !daemon.maintenance.is_active() || crate::handlers::served_in_maintenance(op) {
         return Ok(());
     }
     let why = daemon

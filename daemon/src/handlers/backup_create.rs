@@ -3,37 +3,49 @@
 
 use std::sync::Arc;
 
-use berkut_proto::manifest::{Origin, Scope};
+use berkut_proto::manifest::Origin;
 use berkut_proto::wire::messages::MAX_LABEL_CHARS;
-use berkut_proto::wire::Reply;
+use berkut_proto::wire::ops::BackupCreate;
+use berkut_proto::wire::{Reply, Role};
 
-use super::{job_attach, Responder};
+use super::{job_attach, Op, Responder};
 use crate::backup::{self, BackupRequest};
 use crate::error::OpError;
 use crate::state::Daemon;
 
-pub async fn handle(
-    daemon: &Arc<Daemon>,
-    label: String,
-    scope: Scope,
-    include_files: bool,
-    wait: bool,
-    resp: &Responder,
-) -> Result<Reply, OpError> {
-    validate_label(&label)?;
-    let request = BackupRequest {
-        label,
-        scope,
-        include_files,
-        origin: Origin::Manual,
-    };
-    let view = backup::submit(daemon, request).await?;
-    let backup = if wait {
-        job_attach::follow(view, resp).await?
-    } else {
-        view.borrow().record.clone()
-    };
-    Ok(Reply::Backup { backup })
+impl Op for BackupCreate {
+    const IN_MAINTENANCE: bool = false;
+
+    fn role(&self) -> Role {
+        Role::Operator
+    }
+
+    fn target(&self) -> Option<String> {
+        None
+    }
+
+    async fn handle(self, daemon: &Arc<Daemon>, resp: &Responder) -> Result<Reply, OpError> {
+        let BackupCreate {
+            label,
+            scope,
+            include_files,
+            wait,
+        } = self;
+        validate_label(&label)?;
+        let request = BackupRequest {
+            label,
+            scope,
+            include_files,
+            origin: Origin::Manual,
+        };
+        let view = backup::submit(daemon, request).await?;
+        let backup = if wait {
+            job_attach::follow(view, resp).await?
+        } else {
+            view.borrow().record.clone()
+        };
+        Ok(Reply::Backup { backup })
+    }
 }
 
 /// A label is shown in lists and logs: it must be short and printable.

@@ -10,12 +10,12 @@
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use berkut_proto::ids::BackupId;
-use berkut_proto::wire::{BackupStatus, Reply};
+use berkut_proto::wire::ops::BackupDownload;
+use berkut_proto::wire::{BackupStatus, Reply, Role};
 use sha2::{Digest, Sha256};
 
 use super::backup_show::not_found;
-use super::Responder;
+use super::{Op, Responder};
 
 use crate::error::OpError;
 use crate::state::Daemon;
@@ -25,48 +25,61 @@ use crate::state::Daemon;
 /// the frames cost nothing next to the bytes.
 pub const DOWNLOAD_CHUNK: usize = 32 * 1024;
 
-pub async fn handle(daemon: &Daemon, id: &BackupId, resp: &Responder) -> Result<Reply, OpError> {
-    // The lease comes first, so a delete cannot slip in between the check
-    // and the first read.
-    let _lease = daemon.downloads.acquire(id);
-    let status = daemon.catalogue.status(id);
-    match status {
-        None => return Err(not_found(id)),
-        Some(BackupStatus::Succeeded) => {}
-        Some(_) => {
-            return Err(OpError::invalid(format!(
-                "backup {id} has no archive to download"
-            )))
-        }
+impl Op for BackupDownload {
+    const IN_MAINTENANCE: bool = false;
+
+    fn role(&self) -> Role {
+        Role::Operator
     }
-    let path = daemon.store.archive_path(id);
-    let file = Arc::new(
-        tokio::task::spawn_blocking(move || std::fs::File::open(path))
-            .await
-            .map_err(read_error)?
-            .map_err(read_error)?,
-    );
-    let mut hasher = Sha256::new();
-    let mut offset = 0u64;
-    loop {
-        // A fresh buffer per piece, moved into its message: nothing is
-        // copied, and nothing is held once the piece is encoded.
-        let piece = read_piece(&file, offset).await?;
-        if piece.is_empty() {
-            break;
-        }
-        hasher.update(&piece);
-        let n = piece.len() as u64;
-        if !resp.data(offset, piece).await {
-            return Err(OpError::unavailable("the client went away"));
-        }
-        offset += n;
+
+    fn target(&self) -> Option<String> {
+        Some(self.id.to_string())
     }
-    Ok(Reply::Downloaded {
-        id: id.clone(),
-        size_bytes: offset,
-        sha256: hex::encode(hasher.finalize()),
-    })
+
+    async fn handle(self, daemon: &Arc<Daemon>, resp: &Responder) -> Result<Reply, OpError> {
+        let id = &self.id;
+        // The lease comes first, so a delete cannot slip in between the check
+        // and the first read.
+        let _lease = daemon.downloads.acquire(id);
+        let status = daemon.catalogue.status(id);
+        match status {
+            None => return Err(not_found(id)),
+            Some(BackupStatus::Succeeded) => {}
+            Some(_) => {
+                return Err(OpError::invalid(format!(
+                    "backup {id} has no archive to download"
+                )))
+            }
+        }
+        let path = daemon.store.archive_path(id);
+        let file = Arc::new(
+            tokio::task::spawn_blocking(move || std::fs::File::open(path))
+                .await
+                .map_err(read_error)?
+                .map_err(read_error)?,
+        );
+        let mut hasher = Sha256::new();
+        let mut offset = 0u64;
+        loop {
+            // A fresh buffer per piece, moved into its message: nothing is
+            // copied, and nothing is held once the piece is encoded.
+            let piece = read_piece(&file, offset).await?;
+            if piece.is_empty() {
+                break;
+            }
+            hasher.update(&piece);
+            let n = piece.len() as u64;
+            if !resp.data(offset, piece).await {
+                return Err(OpError::unavailable("the client went away"));
+            }
+            offset += n;
+        }
+        Ok(Reply::Downloaded {
+            id: id.clone(),
+            size_bytes: offset,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
 }
 
 /// Reads up to `DOWNLOAD_CHUNK` bytes at `offset` (fewer only at the end).

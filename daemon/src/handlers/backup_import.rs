@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Origin;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Reply};
+use berkut_proto::wire::ops::BackupImport;
+use berkut_proto::wire::{BackupStatus, ErrorCode, Reply, Role};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use super::Responder;
+use super::{Op, Responder};
 use crate::catalogue::Entry;
 use crate::error::OpError;
 use crate::state::Daemon;
@@ -38,105 +39,120 @@ impl Drop for Quarantine {
     }
 }
 
-pub async fn handle(daemon: &Arc<Daemon>, size: u64, resp: &Responder) -> Result<Reply, OpError> {
-    let limit = daemon.config().upload_max_bytes;
-    if size > limit {
-        return Err(OpError::new(
-            ErrorCode::TooLarge,
-            format!("the archive is {size} bytes; imports are limited to {limit}"),
-        ));
-    }
-    let mut pieces = resp
-        .take_upload()
-        .ok_or_else(|| OpError::internal("an import without an upload channel"))?;
-    let name = format!("import-{:016x}", rand::random::<u64>());
-    let path = daemon
-        .config()
-        .backup_path
-        .join(format!(".{name}.bscc.partial"));
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .await
-        .map_err(io_error)?;
-    let mut quarantine = Quarantine(path.clone(), false);
-    resp.proceed().await;
-    let mut received = 0u64;
-    loop {
-        match pieces.recv().await {
-            Some(Piece::Data(data)) => {
-                received += data.len() as u64;
-                if received > limit {
-                    return Err(OpError::new(
-                        ErrorCode::TooLarge,
-                        format!("the upload passed the import limit of {limit} bytes"),
-                    ));
-                }
-                if received > size {
-                    return Err(OpError::invalid(format!(
-                        "the upload is longer than the {size} bytes announced"
-                    )));
-                }
-                file.write_all(&data).await.map_err(io_error)?;
-            }
-            Some(Piece::End) => break,
-            None => return Err(OpError::invalid("the upload was cut off before its end")),
-        }
-    }
-    if received != size {
-        return Err(OpError::invalid(format!(
-            "the upload ended after {received} of the {size} bytes announced"
-        )));
-    }
-    file.sync_all().await.map_err(io_error)?;
-    drop(file);
+impl Op for BackupImport {
+    const IN_MAINTENANCE: bool = false;
 
-    let d = Arc::clone(daemon);
-    let (manifest, facts) = tokio::task::spawn_blocking(move || {
-        crate::store::verify_file(&path, &d.config().keyring)
-            .map_err(crate::restore::archive::refused)
-    })
-    .await
-    .unwrap_or_else(|e| Err(OpError::internal(format!("verification panicked: {e}"))))?;
-    let id: BackupId = manifest
-        .backup_id
-        .parse()
-        .map_err(|_| OpError::invalid("the archive's manifest names no valid backup id"))?;
-    let mut entry = Entry::from_archive(id.clone(), manifest, facts, Origin::Imported);
-    // Checked, put in place and recorded under the catalogue's lock, so two
-    // imports of one archive cannot both pass the check.
-    // A failed save rolls the record back; the archive stays in place and
-    // start-up recovery catalogues it.
-    let record = daemon.try_update_catalogue(|cat| {
-        let previous = cat.get(&id).cloned();
-        // The archive of a backup recorded as missing comes home: the
-        // record turns succeeded again, as it was (origin, label, pin).
-        let returning = previous
-            .as_ref()
-            .filter(|e| e.state.status() == BackupStatus::Missing);
-        if let Some(missing) = returning {
-            entry = Entry {
-                state: missing.state.found(),
-                archive: entry.archive,
-                database: entry.database.or_else(|| missing.database.clone()),
-                ..missing.clone()
-            };
+    fn role(&self) -> Role {
+        Role::Admin
+    }
+
+    fn target(&self) -> Option<String> {
+        None
+    }
+
+    async fn handle(self, daemon: &Arc<Daemon>, resp: &Responder) -> Result<Reply, OpError> {
+        let size = self.size;
+        let limit = daemon.config().upload_max_bytes;
+        if size > limit {
+            return Err(OpError::new(
+                ErrorCode::TooLarge,
+                format!("the archive is {size} bytes; imports are limited to {limit}"),
+            ));
         }
-        if (previous.is_some() && returning.is_none()) || daemon.store.archive_path(&id).exists() {
-            return Err(OpError::conflict(format!(
-                "backup {id} is already in the store"
+        let mut pieces = resp
+            .take_upload()
+            .ok_or_else(|| OpError::internal("an import without an upload channel"))?;
+        let name = format!("import-{:016x}", rand::random::<u64>());
+        let path = daemon
+            .config()
+            .backup_path
+            .join(format!(".{name}.bscc.partial"));
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .await
+            .map_err(io_error)?;
+        let mut quarantine = Quarantine(path.clone(), false);
+        resp.proceed().await;
+        let mut received = 0u64;
+        loop {
+            match pieces.recv().await {
+                Some(Piece::Data(data)) => {
+                    received += data.len() as u64;
+                    if received > limit {
+                        return Err(OpError::new(
+                            ErrorCode::TooLarge,
+                            format!("the upload passed the import limit of {limit} bytes"),
+                        ));
+                    }
+                    if received > size {
+                        return Err(OpError::invalid(format!(
+                            "the upload is longer than the {size} bytes announced"
+                        )));
+                    }
+                    file.write_all(&data).await.map_err(io_error)?;
+                }
+                Some(Piece::End) => break,
+                None => return Err(OpError::invalid("the upload was cut off before its end")),
+            }
+        }
+        if received != size {
+            return Err(OpError::invalid(format!(
+                "the upload ended after {received} of the {size} bytes announced"
             )));
         }
-        daemon.store.commit(&quarantine.0, &id).map_err(io_error)?;
-        quarantine.1 = true;
-        let record = entry.record();
-        cat.insert(entry);
-        Ok(record)
-    })?;
-    tracing::info!(backup = %id, size = received, "archive imported");
-    Ok(Reply::Backup { backup: record })
+        file.sync_all().await.map_err(io_error)?;
+        drop(file);
+
+        let d = Arc::clone(daemon);
+        let (manifest, facts) = tokio::task::spawn_blocking(move || {
+            crate::store::verify_file(&path, &d.config().keyring)
+                .map_err(crate::restore::archive::refused)
+        })
+        .await
+        .unwrap_or_else(|e| Err(OpError::internal(format!("verification panicked: {e}"))))?;
+        let id: BackupId = manifest
+            .backup_id
+            .parse()
+            .map_err(|_| OpError::invalid("the archive's manifest names no valid backup id"))?;
+        let mut entry = Entry::from_archive(id.clone(), manifest, facts, Origin::Imported);
+        // Checked, put in place and recorded under the catalogue's lock, so two
+        // imports of one archive cannot both pass the check.
+        // A failed save rolls the record back; the archive stays in place and
+        // start-up recovery catalogues it.
+        let record = daemon.try_update_catalogue(|cat| {
+            let previous = cat.get(&id).cloned();
+            // The archive of a backup recorded as missing comes home: the
+            // record turns succeeded again, as it was (origin, label, pin).
+            let returning = previous
+                .as_ref()
+                .filter(|e| e.state.status() == BackupStatus::Missing);
+            if let Some(missing) = returning {
+                entry = Entry {
+                    state: missing.state.found(),
+                    archive: entry.archive,
+                    database: entry.database.or_else(|| missing.database.clone()),
+                    ..missing.clone()
+                };
+            }
+            if (previous.is_some() && returning.is_none())
+                || daemon.store.archive_path(&id).exists()
+            {
+                return Err(OpError::conflict(format!(
+                    "backup {id} is already in the store"
+                )));
+            }
+            daemon.store.commit(&quarantine.0, &id).map_err(io_error)?;
+            quarantine.1 = true;
+            let record = entry.record();
+            cat.insert(entry);
+            Ok(record)
+        })?;
+        tracing::info!(backup = %id, size = received, "archive imported");
+        Ok(Reply::Backup { backup: record })
+    }
 }
 
 /// The channel the connection feeds an import through: small, so a fast

@@ -1,14 +1,43 @@
-//! `backup_pin` and `backup_unpin`: a pinned backup is never deleted by
-//! retention (it can still be deleted by hand).
+//! `backup_pin`: a pinned backup is never deleted by retention (it can
+//! still be deleted by hand). `backup_unpin` undoes it through `set_pinned`.
+
+use std::sync::Arc;
 
 use berkut_proto::ids::BackupId;
-use berkut_proto::wire::Reply;
+use berkut_proto::wire::ops::BackupPin;
+use berkut_proto::wire::{Reply, Role};
 
 use super::backup_show::not_found;
+use super::{Op, Responder};
 use crate::error::OpError;
 use crate::state::Daemon;
 
-pub fn handle(daemon: &Daemon, id: &BackupId, pinned: bool) -> Result<Reply, OpError> {
+impl Op for BackupPin {
+    const IN_MAINTENANCE: bool = false;
+
+    fn role(&self) -> Role {
+        Role::Admin
+    }
+
+    fn target(&self) -> Option<String> {
+        Some(self.id.to_string())
+    }
+
+    async fn handle(self, daemon: &Arc<Daemon>, _: &Responder) -> Result<Reply, OpError> {
+        set_pinned(daemon, &self.id, Pin::Pinned)
+    }
+}
+
+/// What a backup's pin is set to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pin {
+    Pinned,
+    Unpinned,
+}
+
+/// Sets the backup's pin and answers with its record.
+pub(super) fn set_pinned(daemon: &Daemon, id: &BackupId, pin: Pin) -> Result<Reply, OpError> {
+    let pinned = pin == Pin::Pinned;
     let record = daemon.update_catalogue(|c| {
         c.get_mut(id).map(|e| {
             e.pinned = pinned;

@@ -1,14 +1,31 @@
 //! `backup_show`: one backup's record.
 
-use berkut_proto::ids::BackupId;
-use berkut_proto::wire::Reply;
+use std::sync::Arc;
 
+use berkut_proto::ids::BackupId;
+use berkut_proto::wire::ops::BackupShow;
+use berkut_proto::wire::{Reply, Role};
+
+use super::{Op, Responder};
 use crate::error::OpError;
 use crate::state::Daemon;
 
-pub fn handle(daemon: &Daemon, id: &BackupId) -> Result<Reply, OpError> {
-    let backup = daemon.catalogue.record(id).ok_or_else(|| not_found(id))?;
-    Ok(Reply::Backup { backup })
+impl Op for BackupShow {
+    const IN_MAINTENANCE: bool = false;
+
+    fn role(&self) -> Role {
+        Role::Viewer
+    }
+
+    fn target(&self) -> Option<String> {
+        Some(self.id.to_string())
+    }
+
+    async fn handle(self, daemon: &Arc<Daemon>, _: &Responder) -> Result<Reply, OpError> {
+        let id = &self.id;
+        let backup = daemon.catalogue.record(id).ok_or_else(|| not_found(id))?;
+        Ok(Reply::Backup { backup })
+    }
 }
 
 pub fn not_found(id: &BackupId) -> OpError {

@@ -2,24 +2,39 @@
 //! and answers with its final record. A job that has already ended answers
 //! at once from the catalogue.
 
-use berkut_proto::ids::BackupId;
-use berkut_proto::wire::{BackupRecord, Reply};
+use std::sync::Arc;
+
+use berkut_proto::wire::ops::JobAttach;
+use berkut_proto::wire::{BackupRecord, Reply, Role};
 use tokio::sync::watch;
 
 use super::backup_show::not_found;
-use super::Responder;
+use super::{Op, Responder};
 use crate::error::OpError;
 use crate::jobs::JobView;
 use crate::state::Daemon;
 
-pub async fn handle(daemon: &Daemon, id: &BackupId, resp: &Responder) -> Result<Reply, OpError> {
-    // The job registry is asked first: a job leaves it only after its final
-    // record is in the catalogue, so one of the two always has it.
-    let backup = match daemon.jobs.watch(id) {
-        Some(view) => follow(view, resp).await?,
-        None => daemon.catalogue.record(id).ok_or_else(|| not_found(id))?,
-    };
-    Ok(Reply::Backup { backup })
+impl Op for JobAttach {
+    const IN_MAINTENANCE: bool = false;
+
+    fn role(&self) -> Role {
+        Role::Viewer
+    }
+
+    fn target(&self) -> Option<String> {
+        Some(self.id.to_string())
+    }
+
+    async fn handle(self, daemon: &Arc<Daemon>, resp: &Responder) -> Result<Reply, OpError> {
+        let id = &self.id;
+        // The job registry is asked first: a job leaves it only after its final
+        // record is in the catalogue, so one of the two always has it.
+        let backup = match daemon.jobs.watch(id) {
+            Some(view) => follow(view, resp).await?,
+            None => daemon.catalogue.record(id).ok_or_else(|| not_found(id))?,
+        };
+        Ok(Reply::Backup { backup })
+    }
 }
 
 /// Streams a job's progress until it ends, then returns its record.

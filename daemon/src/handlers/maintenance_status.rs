@@ -1,49 +1,28 @@
-//! `maintenance_status`, `maintenance_watch` (a stream of changes for the
-//! main application) and `maintenance_clear`.
+//! `maintenance_status`: whether maintenance is on, and why.
 
-use berkut_proto::wire::Reply;
+use std::sync::Arc;
 
-use super::Responder;
+use berkut_proto::wire::ops::MaintenanceStatus;
+use berkut_proto::wire::{Reply, Role};
+
+use super::{Op, Responder};
 use crate::error::OpError;
 use crate::state::Daemon;
 
-pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
-    Ok(Reply::Maintenance {
-        maintenance: daemon.maintenance.current(),
-    })
-}
+impl Op for MaintenanceStatus {
+    const IN_MAINTENANCE: bool = true;
 
-/// Sends the current state, then every change, until the client goes away
-/// (noticed at once, not at the next change, so that its connection slot
-/// comes back) or the daemon stops.
-pub async fn watch(daemon: &Daemon, resp: &Responder) -> Result<Reply, OpError> {
-    let mut rx = daemon.maintenance.subscribe();
-    loop {
-        let current = rx.borrow_and_update().clone();
-        if !resp.event(current).await {
-            return Err(OpError::unavailable("the client went away"));
-        }
-        tokio::select! {
-            changed = rx.changed() => if changed.is_err() { break },
-            _ = daemon.shutdown.cancelled() => break,
-            _ = resp.client_gone() => return Err(OpError::unavailable("the client went away")),
-        }
+    fn role(&self) -> Role {
+        Role::Viewer
     }
-    Ok(Reply::Maintenance {
-        maintenance: daemon.maintenance.current(),
-    })
-}
 
-/// Lifts maintenance left on by an interrupted restore. Refused while a
-/// restore is really running.
-pub fn clear(daemon: &Daemon) -> Result<Reply, OpError> {
-    if daemon.restores.real_in_progress() {
-        return Err(OpError::conflict(
-            "a real restore is running; maintenance ends when it does",
-        ));
+    fn target(&self) -> Option<String> {
+        None
     }
-    daemon.maintenance.end()?;
-    Ok(Reply::Maintenance {
-        maintenance: daemon.maintenance.current(),
-    })
+
+    async fn handle(self, daemon: &Arc<Daemon>, _: &Responder) -> Result<Reply, OpError> {
+        Ok(Reply::Maintenance {
+            maintenance: daemon.maintenance.current(),
+        })
+    }
 }

@@ -1,24 +1,41 @@
 //! `plan_set`: validates a whole plan and puts it in force (enabled). A
 //! plan that does not validate is `invalid` and the old plan stays.
 
-use berkut_proto::wire::{PlanSpec, Reply};
+use std::sync::Arc;
+
+use berkut_proto::wire::ops::PlanSet;
+use berkut_proto::wire::{Reply, Role};
 
 use super::plan_show;
+use super::{Op, Responder};
 use crate::error::OpError;
 use crate::schedule::plan::{self, StoredPlan};
 use crate::state::Daemon;
 
-pub fn handle(daemon: &Daemon, spec: PlanSpec) -> Result<Reply, OpError> {
-    if spec.include_files && daemon.config().file_roots.is_empty() {
-        return Err(OpError::invalid(
-            "include_files was asked for, but no file roots are configured",
-        ));
+impl Op for PlanSet {
+    const IN_MAINTENANCE: bool = false;
+
+    fn role(&self) -> Role {
+        Role::Admin
     }
-    let stored = StoredPlan::from_spec(&spec, daemon.now()).map_err(OpError::invalid)?;
-    put_in_force(daemon, stored)?;
-    Ok(Reply::Plan {
-        plan: plan_show::info(daemon),
-    })
+
+    fn target(&self) -> Option<String> {
+        None
+    }
+
+    async fn handle(self, daemon: &Arc<Daemon>, _: &Responder) -> Result<Reply, OpError> {
+        let spec = self.plan;
+        if spec.include_files && daemon.config().file_roots.is_empty() {
+            return Err(OpError::invalid(
+                "include_files was asked for, but no file roots are configured",
+            ));
+        }
+        let stored = StoredPlan::from_spec(&spec, daemon.now()).map_err(OpError::invalid)?;
+        put_in_force(daemon, stored)?;
+        Ok(Reply::Plan {
+            plan: plan_show::info(daemon),
+        })
+    }
 }
 
 /// Persists a plan, then hands it to the scheduler. Both happen under the

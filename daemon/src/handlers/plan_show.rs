@@ -1,14 +1,30 @@
 //! `plan_show`: the plan with its next run and the last successful
 //! automatic backup.
 
-use berkut_proto::manifest::Origin;
-use berkut_proto::wire::{PlanInfo, Reply};
+use std::sync::Arc;
 
+use berkut_proto::manifest::Origin;
+use berkut_proto::wire::ops::PlanShow;
+use berkut_proto::wire::{PlanInfo, Reply, Role};
+
+use super::{Op, Responder};
 use crate::error::OpError;
 use crate::state::Daemon;
 
-pub fn handle(daemon: &Daemon) -> Result<Reply, OpError> {
-    Ok(Reply::Plan { plan: info(daemon) })
+impl Op for PlanShow {
+    const IN_MAINTENANCE: bool = false;
+
+    fn role(&self) -> Role {
+        Role::Viewer
+    }
+
+    fn target(&self) -> Option<String> {
+        None
+    }
+
+    async fn handle(self, daemon: &Arc<Daemon>, _: &Responder) -> Result<Reply, OpError> {
+        Ok(Reply::Plan { plan: info(daemon) })
+    }
 }
 
 /// The plan as clients see it.

@@ -1,20 +1,30 @@
-//! `restore_rollback` and `restore_cleanup`.
+//! `restore_rollback`: puts the database that a real restore replaced back
+//! in place.
 
-use berkut_proto::ids::RestoreId;
-use berkut_proto::wire::Reply;
+use std::sync::Arc;
 
+use berkut_proto::wire::ops::RestoreRollback;
+use berkut_proto::wire::{Reply, Role};
+
+use super::{Op, Responder};
 use crate::error::OpError;
 use crate::restore::rollback;
 use crate::state::Daemon;
 
-pub async fn rollback(daemon: &Daemon, id: &RestoreId) -> Result<Reply, OpError> {
-    Ok(Reply::Restore {
-        restore: rollback::rollback(daemon, id).await?,
-    })
-}
+impl Op for RestoreRollback {
+    const IN_MAINTENANCE: bool = false;
 
-pub async fn cleanup(daemon: &Daemon, id: &RestoreId) -> Result<Reply, OpError> {
-    Ok(Reply::Restore {
-        restore: rollback::cleanup(daemon, id).await?,
-    })
+    fn role(&self) -> Role {
+        Role::Admin
+    }
+
+    fn target(&self) -> Option<String> {
+        Some(self.restore_id.to_string())
+    }
+
+    async fn handle(self, daemon: &Arc<Daemon>, _: &Responder) -> Result<Reply, OpError> {
+        Ok(Reply::Restore {
+            restore: rollback::rollback(daemon, &self.restore_id).await?,
+        })
+    }
 }

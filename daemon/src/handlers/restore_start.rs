@@ -10,34 +10,52 @@
 
 use std::sync::Arc;
 
-use berkut_proto::ids::BackupId;
-use berkut_proto::wire::Reply;
+use berkut_proto::wire::ops::RestoreStart;
+use berkut_proto::wire::{Reply, Role};
 
 use super::restore_status::follow;
-use super::Responder;
+use super::{Op, Responder};
 use crate::db::Db;
 use crate::error::OpError;
 use crate::restore;
 use crate::state::Daemon;
 
-pub async fn handle(
-    daemon: &Arc<Daemon>,
-    backup_id: BackupId,
-    dry_run: bool,
-    with_globals: bool,
-    wait: bool,
-    resp: &Responder,
-) -> Result<Reply, OpError> {
-    if dry_run && with_globals {
-        separate_drill_server(daemon).await?;
+impl Op for RestoreStart {
+    const IN_MAINTENANCE: bool = false;
+
+    fn role(&self) -> Role {
+        // A drill of the database alone touches nothing live. Roles are
+        // the cluster's, and applying them can give back a revoked
+        // privilege or an old password: admin only, dry-run or not.
+        if self.dry_run && !self.with_globals {
+            Role::Operator
+        } else {
+            Role::Admin
+        }
     }
-    let view = restore::submit(daemon, backup_id, dry_run, with_globals).await?;
-    let restore = if wait {
-        follow(view, resp).await?
-    } else {
-        view.borrow().clone()
-    };
-    Ok(Reply::Restore { restore })
+
+    fn target(&self) -> Option<String> {
+        Some(self.backup_id.to_string())
+    }
+
+    async fn handle(self, daemon: &Arc<Daemon>, resp: &Responder) -> Result<Reply, OpError> {
+        let RestoreStart {
+            backup_id,
+            dry_run,
+            with_globals,
+            wait,
+        } = self;
+        if dry_run && with_globals {
+            separate_drill_server(daemon).await?;
+        }
+        let view = restore::submit(daemon, backup_id, dry_run, with_globals).await?;
+        let restore = if wait {
+            follow(view, resp).await?
+        } else {
+            view.borrow().clone()
+        };
+        Ok(Reply::Restore { restore })
+    }
 }
 
 /// Succeeds only when dry-runs go to a drill server that is not the live
@@ -53,14 +71,14 @@ pub async fn handle(
 /// Found: the same server. When the question cannot be answered, the
 /// answer is no.
 async fn separate_drill_server(daemon: &Daemon) -> Result<(), OpError> {
-    let restore::Server::Drill(drill) = restore::target(daemon, true) else {
+    let restore::target::Server::Drill(drill) = restore::target::server(daemon, true) else {
         return Err(OpError::invalid(
             "a dry-run applies roles (with_globals) only on a separate drill server: roles \
              belong to the whole server, and applying them to the live one would change it. \
              Leave out with_globals, or configure drill_database_url with another server",
         ));
     };
-    if same_server(&daemon.db, drill).await? {
+    if same_server(&daemon.db, &drill).await? {
         return Err(OpError::invalid(
             "drill_database_url leads to the live server, so a dry-run with roles \
              (with_globals) would change the live server's roles; point drill_database_url \

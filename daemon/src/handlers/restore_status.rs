@@ -1,41 +1,45 @@
-//! `restore_status` (optionally following the restore to its end) and
-//! `restore_evidence`. Finished restores are read from their evidence on
+//! `restore_status`, optionally following the restore to its end. Finished
+//! restores are read from their evidence on
 //! disk, so their status survives restarts.
 
+use std::sync::Arc;
+
 use berkut_proto::ids::RestoreId;
-use berkut_proto::wire::{Reply, RestoreRecord};
+use berkut_proto::wire::ops::RestoreStatus;
+use berkut_proto::wire::{Reply, RestoreRecord, Role};
 use tokio::sync::watch;
 
-use super::Responder;
+use super::{Op, Responder};
 use crate::error::OpError;
 use crate::restore::record;
 use crate::state::Daemon;
 
-fn not_found(id: &RestoreId) -> OpError {
+pub(super) fn not_found(id: &RestoreId) -> OpError {
     OpError::not_found(format!("there is no restore {id}"))
 }
 
-pub async fn handle(
-    daemon: &Daemon,
-    id: &RestoreId,
-    wait: bool,
-    resp: &Responder,
-) -> Result<Reply, OpError> {
-    let restore = match daemon.restores.watch(id) {
-        Some(view) if wait => follow(view, resp).await?,
-        Some(view) => view.borrow().clone(),
-        None => record::load(&daemon.config().state_dir, id)
-            .map(|s| s.record)
-            .ok_or_else(|| not_found(id))?,
-    };
-    Ok(Reply::Restore { restore })
-}
+impl Op for RestoreStatus {
+    const IN_MAINTENANCE: bool = true;
 
-pub fn evidence(daemon: &Daemon, id: &RestoreId) -> Result<Reply, OpError> {
-    let evidence = record::evidence(&daemon.config().state_dir, id).ok_or_else(|| not_found(id))?;
-    Ok(Reply::Evidence {
-        evidence: Box::new(evidence),
-    })
+    fn role(&self) -> Role {
+        Role::Viewer
+    }
+
+    fn target(&self) -> Option<String> {
+        Some(self.restore_id.to_string())
+    }
+
+    async fn handle(self, daemon: &Arc<Daemon>, resp: &Responder) -> Result<Reply, OpError> {
+        let (id, wait) = (&self.restore_id, self.wait);
+        let restore = match daemon.restores.watch(id) {
+            Some(view) if wait => follow(view, resp).await?,
+            Some(view) => view.borrow().clone(),
+            None => record::load(&daemon.config().state_dir, id)
+                .map(|s| s.record)
+                .ok_or_else(|| not_found(id))?,
+        };
+        Ok(Reply::Restore { restore })
+    }
 }
 
 /// Streams the record at every change until the restore ends.

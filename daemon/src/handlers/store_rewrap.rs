@@ -8,62 +8,76 @@ use std::io::BufWriter;
 use std::sync::Arc;
 
 use berkut_proto::ids::BackupId;
-use berkut_proto::wire::Reply;
+use berkut_proto::wire::ops::StoreRewrap;
+use berkut_proto::wire::{Reply, Role};
 
+use super::{Op, Responder};
 use crate::error::OpError;
 use crate::state::Daemon;
 use crate::store::{io_error, HashingWriter};
 
-pub async fn handle(daemon: &Arc<Daemon>) -> Result<Reply, OpError> {
-    let primary = daemon.config().keyring.primary().key_id().to_string();
-    let candidates: Vec<(BackupId, String)> = daemon.catalogue.read(|cat| {
-        cat.list()
-            // A missing backup keeps its archive's facts, but not its file.
-            .filter(|e| e.state.status() != berkut_proto::wire::BackupStatus::Missing)
-            .filter_map(|e| e.archive.as_ref().map(|a| (e.id.clone(), a.key_id.clone())))
-            .collect()
-    });
-    let (mut rewrapped, mut unchanged, mut busy, mut failed) =
-        (Vec::new(), 0u64, Vec::new(), Vec::new());
-    for (id, key_id) in candidates {
-        if key_id == primary {
-            unchanged += 1;
-            continue;
-        }
-        if daemon.backup_busy(&id) {
-            busy.push(id);
-            continue;
-        }
-        // The lease keeps a delete out while the file is rewritten.
-        let _lease = daemon.downloads.acquire(&id);
-        let d = Arc::clone(daemon);
-        let id2 = id.clone();
-        let outcome = tokio::task::spawn_blocking(move || rewrap_one(&d, &id2))
-            .await
-            .unwrap_or_else(|e| Err(OpError::internal(format!("rewrap panicked: {e}"))))
-            .and_then(|(sha256, new_key)| {
-                daemon.update_catalogue(|c| {
-                    if let Some(a) = c.get_mut(&id).and_then(|e| e.archive.as_mut()) {
-                        a.sha256 = sha256;
-                        a.key_id = new_key;
-                    }
-                })
-            });
-        if let Err(e) = outcome {
-            let body = e.into_body("store_rewrap");
-            tracing::warn!(backup = %id, code = %body.code, message = %body.message, "an archive could not be rewrapped");
-            failed.push(id);
-            continue;
-        }
-        tracing::info!(backup = %id, from = %key_id, to = %primary, "archive rewrapped under the primary key");
-        rewrapped.push(id);
+impl Op for StoreRewrap {
+    const IN_MAINTENANCE: bool = false;
+
+    fn role(&self) -> Role {
+        Role::Admin
     }
-    Ok(Reply::Rewrapped {
-        rewrapped,
-        unchanged,
-        busy,
-        failed,
-    })
+
+    fn target(&self) -> Option<String> {
+        None
+    }
+
+    async fn handle(self, daemon: &Arc<Daemon>, _: &Responder) -> Result<Reply, OpError> {
+        let primary = daemon.config().keyring.primary().key_id().to_string();
+        let candidates: Vec<(BackupId, String)> = daemon.catalogue.read(|cat| {
+            cat.list()
+                // A missing backup keeps its archive's facts, but not its file.
+                .filter(|e| e.state.status() != berkut_proto::wire::BackupStatus::Missing)
+                .filter_map(|e| e.archive.as_ref().map(|a| (e.id.clone(), a.key_id.clone())))
+                .collect()
+        });
+        let (mut rewrapped, mut unchanged, mut busy, mut failed) =
+            (Vec::new(), 0u64, Vec::new(), Vec::new());
+        for (id, key_id) in candidates {
+            if key_id == primary {
+                unchanged += 1;
+                continue;
+            }
+            if daemon.backup_busy(&id) {
+                busy.push(id);
+                continue;
+            }
+            // The lease keeps a delete out while the file is rewritten.
+            let _lease = daemon.downloads.acquire(&id);
+            let d = Arc::clone(daemon);
+            let id2 = id.clone();
+            let outcome = tokio::task::spawn_blocking(move || rewrap_one(&d, &id2))
+                .await
+                .unwrap_or_else(|e| Err(OpError::internal(format!("rewrap panicked: {e}"))))
+                .and_then(|(sha256, new_key)| {
+                    daemon.update_catalogue(|c| {
+                        if let Some(a) = c.get_mut(&id).and_then(|e| e.archive.as_mut()) {
+                            a.sha256 = sha256;
+                            a.key_id = new_key;
+                        }
+                    })
+                });
+            if let Err(e) = outcome {
+                let body = e.into_body("store_rewrap");
+                tracing::warn!(backup = %id, code = %body.code, message = %body.message, "an archive could not be rewrapped");
+                failed.push(id);
+                continue;
+            }
+            tracing::info!(backup = %id, from = %key_id, to = %primary, "archive rewrapped under the primary key");
+            rewrapped.push(id);
+        }
+        Ok(Reply::Rewrapped {
+            rewrapped,
+            unchanged,
+            busy,
+            failed,
+        })
+    }
 }
 
 fn rewrap_one(daemon: &Daemon, id: &BackupId) -> Result<(String, String), OpError> {

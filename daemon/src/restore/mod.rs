@@ -6,7 +6,8 @@
 //! `toc` the dump's table of contents, `smoke` the checks of the restored
 //! tables, `record` the persisted record and evidence, `maintenance` the
 //! maintenance state, `recovery` the repair of restores cut short,
-//! `rollback` rollback and cleanup.
+//! `rollback` rollback and cleanup, `target` the one choice of drill or
+//! live server.
 
 pub mod archive;
 pub mod files;
@@ -20,6 +21,7 @@ pub mod run;
 pub mod smoke;
 pub mod sql;
 pub mod step;
+pub mod target;
 pub mod toc;
 
 use std::collections::HashMap;
@@ -29,7 +31,6 @@ use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::wire::{BackupStatus, ErrorCode, Failure, RestoreRecord, RestoreStatus};
 use tokio::sync::watch;
 
-use crate::db::Db;
 use crate::error::OpError;
 use crate::jobs::TaskContext;
 use crate::state::Daemon;
@@ -118,6 +119,7 @@ pub async fn submit(
         backup_id: backup_id.clone(),
         dry_run,
         with_globals,
+        server: target::server(daemon, dry_run),
         old: sql::derived_name(&live, "old", &suffix),
         scratch: scratch.clone(),
         live: live.clone(),
@@ -208,7 +210,7 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
             tracing::warn!(restore = %p.restore_id, reason = %failure.reason, "restore failed");
             tracker.fail_running(now, &failure.reason);
             if tracker.summary().swap != SwapPhase::Done {
-                settle(daemon, tracker, p).await;
+                settle(tracker, p).await;
                 files::remove_staged(&files::staging(
                     &daemon.config().file_roots,
                     p.restore_id.suffix(),
@@ -233,8 +235,8 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
 /// dropped, and a swap that failed half-way is undone (or, if the restored
 /// database did take the live name, recorded as done). When the server does
 /// not answer, start-up recovery or `restore cleanup` does it later.
-async fn settle(daemon: &Daemon, tracker: &Tracker, p: &Params) {
-    let settled = match sql::Admin::connect(target(daemon, p.dry_run).db()).await {
+async fn settle(tracker: &Tracker, p: &Params) {
+    let settled = match sql::Admin::connect(p.server.db()).await {
         Ok(admin) => {
             let mut summary = tracker.summary();
             recovery::settle(&admin, &mut summary)
@@ -253,32 +255,6 @@ async fn settle(daemon: &Daemon, tracker: &Tracker, p: &Params) {
             tracing::error!(restore = %p.restore_id, error = %e, "the scratch database could not be dropped; the next start or `berkutctl restore cleanup` will");
             tracker.update(|s| s.scratch_left = true);
         }
-    }
-}
-
-/// The server a restore works on.
-pub enum Server<'a> {
-    /// The live server: a real restore's, and a dry-run's when no drill
-    /// server is configured.
-    Live(&'a Db),
-    /// The drill server (`drill_database_url`), for dry-runs.
-    Drill(&'a Db),
-}
-
-impl<'a> Server<'a> {
-    pub fn db(&self) -> &'a Db {
-        match self {
-            Server::Live(db) | Server::Drill(db) => db,
-        }
-    }
-}
-
-/// The one place that chooses the server a restore works on: dry-runs go
-/// to the drill server when there is one, everything else to the live one.
-pub fn target(daemon: &Daemon, dry_run: bool) -> Server<'_> {
-    match (&daemon.drill_db, dry_run) {
-        (Some(drill), true) => Server::Drill(drill),
-        _ => Server::Live(&daemon.db),
     }
 }
 

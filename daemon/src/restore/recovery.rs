@@ -100,7 +100,7 @@ impl Server {
 
     async fn admin(&mut self, daemon: &Daemon) -> Option<&Admin> {
         if self.admin.is_none() {
-            let admin = match Admin::connect(target(daemon, self.dry_run).db()).await {
+            let admin = match Admin::connect(target::server(daemon, self.dry_run).db()).await {
                 Ok(admin) => Some(admin),
                 Err(e) => {
                     tracing::error!(error = %e, "the database server is not reachable for the repair of restores");

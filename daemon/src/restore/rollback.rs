@@ -53,7 +53,7 @@ pub async fn rollback(daemon: &Daemon, id: &RestoreId) -> Result<RestoreRecord, 
     if daemon.restores.real_in_progress() {
         return Err(OpError::conflict("a real restore is in progress"));
     }
-    let admin = Admin::connect(&daemon.db).await?;
+    let admin = Admin::connect(target::server(daemon, summary.record.dry_run).db()).await?;
     settle(&admin, &mut summary).await?;
     store(daemon, &summary)?;
     if summary.swap != SwapPhase::Done {
@@ -138,7 +138,7 @@ pub async fn cleanup(daemon: &Daemon, id: &RestoreId) -> Result<RestoreRecord, O
     if !summary.record.dry_run && daemon.restores.real_in_progress() {
         return Err(OpError::conflict("a real restore is in progress"));
     }
-    let admin = Admin::connect(target(daemon, summary.record.dry_run).db()).await?;
+    let admin = Admin::connect(target::server(daemon, summary.record.dry_run).db()).await?;
     settle(&admin, &mut summary).await?;
     store(daemon, &summary)?;
     if let Some(kept) = summary.record.rollback_database.clone() {

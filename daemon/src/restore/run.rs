@@ -35,6 +35,8 @@ pub struct Params {
     pub backup_id: BackupId,
     pub dry_run: bool,
     pub with_globals: bool,
+    /// The server it works on, chosen once when it was accepted.
+    pub server: super::target::Server,
     /// The live database's name.
     pub live: String,
     pub scratch: String,
@@ -53,7 +55,7 @@ pub async fn run(
     slot: &Arc<ChildSlot>,
     cancel: &CancellationToken,
 ) -> Result<(), OpError> {
-    let target: Db = super::target(daemon, p.dry_run).db().clone();
+    let target: Db = p.server.db().clone();
     let archive_path = daemon.store.archive_path(&p.backup_id);
 
     // One pass over the archive: every chunk authenticated, every digest

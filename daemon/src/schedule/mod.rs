@@ -1,12 +1,12 @@
-//! The backup plan (R7), retention (R8) and the RPO watch (R17). `plan`
-//! holds the persisted plan, `timing` computes fire times with croner in the
-//! plan's time zone, `scheduler` decides (purely) when to fire, `runner`
-//! is the loop that acts on it, `retention` decides and applies deletions.
+//! The backup plan (R7) and the RPO watch (R17). `plan` holds the persisted
+//! plan, `timing` computes fire times with croner in the plan's time zone,
+//! `scheduler` decides (purely) when to fire, `runner` is the loop that acts
+//! on it (and runs `crate::retention`, whose rule the plan carries, once a
+//! day).
 //!
 //! Why not tokio-cron-scheduler: see ARCHITECTURE.md, "Decisions".
 
 pub mod plan;
-pub mod retention;
 pub mod runner;
 pub mod scheduler;
 pub mod timing;

@@ -10,9 +10,9 @@ use berkut_proto::manifest::Origin;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use super::retention;
 use super::scheduler::{Action, Facts, Scheduler};
 use crate::backup::{self, BackupRequest};
+use crate::retention;
 use crate::state::Daemon;
 
 pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {

@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::BackupStatus;
+use berkut_proto::wire::{ops, BackupStatus};
 use berkut_testkit::{fake_pg_dump, ListenPid, NotifySocket};
 
 use crate::helpers::*;
@@ -90,7 +90,7 @@ async fn sockets_passed_to_another_process_are_ignored() {
     assert_ne!(daemon.socket, other);
     let mut client = daemon.client().await;
     assert!(client
-        .call(berkut_proto::wire::Operation::Status)
+        .call(berkut_proto::wire::Operation::Status(ops::Status {}))
         .await
         .is_ok());
     assert!(

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use berkut_proto::ids::BackupId;
-use berkut_proto::wire::{Client, ErrorCode, OnBehalfOf, Operation, Reply, Role};
+use berkut_proto::wire::{ops, Client, ErrorCode, OnBehalfOf, Operation, Reply, Role};
 use berkut_testkit::{wait_for, Daemon};
 
 use crate::helpers::*;
@@ -120,7 +120,9 @@ async fn a_flood_of_denials_keeps_the_audit_directory_under_its_bound_and_verifi
     for n in 0..600 {
         let error = server_error(
             mallory
-                .call(Operation::BackupDelete { id: backup_id(n) })
+                .call(Operation::BackupDelete(ops::BackupDelete {
+                    id: backup_id(n),
+                }))
                 .await,
         );
         assert_eq!(error.code, ErrorCode::Forbidden);
@@ -169,7 +171,9 @@ async fn a_burst_of_identical_denials_is_one_event_with_its_count() {
     for _ in 0..50 {
         let error = server_error(
             mallory
-                .call(Operation::BackupDelete { id: backup_id(7) })
+                .call(Operation::BackupDelete(ops::BackupDelete {
+                    id: backup_id(7),
+                }))
                 .await,
         );
         assert_eq!(error.code, ErrorCode::Forbidden);
@@ -177,10 +181,10 @@ async fn a_burst_of_identical_denials_is_one_event_with_its_count() {
     // Another operation is another event.
     server_error(
         mallory
-            .call(Operation::BackupList {
+            .call(Operation::BackupList(ops::BackupList {
                 offset: 0,
                 limit: None,
-            })
+            }))
             .await,
     );
     let Run {
@@ -221,7 +225,9 @@ async fn a_burst_of_identical_denials_is_one_event_with_its_count() {
     // A daemon that stops writes the bursts still open.
     server_error(
         mallory
-            .call(Operation::BackupDelete { id: backup_id(9) })
+            .call(Operation::BackupDelete(ops::BackupDelete {
+                id: backup_id(9),
+            }))
             .await,
     );
     drop(mallory);
@@ -241,7 +247,9 @@ async fn a_burst_of_identical_denials_is_one_event_with_its_count() {
     let mut mallory = delegating(&daemon, "mallory").await;
     server_error(
         mallory
-            .call(Operation::BackupDelete { id: backup_id(8) })
+            .call(Operation::BackupDelete(ops::BackupDelete {
+                id: backup_id(8),
+            }))
             .await,
     );
     wait_events(&daemon, "backup_delete", 1);
@@ -253,7 +261,10 @@ async fn cutting_or_editing_the_end_of_the_trail_is_reported_by_audit_verify() {
     let mut daemon = daemon_for(&pg).start();
     let mut client = daemon.client().await;
     for _ in 0..5 {
-        client.call(Operation::Status).await.unwrap();
+        client
+            .call(Operation::Status(ops::Status {}))
+            .await
+            .unwrap();
     }
     wait_events(&daemon, "status", 5);
     let log = audit_dir(&daemon).join("audit.log");
@@ -328,7 +339,7 @@ async fn a_tail_of_ten_thousand_long_lines_comes_in_pages() {
             user: format!("{n:05}{}", "Ж".repeat(195)),
             role: Role::Viewer,
         }));
-        server_error(mallory.call(Operation::Status).await);
+        server_error(mallory.call(Operation::Status(ops::Status {})).await);
     }
     wait_for("every denial is written", LONG, || {
         (trail_lines(&daemon).len() >= N).then_some(())
@@ -347,10 +358,10 @@ async fn a_tail_of_ten_thousand_long_lines_comes_in_pages() {
     let mut got = 0;
     while got < N {
         let reply = admin
-            .call(Operation::AuditTail {
+            .call(Operation::AuditTail(ops::AuditTail {
                 lines: (N - got) as u32,
                 before,
-            })
+            }))
             .await
             .expect("a page fits in a frame");
         let Reply::Audit { lines, next } = reply else {
@@ -400,7 +411,7 @@ async fn a_bad_on_behalf_of_user_is_audited_as_the_invalid_it_was_answered() {
     let daemon = daemon_for(&pg).start();
     for user in ["", "a\nforged line"] {
         let mut client = delegating(&daemon, user).await;
-        let error = server_error(client.call(Operation::Status).await);
+        let error = server_error(client.call(Operation::Status(ops::Status {})).await);
         assert_eq!(error.code, ErrorCode::Invalid, "{user:?}");
     }
     let Run {

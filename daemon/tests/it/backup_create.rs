@@ -2,7 +2,7 @@
 //! and the requests that must be refused.
 
 use berkut_proto::manifest::{Manifest, Origin, Scope, MANIFEST_PART};
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation};
 use berkut_testkit::fingerprint;
 use sha2::{Digest, Sha256};
 
@@ -181,12 +181,12 @@ async fn bad_requests_are_refused_and_leave_no_record() {
     }
     let err = server_error(
         client
-            .call(Operation::BackupCreate {
+            .call(Operation::BackupCreate(ops::BackupCreate {
                 label: String::new(),
                 scope: Scope::Full,
                 include_files: true,
                 wait: false,
-            })
+            }))
             .await,
     );
     assert_eq!(err.code, ErrorCode::Invalid);
@@ -211,9 +211,9 @@ async fn without_wait_the_reply_is_the_queued_record() {
     assert!(record.finished_at.is_none() && record.size_bytes.is_none());
     let done = backup(
         client
-            .call(Operation::JobAttach {
+            .call(Operation::JobAttach(ops::JobAttach {
                 id: record.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(done.status, BackupStatus::Succeeded);
@@ -240,9 +240,9 @@ async fn row_counts_come_from_the_dumps_own_snapshot() {
     gate.open_forever();
     let record = backup(
         client
-            .call(Operation::JobAttach {
+            .call(Operation::JobAttach(ops::JobAttach {
                 id: queued.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(record.status, BackupStatus::Succeeded, "{record:?}");

@@ -3,7 +3,7 @@
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Reply};
 use berkut_testkit::Gate;
 
 use crate::helpers::*;
@@ -18,9 +18,9 @@ async fn delete_removes_the_archive_and_the_record() {
     assert!(daemon.archive_path(gone.id.as_str()).exists());
 
     let reply = client
-        .call(Operation::BackupDelete {
+        .call(Operation::BackupDelete(ops::BackupDelete {
             id: gone.id.clone(),
-        })
+        }))
         .await
         .unwrap();
     assert_eq!(
@@ -38,9 +38,9 @@ async fn delete_removes_the_archive_and_the_record() {
 
     let err = server_error(
         client
-            .call(Operation::BackupDelete {
+            .call(Operation::BackupDelete(ops::BackupDelete {
                 id: gone.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(err.code, ErrorCode::NotFound);
@@ -59,18 +59,18 @@ async fn a_backup_in_progress_cannot_be_deleted() {
     wait_for_status(&mut client, 1, 0).await;
     let err = server_error(
         client
-            .call(Operation::BackupDelete {
+            .call(Operation::BackupDelete(ops::BackupDelete {
                 id: running.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(err.code, ErrorCode::Conflict);
     gate.open_forever();
     let done = backup(
         client
-            .call(Operation::JobAttach {
+            .call(Operation::JobAttach(ops::JobAttach {
                 id: running.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(done.status, BackupStatus::Succeeded);

@@ -3,7 +3,7 @@
 //! that stop reading cost the daemon a small, bounded buffer each.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{ClientMessage, ErrorCode, Operation, Reply, ServerMessage};
+use berkut_proto::wire::{ops, ClientMessage, ErrorCode, Operation, Reply, ServerMessage};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::*;
@@ -69,9 +69,9 @@ async fn a_backup_being_downloaded_cannot_be_deleted_but_can_be_downloaded_again
         .write_message(&ClientMessage::Request {
             on_behalf_of: None,
             id: 1,
-            op: Operation::BackupDownload {
+            op: Operation::BackupDownload(ops::BackupDownload {
                 id: record.id.clone(),
-            },
+            }),
         })
         .await
         .unwrap();
@@ -94,9 +94,9 @@ async fn a_backup_being_downloaded_cannot_be_deleted_but_can_be_downloaded_again
 
     let err = server_error(
         client
-            .call(Operation::BackupDelete {
+            .call(Operation::BackupDelete(ops::BackupDelete {
                 id: record.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(err.code, ErrorCode::Conflict, "{err:?}");
@@ -106,9 +106,9 @@ async fn a_backup_being_downloaded_cannot_be_deleted_but_can_be_downloaded_again
     berkut_testkit::wait_for_async("the stalled download to end", LONG, || async {
         let mut c = daemon.client().await;
         matches!(
-            c.call(Operation::BackupDelete {
+            c.call(Operation::BackupDelete(ops::BackupDelete {
                 id: record.id.clone()
-            })
+            }))
             .await,
             Ok(Reply::Deleted { .. })
         )
@@ -138,7 +138,7 @@ async fn stalled_downloads(
         conn.write_message(&ClientMessage::Request {
             on_behalf_of: None,
             id: 1,
-            op: Operation::BackupDownload { id: id.clone() },
+            op: Operation::BackupDownload(ops::BackupDownload { id: id.clone() }),
         })
         .await
         .unwrap();
@@ -201,9 +201,9 @@ async fn stalled_downloads_keep_the_daemon_small_and_give_memory_back() {
     berkut_testkit::wait_for_async("the stalled downloads to end", LONG, || async {
         let mut c = daemon.client().await;
         matches!(
-            c.call(Operation::BackupDelete {
+            c.call(Operation::BackupDelete(ops::BackupDelete {
                 id: record.id.clone()
-            })
+            }))
             .await,
             Ok(Reply::Deleted { .. })
         )

@@ -3,6 +3,7 @@
 //! same database; everything hostile is refused and leaves nothing behind.
 
 use berkut_proto::manifest::{Origin, Scope};
+use berkut_proto::wire::ops;
 use berkut_proto::wire::{
     BackupStatus, ClientError, ClientMessage, ErrorCode, Operation, Reply, RestoreStatus,
     ServerMessage,
@@ -95,12 +96,14 @@ async fn an_archive_moves_to_a_new_machine_and_restores_there() {
     let r = restored(
         b.client()
             .await
-            .call(berkut_proto::wire::Operation::RestoreStart {
-                backup_id: record.id.clone(),
-                dry_run: false,
-                with_globals: true,
-                wait: true,
-            })
+            .call(berkut_proto::wire::Operation::RestoreStart(
+                ops::RestoreStart {
+                    backup_id: record.id.clone(),
+                    dry_run: false,
+                    with_globals: true,
+                    wait: true,
+                },
+            ))
             .await,
     );
     assert_eq!(r.status, RestoreStatus::Succeeded, "{r:#?}");
@@ -175,7 +178,7 @@ async fn hostile_uploads_are_refused_and_leave_nothing() {
     conn.write_message(&ClientMessage::Request {
         on_behalf_of: None,
         id: 1,
-        op: Operation::BackupImport { size: 100 },
+        op: Operation::BackupImport(ops::BackupImport { size: 100 }),
     })
     .await
     .unwrap();
@@ -203,9 +206,9 @@ async fn hostile_uploads_are_refused_and_leave_nothing() {
     conn.write_message(&ClientMessage::Request {
         on_behalf_of: None,
         id: 1,
-        op: Operation::BackupImport {
+        op: Operation::BackupImport(ops::BackupImport {
             size: good.len() as u64,
-        },
+        }),
     })
     .await
     .unwrap();

@@ -2,7 +2,7 @@
 
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::messages::MAX_LIST_PAGE;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Reply};
 
 use crate::helpers::*;
 
@@ -39,9 +39,11 @@ async fn the_catalogue_comes_in_pages() {
     for label in ["a", "b", "c"] {
         backup(client.call(create_op(label, Scope::Schema, true)).await);
     }
-    let page = |offset, limit| Operation::BackupList {
-        offset,
-        limit: Some(limit),
+    let page = |offset, limit| {
+        Operation::BackupList(ops::BackupList {
+            offset,
+            limit: Some(limit),
+        })
     };
     let Ok(Reply::Backups { backups, total }) = client.call(page(1, 1)).await else {
         panic!()

@@ -2,7 +2,7 @@
 //! `invalid` before they come near a path.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{ErrorCode, Operation, ServerMessage};
+use berkut_proto::wire::{ops, ErrorCode, Operation, ServerMessage};
 
 use crate::helpers::*;
 
@@ -14,15 +14,19 @@ async fn show_returns_the_record_and_refuses_unknown_ids() {
     let made = backup_now(&mut client, Scope::Database).await;
     let shown = backup(
         client
-            .call(Operation::BackupShow {
+            .call(Operation::BackupShow(ops::BackupShow {
                 id: made.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(shown, made);
 
     let missing = "20000101T000000Z-00000000".parse().unwrap();
-    let err = server_error(client.call(Operation::BackupShow { id: missing }).await);
+    let err = server_error(
+        client
+            .call(Operation::BackupShow(ops::BackupShow { id: missing }))
+            .await,
+    );
     assert_eq!(err.code, ErrorCode::NotFound);
     assert!(err.message.contains("20000101T000000Z-00000000"));
 }

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berkut_proto::wire::{ClientMessage, Operation, Reply, ServerMessage};
+use berkut_proto::wire::{ops, ClientMessage, Operation, Reply, ServerMessage};
 use berkut_testkit::workspace_bin;
 
 use crate::helpers::*;
@@ -195,7 +195,7 @@ async fn an_idle_connection_is_closed_while_a_watch_is_not() {
     watch
         .write_message(&ClientMessage::Request {
             id: 1,
-            op: Operation::MaintenanceWatch,
+            op: Operation::MaintenanceWatch(ops::MaintenanceWatch {}),
             on_behalf_of: None,
         })
         .await
@@ -213,7 +213,10 @@ async fn an_idle_connection_is_closed_while_a_watch_is_not() {
 
     // The clock runs from the last answer, not from the greeting.
     let mut client = daemon.client().await;
-    let _ = client.call(Operation::Status).await.unwrap();
+    let _ = client
+        .call(Operation::Status(ops::Status {}))
+        .await
+        .unwrap();
     let mut used = client.into_connection();
     let took = time_to_close(&mut used).await;
     assert!(took >= Duration::from_millis(1900), "closed after {took:?}");
@@ -222,7 +225,7 @@ async fn an_idle_connection_is_closed_while_a_watch_is_not() {
     watch
         .write_message(&ClientMessage::Request {
             id: 2,
-            op: Operation::Status,
+            op: Operation::Status(ops::Status {}),
             on_behalf_of: None,
         })
         .await

@@ -5,7 +5,7 @@
 //! `running` and no job held, and is written once there is room again.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Reply};
 use berkut_testkit::{Gate, Tmpfs};
 
 use crate::helpers::*;
@@ -90,13 +90,13 @@ async fn an_unwritable_catalogue_leaves_no_backup_running() {
     assert_eq!(record.status, BackupStatus::Succeeded, "{record:?}");
     let shown = backup(
         client
-            .call(Operation::BackupShow {
+            .call(Operation::BackupShow(ops::BackupShow {
                 id: record.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(shown.status, BackupStatus::Succeeded);
-    let Ok(Reply::Status { status }) = client.call(Operation::Status).await else {
+    let Ok(Reply::Status { status }) = client.call(Operation::Status(ops::Status {})).await else {
         panic!("no status")
     };
     assert_eq!((status.running, status.queued), (0, 0), "{status:?}");
@@ -120,9 +120,9 @@ async fn an_unwritable_catalogue_leaves_no_backup_running() {
     // And the backup is an ordinary one: it can be deleted.
     assert!(matches!(
         client
-            .call(Operation::BackupDelete {
+            .call(Operation::BackupDelete(ops::BackupDelete {
                 id: record.id.clone()
-            })
+            }))
             .await,
         Ok(Reply::Deleted { .. })
     ));

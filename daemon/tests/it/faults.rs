@@ -3,7 +3,7 @@
 //! Each leaves a readable `failed` record (or a clear error) and no archive.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Reply};
 use berkut_testkit::{fake_pg_dump, Gate};
 
 use crate::helpers::*;
@@ -86,7 +86,7 @@ async fn a_database_that_is_down_is_unavailable() {
     assert!(list(client.call(Operation::list_first_page()).await).is_empty());
     // The daemon itself is fine, and works again when the database is back.
     assert!(matches!(
-        client.call(Operation::Status).await,
+        client.call(Operation::Status(ops::Status {})).await,
         Ok(Reply::Status { .. })
     ));
     pg.start_again().unwrap();
@@ -111,7 +111,11 @@ async fn the_database_going_down_mid_job_fails_it_as_unavailable() {
     tokio::task::spawn_blocking(move || gate.open_once())
         .await
         .unwrap();
-    let record = backup(client.call(Operation::JobAttach { id: queued.id }).await);
+    let record = backup(
+        client
+            .call(Operation::JobAttach(ops::JobAttach { id: queued.id }))
+            .await,
+    );
     assert_eq!(record.status, BackupStatus::Failed);
     let failure = record.failure.unwrap();
     assert_eq!(failure.code, ErrorCode::Unavailable, "{failure:?}");
@@ -163,7 +167,11 @@ async fn at_most_max_parallel_jobs_run_and_the_rest_queue() {
 
     gate.open_forever();
     for id in ids {
-        let record = backup(client.call(Operation::JobAttach { id }).await);
+        let record = backup(
+            client
+                .call(Operation::JobAttach(ops::JobAttach { id }))
+                .await,
+        );
         assert_eq!(record.status, BackupStatus::Succeeded, "{record:?}");
     }
 }

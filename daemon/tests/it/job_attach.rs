@@ -1,7 +1,7 @@
 //! `job_attach`: a second client follows a job started by another.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Phase};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Phase};
 use berkut_testkit::Gate;
 
 use crate::helpers::*;
@@ -28,7 +28,7 @@ async fn another_client_can_follow_a_running_job() {
     let follow = tokio::spawn(async move {
         let mut seen = Vec::new();
         let reply = watcher
-            .call_with_progress(Operation::JobAttach { id }, |p| {
+            .call_with_progress(Operation::JobAttach(ops::JobAttach { id }), |p| {
                 let _ = first_tx.send(());
                 seen.push(p.clone())
             })
@@ -49,9 +49,9 @@ async fn another_client_can_follow_a_running_job() {
     // A finished job answers at once, from the catalogue.
     let again = backup(
         starter
-            .call(Operation::JobAttach {
+            .call(Operation::JobAttach(ops::JobAttach {
                 id: queued.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(again, record);
@@ -64,9 +64,9 @@ async fn attaching_to_an_unknown_job_is_not_found() {
     let mut client = daemon.client().await;
     let err = server_error(
         client
-            .call(Operation::JobAttach {
+            .call(Operation::JobAttach(ops::JobAttach {
                 id: "20000101T000000Z-00000000".parse().unwrap(),
-            })
+            }))
             .await,
     );
     assert_eq!(err.code, ErrorCode::NotFound);

@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use berkut_proto::wire::Operation;
+use berkut_proto::wire::{ops, Operation};
 
 use crate::helpers::*;
 
@@ -136,7 +136,7 @@ async fn under_systemd_events_go_to_journald_as_fields_and_not_to_stderr() {
     );
 
     let mut client = daemon.client().await;
-    assert!(client.call(Operation::Status).await.is_ok());
+    assert!(client.call(Operation::Status(ops::Status {})).await.is_ok());
     let request = wait_entry(&journal, "the request event", &mut seen, |e| {
         e.get("MESSAGE").is_some_and(|m| m == "request")
     });

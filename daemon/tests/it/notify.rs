@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use berkut_proto::manifest::Scope;
+use berkut_proto::wire::ops;
 use berkut_testkit::{Gate, NotifySocket};
 use nix::sys::signal::Signal;
 
@@ -81,7 +82,9 @@ async fn readiness_status_watchdog_and_stopping_reach_the_service_manager() {
         daemon
             .client()
             .await
-            .call(berkut_proto::wire::Operation::BackupShow { id: queued.id })
+            .call(berkut_proto::wire::Operation::BackupShow(ops::BackupShow {
+                id: queued.id,
+            }))
             .await,
     );
     assert_eq!(
@@ -138,7 +141,7 @@ async fn a_dead_scheduler_is_restarted_flagged_and_starves_the_watchdog() {
         let Ok(berkut_proto::wire::Reply::Status { status }) = daemon
             .client()
             .await
-            .call(berkut_proto::wire::Operation::Status)
+            .call(berkut_proto::wire::Operation::Status(ops::Status {}))
             .await
         else {
             return None;
@@ -176,8 +179,9 @@ async fn a_dead_scheduler_is_restarted_flagged_and_starves_the_watchdog() {
                 && first.is_some_and(|f| *at > f + Duration::from_millis(300))
         })
         .count();
-    let Ok(berkut_proto::wire::Reply::Status { status }) =
-        client.call(berkut_proto::wire::Operation::Status).await
+    let Ok(berkut_proto::wire::Reply::Status { status }) = client
+        .call(berkut_proto::wire::Operation::Status(ops::Status {}))
+        .await
     else {
         panic!("no status")
     };
@@ -199,8 +203,9 @@ async fn a_dead_scheduler_is_restarted_flagged_and_starves_the_watchdog() {
     berkut_testkit::wait_for("the scheduler to run again", LONG, || {
         daemon.log().contains("no backup plan set").then_some(())
     });
-    let Ok(berkut_proto::wire::Reply::Status { status }) =
-        client.call(berkut_proto::wire::Operation::Status).await
+    let Ok(berkut_proto::wire::Reply::Status { status }) = client
+        .call(berkut_proto::wire::Operation::Status(ops::Status {}))
+        .await
     else {
         panic!("no status")
     };
@@ -225,7 +230,7 @@ async fn a_dead_retention_is_flagged_and_the_schedule_goes_on() {
         let Ok(berkut_proto::wire::Reply::Status { status }) = daemon
             .client()
             .await
-            .call(berkut_proto::wire::Operation::Status)
+            .call(berkut_proto::wire::Operation::Status(ops::Status {}))
             .await
         else {
             return None;

@@ -1,7 +1,7 @@
 //! `plan_set`, `plan_show`, `plan_enable`, `plan_disable`: validation,
 //! persistence across restarts, and the computed next run.
 
-use berkut_proto::wire::{ErrorCode, Operation, Preset, Reply};
+use berkut_proto::wire::{ops, ErrorCode, Operation, Preset, Reply};
 use chrono::{Datelike, TimeZone, Timelike};
 
 use crate::helpers::*;
@@ -11,15 +11,15 @@ async fn a_plan_is_validated_kept_and_shown_with_its_next_run() {
     let pg = small_cluster();
     let mut daemon = daemon_for(&pg).start();
     let mut client = daemon.client().await;
-    let none = plan(client.call(Operation::PlanShow).await);
+    let none = plan(client.call(Operation::PlanShow(ops::PlanShow {})).await);
     assert!(!none.enabled && none.preset.is_none() && none.next_run.is_none());
-    let err = server_error(client.call(Operation::PlanEnable).await);
+    let err = server_error(client.call(Operation::PlanEnable(ops::PlanEnable {})).await);
     assert_eq!(err.code, ErrorCode::NotFound);
 
-    let set = plan(client.call(Operation::PlanSet { plan: spec(serde_json::json!({
+    let set = plan(client.call(Operation::PlanSet(ops::PlanSet { plan: spec(serde_json::json!({
         "preset": "weekly", "at": "03:15", "weekday": "Sun", "timezone": "Europe/Berlin",
         "retention_days": 14, "keep_last_successful": 4
-    })) }).await);
+    })) })).await);
     assert!(set.enabled);
     assert_eq!(set.preset, Some(Preset::Weekly));
     assert_eq!(set.weekday.as_deref(), Some("sunday"));
@@ -44,33 +44,37 @@ async fn a_plan_is_validated_kept_and_shown_with_its_next_run() {
     ] {
         let err = server_error(
             client
-                .call(Operation::PlanSet {
+                .call(Operation::PlanSet(ops::PlanSet {
                     plan: spec(bad.clone()),
-                })
+                }))
                 .await,
         );
         assert_eq!(err.code, ErrorCode::Invalid, "{bad}: {err:?}");
     }
     assert_eq!(
-        plan(client.call(Operation::PlanShow).await)
+        plan(client.call(Operation::PlanShow(ops::PlanShow {})).await)
             .weekday
             .as_deref(),
         Some("sunday")
     );
 
-    let off = plan(client.call(Operation::PlanDisable).await);
+    let off = plan(
+        client
+            .call(Operation::PlanDisable(ops::PlanDisable {}))
+            .await,
+    );
     assert!(!off.enabled && off.next_run.is_none());
 
     // The plan survives a restart, disabled as it was left.
     daemon.stop();
     daemon.restart();
     let mut client = daemon.client().await;
-    let again = plan(client.call(Operation::PlanShow).await);
+    let again = plan(client.call(Operation::PlanShow(ops::PlanShow {})).await);
     assert_eq!(
         (again.enabled, again.preset, again.at.as_deref()),
         (false, Some(Preset::Weekly), Some("03:15"))
     );
-    let on = plan(client.call(Operation::PlanEnable).await);
+    let on = plan(client.call(Operation::PlanEnable(ops::PlanEnable {})).await);
     assert!(on.enabled && on.next_run.is_some());
     let text = std::fs::read_to_string(daemon.state_dir.join("plan.json")).unwrap();
     assert!(text.contains("\"enabled\": true"), "{text}");
@@ -117,7 +121,7 @@ async fn out_of_range_plan_values_are_refused_and_a_stored_one_stops_nothing() {
     let with = |field: &str, value: serde_json::Value| {
         let mut j = daily.clone();
         j[field] = value;
-        Operation::PlanSet { plan: spec(j) }
+        Operation::PlanSet(ops::PlanSet { plan: spec(j) })
     };
     for (field, value, range) in [
         (
@@ -144,9 +148,9 @@ async fn out_of_range_plan_values_are_refused_and_a_stored_one_stops_nothing() {
     ] {
         let mut op = with(field, value);
         if field == "cron" {
-            op = Operation::PlanSet {
+            op = Operation::PlanSet(ops::PlanSet {
                 plan: spec(serde_json::json!({"preset": "cron", "cron": "*".repeat(257)})),
-            };
+            });
         }
         let err = server_error(client.call(op).await);
         assert_eq!(err.code, ErrorCode::Invalid, "{field}: {err:?}");
@@ -156,7 +160,7 @@ async fn out_of_range_plan_values_are_refused_and_a_stored_one_stops_nothing() {
             "{field}: the message repeats the value"
         );
     }
-    let none = plan(client.call(Operation::PlanShow).await);
+    let none = plan(client.call(Operation::PlanShow(ops::PlanShow {})).await);
     assert!(
         none.preset.is_none(),
         "nothing out of range was put in force"
@@ -172,7 +176,7 @@ async fn out_of_range_plan_values_are_refused_and_a_stored_one_stops_nothing() {
     std::fs::write(&path, stored.to_string()).unwrap();
     daemon.restart();
     let mut client = daemon.client().await;
-    let shown = plan(client.call(Operation::PlanShow).await);
+    let shown = plan(client.call(Operation::PlanShow(ops::PlanShow {})).await);
     assert_eq!(shown.retention_days, 36_500);
     assert!(shown.enabled && shown.next_run.is_some());
     assert!(daemon.log().contains("retention_days is out of range"));
@@ -182,13 +186,13 @@ async fn out_of_range_plan_values_are_refused_and_a_stored_one_stops_nothing() {
     assert_eq!(made.status, berkut_proto::wire::BackupStatus::Succeeded);
     assert!(matches!(
         client
-            .call(Operation::BackupDelete {
+            .call(Operation::BackupDelete(ops::BackupDelete {
                 id: made.id.clone()
-            })
+            }))
             .await,
         Ok(Reply::Deleted { .. })
     ));
-    let Ok(Reply::Status { status }) = client.call(Operation::Status).await else {
+    let Ok(Reply::Status { status }) = client.call(Operation::Status(ops::Status {})).await else {
         panic!("no status")
     };
     assert!(status.task_faults.is_empty(), "{status:?}");

@@ -4,7 +4,7 @@
 
 use berkut_proto::archive::MasterKey;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{ErrorCode, Operation, RestoreStatus, StepState};
+use berkut_proto::wire::{ops, ErrorCode, Operation, RestoreStatus, StepState};
 use berkut_testkit::{NotifySocket, PgCluster};
 use nix::sys::signal::Signal;
 
@@ -21,12 +21,12 @@ fn roles(pg: &PgCluster) -> String {
 }
 
 fn drill_with_globals(backup_id: &berkut_proto::ids::BackupId) -> Operation {
-    Operation::RestoreStart {
+    Operation::RestoreStart(ops::RestoreStart {
         backup_id: backup_id.clone(),
         dry_run: true,
         with_globals: true,
         wait: true,
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 //! well-formed but wrong request gets `invalid` and the connection goes on.
 
 use berkut_proto::wire::frame::MAX_FRAME_LEN;
-use berkut_proto::wire::{Connection, ErrorCode, Operation, Reply, ServerMessage};
+use berkut_proto::wire::{ops, Connection, ErrorCode, Operation, Reply, ServerMessage};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
@@ -19,7 +19,7 @@ async fn expect_closed(conn: &mut Conn) {
 async fn still_serves(daemon: &berkut_testkit::Daemon) {
     let mut client = daemon.client().await;
     assert!(matches!(
-        client.call(Operation::Status).await,
+        client.call(Operation::Status(ops::Status {})).await,
         Ok(Reply::Status { .. })
     ));
 }
@@ -54,7 +54,7 @@ async fn an_oversized_frame_closes_only_its_connection() {
 
     let mut bystander = bystander;
     assert!(matches!(
-        bystander.call(Operation::Status).await,
+        bystander.call(Operation::Status(ops::Status {})).await,
         Ok(Reply::Status { .. })
     ));
     still_serves(&daemon).await;
@@ -233,7 +233,7 @@ async fn connections_beyond_the_limit_are_refused_with_a_reason() {
         let mut client = berkut_proto::wire::Client::connect(&daemon.socket, "t")
             .await
             .ok()?;
-        client.call(Operation::Status).await.ok()
+        client.call(Operation::Status(ops::Status {})).await.ok()
     })
     .await;
 }
@@ -248,7 +248,7 @@ async fn a_request_beyond_the_per_connection_limit_is_refused_not_queued() {
         conn.write_message(&berkut_proto::wire::ClientMessage::Request {
             on_behalf_of: None,
             id,
-            op: Operation::MaintenanceWatch,
+            op: Operation::MaintenanceWatch(ops::MaintenanceWatch {}),
         })
         .await
         .unwrap();
@@ -256,7 +256,7 @@ async fn a_request_beyond_the_per_connection_limit_is_refused_not_queued() {
     conn.write_message(&berkut_proto::wire::ClientMessage::Request {
         on_behalf_of: None,
         id: 99,
-        op: Operation::Status,
+        op: Operation::Status(ops::Status {}),
     })
     .await
     .unwrap();
@@ -288,7 +288,7 @@ async fn a_panicking_handler_fails_its_request_and_nothing_else() {
         .env("BERKUT_FAULT_PANIC_IN", "plan_show")
         .start();
     let mut client = daemon.client().await;
-    let err = server_error(client.call(Operation::PlanShow).await);
+    let err = server_error(client.call(Operation::PlanShow(ops::PlanShow {})).await);
     assert_eq!(err.code, ErrorCode::Internal);
     let id = err
         .correlation_id
@@ -305,7 +305,7 @@ async fn a_panicking_handler_fails_its_request_and_nothing_else() {
     );
     // The same connection, and the daemon, go on.
     assert!(matches!(
-        client.call(Operation::Status).await,
+        client.call(Operation::Status(ops::Status {})).await,
         Ok(Reply::Status { .. })
     ));
     still_serves(&daemon).await;

@@ -3,7 +3,7 @@
 //! archives, and nothing that looks complete is left half-written.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, Operation};
+use berkut_proto::wire::{ops, BackupStatus, Operation};
 use berkut_testkit::Gate;
 
 use crate::helpers::*;
@@ -47,9 +47,9 @@ async fn a_crash_mid_backup_is_recorded_and_cleaned_up() {
     let mut client = daemon.client().await;
     let record = backup(
         client
-            .call(Operation::BackupShow {
+            .call(Operation::BackupShow(ops::BackupShow {
                 id: running.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(record.status, BackupStatus::Failed);
@@ -109,7 +109,7 @@ async fn a_lost_or_damaged_catalogue_is_rebuilt_from_the_archives() {
     let mut client = daemon.client().await;
     let gone = backup(
         client
-            .call(Operation::BackupShow { id: a.id.clone() })
+            .call(Operation::BackupShow(ops::BackupShow { id: a.id.clone() }))
             .await,
     );
     // Missing, not failed: the archive may come back (see store_missing).
@@ -117,7 +117,7 @@ async fn a_lost_or_damaged_catalogue_is_rebuilt_from_the_archives() {
     assert_eq!(gone.failure, None);
     let kept = backup(
         client
-            .call(Operation::BackupShow { id: b.id.clone() })
+            .call(Operation::BackupShow(ops::BackupShow { id: b.id.clone() }))
             .await,
     );
     assert_eq!(kept.status, BackupStatus::Succeeded);

@@ -4,7 +4,7 @@
 //! configuration that does not load is refused and the old one stays.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, Operation};
+use berkut_proto::wire::{ops, BackupStatus, Operation};
 use berkut_testkit::{fake_pg_dump, NotifySocket};
 use nix::sys::signal::Signal;
 
@@ -75,7 +75,7 @@ async fn sighup_reloads_a_good_configuration_and_refuses_a_broken_one() {
         notify.wait_for("READY=1 after a refused reload", LONG, |l| l == "READY=1");
         let refusals = daemon.log().matches("configuration reload refused").count();
         assert_eq!(refusals, n + 1, "{}", daemon.log());
-        assert!(client.call(Operation::Status).await.is_ok());
+        assert!(client.call(Operation::Status(ops::Status {})).await.is_ok());
         let record = backup_now(&mut client, Scope::Database).await;
         assert_eq!(record.status, BackupStatus::Succeeded, "{record:?}");
     }

@@ -5,7 +5,7 @@
 //! table missing or a partition left unattached fails it, in words.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{CountCheck, Evidence, Operation, Reply, RestoreStatus};
+use berkut_proto::wire::{ops, CountCheck, Evidence, Operation, Reply, RestoreStatus};
 use berkut_testkit::{fake_tool, PgCluster};
 
 use crate::helpers::*;
@@ -56,9 +56,9 @@ async fn evidence(daemon: &berkut_testkit::Daemon, id: &berkut_proto::ids::Resto
     match daemon
         .client()
         .await
-        .call(Operation::RestoreEvidence {
+        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
             restore_id: id.clone(),
-        })
+        }))
         .await
     {
         Ok(Reply::Evidence { evidence }) => *evidence,

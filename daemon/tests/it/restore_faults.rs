@@ -4,7 +4,9 @@
 //! globals into a fresh cluster.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{ErrorCode, Operation, Reply, RestoreStatus, ServerMessage, StepState};
+use berkut_proto::wire::{
+    ops, ErrorCode, Operation, Reply, RestoreStatus, ServerMessage, StepState,
+};
 use berkut_testkit::{fake_tool, fingerprint, PgCluster};
 
 use crate::helpers::*;
@@ -22,7 +24,7 @@ async fn a_real_restore_holds_maintenance_and_refuses_ordinary_operations() {
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let watch = tokio::spawn(async move {
         let _ = watcher
-            .call_streaming(Operation::MaintenanceWatch, |m| {
+            .call_streaming(Operation::MaintenanceWatch(ops::MaintenanceWatch {}), |m| {
                 if let ServerMessage::Event { maintenance, .. } = m {
                     let _ = events_tx.send(maintenance.active);
                 }
@@ -39,19 +41,21 @@ async fn a_real_restore_holds_maintenance_and_refuses_ordinary_operations() {
     for op in [
         Operation::list_first_page(),
         create_op("during", Scope::Schema, false),
-        Operation::PlanShow,
-        Operation::BackupDelete {
+        Operation::PlanShow(ops::PlanShow {}),
+        Operation::BackupDelete(ops::BackupDelete {
             id: backup.id.clone(),
-        },
+        }),
     ] {
         let err = server_error(client.call(op.clone()).await);
         assert_eq!(err.code, ErrorCode::Maintenance, "{op:?}: {err:?}");
     }
     assert!(matches!(
-        client.call(Operation::Status).await,
+        client.call(Operation::Status(ops::Status {})).await,
         Ok(Reply::Status { .. })
     ));
-    let Ok(Reply::Maintenance { maintenance }) = client.call(Operation::MaintenanceStatus).await
+    let Ok(Reply::Maintenance { maintenance }) = client
+        .call(Operation::MaintenanceStatus(ops::MaintenanceStatus {}))
+        .await
     else {
         panic!()
     };
@@ -182,7 +186,9 @@ async fn pg_restore_failing_halfway_leaves_the_live_database_untouched() {
         Vec::<String>::new()
     );
     assert_eq!(databases(&pg), dbs, "the scratch database was not removed");
-    let Ok(Reply::Maintenance { maintenance }) = client.call(Operation::MaintenanceStatus).await
+    let Ok(Reply::Maintenance { maintenance }) = client
+        .call(Operation::MaintenanceStatus(ops::MaintenanceStatus {}))
+        .await
     else {
         panic!()
     };
@@ -253,16 +259,18 @@ async fn a_daemon_killed_mid_restore_is_recovered_at_start() {
     let mut client = daemon.client().await;
     let record = restored(
         client
-            .call(Operation::RestoreStatus {
+            .call(Operation::RestoreStatus(ops::RestoreStatus {
                 restore_id: started.restore_id.clone(),
                 wait: false,
-            })
+            }))
             .await,
     );
     assert_eq!(record.status, RestoreStatus::Interrupted, "{record:#?}");
     assert_eq!(databases(&pg), dbs, "the half-built database is removed");
     assert!(tmp_dir_is_empty(&daemon), "the decrypted dump is removed");
-    let Ok(Reply::Maintenance { maintenance }) = client.call(Operation::MaintenanceStatus).await
+    let Ok(Reply::Maintenance { maintenance }) = client
+        .call(Operation::MaintenanceStatus(ops::MaintenanceStatus {}))
+        .await
     else {
         panic!()
     };
@@ -343,12 +351,12 @@ async fn with_globals_a_backup_restores_into_a_fresh_cluster() {
     let mut client = second.client().await;
     let record = restored(
         client
-            .call(Operation::RestoreStart {
+            .call(Operation::RestoreStart(ops::RestoreStart {
                 backup_id: backup.id.clone(),
                 dry_run: false,
                 with_globals: true,
                 wait: true,
-            })
+            }))
             .await,
     );
     assert_eq!(record.status, RestoreStatus::Succeeded, "{record:#?}");
@@ -392,9 +400,9 @@ async fn a_backup_being_restored_cannot_be_deleted() {
     wait_for_step(&daemon, &started.restore_id, "pre_data").await;
     let err = server_error(
         client
-            .call(Operation::BackupDelete {
+            .call(Operation::BackupDelete(ops::BackupDelete {
                 id: backup.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(err.code, ErrorCode::Conflict);
@@ -403,9 +411,9 @@ async fn a_backup_being_restored_cannot_be_deleted() {
     assert_eq!(done.status, RestoreStatus::Succeeded);
     assert!(matches!(
         client
-            .call(Operation::BackupDelete {
+            .call(Operation::BackupDelete(ops::BackupDelete {
                 id: backup.id.clone()
-            })
+            }))
             .await,
         Ok(Reply::Deleted { .. })
     ));

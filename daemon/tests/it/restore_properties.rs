@@ -8,7 +8,7 @@
 use berkut_proto::archive::{ArchiveWriter, MasterKey};
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::{Manifest, Scope};
-use berkut_proto::wire::{Operation, Reply, RestoreStatus, StepState};
+use berkut_proto::wire::{ops, Operation, Reply, RestoreStatus, StepState};
 use berkut_testkit::{fake_tool, pg_bin_dir, PgCluster};
 
 use crate::helpers::*;
@@ -108,9 +108,9 @@ async fn a_real_restore_brings_back_the_databases_own_properties_and_statistics(
 
     // The backup records them, and `backup show` says so.
     let Ok(Reply::Backup { backup: shown }) = client
-        .call(Operation::BackupShow {
+        .call(Operation::BackupShow(ops::BackupShow {
             id: backup.id.clone(),
-        })
+        }))
         .await
     else {
         panic!("backup show")
@@ -188,9 +188,9 @@ async fn a_drill_fails_when_an_object_kind_does_not_come_back() {
     );
     assert_safe(&reason);
     let Ok(Reply::Evidence { evidence }) = client
-        .call(Operation::RestoreEvidence {
+        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
             restore_id: record.restore_id.clone(),
-        })
+        }))
         .await
     else {
         panic!("evidence")

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use berkut_proto::ids::RestoreId;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, ErrorCode, Operation, Reply, RestoreStatus};
+use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation, Reply, RestoreStatus};
 use berkut_testkit::{wait_for, workspace_bin, Gate, PgCluster};
 
 use crate::helpers::*;
@@ -120,9 +120,9 @@ async fn a_real_restore_waits_for_a_running_backup_and_ends_only_the_application
     open_gate(&gate).await;
     let first = backup(
         client
-            .call(Operation::JobAttach {
+            .call(Operation::JobAttach(ops::JobAttach {
                 id: first.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(first.status, BackupStatus::Succeeded, "{first:?}");
@@ -165,9 +165,9 @@ async fn a_real_restore_waits_for_a_running_backup_and_ends_only_the_application
     assert_eq!(done.status, RestoreStatus::Succeeded, "{done:#?}");
     let safety = backup(
         client
-            .call(Operation::BackupShow {
+            .call(Operation::BackupShow(ops::BackupShow {
                 id: safety.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(safety.status, BackupStatus::Succeeded, "{safety:?}");
@@ -181,9 +181,9 @@ async fn a_real_restore_waits_for_a_running_backup_and_ends_only_the_application
     let drill = restored(client.call(restore_op(&safety.id, true, true)).await);
     assert_eq!(drill.status, RestoreStatus::Succeeded, "{drill:#?}");
     let Ok(Reply::Evidence { evidence }) = client
-        .call(Operation::RestoreEvidence {
+        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
             restore_id: drill.restore_id.clone(),
-        })
+        }))
         .await
     else {
         panic!("no evidence")
@@ -310,7 +310,9 @@ async fn rollback_and_cleanup_sent_together_run_one_after_the_other() {
     let rid = id.clone();
     let cleanup = tokio::spawn(async move {
         cleanup_client
-            .call(Operation::RestoreCleanup { restore_id: rid })
+            .call(Operation::RestoreCleanup(ops::RestoreCleanup {
+                restore_id: rid,
+            }))
             .await
     });
     wait_for_blocked(&pg, "DROP DATABASE");
@@ -318,7 +320,9 @@ async fn rollback_and_cleanup_sent_together_run_one_after_the_other() {
     let rid = id.clone();
     let rollback = tokio::spawn(async move {
         rollback_client
-            .call(Operation::RestoreRollback { restore_id: rid })
+            .call(Operation::RestoreRollback(ops::RestoreRollback {
+                restore_id: rid,
+            }))
             .await
     });
     wait_for("the rollback to wait for the cleanup", LONG, || {
@@ -353,7 +357,7 @@ async fn rollback_and_cleanup_sent_together_run_one_after_the_other() {
     siblings.sort();
     assert_eq!(siblings, ["uploads"], "cleanup leaves no file root aside");
     assert!(matches!(
-        client.call(Operation::MaintenanceStatus).await,
+        client.call(Operation::MaintenanceStatus(ops::MaintenanceStatus {})).await,
         Ok(Reply::Maintenance { maintenance }) if !maintenance.active
     ));
 }
@@ -402,7 +406,7 @@ async fn a_rollback_cut_short_by_a_crash_is_settled_at_start() {
         daemon.restart();
         let mut client = daemon.client().await;
         assert!(matches!(
-            client.call(Operation::MaintenanceStatus).await,
+            client.call(Operation::MaintenanceStatus(ops::MaintenanceStatus {})).await,
             Ok(Reply::Maintenance { maintenance }) if !maintenance.active
         ));
         assert_eq!(

@@ -4,7 +4,7 @@
 
 use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{Operation, Reply, RestoreStatus, StepState};
+use berkut_proto::wire::{ops, Operation, Reply, RestoreStatus, StepState};
 use berkut_testkit::{fingerprint, PgCluster};
 
 use crate::helpers::*;
@@ -56,9 +56,9 @@ async fn a_dry_run_proves_the_backup_and_changes_nothing() {
     );
 
     let Ok(Reply::Evidence { evidence }) = client
-        .call(Operation::RestoreEvidence {
+        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
             restore_id: record.restore_id.clone(),
-        })
+        }))
         .await
     else {
         panic!()
@@ -168,7 +168,9 @@ async fn a_real_restore_brings_back_the_state_at_backup_time() {
         .expect("the old database is kept");
     assert!(databases(&pg).contains(&kept));
     assert!(tmp_dir_is_empty(&daemon));
-    let Ok(Reply::Maintenance { maintenance }) = client.call(Operation::MaintenanceStatus).await
+    let Ok(Reply::Maintenance { maintenance }) = client
+        .call(Operation::MaintenanceStatus(ops::MaintenanceStatus {}))
+        .await
     else {
         panic!()
     };
@@ -180,9 +182,9 @@ async fn a_real_restore_brings_back_the_state_at_backup_time() {
     // Rollback puts the pre-restore database back.
     let rolled = restored(
         client
-            .call(Operation::RestoreRollback {
+            .call(Operation::RestoreRollback(ops::RestoreRollback {
                 restore_id: record.restore_id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(
@@ -197,9 +199,9 @@ async fn a_real_restore_brings_back_the_state_at_backup_time() {
     );
     let again = server_error(
         client
-            .call(Operation::RestoreRollback {
+            .call(Operation::RestoreRollback(ops::RestoreRollback {
                 restore_id: record.restore_id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(
@@ -215,9 +217,9 @@ async fn a_real_restore_brings_back_the_state_at_backup_time() {
     // Cleanup drops what was kept aside.
     let cleaned = restored(
         client
-            .call(Operation::RestoreCleanup {
+            .call(Operation::RestoreCleanup(ops::RestoreCleanup {
                 restore_id: record.restore_id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(cleaned.rollback_database, None);
@@ -249,12 +251,12 @@ async fn bad_requests_for_restores_are_refused() {
     let database_only = backup_now(&mut ok_client, Scope::Database).await;
     let err = server_error(
         ok_client
-            .call(Operation::RestoreStart {
+            .call(Operation::RestoreStart(ops::RestoreStart {
                 backup_id: database_only.id.clone(),
                 dry_run: false,
                 with_globals: true,
                 wait: true,
-            })
+            }))
             .await,
     );
     assert_eq!(err.code, berkut_proto::wire::ErrorCode::Invalid, "{err:?}");
@@ -269,16 +271,16 @@ async fn bad_requests_for_restores_are_refused() {
     );
     let unknown: RestoreId = "r-20000101T000000Z-00000000".parse().unwrap();
     for op in [
-        Operation::RestoreStatus {
+        Operation::RestoreStatus(ops::RestoreStatus {
             restore_id: unknown.clone(),
             wait: false,
-        },
-        Operation::RestoreEvidence {
+        }),
+        Operation::RestoreEvidence(ops::RestoreEvidence {
             restore_id: unknown.clone(),
-        },
-        Operation::RestoreRollback {
+        }),
+        Operation::RestoreRollback(ops::RestoreRollback {
             restore_id: unknown.clone(),
-        },
+        }),
     ] {
         assert_eq!(
             server_error(client.call(op).await).code,
@@ -353,9 +355,9 @@ async fn file_roots_are_restored_beside_then_swapped() {
 
     restored(
         client
-            .call(Operation::RestoreRollback {
+            .call(Operation::RestoreRollback(ops::RestoreRollback {
                 restore_id: real.restore_id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(
@@ -373,9 +375,9 @@ async fn file_roots_are_restored_beside_then_swapped() {
     // Cleanup removes what was kept aside.
     restored(
         client
-            .call(Operation::RestoreCleanup {
+            .call(Operation::RestoreCleanup(ops::RestoreCleanup {
                 restore_id: real.restore_id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(siblings(), ["uploads"]);

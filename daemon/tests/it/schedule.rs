@@ -4,7 +4,7 @@
 //! pinned and newest backups; status flags a stale newest backup.
 
 use berkut_proto::manifest::{Origin, Scope};
-use berkut_proto::wire::{BackupStatus, Operation, Reply};
+use berkut_proto::wire::{ops, BackupStatus, Operation, Reply};
 use time::OffsetDateTime;
 
 use crate::helpers::*;
@@ -23,7 +23,7 @@ async fn a_per_minute_plan_really_fires() {
     let pg = small_cluster();
     let daemon = daemon_for(&pg).start();
     let mut client = daemon.client().await;
-    let set = plan(client.call(Operation::PlanSet { plan: spec(serde_json::json!({"preset": "cron", "cron": "* * * * *", "timezone": "UTC", "scope": "database"})) }).await);
+    let set = plan(client.call(Operation::PlanSet(ops::PlanSet { plan: spec(serde_json::json!({"preset": "cron", "cron": "* * * * *", "timezone": "UTC", "scope": "database"})) })).await);
     let next = set.next_run.unwrap();
     assert!(next - OffsetDateTime::now_utc() <= time::Duration::minutes(1));
     let record = berkut_testkit::wait_for_async(
@@ -46,7 +46,7 @@ async fn a_per_minute_plan_really_fires() {
         record.created_at
     );
     assert!(daemon.archive_path(record.id.as_str()).exists());
-    let shown = plan(client.call(Operation::PlanShow).await);
+    let shown = plan(client.call(Operation::PlanShow(ops::PlanShow {})).await);
     assert_eq!(shown.last_success, Some(record.created_at));
 }
 
@@ -169,9 +169,9 @@ async fn retention_keeps_pinned_and_newest_backups() {
     let old = backup_now(&mut client, Scope::Schema).await;
     let old_failed = backup_now(&mut client, Scope::Schema).await;
     client
-        .call(Operation::BackupPin {
+        .call(Operation::BackupPin(ops::BackupPin {
             id: old_pinned.id.clone(),
-        })
+        }))
         .await
         .unwrap();
     daemon.stop();
@@ -202,7 +202,7 @@ async fn retention_keeps_pinned_and_newest_backups() {
     std::fs::write(&path, serde_json::to_vec_pretty(&cat).unwrap()).unwrap();
     daemon.restart();
     let mut client = daemon.client().await;
-    plan(client.call(Operation::PlanSet { plan: spec(serde_json::json!({"preset": "monthly-end", "at": "04:00", "timezone": "UTC", "retention_days": 1, "keep_last_successful": 1})) }).await);
+    plan(client.call(Operation::PlanSet(ops::PlanSet { plan: spec(serde_json::json!({"preset": "monthly-end", "at": "04:00", "timezone": "UTC", "retention_days": 1, "keep_last_successful": 1})) })).await);
     // A new good backup triggers retention.
     let fresh = backup_now(&mut client, Scope::Schema).await;
     let remaining: Vec<_> = list(client.call(Operation::list_first_page()).await)
@@ -222,9 +222,9 @@ async fn retention_keeps_pinned_and_newest_backups() {
     // Unpinned, it goes at the next retention run.
     let unpinned = backup(
         client
-            .call(Operation::BackupUnpin {
+            .call(Operation::BackupUnpin(ops::BackupUnpin {
                 id: old_pinned.id.clone(),
-            })
+            }))
             .await,
     );
     assert!(!unpinned.pinned);
@@ -242,7 +242,7 @@ async fn status_flags_a_missing_or_stale_newest_backup() {
         Ok(Reply::Status { status }) => status,
         other => panic!("{other:?}"),
     };
-    let s = status(client.call(Operation::Status).await);
+    let s = status(client.call(Operation::Status(ops::Status {})).await);
     assert_eq!(
         (s.rpo_limit_seconds, s.rpo_breached),
         (None, false),
@@ -250,14 +250,14 @@ async fn status_flags_a_missing_or_stale_newest_backup() {
     );
     plan(
         client
-            .call(Operation::PlanSet {
+            .call(Operation::PlanSet(ops::PlanSet {
                 plan: spec(
                     serde_json::json!({"preset": "daily", "at": "02:00", "timezone": "UTC"}),
                 ),
-            })
+            }))
             .await,
     );
-    let s = status(client.call(Operation::Status).await);
+    let s = status(client.call(Operation::Status(ops::Status {})).await);
     assert_eq!(
         s.rpo_limit_seconds,
         Some(24 * 3600 + 144 * 60),
@@ -265,7 +265,7 @@ async fn status_flags_a_missing_or_stale_newest_backup() {
     );
     assert!(s.rpo_breached, "no backup at all breaches the objective");
     backup_now(&mut client, Scope::Schema).await;
-    let s = status(client.call(Operation::Status).await);
+    let s = status(client.call(Operation::Status(ops::Status {})).await);
     assert!(!s.rpo_breached);
     assert!(s.newest_success_age_seconds.unwrap() < 600);
 }
@@ -298,17 +298,17 @@ async fn retention_drops_rollback_databases_of_old_restores() {
     std::fs::write(&path, serde_json::to_vec_pretty(&summary).unwrap()).unwrap();
     daemon.restart();
     let mut client = daemon.client().await;
-    plan(client.call(Operation::PlanSet { plan: spec(serde_json::json!({"preset": "daily", "at": "04:00", "timezone": "UTC", "retention_days": 1, "keep_last_successful": 5})) }).await);
+    plan(client.call(Operation::PlanSet(ops::PlanSet { plan: spec(serde_json::json!({"preset": "daily", "at": "04:00", "timezone": "UTC", "retention_days": 1, "keep_last_successful": 5})) })).await);
     backup_now(&mut client, Scope::Schema).await;
     berkut_testkit::wait_for("the rollback database to be dropped", LONG, || {
         (!databases(&pg).contains(&kept)).then_some(())
     });
     let shown = restored(
         client
-            .call(Operation::RestoreStatus {
+            .call(Operation::RestoreStatus(ops::RestoreStatus {
                 restore_id: restore.restore_id.clone(),
                 wait: false,
-            })
+            }))
             .await,
     );
     assert_eq!(shown.rollback_database, None);

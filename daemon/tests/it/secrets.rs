@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::BackupStatus;
+use berkut_proto::wire::{ops, BackupStatus};
 use berkut_testkit::{wait_for, workspace_bin, Gate};
 
 use crate::helpers::*;
@@ -108,7 +108,9 @@ async fn a_child_inherits_no_secret_of_the_daemon() {
     );
     let done = backup(
         client
-            .call(berkut_proto::wire::Operation::JobAttach { id: queued.id })
+            .call(berkut_proto::wire::Operation::JobAttach(ops::JobAttach {
+                id: queued.id,
+            }))
             .await,
     );
     assert_eq!(done.status, BackupStatus::Succeeded, "{done:?}");

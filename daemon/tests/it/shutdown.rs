@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupStatus, Operation, Reply, RestoreStatus};
+use berkut_proto::wire::{ops, BackupStatus, Operation, Reply, RestoreStatus};
 use berkut_testkit::{fake_pg_dump, fingerprint, Gate, NotifySocket};
 use nix::sys::signal::Signal;
 
@@ -29,7 +29,11 @@ async fn a_backup_that_finishes_within_the_grace_time_succeeds() {
     // A client that waits for the job keeps its connection through the stop.
     let mut watcher = daemon.client().await;
     let id = queued.id.clone();
-    let attached = tokio::spawn(async move { watcher.call(Operation::JobAttach { id }).await });
+    let attached = tokio::spawn(async move {
+        watcher
+            .call(Operation::JobAttach(ops::JobAttach { id }))
+            .await
+    });
     // Only requests the daemon has read before SIGTERM are served to the end.
     berkut_testkit::wait_for("the attach request to arrive", LONG, || {
         daemon.log().contains("op=\"job_attach\"").then_some(())
@@ -54,9 +58,9 @@ async fn a_backup_that_finishes_within_the_grace_time_succeeds() {
         daemon
             .client()
             .await
-            .call(Operation::BackupShow {
+            .call(Operation::BackupShow(ops::BackupShow {
                 id: queued.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(shown.status, BackupStatus::Succeeded);
@@ -132,7 +136,11 @@ async fn after_the_grace_time_running_jobs_are_cancelled_cleanly() {
     daemon.restart();
     let mut client = daemon.client().await;
     for id in [running.id, queued.id] {
-        let record = backup(client.call(Operation::BackupShow { id }).await);
+        let record = backup(
+            client
+                .call(Operation::BackupShow(ops::BackupShow { id }))
+                .await,
+        );
         assert_eq!(record.status, BackupStatus::Failed, "{record:?}");
         let reason = record.failure.expect("a reason").reason;
         assert!(reason.starts_with("shutdown"), "{reason}");
@@ -176,16 +184,18 @@ async fn a_real_restore_still_running_after_the_grace_time_is_cancelled_cleanly(
     let mut client = daemon.client().await;
     let record = restored(
         client
-            .call(Operation::RestoreStatus {
+            .call(Operation::RestoreStatus(ops::RestoreStatus {
                 restore_id: started.restore_id,
                 wait: false,
-            })
+            }))
             .await,
     );
     assert_eq!(record.status, RestoreStatus::Failed, "{record:#?}");
     let reason = record.failure.expect("a reason").reason;
     assert!(reason.starts_with("shutdown"), "{reason}");
-    let Ok(Reply::Maintenance { maintenance }) = client.call(Operation::MaintenanceStatus).await
+    let Ok(Reply::Maintenance { maintenance }) = client
+        .call(Operation::MaintenanceStatus(ops::MaintenanceStatus {}))
+        .await
     else {
         panic!("no maintenance status")
     };

@@ -4,6 +4,7 @@
 
 use std::process::Command;
 
+use berkut_proto::wire::ops;
 use berkut_testkit::workspace_bin;
 
 use crate::helpers::*;
@@ -65,7 +66,7 @@ async fn sigterm_stops_cleanly_and_a_live_socket_is_never_taken_over() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("another process is listening"));
     let mut client = daemon.client().await;
     assert!(client
-        .call(berkut_proto::wire::Operation::Status)
+        .call(berkut_proto::wire::Operation::Status(ops::Status {}))
         .await
         .is_ok());
 
@@ -83,7 +84,7 @@ async fn sigterm_stops_cleanly_and_a_live_socket_is_never_taken_over() {
     assert!(daemon
         .client()
         .await
-        .call(berkut_proto::wire::Operation::Status)
+        .call(berkut_proto::wire::Operation::Status(ops::Status {}))
         .await
         .is_ok());
 }
@@ -123,8 +124,9 @@ async fn dev_mode_runs_with_no_configuration() {
     let mut client = berkut_proto::wire::Client::connect(&socket, "test")
         .await
         .unwrap();
-    let Ok(berkut_proto::wire::Reply::Status { status }) =
-        client.call(berkut_proto::wire::Operation::Status).await
+    let Ok(berkut_proto::wire::Reply::Status { status }) = client
+        .call(berkut_proto::wire::Operation::Status(ops::Status {}))
+        .await
     else {
         panic!()
     };

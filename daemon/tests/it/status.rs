@@ -1,6 +1,6 @@
 //! `status`: version, uptime and jobs.
 
-use berkut_proto::wire::{Operation, Reply, PROTOCOL_VERSION};
+use berkut_proto::wire::{ops, Operation, Reply, PROTOCOL_VERSION};
 
 use crate::helpers::*;
 
@@ -10,7 +10,7 @@ async fn status_reports_the_daemon() {
     let daemon = daemon_for(&pg).max_parallel(3).start();
     let mut client = daemon.client().await;
     assert!(client.server_version().starts_with("berkutd "));
-    let Ok(Reply::Status { status }) = client.call(Operation::Status).await else {
+    let Ok(Reply::Status { status }) = client.call(Operation::Status(ops::Status {})).await else {
         panic!("no status")
     };
     assert_eq!(status.version, env!("CARGO_PKG_VERSION"));
@@ -34,7 +34,11 @@ async fn a_running_restore_counts_among_the_running_jobs() {
     let made = backup_now(&mut client, berkut_proto::manifest::Scope::Database).await;
     let started = restored(client.call(restore_op(&made.id, true, false)).await);
     let status = berkut_testkit::wait_for_async("the restore to run", LONG, || async {
-        let Ok(Reply::Status { status }) = daemon.client().await.call(Operation::Status).await
+        let Ok(Reply::Status { status }) = daemon
+            .client()
+            .await
+            .call(Operation::Status(ops::Status {}))
+            .await
         else {
             return None;
         };
@@ -60,7 +64,7 @@ async fn a_running_restore_counts_among_the_running_jobs() {
         .unwrap();
     let done = restore_outcome(&mut client, started.restore_id).await;
     assert!(done.status.is_finished(), "{done:?}");
-    let Ok(Reply::Status { status }) = client.call(Operation::Status).await else {
+    let Ok(Reply::Status { status }) = client.call(Operation::Status(ops::Status {})).await else {
         panic!("no status")
     };
     assert_eq!((status.running, status.queued), (0, 0));

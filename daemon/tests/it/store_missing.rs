@@ -9,12 +9,16 @@ use std::path::{Path, PathBuf};
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{BackupRecord, BackupStatus, Client, Operation, Reply};
+use berkut_proto::wire::{ops, BackupRecord, BackupStatus, Client, Operation, Reply};
 
 use crate::helpers::*;
 
 async fn show(client: &mut Client, id: &BackupId) -> BackupRecord {
-    backup(client.call(Operation::BackupShow { id: id.clone() }).await)
+    backup(
+        client
+            .call(Operation::BackupShow(ops::BackupShow { id: id.clone() }))
+            .await,
+    )
 }
 
 /// Puts an empty directory where the backups were, as a mount point looks
@@ -96,7 +100,9 @@ async fn a_backup_directory_that_is_not_mounted_marks_backups_missing_until_it_i
     // not delete a file it cannot see.
     assert!(matches!(
         client
-            .call(Operation::BackupDelete { id: b.id.clone() })
+            .call(Operation::BackupDelete(ops::BackupDelete {
+                id: b.id.clone()
+            }))
             .await,
         Ok(Reply::Deleted { .. })
     ));
@@ -205,7 +211,7 @@ async fn retention_never_deletes_a_missing_backup_and_an_import_brings_it_back()
         "retention_days": 30, "keep_last_successful": 1
     }));
     assert!(matches!(
-        client.call(Operation::PlanSet { plan }).await,
+        client.call(Operation::PlanSet(ops::PlanSet { plan })).await,
         Ok(Reply::Plan { .. })
     ));
     // A new good backup runs retention.
@@ -260,7 +266,7 @@ async fn retention_is_suspended_while_the_store_alarm_is_on() {
         "retention_days": 1, "keep_last_successful": 1
     }));
     assert!(matches!(
-        client.call(Operation::PlanSet { plan }).await,
+        client.call(Operation::PlanSet(ops::PlanSet { plan })).await,
         Ok(Reply::Plan { .. })
     ));
     // A new backup (into the empty directory) runs retention.

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use berkut_proto::archive::MasterKey;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{Operation, Reply, RestoreStatus};
+use berkut_proto::wire::{ops, Operation, Reply, RestoreStatus};
 
 use crate::helpers::*;
 
@@ -50,7 +50,9 @@ async fn old_archives_survive_a_key_change_and_a_rewrap_retires_the_old_key() {
         unchanged,
         busy,
         failed,
-    }) = client.call(Operation::StoreRewrap).await
+    }) = client
+        .call(Operation::StoreRewrap(ops::StoreRewrap {}))
+        .await
     else {
         panic!()
     };
@@ -58,9 +60,9 @@ async fn old_archives_survive_a_key_change_and_a_rewrap_retires_the_old_key() {
     assert_eq!((unchanged, busy.len(), failed.len()), (1, 0, 0));
     let shown = backup(
         client
-            .call(Operation::BackupShow {
+            .call(Operation::BackupShow(ops::BackupShow {
                 id: before.id.clone(),
-            })
+            }))
             .await,
     );
     assert_eq!(shown.key_id, Some(new.key_id().to_string()));

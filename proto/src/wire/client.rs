@@ -13,6 +13,7 @@ use super::frame::{Connection, FrameError};
 use super::messages::{ClientMessage, Operation, Reply, ServerMessage, PROTOCOL_VERSION};
 use super::records::Progress;
 use crate::ids::BackupId;
+use crate::wire::ops;
 
 /// The largest piece of an upload: well inside a frame.
 pub const UPLOAD_CHUNK: usize = 1 << 20;
@@ -152,7 +153,7 @@ impl Client {
     ) -> Result<(u64, String), ClientError> {
         let mut failed: Option<std::io::Error> = None;
         let reply = self
-            .call_streaming(Operation::BackupDownload { id }, |m| {
+            .call_streaming(Operation::BackupDownload(ops::BackupDownload { id }), |m| {
                 if let (ServerMessage::Data { offset, data, .. }, None) = (m, &failed) {
                     if let Err(e) = sink(*offset, data) {
                         failed = Some(e);
@@ -189,7 +190,7 @@ impl Client {
             .write_message(&ClientMessage::Request {
                 on_behalf_of: self.on_behalf_of.clone(),
                 id,
-                op: Operation::BackupImport { size },
+                op: Operation::BackupImport(ops::BackupImport { size }),
             })
             .await?;
         match self.conn.read_message::<ServerMessage>().await? {

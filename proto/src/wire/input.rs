@@ -7,7 +7,7 @@
 //! in a terminal or a log) than a line. `docs/PROTOCOL.md` §1.6 lists the
 //! same limits.
 
-use super::messages::{ClientMessage, Operation, MAX_LABEL_CHARS};
+use super::messages::{ClientMessage, MAX_LABEL_CHARS};
 
 /// The longest string a request may hold anywhere (a key or a value), in
 /// bytes. The longest field allows 256 characters; 1 KiB leaves room for
@@ -125,10 +125,11 @@ impl TextLimit {
     }
 }
 
-/// Checks every text field of a decoded message against its limit. The
-/// match names every operation, so a new one cannot be added without
-/// deciding here what its strings may hold (ids are checked by their own
-/// types when decoded).
+/// Checks every text field of a decoded message against its limit: the
+/// request's own fields through its type's `ops::Validate`, which every
+/// request type must implement, so a new one cannot be added without
+/// deciding what its strings may hold (ids are checked by their own types
+/// when decoded).
 pub fn check_message(msg: &ClientMessage) -> Result<(), String> {
     match msg {
         ClientMessage::Hello { client, .. } => CLIENT_NAME.check(client),
@@ -139,51 +140,8 @@ pub fn check_message(msg: &ClientMessage) -> Result<(), String> {
             if let Some(who) = on_behalf_of {
                 USER.check(&who.user)?;
             }
-            check_operation(op)
+            op.validate()
         }
-    }
-}
-
-fn check_operation(op: &Operation) -> Result<(), String> {
-    match op {
-        Operation::BackupCreate { label, .. } => LABEL.check(label),
-        Operation::PlanSet { plan } => {
-            for (limit, value) in [
-                (PLAN_AT, &plan.at),
-                (PLAN_WEEKDAY, &plan.weekday),
-                (PLAN_TIMEZONE, &plan.timezone),
-                (PLAN_CRON, &plan.cron),
-            ] {
-                if let Some(value) = value {
-                    limit.check(value)?;
-                }
-            }
-            Ok(())
-        }
-        Operation::Status
-        | Operation::BackupList { .. }
-        | Operation::BackupShow { .. }
-        | Operation::BackupDelete { .. }
-        | Operation::JobAttach { .. }
-        | Operation::BackupPin { .. }
-        | Operation::BackupUnpin { .. }
-        | Operation::PlanShow
-        | Operation::PlanEnable
-        | Operation::PlanDisable
-        | Operation::RestoreStart { .. }
-        | Operation::RestoreStatus { .. }
-        | Operation::RestoreEvidence { .. }
-        | Operation::RestoreRollback { .. }
-        | Operation::RestoreCleanup { .. }
-        | Operation::MaintenanceStatus
-        | Operation::MaintenanceWatch
-        | Operation::MaintenanceClear
-        | Operation::BackupDownload { .. }
-        | Operation::BackupImport { .. }
-        | Operation::AuditTail { .. }
-        | Operation::AuditVerify
-        | Operation::StoreRewrap
-        | Operation::StoreRescan => Ok(()),
     }
 }
 

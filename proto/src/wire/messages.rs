@@ -13,15 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use super::access::OnBehalfOf;
 use super::error::ErrorBody;
-use super::plan::{PlanInfo, PlanSpec};
+use super::ops;
+use super::plan::PlanInfo;
 use super::records::{BackupRecord, Progress, StatusInfo};
 use super::restore::{Evidence, MaintenanceInfo, RestoreRecord};
-use crate::ids::{BackupId, RestoreId};
-use crate::manifest::Scope;
-
-fn default_tail() -> u32 {
-    20
-}
+use crate::ids::BackupId;
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -60,177 +56,87 @@ pub enum ClientMessage {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Operation {
-    /// Version, uptime, and the jobs running and queued.
-    Status,
-    /// Starts a backup. With `wait`, progress is streamed and the reply is
-    /// the finished record; without, the reply is the queued record at once.
-    BackupCreate {
-        #[serde(default)]
-        label: String,
-        #[serde(default)]
-        scope: Scope,
-        #[serde(default)]
-        include_files: bool,
-        #[serde(default)]
-        wait: bool,
-    },
-    /// A page of the catalogue, newest first: `limit` records (at most
-    /// `MAX_LIST_PAGE`, which is also the default) after skipping `offset`.
-    BackupList {
-        #[serde(default)]
-        offset: u64,
-        #[serde(default)]
-        limit: Option<u32>,
-    },
-    BackupShow {
-        id: BackupId,
-    },
-    BackupDelete {
-        id: BackupId,
-    },
-    /// Streams the progress of a queued or running job, then its final
-    /// record. A finished job answers with its record at once.
-    JobAttach {
-        id: BackupId,
-    },
-    /// Keeps a backup out of retention's reach.
-    BackupPin {
-        id: BackupId,
-    },
-    BackupUnpin {
-        id: BackupId,
-    },
-    PlanShow,
-    /// Replaces the plan (validated as a whole) and enables it.
-    PlanSet {
-        plan: PlanSpec,
-    },
-    PlanEnable,
-    PlanDisable,
-    /// Starts a restore of a backup: a dry-run into a scratch database, or
-    /// a real restore under maintenance. With `wait`, the record is
-    /// streamed (`restore_progress`) until it ends.
-    RestoreStart {
-        backup_id: BackupId,
-        /// Required: a real restore replaces the live database, and must
-        /// never be asked for by leaving a field out.
-        dry_run: bool,
-        #[serde(default)]
-        with_globals: bool,
-        #[serde(default)]
-        wait: bool,
-    },
-    /// A restore's record with its steps; with `wait`, follows it to its end.
-    RestoreStatus {
-        restore_id: RestoreId,
-        #[serde(default)]
-        wait: bool,
-    },
-    RestoreEvidence {
-        restore_id: RestoreId,
-    },
-    /// Puts the database that a real restore replaced back in place.
-    RestoreRollback {
-        restore_id: RestoreId,
-    },
-    /// Drops the database a real restore kept for rollback.
-    RestoreCleanup {
-        restore_id: RestoreId,
-    },
-    MaintenanceStatus,
-    /// Streams an `event` whenever maintenance starts or ends, beginning
-    /// with the current state; the request never ends on its own.
-    MaintenanceWatch,
-    /// Lifts maintenance left on after an interrupted restore, once an
-    /// administrator has checked the database.
-    MaintenanceClear,
-    /// Streams a stored archive's bytes as `data` messages, then replies
-    /// with its size and sha256.
-    BackupDownload {
-        id: BackupId,
-    },
-    /// Uploads an archive of `size` bytes: the daemon answers `continue`
-    /// (or refuses at once, e.g. `too_large`), the client sends `data`
-    /// messages, and the reply is the imported backup's record.
-    BackupImport {
-        size: u64,
-    },
-    /// The last `lines` events of the audit trail (JSON lines).
-    AuditTail {
-        #[serde(default = "default_tail")]
-        lines: u32,
-        /// Only lines before the one with this number: the `next` of the
-        /// previous page. The newest lines when absent.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        before: Option<u64>,
-    },
-    /// Checks the audit trail's hash chain from its first line.
-    AuditVerify,
-    /// Re-wraps every archive not under the primary key, so an old key can
-    /// be retired. Archives in use are left for a later run.
-    StoreRewrap,
-    /// Looks at the backup directory again: a `missing` backup whose
-    /// archive is back and authenticates turns `succeeded`, a `succeeded`
-    /// one whose archive is gone turns `missing`, and archives the
-    /// catalogue does not know are added.
-    StoreRescan,
+/// Declares `Operation` from one line per request type: the variant (named
+/// after the struct in `ops`) and its name on the wire. The name is the
+/// variant's serde tag and what `Operation::name` gives, so the two cannot
+/// differ.
+macro_rules! operations {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// A request's operation: one of the request types in `ops`, tagged
+        /// by `type` in the same map as its fields.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type")]
+        pub enum Operation {
+            $($(#[$doc])* #[serde(rename = $name)] $variant(ops::$variant),)*
+        }
+
+        impl Operation {
+            /// The operation's name as it appears on the wire, for logs and
+            /// audit.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Operation::$variant(_) => $name,)*
+                }
+            }
+
+            /// Checks every text field of the request against its limit
+            /// (`ops::Validate`).
+            pub fn validate(&self) -> Result<(), String> {
+                match self {
+                    $(Operation::$variant(request) => ops::Validate::validate(request),)*
+                }
+            }
+        }
+
+        $(impl ops::Request for ops::$variant {
+            const NAME: &'static str = $name;
+        })*
+
+        $(impl From<ops::$variant> for Operation {
+            fn from(request: ops::$variant) -> Operation {
+                Operation::$variant(request)
+            }
+        })*
+    };
+}
+
+// One line per operation; the request type is in `ops`.
+operations! {
+    Status = "status",
+    BackupCreate = "backup_create",
+    BackupList = "backup_list",
+    BackupShow = "backup_show",
+    BackupDelete = "backup_delete",
+    JobAttach = "job_attach",
+    BackupPin = "backup_pin",
+    BackupUnpin = "backup_unpin",
+    PlanShow = "plan_show",
+    PlanSet = "plan_set",
+    PlanEnable = "plan_enable",
+    PlanDisable = "plan_disable",
+    RestoreStart = "restore_start",
+    RestoreStatus = "restore_status",
+    RestoreEvidence = "restore_evidence",
+    RestoreRollback = "restore_rollback",
+    RestoreCleanup = "restore_cleanup",
+    MaintenanceStatus = "maintenance_status",
+    MaintenanceWatch = "maintenance_watch",
+    MaintenanceClear = "maintenance_clear",
+    BackupDownload = "backup_download",
+    BackupImport = "backup_import",
+    AuditTail = "audit_tail",
+    AuditVerify = "audit_verify",
+    StoreRewrap = "store_rewrap",
+    StoreRescan = "store_rescan",
 }
 
 impl Operation {
-    /// Whether the operation is served while a restore holds the
-    /// maintenance lock (R6): only what lets a client watch the restore.
-    pub fn allowed_in_maintenance(&self) -> bool {
-        matches!(
-            self,
-            Operation::Status
-                | Operation::RestoreStatus { .. }
-                | Operation::MaintenanceStatus
-                | Operation::MaintenanceWatch
-                | Operation::MaintenanceClear
-        )
-    }
-
     /// The first page of the catalogue.
     pub fn list_first_page() -> Operation {
-        Operation::BackupList {
+        Operation::BackupList(ops::BackupList {
             offset: 0,
             limit: None,
-        }
-    }
-
-    /// The operation's name as it appears on the wire, for logs and audit.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Operation::Status => "status",
-            Operation::BackupCreate { .. } => "backup_create",
-            Operation::BackupList { .. } => "backup_list",
-            Operation::BackupShow { .. } => "backup_show",
-            Operation::BackupDelete { .. } => "backup_delete",
-            Operation::JobAttach { .. } => "job_attach",
-            Operation::BackupPin { .. } => "backup_pin",
-            Operation::BackupUnpin { .. } => "backup_unpin",
-            Operation::PlanShow => "plan_show",
-            Operation::PlanSet { .. } => "plan_set",
-            Operation::PlanEnable => "plan_enable",
-            Operation::PlanDisable => "plan_disable",
-            Operation::RestoreStart { .. } => "restore_start",
-            Operation::RestoreStatus { .. } => "restore_status",
-            Operation::RestoreEvidence { .. } => "restore_evidence",
-            Operation::RestoreRollback { .. } => "restore_rollback",
-            Operation::RestoreCleanup { .. } => "restore_cleanup",
-            Operation::MaintenanceStatus => "maintenance_status",
-            Operation::MaintenanceWatch => "maintenance_watch",
-            Operation::MaintenanceClear => "maintenance_clear",
-            Operation::StoreRewrap => "store_rewrap",
-            Operation::StoreRescan => "store_rescan",
-            Operation::AuditTail { .. } => "audit_tail",
-            Operation::AuditVerify => "audit_verify",
-            Operation::BackupDownload { .. } => "backup_download",
-            Operation::BackupImport { .. } => "backup_import",
-        }
+        })
     }
 }
 
@@ -385,18 +291,19 @@ pub enum Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::Scope;
 
     #[test]
     fn messages_are_maps_with_a_type_tag() {
         let msg = ClientMessage::Request {
             on_behalf_of: None,
             id: 7,
-            op: Operation::BackupCreate {
+            op: Operation::BackupCreate(ops::BackupCreate {
                 label: "nightly".into(),
                 scope: Scope::Schema,
                 include_files: false,
                 wait: true,
-            },
+            }),
         };
         let bytes = rmp_serde::to_vec_named(&msg).unwrap();
         let value: rmpv::Value = rmp_serde::from_slice(&bytes).unwrap();
@@ -431,12 +338,12 @@ mod tests {
         let op: Operation = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(
             op,
-            Operation::BackupCreate {
+            Operation::BackupCreate(ops::BackupCreate {
                 label: String::new(),
                 scope: Scope::Full,
                 include_files: false,
                 wait: false
-            }
+            })
         );
     }
 }

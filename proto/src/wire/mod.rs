@@ -1,9 +1,10 @@
 //! The wire protocol between berkutd and its clients: length-prefixed
 //! MessagePack frames over a Unix stream socket (`frame`), the messages they
-//! carry (`messages`, `records`), the stable error codes (`error`), the
-//! limits on what a client may send and how errors quote it (`input`) and an
-//! async client (`client`). `docs/PROTOCOL.md` describes the same thing for
-//! implementers in other languages.
+//! carry (`messages`, with each operation's request type in `ops`, and
+//! `records`), the stable error codes (`error`), the limits on what a client
+//! may send and how errors quote it (`input`) and an async client
+//! (`client`). `docs/PROTOCOL.md` describes the same thing for implementers
+//! in other languages.
 
 pub mod access;
 pub mod client;
@@ -12,6 +13,7 @@ mod explain;
 pub mod frame;
 pub mod input;
 pub mod messages;
+pub mod ops;
 pub mod plan;
 pub mod records;
 pub mod restore;

@@ -6,7 +6,7 @@
 //! configuration without its database password.
 
 use berkut_proto::wire::input::QUOTE_MAX_CHARS;
-use berkut_proto::wire::{Connection, ErrorBody, ErrorCode, Operation, Reply, ServerMessage};
+use berkut_proto::wire::{ops, Connection, ErrorBody, ErrorCode, Operation, Reply, ServerMessage};
 use rmpv::Value;
 use tokio::net::UnixStream;
 
@@ -142,7 +142,7 @@ async fn every_malformed_request_gets_a_short_error_in_the_protocols_words() {
     let mut client = daemon.client().await;
     assert!(list(client.call(Operation::list_first_page()).await).is_empty());
     assert!(matches!(
-        client.call(Operation::PlanShow).await,
+        client.call(Operation::PlanShow(ops::PlanShow {})).await,
         Ok(Reply::Plan { plan }) if !plan.enabled
     ));
 }
@@ -228,7 +228,7 @@ async fn debug_logging_shows_the_configuration_but_not_the_database_password() {
         .start();
     let mut client = daemon.client().await;
     assert!(matches!(
-        client.call(Operation::Status).await,
+        client.call(Operation::Status(ops::Status {})).await,
         Ok(Reply::Status { .. })
     ));
     drop(client);
@@ -286,9 +286,9 @@ async fn a_failed_restore_explains_itself_without_internals() {
     );
     check_message("the failure's reason", &reason);
     let evidence = match client
-        .call(Operation::RestoreEvidence {
+        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
             restore_id: record.restore_id.clone(),
-        })
+        }))
         .await
     {
         Ok(Reply::Evidence { evidence }) => evidence,

@@ -6,6 +6,7 @@
 
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::frame::decode_message;
+use berkut_proto::wire::ops;
 use berkut_proto::wire::{
     Client, ClientError, ClientMessage, Connection, ErrorBody, ErrorCode, Operation, Phase, Reply,
     Role, ServerMessage, PROTOCOL_VERSION,
@@ -64,7 +65,10 @@ async fn the_client_says_hello_then_follows_progress_to_the_reply() {
         else {
             panic!("expected a request");
         };
-        assert!(matches!(op, Operation::BackupCreate { wait: true, .. }));
+        assert!(matches!(
+            op,
+            Operation::BackupCreate(ops::BackupCreate { wait: true, .. })
+        ));
         for phase in [Phase::Queued, Phase::Dump] {
             conn.write_message(&ServerMessage::Progress {
                 id,
@@ -104,12 +108,12 @@ async fn the_client_says_hello_then_follows_progress_to_the_reply() {
     let reply = timeout(
         PATIENCE,
         client.call_with_progress(
-            Operation::BackupCreate {
+            Operation::BackupCreate(ops::BackupCreate {
                 label: "nightly".into(),
                 scope: Scope::Full,
                 include_files: false,
                 wait: true,
-            },
+            }),
             |p| phases.push(p.phase),
         ),
     )
@@ -125,7 +129,7 @@ async fn the_client_says_hello_then_follows_progress_to_the_reply() {
     );
     let err = timeout(
         PATIENCE,
-        client.call(Operation::BackupShow { id: backup_id() }),
+        client.call(Operation::BackupShow(ops::BackupShow { id: backup_id() })),
     )
     .await
     .unwrap();
@@ -171,7 +175,7 @@ async fn the_client_reports_a_connection_closed_before_the_reply() {
     })
     .await;
     let mut client = Client::connect(&path, "c").await.unwrap();
-    let got = timeout(PATIENCE, client.call(Operation::Status))
+    let got = timeout(PATIENCE, client.call(Operation::Status(ops::Status {})))
         .await
         .unwrap();
     assert!(matches!(got, Err(ClientError::Closed)), "{got:?}");
@@ -195,7 +199,10 @@ async fn the_client_streams_restore_records_and_events_to_the_reply() {
         else {
             panic!("expected a request");
         };
-        assert!(matches!(op, Operation::RestoreStart { wait: true, .. }));
+        assert!(matches!(
+            op,
+            Operation::RestoreStart(ops::RestoreStart { wait: true, .. })
+        ));
         let messages = [
             ServerMessage::RestoreProgress {
                 id,
@@ -226,12 +233,12 @@ async fn the_client_streams_restore_records_and_events_to_the_reply() {
     let reply = timeout(
         PATIENCE,
         client.call_streaming(
-            Operation::RestoreStart {
+            Operation::RestoreStart(ops::RestoreStart {
                 backup_id: backup_id(),
                 dry_run: false,
                 with_globals: false,
                 wait: true,
-            },
+            }),
             |msg| seen.push(msg.clone()),
         ),
     )
@@ -307,7 +314,7 @@ async fn the_client_names_its_user_in_every_request_once_told_to() {
         )
     };
     assert!(forbidden(
-        timeout(PATIENCE, client.call(Operation::Status))
+        timeout(PATIENCE, client.call(Operation::Status(ops::Status {})))
             .await
             .unwrap()
     ));
@@ -315,9 +322,12 @@ async fn the_client_names_its_user_in_every_request_once_told_to() {
     assert!(forbidden(timeout(PATIENCE, upload).await.unwrap()));
     client.set_on_behalf_of(None);
     assert!(forbidden(
-        timeout(PATIENCE, client.call(Operation::AuditVerify))
-            .await
-            .unwrap()
+        timeout(
+            PATIENCE,
+            client.call(Operation::AuditVerify(ops::AuditVerify {}))
+        )
+        .await
+        .unwrap()
     ));
     let seen = timeout(PATIENCE, server).await.unwrap().unwrap();
     let alice = Some(alice(Role::Viewer));

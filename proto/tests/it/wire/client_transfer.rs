@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use berkut_proto::wire::client::UPLOAD_CHUNK;
+use berkut_proto::wire::ops;
 use berkut_proto::wire::{
     Client, ClientError, ClientMessage, Connection, ErrorBody, ErrorCode, Operation, Reply,
     ServerMessage, PROTOCOL_VERSION,
@@ -76,7 +77,10 @@ fn archive() -> Vec<u8> {
 /// Answers a download with `archive()` in pieces of 256 KiB.
 async fn serve_download(conn: &mut Connection<UnixStream>) {
     let (id, op) = next_request(conn).await;
-    assert_eq!(op, Operation::BackupDownload { id: backup_id() });
+    assert_eq!(
+        op,
+        Operation::BackupDownload(ops::BackupDownload { id: backup_id() })
+    );
     let bytes = archive();
     for (n, chunk) in bytes.chunks(262_144).enumerate() {
         let msg = ServerMessage::Data {
@@ -104,7 +108,7 @@ async fn download_hands_over_the_pieces_in_order_and_returns_the_reply() {
         // its end, so the next request gets its own reply.
         serve_download(&mut conn).await;
         let (id, op) = next_request(&mut conn).await;
-        assert_eq!(op, Operation::Status);
+        assert_eq!(op, Operation::Status(ops::Status {}));
         let reply = Reply::Status {
             status: example_status(),
         };
@@ -156,7 +160,7 @@ async fn download_hands_over_the_pieces_in_order_and_returns_the_reply() {
         "{failed:?}"
     );
     assert_eq!(calls, 1, "the sink is not called again after it failed");
-    let status = timeout(PATIENCE, client.call(Operation::Status)).await;
+    let status = timeout(PATIENCE, client.call(Operation::Status(ops::Status {}))).await;
     assert!(matches!(status, Ok(Ok(Reply::Status { .. }))), "{status:?}");
 
     let refused = timeout(PATIENCE, client.download(backup_id(), |_, _| Ok(())))
@@ -198,9 +202,9 @@ async fn upload_waits_for_continue_and_sends_bounded_pieces_up_to_the_end() {
         let (id, op) = next_request(&mut conn).await;
         assert_eq!(
             op,
-            Operation::BackupImport {
+            Operation::BackupImport(ops::BackupImport {
                 size: expected.len() as u64
-            }
+            })
         );
         let early = timeout(
             Duration::from_millis(200),
@@ -250,7 +254,10 @@ async fn upload_waits_for_continue_and_sends_bounded_pieces_up_to_the_end() {
 async fn an_upload_refused_at_once_sends_no_data() {
     let (_dir, mut client, task) = scripted(|mut conn| async move {
         let (id, op) = next_request(&mut conn).await;
-        assert_eq!(op, Operation::BackupImport { size: 1 << 40 });
+        assert_eq!(
+            op,
+            Operation::BackupImport(ops::BackupImport { size: 1 << 40 })
+        );
         let error = ErrorBody::new(ErrorCode::TooLarge, "imports are limited");
         conn.write_message(&ServerMessage::Error {
             id: Some(id),
@@ -304,7 +311,7 @@ async fn an_upload_refused_midway_returns_the_error_once_its_pieces_are_sent() {
         // As the daemon does: the rest is read and dropped.
         read_pieces(&mut conn, id).await;
         let (id, op) = next_request(&mut conn).await;
-        assert_eq!(op, Operation::Status);
+        assert_eq!(op, Operation::Status(ops::Status {}));
         let reply = Reply::Status {
             status: example_status(),
         };
@@ -324,7 +331,7 @@ async fn an_upload_refused_midway_returns_the_error_once_its_pieces_are_sent() {
         matches!(&got, Err(ClientError::Server(e)) if e.code == ErrorCode::TooLarge),
         "{got:?}"
     );
-    let status = timeout(PATIENCE, client.call(Operation::Status)).await;
+    let status = timeout(PATIENCE, client.call(Operation::Status(ops::Status {}))).await;
     assert!(matches!(status, Ok(Ok(Reply::Status { .. }))), "{status:?}");
     finished(task).await;
 }

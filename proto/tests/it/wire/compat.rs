@@ -5,6 +5,7 @@
 
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::frame::{decode_message, encode};
+use berkut_proto::wire::ops;
 use berkut_proto::wire::{
     BackupRecord, ClientMessage, ErrorBody, ErrorCode, Failure, Operation, Reply, ServerMessage,
     StatusInfo,
@@ -70,12 +71,12 @@ fn omitted_request_fields_take_their_defaults() {
         ClientMessage::Request {
             on_behalf_of: None,
             id: 1,
-            op: Operation::BackupCreate {
+            op: Operation::BackupCreate(ops::BackupCreate {
                 label: String::new(),
                 scope: Scope::Full,
                 include_files: false,
                 wait: false,
-            }
+            })
         }
     );
 }
@@ -112,7 +113,7 @@ fn unknown_fields_are_ignored_everywhere() {
         ClientMessage::Request {
             on_behalf_of: None,
             id: 2,
-            op: Operation::BackupShow { id: backup_id() }
+            op: Operation::BackupShow(ops::BackupShow { id: backup_id() })
         }
     );
     let welcome = pack(&map(vec![

@@ -6,7 +6,7 @@
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::frame::{decode_message, encode, MAX_DEPTH};
-use berkut_proto::wire::{ClientMessage, Operation, ServerMessage};
+use berkut_proto::wire::{ops, ClientMessage, Operation, ServerMessage};
 use rmpv::Value;
 
 use super::fixtures::backup_id;
@@ -190,7 +190,7 @@ fn integers_may_use_any_messagepack_width_and_fields_any_order() {
             ClientMessage::Request {
                 on_behalf_of: None,
                 id: 5,
-                op: Operation::Status
+                op: Operation::Status(ops::Status {})
             },
             "{id_bytes:02x?}"
         );

@@ -4,7 +4,7 @@
 //! and `Connection::read_message` tells broken frames from wrong messages.
 
 use berkut_proto::wire::frame::encode;
-use berkut_proto::wire::{ClientMessage, Connection, FrameError, Operation, MAX_FRAME_LEN};
+use berkut_proto::wire::{ops, ClientMessage, Connection, FrameError, Operation, MAX_FRAME_LEN};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::time::timeout;
@@ -125,7 +125,7 @@ async fn frames_are_found_however_the_bytes_are_split() {
     let status = ClientMessage::Request {
         on_behalf_of: None,
         id: 2,
-        op: Operation::Status,
+        op: Operation::Status(ops::Status {}),
     };
     let empty = frame(&[]);
     let mut stream = frame(&encode(&hello).unwrap());

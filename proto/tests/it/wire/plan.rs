@@ -6,7 +6,7 @@
 
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::frame::{decode_message, encode};
-use berkut_proto::wire::{ClientMessage, Operation, PlanInfo, PlanSpec, Preset, Reply};
+use berkut_proto::wire::{ops, ClientMessage, Operation, PlanInfo, PlanSpec, Preset, Reply};
 use rmpv::Value;
 
 use super::fixtures::{
@@ -17,12 +17,21 @@ use super::{field, invalid_id, keys, map, op, pack, request, unpack};
 #[test]
 fn plan_and_pin_operations_and_the_plan_reply_have_the_documented_tags() {
     let cases = [
-        (Operation::BackupPin { id: backup_id() }, "backup_pin"),
-        (Operation::BackupUnpin { id: backup_id() }, "backup_unpin"),
-        (Operation::PlanShow, "plan_show"),
-        (Operation::PlanSet { plan: daily_spec() }, "plan_set"),
-        (Operation::PlanEnable, "plan_enable"),
-        (Operation::PlanDisable, "plan_disable"),
+        (
+            Operation::BackupPin(ops::BackupPin { id: backup_id() }),
+            "backup_pin",
+        ),
+        (
+            Operation::BackupUnpin(ops::BackupUnpin { id: backup_id() }),
+            "backup_unpin",
+        ),
+        (Operation::PlanShow(ops::PlanShow {}), "plan_show"),
+        (
+            Operation::PlanSet(ops::PlanSet { plan: daily_spec() }),
+            "plan_set",
+        ),
+        (Operation::PlanEnable(ops::PlanEnable {}), "plan_enable"),
+        (Operation::PlanDisable(ops::PlanDisable {}), "plan_disable"),
     ];
     for (operation, name) in cases {
         let value = unpack(&encode(&operation).unwrap());
@@ -37,9 +46,9 @@ fn plan_and_pin_operations_and_the_plan_reply_have_the_documented_tags() {
     }
     // The bare forms a client in another language sends.
     for (name, expected) in [
-        ("plan_show", Operation::PlanShow),
-        ("plan_enable", Operation::PlanEnable),
-        ("plan_disable", Operation::PlanDisable),
+        ("plan_show", Operation::PlanShow(ops::PlanShow {})),
+        ("plan_enable", Operation::PlanEnable(ops::PlanEnable {})),
+        ("plan_disable", Operation::PlanDisable(ops::PlanDisable {})),
     ] {
         let body = request(3.into(), op(name, vec![]));
         assert_eq!(
@@ -60,7 +69,7 @@ fn plan_and_pin_operations_and_the_plan_reply_have_the_documented_tags() {
         ClientMessage::Request {
             on_behalf_of: None,
             id: 4,
-            op: Operation::BackupPin { id: backup_id() }
+            op: Operation::BackupPin(ops::BackupPin { id: backup_id() })
         }
     );
 
@@ -97,7 +106,7 @@ fn omitted_plan_fields_take_the_documented_defaults() {
         ClientMessage::Request {
             on_behalf_of: None,
             id: 5,
-            op: Operation::PlanSet { plan: daily_spec() }
+            op: Operation::PlanSet(ops::PlanSet { plan: daily_spec() })
         }
     );
     // The optional strings may also be sent as nil.

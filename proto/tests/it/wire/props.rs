@@ -7,6 +7,7 @@
 use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::frame::{decode_message, encode};
+use berkut_proto::wire::ops;
 use berkut_proto::wire::{
     ClientMessage, ErrorBody, OnBehalfOf, Operation, PlanSpec, Preset, Role, ServerMessage,
 };
@@ -35,53 +36,57 @@ fn any_restore_id() -> impl Strategy<Value = RestoreId> {
 fn any_restore_operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
         (any_backup_id(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-            |(backup_id, dry_run, with_globals, wait)| Operation::RestoreStart {
+            |(backup_id, dry_run, with_globals, wait)| Operation::RestoreStart(ops::RestoreStart {
                 backup_id,
                 dry_run,
                 with_globals,
                 wait,
-            }
+            })
         ),
-        (any_restore_id(), any::<bool>())
-            .prop_map(|(restore_id, wait)| Operation::RestoreStatus { restore_id, wait }),
-        any_restore_id().prop_map(|restore_id| Operation::RestoreEvidence { restore_id }),
-        any_restore_id().prop_map(|restore_id| Operation::RestoreRollback { restore_id }),
-        any_restore_id().prop_map(|restore_id| Operation::RestoreCleanup { restore_id }),
-        Just(Operation::MaintenanceStatus),
-        Just(Operation::MaintenanceWatch),
-        Just(Operation::MaintenanceClear),
+        (any_restore_id(), any::<bool>()).prop_map(|(restore_id, wait)| Operation::RestoreStatus(
+            ops::RestoreStatus { restore_id, wait }
+        )),
+        any_restore_id()
+            .prop_map(|restore_id| Operation::RestoreEvidence(ops::RestoreEvidence { restore_id })),
+        any_restore_id()
+            .prop_map(|restore_id| Operation::RestoreRollback(ops::RestoreRollback { restore_id })),
+        any_restore_id()
+            .prop_map(|restore_id| Operation::RestoreCleanup(ops::RestoreCleanup { restore_id })),
+        Just(Operation::MaintenanceStatus(ops::MaintenanceStatus {})),
+        Just(Operation::MaintenanceWatch(ops::MaintenanceWatch {})),
+        Just(Operation::MaintenanceClear(ops::MaintenanceClear {})),
     ]
 }
 
 fn any_operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
-        Just(Operation::Status),
+        Just(Operation::Status(ops::Status {})),
         Just(Operation::list_first_page()),
         (".{0,250}", scope(), any::<bool>(), any::<bool>()).prop_map(
-            |(label, scope, include_files, wait)| Operation::BackupCreate {
+            |(label, scope, include_files, wait)| Operation::BackupCreate(ops::BackupCreate {
                 label,
                 scope,
                 include_files,
                 wait,
-            }
+            })
         ),
-        any_backup_id().prop_map(|id| Operation::BackupShow { id }),
-        any_backup_id().prop_map(|id| Operation::BackupDelete { id }),
-        any_backup_id().prop_map(|id| Operation::JobAttach { id }),
-        any_backup_id().prop_map(|id| Operation::BackupPin { id }),
-        any_backup_id().prop_map(|id| Operation::BackupUnpin { id }),
-        Just(Operation::PlanShow),
-        Just(Operation::PlanEnable),
-        Just(Operation::PlanDisable),
-        any_plan().prop_map(|plan| Operation::PlanSet { plan }),
+        any_backup_id().prop_map(|id| Operation::BackupShow(ops::BackupShow { id })),
+        any_backup_id().prop_map(|id| Operation::BackupDelete(ops::BackupDelete { id })),
+        any_backup_id().prop_map(|id| Operation::JobAttach(ops::JobAttach { id })),
+        any_backup_id().prop_map(|id| Operation::BackupPin(ops::BackupPin { id })),
+        any_backup_id().prop_map(|id| Operation::BackupUnpin(ops::BackupUnpin { id })),
+        Just(Operation::PlanShow(ops::PlanShow {})),
+        Just(Operation::PlanEnable(ops::PlanEnable {})),
+        Just(Operation::PlanDisable(ops::PlanDisable {})),
+        any_plan().prop_map(|plan| Operation::PlanSet(ops::PlanSet { plan })),
         any_restore_operation(),
-        any_backup_id().prop_map(|id| Operation::BackupDownload { id }),
-        any::<u64>().prop_map(|size| Operation::BackupImport { size }),
-        Just(Operation::StoreRewrap),
-        Just(Operation::StoreRescan),
+        any_backup_id().prop_map(|id| Operation::BackupDownload(ops::BackupDownload { id })),
+        any::<u64>().prop_map(|size| Operation::BackupImport(ops::BackupImport { size })),
+        Just(Operation::StoreRewrap(ops::StoreRewrap {})),
+        Just(Operation::StoreRescan(ops::StoreRescan {})),
         (any::<u32>(), proptest::option::of(any::<u64>()))
-            .prop_map(|(lines, before)| Operation::AuditTail { lines, before }),
-        Just(Operation::AuditVerify),
+            .prop_map(|(lines, before)| Operation::AuditTail(ops::AuditTail { lines, before })),
+        Just(Operation::AuditVerify(ops::AuditVerify {})),
     ]
 }
 

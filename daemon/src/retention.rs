@@ -160,7 +160,8 @@ pub async fn drop_old_rollbacks(daemon: &Daemon) {
     for mut summary in old {
         let id = summary.record.restore_id.clone();
         let dropped = async {
-            let admin = crate::restore::sql::Admin::connect(&daemon.db).await?;
+            let server = crate::restore::target::server(daemon, summary.record.dry_run);
+            let admin = crate::restore::sql::Admin::connect(server.db()).await?;
             let name = summary
                 .record
                 .rollback_database

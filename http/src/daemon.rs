@@ -123,7 +123,7 @@ impl Daemon {
 
     /// Sends one operation and waits for its reply, discarding anything
     /// streamed before it.
-    pub async fn call(&self, user: OnBehalfOf, op: Operation) -> Result<Reply, Problem> {
+    pub async fn call(&self, user: OnBehalfOf, op: impl Into<Operation>) -> Result<Reply, Problem> {
         let mut link = self.connect(user).await?;
         link.send(op).await?;
         loop {
@@ -138,10 +138,10 @@ impl Daemon {
 
 impl Link {
     /// Sends the connection's one request.
-    pub async fn send(&mut self, op: Operation) -> Result<(), Problem> {
+    pub async fn send(&mut self, op: impl Into<Operation>) -> Result<(), Problem> {
         self.write(&ClientMessage::Request {
             id: REQUEST_ID,
-            op,
+            op: op.into(),
             on_behalf_of: Some(self.user.clone()),
         })
         .await

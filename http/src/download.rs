@@ -3,7 +3,8 @@
 //! whole, so a slow HTTP client slows the daemon's reading down instead of
 //! filling the gateway's memory. `Content-Length` and the `ETag` (the
 //! archive's sha256) come from the record; `Range` (one range, with
-//! `If-Range`) resumes a broken transfer. Once the status line has gone
+//! `If-Range`) resumes a broken transfer, the daemon reading from the
+//! range's first byte (`backup_download`'s `offset`). Once the status line has gone
 //! out, a failure can no longer be a status: the body is cut off short of
 //! its `Content-Length`, so no client takes a broken file for a good one.
 //! A client that goes away drops the stream, which closes the daemon
@@ -15,7 +16,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use berkut_proto::wire::{BackupStatus, Operation, Reply, ServerMessage};
+use berkut_proto::wire::ops;
+use berkut_proto::wire::{BackupStatus, Reply, ServerMessage};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
@@ -103,7 +105,7 @@ pub async fn download(
 ) -> Result<Response, Problem> {
     let record = match state
         .daemon
-        .call(user.clone(), Operation::BackupShow { id: id.clone() })
+        .call(user.clone(), ops::BackupShow { id: id.clone() })
         .await?
     {
         Reply::Backup { backup } => backup,
@@ -144,11 +146,13 @@ pub async fn download(
     let wanted = span.unwrap_or(whole);
 
     let mut link = state.daemon.connect(user).await?;
-    // TODO(offset): the socket's backup_download has no offset yet, so a
-    // range is served by reading the archive from its start and skipping
-    // what comes before it.
-    link.send(Operation::BackupDownload { id: id.clone() })
-        .await?;
+    // The daemon starts at the range's first byte: resuming a large
+    // download reads nothing twice.
+    link.send(ops::BackupDownload {
+        id: id.clone(),
+        offset: wanted.start,
+    })
+    .await?;
     // The first answer decides the status: an error before any byte (the
     // caller may not download, maintenance) is a problem document.
     let first = match link.next().await? {
@@ -158,7 +162,8 @@ pub async fn download(
     let stream = Transfer {
         link,
         first: Some(first),
-        received: 0,
+        start: wanted.start,
+        received: wanted.start,
         wanted,
         size,
         sha256,
@@ -200,7 +205,9 @@ pub async fn download(
 struct Transfer {
     link: Link,
     first: Option<ServerMessage>,
-    /// Bytes the daemon has sent so far (all hashed).
+    /// Where the daemon began.
+    start: u64,
+    /// The archive's offset the daemon has sent up to (all hashed).
     received: u64,
     wanted: Span,
     size: u64,
@@ -273,10 +280,13 @@ impl Transfer {
             } => {
                 self.done = true;
                 let streamed = hex::encode(self.hasher.clone().finalize());
-                if size_bytes != self.received
-                    || size_bytes != self.size
+                // What came must be what the daemon says it sent; the whole
+                // archive must also be the one the record describes.
+                let whole = self.start == 0;
+                if size_bytes != self.received - self.start
+                    || self.received != self.size
                     || sha256 != streamed
-                    || sha256 != self.sha256
+                    || (whole && sha256 != self.sha256)
                 {
                     return Err(io::Error::other(format!(
                         "the archive streamed ({} bytes, sha256 {streamed}) is not the one \

@@ -14,7 +14,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use berkut_proto::wire::{Operation, Reply, ServerMessage};
+use berkut_proto::wire::ops;
+use berkut_proto::wire::{Reply, ServerMessage};
 
 use crate::daemon::Link;
 use crate::extract::{BackupIdPath, RestoreIdPath, User};
@@ -30,7 +31,7 @@ pub async fn restore_events(
     RestoreIdPath(restore_id): RestoreIdPath,
 ) -> Result<Response, Problem> {
     let mut link = state.daemon.connect(user).await?;
-    link.send(Operation::RestoreStatus {
+    link.send(ops::RestoreStatus {
         restore_id,
         wait: true,
     })
@@ -44,7 +45,7 @@ pub async fn job_events(
     BackupIdPath(id): BackupIdPath,
 ) -> Result<Response, Problem> {
     let mut link = state.daemon.connect(user).await?;
-    link.send(Operation::JobAttach { id }).await?;
+    link.send(ops::JobAttach { id }).await?;
     follow(link).await
 }
 

@@ -13,7 +13,8 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use berkut_proto::wire::client::UPLOAD_CHUNK;
-use berkut_proto::wire::{Operation, Reply, ServerMessage};
+use berkut_proto::wire::ops;
+use berkut_proto::wire::{Reply, ServerMessage};
 use futures::StreamExt;
 
 use crate::extract::User;
@@ -38,7 +39,7 @@ pub async fn import(
             )
         })?;
     let mut link = state.daemon.connect(user).await?;
-    link.send(Operation::BackupImport { size }).await?;
+    link.send(ops::BackupImport { size }).await?;
     match link.next().await? {
         ServerMessage::Continue { .. } => {}
         ServerMessage::Error { error, .. } => return Err(Problem::from_daemon(error)),

@@ -10,6 +10,7 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use berkut_proto::wire::ops;
 use berkut_proto::wire::{OnBehalfOf, Operation, PlanInfo, PlanSpec, Reply};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -39,7 +40,7 @@ fn with_etag(plan: &PlanInfo) -> Response {
 }
 
 async fn current(state: &Shared, user: OnBehalfOf) -> Result<PlanInfo, Problem> {
-    match state.daemon.call(user, Operation::PlanShow).await? {
+    match state.daemon.call(user, ops::PlanShow {}).await? {
         Reply::Plan { plan } => Ok(plan),
         _ => Err(Problem::new(
             StatusCode::BAD_GATEWAY,
@@ -49,7 +50,11 @@ async fn current(state: &Shared, user: OnBehalfOf) -> Result<PlanInfo, Problem> 
     }
 }
 
-async fn change(state: &Shared, user: OnBehalfOf, op: Operation) -> Result<Response, Problem> {
+async fn change(
+    state: &Shared,
+    user: OnBehalfOf,
+    op: impl Into<Operation>,
+) -> Result<Response, Problem> {
     match state.daemon.call(user, op).await? {
         Reply::Plan { plan } => Ok(with_etag(&plan)),
         _ => Err(Problem::new(
@@ -176,7 +181,7 @@ pub async fn set(
     let spec = body.into_spec()?;
     let _held = state.plan_lock.lock().await;
     precondition(&state, &user, &headers, true).await?;
-    change(&state, user, Operation::PlanSet { plan: spec }).await
+    change(&state, user, ops::PlanSet { plan: spec }).await
 }
 
 pub async fn enable(
@@ -186,7 +191,7 @@ pub async fn enable(
 ) -> Result<Response, Problem> {
     let _held = state.plan_lock.lock().await;
     precondition(&state, &user, &headers, false).await?;
-    change(&state, user, Operation::PlanEnable).await
+    change(&state, user, ops::PlanEnable {}).await
 }
 
 pub async fn disable(
@@ -196,5 +201,5 @@ pub async fn disable(
 ) -> Result<Response, Problem> {
     let _held = state.plan_lock.lock().await;
     precondition(&state, &user, &headers, false).await?;
-    change(&state, user, Operation::PlanDisable).await
+    change(&state, user, ops::PlanDisable {}).await
 }

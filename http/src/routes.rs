@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{OnBehalfOf, Operation, Reply, Role};
+use berkut_proto::wire::ops;
+use berkut_proto::wire::{OnBehalfOf, Reply, Role};
 use serde::Deserialize;
 
 use crate::daemon::Daemon;
@@ -107,7 +108,7 @@ async fn health(State(state): State<Shared>) -> Result<Response, Problem> {
         user: "system:health".into(),
         role: Role::Viewer,
     };
-    match state.daemon.call(who, Operation::Status).await? {
+    match state.daemon.call(who, ops::Status {}).await? {
         Reply::Status { status } => Ok(json(
             StatusCode::OK,
             &serde_json::json!({
@@ -134,7 +135,7 @@ async fn list(
     User(user): User,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, Problem> {
-    let op = Operation::BackupList {
+    let op = ops::BackupList {
         offset: q.offset,
         limit: q.limit,
     };
@@ -152,11 +153,7 @@ async fn show(
     User(user): User,
     BackupIdPath(id): BackupIdPath,
 ) -> Result<Response, Problem> {
-    match state
-        .daemon
-        .call(user, Operation::BackupShow { id })
-        .await?
-    {
+    match state.daemon.call(user, ops::BackupShow { id }).await? {
         Reply::Backup { backup } => Ok(json(StatusCode::OK, &backup)),
         other => Err(unexpected(other)),
     }
@@ -178,7 +175,7 @@ async fn create(
     User(user): User,
     Json(body): Json<CreateBody, true>,
 ) -> Result<Response, Problem> {
-    let op = Operation::BackupCreate {
+    let op = ops::BackupCreate {
         label: body.label,
         scope: body.scope,
         include_files: body.include_files,
@@ -201,11 +198,7 @@ async fn delete(
     User(user): User,
     BackupIdPath(id): BackupIdPath,
 ) -> Result<Response, Problem> {
-    match state
-        .daemon
-        .call(user, Operation::BackupDelete { id })
-        .await?
-    {
+    match state.daemon.call(user, ops::BackupDelete { id }).await? {
         Reply::Deleted { .. } => Ok(StatusCode::NO_CONTENT.into_response()),
         other => Err(unexpected(other)),
     }
@@ -243,7 +236,7 @@ async fn start_restore(
     dry_run: bool,
     with_globals: bool,
 ) -> Result<Response, Problem> {
-    let op = Operation::RestoreStart {
+    let op = ops::RestoreStart {
         backup_id,
         dry_run,
         with_globals,
@@ -266,7 +259,7 @@ async fn restore_status(
     User(user): User,
     RestoreIdPath(restore_id): RestoreIdPath,
 ) -> Result<Response, Problem> {
-    let op = Operation::RestoreStatus {
+    let op = ops::RestoreStatus {
         restore_id,
         wait: false,
     };

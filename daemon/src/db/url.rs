@@ -69,6 +69,10 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// What the tools' sessions set over the database's and role's settings.
+const TOOL_SESSION_OPTIONS: &str =
+    "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0";
+
 /// What PostgreSQL's command-line tools need to reach a database of this
 /// server: libpq's environment variables, the password among them (never on
 /// a command line, where every user could read it).
@@ -96,6 +100,16 @@ pub fn tool_env(config: &tokio_postgres::Config, dbname: &str) -> Vec<(&'static 
     if let Some(password) = config.get_password() {
         env.push(("PGPASSWORD", String::from_utf8_lossy(password).into_owned()));
     }
+    // A database or role may set a statement or lock timeout for its
+    // application; pg_dump's first queries run before it sets its own, and
+    // pg_restore's long statements would be cancelled by it.
+    let options = config.get_options().unwrap_or_default();
+    let options = if options.contains(TOOL_SESSION_OPTIONS) {
+        options.to_owned()
+    } else {
+        format!("{options} {TOOL_SESSION_OPTIONS}")
+    };
+    env.push(("PGOPTIONS", options.trim().to_owned()));
     env
 }
 
@@ -284,6 +298,21 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tools_run_without_the_databases_timeouts_and_keep_the_urls_options() {
+        let mut config = tokio_postgres::Config::new();
+        config.host("/run/postgresql").options("-c search_path=app");
+        let env = tool_env(&config, "app");
+        let options = &env.iter().find(|(k, _)| *k == "PGOPTIONS").unwrap().1;
+        assert!(options.starts_with("-c search_path=app "), "{options}");
+        assert!(options.contains("statement_timeout=0"), "{options}");
+        assert!(options.contains("lock_timeout=0"), "{options}");
+        config.options(options.as_str());
+        let again = tool_env(&config, "app");
+        let again = &again.iter().find(|(k, _)| *k == "PGOPTIONS").unwrap().1;
+        assert_eq!(again, options, "not repeated");
+    }
 
     #[test]
     fn no_spelling_of_a_password_reaches_debug() {

@@ -114,7 +114,11 @@ if [[ ! -x /usr/bin/time ]]; then
 fi
 command -v python3 >/dev/null || die "python3 is needed (JSON and reading archives)"
 HAVE_CRYPTO=1
-python3 -c 'import cryptography.hazmat.primitives.ciphers.aead' 2>/dev/null || HAVE_CRYPTO=0
+# The archive reader needs cryptography and, for format 2, zstandard: the venv
+# scripts/ensure-deps.sh makes has both.
+PY=python3
+[[ -x ${BERKUT_PYENV:-$HOME/.cache/berkut/pyenv}/bin/python ]] && PY=${BERKUT_PYENV:-$HOME/.cache/berkut/pyenv}/bin/python
+"$PY" -c 'import cryptography.hazmat.primitives.ciphers.aead, zstandard' 2>/dev/null || HAVE_CRYPTO=0
 
 # Only this benchmark's own libpq settings count.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE PGSERVICE PGOPTIONS \
@@ -580,7 +584,7 @@ print(r.get("status"), r.get("id"), r.get("size_bytes"), r.get("sha256"))' "$rec
     R_DUMP=$B_SIZE R_OTHER="" R_PREDICTED="" R_DUMP_STEP=""
     if [[ $HAVE_CRYPTO == 1 ]]; then
         log "  decrypting the archive to read its parts"
-        BSCC_KEY="$KEY" python3 "$LIB/bscc_parts.py" "$archive" >"$BK/parts.json" ||
+        BSCC_KEY="$KEY" "$PY" "$LIB/bscc_parts.py" "$archive" >"$BK/parts.json" ||
             die "the archive of --scope $scope does not read back"
         # dump size | other parts | predicted file size | dump step seconds
         IFS='|' read -r R_DUMP R_OTHER R_PREDICTED R_DUMP_STEP < <(python3 -c '
@@ -588,9 +592,11 @@ import json, sys
 a = json.load(open(sys.argv[1]))
 dump = [p for p in a["parts"] if p["name"] == "dump.pgcustom"][0]
 # The payload framing of docs/FORMAT.md section 5: per part a tag, the
-# name with its length, a 4-byte header per block, the zero block length,
-# the size and the sha256; then the end marker.
-plain = 1 + sum(1 + 2 + len(p["name"]) + 4 * p["blocks"] + 4 + 8 + 32 + p["size"] for p in a["parts"])
+# name with its length, (format 2) the codec byte, a 4-byte header per
+# block, the stored bytes, the zero block length, (format 2) the stored
+# size, the size and the sha256; then the end marker.
+v2 = 9 if a["format_version"] >= 2 else 0
+plain = 1 + sum(1 + 2 + len(p["name"]) + v2 + 4 * p["blocks"] + 4 + 8 + 32 + p["stored_size"] for p in a["parts"])
 assert plain == a["plaintext_size"], (plain, a["plaintext_size"])
 predicted = 112 + plain + 16 * (plain // a["chunk_size"] + 1)
 others = ", ".join("%s %d B" % (p["name"], p["size"]) for p in a["parts"] if p is not dump)
@@ -618,9 +624,55 @@ print([p for p in v["manifest"]["parts"] if p["kind"] == "dump"][0]["size"], v["
         fi
     fi
     R_OVERHEAD=$(calc '"%.4f", '"($R_SIZE - $R_DUMP) * 100 / $R_DUMP")
+    if [[ -z ${T_VERIFY:-} ]]; then
+        measure_tools "$archive" "$R_ID"
+    fi
     # The archive is not needed any more: keep the disk use of a run flat.
     ctl backup delete "$R_ID" >/dev/null || die "berkutctl backup delete $R_ID failed"
     log "  $R_SIZE bytes in $R_WALL s; dump $R_DUMP bytes; overhead $R_OVERHEAD %; daemon VmHWM $R_HWM_KB KiB, VmRSS sampled up to $R_RSS_SAMPLED_KB KiB"
+}
+
+# timed COMMAND...: runs it, prints its wall seconds (output discarded).
+timed() {
+    local t0 t1
+    t0=$(now)
+    "$@" >/dev/null 2>"$BK/timed.err" || die "$* failed: $(cat "$BK/timed.err")"
+    t1=$(now)
+    calc '"%.2f", '"$t1 - $t0"
+}
+
+# measure_tools ARCHIVE ID: once, on the first archive, the offline and
+# transfer tools side by side with their obvious baselines, page cache warm
+# (everything reads the same file, read once first): verification against
+# sha256sum and openssl, --deep against `zstd -dc | sha256sum` of the same
+# dump, download and import against cp.
+measure_tools() {
+    local archive=$1 id=$2 t
+    log "  archive tools against their baselines"
+    cat "$archive" >/dev/null
+    T_SHA=$(timed sha256sum "$archive")
+    T_OSSL=$(timed openssl dgst -sha256 "$archive")
+    T_VERIFY=$(timed "$BERKUTCTL" archive verify "$archive" --key-file "$KEY_FILE")
+    T_DEEP=$(timed "$BERKUTCTL" archive verify --deep "$archive" --key-file "$KEY_FILE")
+    rm -rf "$BK/x"
+    "$BERKUTCTL" archive extract "$archive" --key-file "$KEY_FILE" -o "$BK/x" >/dev/null ||
+        die "berkutctl archive extract failed"
+    T_EXTRACT_SIZE=$(stat -c %s "$BK/x/dump.pgcustom")
+    zstd -q -1 -T2 -c "$BK/x/dump.pgcustom" >"$BK/x/dump.zst"
+    T_ZSTD_SHA=$(timed sh -c "zstd -dc '$BK/x/dump.zst' | sha256sum")
+    rm -rf "$BK/x"
+    T_CP=$(timed cp "$archive" "$BK/copy.bscc")
+    rm -f "$BK/copy.bscc" "$BK/dl.bscc"
+    T_DL=$(timed ctl backup download "$id" -o "$BK/dl.bscc")
+    cmp -s "$archive" "$BK/dl.bscc" || die "the download differs from the archive"
+    ctl backup delete "$id" >/dev/null || die "berkutctl backup delete $id failed"
+    T_CP2=$(timed cp "$BK/dl.bscc" "$BK/copy.bscc")
+    rm -f "$BK/copy.bscc"
+    T_IMPORT=$(timed ctl backup import "$BK/dl.bscc")
+    rm -f "$BK/dl.bscc"
+    T_SIZE=$(stat -c %s "$archive")
+    T_HWM_KB=$(status_kib "$DAEMON_PID" VmHWM)
+    log "  verify $T_VERIFY s (sha256sum $T_SHA, openssl $T_OSSL), deep $T_DEEP s (zstd -dc | sha256sum $T_ZSTD_SHA), download $T_DL s and import $T_IMPORT s (cp $T_CP / $T_CP2)"
 }
 
 # Rounds of one baseline and one berkut backup of the same database, in
@@ -761,6 +813,23 @@ row() { # row LABEL BASELINE DATABASE FULL
     echo "Wall times: the baseline is \`/usr/bin/time -v $PGBIN/pg_dump --format=custom --dbname=... --file=...\`; berkut is \`berkutctl --json backup create --scope ... --wait\`, from the request to a sealed, fsynced, catalogued archive. Rounds alternate which goes first. The daemon's peak RSS is the larger of its VmHWM (its own peak over its whole life, so each column includes the backups before it; $(kib_mib "$IDLE_HWM_KB") MiB when idle, before the first backup) and its VmRSS sampled every 0.2 s during the backups (the kernel raises VmHWM lazily, so a sample can exceed it); the daemon's pg_dump child is a separate process, on its own row (VmHWM sampled every 0.2 s). The pg_dump CPU of a berkut backup is the daemon's reaped-children time (pg_dump, plus pg_dumpall for \`full\`); the server backend's is the postmaster's; \"everything else\" is the machine's busy CPU time during the measurement minus those (berkutctl and this script's sampler included): other people's work, which stretches wall times on a small machine. Overhead = (archive bytes - dump bytes) / dump bytes, the worst of the rounds; $DUMP_NOTE."
     echo
     echo "Targets: berkutd peak RSS < $BENCH_MAX_RSS_MIB MiB: $(met "$RSS_OK"); archive overhead <= $BENCH_MAX_OVERHEAD_PCT %: $(met "$OVH_OK")."
+    echo
+    GB=$(calc '"%.4f", '"$DB_BYTES / 1e9")
+    echo "Archive size / baseline file size (median sizes): **$(calc '"%.2f", '"$(median "${DB_SIZES[@]}") / $(median "${BASE_SIZES[@]}")")**. CPU seconds per GB of database backed up (pg_dump + server backend + berkutd, medians): baseline $(calc '"%.1f", '"($(median "${BASE_CPUS[@]}") + $(median "${BASE_SERVER[@]}")) / $GB"), berkut $(calc '"%.1f", '"($(median "${DB_CHILD_CPUS[@]}") + $(median "${DB_SERVER[@]}") + $(median "${DB_DAEMON_CPUS[@]}")) / $GB")."
+    if [[ -n ${T_VERIFY:-} ]]; then
+        echo
+        echo "Archive tools on the first archive ($(mib "$T_SIZE") MiB; its dump $(mib "$T_EXTRACT_SIZE") MiB), page cache warm, one run each, side by side:"
+        echo
+        echo "| what | seconds | baseline | baseline seconds | ratio |"
+        echo "| --- | ---: | --- | ---: | ---: |"
+        echo "| \`archive verify\` (authentication), $(calc '"%.2f", '"$T_SIZE / $T_VERIFY / 1e9") GB/s | $T_VERIFY | \`sha256sum\` of the archive | $T_SHA | $(calc '"%.2f", '"$T_VERIFY / $T_SHA") |"
+        echo "| \`archive verify\` | $T_VERIFY | \`openssl dgst -sha256\` of the archive | $T_OSSL | $(calc '"%.2f", '"$T_VERIFY / $T_OSSL") |"
+        echo "| \`archive verify --deep\` | $T_DEEP | \`zstd -dc DUMP.zst \| sha256sum\` (the dump compressed by \`zstd -1 -T2\`) | $T_ZSTD_SHA | $(calc '"%.2f", '"$T_DEEP / $T_ZSTD_SHA") |"
+        echo "| \`backup download\` | $T_DL | \`cp\` of the archive | $T_CP | $(calc '"%.2f", '"$T_DL / $T_CP") |"
+        echo "| \`backup import\` | $T_IMPORT | \`cp\` of the same file | $T_CP2 | $(calc '"%.2f", '"$T_IMPORT / $T_CP2") |"
+        echo
+        echo "berkutd VmHWM after these (its peak over its whole life, the backups, download and import included): $(kib_mib "$T_HWM_KB") MiB."
+    fi
 }
 
 FINAL=1

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Restore, transfer and verification figures, each against its obvious
 # baseline in the same run on the same data:
-#   real restore (berkutctl restore ID --wait)  vs  pg_restore -j N of the same dump file,
-#                                                   and that plus vacuumdb --analyze-only -j N
+#   real restore (berkutctl restore ID --wait)  vs  pg_restore -j N of a file pg_dump -Fc
+#                                                   wrote itself (with data offsets in its
+#                                                   TOC: what an operator without berkut
+#                                                   restores from), and that plus
+#                                                   vacuumdb --analyze-only -j N
 #   dry-run (berkutctl restore ID --dry-run)    vs  the same pg_restore -j N
 #   statistics: ANALYZE on one connection        vs  vacuumdb --analyze-only -j N
 #   download (berkutctl backup download)        vs  cp ARCHIVE FILE (cat, in effect)
 #   import (berkutctl backup import)            vs  cp FILE ARCHIVE
 #   authentication (berkutctl archive verify)   vs  sha256sum ARCHIVE and cat > /dev/null, in MB/s
+#   deep verification (archive verify --deep)   vs  zstd -dc DUMP.zst | sha256sum
 # Prints a Markdown report on stdout; progress on stderr. Exits 1 if the real
 # restore (which gathers statistics) takes more than 1.15x pg_restore plus
 # vacuumdb --analyze-only, 2 if it cannot run.
 #   BENCH_SIZE_GB (default 1)  BENCH_JOBS (pg_restore -j, default 2)
+#   BENCH_SKIP_BUILD=1 uses the existing target/release binaries
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_GB=${BENCH_SIZE_GB:-1}
@@ -24,8 +29,10 @@ as_pg() { if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi;
 
 pg_bin=${BERKUT_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 [[ -x $pg_bin/initdb ]] || die "no PostgreSQL server programs (apt-get install postgresql)"
-log "building release binaries"
-cargo build --quiet --release -p berkut-daemon -p berkut-ctl
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+    log "building release binaries"
+    cargo build --quiet --release -p berkut-daemon -p berkut-ctl
+fi
 bin=$PWD/target/release
 
 work=$(mktemp -d /tmp/berkut-bench-restore.XXXXXX)
@@ -85,10 +92,15 @@ archive=$work/a/backups/$id.bscc
 archive_size=$(stat -c %s "$archive")
 ctl archive extract "$archive" --key-file "$work/key" -o "$work/extracted" >/dev/null
 dump=$work/extracted/dump.pgcustom
+# The operator's baseline: a dump pg_dump wrote to a file itself (zlib,
+# with data offsets in its table of contents, so pg_restore -j seeks).
+log "baseline: pg_dump -Fc to a file"
+t_pgdump=$(timed "$pg_bin/pg_dump" -Fc -d app -f "$work/baseline.dump")
+base_dump=$work/baseline.dump
 
-log "baseline: pg_restore -j $JOBS"
+log "baseline: pg_restore -j $JOBS of pg_dump's own file"
 "${psql[@]}" -c "CREATE DATABASE baseline"
-t_base=$(timed "$pg_bin/pg_restore" -j "$JOBS" --exit-on-error -d baseline "$dump")
+t_base=$(timed "$pg_bin/pg_restore" -j "$JOBS" --exit-on-error -d baseline "$base_dump")
 # A restored database serves well only once it has planner statistics, which
 # berkut gathers before the swap: the baseline for "ready to serve" adds
 # them. One ANALYZE on one connection against the parallel way, which is
@@ -120,6 +132,9 @@ log "authentication throughput"
 t_verify=$(timed ctl archive verify "$archive" --key-file "$work/key")
 t_sha=$(timed sha256sum "$archive")
 t_read=$(timed cat "$archive")
+t_deep=$(timed ctl archive verify --deep "$archive" --key-file "$work/key")
+zstd -q -1 -T2 -c "$dump" >"$work/dump.zst"
+t_zsha=$(timed sh -c "zstd -dc '$work/dump.zst' | sha256sum")
 mbs() { calc '"%.0f", '"$archive_size / 1048576 / $1"; }
 
 ratio=$(calc '"%.2f", '"$t_real / $t_base")
@@ -138,7 +153,10 @@ archive $(calc '"%.0f", '"$archive_size / 1048576") MiB. Page cache warm for bot
 | dry-run (the same, into a scratch database, dropped) | ${t_dry} s | pg_restore -j $JOBS: ${t_base} s | $(calc '"%.2f", '"$t_dry / $t_base")× |
 | download | ${t_down} s ($(mbs "$t_down") MB/s) | cp: ${t_cat_out} s ($(mbs "$t_cat_out") MB/s) | $(calc '"%.2f", '"$t_down / $t_cat_out")× |
 | import (upload, quarantine, full verification, rename) | ${t_up} s ($(mbs "$t_up") MB/s) | cp: ${t_cat_in} s ($(mbs "$t_cat_in") MB/s) | $(calc '"%.2f", '"$t_up / $t_cat_in")× |
-| archive authentication, one core (archive verify) | $(mbs "$t_verify") MB/s | sha256sum: $(mbs "$t_sha") MB/s; cat: $(mbs "$t_read") MB/s | $(calc '"%.2f", '"$t_verify / $t_sha")× sha256sum's time |
+| archive authentication (archive verify) | ${t_verify} s, $(mbs "$t_verify") MB/s | sha256sum: ${t_sha} s, $(mbs "$t_sha") MB/s; cat: $(mbs "$t_read") MB/s | $(calc '"%.2f", '"$t_verify / $t_sha")× sha256sum's time |
+| deep verification (archive verify --deep: decompress, sha256 of every part) | ${t_deep} s | zstd -dc DUMP.zst \| sha256sum: ${t_zsha} s | $(calc '"%.2f", '"$t_deep / $t_zsha")× |
+
+The baseline dump (\`pg_dump -Fc -f\`, ${t_pgdump} s) is $(calc '"%.0f", '"$(stat -c %s "$base_dump") / 1048576") MiB; the archive is $(calc '"%.2f", '"$archive_size / $(stat -c %s "$base_dump")")× its size.
 
 Target: real restore within 1.15× of pg_restore -j $JOBS plus vacuumdb --analyze-only -j $JOBS: $(awk "BEGIN { print ($t_real <= 1.15 * $t_ready) ? \"met\" : \"**MISSED**\" }").
 REPORT

@@ -40,6 +40,20 @@ if ! command -v script >/dev/null; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null || true
 fi
 
+# The independent Python reader of .bscc archives (scripts/lib/bscc_parts.py),
+# which the format's vector tests run, needs `cryptography` and, for format
+# version 2, `zstandard`: both from PyPI into a venv of their own, which the
+# tests find at $BERKUT_PYENV (default ~/.cache/berkut/pyenv).
+PYENV="${BERKUT_PYENV:-$HOME/.cache/berkut/pyenv}"
+if ! "$PYENV/bin/python" -c 'import zstandard, cryptography' >/dev/null 2>&1; then
+    echo "ensure-deps: installing zstandard and cryptography into $PYENV" >&2
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    fi
+    python3 -m venv --system-site-packages "$PYENV"
+    "$PYENV/bin/pip" install -q zstandard cryptography
+fi
+
 # berkut-http's OpenAPI document is checked by openapi-spec-validator, in a
 # venv of its own (BERKUT_HTTP_VENV, default /opt/berkut-http-venv).
 http_venv=${BERKUT_HTTP_VENV:-/opt/berkut-http-venv}

@@ -101,6 +101,11 @@ enum ArchiveCommand {
         /// A file holding the key (repeat for older keys).
         #[arg(long = "key-file", required = true)]
         key_files: Vec<PathBuf>,
+        /// Also decompress every part and recompute its size and sha256
+        /// (without it: every chunk authenticated, the structure and the
+        /// manifest checked, which is all the encryption proves).
+        #[arg(long)]
+        deep: bool,
     },
     /// Write the dump, globals, log and manifest.json into a new directory,
     /// ready for plain pg_restore.
@@ -285,9 +290,11 @@ async fn main() -> std::process::ExitCode {
         Command::Archive(ArchiveCommand::Inspect { file }) => {
             commands::archive::inspect(&ctx, &file)
         }
-        Command::Archive(ArchiveCommand::Verify { file, key_files }) => {
-            commands::archive::verify(&ctx, &file, &key_files)
-        }
+        Command::Archive(ArchiveCommand::Verify {
+            file,
+            key_files,
+            deep,
+        }) => commands::archive::verify(&ctx, &file, &key_files, deep),
         Command::Archive(ArchiveCommand::Extract {
             file,
             key_files,

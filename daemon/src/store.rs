@@ -8,7 +8,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use berkut_proto::archive::{self, ArchiveError, Header, Keyring};
+use berkut_proto::archive::{self, ArchiveError, Depth, Header, Keyring};
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Manifest;
 use sha2::{Digest, Sha256};
@@ -129,8 +129,8 @@ pub fn io_error(e: io::Error) -> OpError {
     }
 }
 
-/// Reads an archive file end to end: authenticates every chunk, checks
-/// every part's digest against the manifest, and measures the file (size,
+/// Reads an archive file end to end: authenticates every chunk, checks the
+/// structure and every part's trailer against the manifest, and measures the file (size,
 /// sha256, the key id its data key is wrapped with).
 pub fn verify_file(
     path: &Path,
@@ -139,9 +139,13 @@ pub fn verify_file(
     let mut file = File::open(path)?;
     let key_id = Header::read_from(&mut file)?.key_id.to_string();
     file.seek(io::SeekFrom::Start(0))?;
-    let mut reader = HashingReader::new(io::BufReader::with_capacity(1 << 20, file));
-    let manifest = archive::verify(&mut reader, keyring, |_, _| Ok(()))?;
-    let (size_bytes, sha256) = reader.finish();
+    // Authentication is what proves an archive intact and complete (every
+    // chunk, the structure, the manifest); restores and drills decompress
+    // and recompute every part's digest anyway. The file's own sha256 is
+    // taken on a second thread, overlapping the AEAD.
+    let mut reader = archive::HashingReadAhead::new(file);
+    let manifest = archive::verify_with(&mut reader, keyring, Depth::Authenticate, |_, _| Ok(()))?;
+    let (size_bytes, sha256) = reader.finish()?;
     Ok((
         manifest,
         ArchiveFacts {

@@ -300,6 +300,57 @@ pub fn run_with_input(
     })
 }
 
+/// Runs `cmd` feeding its stdin from `feed` (on this thread) while its
+/// stdout goes to `on_stdout` and its stderr, line by line, to
+/// `on_stderr_line` (each on a thread of its own). A tool that exits
+/// without reading all its input (`pg_restore --list` stops after the table
+/// of contents) makes `feed` fail with a broken pipe, which is reported as
+/// `Ok(false)`: the tool's exit status says whether that was fine. Any
+/// other failure of `feed` stops the tool.
+pub fn run_fed(
+    cmd: Command,
+    slot: &ChildSlot,
+    feed: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    on_stdout: impl FnOnce(&mut dyn Read) -> std::io::Result<()> + Send,
+    mut on_stderr_line: impl FnMut(&str) + Send,
+) -> Result<(ToolOutput, std::io::Result<bool>), OpError> {
+    let (mut child, program) = spawn(cmd, slot, Stdio::piped(), Stdio::piped())?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (stderr_text, fed) = std::thread::scope(|s| {
+        let errs = s.spawn(|| read_stderr(stderr, &mut on_stderr_line));
+        let outs = s.spawn(move || {
+            let result = on_stdout(&mut stdout);
+            // Drain what is left so the child is never blocked writing.
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+            result
+        });
+        let fed = match feed(&mut stdin) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+            Err(e) => {
+                // The archive failed (or the disk): stop the tool rather
+                // than let it act on a cut input.
+                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+                Err(e)
+            }
+        };
+        drop(stdin);
+        let out = outs.join().unwrap_or(Ok(()));
+        let fed = fed.and_then(|f| out.map(|()| f));
+        (errs.join().unwrap_or_default(), fed)
+    });
+    let status = reap(child, slot, &program)?;
+    Ok((
+        ToolOutput {
+            status,
+            stderr: stderr_text,
+        },
+        fed,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

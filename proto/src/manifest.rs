@@ -94,6 +94,14 @@ pub struct PartEntry {
     pub size: u64,
     /// Lower-case hex sha256 of the part's plaintext bytes.
     pub sha256: String,
+    /// How the part is stored (format version 2); absent in version 1
+    /// archives, whose parts are all stored as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<crate::archive::Codec>,
+    /// Bytes the part takes in the archive's blocks, compressed (format
+    /// version 2); `size` is what it decompresses to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compressed_size: Option<u64>,
 }
 
 /// Facts about the database the dump came from.

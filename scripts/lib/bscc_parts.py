@@ -2,19 +2,24 @@
 """Decrypt a .bscc archive as a stream and describe what it holds.
 
 Used by scripts/bench-backup.sh to learn the exact size of the dump part
-inside an archive (berkutctl has no extract or inspect command yet). It
-follows docs/FORMAT.md (sections 3 to 5) and needs only the `cryptography`
-package; unlike the sketch in FORMAT.md section 12 it holds one chunk in
-memory at a time, so it reads archives of any size.
+inside an archive, and by the format's vector tests as a second, independent
+reader. It follows docs/FORMAT.md (sections 3 to 6), reads format versions 1
+and 2, and needs the `cryptography` package and, for zstd parts of version 2,
+`zstandard` (scripts/ensure-deps.sh installs both into a venv). Unlike the
+sketch in FORMAT.md section 12 it holds one chunk in memory at a time, so it
+reads archives of any size.
 
     BSCC_KEY=<base64 master key> python3 bscc_parts.py ARCHIVE
 
 The key is taken from the environment, never from the command line (other
 users can read command lines). Prints one JSON object:
 
-    {"file_size", "chunk_size", "chunks", "plaintext_size",
-     "parts": [{"name", "size", "blocks", "sha256"}, ...],
+    {"file_size", "format_version", "chunk_size", "chunks", "plaintext_size",
+     "parts": [{"name", "codec", "stored_size", "size", "blocks", "sha256"}, ...],
      "manifest": {...}}
+
+"size" and "sha256" are of the part's content (decompressed), "stored_size"
+what its blocks hold.
 
 Exits non-zero, with a message, on anything that does not check out.
 """
@@ -32,6 +37,8 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MAGIC = b"\x89BSCC\r\n\x1a"
+CODECS = {0: "none", 1: "zstd"}
+MAX_WINDOW = 1 << 23
 HEADER_LEN = 112
 TAG_LEN = 16
 
@@ -56,13 +63,14 @@ class Plaintext:
         if len(h) < HEADER_LEN:
             raise SystemExit("truncated header")
         version, flags, chunk_size = struct.unpack(">HHI", h[8:16])
-        if version != 1 or flags != 0 or not 4096 <= chunk_size <= 16 << 20:
+        if version not in (1, 2) or flags != 0 or not 4096 <= chunk_size <= 16 << 20:
             raise SystemExit(f"unsupported header: version {version}, flags {flags}, chunk size {chunk_size}")
         key_id = hashlib.sha256(b"berkut-bscc-key-id-v1" + master_key).digest()[:8]
         if h[16:24] != key_id:
             raise SystemExit("the archive needs key " + h[16:24].hex())
         kek = HKDF(hashes.SHA256(), 32, h[24:56], b"berkut-bscc-v1 key-wrap").derive(master_key)
         data_key = ChaCha20Poly1305(kek).decrypt(bytes(12), h[64:112], h[:64])
+        self.version = version
         self.f = f
         self.aead = ChaCha20Poly1305(data_key)
         self.prefix = h[56:63]
@@ -110,6 +118,51 @@ class Plaintext:
         return self.done and self.pos == len(self.buf) and not self.f.read(1)
 
 
+class Content:
+    """A part's content as its stored bytes arrive: decompressed (one zstd
+    frame after another, the window bounded) when the codec is zstd, then
+    counted and hashed."""
+
+    def __init__(self, codec, name):
+        self.codec, self.name = codec, name
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self.frame = None
+        self.in_frame = False
+        self.frames = 0
+
+    def _out(self, data, keep):
+        self.size += len(data)
+        self.digest.update(data)
+        if keep is not None:
+            keep.append(data)
+
+    def feed(self, piece, keep):
+        if self.codec == "none":
+            self._out(piece, keep)
+            return
+        import zstandard
+        while piece:
+            if self.frame is None:
+                self.frame = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).decompressobj()
+            self.in_frame = True
+            try:
+                self._out(self.frame.decompress(piece), keep)
+            except zstandard.ZstdError as e:
+                raise SystemExit(f"part {self.name} does not decompress: {e}")
+            if self.frame.eof:
+                # The frame ended: whatever follows starts the next one.
+                piece = self.frame.unused_data
+                self.frame, self.in_frame = None, False
+                self.frames += 1
+            else:
+                piece = b""
+
+    def end(self, keep):
+        if self.codec == "zstd" and (self.in_frame or self.frames == 0):
+            raise SystemExit(f"part {self.name}: its stored bytes end inside a zstd frame")
+
+
 def main():
     if len(sys.argv) != 2 or "BSCC_KEY" not in os.environ:
         raise SystemExit("usage: BSCC_KEY=<base64 key> bscc_parts.py ARCHIVE")
@@ -130,27 +183,33 @@ def main():
                 raise SystemExit(f"malformed: record tag {tag:#x}")
             (name_len,) = struct.unpack(">H", p.read_bytes(2))
             name = p.read_bytes(name_len).decode()
-            digest = hashlib.sha256()
-            size = blocks = 0
+            codec = "none"
+            if p.version >= 2:
+                codec_id = p.read_bytes(1)[0]
+                if codec_id not in CODECS:
+                    raise SystemExit(f"part {name} uses unknown codec id {codec_id}")
+                codec = CODECS[codec_id]
+            content = Content(codec, name)
             keep = [] if name == "manifest.json" else None
+            stored = blocks = 0
             while True:
                 (blen,) = struct.unpack(">I", p.read_bytes(4))
                 if blen == 0:
                     break
                 blocks += 1
-                size += blen
-
-                def sink(piece):
-                    digest.update(piece)
-                    if keep is not None:
-                        keep.append(piece)
-
-                p.read(blen, sink)
+                stored += blen
+                p.read(blen, lambda piece: content.feed(piece, keep))
+            content.end(keep)
+            if p.version >= 2:
+                (stated_stored,) = struct.unpack(">Q", p.read_bytes(8))
+                if stated_stored != stored or (codec == "none" and stored != content.size):
+                    raise SystemExit(f"malformed: stored size of part {name}")
             (stated,) = struct.unpack(">Q", p.read_bytes(8))
             stated_digest = p.read_bytes(32)
-            if stated != size or stated_digest != digest.digest():
+            if stated != content.size or stated_digest != content.digest.digest():
                 raise SystemExit(f"digest mismatch in part {name}")
-            parts.append({"name": name, "size": size, "blocks": blocks, "sha256": digest.hexdigest()})
+            parts.append({"name": name, "codec": codec, "stored_size": stored, "size": content.size,
+                          "blocks": blocks, "sha256": content.digest.hexdigest()})
             if keep is not None:
                 manifest_bytes = b"".join(keep)
         if not p.at_end():
@@ -159,12 +218,16 @@ def main():
     if manifest_bytes is None or parts[-1]["name"] != "manifest.json":
         raise SystemExit("malformed: no manifest at the end")
     manifest = json.loads(manifest_bytes)
-    listed = [(e["name"], e["size"], e["sha256"]) for e in manifest.get("parts", [])]
-    found = [(e["name"], e["size"], e["sha256"]) for e in parts[:-1]]
+    def row(e, codec, stored):
+        return (e["name"], e["size"], e["sha256"], codec, stored)
+    v2 = p.version >= 2
+    listed = [row(e, e.get("codec"), e.get("compressed_size")) for e in manifest.get("parts", [])]
+    found = [row(e, e["codec"] if v2 else None, e["stored_size"] if v2 else None) for e in parts[:-1]]
     if listed != found:
         raise SystemExit("manifest mismatch: the manifest does not list the parts found")
     print(json.dumps({
         "file_size": os.path.getsize(path),
+        "format_version": p.version,
         "chunk_size": p.chunk_size,
         "chunks": chunks,
         "plaintext_size": plaintext,

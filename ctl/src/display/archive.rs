@@ -26,21 +26,43 @@ pub fn inspected(json: bool, header: &Header, size: u64) {
     }
 }
 
-pub fn verified(json: bool, manifest: &Manifest, sha256: &str) {
+pub fn verified(json: bool, manifest: &Manifest, sha256: &str, deep: bool) {
+    let depth = if deep { "deep" } else { "authenticate" };
     if json {
-        json_line(&json!({ "verified": true, "sha256": sha256, "manifest": manifest }));
-    } else {
-        println!("verified:   every chunk authenticated, every part matches the manifest");
-        println!(
-            "backup:     {} ({}, {})",
-            manifest.backup_id,
-            manifest.scope.as_str(),
-            manifest.database.name
+        json_line(
+            &json!({ "verified": true, "depth": depth, "sha256": sha256, "manifest": manifest }),
         );
-        println!("sha256:     {sha256}");
-        for p in &manifest.parts {
-            println!("  {:<16} {:>12}  {}", p.name, bytes(p.size), p.sha256);
-        }
+        return;
+    }
+    if deep {
+        println!(
+            "verified:   every chunk authenticated, every part decompressed and matching \
+             its size and sha256 in the manifest"
+        );
+    } else {
+        println!(
+            "verified:   every chunk authenticated, the structure and every part's \
+             stored size match the manifest (--deep also recomputes each part's sha256)"
+        );
+    }
+    println!(
+        "backup:     {} ({}, {})",
+        manifest.backup_id,
+        manifest.scope.as_str(),
+        manifest.database.name
+    );
+    println!("sha256:     {sha256}");
+    for p in &manifest.parts {
+        let stored = match (p.codec, p.compressed_size) {
+            (Some(codec), Some(n)) => format!("{codec}, {} stored", bytes(n)),
+            _ => "stored as is".to_owned(),
+        };
+        println!(
+            "  {:<16} {:>12}  {}  ({stored})",
+            p.name,
+            bytes(p.size),
+            p.sha256
+        );
     }
 }
 

@@ -62,7 +62,7 @@ fn inspect_verify_extract_and_rewrap_need_no_daemon() {
         .ok()
         .last_json();
     assert_eq!(header["key_id"], record["key_id"]);
-    assert_eq!(header["format_version"], 1);
+    assert_eq!(header["format_version"], 2);
 
     let verified = ctl_alone(
         &[

@@ -349,6 +349,7 @@ async fn execute(
         tables,
         properties,
         objects: Some(objects),
+        compression: config.compression,
     };
     let (file, partial) = daemon.store.create_partial(id).map_err(io_error)?;
     let slot = ChildSlot::new();

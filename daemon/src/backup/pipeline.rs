@@ -3,6 +3,11 @@
 //! archive, the configured file roots as a tar stream, the backup's own log,
 //! and the manifest. Plaintext exists only in memory, one buffer at a time;
 //! the file on disk only ever receives ciphertext.
+//!
+//! With compression on, pg_dump is asked for an uncompressed custom dump
+//! (`-Z0`, its zlib being the slowest step of a plain `pg_dump -Fc`) and the
+//! archive writer compresses every part with zstd on zstd's own worker
+//! threads: pg_dump, compression and encryption (on this thread) overlap.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -10,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use berkut_proto::archive::{ArchiveError, ArchiveWriter, MasterKey};
+use berkut_proto::archive::{ArchiveError, ArchiveWriter, Codec, Compression, MasterKey};
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::{
     DatabaseInfo, Manifest, Origin, PartKind, Scope, StepTiming, TableCount, MANIFEST_VERSION,
@@ -50,6 +55,8 @@ pub struct Plan {
     pub properties: Option<berkut_proto::properties::DatabaseProperties>,
     /// The objects the dump holds, by kind.
     pub objects: Option<berkut_proto::properties::ObjectInventory>,
+    /// How the parts are stored (`compression` and `compression_threads`).
+    pub compression: Compression,
 }
 
 /// A sealed archive, fsynced but not yet in its final place.
@@ -77,7 +84,9 @@ pub fn write_archive(
     clock: &dyn Clock,
 ) -> Result<Sealed, OpError> {
     let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-    let mut archive = ArchiveWriter::new(out, key).map_err(archive_error)?;
+    let mut archive = ArchiveWriter::new(out, key)
+        .and_then(|a| a.with_compression(plan.compression))
+        .map_err(archive_error)?;
     let mut log = Log::default();
     let mut timings = Vec::new();
     log.note(&format!(
@@ -95,7 +104,7 @@ pub fn write_archive(
         let mut part = archive
             .begin_part("globals.sql", PartKind::Globals)
             .map_err(archive_error)?;
-        part.write_all(&globals).map_err(io_error)?;
+        part.write_all(&globals).map_err(write_failed)?;
         part.finish().map_err(archive_error)?;
         reporter.add_bytes(globals.len() as u64);
         timings.push(timing("globals", started));
@@ -120,7 +129,7 @@ pub fn write_archive(
     let mut part = archive
         .begin_part("backup.log", PartKind::Log)
         .map_err(archive_error)?;
-    part.write_all(log.text.as_bytes()).map_err(io_error)?;
+    part.write_all(log.text.as_bytes()).map_err(write_failed)?;
     part.finish().map_err(archive_error)?;
 
     let manifest = Manifest {
@@ -204,6 +213,11 @@ fn dump_database<W: Write>(
 ) -> Result<(), OpError> {
     let mut cmd = tool(plan, &plan.pg_dump);
     cmd.arg("--format=custom").arg("--verbose");
+    if plan.compression.codec != Codec::None {
+        // The archive compresses the dump; pg_dump's own zlib would only
+        // cost time and leave zstd nothing to gain.
+        cmd.arg("--compress=0");
+    }
     if plan.scope == Scope::Schema {
         cmd.arg("--schema-only");
     }
@@ -228,7 +242,7 @@ fn dump_database<W: Write>(
     // A failed archive write is the reason, whatever pg_dump's exit says:
     // the pipeline stopped pg_dump because of it.
     if !slot.is_cancelled() {
-        pumped.map_err(io_error)?;
+        pumped.map_err(write_failed)?;
     }
     output.check("pg_dump", slot)?;
     if !head.starts_with(b"PGDMP") {
@@ -269,13 +283,13 @@ fn archive_files<W: Write>(
                 // same way; a write that failed is the archive's fault.
                 drop(builder);
                 return Err(match counted.failed.take() {
-                    Some(write) => io_error(write),
+                    Some(write) => write_failed(write),
                     None => OpError::unavailable("a configured file root could not be read")
                         .with_detail(format!("{}: {e}", root.display())),
                 });
             }
         }
-        builder.finish().map_err(io_error)?;
+        builder.finish().map_err(write_failed)?;
     }
     counted.inner.finish().map_err(archive_error)?;
     Ok(())
@@ -399,6 +413,42 @@ fn timing(step: &str, started: Instant) -> StepTiming {
 fn archive_error(e: ArchiveError) -> OpError {
     match e {
         ArchiveError::Io(e) => io_error(e),
+        // zstd's own words name no path and no key: they are the reason.
+        compress @ ArchiveError::Compress { .. } => OpError::new(
+            ErrorCode::Internal,
+            format!("the backup failed: {compress}"),
+        ),
         other => OpError::internal(format!("archive writer: {other}")),
+    }
+}
+
+/// A write into an archive part failed: the archive's own reason (zstd
+/// failing, say) when it has one, the disk's otherwise.
+fn write_failed(e: io::Error) -> OpError {
+    archive_error(ArchiveError::from_io(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compressor_failure_is_the_backups_reason_in_words() {
+        let from_writer: io::Error = ArchiveError::Compress {
+            part: "dump.pgcustom".into(),
+            why: "Src size is incorrect".into(),
+        }
+        .into();
+        let e = write_failed(from_writer);
+        assert_eq!(e.code, ErrorCode::Internal);
+        assert!(
+            e.message
+                .contains("compressing part \"dump.pgcustom\" failed: Src size is incorrect"),
+            "{}",
+            e.message
+        );
+        // A plain disk error stays a disk error.
+        let full = write_failed(io::Error::from_raw_os_error(nix::libc::ENOSPC));
+        assert!(full.message.contains("full"), "{}", full.message);
     }
 }

@@ -7,6 +7,7 @@
 //! material is held only as `MasterKey`, which never prints its bytes.
 
 mod access;
+pub mod compression;
 mod connections;
 mod key;
 mod reload;
@@ -128,6 +129,9 @@ pub struct Config {
     /// How long a burst of identical denials is collapsed into one audit
     /// event (zero: never).
     pub audit_burst: Duration,
+    /// How backups store their parts (`compression`, with
+    /// `compression_threads` zstd workers).
+    pub compression: berkut_proto::archive::Compression,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -269,7 +273,18 @@ impl Config {
             )));
         }
         let audit_burst_seconds = src.number("audit_burst_seconds")?;
+        let compression_threads = src.number("compression_threads")? as u32;
+        let compression = {
+            let text = src.text_or_default("compression")?;
+            compression::parse(&text, compression_threads).map_err(|m| {
+                let origin = src.text("compression").ok().flatten().map(|(_, o)| o);
+                origin
+                    .unwrap_or(source::Origin::Default("compression"))
+                    .invalid(m)
+            })?
+        };
         Ok(Config {
+            compression,
             restore_analyze,
             access,
             audit_max_bytes,

@@ -138,6 +138,8 @@ mod tests {
                 ("BERKUT_ADMIN_RESERVED_CONNECTIONS", "7"),
                 ("BERKUT_IDLE_TIMEOUT_SECONDS", "60"),
                 ("BERKUT_AUDIT_MAX_BYTES", "8192"),
+                ("BERKUT_BACKUP_COMPRESSION", "zstd:9"),
+                ("BERKUT_BACKUP_COMPRESSION_THREADS", "0"),
                 ("BERKUT_SOCKET_GROUP", "root"),
                 ("BERKUT_BACKUP_PATH", "/elsewhere/backups"),
                 ("BERKUT_STATE_DIR", "/elsewhere/state"),

@@ -267,6 +267,24 @@ pub const SETTINGS: &[Setting] = &[
         |c| show(&c.audit_max_bytes),
     )
     .range(4096, u64::MAX),
+    Setting::new(
+        "compression",
+        &["BERKUT_BACKUP_COMPRESSION"],
+        Fallback::Text("zstd:1"),
+        "how backups store their parts: `zstd:N` (level 1 to 19), `zstd` (level 1) or `none`",
+        |c| match c.compression.codec {
+            berkut_proto::archive::Codec::None => "none".into(),
+            berkut_proto::archive::Codec::Zstd => format!("zstd:{}", c.compression.level),
+        },
+    ),
+    Setting::new(
+        "compression_threads",
+        &["BERKUT_BACKUP_COMPRESSION_THREADS"],
+        Fallback::Number(2),
+        "zstd worker threads per backup; 0 compresses on the thread that encrypts",
+        |c| show(&c.compression.threads),
+    )
+    .range(0, 16),
     // Restart-only from here on.
     Setting::new(
         "socket_group",

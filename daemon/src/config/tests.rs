@@ -305,6 +305,13 @@ fn bad_values_name_the_file_and_key_they_came_from() {
     let shown = file.display().to_string();
     for (text, key, why) in [
         ("restore_jobs = 65\n", "restore_jobs", "from 1 to 64"),
+        ("compression = \"gzip\"\n", "compression", "zstd:N"),
+        ("compression = \"zstd:22\"\n", "compression", "from 1 to 19"),
+        (
+            "compression_threads = 17\n",
+            "compression_threads",
+            "from 0 to 16",
+        ),
         ("max_parallel = \"two\"\n", "max_parallel", "whole number"),
         ("count_rows = \"maybe\"\n", "count_rows", "true or false"),
         ("file_roots = [\"relative\"]\n", "file_roots", "absolute"),

@@ -1,14 +1,17 @@
 //! `backup_import`: takes an uploaded archive into the store. The bytes go
 //! into a quarantine file in the backup directory (refused with `too_large`
-//! the moment they pass the configured limit); the whole archive is then
-//! authenticated and every part checked against the manifest; only then is
-//! it fsynced, renamed into place and catalogued with origin `imported`.
+//! the moment they pass the configured limit) and, in the same pass, to a
+//! checker that authenticates the whole archive and checks every part
+//! against the manifest while it arrives (`import_check.rs`); only when it
+//! has passed is the file fsynced, renamed into place and catalogued with
+//! origin `imported`.
 //! Anything refused, and an upload cut off midway, leaves nothing. The
 //! archive of a backup recorded as `missing` is taken in as that backup's
 //! (it turns `succeeded` again) rather than refused as a conflict.
 
 use std::sync::Arc;
 
+use berkut_proto::archive::HEADER_LEN;
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Origin;
 use berkut_proto::wire::ops::BackupImport;
@@ -75,6 +78,8 @@ impl Op for BackupImport {
             .await
             .map_err(io_error)?;
         let mut quarantine = Quarantine(path.clone(), false);
+        let mut check = super::import_check::Check::start(daemon);
+        let mut head = Vec::with_capacity(HEADER_LEN);
         resp.proceed().await;
         let mut received = 0u64;
         loop {
@@ -93,6 +98,18 @@ impl Op for BackupImport {
                         )));
                     }
                     file.write_all(&data).await.map_err(io_error)?;
+                    if head.len() < HEADER_LEN {
+                        let take = (HEADER_LEN - head.len()).min(data.len());
+                        head.extend_from_slice(&data[..take]);
+                    }
+                    if !check.feed(data).await {
+                        // The checker has refused the archive already: no
+                        // need to take in the rest.
+                        return Err(match check.verdict(&head).await {
+                            Err(e) => e,
+                            Ok(_) => OpError::internal("the archive check stopped early"),
+                        });
+                    }
                 }
                 Some(Piece::End) => break,
                 None => return Err(OpError::invalid("the upload was cut off before its end")),
@@ -105,14 +122,7 @@ impl Op for BackupImport {
         }
         file.sync_all().await.map_err(io_error)?;
         drop(file);
-
-        let d = Arc::clone(daemon);
-        let (manifest, facts) = tokio::task::spawn_blocking(move || {
-            crate::store::verify_file(&path, &d.config().keyring)
-                .map_err(crate::restore::archive::refused)
-        })
-        .await
-        .unwrap_or_else(|e| Err(OpError::internal(format!("verification panicked: {e}"))))?;
+        let (manifest, facts) = check.verdict(&head).await?;
         let id: BackupId = manifest
             .backup_id
             .parse()

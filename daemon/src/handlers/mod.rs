@@ -18,6 +18,7 @@ mod backup_list;
 mod backup_pin;
 mod backup_show;
 mod backup_unpin;
+mod import_check;
 mod job_attach;
 mod maintenance_clear;
 mod maintenance_status;

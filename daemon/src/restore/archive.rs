@@ -1,10 +1,12 @@
 //! What a restore reads from the archive: first a full verification (every
 //! chunk authenticated, every part's digest recomputed and compared with the
 //! manifest, the file's own sha256 compared with the catalogue), before
-//! anything is touched; then the dump, decrypted into a private temporary
-//! file because `pg_restore -j` needs a seekable input. That file is the
-//! only plaintext a restore ever writes, and `TempDump` removes it whatever
-//! happens.
+//! anything is touched; then the dump, decrypted (and decompressed) into a
+//! private temporary file because `pg_restore -j` needs a seekable input.
+//! That file is the only plaintext a restore ever writes, and `TempDump`
+//! removes it whatever happens. With one job there is no such file: the
+//! dump is streamed from the archive straight into `pg_restore`'s stdin
+//! ([`feed_part`]), after the whole archive has verified.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
@@ -29,6 +31,9 @@ pub struct Verified {
 pub struct Keep<'a> {
     pub tmp_root: &'a Path,
     pub name: &'a str,
+    /// Whether the dump is written there (for `pg_restore -j`); without it
+    /// only the private directory is made (a dry-run unpacks files there).
+    pub dump: bool,
 }
 
 /// The part names this daemon's writer gives the dump and the globals.
@@ -47,7 +52,7 @@ pub fn verify_keeping(
     mut progress: impl FnMut(u64),
 ) -> Result<(Verified, Option<Decrypted>), OpError> {
     let mut out = match &keep {
-        Some(k) => Some(temp_dump(k.tmp_root, k.name)?),
+        Some(k) => Some(temp_dump(k.tmp_root, k.name, k.dump)?),
         None => None,
     };
     let file = File::open(path)
@@ -68,7 +73,7 @@ pub fn verify_keeping(
             }
             hasher.update(&buf[..n]);
             match (&mut out, name) {
-                (Some((_, file)), DUMP_PART) => {
+                (Some((_, Some(file))), DUMP_PART) => {
                     if let Err(e) = file.write_all(&buf[..n]) {
                         write_error.get_or_insert(e);
                         return Err(io::Error::other("the decrypted dump could not be written"));
@@ -112,7 +117,12 @@ pub fn verify_keeping(
         })
         .collect();
     let decrypted = match (out, keep) {
-        (Some((dump, file)), Some(k)) => {
+        (Some((dump, None)), Some(_)) => Some(Decrypted {
+            dump,
+            on_disk: false,
+            globals,
+        }),
+        (Some((dump, Some(file))), Some(k)) => {
             file.sync_all().map_err(space)?;
             // An archive from another writer may name its parts otherwise:
             // then the dump is decrypted in a second pass.
@@ -122,7 +132,11 @@ pub fn verify_keeping(
                     path, keyring, &manifest, k.tmp_root, k.name, progress,
                 )?)
             } else {
-                Some(Decrypted { dump, globals })
+                Some(Decrypted {
+                    dump,
+                    on_disk: true,
+                    globals,
+                })
             }
         }
         _ => None,
@@ -137,8 +151,9 @@ pub fn verify_keeping(
     ))
 }
 
-/// Creates `<tmp_root>/<name>/dump.pgcustom` (directory 0700, file 0600).
-fn temp_dump(tmp_root: &Path, name: &str) -> Result<(TempDump, File), OpError> {
+/// Creates `<tmp_root>/<name>/` (0700) and, with `file`, the empty
+/// `dump.pgcustom` in it (0600).
+fn temp_dump(tmp_root: &Path, name: &str, file: bool) -> Result<(TempDump, Option<File>), OpError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -153,13 +168,16 @@ fn temp_dump(tmp_root: &Path, name: &str) -> Result<(TempDump, File), OpError> {
         path: dir.join("dump.pgcustom"),
         dir,
     };
+    if !file {
+        return Ok((dump, None));
+    }
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&dump.path)
         .map_err(space)?;
-    Ok((dump, file))
+    Ok((dump, Some(file)))
 }
 
 /// A refused archive, with the reader's own words (which name no path and
@@ -184,7 +202,10 @@ impl Drop for TempDump {
 }
 
 pub struct Decrypted {
+    /// The private directory, and where the dump is when `on_disk`.
     pub dump: TempDump,
+    /// The dump was written to `dump.path`; otherwise it is streamed.
+    pub on_disk: bool,
     pub globals: Option<Vec<u8>>,
 }
 
@@ -205,7 +226,8 @@ pub fn decrypt(
         .name
         .clone();
     let globals_part = manifest.part(PartKind::Globals).map(|p| p.name.clone());
-    let (dump, mut out) = temp_dump(tmp_root, name)?;
+    let (dump, out) = temp_dump(tmp_root, name, true)?;
+    let mut out = out.ok_or_else(|| OpError::internal("no temporary dump file"))?;
     let file = File::open(path)
         .map_err(|e| OpError::unavailable("the archive could not be opened").with_detail(e))?;
     let mut reader =
@@ -222,7 +244,82 @@ pub fn decrypt(
         }
     }
     out.sync_all().map_err(space)?;
-    Ok(Decrypted { dump, globals })
+    Ok(Decrypted {
+        dump,
+        on_disk: true,
+        globals,
+    })
+}
+
+/// Reads part `name` of an archive that has already verified, decompressed,
+/// through `f`. At most `size` bytes (the manifest's) are handed out; a
+/// part that holds more, or differs from its digest, fails when `f` has
+/// read it all (the reader checks the part at its end).
+pub fn with_part<T>(
+    path: &Path,
+    keyring: &Keyring,
+    name: &str,
+    size: u64,
+    f: impl FnOnce(&mut dyn Read) -> io::Result<T>,
+) -> io::Result<T> {
+    let file = File::open(path)?;
+    let mut reader = ArchiveReader::open(BufReader::with_capacity(1 << 20, file), keyring)?;
+    // The parts before the dump were checked in the verification pass.
+    reader.set_depth(archive::Depth::Authenticate);
+    while let Some(mut part) = reader.next_part()? {
+        if part.name() == name {
+            return f(&mut (&mut part).take(size));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "the archive holds no such part",
+    ))
+}
+
+/// Feeds part `name` (its `size` recorded bytes) into `to`, then checks
+/// that the part ends there and matches its sha256.
+pub fn feed_part(
+    path: &Path,
+    keyring: &Keyring,
+    name: &str,
+    size: u64,
+    to: &mut dyn Write,
+    mut progress: impl FnMut(u64),
+) -> io::Result<()> {
+    let file = File::open(path)?;
+    let mut reader = ArchiveReader::open(BufReader::with_capacity(1 << 20, file), keyring)?;
+    reader.set_depth(archive::Depth::Authenticate);
+    while let Some(mut part) = reader.next_part()? {
+        if part.name() != name {
+            continue;
+        }
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        let mut limited = (&mut part).take(size);
+        loop {
+            let n = limited.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            to.write_all(&buf[..n])?;
+            total += n as u64;
+            progress(total);
+        }
+        // One more read reaches the part's end, where its size and digest
+        // are checked: a part longer than recorded fails here.
+        if total != size || part.read(&mut [0u8; 1])? != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the dump differs from its recorded size",
+            ));
+        }
+        return to.flush();
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "the archive holds no such part",
+    ))
 }
 
 fn copy(

@@ -188,22 +188,19 @@ async fn execute(daemon: Arc<Daemon>, tracker: Arc<Tracker>, p: Params, mut ctx:
         }
     };
     finish(&daemon, &tracker, &p, result).await;
-    daemon.restores.active.lock().unwrap().remove(&p.restore_id);
 }
 
 /// Records the outcome. A failed restore leaves the live database as it
 /// was: the scratch database is dropped (unless the swap made it live) and
-/// maintenance is lifted.
+/// maintenance is lifted. The ending is published last, once maintenance is
+/// lifted and the restore no longer counts as running, so that a client
+/// told "succeeded" can at once roll it back, clean it up or start another.
 async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Result<(), OpError>) {
     let now = daemon.now();
-    match result {
+    let ending = match result {
         Ok(()) => {
             tracing::info!(restore = %p.restore_id, dry_run = p.dry_run, "restore succeeded");
-            tracker.update(|s| {
-                s.record.status = RestoreStatus::Succeeded;
-                s.record.finished_at = Some(now);
-                s.verdict = Some("passed".into());
-            });
+            Ok(())
         }
         Err(e) => {
             let failure = e.into_failure(&format!("restore {}", p.restore_id));
@@ -216,19 +213,29 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
                     p.restore_id.suffix(),
                 ));
             }
-            tracker.update(|s| {
-                s.record.status = RestoreStatus::Failed;
-                s.record.finished_at = Some(now);
-                s.record.failure = Some(failure);
-                s.verdict = Some("failed".into());
-            });
+            Err(failure)
         }
-    }
+    };
     if tracker.summary().maintenance {
         if let Err(e) = daemon.maintenance.end() {
             tracing::error!(error = %e, "maintenance could not be lifted");
         }
     }
+    daemon.restores.active.lock().unwrap().remove(&p.restore_id);
+    tracker.update(|s| {
+        s.record.finished_at = Some(now);
+        match ending {
+            Ok(()) => {
+                s.record.status = RestoreStatus::Succeeded;
+                s.verdict = Some("passed".into());
+            }
+            Err(failure) => {
+                s.record.status = RestoreStatus::Failed;
+                s.record.failure = Some(failure);
+                s.verdict = Some("failed".into());
+            }
+        }
+    });
 }
 
 /// Puts the databases of a failed restore right: its scratch database is

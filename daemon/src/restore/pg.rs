@@ -1,6 +1,8 @@
 //! Running PostgreSQL's tools for a restore: `pg_restore --list` (does the
 //! dump read?), one `pg_restore` over the whole dump whose verbose output
-//! moves the steps on, and `psql` applying the archived roles. Every tool
+//! moves the steps on, and `psql` applying the archived roles. The dump is
+//! either the private temporary file (`pg_restore -j` seeks in it) or
+//! streamed from the archive into the tool's stdin ([`Dump::Streamed`]). Every tool
 //! gets the daemon's libpq environment for the target server, through
 //! `crate::tools` (which alone spawns processes).
 
@@ -15,6 +17,70 @@ use crate::error::OpError;
 use crate::state::Daemon;
 use crate::tools::{self, ChildSlot};
 
+/// Where pg_restore reads the dump from.
+#[derive(Clone)]
+pub enum Dump {
+    /// The decrypted dump in the restore's private temporary directory.
+    File(std::path::PathBuf),
+    /// Part `part` (`size` bytes) of the verified archive at `archive`,
+    /// decrypted and decompressed on its way into pg_restore's stdin.
+    Streamed {
+        archive: std::path::PathBuf,
+        keyring: berkut_proto::archive::Keyring,
+        part: String,
+        size: u64,
+    },
+}
+
+impl Dump {
+    /// Runs `cmd` on the dump: with the file's path as its last argument,
+    /// or fed on its stdin. A feed cut short by the tool's own exit is the
+    /// tool's business (its status says); an archive that fails on the way
+    /// fails the run.
+    fn run(
+        &self,
+        mut cmd: Command,
+        slot: &ChildSlot,
+        on_stdout: impl FnOnce(&mut dyn std::io::Read) -> std::io::Result<()> + Send,
+        on_stderr_line: impl FnMut(&str) + Send,
+        progress: impl FnMut(u64),
+    ) -> Result<tools::ToolOutput, OpError> {
+        match self {
+            Dump::File(path) => {
+                cmd.arg(path);
+                let (output, _) = tools::run_streaming(cmd, slot, on_stdout, on_stderr_line)?;
+                Ok(output)
+            }
+            Dump::Streamed {
+                archive,
+                keyring,
+                part,
+                size,
+            } => {
+                let (output, fed) = tools::run_fed(
+                    cmd,
+                    slot,
+                    |stdin| {
+                        super::archive::feed_part(archive, keyring, part, *size, stdin, progress)
+                    },
+                    on_stdout,
+                    on_stderr_line,
+                )?;
+                if let Err(e) = fed {
+                    if slot.is_cancelled() {
+                        return Err(tools::shutdown_error());
+                    }
+                    return Err(OpError::invalid(
+                        "the dump could not be streamed from the archive",
+                    )
+                    .with_detail(e));
+                }
+                Ok(output)
+            }
+        }
+    }
+}
+
 fn tool(bin: &std::path::Path, db: &Db, dbname: &str) -> Command {
     let mut cmd = Command::new(bin);
     cmd.env_remove("PGPASSFILE");
@@ -26,22 +92,28 @@ fn tool(bin: &std::path::Path, db: &Db, dbname: &str) -> Command {
 
 pub async fn pg_restore_list(
     daemon: &Arc<Daemon>,
-    dump: &std::path::Path,
+    dump: &Dump,
     slot: &Arc<ChildSlot>,
 ) -> Result<String, OpError> {
     let mut cmd = Command::new(&daemon.config().pg_restore_bin);
-    cmd.arg("--list").arg(dump);
-    let slot = Arc::clone(slot);
+    cmd.arg("--list");
+    let (slot, dump) = (Arc::clone(slot), dump.clone());
     blocking(move || {
-        let mut out = Vec::new();
-        let (output, pumped) = tools::run_streaming(
+        let out = std::sync::Mutex::new(Vec::new());
+        let output = dump.run(
             cmd,
             &slot,
-            |stdout| std::io::Read::read_to_end(stdout, &mut out).map(|_| ()),
+            |stdout| {
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(stdout, &mut buf)?;
+                *out.lock().unwrap_or_else(|e| e.into_inner()) = buf;
+                Ok(())
+            },
+            |_| {},
             |_| {},
         )?;
         output.check("pg_restore --list", &slot)?;
-        pumped.map_err(|e| OpError::internal(format!("reading pg_restore --list: {e}")))?;
+        let out = out.into_inner().unwrap_or_else(|e| e.into_inner());
         Ok(String::from_utf8_lossy(&out).into_owned())
     })
     .await
@@ -55,7 +127,7 @@ pub async fn restore_dump(
     target: &Db,
     tracker: &Arc<Tracker>,
     p: &Params,
-    dump: &std::path::Path,
+    dump: &Dump,
     total: u64,
     slot: &Arc<ChildSlot>,
 ) -> Result<(), OpError> {
@@ -65,12 +137,16 @@ pub async fn restore_dump(
     if daemon.config().restore_jobs > 1 {
         cmd.arg(format!("--jobs={}", daemon.config().restore_jobs));
     }
-    cmd.arg(dump);
-    let (slot, tracker, d) = (Arc::clone(slot), Arc::clone(tracker), Arc::clone(daemon));
+    let (slot, tracker, d, dump) = (
+        Arc::clone(slot),
+        Arc::clone(tracker),
+        Arc::clone(daemon),
+        dump.clone(),
+    );
     blocking(move || {
         let mut log = tracker.log(Step::Data);
         let mut done = 0u64;
-        let (output, _) = tools::run_streaming(
+        let output = dump.run(
             cmd,
             &slot,
             |stdout| std::io::copy(stdout, &mut std::io::sink()).map(|_| ()),
@@ -89,6 +165,7 @@ pub async fn restore_dump(
                 }
                 log.line(line);
             },
+            |_| {},
         )?;
         output.check("pg_restore", &slot)?;
         let now = d.now();

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::archive::{self, Decrypted};
 use super::files;
-use super::pg::{apply_globals, pg_restore_list, restore_dump};
+use super::pg::{apply_globals, pg_restore_list, restore_dump, Dump};
 use super::properties;
 use super::record::{SwapPhase, Tracker};
 use super::smoke;
@@ -59,8 +59,11 @@ pub async fn run(
     let archive_path = daemon.store.archive_path(&p.backup_id);
 
     // One pass over the archive: every chunk authenticated, every digest
-    // checked, and the dump decrypted into a private file on the way. It is
-    // used only once the whole archive has verified.
+    // checked, and (for pg_restore -j, which seeks) the dump decrypted into
+    // a private file on the way. It is used only once the whole archive has
+    // verified. With one job the dump is streamed into pg_restore later and
+    // no plaintext file is written at all.
+    let streamed = daemon.config().restore_jobs <= 1;
     tracker.begin(Step::Verify, daemon.now());
     tracker.begin(Step::Decrypt, daemon.now());
     let (verified, decrypted) = {
@@ -76,6 +79,7 @@ pub async fn run(
             let keep = archive::Keep {
                 tmp_root: &tmp,
                 name: &name,
+                dump: !streamed,
             };
             archive::verify_keeping(
                 &path,
@@ -111,18 +115,49 @@ pub async fn run(
     tracker.finish(
         Step::Decrypt,
         daemon.now(),
-        "the dump is in a private temporary file until the restore ends",
+        if decrypted.on_disk {
+            "the dump is in a private temporary file until the restore ends"
+        } else {
+            "the dump is streamed from the archive into pg_restore; no temporary file"
+        },
     );
     let manifest = verified.manifest;
+    let dump = if decrypted.on_disk {
+        Dump::File(decrypted.dump.path.clone())
+    } else {
+        let part = manifest
+            .part(berkut_proto::manifest::PartKind::Dump)
+            .ok_or_else(|| OpError::invalid("the archive holds no database dump"))?;
+        Dump::Streamed {
+            archive: archive_path.clone(),
+            keyring: daemon.config().keyring.clone(),
+            part: part.name.clone(),
+            size: part.size,
+        }
+    };
 
     tracker.begin(Step::Inspect, daemon.now());
-    let listing = pg_restore_list(daemon, &decrypted.dump.path, slot).await?;
+    let listing = pg_restore_list(daemon, &dump, slot).await?;
     tracker.log(Step::Inspect).line(&listing);
     // The tables come from the archive's own table of contents: the
     // listing's words cannot be split back into names reliably.
     let toc = {
-        let path = decrypted.dump.path.clone();
-        blocking(move || Ok(toc::read(&path))).await?
+        let dump = dump.clone();
+        blocking(move || {
+            Ok(match &dump {
+                Dump::File(path) => toc::read(path),
+                // The table of contents is at the start of the dump: only
+                // that much of the archive is read.
+                Dump::Streamed {
+                    archive,
+                    keyring,
+                    part,
+                    size,
+                } => archive::with_part(archive, keyring, part, *size, |r| Ok(toc::parse(r)))
+                    .map_err(|e| OpError::invalid("the dump could not be read").with_detail(e))?,
+            })
+        })
+        .await?
     };
     let toc = match toc {
         Ok(toc) => Some(toc),
@@ -197,16 +232,7 @@ pub async fn run(
     // One pg_restore for all three sections, so index builds can overlap
     // the loading of other tables; its verbose output moves the steps on.
     tracker.begin(Step::PreData, daemon.now());
-    restore_dump(
-        daemon,
-        &target,
-        tracker,
-        p,
-        &decrypted.dump.path,
-        data_entries,
-        slot,
-    )
-    .await?;
+    restore_dump(daemon, &target, tracker, p, &dump, data_entries, slot).await?;
 
     apply_properties(daemon, tracker, &admin, &target, p, &manifest, &mut applied).await?;
 

@@ -1,6 +1,7 @@
 //! `backup_create`: real backups of real databases, what the archive holds,
 //! and the requests that must be refused.
 
+use berkut_proto::archive::Codec;
 use berkut_proto::manifest::{Manifest, Origin, Scope, MANIFEST_PART};
 use berkut_proto::wire::{ops, BackupStatus, ErrorCode, Operation};
 use berkut_testkit::fingerprint;
@@ -75,9 +76,20 @@ async fn a_rich_database_round_trips_through_an_archive() {
     assert_eq!(manifest.parts.len(), 3);
     for (entry, (name, data)) in manifest.parts.iter().zip(&parts) {
         assert_eq!(&entry.name, name);
+        // Size and digest are of the content, not of its zstd frames.
         assert_eq!(entry.size, data.len() as u64);
         assert_eq!(entry.sha256, hex::encode(Sha256::digest(data)));
+        assert_eq!(entry.codec, Some(Codec::Zstd), "{name}");
     }
+    // pg_dump was asked not to compress: zstd does it, and the archive is
+    // far smaller than the dump it holds.
+    assert_eq!(dump_compression(&pg, &parts[1].1), "0");
+    let dump = &manifest.parts[1];
+    assert!(
+        dump.compressed_size.unwrap() * 2 < dump.size,
+        "{dump:?} is not compressed"
+    );
+    assert!(record.size_bytes.unwrap() < dump.size);
     assert!(String::from_utf8_lossy(&parts[0].1).contains("CREATE ROLE"));
     assert!(String::from_utf8_lossy(&parts[2].1).contains("dumping contents of table"));
     let text = serde_json::to_string(&manifest).unwrap();
@@ -93,6 +105,51 @@ async fn a_rich_database_round_trips_through_an_archive() {
     assert!(original.tables.len() > 10);
     assert!(!original.large_objects.is_empty());
     assert_eq!(original.differences(&restored), Vec::<String>::new());
+}
+
+/// The compression level pg_dump recorded in a custom-format dump's header.
+fn dump_compression(pg: &berkut_testkit::PgCluster, dump: &[u8]) -> String {
+    use std::io::Write;
+    let path = berkut_testkit::temp_dir("dump-");
+    let file = path.path().join("dump");
+    let mut f = std::fs::File::create(&file).unwrap();
+    f.write_all(dump).unwrap();
+    drop(f);
+    let out = pg
+        .command("pg_restore")
+        .arg("-l")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    listing
+        .lines()
+        .find_map(|l| l.strip_prefix(";     Compression: "))
+        .unwrap_or_else(|| panic!("no compression line in {listing}"))
+        .trim()
+        .to_owned()
+}
+
+/// With `compression = none`, parts are stored as they are and pg_dump
+/// compresses the dump itself, as before format version 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compression_none_stores_parts_as_they_are() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg)
+        .env("BERKUT_BACKUP_COMPRESSION", "none")
+        .start();
+    let mut client = daemon.client().await;
+    let record = backup_now(&mut client, Scope::Database).await;
+    let parts = read_parts(&daemon, &record.id);
+    let manifest: Manifest = serde_json::from_slice(&parts[2].1).unwrap();
+    for entry in &manifest.parts {
+        assert_eq!(entry.codec, Some(Codec::None), "{entry:?}");
+        assert_eq!(entry.compressed_size, Some(entry.size), "{entry:?}");
+    }
+    assert_ne!(dump_compression(&pg, &parts[0].1), "0");
+    restore_into(&daemon, &record.id, &daemon.keyring(), &pg, "plain");
+    assert_eq!(pg.psql("plain", "SELECT count(*) FROM t").unwrap(), "500");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

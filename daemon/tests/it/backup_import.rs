@@ -140,8 +140,8 @@ async fn hostile_uploads_are_refused_and_leave_nothing() {
     appended.extend_from_slice(b"tail");
     cases.push(("appended bytes", appended, "does not verify"));
     let mut version = good.clone();
-    version[9] = 2;
-    cases.push(("an unknown format version", version, "version 2"));
+    version[9] = 3;
+    cases.push(("an unknown format version", version, "version 3"));
     let other_key = berkut_proto::archive::MasterKey::generate();
     let mut foreign = Vec::new();
     berkut_proto::archive::rewrap(&good[..], &mut foreign, &target.keyring(), &other_key).unwrap();

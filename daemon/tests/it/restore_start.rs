@@ -335,6 +335,15 @@ async fn file_roots_are_restored_beside_then_swapped() {
 
     let real = restored(client.call(restore_op(&backup.id, false, true)).await);
     assert_eq!(real.status, RestoreStatus::Succeeded, "{real:#?}");
+    // The ending is told once the restore is wholly over: maintenance is
+    // already lifted, so the rollback below is not refused as a conflict.
+    let Ok(Reply::Maintenance { maintenance }) = client
+        .call(Operation::MaintenanceStatus(ops::MaintenanceStatus {}))
+        .await
+    else {
+        panic!("maintenance status")
+    };
+    assert!(!maintenance.active, "{maintenance:?}");
     assert_eq!(
         std::fs::read_to_string(uploads.join("a.txt")).unwrap(),
         "v1"
@@ -410,4 +419,61 @@ async fn dry_runs_go_to_the_drill_server_when_there_is_one() {
     let done = restore_outcome(&mut client, started.restore_id.clone()).await;
     assert_eq!(done.status, RestoreStatus::Succeeded, "{done:#?}");
     assert!(!databases(&drill).contains(&started.scratch_database));
+}
+
+/// With one job, the dump goes from the archive straight into pg_restore's
+/// stdin: every pg_restore (the listing and the restore) reads a pipe, and
+/// while each runs the restore's private directory holds no file at all.
+/// With two jobs the dump is in that directory, which is what the spy sees
+/// otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_job_the_dump_is_streamed_and_never_written() {
+    let pg = small_cluster();
+    let bin = berkut_testkit::temp_dir("spy-");
+    let seen = bin.path().join("seen");
+    let real = berkut_testkit::pg_bin_dir().join("pg_restore");
+    for (jobs, streamed) in [("1", true), ("2", false)] {
+        let _ = std::fs::remove_file(&seen);
+        let dir = berkut_testkit::temp_dir("berkutd-");
+        let tmp = dir.path().join("state/tmp");
+        // Records, each time pg_restore runs, whether its stdin is a pipe
+        // and every file under the daemon's temporary directory, then runs
+        // the real pg_restore.
+        let spy = berkut_testkit::fake_tool(
+            bin.path(),
+            "pg_restore",
+            &format!(
+                "{{ echo \"run: $*\"; [ -p /dev/stdin ] && echo stdin-pipe; \
+                 find '{tmp}' -type f 2>/dev/null; }} >> '{seen}'\nexec '{real}' \"$@\"",
+                tmp = tmp.display(),
+                seen = seen.display(),
+                real = real.display()
+            ),
+        );
+        let daemon = daemon_for(&pg)
+            .dir(dir)
+            .pg_restore(&spy)
+            .env("BERKUT_RESTORE_JOBS", jobs)
+            .start();
+        let mut client = daemon.client().await;
+        let backup = backup_now(&mut client, Scope::Database).await;
+        pg.psql("app", "DELETE FROM t WHERE id > 100").unwrap();
+        let record = restored(client.call(restore_op(&backup.id, false, true)).await);
+        assert_eq!(record.status, RestoreStatus::Succeeded, "{record:#?}");
+        assert_eq!(pg.psql("app", "SELECT count(*) FROM t").unwrap(), "500");
+        let seen = std::fs::read_to_string(&seen).unwrap();
+        assert_eq!(seen.matches("run: ").count(), 2, "{seen}");
+        if streamed {
+            assert_eq!(seen.matches("stdin-pipe").count(), 2, "{seen}");
+            assert!(!seen.contains("dump.pgcustom"), "{seen}");
+        } else {
+            assert!(!seen.contains("stdin-pipe"), "{seen}");
+            let found = seen
+                .lines()
+                .filter(|l| !l.starts_with("run: ") && l.ends_with("/dump.pgcustom"))
+                .count();
+            assert_eq!(found, 2, "{seen}");
+        }
+        assert!(tmp_dir_is_empty(&daemon));
+    }
 }

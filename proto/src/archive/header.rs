@@ -17,7 +17,10 @@ use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::key::{KeyId, Keyring, MasterKey};
-use super::{ArchiveError, FORMAT_VERSION, MAGIC, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, TAG_LEN};
+use super::{
+    ArchiveError, FORMAT_VERSION, MAGIC, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, MIN_FORMAT_VERSION,
+    TAG_LEN,
+};
 
 /// Length of the header in bytes.
 pub const HEADER_LEN: usize = 112;
@@ -94,14 +97,16 @@ impl Header {
     /// `salt`.
     pub(crate) fn seal(
         key: &MasterKey,
+        version: u16,
         chunk_size: u32,
         salt: [u8; 32],
         nonce_prefix: [u8; 7],
         data_key: &DataKey,
     ) -> Result<Header, ArchiveError> {
         check_chunk_size(chunk_size)?;
+        check_version(version)?;
         let mut header = Header {
-            version: FORMAT_VERSION,
+            version,
             flags: 0,
             chunk_size,
             key_id: key.key_id(),
@@ -141,9 +146,7 @@ impl Header {
             return Err(ArchiveError::NotAnArchive);
         }
         let version = u16::from_be_bytes([bytes[8], bytes[9]]);
-        if version != FORMAT_VERSION {
-            return Err(ArchiveError::UnsupportedVersion(version));
-        }
+        check_version(version)?;
         let flags = u16::from_be_bytes([bytes[10], bytes[11]]);
         if flags != 0 {
             return Err(ArchiveError::UnsupportedFlags(flags));
@@ -213,7 +216,15 @@ impl Header {
         salt: [u8; 32],
     ) -> Result<Header, ArchiveError> {
         let data_key = self.unwrap_data_key(keyring)?;
-        Header::seal(new, self.chunk_size, salt, self.nonce_prefix, &data_key)
+        // The version stays: the payload's layout depends on it.
+        Header::seal(
+            new,
+            self.version,
+            self.chunk_size,
+            salt,
+            self.nonce_prefix,
+            &data_key,
+        )
     }
 
     /// Bytes 0..64, which the key-wrap tag authenticates.
@@ -235,6 +246,15 @@ fn tag_bytes(wrapped: &[u8; WRAPPED_KEY_LEN]) -> [u8; TAG_LEN] {
     let mut tag = [0u8; TAG_LEN];
     tag.copy_from_slice(&wrapped[32..]);
     tag
+}
+
+/// Every version from 1 to the one this build writes is read, forever.
+pub(crate) fn check_version(version: u16) -> Result<(), ArchiveError> {
+    if (MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+        Ok(())
+    } else {
+        Err(ArchiveError::UnsupportedVersion(version))
+    }
 }
 
 pub(crate) fn check_chunk_size(chunk_size: u32) -> Result<(), ArchiveError> {
@@ -276,7 +296,8 @@ mod tests {
 
     fn sealed(key: &MasterKey) -> (Header, DataKey) {
         let data_key = DataKey::generate().unwrap();
-        let header = Header::seal(key, 4096, [3u8; 32], [4u8; 7], &data_key).unwrap();
+        let header =
+            Header::seal(key, FORMAT_VERSION, 4096, [3u8; 32], [4u8; 7], &data_key).unwrap();
         (header, data_key)
     }
 

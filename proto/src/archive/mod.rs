@@ -9,20 +9,27 @@
 //! runtime to read a backup. Memory use is bounded by the chunk size, never by
 //! the size of a part.
 
+mod codec;
 mod header;
 mod key;
 mod payload;
+mod readahead;
 mod reader;
 mod rewrap;
 mod stream;
 mod tail;
 mod writer;
 
+#[cfg(test)]
+mod v2_tests;
+
 use std::io;
 
+pub use codec::{Codec, Compression, MAX_WINDOW_LOG, MAX_ZSTD_LEVEL};
 pub use header::{DataKey, Header, HEADER_LEN};
 pub use key::{InvalidKeyId, KeyError, KeyId, Keyring, MasterKey};
-pub use reader::{verify, ArchiveReader, PartReader};
+pub use readahead::HashingReadAhead;
+pub use reader::{verify, verify_with, ArchiveReader, Depth, PartReader};
 pub use rewrap::rewrap;
 pub use writer::{ArchiveWriter, PartWriter};
 
@@ -30,8 +37,13 @@ pub use writer::{ArchiveWriter, PartWriter};
 /// the CR LF and SUB bytes catch transfers that mangle line endings, as in PNG.
 pub const MAGIC: [u8; 8] = [0x89, b'B', b'S', b'C', b'C', 0x0D, 0x0A, 0x1A];
 
-/// The format version this code writes and the only one it reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this code writes. Version 2 adds a codec to every
+/// part (so parts can be compressed) and the stored size to its trailer.
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The oldest format version this code reads; every version from it to
+/// [`FORMAT_VERSION`] stays readable.
+pub const MIN_FORMAT_VERSION: u16 = 1;
 
 /// Plaintext bytes per chunk that [`ArchiveWriter::new`] uses.
 pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
@@ -54,7 +66,10 @@ pub const TAG_LEN: usize = 16;
 pub enum ArchiveError {
     #[error("not a .bscc archive (the magic bytes are wrong)")]
     NotAnArchive,
-    #[error("unsupported .bscc format version {0} (this build reads version 1)")]
+    #[error(
+        "unsupported .bscc format version {0} (this build reads versions 1 and 2; \
+         a newer Berkut wrote this archive)"
+    )]
     UnsupportedVersion(u16),
     #[error("the archive uses flags this build does not know ({0:#06x})")]
     UnsupportedFlags(u16),
@@ -81,7 +96,13 @@ pub enum ArchiveError {
     ManifestMismatch(String),
     #[error("the archive's manifest is not valid: {0}")]
     ManifestInvalid(String),
-    #[error("the archive is too large for format version 1 (the chunk counter is exhausted)")]
+    #[error("part {part:?} uses compression codec id {id}, which this build does not know (0 is none, 1 is zstd)")]
+    UnknownCodec { part: String, id: u8 },
+    #[error("part {part:?} does not decompress: {why}")]
+    Decompress { part: String, why: String },
+    #[error("compressing part {part:?} failed: {why}")]
+    Compress { part: String, why: String },
+    #[error("the archive is too large for the format (the chunk counter is exhausted)")]
     TooLarge,
     #[error("the archive API was used wrongly: {0}")]
     Usage(String),

@@ -3,6 +3,13 @@
 //! the end of the file. [`verify`] reads a whole archive and checks the
 //! manifest against what was actually in it.
 //!
+//! Version 2 parts may be zstd-compressed; a [`PartReader`] always hands out
+//! the decompressed content and checks its recorded size and sha256 at the
+//! end of the part. How much a reader checks of the parts nobody reads is
+//! its [`Depth`]: [`Depth::Authenticate`] skips their bytes after the AEAD
+//! has authenticated them (the structure, the stored sizes and the manifest
+//! are still checked), [`Depth::Deep`] decompresses and hashes them too.
+//!
 //! Plaintext is only handed out after the chunk holding it authenticated, but
 //! a caller extracting parts sees them before the end of the archive has been
 //! checked: whatever it extracts must not be trusted until [`verify`] (or
@@ -13,6 +20,7 @@ use std::io::{self, Read};
 
 use sha2::{Digest, Sha256};
 
+use super::codec::{Codec, Decompressor};
 use super::header::Header;
 use super::key::Keyring;
 use super::payload::{
@@ -28,15 +36,53 @@ pub(crate) struct PartRecord {
     pub(crate) name: String,
     pub(crate) size: u64,
     pub(crate) sha256: String,
+    /// Version 2 only.
+    pub(crate) codec: Option<Codec>,
+    /// Version 2 only: the bytes the part takes in its blocks.
+    pub(crate) compressed_size: Option<u64>,
+}
+
+/// How much a reader checks of the parts its caller does not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// Every chunk authenticated, the payload's structure, every part's
+    /// stored size and the manifest against the parts' trailers: what the
+    /// AEAD proves. Unread content is neither decompressed nor hashed.
+    Authenticate,
+    /// All of that, and every part decompressed and its size and sha256
+    /// recomputed and compared with what was recorded.
+    Deep,
+}
+
+/// Compressed bytes a zstd part reader takes from the stream at a time.
+const ZSTD_IN: usize = 128 << 10;
+
+/// A zstd part's decompressor and the stored bytes it has not used yet.
+struct Zstd {
+    decoder: Decompressor,
+    input: Vec<u8>,
+    pos: usize,
 }
 
 /// The part being read.
 struct OpenPart {
     name: String,
+    codec: Codec,
+    /// Version 2 layout: codec byte, stored size in the trailer.
+    v2: bool,
     /// Bytes left in the current block; 0 between blocks.
     block_left: u32,
+    /// The zero-length block that ends the blocks has been read.
+    blocks_ended: bool,
+    /// Stored bytes read so far.
+    stored: u64,
+    /// Content bytes handed out (decompressed) so far.
     size: u64,
     hasher: Sha256,
+    /// Every stored byte went through the decompressor and the hasher, so
+    /// the content can be compared with the trailer.
+    checked: bool,
+    zstd: Option<Box<Zstd>>,
     /// The part's trailer has been read and checked.
     done: bool,
 }
@@ -50,6 +96,7 @@ pub struct ArchiveReader<R: Read> {
     records: Vec<PartRecord>,
     ended: bool,
     failed: bool,
+    depth: Depth,
 }
 
 impl<R: Read> ArchiveReader<R> {
@@ -67,11 +114,17 @@ impl<R: Read> ArchiveReader<R> {
             records: Vec::new(),
             ended: false,
             failed: false,
+            depth: Depth::Deep,
         })
     }
 
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// Sets how parts left unread are checked; [`Depth::Deep`] unless set.
+    pub fn set_depth(&mut self, depth: Depth) {
+        self.depth = depth;
     }
 
     /// Moves to the next part, first reading the rest of the current one (and
@@ -99,8 +152,13 @@ impl<R: Read> ArchiveReader<R> {
             return Ok(false);
         }
         if self.current.as_ref().is_some_and(|part| !part.done) {
-            let mut scratch = [0u8; 8192];
-            while self.read_part(&mut scratch)? > 0 {}
+            match self.depth {
+                Depth::Deep => {
+                    let mut scratch = vec![0u8; 64 << 10];
+                    while self.read_part(&mut scratch)? > 0 {}
+                }
+                Depth::Authenticate => self.skip_part()?,
+            }
         }
         self.current = None;
 
@@ -117,11 +175,39 @@ impl<R: Read> ArchiveReader<R> {
                         "the part name {name} appears twice"
                     )));
                 }
+                let v2 = self.header.version >= 2;
+                let codec = if v2 {
+                    let mut id = [0u8; 1];
+                    self.stream.read_exact(&mut id, "a part's codec")?;
+                    Codec::from_id(id[0]).ok_or_else(|| ArchiveError::UnknownCodec {
+                        part: name.clone(),
+                        id: id[0],
+                    })?
+                } else {
+                    Codec::None
+                };
+                let zstd = match codec {
+                    Codec::None => None,
+                    Codec::Zstd => Some(Box::new(Zstd {
+                        decoder: Decompressor::new().map_err(|e| ArchiveError::Decompress {
+                            part: name.clone(),
+                            why: e.to_string(),
+                        })?,
+                        input: Vec::with_capacity(ZSTD_IN),
+                        pos: 0,
+                    })),
+                };
                 self.current = Some(OpenPart {
                     name,
+                    codec,
+                    v2,
                     block_left: 0,
+                    blocks_ended: false,
+                    stored: 0,
                     size: 0,
                     hasher: Sha256::new(),
+                    checked: true,
+                    zstd,
                     done: false,
                 });
                 Ok(true)
@@ -200,54 +286,224 @@ impl<R: Read> ArchiveReader<R> {
         if part.done || buf.is_empty() {
             return Ok(0);
         }
-        while part.block_left == 0 {
-            let mut len = [0u8; 4];
-            stream.read_exact(&mut len, "a part")?;
-            let len = u32::from_be_bytes(len);
-            if len == 0 {
-                finish_part(part, stream, records)?;
-                return Ok(0);
+        let got = match part.zstd.take() {
+            None => read_stored(part, stream, buf),
+            Some(mut zstd) => {
+                let got = read_zstd(part, &mut zstd, stream, buf);
+                part.zstd = Some(zstd);
+                got
             }
-            if len > MAX_BLOCK_LEN {
-                return Err(ArchiveError::malformed("a block is longer than 16 MiB"));
-            }
-            part.block_left = len;
-        }
-        let want = buf.len().min(part.block_left as usize);
-        let got = stream.read(&mut buf[..want])?;
+        }?;
         if got == 0 {
-            return Err(ArchiveError::malformed("the payload ends inside a part"));
+            finish_part(part, stream, records)?;
+            return Ok(0);
         }
         part.hasher.update(&buf[..got]);
         part.size += got as u64;
-        // `got` is at most `block_left`, so this fits and cannot underflow.
-        part.block_left -= got as u32;
         Ok(got)
+    }
+
+    /// Reads the rest of the current part without decompressing or hashing
+    /// it: the AEAD has authenticated every byte, and the trailer's size and
+    /// digest are taken as recorded.
+    fn skip_part(&mut self) -> Result<(), ArchiveError> {
+        let result = self.skip_part_inner();
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn skip_part_inner(&mut self) -> Result<(), ArchiveError> {
+        let Self {
+            current,
+            stream,
+            records,
+            ..
+        } = self;
+        let Some(part) = current.as_mut() else {
+            return Ok(());
+        };
+        part.checked = false;
+        part.zstd = None;
+        while next_block(part, stream)? {
+            let got = stream.skip(part.block_left as usize)?;
+            if got == 0 {
+                return Err(ArchiveError::malformed("the payload ends inside a part"));
+            }
+            part.stored += got as u64;
+            // `got` is at most `block_left`, so this cannot underflow.
+            part.block_left -= got as u32;
+        }
+        finish_part(part, stream, records)
     }
 }
 
-/// Reads a part's trailer (size and sha256) and checks it against what was
-/// read.
+/// Makes sure the current block has bytes left, reading the next block's
+/// length if needed. False once the zero-length end of the blocks is read.
+fn next_block<R: Read>(part: &mut OpenPart, stream: &mut Opener<R>) -> Result<bool, ArchiveError> {
+    while part.block_left == 0 {
+        if part.blocks_ended {
+            return Ok(false);
+        }
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len, "a part")?;
+        let len = u32::from_be_bytes(len);
+        if len == 0 {
+            part.blocks_ended = true;
+            return Ok(false);
+        }
+        if len > MAX_BLOCK_LEN {
+            return Err(ArchiveError::malformed("a block is longer than 16 MiB"));
+        }
+        part.block_left = len;
+    }
+    Ok(true)
+}
+
+/// Reads stored bytes of the current block; 0 at the end of the blocks.
+fn read_stored<R: Read>(
+    part: &mut OpenPart,
+    stream: &mut Opener<R>,
+    buf: &mut [u8],
+) -> Result<usize, ArchiveError> {
+    if !next_block(part, stream)? {
+        return Ok(0);
+    }
+    let want = buf.len().min(part.block_left as usize);
+    let got = stream.read(&mut buf[..want])?;
+    if got == 0 {
+        return Err(ArchiveError::malformed("the payload ends inside a part"));
+    }
+    part.stored += got as u64;
+    // `got` is at most `block_left`, so this fits and cannot underflow.
+    part.block_left -= got as u32;
+    Ok(got)
+}
+
+/// Decompresses the next content bytes of a zstd part into `buf`; 0 once
+/// the blocks have ended and the last frame is complete and drained.
+fn read_zstd<R: Read>(
+    part: &mut OpenPart,
+    zstd: &mut Zstd,
+    stream: &mut Opener<R>,
+    buf: &mut [u8],
+) -> Result<usize, ArchiveError> {
+    loop {
+        if zstd.pos < zstd.input.len() {
+            let n = zstd
+                .decoder
+                .step(&zstd.input, &mut zstd.pos, buf)
+                .map_err(|e| decompress_error(&part.name, e))?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if zstd.pos < zstd.input.len() {
+                continue;
+            }
+        }
+        if !next_block(part, stream)? {
+            // No stored bytes left: hand out what zstd still holds.
+            let n = zstd
+                .decoder
+                .step(&[], &mut 0, buf)
+                .map_err(|e| decompress_error(&part.name, e))?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if !zstd.decoder.at_frame_end() {
+                return Err(ArchiveError::Decompress {
+                    part: part.name.clone(),
+                    why: "its stored bytes end inside a zstd frame".into(),
+                });
+            }
+            return Ok(0);
+        }
+        let want = ZSTD_IN.min(part.block_left as usize);
+        zstd.input.resize(want, 0);
+        let got = stream.read(&mut zstd.input)?;
+        if got == 0 {
+            return Err(ArchiveError::malformed("the payload ends inside a part"));
+        }
+        zstd.input.truncate(got);
+        zstd.pos = 0;
+        part.stored += got as u64;
+        part.block_left -= got as u32;
+    }
+}
+
+fn decompress_error(part: &str, e: io::Error) -> ArchiveError {
+    ArchiveError::Decompress {
+        part: part.to_owned(),
+        why: e.to_string(),
+    }
+}
+
+/// Reads a part's trailer and checks it against what was read: the stored
+/// size always, the content's size and sha256 when all of it went through
+/// the decompressor and the hasher.
 fn finish_part<R: Read>(
     part: &mut OpenPart,
     stream: &mut Opener<R>,
     records: &mut Vec<PartRecord>,
 ) -> Result<(), ArchiveError> {
+    let mut stored = None;
+    if part.v2 {
+        let mut bytes = [0u8; 8];
+        stream.read_exact(&mut bytes, "a part's trailer")?;
+        stored = Some(u64::from_be_bytes(bytes));
+    }
     let mut trailer = [0u8; 8 + 32];
     stream.read_exact(&mut trailer, "a part's trailer")?;
     let mut size = [0u8; 8];
     size.copy_from_slice(&trailer[..8]);
-    let digest: [u8; 32] = part.hasher.clone().finalize().into();
-    if u64::from_be_bytes(size) != part.size || trailer[8..] != digest {
-        return Err(ArchiveError::DigestMismatch {
-            part: part.name.clone(),
-        });
+    let size = u64::from_be_bytes(size);
+    let mut recorded = [0u8; 32];
+    recorded.copy_from_slice(&trailer[8..]);
+    if let Some(stored) = stored {
+        if stored != part.stored {
+            return Err(ArchiveError::Malformed(format!(
+                "part {:?} records {stored} stored bytes but its blocks hold {}",
+                part.name, part.stored
+            )));
+        }
+        if part.codec == Codec::None && stored != size {
+            return Err(ArchiveError::Malformed(format!(
+                "part {:?} is stored uncompressed but records a content size \
+                 different from its stored size",
+                part.name
+            )));
+        }
+    }
+    if part.checked {
+        if part.codec == Codec::Zstd && part.size != size {
+            let why = if part.size > size {
+                format!("it decompresses to more than the {size} bytes recorded")
+            } else {
+                format!(
+                    "it decompresses to {} bytes, fewer than the {size} recorded",
+                    part.size
+                )
+            };
+            return Err(ArchiveError::Decompress {
+                part: part.name.clone(),
+                why,
+            });
+        }
+        let digest: [u8; 32] = part.hasher.clone().finalize().into();
+        if size != part.size || recorded != digest {
+            return Err(ArchiveError::DigestMismatch {
+                part: part.name.clone(),
+            });
+        }
     }
     part.done = true;
     records.push(PartRecord {
         name: part.name.clone(),
-        size: part.size,
-        sha256: hex::encode(digest),
+        size,
+        sha256: hex::encode(recorded),
+        codec: part.v2.then_some(part.codec),
+        compressed_size: stored,
     });
     Ok(())
 }
@@ -283,9 +539,21 @@ impl<R: Read> Read for PartReader<'_, R> {
 pub fn verify<R: Read>(
     inner: R,
     keyring: &Keyring,
+    on_part: impl FnMut(&str, &mut dyn Read) -> io::Result<()>,
+) -> Result<Manifest, ArchiveError> {
+    verify_with(inner, keyring, Depth::Deep, on_part)
+}
+
+/// [`verify`] at a chosen [`Depth`]: with [`Depth::Authenticate`], what
+/// `on_part` leaves unread is authenticated but not decompressed or hashed.
+pub fn verify_with<R: Read>(
+    inner: R,
+    keyring: &Keyring,
+    depth: Depth,
     mut on_part: impl FnMut(&str, &mut dyn Read) -> io::Result<()>,
 ) -> Result<Manifest, ArchiveError> {
     let mut reader = ArchiveReader::open(inner, keyring)?;
+    reader.set_depth(depth);
     let mut manifest_json = Vec::new();
     while let Some(mut part) = reader.next_part()? {
         let name = part.name().to_owned();
@@ -333,6 +601,12 @@ fn check_manifest(manifest: &Manifest, records: &[PartRecord]) -> Result<(), Arc
             return Err(ArchiveError::ManifestMismatch(format!(
                 "part {i} is {:?} in the manifest but {:?} in the archive",
                 listed.name, record.name
+            )));
+        }
+        if listed.codec != record.codec || listed.compressed_size != record.compressed_size {
+            return Err(ArchiveError::ManifestMismatch(format!(
+                "the manifest's codec or compressed size of part {:?} differs from the archive's",
+                record.name
             )));
         }
         if listed.size != record.size || listed.sha256 != record.sha256 {

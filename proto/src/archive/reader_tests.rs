@@ -15,7 +15,7 @@ use crate::manifest::{DatabaseInfo, Origin, PartEntry, PartKind, Scope};
 fn seal(plaintext: &[u8]) -> (Vec<u8>, Keyring) {
     let key = MasterKey::generate();
     let data_key = DataKey::generate().unwrap();
-    let header = Header::seal(&key, 4096, [1u8; 32], [2u8; 7], &data_key).unwrap();
+    let header = Header::seal(&key, 1, 4096, [1u8; 32], [2u8; 7], &data_key).unwrap();
     let mut sealer = Sealer::new(header.to_bytes().to_vec(), &data_key, [2u8; 7], 4096);
     sealer.write_all(plaintext).unwrap();
     (sealer.finish().unwrap(), Keyring::new(key))
@@ -67,6 +67,8 @@ fn entry(name: &str, content: &[u8]) -> PartEntry {
         kind: PartKind::Dump,
         size: content.len() as u64,
         sha256: hex::encode(Sha256::digest(content)),
+        codec: None,
+        compressed_size: None,
     }
 }
 

@@ -164,6 +164,17 @@ impl<R: Read> Opener<R> {
         Ok(n)
     }
 
+    /// Passes over up to `n` bytes of plaintext without copying them;
+    /// `Ok(0)` means the final chunk has been used up.
+    pub(crate) fn skip(&mut self, n: usize) -> Result<usize, ArchiveError> {
+        if n == 0 || !self.fill()? {
+            return Ok(0);
+        }
+        let k = n.min(self.len - self.pos);
+        self.pos += k;
+        Ok(k)
+    }
+
     /// Reads exactly `out.len()` bytes; the plaintext ending first means the
     /// payload's structure is broken.
     pub(crate) fn read_exact(&mut self, out: &mut [u8], what: &str) -> Result<(), ArchiveError> {

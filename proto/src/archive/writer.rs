@@ -2,6 +2,12 @@
 //! caller produces it, then the manifest and the end marker. Nothing is
 //! buffered beyond one chunk and one block, so a backup of any size is
 //! encrypted on its way to the file and never exists on disk in plaintext.
+//!
+//! In format version 2 a part can be compressed on its way in: the part
+//! writer hashes and counts what it is given (the digest the manifest
+//! records is of the uncompressed content), hands it to zstd, and frames
+//! zstd's output in blocks. With zstd worker threads, compression runs on
+//! them while the writing thread goes on sealing and writing.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
@@ -9,11 +15,12 @@ use std::io::{self, Write};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::codec::{Codec, Compression, Compressor};
 use super::header::{fill_random, DataKey, Header};
 use super::key::MasterKey;
 use super::payload::{valid_part_name, END_TAG, PART_TAG, WRITE_BLOCK_LEN};
 use super::stream::Sealer;
-use super::{ArchiveError, DEFAULT_CHUNK_SIZE};
+use super::{ArchiveError, DEFAULT_CHUNK_SIZE, FORMAT_VERSION};
 use crate::manifest::{Manifest, PartEntry, PartKind, MANIFEST_PART};
 
 /// Writes one archive to `W`.
@@ -27,11 +34,14 @@ pub struct ArchiveWriter<W: Write> {
     parts: Vec<PartEntry>,
     names: HashSet<String>,
     poisoned: bool,
+    /// How [`ArchiveWriter::begin_part`] stores parts.
+    compression: Compression,
 }
 
 impl<W: Write> ArchiveWriter<W> {
-    /// Starts an archive with fresh random key material and the default
-    /// chunk size, and writes its header.
+    /// Starts an archive (format version 2, parts stored uncompressed until
+    /// [`ArchiveWriter::with_compression`]) with fresh random key material
+    /// and the default chunk size, and writes its header.
     pub fn new(inner: W, key: &MasterKey) -> Result<Self, ArchiveError> {
         Self::with_chunk_size(inner, key, DEFAULT_CHUNK_SIZE)
     }
@@ -47,7 +57,15 @@ impl<W: Write> ArchiveWriter<W> {
         fill_random(&mut salt)?;
         fill_random(&mut nonce_prefix)?;
         fill_random(data_key.as_mut_slice())?;
-        Self::with_material(inner, key, chunk_size, salt, nonce_prefix, *data_key)
+        Self::with_material(
+            inner,
+            key,
+            FORMAT_VERSION,
+            chunk_size,
+            salt,
+            nonce_prefix,
+            *data_key,
+        )
     }
 
     /// Starts an archive with given key material. Reusing material across
@@ -57,13 +75,14 @@ impl<W: Write> ArchiveWriter<W> {
     pub fn with_material(
         mut inner: W,
         key: &MasterKey,
+        version: u16,
         chunk_size: u32,
         salt: [u8; 32],
         nonce_prefix: [u8; 7],
         data_key: [u8; 32],
     ) -> Result<Self, ArchiveError> {
         let data_key = DataKey::from_bytes(data_key);
-        let header = Header::seal(key, chunk_size, salt, nonce_prefix, &data_key)?;
+        let header = Header::seal(key, version, chunk_size, salt, nonce_prefix, &data_key)?;
         inner
             .write_all(&header.to_bytes())
             .map_err(ArchiveError::from_io)?;
@@ -73,7 +92,26 @@ impl<W: Write> ArchiveWriter<W> {
             parts: Vec::new(),
             names: HashSet::new(),
             poisoned: false,
+            compression: Compression::NONE,
         })
+    }
+
+    /// Makes [`ArchiveWriter::begin_part`] compress the parts it starts.
+    /// Version 1 archives cannot hold compressed parts.
+    pub fn with_compression(mut self, compression: Compression) -> Result<Self, ArchiveError> {
+        if compression.codec != Codec::None && self.header.version < 2 {
+            return Err(ArchiveError::Usage(
+                "format version 1 cannot hold compressed parts".into(),
+            ));
+        }
+        if compression.codec == Codec::Zstd {
+            // Checks the level (and the thread count) before any part.
+            Compressor::new(compression.level, compression.threads).map_err(|e| {
+                ArchiveError::Usage(format!("the compression settings are not usable: {e}"))
+            })?;
+        }
+        self.compression = compression;
+        Ok(self)
     }
 
     pub fn header(&self) -> &Header {
@@ -98,7 +136,7 @@ impl<W: Write> ArchiveWriter<W> {
                 "the part name {MANIFEST_PART} is reserved for the manifest"
             )));
         }
-        self.begin(name, kind)
+        self.begin(name, kind, self.compression)
     }
 
     /// Writes the manifest as the last part, with `parts` filled in from what
@@ -110,7 +148,9 @@ impl<W: Write> ArchiveWriter<W> {
             .map_err(|err| ArchiveError::ManifestInvalid(err.to_string()))?;
         // The manifest's kind is never recorded anywhere: the manifest does
         // not list itself.
-        let mut part = self.begin(MANIFEST_PART, PartKind::Log)?;
+        // The manifest is stored as it is, so that it stays small and simple
+        // to read.
+        let mut part = self.begin(MANIFEST_PART, PartKind::Log, Compression::NONE)?;
         part.write_all(&json).map_err(ArchiveError::from_io)?;
         part.finish()?;
         self.write(&[END_TAG])?;
@@ -118,7 +158,12 @@ impl<W: Write> ArchiveWriter<W> {
         Ok((inner, manifest))
     }
 
-    fn begin(&mut self, name: &str, kind: PartKind) -> Result<PartWriter<'_, W>, ArchiveError> {
+    fn begin(
+        &mut self,
+        name: &str,
+        kind: PartKind,
+        compression: Compression,
+    ) -> Result<PartWriter<'_, W>, ArchiveError> {
         self.check()?;
         if !valid_part_name(name) {
             return Err(ArchiveError::Usage(
@@ -138,16 +183,37 @@ impl<W: Write> ArchiveWriter<W> {
         head.push(PART_TAG);
         head.extend_from_slice(&name_len.to_be_bytes());
         head.extend_from_slice(name.as_bytes());
+        let v2 = self.header.version >= 2;
+        if v2 {
+            head.push(compression.codec.id());
+        }
+        let compressor = match compression.codec {
+            Codec::None => None,
+            Codec::Zstd => Some(
+                Compressor::new(compression.level, compression.threads).map_err(|e| {
+                    ArchiveError::Compress {
+                        part: name.to_owned(),
+                        why: e.to_string(),
+                    }
+                })?,
+            ),
+        };
         self.write(&head)?;
         self.names.insert(name.to_owned());
         // Poisoned until the part writer finishes: if it is dropped instead,
         // the payload is stuck inside a part and cannot be completed.
         self.poisoned = true;
         Ok(PartWriter {
-            archive: self,
+            sink: BlockSink {
+                archive: self,
+                block: Zeroizing::new(Vec::with_capacity(WRITE_BLOCK_LEN)),
+                stored: 0,
+            },
             name: name.to_owned(),
             kind,
-            block: Zeroizing::new(Vec::with_capacity(WRITE_BLOCK_LEN)),
+            codec: compression.codec,
+            v2,
+            compressor,
             hasher: Sha256::new(),
             size: 0,
         })
@@ -173,40 +239,26 @@ impl<W: Write> ArchiveWriter<W> {
     }
 }
 
-/// Writes one part. It implements [`std::io::Write`]; call
-/// [`PartWriter::finish`] at the end, or the archive cannot be completed.
-pub struct PartWriter<'a, W: Write> {
+/// Frames stored bytes (compressed or not) in blocks and seals them.
+struct BlockSink<'a, W: Write> {
     archive: &'a mut ArchiveWriter<W>,
-    name: String,
-    kind: PartKind,
     block: Zeroizing<Vec<u8>>,
-    hasher: Sha256,
-    size: u64,
+    /// Stored bytes so far: the sum of the block lengths.
+    stored: u64,
 }
 
-impl<W: Write> PartWriter<'_, W> {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Ends the part: writes its last block, its size and its sha256, and
-    /// returns its manifest entry.
-    pub fn finish(mut self) -> Result<PartEntry, ArchiveError> {
-        self.emit_block()?;
-        let digest: [u8; 32] = self.hasher.clone().finalize().into();
-        let mut trailer = [0u8; 4 + 8 + 32];
-        trailer[4..12].copy_from_slice(&self.size.to_be_bytes());
-        trailer[12..].copy_from_slice(&digest);
-        self.archive.sealer.write_all(&trailer)?;
-        let entry = PartEntry {
-            name: std::mem::take(&mut self.name),
-            kind: self.kind,
-            size: self.size,
-            sha256: hex::encode(digest),
-        };
-        self.archive.parts.push(entry.clone());
-        self.archive.poisoned = false;
-        Ok(entry)
+impl<W: Write> BlockSink<'_, W> {
+    fn push(&mut self, mut data: &[u8]) -> Result<(), ArchiveError> {
+        while !data.is_empty() {
+            let take = (WRITE_BLOCK_LEN - self.block.len()).min(data.len());
+            self.block.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            self.stored += take as u64;
+            if self.block.len() == WRITE_BLOCK_LEN {
+                self.emit_block()?;
+            }
+        }
+        Ok(())
     }
 
     fn emit_block(&mut self) -> Result<(), ArchiveError> {
@@ -222,21 +274,116 @@ impl<W: Write> PartWriter<'_, W> {
     }
 }
 
+/// Writes one part. It implements [`std::io::Write`]; call
+/// [`PartWriter::finish`] at the end, or the archive cannot be completed.
+pub struct PartWriter<'a, W: Write> {
+    sink: BlockSink<'a, W>,
+    name: String,
+    kind: PartKind,
+    codec: Codec,
+    /// Format version 2: a codec byte after the name and the stored size in
+    /// the trailer.
+    v2: bool,
+    compressor: Option<Compressor>,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: Write> PartWriter<'_, W> {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Makes zstd expect exactly `size` bytes in this frame, so that writing
+    /// more fails inside zstd itself mid-stream: how tests provoke a real
+    /// compressor failure.
+    #[cfg(test)]
+    pub(crate) fn pledge_for_test(&mut self, size: u64) {
+        if let Some(c) = self.compressor.as_mut() {
+            c.pledge_for_test(size);
+        }
+    }
+
+    /// Ends the part: ends its zstd frame, writes its last block and its
+    /// trailer, and returns its manifest entry.
+    pub fn finish(mut self) -> Result<PartEntry, ArchiveError> {
+        if let Some(compressor) = self.compressor.as_mut() {
+            let sink = &mut self.sink;
+            let mut failed = None;
+            let result = compressor.finish(&mut |bytes| {
+                sink.push(bytes).map_err(|e| {
+                    failed = Some(());
+                    io::Error::from(e)
+                })
+            });
+            if let Err(e) = result {
+                return Err(compress_error(&self.name, failed.is_some(), e));
+            }
+        }
+        self.sink.emit_block()?;
+        let digest: [u8; 32] = self.hasher.clone().finalize().into();
+        let mut trailer = Vec::with_capacity(4 + 8 + 8 + 32);
+        trailer.extend_from_slice(&0u32.to_be_bytes());
+        if self.v2 {
+            trailer.extend_from_slice(&self.sink.stored.to_be_bytes());
+        }
+        trailer.extend_from_slice(&self.size.to_be_bytes());
+        trailer.extend_from_slice(&digest);
+        self.sink.archive.sealer.write_all(&trailer)?;
+        let entry = PartEntry {
+            name: std::mem::take(&mut self.name),
+            kind: self.kind,
+            size: self.size,
+            sha256: hex::encode(digest),
+            codec: self.v2.then_some(self.codec),
+            compressed_size: self.v2.then_some(self.sink.stored),
+        };
+        self.sink.archive.parts.push(entry.clone());
+        self.sink.archive.poisoned = false;
+        Ok(entry)
+    }
+}
+
+/// A failure inside the compressor: either zstd's own (said as such) or the
+/// sealing of its output, which is passed on as it was.
+fn compress_error(part: &str, sink_failed: bool, e: io::Error) -> ArchiveError {
+    if sink_failed {
+        ArchiveError::from_io(e)
+    } else {
+        ArchiveError::Compress {
+            part: part.to_owned(),
+            why: e.to_string(),
+        }
+    }
+}
+
 impl<W: Write> Write for PartWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let take = (WRITE_BLOCK_LEN - self.block.len()).min(buf.len());
-        self.block.extend_from_slice(&buf[..take]);
-        self.hasher.update(&buf[..take]);
-        self.size += take as u64;
-        if self.block.len() == WRITE_BLOCK_LEN {
-            self.emit_block()?;
+        self.hasher.update(buf);
+        self.size += buf.len() as u64;
+        match self.compressor.as_mut() {
+            None => self.sink.push(buf)?,
+            Some(compressor) => {
+                let sink = &mut self.sink;
+                let mut failed = None;
+                let result = compressor.write(buf, &mut |bytes| {
+                    sink.push(bytes).map_err(|e| {
+                        failed = Some(());
+                        io::Error::from(e)
+                    })
+                });
+                if let Err(e) = result {
+                    return Err(compress_error(&self.name, failed.is_some(), e).into());
+                }
+            }
         }
-        Ok(take)
+        Ok(buf.len())
     }
 
     /// Flushes the sealed chunks to the inner writer. Plaintext still in the
-    /// open block and chunk stays buffered: a chunk is only sealed when full.
+    /// open block and chunk (and inside zstd) stays buffered: a chunk is
+    /// only sealed when full.
     fn flush(&mut self) -> io::Result<()> {
-        self.archive.sealer.flush().map_err(io::Error::from)
+        self.sink.archive.sealer.flush().map_err(io::Error::from)
     }
 }

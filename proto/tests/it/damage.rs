@@ -78,12 +78,17 @@ fn header_damage_is_reported_by_field() {
             "magic byte {at}"
         );
     }
-    assert!(matches!(s.flipped(9), ArchiveError::UnsupportedVersion(0)));
+    assert!(matches!(s.flipped(9), ArchiveError::UnsupportedVersion(3)));
     let mut newer = s.archive.clone();
-    newer[9] = 2;
+    newer[9] = 3;
     assert!(matches!(
         s.read(&newer),
-        ArchiveError::UnsupportedVersion(2)
+        ArchiveError::UnsupportedVersion(3)
+    ));
+    newer[9] = 0;
+    assert!(matches!(
+        s.read(&newer),
+        ArchiveError::UnsupportedVersion(0)
     ));
     assert!(matches!(s.flipped(11), ArchiveError::UnsupportedFlags(1)));
     assert!(matches!(

@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use berkut_proto::archive::{ArchiveWriter, Header, Keyring, MasterKey, HEADER_LEN};
+use berkut_proto::archive::{ArchiveWriter, Compression, Header, Keyring, MasterKey, HEADER_LEN};
 use berkut_proto::manifest::{Manifest, PartKind};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -18,6 +18,8 @@ use crate::support::{pattern, read_all, Part};
 
 struct Vector {
     file: &'static str,
+    version: u16,
+    compression: Compression,
     chunk_size: u32,
     salt: [u8; 32],
     nonce_prefix: [u8; 7],
@@ -41,6 +43,8 @@ fn vectors() -> Vec<Vector> {
     vec![
         Vector {
             file: "v1-small.bscc",
+            version: 1,
+            compression: Compression::NONE,
             chunk_size: 4096,
             salt: run(0x20),
             nonce_prefix: run(0x40),
@@ -50,10 +54,35 @@ fn vectors() -> Vec<Vector> {
         },
         Vector {
             file: "v1-multichunk.bscc",
+            version: 1,
+            compression: Compression::NONE,
             chunk_size: 4096,
             salt: run(0x80),
             nonce_prefix: run(0xa0),
             data_key: run(0xc0),
+            parts: vec![
+                ("dump.pgcustom", PartKind::Dump, pattern(12_000)),
+                (
+                    "globals.sql",
+                    PartKind::Globals,
+                    b"CREATE ROLE app;\n".to_vec(),
+                ),
+                ("backup.log", PartKind::Log, Vec::new()),
+            ],
+            contents: vec![
+                json!({ "length": 12_000, "rule": "byte i is i mod 251" }),
+                json!({ "utf8": "CREATE ROLE app;\n" }),
+                json!({ "utf8": "" }),
+            ],
+        },
+        Vector {
+            file: "v2-zstd.bscc",
+            version: 2,
+            compression: Compression::zstd(3, 0),
+            chunk_size: 4096,
+            salt: run(0x10),
+            nonce_prefix: run(0x30),
+            data_key: run(0x50),
             parts: vec![
                 ("dump.pgcustom", PartKind::Dump, pattern(12_000)),
                 (
@@ -84,11 +113,14 @@ fn build_vector(v: &Vector) -> (Vec<u8>, Manifest) {
     let writer = ArchiveWriter::with_material(
         Vec::new(),
         &master_key(),
+        v.version,
         v.chunk_size,
         v.salt,
         v.nonce_prefix,
         v.data_key,
     )
+    .unwrap()
+    .with_compression(v.compression)
     .unwrap();
     crate::support::write_parts(writer, &v.parts)
 }
@@ -104,6 +136,8 @@ fn describe(v: &Vector, bytes: &[u8], manifest: &Manifest) -> Value {
                 "kind": entry.kind,
                 "size": entry.size,
                 "sha256": entry.sha256,
+                "codec": entry.codec,
+                "compressed_size": entry.compressed_size,
                 "content": content,
             })
         })
@@ -113,6 +147,7 @@ fn describe(v: &Vector, bytes: &[u8], manifest: &Manifest) -> Value {
     let manifest_json = serde_json::to_vec_pretty(manifest).unwrap();
     json!({
         "file": v.file,
+        "format_version": v.version,
         "file_len": bytes.len(),
         "file_sha256": hex::encode(Sha256::digest(bytes)),
         "master_key_hex": hex::encode(run::<32>(0x00)),
@@ -153,7 +188,7 @@ fn vectors_are_reproduced_byte_for_byte() {
         listed.push(describe(&v, &bytes, &manifest));
     }
     let listing = json!({
-        "about": "Inputs and expected outputs of the .bscc v1 test vectors; see docs/FORMAT.md.",
+        "about": "Inputs and expected outputs of the .bscc test vectors (format versions 1 and 2); see docs/FORMAT.md.",
         "vectors": listed,
     });
     let text = serde_json::to_string_pretty(&listing).unwrap() + "\n";
@@ -198,6 +233,57 @@ fn committed_vectors_decrypt_with_the_listed_inputs() {
             assert_eq!(hex::encode(Sha256::digest(content)), want["sha256"]);
         }
         assert_eq!(serde_json::to_value(&manifest).unwrap(), entry["manifest"]);
+    }
+}
+
+/// The independent Python reader (`scripts/lib/bscc_parts.py`, written from
+/// `docs/FORMAT.md` with `cryptography` and `zstandard`) decrypts,
+/// decompresses and checks every committed vector, and finds the parts the
+/// listing names. Its Python comes from the venv `scripts/ensure-deps.sh`
+/// makes (`$BERKUT_PYENV`, by default `~/.cache/berkut/pyenv`).
+#[test]
+fn the_python_reader_reads_every_vector() {
+    let pyenv = std::env::var_os("BERKUT_PYENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/berkut/pyenv")
+        });
+    let python = pyenv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/ensure-deps.sh",
+        python.display()
+    );
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib/bscc_parts.py");
+    let listing: Value =
+        serde_json::from_str(&fs::read_to_string(dir().join("vectors.json")).unwrap()).unwrap();
+    for entry in listing["vectors"].as_array().unwrap() {
+        let file = dir().join(entry["file"].as_str().unwrap());
+        let out = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(&file)
+            .env("BSCC_KEY", entry["master_key_base64"].as_str().unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(read["format_version"], entry["format_version"]);
+        let found = read["parts"].as_array().unwrap();
+        let listed = entry["parts"].as_array().unwrap();
+        // The reader also lists the manifest part itself.
+        assert_eq!(found.len(), listed.len() + 1);
+        for (f, l) in found.iter().zip(listed) {
+            assert_eq!(f["name"], l["name"]);
+            assert_eq!(f["size"], l["size"]);
+            assert_eq!(f["sha256"], l["sha256"]);
+            assert_eq!(f["codec"], l["codec"].as_str().unwrap_or("none"));
+        }
+        assert_eq!(read["manifest"], entry["manifest"]);
     }
 }
 

@@ -62,3 +62,12 @@ if ! command -v promtool >/dev/null; then
         || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
              && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 fi
+
+# berkut-http's OpenAPI document is checked by openapi-spec-validator, in a
+# venv of its own (BERKUT_HTTP_VENV, default /opt/berkut-http-venv).
+http_venv=${BERKUT_HTTP_VENV:-/opt/berkut-http-venv}
+if [ ! -x "$http_venv/bin/openapi-spec-validator" ]; then
+    echo "ensure-deps: installing openapi-spec-validator into $http_venv" >&2
+    as_root python3 -m venv "$http_venv"
+    as_root "$http_venv/bin/pip" install -q 'openapi-spec-validator>=0.7,<0.8'
+fi

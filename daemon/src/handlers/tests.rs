@@ -64,7 +64,11 @@ fn all_operations() -> Vec<Operation> {
         ops::MaintenanceStatus {}.into(),
         ops::MaintenanceWatch {}.into(),
         ops::MaintenanceClear {}.into(),
-        ops::BackupDownload { id: id() }.into(),
+        ops::BackupDownload {
+            id: id(),
+            offset: 0,
+        }
+        .into(),
         ops::BackupImport { size: 1 }.into(),
         ops::AuditTail::default().into(),
         ops::AuditVerify {}.into(),

@@ -196,11 +196,20 @@ pub struct MaintenanceWatch {}
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MaintenanceClear {}
 
-/// Streams a stored archive's bytes as `data` messages, then replies with
-/// its size and sha256.
+/// Streams a stored archive's bytes as `data` messages, from `offset` on,
+/// then replies with the size and sha256 of what it sent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BackupDownload {
     pub id: BackupId,
+    /// Where in the archive to begin, to resume a broken transfer; 0, the
+    /// whole archive, when absent (and then not sent, so a request for the
+    /// whole archive is the bytes it always was).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Uploads an archive of `size` bytes: the daemon answers `continue` (or

@@ -80,7 +80,8 @@ fn any_operation() -> impl Strategy<Value = Operation> {
         Just(Operation::PlanDisable(ops::PlanDisable {})),
         any_plan().prop_map(|plan| Operation::PlanSet(ops::PlanSet { plan })),
         any_restore_operation(),
-        any_backup_id().prop_map(|id| Operation::BackupDownload(ops::BackupDownload { id })),
+        (any_backup_id(), any::<u64>())
+            .prop_map(|(id, offset)| Operation::BackupDownload(ops::BackupDownload { id, offset })),
         any::<u64>().prop_map(|size| Operation::BackupImport(ops::BackupImport { size })),
         Just(Operation::StoreRewrap(ops::StoreRewrap {})),
         Just(Operation::StoreRescan(ops::StoreRescan {})),

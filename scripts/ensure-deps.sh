@@ -52,6 +52,8 @@ if ! "$PYENV/bin/python" -c 'import zstandard, cryptography' >/dev/null 2>&1; th
     fi
     python3 -m venv --system-site-packages "$PYENV"
     "$PYENV/bin/pip" install -q zstandard cryptography
+fi
+
 # promtool (Debian's prometheus package) checks the metrics text in the
 # tests and packaging/berkut.rules.yml in CI. Without recommends: no
 # node_exporter; the package's service is not started where there is no

@@ -188,6 +188,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
     if succeeded {
         crate::retention::run(&daemon).await;
     }
+    ctx.leave();
     publish(&daemon, &ctx, &id);
     // The drill policy may drill what just succeeded.
     daemon.scheduler_wake.notify_one();

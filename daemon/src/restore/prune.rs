@@ -37,14 +37,18 @@ pub fn select(
             && !s.rolling_back
             && s.swap != SwapPhase::Started
     };
-    // Drills of each backup, newest first.
+    // Drills of each backup, newest first: by when they were queued, since
+    // two drills queued in the same second have ids that sort at random.
     let mut drills: HashMap<&BackupId, Vec<&Summary>> = HashMap::new();
     for s in summaries.iter().filter(|s| s.record.dry_run) {
         drills.entry(&s.record.backup_id).or_default().push(s);
     }
     let mut keep: HashSet<&RestoreId> = HashSet::new();
     for (backup, list) in &mut drills {
-        list.sort_by(|a, b| b.record.restore_id.cmp(&a.record.restore_id));
+        list.sort_by(|a, b| {
+            (b.record.created_at, &b.record.restore_id)
+                .cmp(&(a.record.created_at, &a.record.restore_id))
+        });
         keep.extend(
             list.iter()
                 .take(rule.keep_drills)
@@ -205,5 +209,36 @@ mod tests {
             .filter(|s| !gone.contains(&s.record.restore_id))
             .collect();
         assert!(select(&left, rule, NOW, &in_catalogue).is_empty());
+    }
+
+    #[test]
+    fn drills_queued_in_one_second_are_ordered_by_when_they_were_queued() {
+        use RestoreStatus::*;
+        let rule = Rule {
+            keep_drills: 1,
+            keep_restore_days: 30,
+        };
+        // Three drills in one second whose random suffixes sort against
+        // the order they were queued in.
+        let at = NOW - time::Duration::days(1);
+        let all: Vec<Summary> = ["ffffffff", "88888888", "00000000"]
+            .iter()
+            .enumerate()
+            .map(|(i, suffix)| {
+                let mut s = summary(1, 1, true, Succeeded, 1);
+                s.record.restore_id = format!("r-20261120T120000Z-{suffix}").parse().unwrap();
+                s.record.created_at = at + time::Duration::milliseconds(i as i64 * 300);
+                s
+            })
+            .collect();
+        let in_catalogue: HashSet<BackupId> = [backup(1)].into();
+        let gone: Vec<String> = select(&all, rule, NOW, &in_catalogue)
+            .into_iter()
+            .map(|(id, _)| id.as_str().to_owned())
+            .collect();
+        assert_eq!(
+            gone,
+            ["r-20261120T120000Z-88888888", "r-20261120T120000Z-ffffffff"]
+        );
     }
 }

@@ -294,7 +294,8 @@ fn write(path: &Path, summary: &Summary) -> Result<(), OpError> {
     })
 }
 
-/// Every restore's summary, oldest first.
+/// Every restore's summary, oldest first (by when it was queued: ids from
+/// one second sort by their random suffix).
 pub fn load_all(state_dir: &Path) -> Vec<Summary> {
     let Ok(entries) = std::fs::read_dir(restores_dir(state_dir)) else {
         return Vec::new();
@@ -308,7 +309,10 @@ pub fn load_all(state_dir: &Path) -> Vec<Summary> {
         })
         .filter_map(|id| load(state_dir, &id))
         .collect();
-    all.sort_by(|a, b| a.record.restore_id.cmp(&b.record.restore_id));
+    all.sort_by(|a, b| {
+        (a.record.created_at, &a.record.restore_id)
+            .cmp(&(b.record.created_at, &b.record.restore_id))
+    });
     all
 }
 

@@ -38,6 +38,8 @@ help2man --no-info --section 8 --name "encrypted, scheduled, verified backups of
     target/release/berkutd | gzip -9n > target/release/man/berkutd.8.gz
 help2man --no-info --section 1 --name "the administrator's command line for berkutd" \
     target/release/berkutctl | gzip -9n > target/release/man/berkutctl.1.gz
+help2man --no-info --section 8 --name "HTTP gateway onto berkutd's socket: the application's REST API for backups" \
+    target/release/berkut-http | gzip -9n > target/release/man/berkut-http.8.gz
 
 echo "check-package: cargo deb"
 rm -rf target/debian
@@ -64,11 +66,17 @@ unitdir=$(printf '%s\n' "$contents" | awk '$6 ~ /systemd\/system\/berkutd.servic
 [ -n "$unitdir" ] || fail "no berkutd.service in the package"
 has -rw-r--r-- "$unitdir/berkutd.service"
 has -rw-r--r-- "$unitdir/berkutd.socket"
+has -rwxr-xr-x usr/bin/berkut-http
+has -rw-r--r-- "$unitdir/berkut-http.service"
+has -rw-r--r-- "$unitdir/berkut-http.socket"
+has -rw-r--r-- usr/lib/sysusers.d/berkut-http.conf
+has -rw-r--r-- usr/share/man/man8/berkut-http.8.gz
 has -rw-r--r-- usr/lib/sysusers.d/berkut.conf
 has -rw-r--r-- usr/lib/tmpfiles.d/berkut.conf
 has -rw-r----- etc/berkut/berkutd.toml
 has -rw-r--r-- usr/share/man/man8/berkutd.8.gz
 has -rw-r--r-- usr/share/man/man1/berkutctl.1.gz
+has -rw-r--r-- usr/share/doc/berkut/examples/berkut.rules.yml
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -80,15 +88,17 @@ for script in postinst postrm; do
     ! grep -q '#DEBHELPER#' "$work/control/$script" || fail "#DEBHELPER# left in $script"
 done
 grep -q 'systemd-sysusers /usr/lib/sysusers.d/berkut.conf' "$work/control/postinst" || fail "postinst does not create the user"
+grep -q 'systemd-sysusers /usr/lib/sysusers.d/berkut-http.conf' "$work/control/postinst" || fail "postinst does not create the gateway's user"
 grep -q 'systemd-tmpfiles --create /usr/lib/tmpfiles.d/berkut.conf' "$work/control/postinst" || fail "postinst does not create the directories"
 
 dpkg-deb -x "$deb" "$work/root"
-for unit in berkutd.service berkutd.socket; do
+for unit in berkutd.service berkutd.socket berkut-http.service berkut-http.socket; do
     cmp -s "$work/root/$unitdir/$unit" "systemd/$unit" || fail "$unit in the package differs from systemd/$unit"
 done
 "$work/root/usr/bin/berkutd" --version | grep -q '^berkutd ' || fail "berkutd --version"
 "$work/root/usr/bin/berkutctl" --version | grep -q '^berkutctl ' || fail "berkutctl --version"
-for bin in berkutd berkutctl; do
+"$work/root/usr/bin/berkut-http" --version | grep -q '^berkut-http ' || fail "berkut-http --version"
+for bin in berkutd berkutctl berkut-http; do
     ! readelf -S "$work/root/usr/bin/$bin" | grep -q '\.debug_info' || fail "$bin is not stripped"
 done
 "$work/root/usr/bin/berkutctl" --help | grep -q 'backup' || fail "berkutctl --help"

@@ -66,3 +66,23 @@ if ! "$PYENV/bin/python" -c 'import zstandard, cryptography' >/dev/null 2>&1; th
     python3 -m venv --system-site-packages "$PYENV"
     "$PYENV/bin/pip" install -q zstandard cryptography
 fi
+
+# promtool (Debian's prometheus package) checks the metrics text in the
+# tests and packaging/berkut.rules.yml in CI. Without recommends: no
+# node_exporter; the package's service is not started where there is no
+# systemd (and does not need to run where there is).
+if ! command -v promtool >/dev/null; then
+    echo "ensure-deps: installing promtool (prometheus)" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+        || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+             && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+fi
+
+# berkut-http's OpenAPI document is checked by openapi-spec-validator, in a
+# venv of its own (BERKUT_HTTP_VENV, default /opt/berkut-http-venv).
+http_venv=${BERKUT_HTTP_VENV:-/opt/berkut-http-venv}
+if [ ! -x "$http_venv/bin/openapi-spec-validator" ]; then
+    echo "ensure-deps: installing openapi-spec-validator into $http_venv" >&2
+    as_root python3 -m venv "$http_venv"
+    as_root "$http_venv/bin/pip" install -q 'openapi-spec-validator>=0.7,<0.8'
+fi

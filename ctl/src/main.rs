@@ -65,12 +65,20 @@ enum Command {
     /// Operations on the whole archive store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Prove backups restorable: drills.
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// Work on archive files directly: no daemon, no database needed.
     #[command(subcommand)]
     Archive(ArchiveCommand),
     /// Off-site copies: what a remote holds, fetching and verifying copies.
     #[command(subcommand)]
     Remote(RemoteCommand),
+    /// Print the daemon's metrics in the Prometheus text format.
+    Metrics,
+    /// Check the notification sinks.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
 }
 
 #[derive(Subcommand)]
@@ -87,6 +95,12 @@ enum RemoteCommand {
 }
 
 #[derive(Subcommand)]
+enum NotifyCommand {
+    /// Send a test event to every sink and report each one's result.
+    Test,
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// The newest events.
     Tail {
@@ -95,6 +109,18 @@ enum AuditCommand {
     },
     /// Check the hash chain from the first event; exits 1 at a break.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum DrillCommand {
+    /// Drill a backup now (a dry-run restore and the smoke checks); without
+    /// ID, the newest successful backup that has no passing drill yet.
+    Run {
+        id: Option<String>,
+        /// Wait for the drill to end, showing its steps.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -178,7 +204,13 @@ enum RestoreCommand {
         wait: bool,
     },
     /// The evidence kept of a restore: digests, row counts, verdict, logs.
-    Evidence { restore_id: String },
+    Evidence {
+        restore_id: String,
+        /// Check the evidence against its DIGEST; fail when it does not
+        /// match.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Put back the database a real restore replaced.
     Rollback { restore_id: String },
     /// Drop the database a real restore kept aside.
@@ -318,8 +350,13 @@ async fn main() -> std::process::ExitCode {
         Command::Backup(BackupCommand::Import { file }) => {
             commands::backup_import::run(&ctx, &file).await
         }
+        Command::Drill(DrillCommand::Run { id, wait }) => {
+            commands::drill_run::run(&ctx, id.as_deref(), wait).await
+        }
         Command::Store(StoreCommand::Rewrap) => commands::store_rewrap::run(&ctx).await,
         Command::Store(StoreCommand::Rescan) => commands::store_rescan::run(&ctx).await,
+        Command::Metrics => commands::metrics::run(&ctx).await,
+        Command::Notify(NotifyCommand::Test) => commands::notify_test::run(&ctx).await,
         Command::Audit(AuditCommand::Tail { lines }) => commands::audit::tail(&ctx, lines).await,
         Command::Audit(AuditCommand::Verify) => commands::audit::verify(&ctx).await,
         Command::Archive(ArchiveCommand::Inspect { file }) => {
@@ -346,9 +383,9 @@ async fn main() -> std::process::ExitCode {
             ..
         }) => commands::restore_status::run(&ctx, &restore_id, wait).await,
         Command::Restore(RestoreArgs {
-            command: Some(RestoreCommand::Evidence { restore_id }),
+            command: Some(RestoreCommand::Evidence { restore_id, verify }),
             ..
-        }) => commands::restore_status::evidence(&ctx, &restore_id).await,
+        }) => commands::restore_status::evidence(&ctx, &restore_id, verify).await,
         Command::Restore(RestoreArgs {
             command: Some(RestoreCommand::Rollback { restore_id }),
             ..

@@ -180,6 +180,12 @@ pub struct Entry {
     /// them (archives made since they are recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<berkut_proto::properties::DatabaseProperties>,
+    /// What became of the file roots' files, as the manifest records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<berkut_proto::manifest::FilesSummary>,
+    /// The verdict of the last drill of this backup; absent: never drilled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<berkut_proto::wire::DrillVerdict>,
     /// Off-site copies, one per remote (`remote::replicate` keeps them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<Copy>,
@@ -242,10 +248,12 @@ impl Entry {
             database: Some(manifest.database.name),
             archive: Some(facts),
             pinned: false,
+            files: berkut_proto::manifest::FilesSummary::of(&manifest.files),
             properties: manifest.properties,
             copies: Vec::new(),
             remote_only: false,
             dropped_from: Vec::new(),
+            drill: None,
         }
     }
 
@@ -272,6 +280,9 @@ impl Entry {
             properties: self.properties.clone().map(Box::new),
             copies: self.copies.iter().map(|c| c.record.clone()).collect(),
             remote_only: self.remote_only,
+            files: self.files.clone().map(Box::new),
+            drill: self.drill.clone(),
+            expected_restore: None,
         }
     }
 }

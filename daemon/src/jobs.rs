@@ -91,6 +91,8 @@ struct Place {
     turn: Option<Turn>,
     started: Arc<AtomicBool>,
     counts: watch::Sender<JobCounts>,
+    /// Set by `start`: how the job leaves the registry and the counts.
+    release: Option<Arc<Release>>,
 }
 
 impl Place {
@@ -126,6 +128,15 @@ impl JobContext {
     /// Waits for a free slot; `None` when the daemon began to stop first.
     pub async fn acquire(&mut self) -> Option<OwnedSemaphorePermit> {
         self.place.acquire(&self.cancel).await
+    }
+
+    /// Takes the job out of the registry and the counts now, before its
+    /// outcome is published: a client told the outcome then finds nothing
+    /// running. (Otherwise this happens when the task ends.)
+    pub fn leave(&self) {
+        if let Some(release) = &self.place.release {
+            release.run();
+        }
     }
 }
 
@@ -163,16 +174,27 @@ struct Release {
     jobs: Arc<Jobs>,
     id: JobId,
     started: Arc<AtomicBool>,
+    done: AtomicBool,
 }
 
-impl Drop for Release {
-    fn drop(&mut self) {
+impl Release {
+    /// Once only, whichever comes first: `JobContext::leave` or the drop.
+    fn run(&self) {
+        if self.done.swap(true, Ordering::SeqCst) {
+            return;
+        }
         self.jobs
             .active
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(&self.id);
         self.jobs.leave(&self.started);
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.run();
     }
 }
 
@@ -257,18 +279,20 @@ impl Jobs {
         F: FnOnce(CancellationToken, Place) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let (place, started) = self.place();
+        let (mut place, started) = self.place();
         let entry = Entry {
             kind,
             started: Arc::clone(&started),
             view,
         };
         self.active.lock().unwrap().insert(id.clone(), entry);
-        let release = Release {
+        let release = Arc::new(Release {
             jobs: Arc::clone(self),
             id,
             started,
-        };
+            done: AtomicBool::new(false),
+        });
+        place.release = Some(Arc::clone(&release));
         let cancel = self.cancel.child_token();
         self.tracker.spawn(async move {
             // Held across the body: released however the task ends.
@@ -286,6 +310,7 @@ impl Jobs {
             turn: Some(queue_up(&self.semaphore)),
             started: Arc::clone(&started),
             counts: self.counts.clone(),
+            release: None,
         };
         (place, started)
     }
@@ -412,6 +437,9 @@ mod tests {
                 properties: None,
                 copies: Vec::new(),
                 remote_only: false,
+                files: None,
+                drill: None,
+                expected_restore: None,
             },
         }
     }

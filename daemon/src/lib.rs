@@ -13,7 +13,9 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod db;
+pub mod drill;
 pub mod error;
+pub mod events;
 pub mod fsutil;
 pub mod handlers;
 pub mod health;
@@ -21,6 +23,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod leases;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod recovery;
 pub mod reload;
@@ -222,7 +225,11 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         "berkutd {} ready",
         env!("CARGO_PKG_VERSION")
     );
+    let counters = metrics::counters::RunCounters::seed(&catalogue, &config.state_dir);
+    let events = events::Events::new(Arc::clone(&clock));
     let daemon = Arc::new(Daemon {
+        metrics: metrics::Metrics::new(counters),
+        events,
         jobs: Jobs::new(config.max_parallel),
         catalogue: catalogue::SharedCatalogue::new(catalogue),
         store,
@@ -237,12 +244,30 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         clock,
         shutdown: shutdown.clone(),
         scheduler_beat: Default::default(),
+        scheduler_wake: Default::default(),
         health: Default::default(),
         replication: Default::default(),
         config: RwLock::new(Arc::new(config)),
     });
     daemon.health.set_store_alarm(store_scan.alarm);
     restore::recovery::recover(&daemon).await;
+    daemon.events.configure(&daemon.config().notify);
+    let (run_marker, crashed) = events::crash::RunMarker::begin(&daemon.config().state_dir);
+    if crashed {
+        tracing::warn!("the last run of berkutd ended without a clean stop");
+        daemon.events.emit(
+            events::Event::new(events::EventType::DaemonCrashedRestart)
+                .reason("the last run of berkutd ended without a clean stop"),
+        );
+    }
+    let textfile = tokio::spawn(health::supervised(Arc::clone(&daemon), "metrics", {
+        let daemon = Arc::clone(&daemon);
+        move || metrics::textfile::run(Arc::clone(&daemon))
+    }));
+    let rpo_watch = tokio::spawn(health::supervised(Arc::clone(&daemon), "rpo watch", {
+        let daemon = Arc::clone(&daemon);
+        move || events::rpo::watch(Arc::clone(&daemon))
+    }));
     let notifier = Arc::new(notifier);
     // Background tasks that die are restarted (and flagged in `status`).
     let scheduler = tokio::spawn(health::supervised(Arc::clone(&daemon), "scheduler", {
@@ -294,9 +319,12 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         tracing::warn!("some connections did not close in time");
     }
     supervisor.abort();
+    textfile.abort();
+    rpo_watch.abort();
     // Denials still collapsing into bursts are written before the end.
     let _ = audit_bursts.await;
     daemon.audit.flush(true);
+    run_marker.clean_stop();
     tracing::info!(cancelled, "stopped");
     Ok(())
 }

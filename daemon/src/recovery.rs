@@ -315,6 +315,8 @@ mod tests {
             copies: Vec::new(),
             remote_only: false,
             dropped_from: Vec::new(),
+            files: None,
+            drill: None,
         }
     }
 

@@ -70,7 +70,12 @@ fn apply(daemon: &Daemon, new: Config, log: Option<&LogControl>) -> Result<(), S
     daemon
         .audit
         .set_limits(crate::audit::Limits::of(&reloaded.config));
+    // Sinks are set up again on every reload, changed or not: a secret
+    // file rotated in place is read by the load and takes effect here.
+    daemon.events.configure(&reloaded.config.notify);
     daemon.set_config(reloaded.config);
+    // A new textfile path is written at once.
+    daemon.metrics.touch();
     for name in &reloaded.needs_restart {
         tracing::warn!(
             setting = name,

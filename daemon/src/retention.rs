@@ -94,6 +94,9 @@ pub async fn run(daemon: &Arc<Daemon>) {
         #[cfg(debug_assertions)]
         crate::health::injected_panic("retention");
         apply(&d);
+        // Evidence is bounded whether or not a plan is enabled; pruned
+        // first, so the look for old rollback databases reads less.
+        crate::restore::prune::apply(&d);
         drop_old_rollbacks(&d).await;
     })
     .await;

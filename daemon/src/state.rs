@@ -47,10 +47,17 @@ pub struct Daemon {
     pub shutdown: CancellationToken,
     /// Beaten by the scheduler loop on every turn; the watchdog checks it.
     pub scheduler_beat: crate::notify::Heartbeat,
+    /// Wakes the scheduler loop before its next look (a backup ended: the
+    /// drill policy may have a drill to start).
+    pub scheduler_wake: tokio::sync::Notify,
     /// The store alarm and background tasks that died, for `status`.
     pub health: crate::health::Health,
     /// The off-site upload queue's running state (`remote/`).
     pub replication: crate::remote::Replication,
+    /// The run counters behind the metrics, and their change signal.
+    pub metrics: crate::metrics::Metrics,
+    /// Notifications: `events.emit(Event::new(..))` from where things happen.
+    pub events: crate::events::Events,
 }
 
 impl Daemon {

@@ -1,6 +1,6 @@
 //! Running PostgreSQL's own tools (`pg_dump`, `pg_dumpall`, `pg_restore`,
-//! `psql`) as child processes. This is the only place in the daemon that
-//! spawns processes.
+//! `psql`) and notification hooks (`run_hook`) as child processes. This is
+//! the only place in the daemon that spawns processes.
 //! A child starts from an empty environment: the daemon's own holds the
 //! master key and the database URL with its password, and anything in a
 //! child's environment can be read in `/proc/<pid>/environ`. It gets only
@@ -129,7 +129,14 @@ fn confine_env(cmd: &mut Command) {
 
 /// The error of a job stopped because the daemon is shutting down.
 pub fn shutdown_error() -> OpError {
-    OpError::unavailable("shutdown: the daemon stopped before the job finished")
+    OpError::unavailable(SHUTDOWN)
+}
+
+const SHUTDOWN: &str = "shutdown: the daemon stopped before the job finished";
+
+/// Whether `e` is `shutdown_error()`: a job the daemon's stop cut short.
+pub fn is_shutdown(e: &OpError) -> bool {
+    e.message == SHUTDOWN
 }
 
 /// Runs `cmd` with stdout handed to `on_stdout` and each stderr line to
@@ -349,6 +356,72 @@ pub fn run_fed(
         },
         fed,
     ))
+}
+
+/// How a hook run ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("could not be started: {0}")]
+    Start(std::io::ErrorKind),
+    #[error("was killed at its timeout of {0} s")]
+    TimedOut(u64),
+    #[error("failed while running: {0}")]
+    Wait(std::io::ErrorKind),
+}
+
+/// Runs a notification hook: `program`, no arguments, `input` on its
+/// stdin, the minimal environment (no key, no database URL), its output
+/// discarded, in a process group of its own so that at `timeout` the whole
+/// group (a shell script's children too) is killed.
+pub async fn run_hook(
+    program: &Path,
+    input: &[u8],
+    timeout: std::time::Duration,
+) -> Result<ExitStatus, HookError> {
+    use tokio::io::AsyncWriteExt;
+    let mut std_cmd = Command::new(program);
+    confine_env(&mut std_cmd);
+    std_cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    // SAFETY: as in `spawn`: one async-signal-safe call between fork and exec.
+    unsafe {
+        std_cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+    let mut child = tokio::process::Command::from(std_cmd)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| HookError::Start(e.kind()))?;
+    let pid = child.id();
+    let mut stdin = child.stdin.take();
+    let ran = tokio::time::timeout(timeout, async {
+        if let Some(mut pipe) = stdin.take() {
+            // A hook that does not read its input is its own business.
+            let _ = pipe.write_all(input).await;
+        }
+        child.wait().await
+    })
+    .await;
+    match ran {
+        Ok(Ok(status)) => Ok(status),
+        Ok(Err(e)) => Err(HookError::Wait(e.kind())),
+        Err(_) => {
+            if let Some(pid) = pid {
+                let _ = nix::sys::signal::killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+            let _ = child.kill().await;
+            Err(HookError::TimedOut(timeout.as_secs()))
+        }
+    }
+}
+
+/// A hook's exit status in words.
+pub fn describe_status(status: ExitStatus) -> String {
+    describe(status)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod s3;
 pub mod tmpfs;
 pub mod users;
 pub mod wait;
+pub mod webhook;
 
 mod activation;
 mod os;
@@ -51,6 +52,7 @@ pub use s3::S3Server;
 pub use tmpfs::Tmpfs;
 pub use users::{run_as, test_uids, test_users, TestUser, TEST_USERS};
 pub use wait::{wait_for, wait_for_async, LONG};
+pub use webhook::{closed_url, Answer, Receiver};
 
 /// Creates a temporary directory named `<prefix>XXXXXX` that the PostgreSQL
 /// server account can also reach (mode 0755, under a directory that account

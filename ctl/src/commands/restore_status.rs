@@ -1,4 +1,5 @@
-//! `berkutctl restore status RID [--wait]` and `restore evidence RID`.
+//! `berkutctl restore status RID [--wait]` and `restore evidence RID
+//! [--verify]`.
 
 use std::process::ExitCode;
 
@@ -16,7 +17,9 @@ pub async fn run(ctx: &Context, id: &str, wait: bool) -> anyhow::Result<ExitCode
     .await
 }
 
-pub async fn evidence(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
+/// With `verify`, a failed command when the evidence does not match its
+/// `DIGEST` (or has none).
+pub async fn evidence(ctx: &Context, id: &str, verify: bool) -> anyhow::Result<ExitCode> {
     let restore_id = parse_id(id)?;
     let mut client = ctx.connect().await?;
     let Reply::Evidence { evidence } = client
@@ -28,5 +31,11 @@ pub async fn evidence(ctx: &Context, id: &str) -> anyhow::Result<ExitCode> {
         anyhow::bail!("unexpected reply from the daemon");
     };
     display::show(ctx.json, &*evidence);
+    if verify {
+        if let Some(why) = display::restore::digest_failure(&evidence) {
+            eprintln!("berkutctl: {why}");
+            return Ok(ExitCode::from(crate::exit::FAILED));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

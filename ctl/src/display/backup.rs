@@ -4,10 +4,11 @@
 use std::path::Path;
 
 use berkut_proto::ids::BackupId;
+use berkut_proto::manifest::FileOutcome;
 use berkut_proto::wire::{BackupRecord, BackupStatus};
 use serde_json::json;
 
-use super::text::{bytes, opt_time, printable, rfc3339};
+use super::text::{bytes, duration, opt_time, printable, rfc3339};
 use super::{json_line, Outcome, Show};
 
 pub fn status_word(s: BackupStatus) -> &'static str {
@@ -73,10 +74,79 @@ impl Show for BackupRecord {
             }
             None => {}
         }
+        if let Some(files) = &r.files {
+            let redacted = files.redacted().count();
+            let excluded = files
+                .notable
+                .iter()
+                .filter(|f| f.outcome == FileOutcome::Excluded)
+                .count();
+            println!(
+                "files:         {} archived as they are, {redacted} redacted, {excluded} left out",
+                files.archived
+            );
+            // Names and keys are the files' own text.
+            for f in &files.notable {
+                let what = match f.outcome {
+                    FileOutcome::Redacted => format!("values of {}", f.keys.join(", ")),
+                    _ => f.reason.clone().unwrap_or_default(),
+                };
+                println!(
+                    "  {:<9} {}: {}",
+                    f.outcome.as_str(),
+                    printable(&f.path),
+                    printable(&what)
+                );
+            }
+            if files.more > 0 {
+                println!(
+                    "  and {} more (the archive's manifest lists them all)",
+                    files.more
+                );
+            }
+        }
         if let Some(f) = &r.failure {
             println!("failure:       {}: {}", f.code, f.reason);
         }
+        match &r.drill {
+            Some(d) => {
+                println!(
+                    "drill:         {} at {} in {} (restore {}){}",
+                    d.result.as_str(),
+                    rfc3339(d.at),
+                    duration(d.duration_seconds),
+                    d.restore_id,
+                    if d.rto_exceeded {
+                        "; longer than the RTO target"
+                    } else {
+                        ""
+                    }
+                );
+                if let Some(f) = &d.failure {
+                    println!("drill failure: {}: {}", f.code, printable(&f.reason));
+                }
+            }
+            None => println!("drill:         never"),
+        }
+        if let Some(e) = &r.expected_restore {
+            let from = if e.backup_id == r.id {
+                format!("measured by drill {}", e.restore_id)
+            } else {
+                format!(
+                    "measured by drill {} of the nearest drilled backup {}",
+                    e.restore_id, e.backup_id
+                )
+            };
+            println!("restore time:  about {} ({from})", duration(e.seconds));
+        } else if r.status == BackupStatus::Succeeded {
+            println!("restore time:  unknown (no backup has passed a drill yet)");
+        }
     }
+}
+
+/// The drill column: the verdict of the backup's last drill.
+pub fn drill_word(r: &BackupRecord) -> &'static str {
+    r.drill.as_ref().map_or("never", |d| d.result.as_str())
 }
 
 impl Outcome for BackupRecord {
@@ -101,14 +171,15 @@ impl Show for [BackupRecord] {
             return;
         }
         println!(
-            "{:<25}  {:<9}  {:<9}  {:<8}  {:>10}  {:<20}  LABEL",
-            "ID", "STATUS", "ORIGIN", "SCOPE", "SIZE", "CREATED"
+            "{:<25}  {:<9}  {:<6}  {:<9}  {:<8}  {:>10}  {:<20}  LABEL",
+            "ID", "STATUS", "DRILL", "ORIGIN", "SCOPE", "SIZE", "CREATED"
         );
         for r in self {
             println!(
-                "{:<25}  {:<9}  {:<9}  {:<8}  {:>10}  {:<20}  {}",
+                "{:<25}  {:<9}  {:<6}  {:<9}  {:<8}  {:>10}  {:<20}  {}",
                 r.id,
                 status_word(r.status),
+                drill_word(r),
                 r.origin.as_str(),
                 r.scope.as_str(),
                 r.size_bytes.map(bytes).unwrap_or_else(|| "-".into()),

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod backup;
 pub mod key;
 pub mod maintenance;
+pub mod monitoring;
 pub mod plan;
 pub mod progress;
 pub mod remote;

@@ -2,7 +2,7 @@
 
 use berkut_proto::wire::{Evidence, RestoreRecord, RestoreStatus, StepState};
 
-use super::text::opt_time;
+use super::text::{opt_time, printable};
 use super::{Outcome, Show};
 
 impl Show for RestoreRecord {
@@ -27,6 +27,16 @@ impl Show for RestoreRecord {
         if let Some(f) = &r.failure {
             println!("failure:       {}: {}", f.code, f.reason);
         }
+        if !r.redacted_files.is_empty() {
+            println!(
+                "redacted:      {} file(s) written back redacted (secret values replaced by \
+                 BERKUT-REDACTED; not working copies):",
+                r.redacted_files.len()
+            );
+            for f in &r.redacted_files {
+                println!("               {}", printable(f));
+            }
+        }
         println!("steps:");
         for s in &r.steps {
             let took = match (s.started_at, s.finished_at) {
@@ -40,6 +50,18 @@ impl Show for RestoreRecord {
                 took,
                 s.detail.as_deref().unwrap_or("")
             );
+        }
+        if !r.smoke_checks.is_empty() {
+            println!("smoke checks:");
+            for c in &r.smoke_checks {
+                println!(
+                    "  {:<6} {:>7}  {}: {}",
+                    if c.passed { "passed" } else { "FAILED" },
+                    format!("{:.1}s", c.duration_ms as f64 / 1000.0),
+                    printable(&c.name),
+                    c.message
+                );
+            }
         }
     }
 }
@@ -112,6 +134,18 @@ impl Show for Evidence {
                 c.schema, c.table, c.expected, c.found
             );
         }
+        match &evidence.digest {
+            Some(d) if d.problems.is_empty() => {
+                println!("DIGEST:        {} files match", d.matched)
+            }
+            Some(d) => {
+                println!("DIGEST:        DOES NOT MATCH ({} files match)", d.matched);
+                for p in &d.problems {
+                    println!("  {}", printable(p));
+                }
+            }
+            None => println!("DIGEST:        none (the restore runs, or an older berkutd kept it)"),
+        }
         println!(
             "logs:          {} (with --json, their text)",
             evidence
@@ -121,5 +155,21 @@ impl Show for Evidence {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+}
+
+/// Why evidence fails `--verify`, if it does.
+pub fn digest_failure(evidence: &Evidence) -> Option<String> {
+    match &evidence.digest {
+        None => Some(format!(
+            "restore {} has no DIGEST to verify",
+            evidence.record.restore_id
+        )),
+        Some(d) if !d.problems.is_empty() => Some(format!(
+            "the evidence of restore {} does not match its DIGEST: {}",
+            evidence.record.restore_id,
+            printable(&d.problems.join("; "))
+        )),
+        Some(_) => None,
     }
 }

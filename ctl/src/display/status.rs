@@ -1,10 +1,11 @@
 //! The daemon's status. Faults (the store alarm, a background task that
-//! died) are also said on stderr, where monitoring looks.
+//! died, a drill failed or overdue) are also said on stderr, where
+//! monitoring looks.
 
 use berkut_proto::wire::StatusInfo;
 
 use super::backup::status_word;
-use super::text::{bytes, duration, rfc3339};
+use super::text::{bytes, duration, printable, rfc3339};
 use super::Show;
 
 impl Show for StatusInfo {
@@ -55,6 +56,41 @@ impl Show for StatusInfo {
                 ),
                 None => println!("off-site:  {verdict} (limit {})", duration(limit)),
             }
+        }
+        match (&status.verified_backup, status.verified_age_seconds) {
+            (Some(id), Some(age)) => println!(
+                "verified:  {id} ({} ago): the newest backup a drill proved restorable",
+                duration(age)
+            ),
+            _ => println!("verified:  no backup has passed a drill yet"),
+        }
+        if let (Some(d), Some(backup)) = (&status.last_drill, &status.last_drill_backup) {
+            println!(
+                "drill:     {} {} at {} in {}{}",
+                d.result.as_str(),
+                backup,
+                rfc3339(d.at),
+                duration(d.duration_seconds),
+                if d.rto_exceeded {
+                    " (longer than the RTO target)"
+                } else {
+                    ""
+                }
+            );
+        }
+        if status.drill_failed {
+            let why = status
+                .last_drill
+                .as_ref()
+                .and_then(|d| d.failure.as_ref())
+                .map(|f| format!("{}: {}", f.code, printable(&f.reason)))
+                .unwrap_or_default();
+            println!("DRILL:     FAILED {why}");
+            eprintln!("berkutctl: the last drill failed");
+        }
+        if status.drill_overdue {
+            println!("DRILL:     OVERDUE: the newest successful backup has no drill verdict");
+            eprintln!("berkutctl: a drill is overdue");
         }
         if status.missing > 0 {
             println!(

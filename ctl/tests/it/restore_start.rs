@@ -77,3 +77,75 @@ fn restore_errors_have_their_exit_codes() {
         .last_json();
     assert_eq!(clear["active"], false);
 }
+
+/// `restore evidence RID --verify` checks the evidence against its DIGEST:
+/// a file changed afterwards fails the command, naming it.
+#[test]
+fn evidence_verify_catches_a_changed_file() {
+    let env = env();
+    let backup = ctl(&env.daemon, &["backup", "create", "--wait", "--json"])
+        .ok()
+        .last_json();
+    let id = backup["id"].as_str().unwrap();
+    let drill = ctl(
+        &env.daemon,
+        &["restore", id, "--dry-run", "--wait", "--json"],
+    )
+    .ok()
+    .last_json();
+    let rid = drill["restore_id"].as_str().unwrap();
+
+    let fine = ctl(&env.daemon, &["restore", "evidence", rid, "--verify"]).ok();
+    assert!(fine.stdout.contains(" files match"), "{}", fine.stdout);
+    let json = ctl(
+        &env.daemon,
+        &["restore", "evidence", rid, "--verify", "--json"],
+    )
+    .ok()
+    .last_json();
+    assert!(json["digest"]["matched"].as_u64().unwrap() >= 3, "{json}");
+
+    let log = env
+        .daemon
+        .state_dir
+        .join("restores")
+        .join(rid)
+        .join("logs/00-verify.log");
+    std::fs::write(&log, "nothing to see\n").unwrap();
+    let forged = ctl(&env.daemon, &["restore", "evidence", rid, "--verify"]);
+    assert_eq!(forged.code, 1, "{}", forged.stderr);
+    assert!(
+        forged.stderr.contains("does not match its DIGEST")
+            && forged.stderr.contains("logs/00-verify.log: changed"),
+        "{}",
+        forged.stderr
+    );
+    // Without --verify the evidence is still shown, mismatch and all.
+    let shown = ctl(&env.daemon, &["restore", "evidence", rid]).ok();
+    assert!(shown.stdout.contains("DOES NOT MATCH"), "{}", shown.stdout);
+}
+
+/// `drill run` without an id drills the newest backup without a passing
+/// drill, and its verdict goes on that backup.
+#[test]
+fn drill_run_drills_the_newest_unproven_backup() {
+    let env = env();
+    let backup = ctl(&env.daemon, &["backup", "create", "--wait", "--json"])
+        .ok()
+        .last_json();
+    let id = backup["id"].as_str().unwrap();
+    let drill = ctl(&env.daemon, &["drill", "run", "--wait", "--json"])
+        .ok()
+        .last_json();
+    assert_eq!(drill["backup_id"], id, "{drill}");
+    assert_eq!(drill["dry_run"], true);
+    assert_eq!(drill["status"], "succeeded");
+    let shown = ctl(&env.daemon, &["backup", "show", id, "--json"])
+        .ok()
+        .last_json();
+    assert_eq!(shown["drill"]["restore_id"], drill["restore_id"]);
+
+    let bad = ctl(&env.daemon, &["drill", "run", "20000101T000000Z-00000000"]);
+    assert_eq!(bad.code, 4, "{}", bad.stderr);
+    assert!(bad.stderr.contains("not_found"), "{}", bad.stderr);
+}

@@ -3,7 +3,9 @@
 //! outcome. The catalogue is updated at each step, before watchers hear of it,
 //! so what a client is told has always been persisted first.
 
+pub mod files;
 mod pipeline;
+pub mod redact;
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use tokio::sync::watch;
 use crate::catalogue::{ArchiveFacts, BackupState, Entry};
 use crate::db::split_password;
 use crate::error::OpError;
+use crate::events::{Event, EventType};
 use crate::inventory;
 use crate::jobs::{JobContext, JobView};
 use crate::state::Daemon;
@@ -91,6 +94,8 @@ pub async fn submit(
         copies: Vec::new(),
         remote_only: false,
         dropped_from: Vec::new(),
+        files: None,
+        drill: None,
     };
     let record = entry.record();
     daemon.update_catalogue(|c| c.insert(entry))?;
@@ -146,6 +151,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
             let database = sealed.manifest.database.name.clone();
             let properties = sealed.manifest.properties.clone();
             let copies = crate::remote::pending_copies(&daemon.config(), finished_at);
+            let files = berkut_proto::manifest::FilesSummary::of(&sealed.manifest.files);
             record_outcome(&daemon, &id, |e| {
                 e.copies = copies;
                 e.state = BackupState::Succeeded {
@@ -156,17 +162,27 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
                 e.archive = Some(facts);
                 e.database = Some(database);
                 e.properties = properties;
+                e.files = files;
             })
         }
         Err(e) => {
             let failure = e.into_failure(&format!("backup {id}"));
             tracing::warn!(backup = %id, code = %failure.code, reason = %failure.reason, "backup failed");
+            // A backup the daemon's own stop cut short is no news.
+            if !daemon.shutdown.is_cancelled() {
+                daemon.events.emit(
+                    Event::new(EventType::BackupFailed)
+                        .backup(&id)
+                        .reason(&failure.reason),
+                );
+            }
             record_outcome(&daemon, &id, |e| {
                 e.state = e.state.failed(finished_at, failure);
             })
         }
     };
     unfinished.armed = false;
+    daemon.metrics.backup_ended(request.origin, succeeded);
     if let Err(e) = result {
         tracing::error!(backup = %id, error = %e, "the backup's outcome could not be written to the catalogue; it is kept in memory and written as soon as a write works");
     }
@@ -178,7 +194,10 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
         crate::retention::run(&daemon).await;
         daemon.replication.wake();
     }
+    ctx.leave();
     publish(&daemon, &ctx, &id);
+    // The drill policy may drill what just succeeded.
+    daemon.scheduler_wake.notify_one();
 }
 
 /// Records a job's outcome. Unlike `Daemon::update_catalogue`, a failed
@@ -216,11 +235,20 @@ impl Drop for Unfinished<'_> {
             code: berkut_proto::wire::ErrorCode::Internal,
             reason: "the backup job stopped unexpectedly; the daemon's log has the details".into(),
         };
+        let reason = failure.reason.clone();
         let _ = record_outcome(self.daemon, self.id, |e| {
             if !e.state.status().is_finished() {
                 e.state = e.state.failed(now, failure);
             }
         });
+        if let Some(entry) = self.daemon.catalogue.entry(self.id) {
+            self.daemon.metrics.backup_ended(entry.origin, false);
+        }
+        self.daemon.events.emit(
+            Event::new(EventType::BackupFailed)
+                .backup(self.id)
+                .reason(&reason),
+        );
     }
 }
 
@@ -237,8 +265,15 @@ pub async fn submit_or_record(
     };
     let now = daemon.now();
     let failure = error.into_failure("automatic backup");
+    let id = BackupId::generate(now);
+    daemon.metrics.backup_ended(request.origin, false);
+    daemon.events.emit(
+        Event::new(EventType::BackupFailed)
+            .backup(&id)
+            .reason(&failure.reason),
+    );
     let entry = Entry {
-        id: BackupId::generate(now),
+        id,
         label: request.label,
         scope: request.scope,
         include_files: request.include_files,
@@ -256,6 +291,8 @@ pub async fn submit_or_record(
         copies: Vec::new(),
         remote_only: false,
         dropped_from: Vec::new(),
+        files: None,
+        drill: None,
     };
     daemon.update_catalogue(|c| c.insert(entry))?;
     Err(OpError::new(failure.code, failure.reason))
@@ -353,7 +390,12 @@ async fn execute(
         pg_dumpall: config.pg_dumpall_bin.clone(),
         dump_url,
         password,
-        file_roots: config.file_roots.clone(),
+        files: files::FilesPlan {
+            roots: config.file_rules.clone(),
+            words: redact::Words::new(config.redact_keys.clone()),
+            max_file: config.file_max_bytes,
+            max_total: config.files_max_total_bytes,
+        },
         snapshot: snapshot.as_ref().map(|s| s.id.clone()),
         tables,
         properties,

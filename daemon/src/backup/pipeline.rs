@@ -1,7 +1,8 @@
 //! Writing one archive, in a blocking thread: the cluster's globals, the
 //! database dump streamed from pg_dump's stdout straight into the sealed
-//! archive, the configured file roots as a tar stream, the backup's own log,
-//! and the manifest. Plaintext exists only in memory, one buffer at a time;
+//! archive, the configured file roots as a tar stream (redacted and
+//! filtered by `files`), the backup's own log, and the manifest. Plaintext
+//! exists only in memory, one buffer at a time;
 //! the file on disk only ever receives ciphertext.
 //!
 //! With compression on, pg_dump is asked for an uncompressed custom dump
@@ -18,11 +19,13 @@ use std::time::Instant;
 use berkut_proto::archive::{ArchiveError, ArchiveWriter, Codec, Compression, MasterKey};
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::{
-    DatabaseInfo, Manifest, Origin, PartKind, Scope, StepTiming, TableCount, MANIFEST_VERSION,
+    DatabaseInfo, FileEntry, FileOutcome, Manifest, Origin, PartKind, Scope, StepTiming,
+    TableCount, MANIFEST_VERSION,
 };
 use berkut_proto::wire::{ErrorCode, Phase};
 use time::OffsetDateTime;
 
+use super::files::{write_tar, Stop};
 use super::Reporter;
 use crate::clock::Clock;
 use crate::db::ServerFacts;
@@ -46,7 +49,7 @@ pub struct Plan {
     pub dump_url: String,
     /// The password, passed to the tools in their environment only.
     pub password: Option<String>,
-    pub file_roots: Vec<PathBuf>,
+    pub files: super::files::FilesPlan,
     /// An exported snapshot for pg_dump to use, when row counts were taken.
     pub snapshot: Option<String>,
     /// Exact row counts in that snapshot.
@@ -115,11 +118,13 @@ pub fn write_archive(
     dump_database(plan, &mut archive, reporter, slot, &mut log)?;
     timings.push(timing("dump", started));
 
+    let mut files = Vec::new();
     if plan.include_files {
         let started = Instant::now();
         reporter.phase(Phase::Files);
-        archive_files(plan, &mut archive, reporter, slot)?;
+        files = archive_files(plan, &mut archive, reporter, slot)?;
         timings.push(timing("files", started));
+        note_files(&files, &mut log, &plan.id);
     }
 
     reporter.phase(Phase::Finishing);
@@ -152,6 +157,7 @@ pub fn write_archive(
         tables: plan.tables.clone(),
         properties: plan.properties.clone(),
         objects: plan.objects.clone(),
+        files,
     };
     let (out, manifest) = archive.finish(manifest).map_err(archive_error)?;
     let (buffered, size_bytes, sha256) = out.finish();
@@ -261,7 +267,7 @@ fn archive_files<W: Write>(
     archive: &mut ArchiveWriter<W>,
     reporter: &Reporter,
     slot: &ChildSlot,
-) -> Result<(), OpError> {
+) -> Result<Vec<FileEntry>, OpError> {
     let part = archive
         .begin_part("files.tar", PartKind::Files)
         .map_err(archive_error)?;
@@ -270,29 +276,54 @@ fn archive_files<W: Write>(
         reporter,
         failed: None,
     };
-    {
-        let mut builder = tar::Builder::new(&mut counted);
-        builder.follow_symlinks(false);
-        for root in &plan.file_roots {
-            if slot.is_cancelled() {
-                return Err(shutdown_error());
-            }
-            let name = root.strip_prefix("/").unwrap_or(root);
-            if let Err(e) = builder.append_dir_all(name, root) {
-                // tar reports reading a root and writing the archive the
-                // same way; a write that failed is the archive's fault.
-                drop(builder);
-                return Err(match counted.failed.take() {
-                    Some(write) => write_failed(write),
-                    None => OpError::unavailable("a configured file root could not be read")
-                        .with_detail(format!("{}: {e}", root.display())),
-                });
-            }
-        }
-        builder.finish().map_err(write_failed)?;
-    }
+    let written = write_tar(
+        &plan.files,
+        &mut counted,
+        &|| slot.is_cancelled(),
+        &mut |_| {},
+    );
+    let entries = match written {
+        Ok(entries) => entries,
+        Err(Stop::Cancelled) => return Err(shutdown_error()),
+        Err(Stop::TooLarge(message)) => return Err(OpError::new(ErrorCode::TooLarge, message)),
+        // tar reports every failure as its own; a write that failed is the
+        // archive's, kept by the counting writer.
+        Err(Stop::Write(e)) => return Err(write_failed(counted.failed.take().unwrap_or(e))),
+    };
     counted.inner.finish().map_err(archive_error)?;
-    Ok(())
+    Ok(entries)
+}
+
+/// The backup's log and the daemon's log say what was left out or
+/// redacted (names, keys and rules; never a value).
+fn note_files(files: &[FileEntry], log: &mut Log, id: &BackupId) {
+    let count = |o: FileOutcome| files.iter().filter(|f| f.outcome == o).count();
+    let (archived, redacted, excluded) = (
+        count(FileOutcome::Archived),
+        count(FileOutcome::Redacted),
+        count(FileOutcome::Excluded),
+    );
+    log.note(&format!(
+        "files: {archived} archived as they are, {redacted} redacted, {excluded} left out"
+    ));
+    for f in files {
+        match f.outcome {
+            FileOutcome::Archived => {}
+            FileOutcome::Redacted => log.note(&format!(
+                "redacted {} (values of: {})",
+                f.path,
+                f.keys.join(", ")
+            )),
+            FileOutcome::Excluded => log.note(&format!(
+                "left out {}: {}",
+                f.path,
+                f.reason.as_deref().unwrap_or("")
+            )),
+        }
+    }
+    if redacted + excluded > 0 {
+        tracing::info!(backup = %id, archived, redacted, excluded, "file roots archived; redacted and left-out files are listed by `berkutctl backup show`");
+    }
 }
 
 /// A command for one of PostgreSQL's tools, with the password (if any) in

@@ -46,47 +46,47 @@ pub fn primary(
 /// or root (its owner could swap the key). The checks and the read use one
 /// open file, so the file checked is the file read.
 pub fn read_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
-    let text = read_private_file(path, "key file", "key").map_err(ConfigError::Key)?;
-    parse(&text)
+    parse(&read_private(path, "key file", "key")?)
 }
 
-/// Reads a file holding a secret (`what`: "key file"; `holds`: what its
-/// owner could replace) with the key file's checks: owned by the daemon's
-/// user or root, readable by its owner only. The error is in words for the
-/// operator and never holds the file's contents. Remotes' secret files
-/// are read this way too.
-pub fn read_private_file(
+/// Reads a file holding a secret (`what`: "key file", "secret file"),
+/// with the key file's checks: owned by the daemon's user or root, and
+/// readable by its owner only. The secret is never in an error.
+pub fn read_private(
     path: &Path,
     what: &str,
-    holds: &str,
-) -> Result<Zeroizing<String>, String> {
+    thing: &str,
+) -> Result<Zeroizing<String>, ConfigError> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
-    let unreadable = |e: std::io::Error| format!("cannot read the {what} {}: {e}", path.display());
-    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let unreadable = |e: std::io::Error| {
+        ConfigError::Key(format!("cannot read the {what} {}: {e}", path.display()))
+    };
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
     let meta = file.metadata().map_err(unreadable)?;
     let own_uid = nix::unistd::geteuid().as_raw();
     if meta.uid() != own_uid && meta.uid() != 0 {
         let owner = user_name(meta.uid());
-        return Err(format!(
+        return Err(ConfigError::Key(format!(
             "the {what} {} belongs to {owner}, not to berkutd's user ({}) or root; \
-             that user could replace the {holds}: run `chown {} {}` on it",
+             that user could replace the {thing}: run `chown {} {}` on it",
             path.display(),
             user_name(own_uid),
             user_name(own_uid),
             path.display()
-        ));
+        )));
     }
     if meta.permissions().mode() & 0o077 != 0 {
-        return Err(format!(
+        return Err(ConfigError::Key(format!(
             "the {what} {} can be read by other users (mode {:o}); run `chmod 600` on it",
             path.display(),
             meta.permissions().mode() & 0o777
-        ));
+        )));
     }
     // A secret is small; a huge file is a mistake, not a secret.
     let mut text = Zeroizing::new(String::new());
-    file.take(64 * 1024)
+    Read::by_ref(&mut file)
+        .take(64 * 1024)
         .read_to_string(&mut text)
         .map_err(unreadable)?;
     Ok(text)

@@ -9,10 +9,14 @@
 mod access;
 pub mod compression;
 mod connections;
+pub mod drill;
+mod file_roots;
 mod key;
+pub mod notify;
 mod reload;
 pub mod remote;
 mod settings;
+pub mod smoke;
 mod source;
 
 use std::collections::HashMap;
@@ -26,6 +30,9 @@ use source::Source;
 
 pub use crate::db::DatabaseUrl;
 pub use connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
+pub use file_roots::{
+    matching as excluded_by, resolve as resolve_file_root, FileRoot, FileRootEntry,
+};
 pub use key::load_dev_key;
 pub use settings::{Reload, Setting, SETTINGS};
 
@@ -97,7 +104,8 @@ pub struct Config {
     pub socket: PathBuf,
     /// Directory for the catalogue and other state.
     pub state_dir: PathBuf,
-    /// Directories archived when a backup asks for `include_files`.
+    /// Directories archived when a backup asks for `include_files`: every
+    /// root, from `file_roots` and from `[[file_root]]`.
     pub file_roots: Vec<PathBuf>,
     /// A `tracing` filter (`info`, `warn,berkut_daemon=debug`, ...),
     /// checked when loaded; `RUST_LOG`, when set, overrides it.
@@ -137,9 +145,37 @@ pub struct Config {
     pub offsite_rpo: Duration,
     /// The wait after a first failed upload; doubled with each attempt.
     pub remote_retry: Duration,
+    /// The operator's `[[smoke_check]]` queries, run in every restored
+    /// database before it is trusted.
+    pub smoke_checks: Vec<smoke::SmokeCheck>,
+    /// The statement timeout of each smoke check.
+    pub smoke_check_timeout: Duration,
+    /// How long the newest successful backup may go without a drill
+    /// verdict before `status` calls the drill overdue.
+    pub drill_overdue: Duration,
+    /// The recovery time objective a drill is measured against.
+    pub rto_target: Duration,
+    /// When the daemon drills by itself (`[drill]`).
+    pub drill: drill::DrillPolicy,
+    /// How many drills' evidence is kept per backup.
+    pub evidence_keep_drills: usize,
+    /// How long a real restore's evidence is kept.
+    pub evidence_keep_restore_days: u32,
     /// How backups store their parts (`compression`, with
     /// `compression_threads` zstd workers).
     pub compression: berkut_proto::archive::Compression,
+    /// Each of `file_roots` with its rules (exclude globs, redaction).
+    pub file_rules: Vec<FileRoot>,
+    /// Words that make a key look like a secret, beyond the built-in ones.
+    pub redact_keys: Vec<String>,
+    /// A file larger than this is not archived (and the manifest says so).
+    pub file_max_bytes: u64,
+    /// A backup whose files would take more than this is refused.
+    pub files_max_total_bytes: u64,
+    /// Where node_exporter's textfile collector finds the metrics.
+    pub metrics_textfile: Option<PathBuf>,
+    /// Where events are delivered (`[[notify]]`).
+    pub notify: Vec<notify::Sink>,
 }
 
 /// A source of environment variables, injectable for tests.
@@ -219,6 +255,39 @@ impl Config {
             }
             None => Vec::new(),
         };
+        let mut file_rules: Vec<FileRoot> = file_roots.into_iter().map(FileRoot::plain).collect();
+        if let Some((value, origin)) = src.file_value("file_root") {
+            let entries: Vec<file_roots::FileRootEntry> = value.try_into().map_err(|e| {
+                origin.invalid(format!(
+                    "must be [[file_root]] entries: {}",
+                    e.message().lines().next().unwrap_or("not valid")
+                ))
+            })?;
+            for entry in entries {
+                file_rules.push(file_roots::resolve(entry).map_err(|m| origin.invalid(m))?);
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for rule in &file_rules {
+            if !seen.insert(&rule.path) {
+                return Err(ConfigError::Invalid {
+                    origin: "file_roots and [[file_root]]".into(),
+                    message: format!("the root {} is configured twice", rule.path.display()),
+                });
+            }
+        }
+        let file_roots: Vec<PathBuf> = file_rules.iter().map(|r| r.path.clone()).collect();
+        let redact_keys = match src.file_value("redact_keys") {
+            Some((value, origin)) => {
+                let words: Vec<String> = value
+                    .try_into()
+                    .map_err(|_| origin.invalid("must be a list of strings"))?;
+                file_roots::secret_words(words).map_err(|m| origin.invalid(m))?
+            }
+            None => Vec::new(),
+        };
+        let file_max_bytes = src.number("file_max_bytes")?;
+        let files_max_total_bytes = src.number("files_max_total_bytes")?;
         let log_level = src.text_or_default("log_level")?;
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_level) {
             let origin = src.text("log_level")?.map(|(_, origin)| origin);
@@ -295,6 +364,19 @@ impl Config {
         };
         let offsite_rpo = Duration::from_secs(src.number("offsite_rpo_seconds")?);
         let remote_retry = Duration::from_secs(src.number("remote_retry_seconds")?);
+        let smoke_checks = match src.file_value("smoke_check") {
+            Some((value, origin)) => smoke::parse(value).map_err(|m| origin.invalid(m))?,
+            None => Vec::new(),
+        };
+        let smoke_check_timeout = src.number("smoke_check_timeout_seconds")?;
+        let drill_overdue_hours = src.number("drill_overdue_hours")?;
+        let rto_target_minutes = src.number("rto_target_minutes")?;
+        let evidence_keep_drills = src.number("evidence_keep_drills")?;
+        let evidence_keep_restore_days = src.number("evidence_keep_restore_days")?;
+        let drill = match src.file_value("drill") {
+            Some((value, origin)) => drill::parse(value).map_err(|m| origin.invalid(m))?,
+            None => drill::DrillPolicy::default(),
+        };
         let compression_threads = src.number("compression_threads")? as u32;
         let compression = {
             let text = src.text_or_default("compression")?;
@@ -305,8 +387,42 @@ impl Config {
                     .invalid(m)
             })?
         };
+        let metrics_textfile = match src.text("metrics_textfile")? {
+            Some((text, origin)) => {
+                let path = PathBuf::from(text);
+                crate::metrics::textfile::check(&path).map_err(|m| origin.invalid(m))?;
+                Some(path)
+            }
+            None => None,
+        };
+        let notify = match src.file_value("notify") {
+            Some((value, origin)) => {
+                let entries: Vec<notify::NotifyEntry> = value.try_into().map_err(|e| {
+                    origin.invalid(format!(
+                        "must be [[notify]] entries: {}",
+                        e.message().lines().next().unwrap_or("not valid")
+                    ))
+                })?;
+                if entries.len() > notify::MAX_SINKS {
+                    return Err(
+                        origin.invalid(format!("at most {} [[notify]] entries", notify::MAX_SINKS))
+                    );
+                }
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, entry)| {
+                        notify::resolve(entry)
+                            .map_err(|m| origin.invalid(format!("entry {}: {m}", i + 1)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            None => Vec::new(),
+        };
         Ok(Config {
             compression,
+            metrics_textfile,
+            notify,
             restore_analyze,
             access,
             audit_max_bytes,
@@ -336,6 +452,17 @@ impl Config {
             remotes,
             offsite_rpo,
             remote_retry,
+            file_rules,
+            redact_keys,
+            file_max_bytes,
+            files_max_total_bytes,
+            smoke_checks,
+            smoke_check_timeout: Duration::from_secs(smoke_check_timeout),
+            drill_overdue: Duration::from_secs(drill_overdue_hours * 3600),
+            rto_target: Duration::from_secs(rto_target_minutes * 60),
+            drill,
+            evidence_keep_drills: evidence_keep_drills as usize,
+            evidence_keep_restore_days: evidence_keep_restore_days as u32,
         })
     }
 

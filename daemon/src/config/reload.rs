@@ -115,11 +115,17 @@ mod tests {
         std::fs::write(&key_file, &other_key).unwrap();
         std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let key_file = key_file.display().to_string();
+        let metrics = keys.path().join("berkut.prom").display().to_string();
         load_with(
             Some(
                 "file_roots = [\"/srv/files\"]\n\
+                 redact_keys = [\"pin\"]\n\
                  [[access]]\nuid = 4242\nrole = \"viewer\"\n\
-                 [[remote]]\nname = \"disk\"\nkind = \"fs\"\npath = \"/mnt/offsite\"\n",
+                 [[remote]]\nname = \"disk\"\nkind = \"fs\"\npath = \"/mnt/offsite\"\n\
+                 [[file_root]]\npath = \"/srv/conf\"\nexclude = [\"*.pem\"]\n\
+                 [[notify]]\nkind = \"exec\"\ncommand = \"/bin/true\"\n\
+                 [[smoke_check]]\nname = \"users\"\nsql = \"select true\"\n\
+                 [drill]\nafter_backup = true\n",
             ),
             &[
                 ("BERKUT_BACKUP_PGDUMP_BIN", "/opt/pg/bin/pg_dump"),
@@ -153,6 +159,14 @@ mod tests {
                 ("BERKUT_BACKUP_ENCRYPTION_KEY", ""),
                 ("BERKUT_BACKUP_ENCRYPTION_KEY_FILE", &key_file),
                 ("BERKUT_BACKUP_OLD_KEY_FILES", &old_key),
+                ("BERKUT_BACKUP_FILE_MAX_BYTES", "4096"),
+                ("BERKUT_BACKUP_FILES_MAX_TOTAL_BYTES", "8192"),
+                ("BERKUT_METRICS_TEXTFILE", &metrics),
+                ("BERKUT_SMOKE_CHECK_TIMEOUT_SECONDS", "7"),
+                ("BERKUT_DRILL_OVERDUE_HOURS", "48"),
+                ("BERKUT_RTO_TARGET_MINUTES", "90"),
+                ("BERKUT_EVIDENCE_KEEP_DRILLS", "5"),
+                ("BERKUT_EVIDENCE_KEEP_RESTORE_DAYS", "10"),
             ],
         )
     }

@@ -242,8 +242,8 @@ fn resolve_one(e: &RemoteEntry) -> Result<RemoteConfig, String> {
                 .secret_access_key_file
                 .clone()
                 .ok_or("kind = \"s3\" needs secret_access_key_file")?;
-            let text =
-                super::key::read_private_file(&secret_file, "secret access key file", "secret")?;
+            let text = super::key::read_private(&secret_file, "secret access key file", "secret")
+                .map_err(|e| e.to_string())?;
             let secret = text.trim();
             if secret.is_empty()
                 || secret.len() > 256

@@ -154,6 +154,45 @@ pub const SETTINGS: &[Setting] = &[
     )
     .env_note("(`:`-separated)"),
     Setting::new(
+        "file_root",
+        NO_ENV,
+        Fallback::Described("none"),
+        "`[[file_root]]` entries: a root (`path`) with its own `exclude` globs and `redact` \
+         switch, see below",
+        |c| {
+            show(
+                &c.file_rules
+                    .iter()
+                    .map(|r| (&r.path, &r.exclude, r.redact))
+                    .collect::<Vec<_>>(),
+            )
+        },
+    ),
+    Setting::new(
+        "redact_keys",
+        NO_ENV,
+        Fallback::Described("none"),
+        "more words that make a key in an archived file look like a secret",
+        |c| show(&c.redact_keys),
+    ),
+    Setting::new(
+        "file_max_bytes",
+        &["BERKUT_BACKUP_FILE_MAX_BYTES"],
+        Fallback::Number(64 << 20),
+        "a file larger than this is left out of a backup, and its manifest says so \
+         (files are read whole into memory to be checked)",
+        |c| show(&c.file_max_bytes),
+    )
+    .range(1, 4 * GIB),
+    Setting::new(
+        "files_max_total_bytes",
+        &["BERKUT_BACKUP_FILES_MAX_TOTAL_BYTES"],
+        Fallback::Number(GIB),
+        "a backup whose files would take more than this is refused",
+        |c| show(&c.files_max_total_bytes),
+    )
+    .range(1, u64::MAX),
+    Setting::new(
         "log_level",
         &["BERKUT_LOG"],
         Fallback::Text("info"),
@@ -293,6 +332,65 @@ pub const SETTINGS: &[Setting] = &[
     )
     .range(1, 3600),
     Setting::new(
+        "smoke_check",
+        NO_ENV,
+        Fallback::Described("none"),
+        "`[[smoke_check]]` queries run read-only in every restored database before it is \
+         trusted (drills and real restores), see below",
+        |c| show(&c.smoke_checks),
+    ),
+    Setting::new(
+        "smoke_check_timeout_seconds",
+        &["BERKUT_SMOKE_CHECK_TIMEOUT_SECONDS"],
+        Fallback::Number(30),
+        "statement timeout of each `[[smoke_check]]` query; past it the check fails",
+        |c| show(&c.smoke_check_timeout.as_secs()),
+    )
+    .range(1, 3600),
+    Setting::new(
+        "drill_overdue_hours",
+        &["BERKUT_DRILL_OVERDUE_HOURS"],
+        Fallback::Number(24),
+        "`status` flags the drill as overdue when the newest successful backup has had no \
+         drill verdict for this long after it finished",
+        |c| show(&(c.drill_overdue.as_secs() / 3600)),
+    )
+    .range(1, 8760),
+    Setting::new(
+        "rto_target_minutes",
+        &["BERKUT_RTO_TARGET_MINUTES"],
+        Fallback::Number(30),
+        "the recovery time objective: a drill that takes longer is flagged",
+        |c| show(&(c.rto_target.as_secs() / 60)),
+    )
+    .range(1, 10080),
+    Setting::new(
+        "drill",
+        NO_ENV,
+        Fallback::Described("none (no automatic drills)"),
+        "the `[drill]` policy: drill every scheduled backup once it succeeded \
+         (`after_backup`), and/or on a schedule of its own, see below",
+        |c| show(&c.drill),
+    ),
+    Setting::new(
+        "evidence_keep_drills",
+        &["BERKUT_EVIDENCE_KEEP_DRILLS"],
+        Fallback::Number(3),
+        "the evidence of this many newest drills of each backup is kept (and always that of \
+         the newest passing drill of a backup still listed)",
+        |c| show(&c.evidence_keep_drills),
+    )
+    .range(1, 1000),
+    Setting::new(
+        "evidence_keep_restore_days",
+        &["BERKUT_EVIDENCE_KEEP_RESTORE_DAYS"],
+        Fallback::Number(90),
+        "the evidence of a real restore is kept this many days after it ended (longer while \
+         its old database is kept for rollback)",
+        |c| show(&c.evidence_keep_restore_days),
+    )
+    .range(1, 36500),
+    Setting::new(
         "compression",
         &["BERKUT_BACKUP_COMPRESSION"],
         Fallback::Text("zstd:1"),
@@ -310,6 +408,22 @@ pub const SETTINGS: &[Setting] = &[
         |c| show(&c.compression.threads),
     )
     .range(0, 16),
+    Setting::new(
+        "metrics_textfile",
+        &["BERKUT_METRICS_TEXTFILE"],
+        Fallback::Described("none"),
+        "a Prometheus textfile for node_exporter's textfile collector, rewritten after every \
+         job and at least every 60 s; its directory must exist and be writable",
+        |c| show(&c.metrics_textfile),
+    ),
+    Setting::new(
+        "notify",
+        NO_ENV,
+        Fallback::Described("none"),
+        "`[[notify]]` sinks for events (webhook or exec), see below",
+        |c| show(&c.notify),
+    )
+    .secret(),
     // Restart-only from here on.
     Setting::new(
         "socket_group",

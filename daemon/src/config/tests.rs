@@ -208,7 +208,12 @@ fn debug_lists_every_setting_and_no_secret() {
         .collect();
     assert_eq!(
         secret,
-        ["database_url", "drill_database_url", "encryption_key"]
+        [
+            "notify",
+            "database_url",
+            "drill_database_url",
+            "encryption_key"
+        ]
     );
     for key in file_keys() {
         let field = held_as(&key);
@@ -316,6 +321,27 @@ fn bad_values_name_the_file_and_key_they_came_from() {
         ("count_rows = \"maybe\"\n", "count_rows", "true or false"),
         ("file_roots = [\"relative\"]\n", "file_roots", "absolute"),
         (
+            "[[file_root]]\npath = \"relative\"\n",
+            "file_root",
+            "absolute",
+        ),
+        (
+            "[[file_root]]\npath = \"/a\"\nexclude = [\"a[\"]\n",
+            "file_root",
+            "not valid",
+        ),
+        (
+            "[[file_root]]\npath = \"/a\"\nredact = \"no\"\n",
+            "file_root",
+            "[[file_root]] entries",
+        ),
+        ("redact_keys = [1]\n", "redact_keys", "list of strings"),
+        (
+            "redact_keys = [\"--\"]\n",
+            "redact_keys",
+            "letters or digits",
+        ),
+        (
             "socket_group = \"no-such-group-zz\"\n",
             "socket_group",
             "no group",
@@ -398,4 +424,64 @@ fn a_password_that_would_stay_on_the_tools_command_line_is_refused() {
         vars.insert("BERKUT_DATABASE_URL".into(), url.into());
         Config::load(None, &vars, false).unwrap();
     }
+}
+
+/// The plain list keeps working with the safe defaults (redacted, nothing
+/// excluded); `[[file_root]]` adds roots with their own rules; both end up
+/// in `file_roots`, which restores use.
+#[test]
+fn file_roots_and_file_root_entries_make_one_list_of_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("berkutd.toml");
+    std::fs::write(
+        &file,
+        "file_roots = [\"/srv/uploads\"]\nredact_keys = [\"License-ID\"]\n\
+         [[file_root]]\npath = \"/srv/app/config\"\nexclude = [\"*.key\", \"secrets/**\"]\n\
+         [[file_root]]\npath = \"/srv/app/public\"\nredact = false\n",
+    )
+    .unwrap();
+    let c = Config::load(Some(&file), &env(&base()), false).unwrap();
+    let roots: Vec<_> = c
+        .file_roots
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(
+        roots,
+        ["/srv/uploads", "/srv/app/config", "/srv/app/public"]
+    );
+    let rules: Vec<_> = c
+        .file_rules
+        .iter()
+        .map(|r| (r.exclude.len(), r.redact))
+        .collect();
+    assert_eq!(rules, [(0, true), (2, true), (0, false)]);
+    let config = &c.file_rules[1];
+    for (rel, hit) in [
+        ("tls/server.key", Some("*.key")),
+        ("secrets/db/pass.txt", Some("secrets/**")),
+        ("app.yaml", None),
+    ] {
+        assert_eq!(
+            crate::config::excluded_by(config, std::path::Path::new(rel)).as_deref(),
+            hit,
+            "{rel}"
+        );
+    }
+    assert_eq!(c.redact_keys, ["licenseid"]);
+    assert_eq!(c.file_max_bytes, 64 << 20);
+    assert_eq!(c.files_max_total_bytes, 1 << 30);
+
+    std::fs::write(
+        &file,
+        "file_roots = [\"/a\"]\n[[file_root]]\npath = \"/a\"\n",
+    )
+    .unwrap();
+    let e = Config::load(Some(&file), &env(&base()), false)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "file_roots and [[file_root]]: the root /a is configured twice"
+    );
 }

@@ -5,7 +5,8 @@
 //! turn drains only as fast as the socket takes them. A lease keeps the
 //! archive from being deleted or rewritten meanwhile; the reply carries the
 //! size and sha256 of what was sent, for the client to compare with the
-//! record.
+//! record. A transfer may resume at an `offset`: the reply then describes
+//! the bytes sent, from there to the end.
 
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -58,8 +59,18 @@ impl Op for BackupDownload {
                 .map_err(read_error)?
                 .map_err(read_error)?,
         );
+        // A resumed transfer starts where the client's copy ends; past the
+        // end is the client's mistake, at the end an empty download.
+        let len = file.metadata().map_err(read_error)?.len();
+        if self.offset > len {
+            return Err(OpError::invalid(format!(
+                "offset {} is past the end of the archive ({len} bytes)",
+                self.offset
+            )));
+        }
         let mut hasher = Sha256::new();
-        let mut offset = 0u64;
+        let start = self.offset;
+        let mut offset = start;
         loop {
             // A fresh buffer per piece, moved into its message: nothing is
             // copied, and nothing is held once the piece is encoded.
@@ -76,7 +87,7 @@ impl Op for BackupDownload {
         }
         Ok(Reply::Downloaded {
             id: id.clone(),
-            size_bytes: offset,
+            size_bytes: offset - start,
             sha256: hex::encode(hasher.finalize()),
         })
     }

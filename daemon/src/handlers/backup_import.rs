@@ -163,6 +163,13 @@ impl Op for BackupImport {
         })?;
         daemon.replication.wake();
         tracing::info!(backup = %id, size = received, "archive imported");
+        // A missing backup coming home keeps its origin and was counted when
+        // it ran; a new one is an imported run.
+        if record.origin == Origin::Imported {
+            daemon.metrics.backup_ended(Origin::Imported, true);
+        } else {
+            daemon.metrics.touch();
+        }
         Ok(Reply::Backup { backup: record })
     }
 }

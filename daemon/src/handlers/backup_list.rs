@@ -37,10 +37,11 @@ impl Op for BackupList {
                 .take(limit as usize)
                 // The database's properties can be kilobytes per record; a page
                 // of a thousand must still fit one frame, so they are shown by
-                // `backup_show` only.
+                // `backup_show` only; so is what became of the files.
                 .map(|e| {
                     let mut record = e.record();
                     record.properties = None;
+                    record.files = None;
                     record
                 })
                 .collect();

@@ -1,10 +1,11 @@
-//! `backup_show`: one backup's record.
+//! `backup_show`: one backup's record, with the restore time its drills
+//! (or its neighbours') measured.
 
 use std::sync::Arc;
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::ops::BackupShow;
-use berkut_proto::wire::{Reply, Role};
+use berkut_proto::wire::{BackupRecord, Reply, Role};
 
 use super::{Op, Responder};
 use crate::error::OpError;
@@ -23,7 +24,15 @@ impl Op for BackupShow {
 
     async fn handle(self, daemon: &Arc<Daemon>, _: &Responder) -> Result<Reply, OpError> {
         let id = &self.id;
-        let backup = daemon.catalogue.record(id).ok_or_else(|| not_found(id))?;
+        let backup = daemon
+            .catalogue
+            .read(|cat| {
+                cat.get(id).map(|e| BackupRecord {
+                    expected_restore: crate::restore::verdict::estimate(cat, id),
+                    ..e.record()
+                })
+            })
+            .ok_or_else(|| not_found(id))?;
         Ok(Reply::Backup { backup })
     }
 }

@@ -18,11 +18,14 @@ mod backup_list;
 mod backup_pin;
 mod backup_show;
 mod backup_unpin;
+mod drill_run;
 mod import_check;
 mod job_attach;
 mod maintenance_clear;
 mod maintenance_status;
 mod maintenance_watch;
+mod metrics;
+mod notify_test;
 mod plan_disable;
 mod plan_enable;
 mod plan_set;
@@ -167,6 +170,9 @@ operations!(
     RemoteVerify,
     RemoteStatus,
     RemoteDelete,
+    Metrics,
+    NotifyTest,
+    DrillRun,
 );
 
 #[cfg(test)]

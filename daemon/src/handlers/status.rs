@@ -2,6 +2,8 @@
 //! newest good backup is recent enough (the RPO watch, R17); the running
 //! and queued counts include restores. Faults monitoring must see: backups
 //! whose archive is missing, the store alarm, background tasks that died.
+//! And what drills proved: the newest verified backup and its age (the
+//! recovery point one can count on), a drill overdue or failed.
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use berkut_proto::wire::{BackupStatus, Reply, Role, StatusInfo, PROTOCOL_VERSION
 
 use super::{Op, Responder};
 use crate::error::OpError;
-use crate::schedule::Objective;
+use crate::restore::verdict;
 use crate::state::Daemon;
 
 impl Op for Status {
@@ -30,23 +32,20 @@ impl Op for Status {
         // Restores wait for and hold the same slots as backups: the counts
         // include them (the list shows backups only, see JobInfo).
         let counts = *daemon.jobs.counts().borrow();
-        let (backups, newest_success_at, missing) = daemon.catalogue.read(|cat| {
+        let overdue_after = daemon.config().drill_overdue;
+        let (backups, missing, proof) = daemon.catalogue.read(|cat| {
             let missing = cat
                 .list()
                 .filter(|e| e.state.status() == BackupStatus::Missing)
                 .count() as u64;
-            (cat.len() as u64, cat.newest_success(None), missing)
+            (
+                cat.len() as u64,
+                missing,
+                verdict::proof(cat, now, overdue_after),
+            )
         });
-        let age = newest_success_at.map(|t| (now - t).whole_seconds().max(0) as u64);
-        let objective = crate::schedule::objective(daemon.plan.borrow().as_ref(), now);
-        let (limit, rpo_breached) = match objective {
-            Objective::None => (None, false),
-            Objective::Broken => (None, true),
-            Objective::Limit(limit) => {
-                let limit = limit.whole_seconds().max(0) as u64;
-                (Some(limit), age.is_none_or(|age| age > limit))
-            }
-        };
+        let drill_failed = proof.failed();
+        let rpo = crate::schedule::rpo_state(daemon, now);
         let offsite = crate::remote::offsite_rpo(daemon, now);
         Ok(Reply::Status {
             status: StatusInfo {
@@ -59,10 +58,10 @@ impl Op for Status {
                 queued: counts.queued as u32,
                 jobs: jobs.iter().map(|j| j.info()).collect(),
                 backups,
-                newest_success_at,
-                newest_success_age_seconds: age,
-                rpo_limit_seconds: limit,
-                rpo_breached,
+                newest_success_at: rpo.newest_success_at,
+                newest_success_age_seconds: rpo.age_seconds,
+                rpo_limit_seconds: rpo.limit_seconds,
+                rpo_breached: rpo.breached,
                 dev_mode: daemon.config().dev,
                 missing,
                 store_alarm: crate::recovery::store_alarm(daemon),
@@ -70,6 +69,16 @@ impl Op for Status {
                 offsite_rpo_limit_seconds: offsite.limit_seconds,
                 offsite_uncopied_age_seconds: offsite.uncopied_age_seconds,
                 offsite_rpo_breached: offsite.breached,
+                verified_backup: proof.verified.as_ref().map(|(id, _)| id.clone()),
+                verified_at: proof.verified.as_ref().map(|(_, at)| *at),
+                verified_age_seconds: proof
+                    .verified
+                    .as_ref()
+                    .map(|(_, at)| (now - *at).whole_seconds().max(0) as u64),
+                last_drill_backup: proof.last.as_ref().map(|(id, _)| id.clone()),
+                last_drill: proof.last.map(|(_, v)| v),
+                drill_overdue: proof.overdue,
+                drill_failed,
             },
         })
     }

@@ -10,12 +10,13 @@ use berkut_proto::wire::{Operation, PlanSpec, Role};
 use super::{required_role, served_in_maintenance, target_of};
 
 /// The operations `docs/PROTOCOL.md` says stay available in maintenance.
-const SERVED_IN_MAINTENANCE: [&str; 5] = [
+const SERVED_IN_MAINTENANCE: [&str; 6] = [
     "status",
     "restore_status",
     "maintenance_status",
     "maintenance_watch",
     "maintenance_clear",
+    "metrics",
 ];
 
 fn backup_id() -> BackupId {
@@ -63,7 +64,11 @@ fn all_operations() -> Vec<Operation> {
         ops::MaintenanceStatus {}.into(),
         ops::MaintenanceWatch {}.into(),
         ops::MaintenanceClear {}.into(),
-        ops::BackupDownload { id: id() }.into(),
+        ops::BackupDownload {
+            id: id(),
+            offset: 0,
+        }
+        .into(),
         ops::BackupImport { size: 1 }.into(),
         ops::AuditTail::default().into(),
         ops::AuditVerify {}.into(),
@@ -90,6 +95,9 @@ fn all_operations() -> Vec<Operation> {
             everywhere: false,
         }
         .into(),
+        ops::Metrics {}.into(),
+        ops::NotifyTest {}.into(),
+        ops::DrillRun::default().into(),
     ];
     for wait in [false, true] {
         all.push(
@@ -169,6 +177,9 @@ fn the_fixtures_hold_every_operation() {
         ops::RemoteVerify::NAME,
         ops::RemoteStatus::NAME,
         ops::RemoteDelete::NAME,
+        ops::Metrics::NAME,
+        ops::NotifyTest::NAME,
+        ops::DrillRun::NAME,
     ];
     let all = all_operations();
     for name in names {

@@ -14,7 +14,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use berkut_proto::archive::{ArchiveReader, Keyring};
-use berkut_proto::manifest::{Manifest, PartKind};
+use berkut_proto::manifest::{FileOutcome, Manifest, PartKind};
 
 use crate::error::OpError;
 
@@ -50,14 +50,23 @@ pub fn staging(roots: &[PathBuf], suffix: &str) -> Vec<Staged> {
 /// Unpacks the archive's files part, with each root's own prefix stripped:
 /// the tar holds `srv/uploads/a.txt` for the root `/srv/uploads`. `dry_run_dir` is where a dry-run
 /// unpacks (removed with the temporary directory); a real restore unpacks
-/// into each root's `new`. Returns the number of entries unpacked.
+/// into each root's `new`. Returns the number of entries unpacked and the
+/// names of those the manifest says were redacted at backup time, which
+/// are written back as they are: with their secret values replaced.
 pub fn unpack(
     archive: &Path,
     keyring: &Keyring,
     manifest: &Manifest,
     staged: &[Staged],
     dry_run_dir: Option<&Path>,
-) -> Result<u64, OpError> {
+) -> Result<(u64, Vec<String>), OpError> {
+    let redacted: std::collections::HashSet<&str> = manifest
+        .files
+        .iter()
+        .filter(|f| f.outcome == FileOutcome::Redacted)
+        .map(|f| f.path.as_str())
+        .collect();
+    let mut written_redacted = Vec::new();
     let part = manifest
         .part(PartKind::Files)
         .ok_or_else(|| OpError::internal("no files part"))?
@@ -108,8 +117,16 @@ pub fn unpack(
             })?;
             entry.unpack(&target).map_err(fail)?;
             count += 1;
+            let shown = crate::backup::files::shown(&path);
+            if redacted.contains(shown.as_str()) {
+                // The record must fit a reply; the manifest has them all.
+                written_redacted.push(berkut_proto::manifest::cut(
+                    &shown,
+                    berkut_proto::manifest::SUMMARY_MAX_PATH,
+                ));
+            }
         }
-        return Ok(count);
+        return Ok((count, written_redacted));
     }
     Err(OpError::invalid("the archive's files part is missing"))
 }

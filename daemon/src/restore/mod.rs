@@ -4,16 +4,20 @@
 //! steps (named by `step::Step`), `pg` the PostgreSQL tools it runs,
 //! `archive` the verification and decryption, `sql` the server-level SQL,
 //! `toc` the dump's table of contents, `smoke` the checks of the restored
-//! tables, `record` the persisted record and evidence, `maintenance` the
-//! maintenance state, `recovery` the repair of restores cut short,
-//! `rollback` rollback and cleanup, `target` the one choice of drill or
-//! live server.
+//! tables, `checks` the operator's own smoke checks, `record` the persisted
+//! record and evidence (`digest` its DIGEST, `prune` how long it is kept),
+//! `maintenance` the maintenance state, `recovery` the repair of restores
+//! cut short, `rollback` rollback and cleanup, `target` the one choice of
+//! drill or live server, `verdict` what a drill proves about its backup.
 
 pub mod archive;
+pub mod checks;
+pub mod digest;
 pub mod files;
 pub mod maintenance;
 pub mod pg;
 pub mod properties;
+pub mod prune;
 pub mod record;
 pub mod recovery;
 pub mod rollback;
@@ -23,6 +27,7 @@ pub mod sql;
 pub mod step;
 pub mod target;
 pub mod toc;
+pub mod verdict;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +37,7 @@ use berkut_proto::wire::{BackupStatus, ErrorCode, Failure, RestoreRecord, Restor
 use tokio::sync::watch;
 
 use crate::error::OpError;
+use crate::events::{Event, EventType};
 use crate::jobs::TaskContext;
 use crate::state::Daemon;
 use crate::tools::{shutdown_error, ChildSlot};
@@ -75,6 +81,11 @@ impl Restores {
 
     pub fn real_in_progress(&self) -> bool {
         self.active.lock().unwrap().values().any(|a| !a.dry_run)
+    }
+
+    /// Whether a drill (a dry-run) is queued or running.
+    pub fn drill_in_progress(&self) -> bool {
+        self.active.lock().unwrap().values().any(|a| a.dry_run)
     }
 }
 
@@ -171,6 +182,13 @@ async fn execute(daemon: Arc<Daemon>, tracker: Arc<Tracker>, p: Params, mut ctx:
                 s.record.status = RestoreStatus::Running;
                 s.record.started_at = Some(daemon.now());
             });
+            if !p.dry_run {
+                daemon.events.emit(
+                    Event::new(EventType::RestoreStarted)
+                        .restore(&p.restore_id)
+                        .backup(&p.backup_id),
+                );
+            }
             let slot = ChildSlot::new();
             let stopper = {
                 let (slot, cancel) = (Arc::clone(&slot), ctx.cancel.clone());
@@ -188,24 +206,39 @@ async fn execute(daemon: Arc<Daemon>, tracker: Arc<Tracker>, p: Params, mut ctx:
         }
     };
     finish(&daemon, &tracker, &p, result).await;
-    daemon.restores.active.lock().unwrap().remove(&p.restore_id);
 }
 
 /// Records the outcome. A failed restore leaves the live database as it
 /// was: the scratch database is dropped (unless the swap made it live) and
-/// maintenance is lifted.
+/// maintenance is lifted. The ending is published last, once maintenance is
+/// lifted and the restore no longer counts as running, so that a client
+/// told "succeeded" can at once roll it back, clean it up or start another.
 async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Result<(), OpError>) {
     let now = daemon.now();
-    match result {
+    daemon.metrics.restore_ended(p.dry_run, result.is_ok(), now);
+    let event = |kind| Event::new(kind).restore(&p.restore_id).backup(&p.backup_id);
+    match (&result, p.dry_run) {
+        (Ok(()), false) => daemon
+            .events
+            .emit(event(EventType::RestoreFinished).result(true)),
+        (Err(e), false) => daemon.events.emit(
+            event(EventType::RestoreFinished)
+                .result(false)
+                .reason(&e.message),
+        ),
+        (Err(e), true) => daemon
+            .events
+            .emit(event(EventType::DrillFailed).reason(&e.message)),
+        (Ok(()), true) => {}
+    }
+    let ending = match result {
         Ok(()) => {
             tracing::info!(restore = %p.restore_id, dry_run = p.dry_run, "restore succeeded");
-            tracker.update(|s| {
-                s.record.status = RestoreStatus::Succeeded;
-                s.record.finished_at = Some(now);
-                s.verdict = Some("passed".into());
-            });
+            drill_verdict(daemon, tracker, p, now, None);
+            Ok(())
         }
         Err(e) => {
+            let cut_short = crate::tools::is_shutdown(&e);
             let failure = e.into_failure(&format!("restore {}", p.restore_id));
             tracing::warn!(restore = %p.restore_id, reason = %failure.reason, "restore failed");
             tracker.fail_running(now, &failure.reason);
@@ -216,18 +249,47 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
                     p.restore_id.suffix(),
                 ));
             }
-            tracker.update(|s| {
-                s.record.status = RestoreStatus::Failed;
-                s.record.finished_at = Some(now);
-                s.record.failure = Some(failure);
-                s.verdict = Some("failed".into());
-            });
+            if !cut_short {
+                drill_verdict(daemon, tracker, p, now, Some(failure.clone()));
+            }
+            Err(failure)
         }
-    }
+    };
     if tracker.summary().maintenance {
         if let Err(e) = daemon.maintenance.end() {
             tracing::error!(error = %e, "maintenance could not be lifted");
         }
+    }
+    daemon.restores.active.lock().unwrap().remove(&p.restore_id);
+    tracker.update(|s| {
+        s.record.finished_at = Some(now);
+        match ending {
+            Ok(()) => {
+                s.record.status = RestoreStatus::Succeeded;
+                s.verdict = Some("passed".into());
+            }
+            Err(failure) => {
+                s.record.status = RestoreStatus::Failed;
+                s.record.failure = Some(failure);
+                s.verdict = Some("failed".into());
+            }
+        }
+    });
+}
+
+/// A drill's verdict goes on its backup's record before the restore's end
+/// is published, so whoever sees the end sees the verdict. One cut short by
+/// the daemon's stop proves nothing and leaves the verdict as it was.
+fn drill_verdict(
+    daemon: &Daemon,
+    tracker: &Tracker,
+    p: &Params,
+    now: time::OffsetDateTime,
+    failure: Option<Failure>,
+) {
+    if p.dry_run {
+        let verdict = verdict::of(&tracker.record(), now, failure, daemon.config().rto_target);
+        verdict::put(daemon, &p.backup_id, verdict);
     }
 }
 

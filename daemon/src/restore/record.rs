@@ -1,8 +1,9 @@
 //! A restore's record and evidence, kept under
 //! `<state_dir>/restores/<restore id>/`: `summary.json` (the record with its
 //! steps, the digests checked, the counts expected and found, the verdict,
-//! and how far the swap got) rewritten atomically at every step, and one raw
-//! log per step under `logs/`. The `Tracker` is the only writer; watchers
+//! and how far the swap got) rewritten atomically at every step, one raw
+//! log per step under `logs/`, and, once the restore has ended, a `DIGEST`
+//! of them all (`digest`). The `Tracker` is the only writer; watchers
 //! of the restore get each change through a watch channel.
 
 use std::io::Write;
@@ -154,6 +155,11 @@ impl Tracker {
         if let Err(e) = self.persist() {
             tracing::error!(error = %e, restore = %record.restore_id, "the restore's summary could not be written");
         }
+        // An ended restore's evidence is digested before anyone hears of
+        // the end, so whoever sees it ended finds the DIGEST in place.
+        if record.status.is_finished() {
+            self.seal();
+        }
         self.view.send_replace(record);
         out
     }
@@ -234,6 +240,13 @@ impl Tracker {
         )
     }
 
+    /// Writes the evidence's `DIGEST`: when the restore has ended.
+    pub fn seal(&self) {
+        if let Err(e) = super::digest::write(&self.dir) {
+            tracing::error!(error = %e, dir = %self.dir.display(), "the evidence's DIGEST could not be written");
+        }
+    }
+
     fn persist(&self) -> Result<(), OpError> {
         let summary = self.summary.lock().unwrap().clone();
         write(&self.dir.join("summary.json"), &summary)
@@ -264,10 +277,12 @@ pub fn load(state_dir: &Path, id: &RestoreId) -> Option<Summary> {
 /// Writes a summary back (for start-up recovery and later operations on a
 /// finished restore).
 pub fn store(state_dir: &Path, summary: &Summary) -> Result<(), OpError> {
-    let path = restores_dir(state_dir)
-        .join(summary.record.restore_id.as_str())
-        .join("summary.json");
-    write(&path, summary)
+    let dir = restores_dir(state_dir).join(summary.record.restore_id.as_str());
+    write(&dir.join("summary.json"), summary)?;
+    // A finished restore's evidence changed: its DIGEST follows.
+    super::digest::write(&dir).map_err(|e| {
+        OpError::unavailable("the evidence's DIGEST could not be written").with_detail(e)
+    })
 }
 
 /// Writes a summary to `path`, atomically.
@@ -279,7 +294,8 @@ fn write(path: &Path, summary: &Summary) -> Result<(), OpError> {
     })
 }
 
-/// Every restore's summary, oldest first.
+/// Every restore's summary, oldest first (by when it was queued: ids from
+/// one second sort by their random suffix).
 pub fn load_all(state_dir: &Path) -> Vec<Summary> {
     let Ok(entries) = std::fs::read_dir(restores_dir(state_dir)) else {
         return Vec::new();
@@ -293,7 +309,10 @@ pub fn load_all(state_dir: &Path) -> Vec<Summary> {
         })
         .filter_map(|id| load(state_dir, &id))
         .collect();
-    all.sort_by(|a, b| a.record.restore_id.cmp(&b.record.restore_id));
+    all.sort_by(|a, b| {
+        (a.record.created_at, &a.record.restore_id)
+            .cmp(&(b.record.created_at, &b.record.restore_id))
+    });
     all
 }
 
@@ -332,7 +351,29 @@ pub fn evidence(state_dir: &Path, id: &RestoreId) -> Option<Evidence> {
         counts: summary.counts,
         verdict: summary.verdict,
         logs,
+        digest: check_digest(&restores_dir(state_dir).join(id.as_str())),
     })
+}
+
+/// The evidence directory against its `DIGEST`; `None` when there is no
+/// `DIGEST` (the restore runs, or an older daemon kept the evidence).
+fn check_digest(dir: &Path) -> Option<berkut_proto::wire::DigestVerdict> {
+    const SHOWN: usize = 100;
+    if !dir.join(super::digest::DIGEST_FILE).exists() {
+        return None;
+    }
+    let (matched, mut problems) = match super::digest::verify(dir) {
+        Ok(checked) => (checked.matched as u64, checked.problems),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %dir.display(), "the evidence could not be checked against its DIGEST");
+            (
+                0,
+                vec!["the evidence could not be read to check it".to_owned()],
+            )
+        }
+    };
+    problems.truncate(SHOWN);
+    Some(berkut_proto::wire::DigestVerdict { matched, problems })
 }
 
 /// A new record with every step pending.
@@ -370,5 +411,7 @@ pub fn new_record(
             })
             .collect(),
         failure: None,
+        redacted_files: Vec::new(),
+        smoke_checks: Vec::new(),
     }
 }

@@ -14,6 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::archive::{self, Decrypted};
+use super::checks;
 use super::files;
 use super::pg::{apply_globals, pg_restore_list, restore_dump, Dump};
 use super::properties;
@@ -251,7 +252,7 @@ pub async fn run(
             manifest.clone(),
             staged.clone(),
         );
-        let count = blocking(move || {
+        let (count, redacted) = blocking(move || {
             files::unpack(&path, &d.config().keyring, &m, &st, dry_dir.as_deref())
         })
         .await?;
@@ -260,11 +261,47 @@ pub async fn run(
         } else {
             "beside the live roots"
         };
-        tracker.finish(
-            Step::Files,
-            daemon.now(),
-            format!("{count} entries unpacked {where_to}"),
-        );
+        let mut detail = format!("{count} entries unpacked {where_to}");
+        if !redacted.is_empty() {
+            // Nobody should take a redacted file for a working one.
+            let shown: Vec<&str> = redacted.iter().take(10).map(String::as_str).collect();
+            let more = redacted.len().saturating_sub(shown.len());
+            detail += &format!(
+                "; {} written back redacted (secret values replaced by {}, not working \
+                 copies): {}{}",
+                redacted.len(),
+                crate::backup::redact::MARKER,
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        // The evidence keeps what the backup did to the files.
+        let mut log = tracker.log(Step::Files);
+        for f in &manifest.files {
+            match f.outcome {
+                berkut_proto::manifest::FileOutcome::Archived => {}
+                berkut_proto::manifest::FileOutcome::Redacted => log.line(&format!(
+                    "redacted at backup time: {} (values of: {})",
+                    f.path,
+                    f.keys.join(", ")
+                )),
+                berkut_proto::manifest::FileOutcome::Excluded => log.line(&format!(
+                    "left out at backup time: {}: {}",
+                    f.path,
+                    f.reason.as_deref().unwrap_or("")
+                )),
+            }
+        }
+        drop(log);
+        let kept = redacted
+            .len()
+            .min(berkut_proto::manifest::SUMMARY_MAX_ENTRIES);
+        tracker.update(|s| s.record.redacted_files = redacted[..kept].to_vec());
+        tracker.finish(Step::Files, daemon.now(), detail);
     } else {
         tracker.skip(Step::Files, "the backup holds no files");
     }
@@ -294,6 +331,7 @@ pub async fn run(
         ));
     }
     let summary = compare(tracker, &admin, &target, p, &manifest, &applied, summary).await?;
+    let summary = operator_checks(daemon, tracker, &target, p, summary).await?;
     tracker.finish(Step::SmokeChecks, daemon.now(), summary);
 
     if p.dry_run {
@@ -489,6 +527,49 @@ async fn compare(
         (Some(_), None) => format!("{summary}; objects by kind match"),
         _ => summary,
     })
+}
+
+/// The operator's own checks (`[[smoke_check]]`), recorded in the record
+/// and the step's log; any failed one fails the restore here, before the
+/// swap. Returns the smoke checks' summary, completed.
+async fn operator_checks(
+    daemon: &Arc<Daemon>,
+    tracker: &Arc<Tracker>,
+    target: &Db,
+    p: &Params,
+    summary: String,
+) -> Result<String, OpError> {
+    let config = daemon.config();
+    if config.smoke_checks.is_empty() {
+        return Ok(summary);
+    }
+    let results = checks::run(
+        target,
+        &p.scratch,
+        &config.smoke_checks,
+        config.smoke_check_timeout,
+        p.restore_id.as_str(),
+    )
+    .await;
+    let mut log = tracker.log(Step::SmokeChecks);
+    for r in &results {
+        log.line(&format!(
+            "smoke check {:?}: {} ({} ms)",
+            r.name, r.message, r.duration_ms
+        ));
+    }
+    let passed = results.iter().filter(|r| r.passed).count();
+    let total = results.len();
+    tracker.update(|s| s.record.smoke_checks = results.clone());
+    if let Some(reason) = checks::verdict(&results) {
+        return Err(OpError::new(
+            berkut_proto::wire::ErrorCode::Internal,
+            format!("smoke checks failed: {reason}"),
+        ));
+    }
+    Ok(format!(
+        "{summary}; {passed} of {total} operator checks passed"
+    ))
 }
 
 /// The first differences, enough for a reason; the evidence has them all.

@@ -66,6 +66,37 @@ pub fn objective(plan: Option<&StoredPlan>, now: OffsetDateTime) -> Objective {
     }
 }
 
+/// Where the daemon stands against its objective: the newest good
+/// backup, its age, the limit in force and whether it is breached. `status`,
+/// the metrics and the RPO notifications all read it here, so they never
+/// disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RpoState {
+    pub newest_success_at: Option<OffsetDateTime>,
+    pub age_seconds: Option<u64>,
+    pub limit_seconds: Option<u64>,
+    pub breached: bool,
+}
+
+pub fn rpo_state(daemon: &Daemon, now: OffsetDateTime) -> RpoState {
+    let newest_success_at = daemon.catalogue.newest_success(None);
+    let age_seconds = newest_success_at.map(|t| (now - t).whole_seconds().max(0) as u64);
+    let (limit_seconds, breached) = match objective(daemon.plan.borrow().as_ref(), now) {
+        Objective::None => (None, false),
+        Objective::Broken => (None, true),
+        Objective::Limit(limit) => {
+            let limit = limit.whole_seconds().max(0) as u64;
+            (Some(limit), age_seconds.is_none_or(|age| age > limit))
+        }
+    };
+    RpoState {
+        newest_success_at,
+        age_seconds,
+        limit_seconds,
+        breached,
+    }
+}
+
 fn rpo_limit(period: time::Duration) -> time::Duration {
     let tenth: time::Duration = period / 10_i32;
     period.saturating_add(tenth.max(time::Duration::HOUR))

@@ -1,7 +1,9 @@
 //! The scheduler loop: wakes at the next fire time or at least once a
 //! minute, asks `Scheduler` what to do, starts automatic backups through the
 //! same queue and limit as manual ones, and runs retention once a day. It
-//! reads time only from the daemon's `Clock`. It runs under
+//! reads time only from the daemon's `Clock`, and looks again when a
+//! clock moved by hand moves or a backup ends. Each turn also lets the
+//! drill policy (`drill::turn`) start a drill. It runs under
 //! `health::supervised`: if it dies it is started again.
 
 use std::sync::Arc;
@@ -19,6 +21,8 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
     let mut plan_rx = daemon.plan.subscribe();
     let mut scheduler = Scheduler::default();
     let mut last_retention: Option<OffsetDateTime> = None;
+    let mut drills = crate::drill::DrillScheduler::default();
+    let mut moved = daemon.clock.subscribe();
     loop {
         #[cfg(debug_assertions)]
         crate::health::injected_panic("scheduler");
@@ -66,6 +70,7 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
                 (None, _) => tracing::info!("no backup plan set"),
             }
         }
+        crate::drill::turn(&daemon, &mut drills, now).await;
         if last_retention.is_none_or(|t| now - t >= time::Duration::DAY) {
             retention::run(&daemon).await;
             last_retention = Some(now);
@@ -85,9 +90,22 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
                 }
                 scheduler.reset();
             }
+            _ = daemon.scheduler_wake.notified() => {}
+            _ = clock_moved(&mut moved) => {}
             _ = shutdown.cancelled() => break,
         }
     }
+}
+
+/// Returns when a clock moved by hand (a test's) moves; never for the
+/// system clock.
+async fn clock_moved(moved: &mut Option<tokio::sync::watch::Receiver<OffsetDateTime>>) {
+    if let Some(rx) = moved {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// Writes catalogue changes that an earlier write could not (see

@@ -71,6 +71,7 @@ async fn a_backup_being_downloaded_cannot_be_deleted_but_can_be_downloaded_again
             id: 1,
             op: Operation::BackupDownload(ops::BackupDownload {
                 id: record.id.clone(),
+                offset: 0,
             }),
         })
         .await
@@ -138,7 +139,10 @@ async fn stalled_downloads(
         conn.write_message(&ClientMessage::Request {
             on_behalf_of: None,
             id: 1,
-            op: Operation::BackupDownload(ops::BackupDownload { id: id.clone() }),
+            op: Operation::BackupDownload(ops::BackupDownload {
+                id: id.clone(),
+                offset: 0,
+            }),
         })
         .await
         .unwrap();
@@ -216,4 +220,73 @@ async fn stalled_downloads_keep_the_daemon_small_and_give_memory_back() {
         rss < before + 12 * 1024,
         "the daemon keeps {rss} KiB after its stalled downloads closed, {before} KiB before them"
     );
+}
+
+/// Reads one download to its end on a connection of its own: the pieces'
+/// offsets and bytes, and the reply (or the error).
+async fn download_from(
+    daemon: &berkut_testkit::Daemon,
+    id: &berkut_proto::ids::BackupId,
+    offset: u64,
+) -> (
+    Vec<u64>,
+    Vec<u8>,
+    Result<Reply, berkut_proto::wire::ErrorBody>,
+) {
+    let mut conn = daemon.client().await.into_connection();
+    conn.write_message(&ClientMessage::Request {
+        on_behalf_of: None,
+        id: 1,
+        op: ops::BackupDownload {
+            id: id.clone(),
+            offset,
+        }
+        .into(),
+    })
+    .await
+    .unwrap();
+    let (mut offsets, mut bytes) = (Vec::new(), Vec::new());
+    loop {
+        match conn.read_message::<ServerMessage>().await.unwrap() {
+            Some(ServerMessage::Data { offset, data, .. }) => {
+                offsets.push(offset);
+                bytes.extend_from_slice(&data);
+            }
+            Some(ServerMessage::Reply { reply, .. }) => return (offsets, bytes, Ok(reply)),
+            Some(ServerMessage::Error { error, .. }) => return (offsets, bytes, Err(error)),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_resumes_at_an_offset() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+    let record = backup_now(&mut daemon.client().await, Scope::Full).await;
+    let file = std::fs::read(daemon.archive_path(&record.id.to_string())).unwrap();
+    let size = file.len() as u64;
+    let from = size / 3;
+    let (offsets, bytes, reply) = download_from(&daemon, &record.id, from).await;
+    assert_eq!(offsets.first(), Some(&from));
+    assert_eq!(bytes, &file[from as usize..]);
+    match reply {
+        Ok(Reply::Downloaded {
+            size_bytes, sha256, ..
+        }) => {
+            assert_eq!(size_bytes, size - from);
+            assert_eq!(sha256, hex::encode(Sha256::digest(&file[from as usize..])));
+        }
+        other => panic!("{other:?}"),
+    }
+    // At the end: nothing to send; past it: invalid, and nothing sent.
+    let (_, bytes, reply) = download_from(&daemon, &record.id, size).await;
+    assert!(bytes.is_empty());
+    assert!(
+        matches!(reply, Ok(Reply::Downloaded { size_bytes: 0, .. })),
+        "{reply:?}"
+    );
+    let (offsets, _, reply) = download_from(&daemon, &record.id, size + 1).await;
+    assert!(offsets.is_empty());
+    assert_eq!(reply.unwrap_err().code, ErrorCode::Invalid);
 }

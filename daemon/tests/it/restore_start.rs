@@ -335,6 +335,15 @@ async fn file_roots_are_restored_beside_then_swapped() {
 
     let real = restored(client.call(restore_op(&backup.id, false, true)).await);
     assert_eq!(real.status, RestoreStatus::Succeeded, "{real:#?}");
+    // The ending is told once the restore is wholly over: maintenance is
+    // already lifted, so the rollback below is not refused as a conflict.
+    let Ok(Reply::Maintenance { maintenance }) = client
+        .call(Operation::MaintenanceStatus(ops::MaintenanceStatus {}))
+        .await
+    else {
+        panic!("maintenance status")
+    };
+    assert!(!maintenance.active, "{maintenance:?}");
     assert_eq!(
         std::fs::read_to_string(uploads.join("a.txt")).unwrap(),
         "v1"

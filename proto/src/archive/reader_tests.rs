@@ -58,6 +58,7 @@ fn manifest(parts: Vec<PartEntry>) -> Manifest {
         tables: None,
         properties: None,
         objects: None,
+        files: Vec::new(),
     }
 }
 

@@ -53,6 +53,7 @@ mod tests {
             tables: None,
             properties: None,
             objects: None,
+            files: Vec::new(),
         }
     }
 

@@ -153,13 +153,16 @@ impl Client {
     ) -> Result<(u64, String), ClientError> {
         let mut failed: Option<std::io::Error> = None;
         let reply = self
-            .call_streaming(Operation::BackupDownload(ops::BackupDownload { id }), |m| {
-                if let (ServerMessage::Data { offset, data, .. }, None) = (m, &failed) {
-                    if let Err(e) = sink(*offset, data) {
-                        failed = Some(e);
+            .call_streaming(
+                Operation::BackupDownload(ops::BackupDownload { id, offset: 0 }),
+                |m| {
+                    if let (ServerMessage::Data { offset, data, .. }, None) = (m, &failed) {
+                        if let Err(e) = sink(*offset, data) {
+                            failed = Some(e);
+                        }
                     }
-                }
-            })
+                },
+            )
             .await?;
         if let Some(e) = failed {
             return Err(ClientError::Local(e));

@@ -133,6 +133,9 @@ operations! {
     RemoteVerify = "remote_verify",
     RemoteStatus = "remote_status",
     RemoteDelete = "remote_delete",
+    Metrics = "metrics",
+    NotifyTest = "notify_test",
+    DrillRun = "drill_run",
 }
 
 impl Operation {
@@ -305,6 +308,26 @@ pub enum Reply {
     Remotes {
         remotes: Vec<super::remote::RemoteInfo>,
     },
+    /// The outcome of `metrics`: Prometheus text (format 0.0.4).
+    Metrics {
+        text: String,
+    },
+    /// The outcome of `notify_test`: one result per sink, in the order of
+    /// the configuration.
+    NotifyTested {
+        results: Vec<SinkResult>,
+    },
+}
+
+/// How a test event's delivery to one sink went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SinkResult {
+    /// The sink's kind and host (`webhook https://chat.example`) or
+    /// program's name (`exec berkut-page`); never a URL's path or a secret.
+    pub sink: String,
+    pub ok: bool,
+    /// What happened (`answered 200 OK`, `no answer within 10 s`).
+    pub detail: String,
 }
 
 #[cfg(test)]

@@ -24,14 +24,16 @@ pub use access::{OnBehalfOf, Role};
 pub use client::{Client, ClientError};
 pub use error::{ErrorBody, ErrorCode};
 pub use frame::{Connection, FrameError, MAX_FRAME_LEN};
-pub use messages::{ClientMessage, Operation, Reply, ServerMessage, PROTOCOL_VERSION};
+pub use messages::{ClientMessage, Operation, Reply, ServerMessage, SinkResult, PROTOCOL_VERSION};
 pub use plan::{PlanInfo, PlanSpec, Preset};
 pub use records::{
     BackupRecord, BackupStatus, CopyRecord, CopyState, Failure, JobInfo, JobKind, Phase, Progress,
     StatusInfo, TaskFault,
 };
+pub use records::{DrillResult, DrillVerdict, RestoreEstimate};
 pub use remote::{RemoteArchive, RemoteInfo, RemoteVerdict};
 pub use restore::{
     CountCheck, DigestCheck, Evidence, MaintenanceInfo, RestoreRecord, RestoreStatus, RestoreStep,
     StepLog, StepState,
 };
+pub use restore::{DigestVerdict, SmokeCheckResult};

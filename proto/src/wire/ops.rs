@@ -196,11 +196,20 @@ pub struct MaintenanceWatch {}
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MaintenanceClear {}
 
-/// Streams a stored archive's bytes as `data` messages, then replies with
-/// its size and sha256.
+/// Streams a stored archive's bytes as `data` messages, from `offset` on,
+/// then replies with the size and sha256 of what it sent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BackupDownload {
     pub id: BackupId,
+    /// Where in the archive to begin, to resume a broken transfer; 0, the
+    /// whole archive, when absent (and then not sent, so a request for the
+    /// whole archive is the bytes it always was).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Uploads an archive of `size` bytes: the daemon answers `continue` (or
@@ -247,7 +256,30 @@ pub struct StoreRewrap {}
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoreRescan {}
 
+/// Every metric, in the Prometheus text format (the same text as the
+/// `metrics_textfile`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {}
+
+/// Sends a `test` event to every notification sink, once, and says how
+/// each delivery went.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NotifyTest {}
+/// Starts a drill (a dry-run restore on the drill server, or into a
+/// scratch database beside the live one) of `backup_id`, or, when absent,
+/// of the backup the drill policy would choose: the newest successful one
+/// without a passing drill (else the newest successful one). With `wait`,
+/// the record is streamed until it ends.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrillRun {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<BackupId>,
+    #[serde(default)]
+    pub wait: bool,
+}
+
 no_text!(
+    DrillRun,
     Status,
     BackupList,
     BackupShow,
@@ -272,6 +304,8 @@ no_text!(
     AuditVerify,
     StoreRewrap,
     StoreRescan,
+    Metrics,
+    NotifyTest,
 );
 
 /// The archives a remote holds, from a listing and a ranged read of each

@@ -72,6 +72,19 @@ pub struct BackupRecord {
     /// were recorded, and for backups not yet finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<Box<crate::properties::DatabaseProperties>>,
+    /// What became of the file roots' files: how many were archived as
+    /// they are, and each redacted or excluded one (never a value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Box<crate::manifest::FilesSummary>>,
+    /// The verdict of the last drill (a dry-run restore) of this backup:
+    /// the proof that it restores. Absent: never drilled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillVerdict>,
+    /// How long a restore of this backup can be expected to take, measured
+    /// by the last drill of this backup or of the nearest one drilled;
+    /// `backup_show` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_restore: Option<RestoreEstimate>,
     /// The backup's off-site copies, one per remote it is meant for;
     /// omitted when there are none, so a daemon without remotes sends the
     /// bytes it always did.
@@ -107,6 +120,23 @@ impl CopyState {
     }
 }
 
+/// Whether a drill proved a backup restorable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrillResult {
+    Passed,
+    Failed,
+}
+
+impl DrillResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillResult::Passed => "passed",
+            DrillResult::Failed => "failed",
+        }
+    }
+}
+
 /// One off-site copy of a backup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyRecord {
@@ -123,6 +153,37 @@ pub struct CopyRecord {
     /// credential).
     #[serde(default)]
     pub last_error: Option<String>,
+}
+
+/// The outcome of the last drill of a backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillVerdict {
+    pub result: DrillResult,
+    /// When the drill ended.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The drill's restore id: its evidence.
+    pub restore_id: crate::ids::RestoreId,
+    /// From its start (a slot taken) to its end, in seconds.
+    pub duration_seconds: u64,
+    /// Why it failed (`unavailable` when the drill's server was not
+    /// reachable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// Whether it took longer than the recovery time objective
+    /// (`rto_target_minutes`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rto_exceeded: bool,
+}
+
+/// An expected restore time, and the drill it was measured by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreEstimate {
+    pub seconds: u64,
+    /// The backup whose drill measured it: this one, or the nearest one
+    /// in time that passed a drill.
+    pub backup_id: BackupId,
+    pub restore_id: crate::ids::RestoreId,
 }
 
 /// The step a backup job is in.
@@ -240,6 +301,32 @@ pub struct StatusInfo {
     /// True when that wait passed the limit: the off-site RPO is missed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub offsite_rpo_breached: bool,
+    /// The newest backup a drill passed for: the recovery point you can
+    /// count on. The fields up to `drill_failed` are omitted when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_backup: Option<BackupId>,
+    /// When the newest verified backup was created.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub verified_at: Option<OffsetDateTime>,
+    /// Its age: the verified RPO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_age_seconds: Option<u64>,
+    /// The newest drill's verdict, and the backup it was of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill: Option<DrillVerdict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill_backup: Option<BackupId>,
+    /// The newest successful backup has had no drill verdict for longer
+    /// than `drill_overdue_hours` after it finished.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill_overdue: bool,
+    /// The newest drill failed (its server unreachable included).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill_failed: bool,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -94,6 +94,28 @@ pub struct RestoreRecord {
     pub steps: Vec<RestoreStep>,
     #[serde(default)]
     pub failure: Option<Failure>,
+    /// The files written back as the archive holds them redacted (secret
+    /// values replaced by `BERKUT-REDACTED`): not working copies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted_files: Vec<String>,
+    /// The operator's own smoke checks (`[[smoke_check]]`), as they ran in
+    /// the restored database before it was trusted; absent when none are
+    /// configured or they have not run yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub smoke_checks: Vec<SmokeCheckResult>,
+}
+
+/// One of the operator's smoke checks, as it ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmokeCheckResult {
+    /// The check's name from the configuration.
+    pub name: String,
+    pub passed: bool,
+    /// How long the query took, in milliseconds.
+    pub duration_ms: u64,
+    /// What it found, in the daemon's words: never the query's text nor
+    /// the server's error message (those go to the daemon's log).
+    pub message: String,
 }
 
 impl RestoreRecord {
@@ -188,6 +210,21 @@ pub struct Evidence {
     /// The step logs, each cut to its last 64 KiB.
     #[serde(default)]
     pub logs: Vec<StepLog>,
+    /// The evidence directory checked against its `DIGEST` as it is now;
+    /// absent while the restore runs (the `DIGEST` is written when it
+    /// ends) and for evidence kept by a daemon from before digests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<DigestVerdict>,
+}
+
+/// The evidence directory checked against its `DIGEST`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestVerdict {
+    /// Files whose SHA-256 matches the `DIGEST`.
+    pub matched: u64,
+    /// What does not: `path: changed`, `path: missing`, `path: not in the
+    /// DIGEST` (paths relative to the evidence directory); at most 100.
+    pub problems: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

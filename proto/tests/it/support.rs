@@ -43,6 +43,7 @@ pub fn manifest() -> Manifest {
         tables: None,
         properties: None,
         objects: None,
+        files: Vec::new(),
     }
 }
 

@@ -79,7 +79,10 @@ async fn serve_download(conn: &mut Connection<UnixStream>) {
     let (id, op) = next_request(conn).await;
     assert_eq!(
         op,
-        Operation::BackupDownload(ops::BackupDownload { id: backup_id() })
+        Operation::BackupDownload(ops::BackupDownload {
+            id: backup_id(),
+            offset: 0,
+        })
     );
     let bytes = archive();
     for (n, chunk) in bytes.chunks(262_144).enumerate() {

@@ -230,6 +230,18 @@ fn the_document_lists_every_operation_reply_and_record_field() {
         }
     }
 
+    // A drilled record: the fields left out until a drill ran.
+    let verdict = berkut_proto::wire::DrillVerdict {
+        result: berkut_proto::wire::DrillResult::Failed,
+        at: time::macros::datetime!(2026-01-02 04:00:00 UTC),
+        restore_id: "r-20260102T035900Z-0a0b0c0d".parse().unwrap(),
+        duration_seconds: 2400,
+        failure: Some(berkut_proto::wire::Failure {
+            code: ErrorCode::Unavailable,
+            reason: "the database server is not reachable".into(),
+        }),
+        rto_exceeded: true,
+    };
     // A busy status with the fields that are left out when empty.
     let alarmed = alarmed_status();
     let busy = unpack(
@@ -237,14 +249,53 @@ fn the_document_lists_every_operation_reply_and_record_field() {
             missing: alarmed.missing,
             store_alarm: alarmed.store_alarm.clone(),
             task_faults: alarmed.task_faults.clone(),
+            verified_backup: Some("20260101T030405Z-0a0b0c0d".parse().unwrap()),
+            verified_at: Some(time::macros::datetime!(2026-01-01 03:04:05 UTC)),
+            verified_age_seconds: Some(86_400),
+            last_drill: Some(verdict.clone()),
+            last_drill_backup: Some("20260102T030405Z-0a0b0c0d".parse().unwrap()),
+            drill_overdue: true,
+            drill_failed: true,
             ..busy_status()
         })
         .unwrap(),
     );
-    let with_properties = unpack(&encode(&record_with_properties()).unwrap());
+    let with_properties = unpack(
+        &encode(&berkut_proto::wire::BackupRecord {
+            drill: Some(verdict.clone()),
+            expected_restore: Some(berkut_proto::wire::RestoreEstimate {
+                seconds: 600,
+                backup_id: "20260101T030405Z-0a0b0c0d".parse().unwrap(),
+                restore_id: "r-20260101T035900Z-0a0b0c0d".parse().unwrap(),
+            }),
+            ..record_with_properties()
+        })
+        .unwrap(),
+    );
     let failed = unpack(&encode(&failed_record()).unwrap());
-    let restore = unpack(&encode(&running_restore()).unwrap());
-    let evidence = unpack(&encode(&evidence()).unwrap());
+    let restore = unpack(
+        &encode(&berkut_proto::wire::RestoreRecord {
+            redacted_files: vec!["srv/app/config/.env".into()],
+            smoke_checks: vec![berkut_proto::wire::SmokeCheckResult {
+                name: "users exist".into(),
+                passed: false,
+                duration_ms: 12,
+                message: "returned no row; exactly one was expected".into(),
+            }],
+            ..running_restore()
+        })
+        .unwrap(),
+    );
+    let evidence = unpack(
+        &encode(&berkut_proto::wire::Evidence {
+            digest: Some(berkut_proto::wire::DigestVerdict {
+                matched: 16,
+                problems: vec!["logs/00-verify.log: changed".into()],
+            }),
+            ..evidence()
+        })
+        .unwrap(),
+    );
     let error = ErrorBody {
         code: ErrorCode::Internal,
         message: "m".into(),
@@ -280,6 +331,23 @@ fn the_document_lists_every_operation_reply_and_record_field() {
             "### 7.18 DatabaseProperties",
             field(&with_properties, "properties").clone(),
         ),
+        (
+            "### 7.19 FilesSummary",
+            field(&with_properties, "files").clone(),
+        ),
+        (
+            "### 7.20 DrillVerdict",
+            field(&with_properties, "drill").clone(),
+        ),
+        (
+            "### 7.21 RestoreEstimate",
+            field(&with_properties, "expected_restore").clone(),
+        ),
+        (
+            "### 7.22 SmokeCheckResult",
+            field(&restore, "smoke_checks")[0].clone(),
+        ),
+        ("### 7.23 DigestVerdict", field(&evidence, "digest").clone()),
     ];
     for (heading, value) in records {
         assert_eq!(

@@ -82,6 +82,8 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         "store_rescan",
         "audit_tail",
         "audit_verify",
+        "metrics",
+        "notify_test",
     ] {
         assert!(ops.iter().any(|t| t == name), "{name}");
     }
@@ -119,6 +121,8 @@ fn messages_are_maps_tagged_by_type_with_the_documented_names() {
         "rescanned",
         "audit",
         "audit_verified",
+        "metrics",
+        "notify_tested",
     ] {
         assert!(replies.iter().any(|t| t == name), "{name}");
     }

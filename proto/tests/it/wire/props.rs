@@ -80,13 +80,17 @@ fn any_operation() -> impl Strategy<Value = Operation> {
         Just(Operation::PlanDisable(ops::PlanDisable {})),
         any_plan().prop_map(|plan| Operation::PlanSet(ops::PlanSet { plan })),
         any_restore_operation(),
-        any_backup_id().prop_map(|id| Operation::BackupDownload(ops::BackupDownload { id })),
+        (any_backup_id(), any::<u64>())
+            .prop_map(|(id, offset)| Operation::BackupDownload(ops::BackupDownload { id, offset })),
         any::<u64>().prop_map(|size| Operation::BackupImport(ops::BackupImport { size })),
         Just(Operation::StoreRewrap(ops::StoreRewrap {})),
         Just(Operation::StoreRescan(ops::StoreRescan {})),
+        Just(Operation::DrillRun(ops::DrillRun::default())),
         (any::<u32>(), proptest::option::of(any::<u64>()))
             .prop_map(|(lines, before)| Operation::AuditTail(ops::AuditTail { lines, before })),
         Just(Operation::AuditVerify(ops::AuditVerify {})),
+        Just(Operation::Metrics(ops::Metrics {})),
+        Just(Operation::NotifyTest(ops::NotifyTest {})),
     ]
 }
 

@@ -17,12 +17,13 @@ use super::fixtures::{
 use super::{field, invalid_id, keys, map, op, pack, request, unpack};
 
 /// The operations `docs/PROTOCOL.md` says stay available in maintenance.
-pub(super) const SERVED_IN_MAINTENANCE: [&str; 5] = [
+pub(super) const SERVED_IN_MAINTENANCE: [&str; 6] = [
     "status",
     "restore_status",
     "maintenance_status",
     "maintenance_watch",
     "maintenance_clear",
+    "metrics",
 ];
 
 #[test]
@@ -35,6 +36,7 @@ fn restore_and_maintenance_operations_have_the_documented_tags_and_fields() {
         let expected: &[&str] = match name.as_str() {
             "restore_start" => &["type", "backup_id", "dry_run", "with_globals", "wait"],
             "restore_status" => &["type", "restore_id", "wait"],
+            "drill_run" => &["type", "backup_id", "wait"],
             "restore_evidence" | "restore_rollback" | "restore_cleanup" => &["type", "restore_id"],
             "maintenance_status" | "maintenance_watch" | "maintenance_clear" => &["type"],
             other => panic!("unexpected operation {other}"),
@@ -51,6 +53,7 @@ fn restore_and_maintenance_operations_have_the_documented_tags_and_fields() {
         names.push(name);
     }
     for name in [
+        "drill_run",
         "restore_start",
         "restore_status",
         "restore_evidence",

@@ -35,6 +35,12 @@ pub struct Replication {
     in_flight: Mutex<HashSet<(BackupId, String)>>,
     /// The last error each remote gave, and when, for `remote status`.
     last_error: Mutex<HashMap<String, (OffsetDateTime, String)>>,
+    /// Per remote: since when its uploads have failed without a success
+    /// in between, and whether `copy_failing` was sent for that run.
+    failing: Mutex<HashMap<String, Failing>>,
+    /// Failed upload attempts per remote since the daemon started
+    /// (`berkut_remote_copy_failures_total`).
+    failures: Mutex<HashMap<String, u64>>,
     pub(crate) uploads: TaskTracker,
 }
 
@@ -45,6 +51,8 @@ impl Default for Replication {
             slots: Arc::new(Semaphore::new(UPLOAD_SLOTS)),
             in_flight: Mutex::default(),
             last_error: Mutex::default(),
+            failing: Mutex::default(),
+            failures: Mutex::default(),
             uploads: TaskTracker::new(),
         }
     }
@@ -88,20 +96,62 @@ impl Replication {
         self.in_flight.lock().unwrap().iter().any(|(b, _)| b == id)
     }
 
-    pub(crate) fn note_error(&self, remote: &str, at: OffsetDateTime, words: &str) {
+    /// Records a failed upload to `remote` at `at`. Returns true once per
+    /// run of failures, the first time that run has lasted longer than
+    /// `threshold`: the moment to send `copy_failing`.
+    pub(crate) fn note_error(
+        &self,
+        remote: &str,
+        at: OffsetDateTime,
+        words: &str,
+        threshold: std::time::Duration,
+    ) -> bool {
         self.last_error
             .lock()
             .unwrap()
             .insert(remote.to_owned(), (at, words.to_owned()));
+        *self
+            .failures
+            .lock()
+            .unwrap()
+            .entry(remote.to_owned())
+            .or_default() += 1;
+        let mut failing = self.failing.lock().unwrap();
+        let run = failing.entry(remote.to_owned()).or_insert(Failing {
+            since: at,
+            notified: false,
+        });
+        let long = (at - run.since).unsigned_abs() >= threshold;
+        let tell = long && !run.notified;
+        run.notified |= tell;
+        tell
     }
 
+    /// An upload to `remote` succeeded: its run of failures is over.
     pub(crate) fn clear_error(&self, remote: &str) {
         self.last_error.lock().unwrap().remove(remote);
+        self.failing.lock().unwrap().remove(remote);
+    }
+
+    /// Failed upload attempts to `remote` since the daemon started.
+    pub fn failures(&self, remote: &str) -> u64 {
+        self.failures
+            .lock()
+            .unwrap()
+            .get(remote)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn last_error(&self, remote: &str) -> Option<(OffsetDateTime, String)> {
         self.last_error.lock().unwrap().get(remote).cloned()
     }
+}
+
+/// A remote's current run of failed uploads.
+struct Failing {
+    since: OffsetDateTime,
+    notified: bool,
 }
 
 /// The copies a newly succeeded backup owes: one pending per remote.

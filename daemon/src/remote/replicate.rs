@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::storage::{Failure, RemoteError, Storage};
 use crate::catalogue::{Catalogue, Copy};
 use crate::config::Config;
+use crate::events::{Event, EventType};
 use crate::state::Daemon;
 
 /// The longest wait between two attempts at one copy.
@@ -238,6 +239,7 @@ async fn upload(
                 copy.next_attempt_at = None;
             });
             daemon.replication.clear_error(&work.remote);
+            daemon.metrics.touch();
             tracing::info!(backup = %work.id, remote = %work.remote, size = work.size, seconds = started.elapsed().as_secs_f64(), "off-site copy done");
         }
         Err(e) if e.kind == Failure::Cancelled => {
@@ -263,7 +265,25 @@ fn fail(daemon: &Daemon, config: &Config, work: &Due, e: &RemoteError) {
         copy.record.last_error = Some(e.words.clone());
         copy.next_attempt_at = Some(now + backoff(config.remote_retry, attempts));
     });
-    daemon.replication.note_error(&work.remote, now, &e.words);
+    // Failing for longer than the off-site RPO allows is worth waking
+    // someone for; one failed attempt that the next one repairs is not.
+    if daemon
+        .replication
+        .note_error(&work.remote, now, &e.words, config.offsite_rpo)
+    {
+        daemon.events.emit(
+            Event::new(EventType::CopyFailing)
+                .backup(&work.id)
+                .remote(&work.remote)
+                .reason(&format!(
+                    "off-site copies to remote {} have failed for longer than {} s: {}",
+                    work.remote,
+                    config.offsite_rpo.as_secs(),
+                    e.words
+                )),
+        );
+    }
+    daemon.metrics.touch();
     tracing::warn!(backup = %work.id, remote = %work.remote, attempts, error = %e, "off-site copy failed; it is tried again later");
 }
 

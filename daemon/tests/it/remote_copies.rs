@@ -9,7 +9,9 @@ use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::{ops, BackupRecord, Client, CopyRecord, CopyState, Operation};
 use berkut_testkit::s3::SECRET_ACCESS_KEY;
-use berkut_testkit::{temp_dir, wait_for_async, Daemon, DaemonBuilder, PgCluster, S3Server};
+use berkut_testkit::{
+    temp_dir, wait_for, wait_for_async, Daemon, DaemonBuilder, PgCluster, S3Server,
+};
 
 use crate::helpers::*;
 
@@ -302,4 +304,69 @@ async fn status_flags_the_off_site_rpo_until_the_newest_backup_is_copied() {
     let after = status(&mut client).await;
     assert!(!after.offsite_rpo_breached);
     assert_eq!(after.offsite_uncopied_age_seconds, None);
+}
+
+/// The value of the series `series` in the daemon's metrics (`berkutctl
+/// metrics`), if shown.
+fn metric(daemon: &Daemon, series: &str) -> Option<f64> {
+    let text = ctl(daemon, &["metrics"]).ok().stdout;
+    crate::metrics::promtool_accepts(&text);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A remote whose uploads keep failing for longer than the off-site RPO
+/// sends `copy_failing` once for that run of failures, counts each failure
+/// in `berkut_remote_copy_failures_total` and shows the lag; once the copy
+/// is made the lag is 0 and nothing more is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_failing_past_the_offsite_rpo_is_notified_once_and_measured() {
+    use berkut_testkit::{Answer, Receiver};
+    let pg = small_cluster();
+    let secrets = temp_dir("secret-");
+    let receiver = Receiver::start(Answer::Ok);
+    let hook_secret = secrets.path().join("webhook.secret");
+    berkut_testkit::s3::write_secret(&hook_secret, "webhook-secret", 0o600);
+    let no_bucket = S3Server::start();
+    let toml = format!(
+        "{}[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\nsecret_file = \"{}\"\n",
+        no_bucket.remote_toml("offsite", BUCKET, "", secrets.path()),
+        receiver.url(),
+        hook_secret.display()
+    );
+    let (_conf, builder) = daemon_with_remotes(&pg, &toml);
+    let daemon = builder.env("BERKUT_OFFSITE_RPO_SECONDS", "1").start();
+    let mut client = daemon.client().await;
+    let made = backup_now(&mut client, Scope::Database).await;
+
+    let events = wait_for("copy_failing", LONG, || {
+        let events = receiver.events("copy_failing");
+        (!events.is_empty()).then_some(events)
+    });
+    let event = events[0].json();
+    assert_eq!(event["remote"], "offsite", "{event}");
+    assert_eq!(event["backup_id"], made.id.as_str(), "{event}");
+    assert!(
+        event["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("bucket does not exist")),
+        "{event}"
+    );
+    let failures = "berkut_remote_copy_failures_total{remote=\"offsite\"}";
+    wait_for("two failures counted", LONG, || {
+        metric(&daemon, failures).filter(|n| *n >= 2.0)
+    });
+    let lag = "berkut_remote_copy_lag_seconds{remote=\"offsite\"}";
+    assert!(metric(&daemon, lag).is_some_and(|s| s >= 1.0));
+
+    // The bucket appears: the copy is made, the lag drops to 0, and the
+    // run of failures was told once.
+    no_bucket.create_bucket(BUCKET);
+    wait_copy(&daemon, &made.id, "offsite", "the copy", |c| {
+        c.state == CopyState::Copied
+    })
+    .await;
+    assert_eq!(metric(&daemon, lag), Some(0.0));
+    assert_eq!(receiver.events("copy_failing").len(), 1);
+    assert!(!daemon.log().contains(SECRET_ACCESS_KEY));
 }

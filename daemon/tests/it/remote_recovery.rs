@@ -198,6 +198,13 @@ async fn a_restore_fetches_a_deleted_archive_and_copies_are_deleted_by_name() {
     assert_eq!(delete.code, 0, "{}", delete.stderr);
     assert!(!a.archive_path(made.id.as_str()).exists());
     assert!(show(&mut client, &made.id).await.remote_only);
+    // Not stored here any more, and not missing either: the metrics say so.
+    let metrics = ctl(&a, &["metrics"]).ok().stdout;
+    assert!(metrics.contains("\nberkut_backups_stored 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nberkut_backups_missing 0\n"),
+        "{metrics}"
+    );
 
     let restore = ctl(&a, &["restore", made.id.as_str(), "--dry-run", "--wait"]);
     assert_eq!(restore.code, 0, "{}\n{}", restore.stdout, restore.stderr);

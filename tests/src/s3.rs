@@ -212,6 +212,26 @@ impl S3Server {
         .expect("a count")
     }
 
+    /// The keys of the multipart uploads begun and neither completed nor
+    /// aborted, sorted.
+    pub fn open_upload_keys(&self, bucket: &str) -> Vec<String> {
+        let out = self.boto(&format!(
+            "for u in s3.list_multipart_uploads(Bucket='{bucket}').get('Uploads', []): print(u['Key'])"
+        ));
+        let mut keys: Vec<String> = out.lines().map(str::to_owned).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Begins a multipart upload of `key` and stores one part, then leaves
+    /// it unfinished, as a client that died would.
+    pub fn leave_upload(&self, bucket: &str, key: &str) {
+        self.boto(&format!(
+            "u = s3.create_multipart_upload(Bucket='{bucket}', Key='{key}')['UploadId']\n\
+             s3.upload_part(Bucket='{bucket}', Key='{key}', UploadId=u, PartNumber=1, Body=b'x' * 1024)"
+        ));
+    }
+
     pub fn get(&self, bucket: &str, key: &str, dest: &Path) {
         self.boto(&format!(
             "s3.download_file('{bucket}', '{key}', '{}')",

@@ -4,6 +4,7 @@
 //! works through them in a bounded queue of its own, so a backup never
 //! waits for an upload. `storage.rs` is the storage itself (opendal).
 
+pub mod multipart;
 pub mod ops;
 pub mod replicate;
 pub mod retention;

@@ -6,6 +6,7 @@
 //! whose words never carry a credential or the server's raw reply.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use berkut_proto::ids::BackupId;
@@ -15,6 +16,7 @@ use opendal::{ErrorKind, Operator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use super::multipart::{self, Multipart};
 use crate::config::remote::{RemoteConfig, RemoteKind};
 
 /// Bytes per multipart part: S3 wants at least 5 MiB; 8 MiB with three
@@ -116,6 +118,8 @@ fn io_failure(remote: &str, what: &str, e: &std::io::Error) -> RemoteError {
 pub struct Storage {
     name: String,
     op: Operator,
+    /// The calls opendal lacks, for the `s3` kind.
+    multipart: Option<Arc<Multipart>>,
 }
 
 impl Storage {
@@ -171,6 +175,7 @@ impl Storage {
         Ok(Storage {
             name: remote.name.clone(),
             op,
+            multipart: Multipart::open(remote)?.map(Arc::new),
         })
     }
 
@@ -368,6 +373,33 @@ impl Storage {
                 .map_err(|e| io_failure(&self.name, "write the download", &e))?;
         }
         Ok(got)
+    }
+
+    /// Aborts the unfinished multipart uploads under the prefix begun
+    /// `multipart::STALE_AFTER` or longer before `now`, except those whose
+    /// backup `busy` says is being sent now. Returns how many it aborted.
+    pub async fn clean_stale_uploads(
+        &self,
+        now: time::OffsetDateTime,
+        busy: impl Fn(&BackupId) -> bool,
+    ) -> Result<usize, RemoteError> {
+        let Some(mp) = &self.multipart else {
+            return Ok(0);
+        };
+        let uploads = mp.list().await?;
+        let prefix = mp.prefix();
+        let stale = multipart::stale(&uploads, now, multipart::STALE_AFTER, |key| {
+            key.strip_prefix(prefix)
+                .and_then(id_of_key)
+                .is_some_and(|id| busy(&id))
+        });
+        let mut aborted = 0;
+        for upload in stale {
+            mp.abort(upload).await?;
+            tracing::info!(remote = %self.name, key = %upload.key, "aborted a stale multipart upload");
+            aborted += 1;
+        }
+        Ok(aborted)
     }
 
     pub async fn delete(&self, id: &BackupId) -> Result<(), RemoteError> {

@@ -246,6 +246,30 @@ impl S3Server {
         ));
     }
 
+    /// The CRC32C the server keeps for an object (`crc` or `crc-N`), if any.
+    pub fn stored_crc32c(&self, bucket: &str, key: &str) -> Option<String> {
+        let out = self.boto(&format!(
+            "print(s3.head_object(Bucket='{bucket}', Key='{key}', ChecksumMode='ENABLED')\
+             .get('ChecksumCRC32C') or '')"
+        ));
+        Some(out.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    /// The composite CRC32C of a file cut in parts of `part` bytes, as S3
+    /// computes it, by Python's `crc32c` (not the daemon's code).
+    pub fn composite_crc32c(&self, path: &Path, part: usize) -> String {
+        self.boto(&format!(
+            "import base64, crc32c\n\
+             data = open('{}', 'rb').read()\n\
+             parts = [data[i:i + {part}] for i in range(0, len(data), {part})]\n\
+             crcs = b''.join(crc32c.crc32c(p).to_bytes(4, 'big') for p in parts)\n\
+             print(base64.b64encode(crc32c.crc32c(crcs).to_bytes(4, 'big')).decode() + '-' + str(len(parts)))",
+            path.display()
+        ))
+        .trim()
+        .to_owned()
+    }
+
     /// The size of an object.
     pub fn size(&self, bucket: &str, key: &str) -> u64 {
         self.boto(&format!(

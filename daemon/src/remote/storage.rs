@@ -16,7 +16,8 @@ use opendal::{ErrorKind, Operator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use super::multipart::{self, Multipart};
+use super::checksum::Composite;
+use super::s3_calls::{self, S3Calls};
 use crate::config::remote::{RemoteConfig, RemoteKind};
 
 /// Bytes per multipart part: S3 wants at least 5 MiB; 8 MiB with three
@@ -119,7 +120,7 @@ pub struct Storage {
     name: String,
     op: Operator,
     /// The calls opendal lacks, for the `s3` kind.
-    multipart: Option<Arc<Multipart>>,
+    calls: Option<Arc<S3Calls>>,
 }
 
 impl Storage {
@@ -146,7 +147,10 @@ impl Storage {
                     // Only what the configuration says: no credentials from
                     // the environment, files or an instance's metadata.
                     .disable_config_load()
-                    .disable_ec2_metadata();
+                    .disable_ec2_metadata()
+                    // Each part carries its CRC32C, which the server checks
+                    // on receipt, and the object keeps their composite.
+                    .checksum_algorithm("crc32c");
                 if !path_style {
                     builder = builder.enable_virtual_host_style();
                 }
@@ -175,7 +179,7 @@ impl Storage {
         Ok(Storage {
             name: remote.name.clone(),
             op,
-            multipart: Multipart::open(remote)?.map(Arc::new),
+            calls: S3Calls::open(remote)?.map(Arc::new),
         })
     }
 
@@ -222,6 +226,7 @@ impl Storage {
             .concurrent(PARTS_IN_FLIGHT)
             .await
             .map_err(|e| self.fail(e))?;
+        let mut crc = Composite::new(PART_BYTES);
         let sent = async {
             let mut sent = 0u64;
             loop {
@@ -235,6 +240,7 @@ impl Storage {
                     break;
                 }
                 sent += n as u64;
+                crc.update(&buf);
                 tokio::select! {
                     r = writer.write(buf) => r.map_err(|e| self.fail(e))?,
                     () = cancel.cancelled() => {
@@ -265,7 +271,7 @@ impl Storage {
             return Err(e);
         }
         match self.size_of(id).await? {
-            Some(stored) if stored == size => Ok(()),
+            Some(stored) if stored == size => self.check_crc(id, crc.finish()).await,
             Some(stored) => {
                 // Never leave an object that looks complete and is not.
                 let _ = self.op.delete(&key).await;
@@ -280,6 +286,34 @@ impl Storage {
                 Failure::Mismatch,
                 "the object is not there after its upload",
             )),
+        }
+    }
+
+    /// Compares the checksum the server keeps for the copy with the one
+    /// computed while reading the archive. A server that keeps none (the
+    /// `fs` kind, an S3 server without additional checksums) has had its
+    /// parts' checksums sent all the same; the size is its check.
+    async fn check_crc(&self, id: &BackupId, expected: String) -> Result<(), RemoteError> {
+        let Some(calls) = &self.calls else {
+            return Ok(());
+        };
+        match calls.stored_crc32c(&Self::key(id)).await? {
+            None => Ok(()),
+            Some(stored) if super::checksum::same(&stored, &expected) => {
+                tracing::debug!(remote = %self.name, backup = %id, crc32c = %stored, "the copy's checksum matches");
+                Ok(())
+            }
+            Some(stored) => {
+                let _ = self.op.delete(&Self::key(id)).await;
+                Err(RemoteError::new(
+                    &self.name,
+                    Failure::Mismatch,
+                    format!(
+                        "the stored object's CRC32C is {stored}, the archive's {expected}; the copy \
+                         was deleted"
+                    ),
+                ))
+            }
         }
     }
 
@@ -376,19 +410,19 @@ impl Storage {
     }
 
     /// Aborts the unfinished multipart uploads under the prefix begun
-    /// `multipart::STALE_AFTER` or longer before `now`, except those whose
+    /// `s3_calls::STALE_AFTER` or longer before `now`, except those whose
     /// backup `busy` says is being sent now. Returns how many it aborted.
     pub async fn clean_stale_uploads(
         &self,
         now: time::OffsetDateTime,
         busy: impl Fn(&BackupId) -> bool,
     ) -> Result<usize, RemoteError> {
-        let Some(mp) = &self.multipart else {
+        let Some(mp) = &self.calls else {
             return Ok(0);
         };
         let uploads = mp.list().await?;
         let prefix = mp.prefix();
-        let stale = multipart::stale(&uploads, now, multipart::STALE_AFTER, |key| {
+        let stale = s3_calls::stale(&uploads, now, s3_calls::STALE_AFTER, |key| {
             key.strip_prefix(prefix)
                 .and_then(id_of_key)
                 .is_some_and(|id| busy(&id))

@@ -1,8 +1,9 @@
-//! Stale multipart uploads: the two S3 calls opendal 0.57 does not offer,
-//! ListMultipartUploads (`GET /?uploads&prefix=`) and AbortMultipartUpload
-//! (`DELETE /key?uploadId=`). They are signed by `reqsign-aws-v4`, the
-//! SigV4 signer opendal itself uses, sent with `reqwest`, and the reply is
-//! parsed by `quick-xml` with every size bounded: a bucket's answer is
+//! The S3 calls opendal 0.57 does not offer: ListMultipartUploads
+//! (`GET /?uploads&prefix=`), AbortMultipartUpload (`DELETE
+//! /key?uploadId=`) and a HEAD that asks for the object's stored checksum
+//! (`x-amz-checksum-mode: ENABLED`). They are signed by `reqsign-aws-v4`,
+//! the SigV4 signer opendal itself uses, sent with `reqwest`, and replies
+//! are parsed by `quick-xml` with every size bounded: a bucket's answer is
 //! input like any other. An upload is stale when it lies under the
 //! remote's prefix, is older than `STALE_AFTER` by the server's own
 //! `Initiated` time, and is not one this daemon has in flight; only those
@@ -54,7 +55,7 @@ pub struct Upload {
 }
 
 /// Signs and sends the two calls for one S3 remote.
-pub struct Multipart {
+pub struct S3Calls {
     remote: String,
     http: reqwest::Client,
     /// Up to and without the key: `http://host:port/bucket` (path style)
@@ -85,10 +86,10 @@ struct Listed {
     initiated: String,
 }
 
-impl Multipart {
+impl S3Calls {
     /// For an `s3` remote; `None` for the `fs` kind, which has no
     /// multipart uploads (its half-written files live in `.partial`).
-    pub fn open(remote: &RemoteConfig) -> Result<Option<Multipart>, RemoteError> {
+    pub fn open(remote: &RemoteConfig) -> Result<Option<S3Calls>, RemoteError> {
         let RemoteKind::S3 {
             endpoint,
             region,
@@ -116,7 +117,7 @@ impl Multipart {
             .map_err(|_| {
                 RemoteError::new(&remote.name, Failure::Other, "cannot build an HTTP client")
             })?;
-        Ok(Some(Multipart {
+        Ok(Some(S3Calls {
             remote: remote.name.clone(),
             http,
             base,
@@ -142,9 +143,24 @@ impl Multipart {
     /// Signs and sends a body-less request; returns the status and at
     /// most `MAX_REPLY_BYTES` of the reply.
     async fn send(&self, method: Method, url: &str) -> Result<(u16, Vec<u8>), RemoteError> {
-        let request = http::Request::builder()
-            .method(method)
-            .uri(url)
+        self.send_with(method, url, None)
+            .await
+            .map(|(status, _, body)| (status, body))
+    }
+
+    /// `send` with one more (signed) header; also returns the reply's
+    /// headers.
+    async fn send_with(
+        &self,
+        method: Method,
+        url: &str,
+        header: Option<(&'static str, &'static str)>,
+    ) -> Result<(u16, http::HeaderMap, Vec<u8>), RemoteError> {
+        let mut request = http::Request::builder().method(method).uri(url);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let request = request
             .body(())
             .map_err(|_| self.failure("cannot build a request to the server"))?;
         let (mut parts, ()) = request.into_parts();
@@ -164,6 +180,7 @@ impl Multipart {
             })
         })?;
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -175,7 +192,7 @@ impl Multipart {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((status, body))
+        Ok((status, headers, body))
     }
 
     fn refused(&self, status: u16, body: &[u8]) -> RemoteError {
@@ -225,6 +242,27 @@ impl Multipart {
             }
         }
         Ok(out)
+    }
+
+    /// The CRC32C the server keeps for the object `name` under the prefix
+    /// (`crc` or `crc-N`), or `None` when it keeps none.
+    pub async fn stored_crc32c(&self, name: &str) -> Result<Option<String>, RemoteError> {
+        let url = format!(
+            "{}/{}",
+            self.base,
+            utf8_percent_encode(&format!("{}{name}", self.prefix), PATH)
+        );
+        let (status, headers, body) = self
+            .send_with(Method::HEAD, &url, Some(("x-amz-checksum-mode", "ENABLED")))
+            .await?;
+        if status != 200 {
+            return Err(self.refused(status, &body));
+        }
+        Ok(headers
+            .get("x-amz-checksum-crc32c")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= 32)
+            .map(str::to_owned))
     }
 
     /// Aborts one upload. An upload already gone counts as aborted.

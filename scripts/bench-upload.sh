@@ -21,8 +21,8 @@
 # missed, 2 when the benchmark could not run.
 #
 # Knobs: BENCH_MB=256 (archive size, MiB), BENCH_SKIP_BUILD=0,
-# BENCH_TMPDIR=$TMPDIR, BERKUT_TEST_VENV=/opt/berkut-test-venv (moto, boto3;
-# scripts/ensure-deps.sh installs it), BERKUT_PG_BIN.
+# BENCH_TMPDIR=$TMPDIR, BERKUT_VENV=/opt/berkut-venv (moto, boto3;
+# scripts/ensure-deps.sh installs it, scripts/lib/venv.sh), BERKUT_PG_BIN.
 
 set -Eeuo pipefail
 
@@ -30,7 +30,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_MB=${BENCH_MB:-256}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 BENCH_TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
-VENV=${BERKUT_TEST_VENV:-/opt/berkut-test-venv}
+# shellcheck source=scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
+VENV=$BERKUT_VENV
 COMMAND_LINE="BENCH_MB=$BENCH_MB scripts/bench-upload.sh"
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }

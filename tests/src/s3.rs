@@ -1,5 +1,5 @@
 //! A real S3 server for tests: `moto_server` (PyPI `moto[server]`, installed
-//! by `scripts/ensure-deps.sh` into a venv), started on 127.0.0.1 with a
+//! by `scripts/ensure-deps.sh` into the tests' venv, `crate::venv`), started on 127.0.0.1 with a
 //! port the kernel picks (`-p 0`; the port is read from its log, so two
 //! tests never race for one), killed when dropped. Each test starts its
 //! own. The bucket is inspected and tampered with through boto3 from the
@@ -17,23 +17,8 @@ use anyhow::{bail, Context};
 pub const ACCESS_KEY_ID: &str = "berkut-test-key";
 pub const SECRET_ACCESS_KEY: &str = "berkut-test-secret-never-logged";
 
-/// The venv holding moto_server and boto3.
-pub fn venv() -> PathBuf {
-    std::env::var_os("BERKUT_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/berkut-test-venv"))
-}
-
 fn moto_bin() -> PathBuf {
-    let bin = std::env::var_os("BERKUT_MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| venv().join("bin/moto_server"));
-    assert!(
-        bin.exists(),
-        "{} is missing: run scripts/ensure-deps.sh (it installs moto[server])",
-        bin.display()
-    );
-    bin
+    crate::venv_bin("moto_server")
 }
 
 pub struct S3Server {
@@ -174,7 +159,7 @@ impl S3Server {
              aws_access_key_id='{ACCESS_KEY_ID}', aws_secret_access_key='x')\n{script}\n",
             self.endpoint()
         );
-        let out = Command::new(venv().join("bin/python"))
+        let out = Command::new(crate::venv_bin("python"))
             .arg("-c")
             .arg(&program)
             .output()

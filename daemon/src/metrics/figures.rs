@@ -3,8 +3,6 @@
 //! watch and the backup directory's file system. Plain data, so encoding
 //! them (`encode.rs`) is a pure function a unit test can check.
 
-use std::path::Path;
-
 use berkut_proto::wire::BackupStatus;
 
 use super::counters::{Outcome, RestoreKind, ORIGINS, OUTCOMES, RESTORE_KINDS};
@@ -100,7 +98,7 @@ pub fn gather(daemon: &Daemon) -> Figures {
     f.rpo_breached = rpo.breached;
     f.rpo_limit = rpo.limit_seconds;
     let config = daemon.config();
-    f.free_bytes = free_bytes(&config.backup_path);
+    f.free_bytes = crate::fsutil::free_bytes(&config.backup_path);
     daemon.catalogue.read(|cat| {
         for remote in &config.remotes {
             let since = crate::remote::ops::uncopied_since(cat, &remote.name);
@@ -113,10 +111,4 @@ pub fn gather(daemon: &Daemon) -> Figures {
         f.remote_failures.push((remote.name.clone(), failed));
     }
     f
-}
-
-/// The bytes an unprivileged writer may still use on `dir`'s file system.
-fn free_bytes(dir: &Path) -> Option<u64> {
-    let st = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
 }

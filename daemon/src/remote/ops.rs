@@ -113,6 +113,14 @@ async fn download_verified(
     ),
     OpError,
 > {
+    // A slot first: downloads in the backup directory are bounded in
+    // number, whoever asks (clients, restores), so verifies cannot fill it.
+    let _slot = daemon
+        .replication
+        .download_slots
+        .acquire()
+        .await
+        .map_err(|_| OpError::unavailable("the daemon is stopping"))?;
     let config = daemon.config();
     // The size to expect: what the server says the object holds, which
     // must be what the catalogue recorded for a backup it knows. Archives

@@ -361,13 +361,32 @@ impl Storage {
 
     /// The first `len` bytes of an archive (its header), by a ranged read.
     pub async fn head_bytes(&self, id: &BackupId, len: u64) -> Result<Vec<u8>, RemoteError> {
-        let buf = self
+        // Streamed and cut at `len`: a server (or a proxy) that ignores the
+        // range and sends the whole object costs one buffer, not the
+        // object's size in memory.
+        let reader = self
             .op
-            .read_with(&Self::key(id))
-            .range(0..len)
+            .reader_with(&Self::key(id))
             .await
             .map_err(|e| self.fail(e))?;
-        Ok(buf.to_vec())
+        let mut stream = reader
+            .into_bytes_stream(0..len)
+            .await
+            .map_err(|e| self.fail(e))?;
+        let want = usize::try_from(len).unwrap_or(usize::MAX);
+        let mut out = Vec::with_capacity(want.min(READ_BYTES));
+        while out.len() < want {
+            let Some(bytes) = stream
+                .try_next()
+                .await
+                .map_err(|e| io_failure(&self.name, "read the object's header", &e))?
+            else {
+                break;
+            };
+            let take = bytes.len().min(want - out.len());
+            out.extend_from_slice(&bytes[..take]);
+        }
+        Ok(out)
     }
 
     /// Streams the object into `file`, refusing more than `max` bytes.

@@ -71,6 +71,9 @@ macro_rules! operations {
         }
 
         impl Operation {
+            /// Every operation's wire name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($name,)*];
+
             /// The operation's name as it appears on the wire, for logs and
             /// audit.
             pub fn name(&self) -> &'static str {

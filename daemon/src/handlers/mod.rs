@@ -33,6 +33,7 @@ mod plan_show;
 mod responder;
 mod restore_cleanup;
 mod restore_evidence;
+mod restore_evidence_export;
 mod restore_rollback;
 mod restore_start;
 mod restore_status;
@@ -163,6 +164,7 @@ operations!(
     Metrics,
     NotifyTest,
     DrillRun,
+    RestoreEvidenceExport,
 );
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 pub mod archive;
 pub mod checks;
 pub mod digest;
+pub mod export;
 pub mod files;
 pub mod maintenance;
 pub mod pg;

@@ -32,6 +32,7 @@ mod protocol;
 mod recovery;
 mod reload;
 mod restore_checks;
+mod restore_evidence_export;
 mod restore_faults;
 mod restore_properties;
 mod restore_settle;

@@ -122,6 +122,12 @@ pub const METRICS: &[Described] = &[
         "",
         "When the newest succeeded drill (a dry-run restore) ended (Unix time); absent when none",
     ),
+    metric(
+        "berkut_verified_backup_age_seconds",
+        "gauge",
+        "",
+        "Age of the newest backup a drill passed for (seconds since it was made): the recovery point proven restorable; absent before the first passing drill",
+    ),
 ];
 
 fn help(name: &str) -> &'static str {
@@ -224,6 +230,7 @@ impl Collector for Figured {
             "berkut_drill_last_success_timestamp_seconds",
             f.last_drill_success,
         )?;
+        gauge(&mut e, "berkut_verified_backup_age_seconds", f.verified_age)?;
         Ok(())
     }
 }
@@ -271,6 +278,7 @@ mod tests {
             free_bytes: Some(1 << 30),
             restores: vec![(RestoreKind::Drill, Outcome::Failed, 2)],
             last_drill_success: None,
+            verified_age: Some(7200),
         }
     }
 
@@ -307,6 +315,10 @@ mod tests {
             Some("2")
         );
         assert_eq!(value(&text, "berkut_rpo_breached"), Some("1"));
+        assert_eq!(
+            value(&text, "berkut_verified_backup_age_seconds"),
+            Some("7200")
+        );
         // What is unknown is absent, not zero: a zero timestamp would read
         // as "failed in 1970".
         assert!(!text.contains("berkut_backup_last_failure_timestamp_seconds"));

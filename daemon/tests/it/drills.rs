@@ -113,6 +113,8 @@ sql = "select count(*) = 500 from t"
     assert_eq!(set.next_run, Some(datetime!(2030-01-01 03:00 UTC)));
     let live = fingerprint(&pg, "app").unwrap();
     let before = databases(&pg);
+    // Nothing proven yet: the metric is absent, not zero.
+    assert_eq!(verified_age_metric(&mut client).await, None);
 
     // The slot comes: the scheduler looks at once (the clock moved).
     clock.set(datetime!(2030-01-01 03:00:05 UTC));
@@ -159,6 +161,8 @@ sql = "select count(*) = 500 from t"
     let st = status(&mut client).await;
     assert_eq!(st.verified_backup.as_ref(), Some(&scheduled.id));
     assert_eq!(st.verified_age_seconds, Some(3600));
+    // The metric says the same, from the same reading of the catalogue.
+    assert_eq!(verified_age_metric(&mut client).await, Some(3600.0));
     assert!(!st.drill_failed && !st.drill_overdue);
     assert_eq!(
         st.last_drill.map(|d| d.restore_id),
@@ -350,4 +354,17 @@ async fn drill_run_starts_one_drill_at_a_time() {
             .await,
     );
     assert_eq!(shown.drill.unwrap().restore_id, first.restore_id);
+}
+
+/// `berkut_verified_backup_age_seconds` from the `metrics` operation.
+async fn verified_age_metric(client: &mut Client) -> Option<f64> {
+    let Ok(berkut_proto::wire::Reply::Metrics { text }) =
+        client.call(Operation::Metrics(ops::Metrics {})).await
+    else {
+        panic!("no metrics")
+    };
+    text.lines().find_map(|l| {
+        l.strip_prefix("berkut_verified_backup_age_seconds ")
+            .map(|v| v.parse().unwrap())
+    })
 }

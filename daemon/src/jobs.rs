@@ -177,6 +177,14 @@ impl TaskContext {
     pub async fn acquire(&mut self) -> Option<OwnedSemaphorePermit> {
         self.place.acquire(&self.cancel).await
     }
+
+    /// Takes the job out of the registry and the counts now, before its
+    /// outcome is published, as `JobContext::leave` does for backups.
+    pub fn leave(&self) {
+        if let Some(release) = &self.place.release {
+            release.run();
+        }
+    }
 }
 
 /// Takes a place in the semaphore's queue now. Tokio's semaphore serves
@@ -656,6 +664,31 @@ mod tests {
         jobs.tracker.wait().await;
         assert_eq!(*jobs.counts().borrow(), JobCounts::default());
         assert_eq!(jobs.running(Kind::Drill), 0);
+    }
+
+    /// A restore leaves the registry and the counts when it says so, before
+    /// its task ends (and its outcome is published), and only once.
+    #[tokio::test]
+    async fn a_restore_leaves_the_counts_before_its_task_ends() {
+        let jobs = Jobs::new(1);
+        let (left_tx, left_rx) = tokio::sync::oneshot::channel();
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+        let id = RestoreId::generate(datetime!(2026-11-21 00:00 UTC));
+        jobs.spawn_restore(id, false, move |mut ctx| async move {
+            let permit = ctx.acquire().await.expect("a free slot");
+            drop(permit);
+            ctx.leave();
+            left_tx.send(()).unwrap();
+            let _ = end_rx.await;
+            ctx.leave();
+        });
+        left_rx.await.unwrap();
+        assert_eq!(*jobs.counts().borrow(), JobCounts::default());
+        assert_eq!(jobs.running(Kind::Restore), 0);
+        end_tx.send(()).unwrap();
+        jobs.tracker.close();
+        jobs.tracker.wait().await;
+        assert_eq!(*jobs.counts().borrow(), JobCounts::default());
     }
 
     /// A drill queued first gives its turn to a backup and a real restore

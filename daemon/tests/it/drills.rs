@@ -368,3 +368,76 @@ async fn verified_age_metric(client: &mut Client) -> Option<f64> {
             .map(|v| v.parse().unwrap())
     })
 }
+
+/// The real-restore rule of evidence pruning, end to end on the injected
+/// clock: a real restore's evidence is kept `evidence_keep_restore_days`
+/// after it ended, then pruned by retention; one whose old database is still
+/// kept for rollback is kept whatever its age.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_restore_evidence_is_pruned_by_age_unless_its_rollback_is_kept() {
+    let pg = small_cluster();
+    let clock = Arc::new(ManualClock::new(datetime!(2030-03-01 10:00 UTC)));
+    let daemon =
+        InProcess::start(&pg, "evidence_keep_restore_days = 1\n", Arc::clone(&clock)).await;
+    let restores = daemon.dir.path().join("state").join("restores");
+    let mut client = daemon.client().await;
+    let b = backup_now(&mut client, Scope::Database).await;
+
+    // Two real restores; the first's old database is dropped at once
+    // (`restore cleanup`), the second's is kept for rollback.
+    let cleaned = restored(client.call(restore_op(&b.id, false, true)).await);
+    assert_eq!(cleaned.status, RestoreStatus::Succeeded, "{cleaned:?}");
+    let after_cleanup = restored(
+        client
+            .call(Operation::RestoreCleanup(ops::RestoreCleanup {
+                restore_id: cleaned.restore_id.clone(),
+            }))
+            .await,
+    );
+    assert_eq!(after_cleanup.rollback_database, None);
+    clock.set(datetime!(2030-03-01 11:00 UTC));
+    let kept = restored(client.call(restore_op(&b.id, false, true)).await);
+    assert_eq!(kept.status, RestoreStatus::Succeeded, "{kept:?}");
+    assert!(kept.rollback_database.is_some(), "{kept:?}");
+    let dir = |id: &berkut_proto::ids::RestoreId| restores.join(id.as_str());
+
+    // Retention runs when a backup ends (before its end is published):
+    // within the day, both are kept.
+    clock.set(datetime!(2030-03-02 09:00 UTC));
+    backup_now(&mut client, Scope::Database).await;
+    assert!(dir(&cleaned.restore_id).exists());
+    assert!(dir(&kept.restore_id).exists());
+
+    // Past the day: the cleaned-up restore's evidence goes, the one with
+    // its old database still kept stays.
+    clock.set(datetime!(2030-03-03 12:00 UTC));
+    backup_now(&mut client, Scope::Database).await;
+    wait_for("retention prunes the old restore's evidence", LONG, || {
+        (!dir(&cleaned.restore_id).exists()).then_some(())
+    });
+    assert!(dir(&kept.restore_id).join("DIGEST").exists());
+    let err = server_error(
+        client
+            .call(Operation::RestoreEvidence(ops::RestoreEvidence {
+                restore_id: cleaned.restore_id.clone(),
+            }))
+            .await,
+    );
+    assert_eq!(err.code, ErrorCode::NotFound);
+
+    // Once its old database is dropped too, it is pruned like the other.
+    client
+        .call(Operation::RestoreCleanup(ops::RestoreCleanup {
+            restore_id: kept.restore_id.clone(),
+        }))
+        .await
+        .unwrap();
+    backup_now(&mut client, Scope::Database).await;
+    wait_for(
+        "retention prunes the second restore's evidence",
+        LONG,
+        || (!dir(&kept.restore_id).exists()).then_some(()),
+    );
+    drop(client);
+    daemon.stop().await;
+}

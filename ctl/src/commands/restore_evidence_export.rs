@@ -146,7 +146,11 @@ fn place(tmp: &Path, out: &Path, force: bool) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Exists.into()),
-        Err(e) => Err(anyhow::Error::from(e).context(format!("cannot write {}", out.display()))),
+        // A file system without hard links: checked, then renamed (a FILE
+        // made in between would be replaced; only there).
+        Err(_) if std::fs::symlink_metadata(out).is_err() => std::fs::rename(tmp, out)
+            .with_context(|| format!("cannot move the export to {}", out.display())),
+        Err(_) => Err(Exists.into()),
     }
 }
 

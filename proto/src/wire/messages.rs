@@ -128,6 +128,11 @@ operations! {
     AuditVerify = "audit_verify",
     StoreRewrap = "store_rewrap",
     StoreRescan = "store_rescan",
+    RemoteList = "remote_list",
+    RemoteFetch = "remote_fetch",
+    RemoteVerify = "remote_verify",
+    RemoteStatus = "remote_status",
+    RemoteDelete = "remote_delete",
     Metrics = "metrics",
     NotifyTest = "notify_test",
     DrillRun = "drill_run",
@@ -289,6 +294,20 @@ pub enum Reply {
         /// The store alarm after the rescan (see `StatusInfo`).
         #[serde(default)]
         store_alarm: Option<String>,
+    },
+    /// What a remote holds (`remote_list`), newest first.
+    RemoteArchives {
+        remote: String,
+        archives: Vec<super::remote::RemoteArchive>,
+    },
+    /// The verdicts of `remote_verify`.
+    RemoteVerified {
+        remote: String,
+        verdicts: Vec<super::remote::RemoteVerdict>,
+    },
+    /// Every configured remote's state (`remote_status`).
+    Remotes {
+        remotes: Vec<super::remote::RemoteInfo>,
     },
     /// The outcome of `metrics`: Prometheus text (format 0.0.4).
     Metrics {

@@ -140,14 +140,21 @@ impl Admin {
             .query(
                 // In the select list, so only the rows the WHERE keeps are
                 // ended (a qual's evaluation order is the planner's).
-                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity \
+                "SELECT pid, backend_type = 'client backend', pg_terminate_backend(pid) \
+                 FROM pg_stat_activity \
                  WHERE datname = $1 AND pid <> pg_backend_pid() \
                  AND NOT (application_name = $2 AND state IS DISTINCT FROM 'idle')",
                 &[&name, &APPLICATION_NAME],
             )
             .await
             .map_err(failed("end the sessions on the live database"))?;
-        Ok(rows.iter().map(|r| r.get::<_, i32>(0)).collect())
+        // Only clients count as sessions ended; an autovacuum worker on
+        // the database is stopped too, but it was nobody's session.
+        Ok(rows
+            .iter()
+            .filter(|r| r.get::<_, Option<bool>>(1).unwrap_or(false))
+            .map(|r| r.get::<_, i32>(0))
+            .collect())
     }
 
     /// Moves `live` aside as `old` (if it exists) and gives `new` its name.

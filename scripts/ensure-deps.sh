@@ -74,3 +74,12 @@ if ! venv_complete; then
     venv_run "$BERKUT_VENV/bin/pip" install -q 'moto[server,s3crc32c]' boto3 cryptography zstandard \
         'openapi-spec-validator>=0.7,<0.8'
 fi
+
+# The evidence export's tests open the archives the way an auditor would:
+# GNU tar, gzip, zstd (for .tar.zst) and sha256sum.
+if ! command -v zstd >/dev/null || ! command -v gzip >/dev/null; then
+    echo "ensure-deps: installing zstd and gzip" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zstd gzip >/dev/null \
+        || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+             && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zstd gzip >/dev/null; }
+fi

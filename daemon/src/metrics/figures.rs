@@ -3,8 +3,6 @@
 //! watch and the backup directory's file system. Plain data, so encoding
 //! them (`encode.rs`) is a pure function a unit test can check.
 
-use std::path::Path;
-
 use berkut_proto::wire::BackupStatus;
 
 use super::counters::{Outcome, RestoreKind, ORIGINS, OUTCOMES, RESTORE_KINDS};
@@ -37,6 +35,9 @@ pub struct Figures {
     pub restores: Vec<(RestoreKind, Outcome, u64)>,
     /// When the newest succeeded drill ended.
     pub last_drill_success: Option<i64>,
+    /// How old the newest backup a drill passed for is, in seconds (as
+    /// `status` reports it).
+    pub verified_age: Option<u64>,
     /// Per configured remote: how long the newest succeeded backup has
     /// waited for its copy there (0 once copied).
     pub remote_lag: Vec<(String, u64)>,
@@ -46,8 +47,13 @@ pub struct Figures {
 
 pub fn gather(daemon: &Daemon) -> Figures {
     let now = daemon.now();
+    let overdue_after = daemon.config().drill_overdue;
     let mut f = daemon.catalogue.read(|cat| {
-        let mut f = Figures::default();
+        let mut f = Figures {
+            verified_age: crate::restore::verdict::proof(cat, now, overdue_after)
+                .verified_age_seconds(now),
+            ..Figures::default()
+        };
         let mut newest_success: Option<&crate::catalogue::Entry> = None;
         for e in cat.list() {
             match e.state.status() {
@@ -100,7 +106,7 @@ pub fn gather(daemon: &Daemon) -> Figures {
     f.rpo_breached = rpo.breached;
     f.rpo_limit = rpo.limit_seconds;
     let config = daemon.config();
-    f.free_bytes = free_bytes(&config.backup_path);
+    f.free_bytes = crate::fsutil::free_bytes(&config.backup_path);
     daemon.catalogue.read(|cat| {
         for remote in &config.remotes {
             let since = crate::remote::ops::uncopied_since(cat, &remote.name);
@@ -113,10 +119,4 @@ pub fn gather(daemon: &Daemon) -> Figures {
         f.remote_failures.push((remote.name.clone(), failed));
     }
     f
-}
-
-/// The bytes an unprivileged writer may still use on `dir`'s file system.
-fn free_bytes(dir: &Path) -> Option<u64> {
-    let st = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
 }

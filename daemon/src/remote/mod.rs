@@ -27,12 +27,17 @@ pub use storage::{RemoteError, Storage};
 /// Uploads running at once, across all remotes: enough to keep a link
 /// busy, few enough that backups keep their disk and CPU.
 pub const UPLOAD_SLOTS: usize = 2;
+/// Downloads from remotes (fetch, verify) running at once: each holds a
+/// whole archive in the backup directory until it is checked.
+pub const DOWNLOAD_SLOTS: usize = 2;
 
 /// The replication queue's shared state. The queue itself is the copies
 /// in the catalogue; this holds what only a running daemon knows.
 pub struct Replication {
     wake: Notify,
     pub(crate) slots: Arc<Semaphore>,
+    /// Owns `DOWNLOAD_SLOTS`: a fetch or a verified copy holds a permit.
+    pub(crate) download_slots: Semaphore,
     /// (backup, remote) pairs being uploaded now.
     in_flight: Mutex<HashSet<(BackupId, String)>>,
     /// The last error each remote gave, and when, for `remote status`.
@@ -51,6 +56,7 @@ impl Default for Replication {
         Replication {
             wake: Notify::new(),
             slots: Arc::new(Semaphore::new(UPLOAD_SLOTS)),
+            download_slots: Semaphore::new(DOWNLOAD_SLOTS),
             in_flight: Mutex::default(),
             last_error: Mutex::default(),
             failing: Mutex::default(),

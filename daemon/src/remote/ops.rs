@@ -113,7 +113,44 @@ async fn download_verified(
     ),
     OpError,
 > {
+    // A slot first: downloads in the backup directory are bounded in
+    // number, whoever asks (clients, restores), so verifies cannot fill it.
+    let _slot = daemon
+        .replication
+        .download_slots
+        .acquire()
+        .await
+        .map_err(|_| OpError::unavailable("the daemon is stopping"))?;
     let config = daemon.config();
+    // The size to expect: what the server says the object holds, which
+    // must be what the catalogue recorded for a backup it knows. Archives
+    // have no size limit of their own, so neither has their recovery; the
+    // download is held to this size and to the room in the directory.
+    let Some(size) = storage.size_of(id).await.map_err(op_error)? else {
+        return Err(OpError::not_found(format!(
+            "remote {} holds no backup {id}",
+            storage.name()
+        )));
+    };
+    let recorded_size = daemon
+        .catalogue
+        .entry(id)
+        .and_then(|e| e.archive)
+        .map(|a| a.size_bytes);
+    if recorded_size.is_some_and(|r| r != size) {
+        return Err(OpError::invalid(format!(
+            "remote {}: the copy of backup {id} has {size} bytes, the catalogue recorded {}",
+            storage.name(),
+            recorded_size.unwrap_or_default()
+        )));
+    }
+    let room = crate::fsutil::free_bytes(&config.backup_path).unwrap_or(u64::MAX);
+    if room < size.saturating_add(size / 20) {
+        return Err(OpError::unavailable(format!(
+            "the backup directory has {room} bytes free, too few for the {size} bytes of backup              {id} from remote {}",
+            storage.name()
+        )));
+    }
     let path = config.backup_path.join(format!(
         ".remote-{:016x}.bscc.partial",
         rand::random::<u64>()
@@ -126,10 +163,16 @@ async fn download_verified(
         .await
         .map_err(io_error)?;
     let quarantine = Quarantine { path, keep: false };
-    storage
-        .download(id, &mut file, config.upload_max_bytes)
+    let got = storage
+        .download(id, &mut file, size)
         .await
         .map_err(op_error)?;
+    if got != size {
+        return Err(OpError::invalid(format!(
+            "remote {}: the copy of backup {id} ended after {got} of its {size} bytes",
+            storage.name()
+        )));
+    }
     file.flush().await.map_err(io_error)?;
     file.sync_all().await.map_err(io_error)?;
     drop(file);
@@ -181,11 +224,9 @@ pub async fn fetch(
             "backup {id} is already in the store"
         )));
     }
-    if storage.size_of(id).await.map_err(op_error)?.is_none() {
-        return Err(OpError::not_found(format!(
-            "remote {name} holds no backup {id}"
-        )));
-    }
+    // Held until the archive is in the store: retention or a delete of
+    // this copy waits rather than pulling the object from under the fetch.
+    let _lease = daemon.downloads.acquire(id);
     let (mut quarantine, manifest, facts) = download_verified(daemon, &storage, id).await?;
     let now = daemon.now();
     let record = daemon.try_update_catalogue(|cat| {
@@ -233,7 +274,16 @@ pub async fn fetch(
         let record = entry.record();
         cat.insert(entry);
         Ok(record)
-    })?;
+    });
+    if record.is_err() && quarantine.keep {
+        // The archive was moved into the store but its record could not
+        // be saved: take it out again, or it would sit there unlisted and
+        // every later fetch would call it already present.
+        if let Err(e) = std::fs::remove_file(daemon.store.archive_path(id)) {
+            tracing::warn!(backup = %id, error = %e, "a fetched archive without a record could not be removed");
+        }
+    }
+    let record = record?;
     daemon.replication.wake();
     tracing::info!(backup = %id, remote = name, "archive fetched from the remote");
     Ok(record)
@@ -262,6 +312,7 @@ pub async fn verify(
     };
     let mut out = Vec::new();
     for id in ids {
+        let _lease = daemon.downloads.acquire(&id);
         let verdict = match download_verified(daemon, &storage, &id).await {
             Ok(_) => RemoteVerdict {
                 id,
@@ -361,6 +412,11 @@ pub async fn delete_copy(daemon: &Daemon, id: &BackupId, name: &str) -> Result<(
     if daemon.replication.is_uploading(id, name) {
         return Err(OpError::conflict(format!(
             "backup {id} is being copied to remote {name}"
+        )));
+    }
+    if daemon.downloads.is_busy(id) {
+        return Err(OpError::conflict(format!(
+            "backup {id} is being downloaded, fetched or verified"
         )));
     }
     let storage = open(daemon, name)?;

@@ -1,10 +1,13 @@
 //! Each remote's own retention: its `retention_days` and
 //! `keep_last_successful`, by the same pure rule as local retention
 //! (`crate::retention::select`), over the backups it holds a copy of.
-//! Pinned backups are kept everywhere. A record left with neither a local
+//! Pinned backups are kept everywhere, and so are backups fetched from a
+//! remote (origin `remote`): their pins stayed on the machine that made
+//! them. A record left with neither a local
 //! archive nor any copy goes with its last copy. Without `retention_days`
 //! a remote keeps everything.
 
+use berkut_proto::manifest::Origin;
 use berkut_proto::wire::{BackupStatus, CopyState};
 
 use crate::retention::{select, Candidate, Rule};
@@ -37,7 +40,11 @@ pub async fn apply(daemon: &Daemon) {
                     } else {
                         e.state.status()
                     },
-                    pinned: e.pinned,
+                    // A backup fetched from a remote belongs to the
+                    // history of whoever made it (a lost machine, whose
+                    // pins did not travel): this daemon never deletes it
+                    // from the remotes.
+                    pinned: e.pinned || e.origin == Origin::Remote,
                     busy: daemon.backup_busy(&e.id),
                 })
                 .collect()

@@ -33,6 +33,8 @@ const PARTS_IN_FLIGHT: usize = 3;
 const READ_BYTES: usize = PART_BYTES;
 /// The most objects `list` looks at, so a bucket cannot fill memory.
 pub const MAX_LISTED: usize = 100_000;
+/// The longest one I/O call (a part's upload, a read) may take.
+const IO_TIMEOUT: Duration = Duration::from_secs(300);
 /// Where the `fs` kind writes a file before renaming it into place, so a
 /// half-written copy never carries an archive's name.
 const FS_PARTIAL_DIR: &str = ".partial";
@@ -110,6 +112,31 @@ fn describe(remote: &str, e: &opendal::Error) -> RemoteError {
     RemoteError::new(remote, kind, words)
 }
 
+/// An `fs` remote's directory must exist already and be a directory, not
+/// a link: a removable disk or a share that is not mounted leaves its
+/// mount point empty, and a copy written there would land on the
+/// machine's own disk, hidden again once the disk is back.
+fn check_fs_path(remote: &str, path: &Path) -> Result<(), RemoteError> {
+    let not_usable = |why: &str| {
+        RemoteError::new(
+            remote,
+            Failure::Other,
+            format!("the directory {} {why}", path.display()),
+        )
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(meta) if meta.file_type().is_symlink() => Err(not_usable(
+            "is a symbolic link; name the directory it points to",
+        )),
+        Ok(_) => Err(not_usable("is not a directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(not_usable(
+            "does not exist: is its disk or share mounted? (berkutd never creates it)",
+        )),
+        Err(e) => Err(not_usable(&format!("cannot be read: {}", e.kind()))),
+    }
+}
+
 fn io_failure(remote: &str, what: &str, e: &std::io::Error) -> RemoteError {
     RemoteError::new(
         remote,
@@ -161,6 +188,7 @@ impl Storage {
                 Operator::new(builder).map_err(fail)?.finish()
             }
             RemoteKind::Fs { path } => {
+                check_fs_path(&remote.name, path)?;
                 let root = path.join(&remote.prefix);
                 let builder = opendal::services::Fs::default()
                     .root(&root.to_string_lossy())
@@ -173,12 +201,23 @@ impl Storage {
                 RetryLayer::new()
                     .with_max_times(3)
                     .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(5)),
+                    .with_max_delay(Duration::from_secs(5))
+                    // The default interceptor logs the raw error (URLs,
+                    // headers, a server's reply): only its class here.
+                    .with_notify(|event: opendal::layers::RetryEvent<'_>| {
+                        tracing::debug!(
+                            error_kind = %event.err.kind(),
+                            attempt = event.attempt,
+                            "remote storage call retried"
+                        );
+                    }),
             )
             .layer(
+                // An I/O call moves a whole part (8 MiB): five minutes is
+                // 0.25 Mbit/s, so a slow uplink is slow, not failing.
                 TimeoutLayer::new()
-                    .with_timeout(Duration::from_secs(60))
-                    .with_io_timeout(Duration::from_secs(30)),
+                    .with_timeout(Duration::from_secs(120))
+                    .with_io_timeout(IO_TIMEOUT),
             );
         Ok(Storage {
             name: remote.name.clone(),
@@ -365,13 +404,32 @@ impl Storage {
 
     /// The first `len` bytes of an archive (its header), by a ranged read.
     pub async fn head_bytes(&self, id: &BackupId, len: u64) -> Result<Vec<u8>, RemoteError> {
-        let buf = self
+        // Streamed and cut at `len`: a server (or a proxy) that ignores the
+        // range and sends the whole object costs one buffer, not the
+        // object's size in memory.
+        let reader = self
             .op
-            .read_with(&Self::key(id))
-            .range(0..len)
+            .reader_with(&Self::key(id))
             .await
             .map_err(|e| self.fail(e))?;
-        Ok(buf.to_vec())
+        let mut stream = reader
+            .into_bytes_stream(0..len)
+            .await
+            .map_err(|e| self.fail(e))?;
+        let want = usize::try_from(len).unwrap_or(usize::MAX);
+        let mut out = Vec::with_capacity(want.min(READ_BYTES));
+        while out.len() < want {
+            let Some(bytes) = stream
+                .try_next()
+                .await
+                .map_err(|e| io_failure(&self.name, "read the object's header", &e))?
+            else {
+                break;
+            };
+            let take = bytes.len().min(want - out.len());
+            out.extend_from_slice(&bytes[..take]);
+        }
+        Ok(out)
     }
 
     /// Streams the object into `file`, refusing more than `max` bytes.
@@ -459,6 +517,26 @@ pub fn id_of_key(name: &str) -> Option<BackupId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_fs_remote_needs_its_directory_to_exist_and_not_be_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = dir.path().join("disk");
+        std::fs::create_dir(&mounted).unwrap();
+        assert!(check_fs_path("usb", &mounted).is_ok());
+        let unmounted = dir.path().join("not-mounted");
+        let e = check_fs_path("usb", &unmounted).unwrap_err();
+        assert!(e.words.contains("is its disk or share mounted"), "{e}");
+        assert!(!unmounted.exists(), "never created");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&mounted, &link).unwrap();
+        let e = check_fs_path("usb", &link).unwrap_err();
+        assert!(e.words.contains("symbolic link"), "{e}");
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let e = check_fs_path("usb", &file).unwrap_err();
+        assert!(e.words.contains("not a directory"), "{e}");
+    }
 
     #[test]
     fn only_archive_names_under_the_prefix_are_backups() {

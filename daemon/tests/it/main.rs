@@ -35,6 +35,7 @@ mod remote_copies;
 mod remote_recovery;
 mod remote_uploads;
 mod restore_checks;
+mod restore_evidence_export;
 mod restore_faults;
 mod restore_properties;
 mod restore_settle;

@@ -100,6 +100,9 @@ async fn every_backup_is_copied_to_s3_as_its_sealed_archive() {
         !log.contains(SECRET_ACCESS_KEY),
         "the secret reached the log"
     );
+    // The storage library's own lines (raw errors, URLs, replies) stay out.
+    assert!(!log.contains("will retry"), "{log}");
+    assert!(!log.contains("opendal"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,6 +182,9 @@ async fn a_remote_that_fails_never_fails_the_backup_nor_shows_the_secret() {
         !log.contains(SECRET_ACCESS_KEY),
         "the secret reached the log"
     );
+    // The storage library's own lines (raw errors, URLs, replies) stay out.
+    assert!(!log.contains("will retry"), "{log}");
+    assert!(!log.contains("opendal"), "{log}");
     let record = format!("{:?}", show(&mut client, &made.id).await);
     assert!(!record.contains(SECRET_ACCESS_KEY));
     // Once the bucket exists, the queue finishes that copy by itself.

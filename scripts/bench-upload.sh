@@ -157,6 +157,7 @@ for _ in $(seq 600); do
     [[ $(copy_state "$ID") == failed ]] && break
     sleep 0.1
 done
+RSS0_KB=$(awk '/^VmRSS/ {print $2}' "/proc/$DAEMON_PID/status")
 echo 5 >"/proc/$DAEMON_PID/clear_refs"
 boto "s3.create_bucket(Bucket='bench')"
 wait_copied "$ID"
@@ -188,7 +189,7 @@ Archive of $MIB MiB (random data), moto_server on 127.0.0.1, same run.
 | berkutd off-site copy | $(calc '%.2f' "$DAEMON_S") s | $D_MBS MiB/s |
 | **ratio (berkutd / boto3 throughput)** | | **$RATIO** (target ≥ 0.8) |
 
-- berkutd peak RSS during the upload (VmHWM, reset before it): **$HWM_MIB MiB** (target ≤ 64 MiB)
+- berkutd peak RSS during the upload (VmHWM, reset before it): **$HWM_MIB MiB** (target ≤ 64 MiB); its RSS when the mark was reset: $(calc '%.1f' "$RSS0_KB / 1024") MiB
 - from a backup's end to its copy \`copied\` (second backup, $MIB MiB): $(calc '%.2f' "$LAG_S") s
 EOF
 awk "BEGIN { exit !($RATIO >= 0.8 && $HWM_KB <= 65536) }" || exit 1

@@ -22,9 +22,12 @@ use crate::error::OpError;
 use crate::state::Daemon;
 
 /// Bytes per `data` message: small enough that a download stalled by its
-/// client holds little (this piece and the outbox's two), large enough that
-/// the frames cost nothing next to the bytes.
-pub const DOWNLOAD_CHUNK: usize = 32 * 1024;
+/// client holds little (the piece in the outbox and the next one, waiting
+/// for room: about 128 KiB, as with two 32 KiB pieces and the 96 KiB
+/// outbox before), large enough that the per-piece costs (a trip to the
+/// blocking pool, a frame, a wake-up of the writer) are small next to the
+/// bytes.
+pub const DOWNLOAD_CHUNK: usize = 64 * 1024;
 
 impl Op for BackupDownload {
     const IN_MAINTENANCE: bool = false;
@@ -74,11 +77,11 @@ impl Op for BackupDownload {
         loop {
             // A fresh buffer per piece, moved into its message: nothing is
             // copied, and nothing is held once the piece is encoded.
-            let piece = read_piece(&file, offset).await?;
+            let piece;
+            (piece, hasher) = read_piece(&file, offset, hasher).await?;
             if piece.is_empty() {
                 break;
             }
-            hasher.update(&piece);
             let n = piece.len() as u64;
             if !resp.data(offset, piece).await {
                 return Err(OpError::unavailable("the client went away"));
@@ -93,8 +96,14 @@ impl Op for BackupDownload {
     }
 }
 
-/// Reads up to `DOWNLOAD_CHUNK` bytes at `offset` (fewer only at the end).
-async fn read_piece(file: &Arc<std::fs::File>, offset: u64) -> Result<Vec<u8>, OpError> {
+/// Reads up to `DOWNLOAD_CHUNK` bytes at `offset` (fewer only at the end)
+/// and adds them to `hasher`, on the blocking pool: SHA-256 is the costliest
+/// step of a download, and the runtime's threads have the socket to serve.
+async fn read_piece(
+    file: &Arc<std::fs::File>,
+    offset: u64,
+    mut hasher: Sha256,
+) -> Result<(Vec<u8>, Sha256), OpError> {
     let file = Arc::clone(file);
     // Allocated here, on the runtime's thread, rather than in the blocking
     // pool, whose threads would each keep an allocator arena of their own.
@@ -110,7 +119,8 @@ async fn read_piece(file: &Arc<std::fs::File>, offset: u64) -> Result<Vec<u8>, O
             }
         }
         buf.truncate(filled);
-        Ok(buf)
+        hasher.update(&buf);
+        Ok((buf, hasher))
     })
     .await
     .map_err(read_error)?

@@ -17,57 +17,72 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
-/// Bytes handed to the hashing thread at a time.
+/// Bytes [`HashingReadAhead`] hands to its hashing thread at a time.
 const BUF: usize = 1 << 20;
 
 /// Buffers in flight between the threads.
 const DEPTH: usize = 4;
 
-/// A `Read` over `inner` whose bytes are also hashed on another thread.
-pub struct HashingReadAhead<R> {
-    inner: R,
-    /// Filled buffers to the hasher; `None` once the input has ended.
+/// SHA-256 computed on a thread of its own: [`BackgroundHasher::update`]
+/// copies the bytes into a buffer that goes to the thread when full.
+pub(crate) struct BackgroundHasher {
+    /// Filled buffers to the hasher; dropping it ends the hasher's loop.
     full: Option<SyncSender<Vec<u8>>>,
     /// Buffers the hasher is done with.
     empty: Receiver<Vec<u8>>,
-    /// The buffer being filled with what the caller read.
+    /// The buffer being filled.
     current: Vec<u8>,
-    total: u64,
+    buf_len: usize,
     thread: Option<JoinHandle<[u8; 32]>>,
 }
 
-impl<R: Read> HashingReadAhead<R> {
-    pub fn new(inner: R) -> HashingReadAhead<R> {
+impl BackgroundHasher {
+    /// Starts the thread; `buf_len` bytes go to it at a time, and at most
+    /// `DEPTH + 1` buffers of that size exist.
+    pub(crate) fn new(buf_len: usize) -> io::Result<BackgroundHasher> {
         let (full, full_rx) = mpsc::sync_channel::<Vec<u8>>(DEPTH);
         let (empty_tx, empty) = mpsc::sync_channel::<Vec<u8>>(DEPTH + 1);
         for _ in 0..DEPTH {
-            let _ = empty_tx.send(Vec::with_capacity(BUF));
+            let _ = empty_tx.send(Vec::with_capacity(buf_len));
         }
-        let thread = std::thread::spawn(move || {
-            let mut hasher = Sha256::new();
-            // The reader hanging up (dropping its end) ends the input.
-            while let Ok(mut buf) = full_rx.recv() {
-                hasher.update(&buf);
-                buf.clear();
-                // The reader may be gone already (it stopped early).
-                let _ = empty_tx.send(buf);
-            }
-            hasher.finalize().into()
-        });
-        HashingReadAhead {
-            inner,
+        let thread = std::thread::Builder::new()
+            .name("sha256".into())
+            .spawn(move || {
+                let mut hasher = Sha256::new();
+                // The owner hanging up (dropping its end) ends the input.
+                while let Ok(mut buf) = full_rx.recv() {
+                    hasher.update(&buf);
+                    buf.clear();
+                    // The owner may be gone already (it stopped early).
+                    let _ = empty_tx.send(buf);
+                }
+                hasher.finalize().into()
+            })?;
+        Ok(BackgroundHasher {
             full: Some(full),
             empty,
-            current: Vec::with_capacity(BUF),
-            total: 0,
+            current: Vec::with_capacity(buf_len),
+            buf_len,
             thread: Some(thread),
-        }
+        })
     }
 
-    /// Reads whatever is left, then returns the file's length and its
-    /// lower-case hex sha256.
-    pub fn finish(mut self) -> io::Result<(u64, String)> {
-        io::copy(&mut self, &mut io::sink())?;
+    /// Adds `data` to the hash; waits for a free buffer when the thread is
+    /// behind.
+    pub(crate) fn update(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let take = (self.buf_len - self.current.len()).min(data.len());
+            self.current.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.current.len() == self.buf_len {
+                self.hand_over()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The digest of everything added.
+    pub(crate) fn finalize(mut self) -> io::Result<[u8; 32]> {
         self.hand_over()?;
         // Closing the channel ends the hasher's loop.
         self.full = None;
@@ -75,13 +90,12 @@ impl<R: Read> HashingReadAhead<R> {
             .thread
             .take()
             .ok_or_else(|| io::Error::other("finished twice"))?;
-        let digest = thread
+        thread
             .join()
-            .map_err(|_| io::Error::other("the hashing thread failed"))?;
-        Ok((self.total, hex::encode(digest)))
+            .map_err(|_| io::Error::other("the hashing thread failed"))
     }
 
-    /// Sends the current buffer to the hasher and takes a free one.
+    /// Sends the current buffer to the thread and takes a free one.
     fn hand_over(&mut self) -> io::Result<()> {
         if self.current.is_empty() {
             return Ok(());
@@ -97,17 +111,52 @@ impl<R: Read> HashingReadAhead<R> {
     }
 }
 
+/// A `Read` over `inner` whose bytes are also hashed on another thread.
+pub struct HashingReadAhead<R> {
+    inner: R,
+    hasher: Option<BackgroundHasher>,
+    /// Why the hashing thread could not start, reported by the first read.
+    unavailable: Option<io::Error>,
+    total: u64,
+}
+
+impl<R: Read> HashingReadAhead<R> {
+    pub fn new(inner: R) -> HashingReadAhead<R> {
+        let (hasher, unavailable) = match BackgroundHasher::new(BUF) {
+            Ok(h) => (Some(h), None),
+            Err(e) => (None, Some(e)),
+        };
+        HashingReadAhead {
+            inner,
+            hasher,
+            unavailable,
+            total: 0,
+        }
+    }
+
+    /// Reads whatever is left, then returns the file's length and its
+    /// lower-case hex sha256.
+    pub fn finish(mut self) -> io::Result<(u64, String)> {
+        io::copy(&mut self, &mut io::sink())?;
+        let hasher = self.hasher.take().ok_or_else(|| self.not_hashing())?;
+        Ok((self.total, hex::encode(hasher.finalize()?)))
+    }
+
+    fn not_hashing(&mut self) -> io::Error {
+        self.unavailable
+            .take()
+            .unwrap_or_else(|| io::Error::other("the hashing thread is gone"))
+    }
+}
+
 impl<R: Read> Read for HashingReadAhead<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.hasher.is_none() {
+            return Err(self.not_hashing());
+        }
         let n = self.inner.read(out)?;
-        let mut read = &out[..n];
-        while !read.is_empty() {
-            let take = (BUF - self.current.len()).min(read.len());
-            self.current.extend_from_slice(&read[..take]);
-            read = &read[take..];
-            if self.current.len() == BUF {
-                self.hand_over()?;
-            }
+        if let Some(hasher) = self.hasher.as_mut() {
+            hasher.update(&out[..n])?;
         }
         self.total += n as u64;
         Ok(n)

@@ -40,6 +40,19 @@ if ! command -v script >/dev/null; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null || true
 fi
 
+# A real S3 server for the off-site copy tests (moto_server, any
+# credentials) and boto3 for scripts/bench-upload.sh's baseline, in a venv
+# of their own. The test kit finds it at this path (or BERKUT_MOTO_SERVER).
+MOTO_VENV="${BERKUT_TEST_VENV:-/opt/berkut-test-venv}"
+if ! [ -x "$MOTO_VENV/bin/moto_server" ] || ! "$MOTO_VENV/bin/python" -c 'import boto3' 2>/dev/null; then
+    echo "ensure-deps: installing moto[server] and boto3 into $MOTO_VENV" >&2
+    if ! python3 -m venv "$MOTO_VENV" 2>/dev/null; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv "$MOTO_VENV"
+    fi
+    "$MOTO_VENV/bin/pip" install -q 'moto[server]' boto3
+fi
+
 # The independent Python reader of .bscc archives (scripts/lib/bscc_parts.py),
 # which the format's vector tests run, needs `cryptography` and, for format
 # version 2, `zstandard`: both from PyPI into a venv of their own, which the

@@ -71,11 +71,27 @@ enum Command {
     /// Work on archive files directly: no daemon, no database needed.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Off-site copies: what a remote holds, fetching and verifying copies.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
     /// Print the daemon's metrics in the Prometheus text format.
     Metrics,
     /// Check the notification sinks.
     #[command(subcommand)]
     Notify(NotifyCommand),
+}
+
+#[derive(Subcommand)]
+enum RemoteCommand {
+    /// The archives a remote holds (from each header; no download),
+    /// including ones this daemon has never seen.
+    List { name: String },
+    /// Download a copy, authenticate it whole and take it into the store.
+    Fetch { name: String, id: String },
+    /// Download and authenticate one copy, or all; exits 1 if one is refused.
+    Verify { name: String, id: Option<String> },
+    /// Every remote: reachable, copies by state, off-site lag, last error.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -256,8 +272,17 @@ enum BackupCommand {
     List,
     /// Show one backup.
     Show { id: String },
-    /// Delete a backup and its archive.
-    Delete { id: String },
+    /// Delete a backup's local archive (a record whose copy a remote holds
+    /// stays), or its copies.
+    Delete {
+        id: String,
+        /// Delete the copy on this remote instead.
+        #[arg(long, value_name = "NAME", conflicts_with = "everywhere")]
+        remote: Option<String>,
+        /// Delete the local archive and every remote copy.
+        #[arg(long)]
+        everywhere: bool,
+    },
     /// Download an archive to a file (written whole or not at all).
     Download {
         id: String,
@@ -300,9 +325,19 @@ async fn main() -> std::process::ExitCode {
         }) => commands::backup_create::run(&ctx, label, scope, include_files, wait).await,
         Command::Backup(BackupCommand::List) => commands::backup_list::run(&ctx).await,
         Command::Backup(BackupCommand::Show { id }) => commands::backup_show::run(&ctx, &id).await,
-        Command::Backup(BackupCommand::Delete { id }) => {
-            commands::backup_delete::run(&ctx, &id).await
+        Command::Backup(BackupCommand::Delete {
+            id,
+            remote,
+            everywhere,
+        }) => commands::backup_delete::run(&ctx, &id, remote, everywhere).await,
+        Command::Remote(RemoteCommand::List { name }) => commands::remote::list(&ctx, name).await,
+        Command::Remote(RemoteCommand::Fetch { name, id }) => {
+            commands::remote::fetch(&ctx, name, &id).await
         }
+        Command::Remote(RemoteCommand::Verify { name, id }) => {
+            commands::remote::verify(&ctx, name, id.as_deref()).await
+        }
+        Command::Remote(RemoteCommand::Status) => commands::remote::status(&ctx).await,
         Command::Job(JobCommand::Attach { id }) => commands::job_attach::run(&ctx, &id).await,
         Command::Backup(BackupCommand::Pin { id }) => commands::backup_pin::pin(&ctx, &id).await,
         Command::Backup(BackupCommand::Unpin { id }) => {

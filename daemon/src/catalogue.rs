@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::{Origin, Scope};
-use berkut_proto::wire::{BackupRecord, BackupStatus, Failure};
+use berkut_proto::wire::{BackupRecord, BackupStatus, CopyRecord, CopyState, Failure};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -186,6 +186,42 @@ pub struct Entry {
     /// The verdict of the last drill of this backup; absent: never drilled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<berkut_proto::wire::DrillVerdict>,
+    /// Off-site copies, one per remote (`remote::replicate` keeps them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<Copy>,
+    /// The local archive was deleted while a remote keeps a copy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remote_only: bool,
+    /// Remotes whose copy was deleted on request (`remote_delete`, the
+    /// remote's retention): the queue does not copy the backup there again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_from: Vec<String>,
+}
+
+/// One off-site copy as the catalogue keeps it: what clients see, and
+/// when the next attempt is due, so a retry's backoff survives a restart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Copy {
+    #[serde(flatten)]
+    pub record: CopyRecord,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+}
+
+impl Copy {
+    /// A copy waiting for its first upload.
+    pub fn pending(remote: &str, now: OffsetDateTime) -> Copy {
+        Copy {
+            record: CopyRecord {
+                remote: remote.to_owned(),
+                state: CopyState::Pending,
+                at: Some(now),
+                attempts: 0,
+                last_error: None,
+            },
+            next_attempt_at: None,
+        }
+    }
 }
 
 impl Entry {
@@ -214,6 +250,9 @@ impl Entry {
             pinned: false,
             files: berkut_proto::manifest::FilesSummary::of(&manifest.files),
             properties: manifest.properties,
+            copies: Vec::new(),
+            remote_only: false,
+            dropped_from: Vec::new(),
             drill: None,
         }
     }
@@ -239,6 +278,8 @@ impl Entry {
             },
             pinned: self.pinned,
             properties: self.properties.clone().map(Box::new),
+            copies: self.copies.iter().map(|c| c.record.clone()).collect(),
+            remote_only: self.remote_only,
             files: self.files.clone().map(Box::new),
             drill: self.drill.clone(),
             expected_restore: None,

@@ -283,6 +283,9 @@ mod tests {
                 pinned: false,
                 properties: None,
                 files: None,
+                copies: Vec::new(),
+                remote_only: false,
+                dropped_from: Vec::new(),
                 drill: drill.map(|result| DrillVerdict {
                     result,
                     at: t,

@@ -2,7 +2,8 @@
 //! atomic replace (`write_atomically`) of the catalogue, the plan, restore
 //! records and the maintenance state, the exclusive creation behind it
 //! (`create_exclusive`, also the audit head's), and the directory fsync
-//! that makes a rename durable. A module of its own so that the files that
+//! that makes a rename durable, and the free space a write can count on
+//! (`free_bytes`). A module of its own so that the files that
 //! use it do not import each other for it.
 
 use std::fs::{File, OpenOptions};
@@ -66,6 +67,12 @@ pub fn create_exclusive(path: &Path, mode: u32) -> io::Result<File> {
 /// fsyncs a directory so that a rename or removal in it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// The bytes an unprivileged writer may still use on `dir`'s file system.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
 }
 
 #[cfg(test)]

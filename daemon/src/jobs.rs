@@ -435,6 +435,8 @@ mod tests {
                 failure: None,
                 pinned: false,
                 properties: None,
+                copies: Vec::new(),
+                remote_only: false,
                 files: None,
                 drill: None,
                 expected_restore: None,

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod notify;
 pub mod recovery;
 pub mod reload;
+pub mod remote;
 pub mod restore;
 pub mod retention;
 pub mod schedule;
@@ -245,6 +246,7 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         scheduler_beat: Default::default(),
         scheduler_wake: Default::default(),
         health: Default::default(),
+        replication: Default::default(),
         config: RwLock::new(Arc::new(config)),
     });
     daemon.health.set_store_alarm(store_scan.alarm);
@@ -271,6 +273,10 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
     let scheduler = tokio::spawn(health::supervised(Arc::clone(&daemon), "scheduler", {
         let (daemon, shutdown) = (Arc::clone(&daemon), shutdown.clone());
         move || schedule::runner::run(Arc::clone(&daemon), shutdown.clone())
+    }));
+    let replication = tokio::spawn(health::supervised(Arc::clone(&daemon), "replication", {
+        let (daemon, shutdown) = (Arc::clone(&daemon), shutdown.clone());
+        move || remote::replicate::run(Arc::clone(&daemon), shutdown.clone())
     }));
     let audit_bursts = {
         let (daemon, shutdown) = (Arc::clone(&daemon), shutdown.clone());
@@ -303,6 +309,9 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
     );
     notifier.stopping(&status_of(&daemon));
     let cancelled = daemon.jobs.shutdown(grace).await;
+    // Uploads abort their multipart uploads when the token is cancelled;
+    // their copies stay pending for the next start.
+    let _ = replication.await;
     if tokio::time::timeout(CONNECTION_GRACE, connections.wait())
         .await
         .is_err()

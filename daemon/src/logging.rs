@@ -93,6 +93,9 @@ pub fn init(level: &str) -> (LogControl, Sink) {
         .then(|| text_layer(std::io::stderr, std::io::stderr().is_terminal()));
     tracing_subscriber::registry()
         .with(filter)
+        .with(tracing_subscriber::filter::filter_fn(|meta| {
+            !is_foreign(meta.target())
+        }))
         .with(journald)
         .with(stderr)
         .init();
@@ -203,6 +206,21 @@ pub fn is_stream(value: &str, dev: u64, ino: u64) -> bool {
     d.parse() == Ok(dev) && i.parse() == Ok(ino)
 }
 
+/// Whether a log line comes from a library that speaks to the network on
+/// berkutd's behalf (the storage library, the HTTP client). Their lines
+/// can quote URLs (a webhook's path may be its secret), request headers
+/// and a server's raw reply, so they never reach berkutd's log, whatever
+/// the level: berkutd says what went wrong in its own words.
+pub fn is_foreign(target: &str) -> bool {
+    ["opendal", "reqwest", "hyper", "h2", "rustls"]
+        .iter()
+        .any(|c| {
+            target == *c
+                || target.starts_with(&format!("{c}::"))
+                || target.starts_with(&format!("{c}_"))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +237,24 @@ mod tests {
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
+        }
+    }
+
+    #[test]
+    fn network_libraries_are_foreign_and_berkut_is_not() {
+        for target in [
+            "opendal::layers::retry",
+            "opendal_service_s3::backend",
+            "reqwest::connect",
+            "hyper",
+            "hyper_util::client",
+            "h2::codec",
+            "rustls::client",
+        ] {
+            assert!(is_foreign(target), "{target}");
+        }
+        for target in ["berkut_daemon::remote", "berkut::audit", "hyperion", "h2o"] {
+            assert!(!is_foreign(target), "{target}");
         }
     }
 

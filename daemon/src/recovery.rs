@@ -109,7 +109,9 @@ pub fn recover(
 
 /// The status of every entry, to decide what to look at.
 pub fn statuses(cat: &Catalogue) -> BTreeMap<BackupId, BackupStatus> {
+    // A remote-only backup has no archive here to look for.
     cat.list()
+        .filter(|e| !e.remote_only)
         .map(|e| (e.id.clone(), e.state.status()))
         .collect()
 }
@@ -310,6 +312,9 @@ mod tests {
             archive: None,
             pinned: false,
             properties: None,
+            copies: Vec::new(),
+            remote_only: false,
+            dropped_from: Vec::new(),
             files: None,
             drill: None,
         }

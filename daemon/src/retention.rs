@@ -121,7 +121,10 @@ pub fn apply(daemon: &Daemon) {
     }
     let now = daemon.now();
     let candidates: Vec<Candidate> = daemon.catalogue.read(|cat| {
+        // Remote-only backups have no local archive; each remote's own
+        // retention (`remote::retention`) decides about their copies.
         cat.list()
+            .filter(|e| !e.remote_only)
             .map(|e| Candidate {
                 id: e.id.clone(),
                 created_at: e.state.created_at(),

@@ -52,6 +52,8 @@ pub struct Daemon {
     pub scheduler_wake: tokio::sync::Notify,
     /// The store alarm and background tasks that died, for `status`.
     pub health: crate::health::Health,
+    /// The off-site upload queue's running state (`remote/`).
+    pub replication: crate::remote::Replication,
     /// The run counters behind the metrics, and their change signal.
     pub metrics: crate::metrics::Metrics,
     /// Notifications: `events.emit(Event::new(..))` from where things happen.
@@ -103,10 +105,40 @@ impl Daemon {
                 "backup {id} is being downloaded"
             )));
         }
+        if self.catalogue.entry(id).is_some_and(|e| e.remote_only) {
+            return Err(OpError::conflict(format!(
+                "backup {id} has no local archive; only remote copies remain: delete them \
+                 with --remote NAME or --everywhere"
+            )));
+        }
+        if self.replication.uses_backup(id) {
+            return Err(OpError::conflict(format!(
+                "backup {id} is being copied to a remote"
+            )));
+        }
         if self.catalogue.status(id) != Some(BackupStatus::Missing) {
             self.store.delete(id).map_err(crate::store::io_error)?;
         }
-        self.update_catalogue(|c| c.remove(id))?;
+        // A backup a remote holds stays recorded, remote-only: a restore
+        // fetches it, and the remote's retention (or a delete naming the
+        // remote) removes the copy.
+        self.update_catalogue(|c| {
+            let copied = c.get(id).is_some_and(|e| {
+                e.copies
+                    .iter()
+                    .any(|c| c.record.state == berkut_proto::wire::CopyState::Copied)
+            });
+            match c.get_mut(id) {
+                Some(e) if copied => {
+                    e.remote_only = true;
+                    e.copies
+                        .retain(|c| c.record.state == berkut_proto::wire::CopyState::Copied);
+                }
+                _ => {
+                    c.remove(id);
+                }
+            }
+        })?;
         Ok(())
     }
 

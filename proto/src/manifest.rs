@@ -60,6 +60,8 @@ pub enum Origin {
     Manual,
     Scheduled,
     Imported,
+    /// Fetched from a remote's off-site copy (`remote fetch`).
+    Remote,
 }
 
 impl Origin {
@@ -68,6 +70,7 @@ impl Origin {
             Origin::Manual => "manual",
             Origin::Scheduled => "scheduled",
             Origin::Imported => "imported",
+            Origin::Remote => "remote",
         }
     }
 }

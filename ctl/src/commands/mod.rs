@@ -23,6 +23,7 @@ pub mod notify_test;
 pub mod plan_enable;
 pub mod plan_set;
 pub mod plan_show;
+pub mod remote;
 pub mod restore_rollback;
 pub mod restore_start;
 pub mod restore_status;

@@ -44,6 +44,23 @@ impl Show for BackupRecord {
         println!("sha256:        {}", r.sha256.as_deref().unwrap_or("-"));
         println!("key_id:        {}", r.key_id.as_deref().unwrap_or("-"));
         println!("pinned:        {}", if r.pinned { "yes" } else { "no" });
+        if r.remote_only {
+            println!("local:         deleted; only remote copies remain (a restore fetches one)");
+        }
+        for c in &r.copies {
+            let error = c
+                .last_error
+                .as_deref()
+                .map(|e| format!(", last error: {}", printable(e)))
+                .unwrap_or_default();
+            println!(
+                "copy:          {} {} since {} ({} attempts{error})",
+                c.remote,
+                c.state.as_str(),
+                opt_time(c.at),
+                c.attempts
+            );
+        }
         match &r.properties {
             Some(p) => {
                 for (i, line) in p.describe().iter().enumerate() {

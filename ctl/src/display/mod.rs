@@ -12,6 +12,7 @@ pub mod maintenance;
 pub mod monitoring;
 pub mod plan;
 pub mod progress;
+pub mod remote;
 pub mod restore;
 pub mod status;
 pub mod store;

@@ -42,6 +42,21 @@ impl Show for StatusInfo {
             };
             println!("rpo:       {verdict} (limit {})", duration(limit));
         }
+        if let Some(limit) = status.offsite_rpo_limit_seconds {
+            let verdict = if status.offsite_rpo_breached {
+                "BREACHED"
+            } else {
+                "ok"
+            };
+            match status.offsite_uncopied_age_seconds {
+                Some(age) => println!(
+                    "off-site:  {verdict} (newest backup not yet copied everywhere for {}, limit {})",
+                    duration(age),
+                    duration(limit)
+                ),
+                None => println!("off-site:  {verdict} (limit {})", duration(limit)),
+            }
+        }
         match (&status.verified_backup, status.verified_age_seconds) {
             (Some(id), Some(age)) => println!(
                 "verified:  {id} ({} ago): the newest backup a drill proved restorable",

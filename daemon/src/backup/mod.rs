@@ -91,6 +91,9 @@ pub async fn submit(
         archive: None,
         pinned: false,
         properties: None,
+        copies: Vec::new(),
+        remote_only: false,
+        dropped_from: Vec::new(),
         files: None,
         drill: None,
     };
@@ -147,8 +150,10 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
             };
             let database = sealed.manifest.database.name.clone();
             let properties = sealed.manifest.properties.clone();
+            let copies = crate::remote::pending_copies(&daemon.config(), finished_at);
             let files = berkut_proto::manifest::FilesSummary::of(&sealed.manifest.files);
             record_outcome(&daemon, &id, |e| {
+                e.copies = copies;
                 e.state = BackupState::Succeeded {
                     created_at: e.state.created_at(),
                     started_at: e.state.started_at().unwrap_or(finished_at),
@@ -187,6 +192,7 @@ async fn run_job(daemon: Arc<Daemon>, id: BackupId, request: BackupRequest, mut 
     // the outcome sees retention's effect too.
     if succeeded {
         crate::retention::run(&daemon).await;
+        daemon.replication.wake();
     }
     ctx.leave();
     publish(&daemon, &ctx, &id);
@@ -282,6 +288,9 @@ pub async fn submit_or_record(
         archive: None,
         pinned: false,
         properties: None,
+        copies: Vec::new(),
+        remote_only: false,
+        dropped_from: Vec::new(),
         files: None,
         drill: None,
     };

@@ -83,8 +83,12 @@ pub fn read_private(
             meta.permissions().mode() & 0o777
         )));
     }
+    // A secret is small; a huge file is a mistake, not a secret.
     let mut text = Zeroizing::new(String::new());
-    file.read_to_string(&mut text).map_err(unreadable)?;
+    Read::by_ref(&mut file)
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .map_err(unreadable)?;
     Ok(text)
 }
 

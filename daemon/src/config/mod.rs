@@ -14,6 +14,7 @@ mod file_roots;
 mod key;
 pub mod notify;
 mod reload;
+pub mod remote;
 mod settings;
 pub mod smoke;
 mod source;
@@ -137,6 +138,13 @@ pub struct Config {
     /// How long a burst of identical denials is collapsed into one audit
     /// event (zero: never).
     pub audit_burst: Duration,
+    /// Where off-site copies go (`[[remote]]`), none by default.
+    pub remotes: Vec<remote::RemoteConfig>,
+    /// How long the newest successful backup may wait for its off-site
+    /// copy before `status` flags the off-site RPO as missed.
+    pub offsite_rpo: Duration,
+    /// The wait after a first failed upload; doubled with each attempt.
+    pub remote_retry: Duration,
     /// The operator's `[[smoke_check]]` queries, run in every restored
     /// database before it is trusted.
     pub smoke_checks: Vec<smoke::SmokeCheck>,
@@ -342,6 +350,20 @@ impl Config {
             )));
         }
         let audit_burst_seconds = src.number("audit_burst_seconds")?;
+        let remotes = match src.file_value("remote") {
+            Some((value, origin)) => {
+                let entries: Vec<remote::RemoteEntry> = value.try_into().map_err(|e| {
+                    origin.invalid(format!(
+                        "must be [[remote]] entries: {}",
+                        e.message().lines().next().unwrap_or("not valid")
+                    ))
+                })?;
+                remote::resolve(&entries).map_err(|m| origin.invalid(m))?
+            }
+            None => Vec::new(),
+        };
+        let offsite_rpo = Duration::from_secs(src.number("offsite_rpo_seconds")?);
+        let remote_retry = Duration::from_secs(src.number("remote_retry_seconds")?);
         let smoke_checks = match src.file_value("smoke_check") {
             Some((value, origin)) => smoke::parse(value).map_err(|m| origin.invalid(m))?,
             None => Vec::new(),
@@ -427,6 +449,9 @@ impl Config {
             connections,
             audit_keep_bytes,
             audit_burst: Duration::from_secs(audit_burst_seconds),
+            remotes,
+            offsite_rpo,
+            remote_retry,
             file_rules,
             redact_keys,
             file_max_bytes,

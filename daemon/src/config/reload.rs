@@ -121,6 +121,7 @@ mod tests {
                 "file_roots = [\"/srv/files\"]\n\
                  redact_keys = [\"pin\"]\n\
                  [[access]]\nuid = 4242\nrole = \"viewer\"\n\
+                 [[remote]]\nname = \"disk\"\nkind = \"fs\"\npath = \"/mnt/offsite\"\n\
                  [[file_root]]\npath = \"/srv/conf\"\nexclude = [\"*.pem\"]\n\
                  [[notify]]\nkind = \"exec\"\ncommand = \"/bin/true\"\n\
                  [[smoke_check]]\nname = \"users\"\nsql = \"select true\"\n\
@@ -144,6 +145,8 @@ mod tests {
                 ("BERKUT_ADMIN_RESERVED_CONNECTIONS", "7"),
                 ("BERKUT_IDLE_TIMEOUT_SECONDS", "60"),
                 ("BERKUT_AUDIT_MAX_BYTES", "8192"),
+                ("BERKUT_OFFSITE_RPO_SECONDS", "120"),
+                ("BERKUT_REMOTE_RETRY_SECONDS", "5"),
                 ("BERKUT_BACKUP_COMPRESSION", "zstd:9"),
                 ("BERKUT_BACKUP_COMPRESSION_THREADS", "0"),
                 ("BERKUT_SOCKET_GROUP", "root"),

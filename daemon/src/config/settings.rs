@@ -307,6 +307,31 @@ pub const SETTINGS: &[Setting] = &[
     )
     .range(4096, u64::MAX),
     Setting::new(
+        "remote",
+        NO_ENV,
+        Fallback::Described("none"),
+        "`[[remote]]` off-site copies (S3-compatible or a mounted directory), see below",
+        // Names, kinds and places; never a credential.
+        |c| show(&c.remotes.iter().map(|r| r.summary()).collect::<Vec<_>>()),
+    ),
+    Setting::new(
+        "offsite_rpo_seconds",
+        &["BERKUT_OFFSITE_RPO_SECONDS"],
+        Fallback::Number(3600),
+        "how long the newest successful backup may wait for its off-site copies before \
+         `status` flags the off-site RPO as missed",
+        |c| show(&c.offsite_rpo.as_secs()),
+    )
+    .range(1, 30 * 86_400),
+    Setting::new(
+        "remote_retry_seconds",
+        &["BERKUT_REMOTE_RETRY_SECONDS"],
+        Fallback::Number(30),
+        "the wait after a failed off-site upload, doubled with each attempt up to an hour",
+        |c| show(&c.remote_retry.as_secs()),
+    )
+    .range(1, 3600),
+    Setting::new(
         "smoke_check",
         NO_ENV,
         Fallback::Described("none"),

@@ -154,10 +154,12 @@ impl Op for BackupImport {
             }
             daemon.store.commit(&quarantine.0, &id).map_err(io_error)?;
             quarantine.1 = true;
+            entry.copies = crate::remote::pending_copies(&daemon.config(), daemon.now());
             let record = entry.record();
             cat.insert(entry);
             Ok(record)
         })?;
+        daemon.replication.wake();
         tracing::info!(backup = %id, size = received, "archive imported");
         // A missing backup coming home keeps its origin and was counted when
         // it ran; a new one is an imported run.

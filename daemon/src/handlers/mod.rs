@@ -30,6 +30,11 @@ mod plan_disable;
 mod plan_enable;
 mod plan_set;
 mod plan_show;
+mod remote_delete;
+mod remote_fetch;
+mod remote_list;
+mod remote_status;
+mod remote_verify;
 mod responder;
 mod restore_cleanup;
 mod restore_evidence;
@@ -160,6 +165,11 @@ operations!(
     AuditVerify,
     StoreRewrap,
     StoreRescan,
+    RemoteList,
+    RemoteFetch,
+    RemoteVerify,
+    RemoteStatus,
+    RemoteDelete,
     Metrics,
     NotifyTest,
     DrillRun,

@@ -48,6 +48,9 @@ impl Op for RestoreStart {
         if dry_run && with_globals {
             separate_drill_server(daemon).await?;
         }
+        // A backup whose local archive is gone comes back from a remote
+        // holding a copy first.
+        crate::remote::ops::fetch_for_restore(daemon, &backup_id).await?;
         let view = restore::submit(daemon, backup_id, dry_run, with_globals).await?;
         let restore = if wait {
             follow(view, resp).await?

@@ -46,6 +46,7 @@ impl Op for Status {
         });
         let drill_failed = proof.failed();
         let rpo = crate::schedule::rpo_state(daemon, now);
+        let offsite = crate::remote::offsite_rpo(daemon, now);
         Ok(Reply::Status {
             status: StatusInfo {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -65,6 +66,9 @@ impl Op for Status {
                 missing,
                 store_alarm: crate::recovery::store_alarm(daemon),
                 task_faults: daemon.health.task_faults(),
+                offsite_rpo_limit_seconds: offsite.limit_seconds,
+                offsite_uncopied_age_seconds: offsite.uncopied_age_seconds,
+                offsite_rpo_breached: offsite.breached,
                 verified_backup: proof.verified.as_ref().map(|(id, _)| id.clone()),
                 verified_at: proof.verified.as_ref().map(|(_, at)| *at),
                 verified_age_seconds: proof

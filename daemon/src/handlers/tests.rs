@@ -74,6 +74,27 @@ fn all_operations() -> Vec<Operation> {
         ops::AuditVerify {}.into(),
         ops::StoreRewrap {}.into(),
         ops::StoreRescan {}.into(),
+        ops::RemoteList {
+            remote: "offsite".into(),
+        }
+        .into(),
+        ops::RemoteFetch {
+            remote: "offsite".into(),
+            id: id(),
+        }
+        .into(),
+        ops::RemoteVerify {
+            remote: "offsite".into(),
+            id: None,
+        }
+        .into(),
+        ops::RemoteStatus {}.into(),
+        ops::RemoteDelete {
+            id: id(),
+            remote: Some("offsite".into()),
+            everywhere: false,
+        }
+        .into(),
         ops::Metrics {}.into(),
         ops::NotifyTest {}.into(),
         ops::DrillRun::default().into(),
@@ -151,6 +172,11 @@ fn the_fixtures_hold_every_operation() {
         ops::AuditVerify::NAME,
         ops::StoreRewrap::NAME,
         ops::StoreRescan::NAME,
+        ops::RemoteList::NAME,
+        ops::RemoteFetch::NAME,
+        ops::RemoteVerify::NAME,
+        ops::RemoteStatus::NAME,
+        ops::RemoteDelete::NAME,
         ops::Metrics::NAME,
         ops::NotifyTest::NAME,
         ops::DrillRun::NAME,

@@ -65,7 +65,12 @@ impl RestoreKind {
     }
 }
 
-pub const ORIGINS: [Origin; 3] = [Origin::Manual, Origin::Scheduled, Origin::Imported];
+pub const ORIGINS: [Origin; 4] = [
+    Origin::Manual,
+    Origin::Scheduled,
+    Origin::Imported,
+    Origin::Remote,
+];
 pub const OUTCOMES: [Outcome; 2] = [Outcome::Succeeded, Outcome::Failed];
 pub const RESTORE_KINDS: [RestoreKind; 2] = [RestoreKind::Drill, RestoreKind::Restore];
 
@@ -83,6 +88,7 @@ fn origin_key(origin: Origin) -> u8 {
         Origin::Manual => 0,
         Origin::Scheduled => 1,
         Origin::Imported => 2,
+        Origin::Remote => 3,
     }
 }
 

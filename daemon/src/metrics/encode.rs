@@ -72,7 +72,7 @@ pub const METRICS: &[Described] = &[
         "berkut_backup_runs_total",
         "counter",
         "origin, result",
-        "Backups that ended, by origin (manual, scheduled, imported) and result (succeeded, failed)",
+        "Backups that ended, by origin (manual, scheduled, imported, remote: fetched from a remote) and result (succeeded, failed)",
     ),
     metric(
         "berkut_backups_stored",
@@ -121,6 +121,18 @@ pub const METRICS: &[Described] = &[
         "gauge",
         "",
         "When the newest succeeded drill (a dry-run restore) ended (Unix time); absent when none",
+    ),
+    metric(
+        "berkut_remote_copy_lag_seconds",
+        "gauge",
+        "remote",
+        "How long the newest succeeded backup has waited for its copy on each remote; 0 once copied",
+    ),
+    metric(
+        "berkut_remote_copy_failures_total",
+        "counter",
+        "remote",
+        "Failed uploads to each remote since berkutd started",
     ),
 ];
 
@@ -224,6 +236,21 @@ impl Collector for Figured {
             "berkut_drill_last_success_timestamp_seconds",
             f.last_drill_success,
         )?;
+        if !f.remote_lag.is_empty() {
+            let name = "berkut_remote_copy_lag_seconds";
+            let mut m = e.encode_descriptor(name, help(name), None, MetricType::Gauge)?;
+            for (remote, lag) in &f.remote_lag {
+                ConstGauge::new(*lag as i64)
+                    .encode(m.encode_family(&[("remote", remote.as_str())])?)?;
+            }
+        }
+        if !f.remote_failures.is_empty() {
+            let name = "berkut_remote_copy_failures";
+            let mut m = e.encode_descriptor(name, help(name), None, MetricType::Counter)?;
+            for (remote, n) in &f.remote_failures {
+                ConstCounter::new(*n).encode(m.encode_family(&[("remote", remote.as_str())])?)?;
+            }
+        }
         Ok(())
     }
 }
@@ -271,6 +298,8 @@ mod tests {
             free_bytes: Some(1 << 30),
             restores: vec![(RestoreKind::Drill, Outcome::Failed, 2)],
             last_drill_success: None,
+            remote_lag: vec![("offsite".into(), 120), ("usb".into(), 0)],
+            remote_failures: vec![("offsite".into(), 4), ("usb".into(), 0)],
         }
     }
 
@@ -307,6 +336,21 @@ mod tests {
             Some("2")
         );
         assert_eq!(value(&text, "berkut_rpo_breached"), Some("1"));
+        assert_eq!(
+            value(&text, "berkut_remote_copy_lag_seconds{remote=\"offsite\"}"),
+            Some("120")
+        );
+        assert_eq!(
+            value(
+                &text,
+                "berkut_remote_copy_failures_total{remote=\"offsite\"}"
+            ),
+            Some("4")
+        );
+        assert_eq!(
+            value(&text, "berkut_remote_copy_failures_total{remote=\"usb\"}"),
+            Some("0")
+        );
         // What is unknown is absent, not zero: a zero timestamp would read
         // as "failed in 1970".
         assert!(!text.contains("berkut_backup_last_failure_timestamp_seconds"));

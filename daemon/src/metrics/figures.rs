@@ -3,8 +3,6 @@
 //! watch and the backup directory's file system. Plain data, so encoding
 //! them (`encode.rs`) is a pure function a unit test can check.
 
-use std::path::Path;
-
 use berkut_proto::wire::BackupStatus;
 
 use super::counters::{Outcome, RestoreKind, ORIGINS, OUTCOMES, RESTORE_KINDS};
@@ -37,6 +35,11 @@ pub struct Figures {
     pub restores: Vec<(RestoreKind, Outcome, u64)>,
     /// When the newest succeeded drill ended.
     pub last_drill_success: Option<i64>,
+    /// Per configured remote: how long the newest succeeded backup has
+    /// waited for its copy there (0 once copied).
+    pub remote_lag: Vec<(String, u64)>,
+    /// Per configured remote: failed uploads since the daemon started.
+    pub remote_failures: Vec<(String, u64)>,
 }
 
 pub fn gather(daemon: &Daemon) -> Figures {
@@ -47,9 +50,13 @@ pub fn gather(daemon: &Daemon) -> Figures {
         for e in cat.list() {
             match e.state.status() {
                 BackupStatus::Succeeded => {
-                    f.stored += 1;
-                    let created = e.state.created_at().unix_timestamp();
-                    f.oldest = Some(f.oldest.map_or(created, |o| o.min(created)));
+                    // A remote-only backup (its local archive deleted) is
+                    // not stored here; it still counts as a good backup.
+                    if !e.remote_only {
+                        f.stored += 1;
+                        let created = e.state.created_at().unix_timestamp();
+                        f.oldest = Some(f.oldest.map_or(created, |o| o.min(created)));
+                    }
                     if newest_success.is_none_or(|n| n.state.finished_at() < e.state.finished_at())
                     {
                         newest_success = Some(e);
@@ -90,12 +97,18 @@ pub fn gather(daemon: &Daemon) -> Figures {
     let rpo = crate::schedule::rpo_state(daemon, now);
     f.rpo_breached = rpo.breached;
     f.rpo_limit = rpo.limit_seconds;
-    f.free_bytes = free_bytes(&daemon.config().backup_path);
+    let config = daemon.config();
+    f.free_bytes = crate::fsutil::free_bytes(&config.backup_path);
+    daemon.catalogue.read(|cat| {
+        for remote in &config.remotes {
+            let since = crate::remote::ops::uncopied_since(cat, &remote.name);
+            let lag = since.map_or(0, |at| (now - at).whole_seconds().max(0) as u64);
+            f.remote_lag.push((remote.name.clone(), lag));
+        }
+    });
+    for remote in &config.remotes {
+        let failed = daemon.replication.failures(&remote.name);
+        f.remote_failures.push((remote.name.clone(), failed));
+    }
     f
-}
-
-/// The bytes an unprivileged writer may still use on `dir`'s file system.
-fn free_bytes(dir: &Path) -> Option<u64> {
-    let st = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
 }

@@ -170,6 +170,9 @@ mod tests {
             pinned: false,
             properties: None,
             files: None,
+            copies: Vec::new(),
+            remote_only: false,
+            dropped_from: Vec::new(),
             drill: drill.map(|(result, seconds)| DrillVerdict {
                 result,
                 at: created + time::Duration::minutes(10),

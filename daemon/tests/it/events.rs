@@ -354,3 +354,48 @@ async fn notify_test_reports_each_sink_whatever_its_filter() {
     assert_eq!(results[1]["ok"], false);
     events(&good, "test", 2);
 }
+
+/// A reload (SIGHUP) that names another webhook moves the events there:
+/// what happens after the reload reaches the new sink only, and a failed
+/// backup after it is told to the new sink, not the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_moves_events_to_the_new_sinks() {
+    let pg = small_cluster();
+    let dir = berkut_testkit::temp_dir("events-");
+    let old = Receiver::start(Answer::Ok);
+    let new = Receiver::start(Answer::Ok);
+    let secret = secret_file(dir.path());
+    let (fake, flag) = switchable_pg_dump(dir.path());
+    let builder = daemon_for(&pg).env("BERKUT_BACKUP_PGDUMP_BIN", fake.display().to_string());
+    let daemon = with_config(builder, dir.path(), &webhook(&old.url(), &secret, "")).start();
+    assert_eq!(ctl(&daemon, &["notify", "test"]).code, 0);
+    events(&old, "test", 1);
+
+    std::fs::write(
+        dir.path().join("berkutd.toml"),
+        webhook(&new.url(), &secret, ""),
+    )
+    .unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_for("the reload", LONG, || {
+        daemon
+            .log()
+            .contains("configuration reloaded")
+            .then_some(())
+    });
+    std::fs::write(&flag, "").unwrap();
+    let mut client = daemon.client().await;
+    let failed = backup_now(&mut client, Scope::Database).await;
+    assert_eq!(failed.status, BackupStatus::Failed);
+    let told = events(&new, "backup_failed", 1);
+    assert_eq!(told[0].json()["backup_id"], failed.id.as_str());
+    assert!(told[0].signed_with(SECRET));
+    assert_eq!(ctl(&daemon, &["notify", "test"]).code, 0);
+    events(&new, "test", 1);
+    // Everything after the reload went to the new sink only.
+    assert_eq!(
+        old.requests().len(),
+        1,
+        "the old sink got only the first test"
+    );
+}

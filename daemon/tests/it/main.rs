@@ -31,6 +31,8 @@ mod privilege;
 mod protocol;
 mod recovery;
 mod reload;
+mod remote_copies;
+mod remote_recovery;
 mod restore_checks;
 mod restore_faults;
 mod restore_properties;

@@ -24,8 +24,7 @@ async fn backups_are_created_listed_shown_followed_and_deleted() {
         .send()
         .await
         .unwrap();
-    assert_eq!(created.status(), 202);
-    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let location = accepted(&created);
     let record: serde_json::Value = created.json().await.unwrap();
     let id = record["id"].as_str().unwrap().to_owned();
     assert_eq!(location, format!("/api/backups/{id}"));
@@ -41,11 +40,7 @@ async fn backups_are_created_listed_shown_followed_and_deleted() {
     .send()
     .await
     .unwrap();
-    assert_eq!(events.status(), 200);
-    assert_eq!(events.headers()["content-type"], "text/event-stream");
-    let events = sse_events(&events.text().await.unwrap());
-    let (last, end) = events.last().expect("at least the end event");
-    assert_eq!(last, "end");
+    let (events, end) = stream_to_end(events).await;
     assert_eq!(end["status"], "succeeded", "{events:?}");
 
     let shown = req(Method::GET, gw.url(&location), "v", "viewer")
@@ -256,8 +251,7 @@ async fn a_dry_run_is_accepted_followed_and_shown() {
     .send()
     .await
     .unwrap();
-    assert_eq!(started.status(), 202);
-    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let location = accepted(&started);
     let record: serde_json::Value = started.json().await.unwrap();
     let rid = record["restore_id"].as_str().unwrap().to_owned();
     assert_eq!(location, format!("/api/backups/restores/{rid}"));
@@ -272,10 +266,7 @@ async fn a_dry_run_is_accepted_followed_and_shown() {
     .send()
     .await
     .unwrap();
-    assert_eq!(events.status(), 200);
-    let events = sse_events(&events.text().await.unwrap());
-    let (last, end) = events.last().unwrap();
-    assert_eq!(last, "end");
+    let (_, end) = stream_to_end(events).await;
     assert_eq!(end["status"], "succeeded", "{end}");
 
     let status: serde_json::Value = req(Method::GET, gw.url(&location), "v", "viewer")

@@ -182,6 +182,26 @@ pub async fn problem(response: reqwest::Response, status: u16, code: &str) -> se
     doc
 }
 
+/// Asserts that `response` is `202 Accepted` and returns its `Location`.
+pub fn accepted(response: &reqwest::Response) -> String {
+    assert_eq!(response.status(), 202);
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// Reads a Server-Sent Events response to its end: asserts `200`, the
+/// event-stream type and that the last event is `end`; returns every
+/// event and the end's data.
+pub async fn stream_to_end(
+    response: reqwest::Response,
+) -> (Vec<(String, serde_json::Value)>, serde_json::Value) {
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let events = sse_events(&response.text().await.unwrap());
+    let (last, end) = events.last().expect("at least the end event").clone();
+    assert_eq!(last, "end", "{events:?}");
+    (events, end)
+}
+
 /// The events of a Server-Sent Events body, as (event, data) pairs.
 pub fn sse_events(body: &str) -> Vec<(String, serde_json::Value)> {
     body.split("\n\n")

@@ -30,8 +30,7 @@ async fn a_real_restore_makes_ordinary_endpoints_503_and_streams_every_step() {
     .send()
     .await
     .unwrap();
-    assert_eq!(started.status(), 202);
-    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let location = accepted(&started);
     let events = tokio::spawn(
         req(
             Method::GET,
@@ -82,11 +81,7 @@ async fn a_real_restore_makes_ordinary_endpoints_503_and_streams_every_step() {
     );
 
     gate.open_forever();
-    let events = events.await.unwrap().unwrap();
-    assert_eq!(events.status(), 200);
-    let events = sse_events(&events.text().await.unwrap());
-    let (last, end) = events.last().unwrap();
-    assert_eq!(last, "end", "{events:?}");
+    let (events, end) = stream_to_end(events.await.unwrap().unwrap()).await;
     assert_eq!(end["status"], "succeeded", "{end}");
     let steps: Vec<(String, String)> = end["steps"]
         .as_array()

@@ -83,8 +83,16 @@ pub const PLAN_CRON: TextLimit = TextLimit {
     max_chars: 256,
 };
 
+/// `remote`: a configured remote's name (`[[remote]]`, 1 to 32 of a-z,
+/// 0-9 and -; the daemon refuses a name it does not know).
+pub const REMOTE: TextLimit = TextLimit {
+    field: "op.remote",
+    min_chars: 1,
+    max_chars: 32,
+};
+
 /// Every limit, for documentation and tests.
-pub const TEXT_LIMITS: [TextLimit; 7] = [
+pub const TEXT_LIMITS: [TextLimit; 8] = [
     CLIENT_NAME,
     USER,
     LABEL,
@@ -92,6 +100,7 @@ pub const TEXT_LIMITS: [TextLimit; 7] = [
     PLAN_WEEKDAY,
     PLAN_TIMEZONE,
     PLAN_CRON,
+    REMOTE,
 ];
 
 impl TextLimit {

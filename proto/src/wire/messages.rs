@@ -71,6 +71,9 @@ macro_rules! operations {
         }
 
         impl Operation {
+            /// Every operation's wire name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($name,)*];
+
             /// The operation's name as it appears on the wire, for logs and
             /// audit.
             pub fn name(&self) -> &'static str {
@@ -128,6 +131,11 @@ operations! {
     AuditVerify = "audit_verify",
     StoreRewrap = "store_rewrap",
     StoreRescan = "store_rescan",
+    RemoteList = "remote_list",
+    RemoteFetch = "remote_fetch",
+    RemoteVerify = "remote_verify",
+    RemoteStatus = "remote_status",
+    RemoteDelete = "remote_delete",
     Metrics = "metrics",
     NotifyTest = "notify_test",
     DrillRun = "drill_run",
@@ -288,6 +296,20 @@ pub enum Reply {
         /// The store alarm after the rescan (see `StatusInfo`).
         #[serde(default)]
         store_alarm: Option<String>,
+    },
+    /// What a remote holds (`remote_list`), newest first.
+    RemoteArchives {
+        remote: String,
+        archives: Vec<super::remote::RemoteArchive>,
+    },
+    /// The verdicts of `remote_verify`.
+    RemoteVerified {
+        remote: String,
+        verdicts: Vec<super::remote::RemoteVerdict>,
+    },
+    /// Every configured remote's state (`remote_status`).
+    Remotes {
+        remotes: Vec<super::remote::RemoteInfo>,
     },
     /// The outcome of `metrics`: Prometheus text (format 0.0.4).
     Metrics {

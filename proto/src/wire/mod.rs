@@ -16,6 +16,7 @@ pub mod messages;
 pub mod ops;
 pub mod plan;
 pub mod records;
+pub mod remote;
 pub mod restore;
 pub mod scan;
 
@@ -26,9 +27,11 @@ pub use frame::{Connection, FrameError, MAX_FRAME_LEN};
 pub use messages::{ClientMessage, Operation, Reply, ServerMessage, SinkResult, PROTOCOL_VERSION};
 pub use plan::{PlanInfo, PlanSpec, Preset};
 pub use records::{
-    BackupRecord, BackupStatus, Failure, JobInfo, JobKind, Phase, Progress, StatusInfo, TaskFault,
+    BackupRecord, BackupStatus, CopyRecord, CopyState, Failure, JobInfo, JobKind, Phase, Progress,
+    StatusInfo, TaskFault,
 };
 pub use records::{DrillResult, DrillVerdict, RestoreEstimate};
+pub use remote::{RemoteArchive, RemoteInfo, RemoteVerdict};
 pub use restore::{
     CountCheck, DigestCheck, Evidence, MaintenanceInfo, RestoreRecord, RestoreStatus, RestoreStep,
     StepLog, StepState,

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::input::{LABEL, PLAN_AT, PLAN_CRON, PLAN_TIMEZONE, PLAN_WEEKDAY};
+use super::input::{LABEL, PLAN_AT, PLAN_CRON, PLAN_TIMEZONE, PLAN_WEEKDAY, REMOTE};
 use super::plan::PlanSpec;
 use crate::ids::{BackupId, RestoreId};
 use crate::manifest::Scope;
@@ -307,3 +307,68 @@ no_text!(
     Metrics,
     NotifyTest,
 );
+
+/// The archives a remote holds, from a listing and a ranged read of each
+/// header (no full download), including ones the catalogue never saw.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemoteList {
+    pub remote: String,
+}
+
+/// Downloads a remote's copy into quarantine, authenticates it whole and
+/// takes it into the store (origin `remote`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemoteFetch {
+    pub remote: String,
+    pub id: BackupId,
+}
+
+/// Downloads and authenticates one copy (`id`) or every copy a remote
+/// holds; nothing is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemoteVerify {
+    pub remote: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<BackupId>,
+}
+
+/// Every configured remote's state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoteStatus {}
+
+/// Deletes a backup's copy on one remote (`remote`), or its archive and
+/// every copy (`everywhere`); exactly one of the two.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemoteDelete {
+    pub id: BackupId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    #[serde(default)]
+    pub everywhere: bool,
+}
+
+impl Validate for RemoteList {
+    fn validate(&self) -> Result<(), String> {
+        REMOTE.check(&self.remote)
+    }
+}
+
+impl Validate for RemoteFetch {
+    fn validate(&self) -> Result<(), String> {
+        REMOTE.check(&self.remote)
+    }
+}
+
+impl Validate for RemoteVerify {
+    fn validate(&self) -> Result<(), String> {
+        REMOTE.check(&self.remote)
+    }
+}
+
+impl Validate for RemoteDelete {
+    fn validate(&self) -> Result<(), String> {
+        self.remote.as_deref().map_or(Ok(()), |r| REMOTE.check(r))
+    }
+}
+
+no_text!(RemoteStatus);

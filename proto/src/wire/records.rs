@@ -85,6 +85,39 @@ pub struct BackupRecord {
     /// `backup_show` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_restore: Option<RestoreEstimate>,
+    /// The backup's off-site copies, one per remote it is meant for;
+    /// omitted when there are none, so a daemon without remotes sends the
+    /// bytes it always did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyRecord>,
+    /// The local archive was deleted (`backup delete`) while a remote
+    /// still holds a copy: a restore fetches it first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remote_only: bool,
+}
+
+/// Where one off-site copy of a backup stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyState {
+    /// Waiting for its (first or next) upload.
+    Pending,
+    Uploading,
+    /// In the remote, its size checked.
+    Copied,
+    /// The last attempt failed; retried after a backoff.
+    Failed,
+}
+
+impl CopyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyState::Pending => "pending",
+            CopyState::Uploading => "uploading",
+            CopyState::Copied => "copied",
+            CopyState::Failed => "failed",
+        }
+    }
 }
 
 /// Whether a drill proved a backup restorable.
@@ -102,6 +135,24 @@ impl DrillResult {
             DrillResult::Failed => "failed",
         }
     }
+}
+
+/// One off-site copy of a backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyRecord {
+    /// The remote's name (`[[remote]]`).
+    pub remote: String,
+    pub state: CopyState,
+    /// When the copy reached its state.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub at: Option<OffsetDateTime>,
+    /// Uploads tried so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the last attempt failed, in words safe to show (never a
+    /// credential).
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// The outcome of the last drill of a backup.
@@ -238,6 +289,18 @@ pub struct StatusInfo {
     /// were restarted since the daemon started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub task_faults: Vec<TaskFault>,
+    /// With remotes configured: how long the newest successful backup
+    /// may wait for its off-site copies (`offsite_rpo_seconds`). The three
+    /// off-site fields are omitted without remotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsite_rpo_limit_seconds: Option<u64>,
+    /// How long the newest successful backup has waited for a copy some
+    /// remote does not have yet; absent when every remote has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsite_uncopied_age_seconds: Option<u64>,
+    /// True when that wait passed the limit: the off-site RPO is missed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offsite_rpo_breached: bool,
     /// The newest backup a drill passed for: the recovery point you can
     /// count on. The fields up to `drill_failed` are omitted when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]

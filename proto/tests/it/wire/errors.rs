@@ -151,6 +151,13 @@ fn every_text_field_is_bounded_at_decode() {
                 map(vec![("type", "status".into())]),
                 Some(map(vec![("user", text.into()), ("role", "viewer".into())])),
             ),
+            "op.remote" => request(
+                map(vec![
+                    ("type", "remote_list".into()),
+                    ("remote", text.into()),
+                ]),
+                None,
+            ),
             "op.label" => request(
                 map(vec![
                     ("type", "backup_create".into()),

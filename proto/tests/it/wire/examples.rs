@@ -188,6 +188,17 @@ pub(super) fn table_names(text: &str) -> Vec<&str> {
 }
 
 #[test]
+fn the_samples_hold_every_operation() {
+    let sampled: Vec<&str> = all_operations().iter().map(|o| o.name()).collect();
+    for name in Operation::NAMES {
+        assert!(
+            sampled.contains(name),
+            "{name} has no sample in the fixtures: the document and the wire tests skip it"
+        );
+    }
+}
+
+#[test]
 fn the_document_lists_every_operation_reply_and_record_field() {
     let doc = protocol_doc();
     let headings: Vec<&str> = doc.lines().filter(|l| l.starts_with("### 6.")).collect();

@@ -1,0 +1,210 @@
+//! Off-site copies. Every succeeded backup (and import) gets a copy record
+//! per configured remote (`[[remote]]`), persisted in the catalogue with
+//! its state, attempts and the time of its next attempt; `replicate.rs`
+//! works through them in a bounded queue of its own, so a backup never
+//! waits for an upload. `storage.rs` is the storage itself (opendal).
+
+pub mod ops;
+pub mod replicate;
+pub mod retention;
+pub mod storage;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use berkut_proto::ids::BackupId;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::task::TaskTracker;
+
+use crate::catalogue::Copy;
+use crate::config::Config;
+
+pub use storage::{RemoteError, Storage};
+
+/// Uploads running at once, across all remotes: enough to keep a link
+/// busy, few enough that backups keep their disk and CPU.
+pub const UPLOAD_SLOTS: usize = 2;
+/// Downloads from remotes (fetch, verify) running at once: each holds a
+/// whole archive in the backup directory until it is checked.
+pub const DOWNLOAD_SLOTS: usize = 2;
+
+/// The replication queue's shared state. The queue itself is the copies
+/// in the catalogue; this holds what only a running daemon knows.
+pub struct Replication {
+    wake: Notify,
+    pub(crate) slots: Arc<Semaphore>,
+    /// Owns `DOWNLOAD_SLOTS`: a fetch or a verified copy holds a permit.
+    pub(crate) download_slots: Semaphore,
+    /// (backup, remote) pairs being uploaded now.
+    in_flight: Mutex<HashSet<(BackupId, String)>>,
+    /// The last error each remote gave, and when, for `remote status`.
+    last_error: Mutex<HashMap<String, (OffsetDateTime, String)>>,
+    /// Per remote: since when its uploads have failed without a success
+    /// in between, and whether `copy_failing` was sent for that run.
+    failing: Mutex<HashMap<String, Failing>>,
+    /// Failed upload attempts per remote since the daemon started
+    /// (`berkut_remote_copy_failures_total`).
+    failures: Mutex<HashMap<String, u64>>,
+    pub(crate) uploads: TaskTracker,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication {
+            wake: Notify::new(),
+            slots: Arc::new(Semaphore::new(UPLOAD_SLOTS)),
+            download_slots: Semaphore::new(DOWNLOAD_SLOTS),
+            in_flight: Mutex::default(),
+            last_error: Mutex::default(),
+            failing: Mutex::default(),
+            failures: Mutex::default(),
+            uploads: TaskTracker::new(),
+        }
+    }
+}
+
+impl Replication {
+    /// Tells the queue there may be new work (a backup succeeded, an
+    /// import landed). Never waits.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await
+    }
+
+    /// Claims a (backup, remote) pair for an upload; false when one runs.
+    pub(crate) fn claim(&self, id: &BackupId, remote: &str) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap()
+            .insert((id.clone(), remote.to_owned()))
+    }
+
+    pub(crate) fn release(&self, id: &BackupId, remote: &str) {
+        self.in_flight
+            .lock()
+            .unwrap()
+            .remove(&(id.clone(), remote.to_owned()));
+    }
+
+    pub fn is_uploading(&self, id: &BackupId, remote: &str) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap()
+            .contains(&(id.clone(), remote.to_owned()))
+    }
+
+    /// Whether any upload of this backup runs: it must not be deleted then.
+    pub fn uses_backup(&self, id: &BackupId) -> bool {
+        self.in_flight.lock().unwrap().iter().any(|(b, _)| b == id)
+    }
+
+    /// Records a failed upload to `remote` at `at`. Returns true once per
+    /// run of failures, the first time that run has lasted longer than
+    /// `threshold`: the moment to send `copy_failing`.
+    pub(crate) fn note_error(
+        &self,
+        remote: &str,
+        at: OffsetDateTime,
+        words: &str,
+        threshold: std::time::Duration,
+    ) -> bool {
+        self.last_error
+            .lock()
+            .unwrap()
+            .insert(remote.to_owned(), (at, words.to_owned()));
+        *self
+            .failures
+            .lock()
+            .unwrap()
+            .entry(remote.to_owned())
+            .or_default() += 1;
+        let mut failing = self.failing.lock().unwrap();
+        let run = failing.entry(remote.to_owned()).or_insert(Failing {
+            since: at,
+            notified: false,
+        });
+        let long = (at - run.since).unsigned_abs() >= threshold;
+        let tell = long && !run.notified;
+        run.notified |= tell;
+        tell
+    }
+
+    /// An upload to `remote` succeeded: its run of failures is over.
+    pub(crate) fn clear_error(&self, remote: &str) {
+        self.last_error.lock().unwrap().remove(remote);
+        self.failing.lock().unwrap().remove(remote);
+    }
+
+    /// Failed upload attempts to `remote` since the daemon started.
+    pub fn failures(&self, remote: &str) -> u64 {
+        self.failures
+            .lock()
+            .unwrap()
+            .get(remote)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn last_error(&self, remote: &str) -> Option<(OffsetDateTime, String)> {
+        self.last_error.lock().unwrap().get(remote).cloned()
+    }
+}
+
+/// A remote's current run of failed uploads.
+struct Failing {
+    since: OffsetDateTime,
+    notified: bool,
+}
+
+/// The copies a newly succeeded backup owes: one pending per remote.
+pub fn pending_copies(config: &Config, now: OffsetDateTime) -> Vec<Copy> {
+    config
+        .remotes
+        .iter()
+        .map(|r| Copy::pending(&r.name, now))
+        .collect()
+}
+
+/// The off-site RPO watch, for `status`.
+#[derive(Default)]
+pub struct OffsiteRpo {
+    pub limit_seconds: Option<u64>,
+    pub uncopied_age_seconds: Option<u64>,
+    pub breached: bool,
+}
+
+/// How long the newest successful backup has waited for its copies on
+/// the configured remotes, and whether that passed `offsite_rpo_seconds`.
+pub fn offsite_rpo(daemon: &crate::state::Daemon, now: OffsetDateTime) -> OffsiteRpo {
+    let config = daemon.config();
+    if config.remotes.is_empty() {
+        return OffsiteRpo::default();
+    }
+    let limit = config.offsite_rpo.as_secs();
+    let waiting_since = daemon.catalogue.read(|c| {
+        config
+            .remotes
+            .iter()
+            .filter_map(|r| ops::uncopied_since(c, &r.name))
+            .min()
+    });
+    let age = waiting_since.map(|at| (now - at).whole_seconds().max(0) as u64);
+    OffsiteRpo {
+        limit_seconds: Some(limit),
+        uncopied_age_seconds: age,
+        breached: age.is_some_and(|age| age > limit),
+    }
+}
+
+/// Opens the storage of the remote called `name`, if configured.
+pub fn storage(config: &Config, name: &str) -> Option<Result<Storage, RemoteError>> {
+    config
+        .remotes
+        .iter()
+        .find(|r| r.name == name)
+        .map(Storage::open)
+}

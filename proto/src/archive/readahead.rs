@@ -189,6 +189,25 @@ mod tests {
     }
 
     #[test]
+    fn the_background_hasher_hashes_exactly_what_it_is_given() {
+        // Buffers of 1000 bytes, so that pieces straddle them and the
+        // thread has more buffers to hash than there are in flight.
+        for len in [0usize, 1, 999, 1000, 1001, 12_345] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
+            let mut hasher = BackgroundHasher::new(1000).unwrap();
+            for piece in data.chunks(777) {
+                hasher.update(piece).unwrap();
+            }
+            let digest = hasher.finalize().unwrap();
+            assert_eq!(
+                digest,
+                <[u8; 32]>::from(Sha256::digest(&data)),
+                "length {len}"
+            );
+        }
+    }
+
+    #[test]
     fn a_read_error_reaches_the_reader() {
         struct Failing;
         impl Read for Failing {

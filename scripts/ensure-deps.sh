@@ -86,3 +86,12 @@ if [ ! -x "$http_venv/bin/openapi-spec-validator" ]; then
     as_root python3 -m venv "$http_venv"
     as_root "$http_venv/bin/pip" install -q 'openapi-spec-validator>=0.7,<0.8'
 fi
+
+# The evidence export's tests open the archives the way an auditor would:
+# GNU tar, gzip, zstd (for .tar.zst) and sha256sum.
+if ! command -v zstd >/dev/null || ! command -v gzip >/dev/null; then
+    echo "ensure-deps: installing zstd and gzip" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zstd gzip >/dev/null \
+        || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+             && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zstd gzip >/dev/null; }
+fi

@@ -210,6 +210,16 @@ enum RestoreCommand {
         /// match.
         #[arg(long)]
         verify: bool,
+        /// Write the evidence directory (summary.json, logs/, DIGEST) to
+        /// FILE as one tar archive for an auditor: FILE.tar.gz or .tgz is
+        /// gzipped, .tar.zst or .tzst zstd-compressed, any other name a
+        /// plain tar. After `tar -xf FILE`, `sha256sum -c DIGEST` in the
+        /// restore's directory checks it.
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+        /// With --export, replace FILE if it exists.
+        #[arg(long, requires = "export")]
+        force: bool,
     },
     /// Put back the database a real restore replaced.
     Rollback { restore_id: String },
@@ -383,7 +393,23 @@ async fn main() -> std::process::ExitCode {
             ..
         }) => commands::restore_status::run(&ctx, &restore_id, wait).await,
         Command::Restore(RestoreArgs {
-            command: Some(RestoreCommand::Evidence { restore_id, verify }),
+            command:
+                Some(RestoreCommand::Evidence {
+                    restore_id,
+                    verify,
+                    export: Some(file),
+                    force,
+                }),
+            ..
+        }) => commands::restore_evidence_export::run(&ctx, &restore_id, &file, force, verify).await,
+        Command::Restore(RestoreArgs {
+            command:
+                Some(RestoreCommand::Evidence {
+                    restore_id,
+                    verify,
+                    export: None,
+                    ..
+                }),
             ..
         }) => commands::restore_status::evidence(&ctx, &restore_id, verify).await,
         Command::Restore(RestoreArgs {

@@ -13,7 +13,10 @@
 //! can run. A drill never starts while another drill runs (at most one at a
 //! time), and yields to the daemon's other work: it waits while a backup is
 //! queued or running, a real restore runs or maintenance is on. Once
-//! started it queues behind the same parallelism limit as every job.
+//! started it queues behind the same parallelism limit as every job, and
+//! when its turn comes it gives it to any backup or real restore queued
+//! behind it (`jobs::Place::acquire`); once it holds its slot it keeps it
+//! to the end (ARCHITECTURE.md, "Parallelism is data").
 //! Drills restore on the drill server when one is set, else into a scratch
 //! database on the live server (`restore::target`), never into the live
 //! database.

@@ -93,20 +93,45 @@ struct Place {
     counts: watch::Sender<JobCounts>,
     /// Set by `start`: how the job leaves the registry and the counts.
     release: Option<Arc<Release>>,
+    /// Set by `start` for a drill: the registry whose queued backups and
+    /// real restores the drill gives its turn to (`Place::acquire`).
+    yields_to: Option<Arc<Jobs>>,
 }
 
 impl Place {
     /// Waits for a free slot. `None` when the daemon began to stop (or the
     /// work was cancelled) while it was queued: a stopping daemon starts no
     /// new work.
+    ///
+    /// A drill yields: when its turn comes while a backup or a real restore
+    /// that it has not yet yielded to waits in the registry (queued after
+    /// the drill, since the queue is first come, first served), it takes a
+    /// new place at the end of the queue and only then lets its permit go,
+    /// which the semaphore hands to the first waiter. Each job is yielded
+    /// to once: that is enough to put the drill behind it, and it bounds
+    /// the loop even when a job counted as waiting was in fact already
+    /// handed a permit and not yet marked as started.
     async fn acquire(&mut self, cancel: &CancellationToken) -> Option<OwnedSemaphorePermit> {
-        let turn = self.turn.take()?;
-        let permit = tokio::select! {
-            biased;
-            _ = self.draining.cancelled() => None,
-            _ = cancel.cancelled() => None,
-            permit = turn => permit.ok(),
-        }?;
+        let mut yielded: Vec<JobId> = Vec::new();
+        let permit = loop {
+            let turn = self.turn.take()?;
+            let permit = tokio::select! {
+                biased;
+                _ = self.draining.cancelled() => None,
+                _ = cancel.cancelled() => None,
+                permit = turn => permit.ok(),
+            }?;
+            let Some(jobs) = &self.yields_to else {
+                break permit;
+            };
+            let waiting = jobs.waiting_non_drills();
+            if waiting.iter().all(|id| yielded.contains(id)) {
+                break permit;
+            }
+            yielded.extend(waiting);
+            self.turn = Some(queue_up(&jobs.semaphore));
+            drop(permit);
+        };
         self.started.store(true, Ordering::SeqCst);
         self.counts.send_modify(|c| {
             c.queued -= 1;
@@ -151,6 +176,14 @@ impl TaskContext {
     /// Waits for a free slot; `None` when the daemon began to stop first.
     pub async fn acquire(&mut self) -> Option<OwnedSemaphorePermit> {
         self.place.acquire(&self.cancel).await
+    }
+
+    /// Takes the job out of the registry and the counts now, before its
+    /// outcome is published, as `JobContext::leave` does for backups.
+    pub fn leave(&self) {
+        if let Some(release) = &self.place.release {
+            release.run();
+        }
     }
 }
 
@@ -293,6 +326,9 @@ impl Jobs {
             done: AtomicBool::new(false),
         });
         place.release = Some(Arc::clone(&release));
+        if kind == Kind::Drill {
+            place.yields_to = Some(Arc::clone(self));
+        }
         let cancel = self.cancel.child_token();
         self.tracker.spawn(async move {
             // Held across the body: released however the task ends.
@@ -311,6 +347,7 @@ impl Jobs {
             started: Arc::clone(&started),
             counts: self.counts.clone(),
             release: None,
+            yields_to: None,
         };
         (place, started)
     }
@@ -346,6 +383,17 @@ impl Jobs {
     pub fn is_active(&self, id: &BackupId) -> bool {
         let active = self.active.lock().unwrap();
         active.contains_key(&JobId::Backup(id.clone()))
+    }
+
+    /// The backups and real restores waiting for a slot, which a drill's
+    /// turn goes to first.
+    fn waiting_non_drills(&self) -> Vec<JobId> {
+        let active = self.active.lock().unwrap();
+        active
+            .iter()
+            .filter(|(_, e)| e.kind != Kind::Drill && !e.started.load(Ordering::SeqCst))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// How many jobs of `kind` run (hold their slot) now.
@@ -598,7 +646,8 @@ mod tests {
             });
         }
         assert_eq!(running_rx.recv().await, Some("backup"));
-        assert_eq!(running_rx.recv().await, Some("drill"));
+        // The drill gave its turn to the real restore queued behind it.
+        assert_eq!(running_rx.recv().await, Some("restore"));
         assert_eq!(
             *jobs.counts().borrow(),
             JobCounts {
@@ -607,16 +656,104 @@ mod tests {
             }
         );
         assert_eq!(jobs.running(Kind::Backup), 1);
-        assert_eq!(jobs.running(Kind::Drill), 1);
-        assert_eq!(jobs.running(Kind::Restore), 0, "the real restore is queued");
+        assert_eq!(jobs.running(Kind::Restore), 1);
+        assert_eq!(jobs.running(Kind::Drill), 0, "the drill is queued");
         // Only backups are listed and watchable.
         assert_eq!(jobs.list().len(), 1);
         release_tx.send(true).unwrap();
-        assert_eq!(running_rx.recv().await, Some("restore"));
+        assert_eq!(running_rx.recv().await, Some("drill"));
         jobs.tracker.close();
         jobs.tracker.wait().await;
         assert_eq!(*jobs.counts().borrow(), JobCounts::default());
+        assert_eq!(jobs.running(Kind::Drill), 0);
+    }
+
+    /// A restore leaves the registry and the counts when it says so, before
+    /// its task ends (and its outcome is published), and only once.
+    #[tokio::test]
+    async fn a_restore_leaves_the_counts_before_its_task_ends() {
+        let jobs = Jobs::new(1);
+        let (left_tx, left_rx) = tokio::sync::oneshot::channel();
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+        let id = RestoreId::generate(datetime!(2026-11-21 00:00 UTC));
+        jobs.spawn_restore(id, false, move |mut ctx| async move {
+            let permit = ctx.acquire().await.expect("a free slot");
+            drop(permit);
+            ctx.leave();
+            left_tx.send(()).unwrap();
+            let _ = end_rx.await;
+            ctx.leave();
+        });
+        left_rx.await.unwrap();
+        assert_eq!(*jobs.counts().borrow(), JobCounts::default());
         assert_eq!(jobs.running(Kind::Restore), 0);
+        end_tx.send(()).unwrap();
+        jobs.tracker.close();
+        jobs.tracker.wait().await;
+        assert_eq!(*jobs.counts().borrow(), JobCounts::default());
+    }
+
+    /// A drill queued first gives its turn to a backup and a real restore
+    /// queued after it; with nothing else waiting it runs as queued.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_drill_yields_its_turn_to_backups_and_real_restores_queued_behind_it() {
+        let jobs = Jobs::new(1);
+        let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (release_tx, release_rx) = watch::channel(false);
+        {
+            let (started_tx, mut release) = (started_tx.clone(), release_rx.clone());
+            jobs.spawn(view(0), move |mut ctx| async move {
+                let _permit = ctx.acquire().await.expect("a free slot");
+                started_tx.send("first backup").unwrap();
+                let _ = release.wait_for(|go| *go).await;
+            });
+        }
+        assert_eq!(started_rx.recv().await, Some("first backup"));
+        let restore = |n: u64, dry_run: bool, what: &'static str| {
+            let started_tx = started_tx.clone();
+            let id = RestoreId::generate(datetime!(2026-11-21 00:00 UTC) + Duration::from_secs(n));
+            jobs.spawn_restore(id, dry_run, move |mut ctx| async move {
+                let _permit = ctx.acquire().await.expect("a free slot");
+                started_tx.send(what).unwrap();
+            });
+        };
+        restore(1, true, "drill");
+        {
+            let started_tx = started_tx.clone();
+            jobs.spawn(view(1), move |mut ctx| async move {
+                let _permit = ctx.acquire().await.expect("a free slot");
+                started_tx.send("backup queued after the drill").unwrap();
+            });
+        }
+        restore(2, false, "real restore queued after the drill");
+        assert_eq!(
+            *jobs.counts().borrow(),
+            JobCounts {
+                running: 1,
+                queued: 3
+            }
+        );
+        release_tx.send(true).unwrap();
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            order.push(started_rx.recv().await.unwrap());
+        }
+        assert_eq!(
+            order,
+            [
+                "backup queued after the drill",
+                "real restore queued after the drill",
+                "drill"
+            ]
+        );
+        jobs.tracker.close();
+        jobs.tracker.wait().await;
+        assert_eq!(*jobs.counts().borrow(), JobCounts::default());
+        assert_eq!(jobs.semaphore.available_permits(), 1);
+
+        // Alone in the queue, a drill takes its turn at once.
+        restore(3, true, "lone drill");
+        assert_eq!(started_rx.recv().await, Some("lone drill"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -24,6 +24,7 @@ pub mod plan_enable;
 pub mod plan_set;
 pub mod plan_show;
 pub mod remote;
+pub mod restore_evidence_export;
 pub mod restore_rollback;
 pub mod restore_start;
 pub mod restore_status;

@@ -1,6 +1,6 @@
 //! Restores: the record with its steps, and the evidence kept of one.
 
-use berkut_proto::wire::{Evidence, RestoreRecord, RestoreStatus, StepState};
+use berkut_proto::wire::{Evidence, Reply, RestoreRecord, RestoreStatus, StepState};
 
 use super::text::{opt_time, printable};
 use super::{Outcome, Show};
@@ -168,6 +168,59 @@ pub fn digest_failure(evidence: &Evidence) -> Option<String> {
         Some(d) if !d.problems.is_empty() => Some(format!(
             "the evidence of restore {} does not match its DIGEST: {}",
             evidence.record.restore_id,
+            printable(&d.problems.join("; "))
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Shows what `--export` wrote; returns why the export fails `--verify`,
+/// if it does (its files do not match the DIGEST sent with them, or there
+/// was none).
+pub fn exported(json: bool, file: &std::path::Path, reply: &Reply) -> Option<String> {
+    let Reply::EvidenceExported {
+        restore_id,
+        size_bytes,
+        sha256,
+        files,
+        digest,
+    } = reply
+    else {
+        return None;
+    };
+    if json {
+        super::json_line(&serde_json::json!({
+            "restore_id": restore_id,
+            "file": file,
+            "size_bytes": size_bytes,
+            "sha256": sha256,
+            "files": files,
+            "digest": digest,
+        }));
+    } else {
+        println!(
+            "exported the evidence of {restore_id} to {} ({files} files; the tar {}, sha256 {sha256})",
+            printable(&file.display().to_string()),
+            super::text::bytes(*size_bytes)
+        );
+        match digest {
+            Some(d) if d.problems.is_empty() => println!(
+                "DIGEST:        {} files match; after `tar -xf`, `sha256sum -c DIGEST` in {restore_id}/ checks them",
+                d.matched
+            ),
+            Some(d) => {
+                println!("DIGEST:        DOES NOT MATCH ({} files match)", d.matched);
+                for p in &d.problems {
+                    println!("  {}", printable(p));
+                }
+            }
+            None => println!("DIGEST:        none (an older berkutd kept this evidence)"),
+        }
+    }
+    match digest {
+        None => Some(format!("restore {restore_id} has no DIGEST to verify")),
+        Some(d) if !d.problems.is_empty() => Some(format!(
+            "the evidence of restore {restore_id} does not match its DIGEST (exported as it is): {}",
             printable(&d.problems.join("; "))
         )),
         Some(_) => None,

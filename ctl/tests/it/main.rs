@@ -15,5 +15,6 @@ mod job_attach;
 mod key_generate;
 mod output;
 mod plan_set;
+mod restore_evidence;
 mod restore_start;
 mod status;

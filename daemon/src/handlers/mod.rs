@@ -38,6 +38,7 @@ mod remote_verify;
 mod responder;
 mod restore_cleanup;
 mod restore_evidence;
+mod restore_evidence_export;
 mod restore_rollback;
 mod restore_start;
 mod restore_status;
@@ -173,6 +174,7 @@ operations!(
     Metrics,
     NotifyTest,
     DrillRun,
+    RestoreEvidenceExport,
 );
 
 #[cfg(test)]

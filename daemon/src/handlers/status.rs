@@ -71,10 +71,7 @@ impl Op for Status {
                 offsite_rpo_breached: offsite.breached,
                 verified_backup: proof.verified.as_ref().map(|(id, _)| id.clone()),
                 verified_at: proof.verified.as_ref().map(|(_, at)| *at),
-                verified_age_seconds: proof
-                    .verified
-                    .as_ref()
-                    .map(|(_, at)| (now - *at).whole_seconds().max(0) as u64),
+                verified_age_seconds: proof.verified_age_seconds(now),
                 last_drill_backup: proof.last.as_ref().map(|(id, _)| id.clone()),
                 last_drill: proof.last.map(|(_, v)| v),
                 drill_overdue: proof.overdue,

@@ -98,6 +98,7 @@ fn all_operations() -> Vec<Operation> {
         ops::Metrics {}.into(),
         ops::NotifyTest {}.into(),
         ops::DrillRun::default().into(),
+        ops::RestoreEvidenceExport { restore_id: rid() }.into(),
     ];
     for wait in [false, true] {
         all.push(
@@ -180,6 +181,7 @@ fn the_fixtures_hold_every_operation() {
         ops::Metrics::NAME,
         ops::NotifyTest::NAME,
         ops::DrillRun::NAME,
+        ops::RestoreEvidenceExport::NAME,
     ];
     let all = all_operations();
     for name in names {

@@ -123,6 +123,12 @@ pub const METRICS: &[Described] = &[
         "When the newest succeeded drill (a dry-run restore) ended (Unix time); absent when none",
     ),
     metric(
+        "berkut_verified_backup_age_seconds",
+        "gauge",
+        "",
+        "Age of the newest backup a drill passed for (seconds since it was made): the recovery point proven restorable; absent before the first passing drill",
+    ),
+    metric(
         "berkut_remote_copy_lag_seconds",
         "gauge",
         "remote",
@@ -236,6 +242,7 @@ impl Collector for Figured {
             "berkut_drill_last_success_timestamp_seconds",
             f.last_drill_success,
         )?;
+        gauge(&mut e, "berkut_verified_backup_age_seconds", f.verified_age)?;
         if !f.remote_lag.is_empty() {
             let name = "berkut_remote_copy_lag_seconds";
             let mut m = e.encode_descriptor(name, help(name), None, MetricType::Gauge)?;
@@ -298,6 +305,7 @@ mod tests {
             free_bytes: Some(1 << 30),
             restores: vec![(RestoreKind::Drill, Outcome::Failed, 2)],
             last_drill_success: None,
+            verified_age: Some(7200),
             remote_lag: vec![("offsite".into(), 120), ("usb".into(), 0)],
             remote_failures: vec![("offsite".into(), 4), ("usb".into(), 0)],
         }
@@ -336,6 +344,10 @@ mod tests {
             Some("2")
         );
         assert_eq!(value(&text, "berkut_rpo_breached"), Some("1"));
+        assert_eq!(
+            value(&text, "berkut_verified_backup_age_seconds"),
+            Some("7200")
+        );
         assert_eq!(
             value(&text, "berkut_remote_copy_lag_seconds{remote=\"offsite\"}"),
             Some("120")

@@ -35,6 +35,9 @@ pub struct Figures {
     pub restores: Vec<(RestoreKind, Outcome, u64)>,
     /// When the newest succeeded drill ended.
     pub last_drill_success: Option<i64>,
+    /// How old the newest backup a drill passed for is, in seconds (as
+    /// `status` reports it).
+    pub verified_age: Option<u64>,
     /// Per configured remote: how long the newest succeeded backup has
     /// waited for its copy there (0 once copied).
     pub remote_lag: Vec<(String, u64)>,
@@ -44,8 +47,13 @@ pub struct Figures {
 
 pub fn gather(daemon: &Daemon) -> Figures {
     let now = daemon.now();
+    let overdue_after = daemon.config().drill_overdue;
     let mut f = daemon.catalogue.read(|cat| {
-        let mut f = Figures::default();
+        let mut f = Figures {
+            verified_age: crate::restore::verdict::proof(cat, now, overdue_after)
+                .verified_age_seconds(now),
+            ..Figures::default()
+        };
         let mut newest_success: Option<&crate::catalogue::Entry> = None;
         for e in cat.list() {
             match e.state.status() {

@@ -20,6 +20,18 @@ pub const DIGEST_FILE: &str = "DIGEST";
 /// directory is an error: evidence holds none.
 pub fn hash_tree(dir: &Path) -> std::io::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
+    for path in files(dir)? {
+        let sha = sha256_file(&dir.join(&path))?;
+        out.insert(path, sha);
+    }
+    Ok(out)
+}
+
+/// The paths, relative to `dir`, of the files the `DIGEST` covers (every
+/// file but `DIGEST` itself and `*.tmp`), sorted. A link or anything but a
+/// file or a directory is an error: evidence holds none.
+pub fn files(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
     let mut todo = vec![PathBuf::new()];
     while let Some(rel) = todo.pop() {
         for entry in std::fs::read_dir(dir.join(&rel))? {
@@ -36,10 +48,7 @@ pub fn hash_tree(dir: &Path) -> std::io::Result<BTreeMap<String, String>> {
                 if (rel.as_os_str().is_empty() && name == DIGEST_FILE) || name.ends_with(".tmp") {
                     continue;
                 }
-                out.insert(
-                    path.to_string_lossy().into_owned(),
-                    sha256_file(&dir.join(&path))?,
-                );
+                out.push(path.to_string_lossy().into_owned());
             } else {
                 return Err(std::io::Error::other(format!(
                     "{} is not a regular file",
@@ -48,6 +57,7 @@ pub fn hash_tree(dir: &Path) -> std::io::Result<BTreeMap<String, String>> {
             }
         }
     }
+    out.sort();
     Ok(out)
 }
 
@@ -86,7 +96,11 @@ pub struct Checked {
 /// Checks `dir` against its `DIGEST`.
 pub fn verify(dir: &Path) -> std::io::Result<Checked> {
     let listed = std::fs::read_to_string(dir.join(DIGEST_FILE))?;
-    let found = hash_tree(dir)?;
+    Ok(compare(&listed, &hash_tree(dir)?))
+}
+
+/// Compares the text of a `DIGEST` with the files found (path → SHA-256).
+pub fn compare(listed: &str, found: &BTreeMap<String, String>) -> Checked {
     let mut checked = Checked::default();
     let mut seen = std::collections::BTreeSet::new();
     for line in listed.lines() {
@@ -108,7 +122,7 @@ pub fn verify(dir: &Path) -> std::io::Result<Checked> {
             checked.problems.push(format!("{path}: not in the DIGEST"));
         }
     }
-    Ok(checked)
+    checked
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 pub mod archive;
 pub mod checks;
 pub mod digest;
+pub mod export;
 pub mod files;
 pub mod maintenance;
 pub mod pg;
@@ -205,15 +206,23 @@ async fn execute(daemon: Arc<Daemon>, tracker: Arc<Tracker>, p: Params, mut ctx:
             result
         }
     };
-    finish(&daemon, &tracker, &p, result).await;
+    finish(&daemon, &tracker, &p, result, &ctx).await;
 }
 
 /// Records the outcome. A failed restore leaves the live database as it
 /// was: the scratch database is dropped (unless the swap made it live) and
 /// maintenance is lifted. The ending is published last, once maintenance is
-/// lifted and the restore no longer counts as running, so that a client
-/// told "succeeded" can at once roll it back, clean it up or start another.
-async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Result<(), OpError>) {
+/// lifted and the restore no longer counts as running (neither among the
+/// restores nor in the job counts), so that a client told "succeeded" can
+/// at once roll it back, clean it up or start another, and `status` shows
+/// it running no more.
+async fn finish(
+    daemon: &Arc<Daemon>,
+    tracker: &Tracker,
+    p: &Params,
+    result: Result<(), OpError>,
+    ctx: &TaskContext,
+) {
     let now = daemon.now();
     daemon.metrics.restore_ended(p.dry_run, result.is_ok(), now);
     let event = |kind| Event::new(kind).restore(&p.restore_id).backup(&p.backup_id);
@@ -261,6 +270,7 @@ async fn finish(daemon: &Arc<Daemon>, tracker: &Tracker, p: &Params, result: Res
         }
     }
     daemon.restores.active.lock().unwrap().remove(&p.restore_id);
+    ctx.leave();
     tracker.update(|s| {
         s.record.finished_at = Some(now);
         match ending {

@@ -128,24 +128,33 @@ impl Admin {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Ends the application's sessions on `name`; returns how many. The
+    /// Ends the application's sessions on `name`; returns their pids. The
     /// daemon's own sessions (its `application_name`) are spared while they
     /// work: a busy one belongs to a job, which is waited for, never cut off
     /// (the caller holds every job slot, so none should be left). Idle ones
     /// are pooled connections that hold nothing, and are closed like any
     /// other, since a renamed database must have no session at all.
-    pub async fn terminate_sessions(&self, name: &str) -> Result<u64, OpError> {
+    pub async fn terminate_sessions(&self, name: &str) -> Result<Vec<i32>, OpError> {
         let rows = self
             .client
             .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                // In the select list, so only the rows the WHERE keeps are
+                // ended (a qual's evaluation order is the planner's).
+                "SELECT pid, backend_type = 'client backend', pg_terminate_backend(pid) \
+                 FROM pg_stat_activity \
                  WHERE datname = $1 AND pid <> pg_backend_pid() \
                  AND NOT (application_name = $2 AND state IS DISTINCT FROM 'idle')",
                 &[&name, &APPLICATION_NAME],
             )
             .await
             .map_err(failed("end the sessions on the live database"))?;
-        Ok(rows.len() as u64)
+        // Only clients count as sessions ended; an autovacuum worker on
+        // the database is stopped too, but it was nobody's session.
+        Ok(rows
+            .iter()
+            .filter(|r| r.get::<_, Option<bool>>(1).unwrap_or(false))
+            .map(|r| r.get::<_, i32>(0))
+            .collect())
     }
 
     /// Moves `live` aside as `old` (if it exists) and gives `new` its name.
@@ -157,13 +166,15 @@ impl Admin {
     /// sessions ended, and whether there was a live database to keep (there
     /// is none on a fresh server).
     pub async fn swap(&self, live: &str, new: &str, old: &str) -> Result<(u64, bool), OpError> {
-        let mut ended = 0;
+        // A session told to end may still be listed at the next attempt:
+        // each one counts once.
+        let mut ended = std::collections::HashSet::new();
         if self.exists(live).await? {
             self.allow_connections(live, false).await?;
             let deadline = tokio::time::Instant::now() + SESSIONS_GONE_WITHIN;
             let mut attempt = 0;
             loop {
-                ended += self.terminate_sessions(live).await?;
+                ended.extend(self.terminate_sessions(live).await?);
                 match self.rename(live, old).await {
                     Ok(()) => break,
                     // A session may take a moment to go after being told
@@ -189,7 +200,7 @@ impl Admin {
             // The old database stays reachable by its new name for a look
             // before cleanup.
             self.allow_connections(old, true).await?;
-            Ok((ended, true))
+            Ok((ended.len() as u64, true))
         } else {
             self.rename(new, live).await?;
             self.allow_connections(live, true).await?;

@@ -101,6 +101,15 @@ pub struct Proof {
 }
 
 impl Proof {
+    /// How old the newest verified backup is at `now`, in seconds since it
+    /// was made: the recovery point one can count on. `status` and the
+    /// metrics both read it here.
+    pub fn verified_age_seconds(&self, now: OffsetDateTime) -> Option<u64> {
+        self.verified
+            .as_ref()
+            .map(|(_, at)| (now - *at).whole_seconds().max(0) as u64)
+    }
+
     pub fn failed(&self) -> bool {
         self.last
             .as_ref()

@@ -113,6 +113,8 @@ sql = "select count(*) = 500 from t"
     assert_eq!(set.next_run, Some(datetime!(2030-01-01 03:00 UTC)));
     let live = fingerprint(&pg, "app").unwrap();
     let before = databases(&pg);
+    // Nothing proven yet: the metric is absent, not zero.
+    assert_eq!(verified_age_metric(&mut client).await, None);
 
     // The slot comes: the scheduler looks at once (the clock moved).
     clock.set(datetime!(2030-01-01 03:00:05 UTC));
@@ -159,6 +161,8 @@ sql = "select count(*) = 500 from t"
     let st = status(&mut client).await;
     assert_eq!(st.verified_backup.as_ref(), Some(&scheduled.id));
     assert_eq!(st.verified_age_seconds, Some(3600));
+    // The metric says the same, from the same reading of the catalogue.
+    assert_eq!(verified_age_metric(&mut client).await, Some(3600.0));
     assert!(!st.drill_failed && !st.drill_overdue);
     assert_eq!(
         st.last_drill.map(|d| d.restore_id),
@@ -350,4 +354,90 @@ async fn drill_run_starts_one_drill_at_a_time() {
             .await,
     );
     assert_eq!(shown.drill.unwrap().restore_id, first.restore_id);
+}
+
+/// `berkut_verified_backup_age_seconds` from the `metrics` operation.
+async fn verified_age_metric(client: &mut Client) -> Option<f64> {
+    let Ok(berkut_proto::wire::Reply::Metrics { text }) =
+        client.call(Operation::Metrics(ops::Metrics {})).await
+    else {
+        panic!("no metrics")
+    };
+    text.lines().find_map(|l| {
+        l.strip_prefix("berkut_verified_backup_age_seconds ")
+            .map(|v| v.parse().unwrap())
+    })
+}
+
+/// The real-restore rule of evidence pruning, end to end on the injected
+/// clock: a real restore's evidence is kept `evidence_keep_restore_days`
+/// after it ended, then pruned by retention; one whose old database is still
+/// kept for rollback is kept whatever its age.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_restore_evidence_is_pruned_by_age_unless_its_rollback_is_kept() {
+    let pg = small_cluster();
+    let clock = Arc::new(ManualClock::new(datetime!(2030-03-01 10:00 UTC)));
+    let daemon =
+        InProcess::start(&pg, "evidence_keep_restore_days = 1\n", Arc::clone(&clock)).await;
+    let restores = daemon.dir.path().join("state").join("restores");
+    let mut client = daemon.client().await;
+    let b = backup_now(&mut client, Scope::Database).await;
+
+    // Two real restores; the first's old database is dropped at once
+    // (`restore cleanup`), the second's is kept for rollback.
+    let cleaned = restored(client.call(restore_op(&b.id, false, true)).await);
+    assert_eq!(cleaned.status, RestoreStatus::Succeeded, "{cleaned:?}");
+    let after_cleanup = restored(
+        client
+            .call(Operation::RestoreCleanup(ops::RestoreCleanup {
+                restore_id: cleaned.restore_id.clone(),
+            }))
+            .await,
+    );
+    assert_eq!(after_cleanup.rollback_database, None);
+    clock.set(datetime!(2030-03-01 11:00 UTC));
+    let kept = restored(client.call(restore_op(&b.id, false, true)).await);
+    assert_eq!(kept.status, RestoreStatus::Succeeded, "{kept:?}");
+    assert!(kept.rollback_database.is_some(), "{kept:?}");
+    let dir = |id: &berkut_proto::ids::RestoreId| restores.join(id.as_str());
+
+    // Retention runs when a backup ends (before its end is published):
+    // within the day, both are kept.
+    clock.set(datetime!(2030-03-02 09:00 UTC));
+    backup_now(&mut client, Scope::Database).await;
+    assert!(dir(&cleaned.restore_id).exists());
+    assert!(dir(&kept.restore_id).exists());
+
+    // Past the day: the cleaned-up restore's evidence goes, the one with
+    // its old database still kept stays.
+    clock.set(datetime!(2030-03-03 12:00 UTC));
+    backup_now(&mut client, Scope::Database).await;
+    wait_for("retention prunes the old restore's evidence", LONG, || {
+        (!dir(&cleaned.restore_id).exists()).then_some(())
+    });
+    assert!(dir(&kept.restore_id).join("DIGEST").exists());
+    let err = server_error(
+        client
+            .call(Operation::RestoreEvidence(ops::RestoreEvidence {
+                restore_id: cleaned.restore_id.clone(),
+            }))
+            .await,
+    );
+    assert_eq!(err.code, ErrorCode::NotFound);
+
+    // Once its old database is dropped too, it is pruned like the other.
+    client
+        .call(Operation::RestoreCleanup(ops::RestoreCleanup {
+            restore_id: kept.restore_id.clone(),
+        }))
+        .await
+        .unwrap();
+    backup_now(&mut client, Scope::Database).await;
+    wait_for(
+        "retention prunes the second restore's evidence",
+        LONG,
+        || (!dir(&kept.restore_id).exists()).then_some(()),
+    );
+    drop(client);
+    daemon.stop().await;
 }

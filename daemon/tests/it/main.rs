@@ -34,6 +34,7 @@ mod reload;
 mod remote_copies;
 mod remote_recovery;
 mod restore_checks;
+mod restore_evidence_export;
 mod restore_faults;
 mod restore_properties;
 mod restore_settle;

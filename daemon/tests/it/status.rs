@@ -69,3 +69,19 @@ async fn a_running_restore_counts_among_the_running_jobs() {
     };
     assert_eq!((status.running, status.queued), (0, 0));
 }
+
+/// A client told a restore's outcome finds it running no more: restores
+/// leave the job counts before their end is published, as backups do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_told_ended_is_not_among_the_running_jobs() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+    let mut client = daemon.client().await;
+    let backup = backup_now(&mut client, berkut_proto::manifest::Scope::Database).await;
+    for _ in 0..5 {
+        let done = restored(client.call(restore_op(&backup.id, true, true)).await);
+        assert!(done.status.is_finished(), "{done:?}");
+        let st = status(&mut client).await;
+        assert_eq!((st.running, st.queued), (0, 0), "{st:?}");
+    }
+}

@@ -16,8 +16,8 @@ use super::error::ErrorBody;
 use super::ops;
 use super::plan::PlanInfo;
 use super::records::{BackupRecord, Progress, StatusInfo};
-use super::restore::{Evidence, MaintenanceInfo, RestoreRecord};
-use crate::ids::BackupId;
+use super::restore::{DigestVerdict, Evidence, MaintenanceInfo, RestoreRecord};
+use crate::ids::{BackupId, RestoreId};
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -139,6 +139,7 @@ operations! {
     Metrics = "metrics",
     NotifyTest = "notify_test",
     DrillRun = "drill_run",
+    RestoreEvidenceExport = "restore_evidence_export",
 }
 
 impl Operation {
@@ -319,6 +320,20 @@ pub enum Reply {
     /// the configuration.
     NotifyTested {
         results: Vec<SinkResult>,
+    },
+    /// The end of an evidence export (`restore_evidence_export`), after the
+    /// last `data`.
+    EvidenceExported {
+        restore_id: RestoreId,
+        /// The bytes of the tar archive sent in all, and their sha256.
+        size_bytes: u64,
+        sha256: String,
+        /// The files in the archive (the `DIGEST` included).
+        files: u64,
+        /// The files sent checked against the `DIGEST` sent with them; nil
+        /// when the evidence has no `DIGEST`.
+        #[serde(default)]
+        digest: Option<DigestVerdict>,
     },
 }
 

@@ -278,7 +278,16 @@ pub struct DrillRun {
     pub wait: bool,
 }
 
+/// Streams a finished restore's evidence directory as one tar archive, in
+/// `data` pieces like a download; the reply says what was sent and how the
+/// files sent compare with the `DIGEST` among them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RestoreEvidenceExport {
+    pub restore_id: RestoreId,
+}
+
 no_text!(
+    RestoreEvidenceExport,
     DrillRun,
     Status,
     BackupList,

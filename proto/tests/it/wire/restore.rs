@@ -37,7 +37,10 @@ fn restore_and_maintenance_operations_have_the_documented_tags_and_fields() {
             "restore_start" => &["type", "backup_id", "dry_run", "with_globals", "wait"],
             "restore_status" => &["type", "restore_id", "wait"],
             "drill_run" => &["type", "backup_id", "wait"],
-            "restore_evidence" | "restore_rollback" | "restore_cleanup" => &["type", "restore_id"],
+            "restore_evidence"
+            | "restore_rollback"
+            | "restore_cleanup"
+            | "restore_evidence_export" => &["type", "restore_id"],
             "maintenance_status" | "maintenance_watch" | "maintenance_clear" => &["type"],
             other => panic!("unexpected operation {other}"),
         };
@@ -57,6 +60,7 @@ fn restore_and_maintenance_operations_have_the_documented_tags_and_fields() {
         "restore_start",
         "restore_status",
         "restore_evidence",
+        "restore_evidence_export",
         "restore_rollback",
         "restore_cleanup",
         "maintenance_status",

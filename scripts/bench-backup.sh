@@ -33,6 +33,8 @@
 #   BENCH_SKIP_BUILD=0     1: use the existing target/release binaries
 #   BENCH_TMPDIR=$TMPDIR   where the cluster, dumps and archives go (/tmp)
 #   BENCH_KEEP=0           1: keep the temporary directory (cluster stopped)
+#   BENCH_TOOL_ROUNDS=3    runs of each archive tool (verify, download,
+#                          import) and its baseline; medians reported
 #   BENCH_MAX_RSS_MIB=64, BENCH_MAX_OVERHEAD_PCT=1   the targets checked
 #   BERKUT_PG_BIN          PostgreSQL bin directory (default: the highest
 #                          /usr/lib/postgresql/*/bin, like the test kit)
@@ -643,38 +645,64 @@ timed() {
     calc '"%.2f", '"$t1 - $t0"
 }
 
+# timed3 COMMAND...: like timed, in milliseconds' precision.
+timed3() {
+    local t0 t1
+    t0=$(now)
+    "$@" >/dev/null 2>"$BK/timed.err" || die "$* failed: $(cat "$BK/timed.err")"
+    t1=$(now)
+    calc '"%.3f", '"$t1 - $t0"
+}
+
+# med3 N...: the median of its arguments, in milliseconds' precision.
+med3() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { printf "%.3f", NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
 # measure_tools ARCHIVE ID: once, on the first archive, the offline and
 # transfer tools side by side with their obvious baselines, page cache warm
 # (everything reads the same file, read once first): verification against
 # sha256sum and openssl, --deep against `zstd -dc | sha256sum` of the same
-# dump, download and import against cp.
+# dump, download and import against cp (and import against a copy that is
+# fsynced, as an import is). Sub-second commands on a shared machine
+# scatter: each runs BENCH_TOOL_ROUNDS times (3), interleaved with its
+# baseline, and the medians are reported, with the load average.
 measure_tools() {
-    local archive=$1 id=$2 t
+    local archive=$1 id=$2 r
+    local sha=() ossl=() ver=() deep=() zsha=() cps=() dls=() cp2s=() syncs=() imps=()
     log "  archive tools against their baselines"
+    T_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
     cat "$archive" >/dev/null
-    T_SHA=$(timed sha256sum "$archive")
-    T_OSSL=$(timed openssl dgst -sha256 "$archive")
-    T_VERIFY=$(timed "$BERKUTCTL" archive verify "$archive" --key-file "$KEY_FILE")
-    T_DEEP=$(timed "$BERKUTCTL" archive verify --deep "$archive" --key-file "$KEY_FILE")
     rm -rf "$BK/x"
     "$BERKUTCTL" archive extract "$archive" --key-file "$KEY_FILE" -o "$BK/x" >/dev/null ||
         die "berkutctl archive extract failed"
     T_EXTRACT_SIZE=$(stat -c %s "$BK/x/dump.pgcustom")
     zstd -q -1 -T2 -c "$BK/x/dump.pgcustom" >"$BK/x/dump.zst"
-    T_ZSTD_SHA=$(timed sh -c "zstd -dc '$BK/x/dump.zst' | sha256sum")
-    rm -rf "$BK/x"
-    T_CP=$(timed cp "$archive" "$BK/copy.bscc")
-    rm -f "$BK/copy.bscc" "$BK/dl.bscc"
-    T_DL=$(timed ctl backup download "$id" -o "$BK/dl.bscc")
-    cmp -s "$archive" "$BK/dl.bscc" || die "the download differs from the archive"
-    ctl backup delete "$id" >/dev/null || die "berkutctl backup delete $id failed"
-    T_CP2=$(timed cp "$BK/dl.bscc" "$BK/copy.bscc")
-    rm -f "$BK/copy.bscc"
-    T_IMPORT=$(timed ctl backup import "$BK/dl.bscc")
-    rm -f "$BK/dl.bscc"
+    for ((r = 1; r <= ${BENCH_TOOL_ROUNDS:-3}; r++)); do
+        sha+=("$(timed3 sha256sum "$archive")")
+        ossl+=("$(timed3 openssl dgst -sha256 "$archive")")
+        ver+=("$(timed3 "$BERKUTCTL" archive verify "$archive" --key-file "$KEY_FILE")")
+        deep+=("$(timed3 "$BERKUTCTL" archive verify --deep "$archive" --key-file "$KEY_FILE")")
+        zsha+=("$(timed3 sh -c "zstd -dc '$BK/x/dump.zst' | sha256sum")")
+        rm -f "$BK/copy.bscc" "$BK/dl.bscc"
+        cps+=("$(timed3 cp "$archive" "$BK/copy.bscc")")
+        rm -f "$BK/copy.bscc"
+        dls+=("$(timed3 ctl backup download "$id" -o "$BK/dl.bscc")")
+        cmp -s "$archive" "$BK/dl.bscc" || die "the download differs from the archive"
+        ctl backup delete "$id" >/dev/null || die "berkutctl backup delete $id failed"
+        cp2s+=("$(timed3 cp "$BK/dl.bscc" "$BK/copy.bscc")")
+        rm -f "$BK/copy.bscc"
+        syncs+=("$(timed3 dd if="$BK/dl.bscc" of="$BK/copy.bscc" bs=1M conv=fsync status=none)")
+        rm -f "$BK/copy.bscc"
+        imps+=("$(timed3 ctl backup import "$BK/dl.bscc")")
+    done
+    rm -rf "$BK/x" "$BK/dl.bscc"
+    T_SHA=$(med3 "${sha[@]}") T_OSSL=$(med3 "${ossl[@]}") T_VERIFY=$(med3 "${ver[@]}")
+    T_DEEP=$(med3 "${deep[@]}") T_ZSTD_SHA=$(med3 "${zsha[@]}") T_CP=$(med3 "${cps[@]}")
+    T_DL=$(med3 "${dls[@]}") T_CP2=$(med3 "${cp2s[@]}") T_SYNC=$(med3 "${syncs[@]}")
+    T_IMPORT=$(med3 "${imps[@]}")
     T_SIZE=$(stat -c %s "$archive")
     T_HWM_KB=$(status_kib "$DAEMON_PID" VmHWM)
-    log "  verify $T_VERIFY s (sha256sum $T_SHA, openssl $T_OSSL), deep $T_DEEP s (zstd -dc | sha256sum $T_ZSTD_SHA), download $T_DL s and import $T_IMPORT s (cp $T_CP / $T_CP2)"
+    T_LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+    log "  verify ${ver[*]} s (sha256sum ${sha[*]}, openssl ${ossl[*]}), deep ${deep[*]} s (zstd -dc | sha256sum ${zsha[*]}), download ${dls[*]} s (cp ${cps[*]}), import ${imps[*]} s (cp ${cp2s[*]}, cp with fsync ${syncs[*]}); load $T_LOAD_BEFORE / $T_LOAD_AFTER"
 }
 
 # Rounds of one baseline and one berkut backup of the same database, in
@@ -820,7 +848,7 @@ row() { # row LABEL BASELINE DATABASE FULL
     echo "Archive size / baseline file size (median sizes): **$(calc '"%.2f", '"$(median "${DB_SIZES[@]}") / $(median "${BASE_SIZES[@]}")")**. CPU seconds per GB of database backed up (pg_dump + server backend + berkutd, medians): baseline $(calc '"%.1f", '"($(median "${BASE_CPUS[@]}") + $(median "${BASE_SERVER[@]}")) / $GB"), berkut $(calc '"%.1f", '"($(median "${DB_CHILD_CPUS[@]}") + $(median "${DB_SERVER[@]}") + $(median "${DB_DAEMON_CPUS[@]}")) / $GB")."
     if [[ -n ${T_VERIFY:-} ]]; then
         echo
-        echo "Archive tools on the first archive ($(mib "$T_SIZE") MiB; its dump $(mib "$T_EXTRACT_SIZE") MiB), page cache warm, one run each, side by side:"
+        echo "Archive tools on the first archive ($(mib "$T_SIZE") MiB; its dump $(mib "$T_EXTRACT_SIZE") MiB), page cache warm, medians of ${BENCH_TOOL_ROUNDS:-3} interleaved runs each, load average $T_LOAD_BEFORE before and $T_LOAD_AFTER after:"
         echo
         echo "| what | seconds | baseline | baseline seconds | ratio |"
         echo "| --- | ---: | --- | ---: | ---: |"
@@ -829,6 +857,7 @@ row() { # row LABEL BASELINE DATABASE FULL
         echo "| \`archive verify --deep\` | $T_DEEP | \`zstd -dc DUMP.zst \| sha256sum\` (the dump compressed by \`zstd -1 -T2\`) | $T_ZSTD_SHA | $(calc '"%.2f", '"$T_DEEP / $T_ZSTD_SHA") |"
         echo "| \`backup download\` | $T_DL | \`cp\` of the archive | $T_CP | $(calc '"%.2f", '"$T_DL / $T_CP") |"
         echo "| \`backup import\` | $T_IMPORT | \`cp\` of the same file | $T_CP2 | $(calc '"%.2f", '"$T_IMPORT / $T_CP2") |"
+        echo "| \`backup import\` | $T_IMPORT | \`dd conv=fsync\` of the same file (a durable copy) | $T_SYNC | $(calc '"%.2f", '"$T_IMPORT / $T_SYNC") |"
         echo
         echo "berkutd VmHWM after these (its peak over its whole life, the backups, download and import included): $(kib_mib "$T_HWM_KB") MiB."
     fi

@@ -30,12 +30,14 @@ pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode
             .and_then(|n| n.to_str())
             .unwrap_or("download")
     ));
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("cannot create {}", tmp.display()))?;
+    // The daemon's pieces are small (64 KiB); one write per megabyte instead.
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
     let view = BytesView::new(ctx.json, record.size_bytes.unwrap_or(0));
     let mut hasher = Sha256::new();
     let result = client
@@ -56,7 +58,8 @@ pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode
                     "the downloaded archive's sha256 does not match the catalogue's record"
                 );
             }
-            file.sync_all()?;
+            file.flush()?;
+            file.get_ref().sync_all()?;
             Ok((size, sha256))
         });
     let (size, sha256) = match checked {

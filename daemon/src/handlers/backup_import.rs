@@ -3,7 +3,7 @@
 //! the moment they pass the configured limit) and, in the same pass, to a
 //! checker that authenticates the whole archive and checks every part
 //! against the manifest while it arrives (`import_check.rs`); only when it
-//! has passed is the file fsynced, renamed into place and catalogued with
+//! has passed (the checker fsyncs the file) is it renamed into place and catalogued with
 //! origin `imported`.
 //! Anything refused, and an upload cut off midway, leaves nothing. The
 //! archive of a backup recorded as `missing` is taken in as that backup's
@@ -16,7 +16,6 @@ use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::Origin;
 use berkut_proto::wire::ops::BackupImport;
 use berkut_proto::wire::{BackupStatus, ErrorCode, Reply, Role};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::{Op, Responder};
@@ -70,7 +69,7 @@ impl Op for BackupImport {
             .config()
             .backup_path
             .join(format!(".{name}.bscc.partial"));
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
@@ -78,7 +77,9 @@ impl Op for BackupImport {
             .await
             .map_err(io_error)?;
         let mut quarantine = Quarantine(path.clone(), false);
-        let mut check = super::import_check::Check::start(daemon);
+        // The checker's thread writes the pieces to the file as it checks
+        // them, and fsyncs it once the upload is complete.
+        let mut check = super::import_check::Check::start(daemon, file.into_std().await);
         let mut head = Vec::with_capacity(HEADER_LEN);
         resp.proceed().await;
         let mut received = 0u64;
@@ -97,7 +98,6 @@ impl Op for BackupImport {
                             "the upload is longer than the {size} bytes announced"
                         )));
                     }
-                    file.write_all(&data).await.map_err(io_error)?;
                     if head.len() < HEADER_LEN {
                         let take = (HEADER_LEN - head.len()).min(data.len());
                         head.extend_from_slice(&data[..take]);
@@ -120,8 +120,6 @@ impl Op for BackupImport {
                 "the upload ended after {received} of the {size} bytes announced"
             )));
         }
-        file.sync_all().await.map_err(io_error)?;
-        drop(file);
         let (manifest, facts) = check.verdict(&head).await?;
         let id: BackupId = manifest
             .backup_id

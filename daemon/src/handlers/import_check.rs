@@ -1,11 +1,18 @@
 //! Checking an uploaded archive while it arrives, so that an import reads
-//! its bytes once: every piece written to the quarantine file is also handed
-//! to a blocking thread that authenticates the archive (every chunk, the
+//! its bytes once: every piece goes to a blocking thread that writes it to
+//! the quarantine file and authenticates the archive (every chunk, the
 //! structure, the manifest against the parts) while a second thread takes
-//! the file's sha256. When the upload ends the verdict is ready, instead of
-//! the file being read back in a second pass.
+//! the file's sha256. When the upload ends the file is fsynced and the
+//! verdict is ready, instead of the file being read back in a second pass.
+//!
+//! The thread writes the file itself, with plain blocking writes of whole
+//! pieces, rather than the connection's task through `tokio::fs`, which
+//! would copy every piece once more and hand each write to the blocking
+//! pool.
 
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
 
 use berkut_proto::archive::{self, Depth, Header};
 use berkut_proto::manifest::Manifest;
@@ -26,20 +33,39 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn start(daemon: &std::sync::Arc<Daemon>) -> Check {
+    /// Starts the checker; every piece fed is written to `file` (the
+    /// quarantine file), which is fsynced before a verdict of success.
+    pub fn start(daemon: &Arc<Daemon>, file: File) -> Check {
         let (tx, rx) = mpsc::channel(DEPTH);
         let keyring = daemon.config().keyring.clone();
         let task = tokio::task::spawn_blocking(move || {
+            let write_error = Arc::new(Mutex::new(None));
             let mut reader = archive::HashingReadAhead::new(Pieces {
                 rx,
+                file,
+                write_error: Arc::clone(&write_error),
                 buf: Vec::new(),
                 pos: 0,
             });
-            let manifest =
-                archive::verify_with(&mut reader, &keyring, Depth::Authenticate, |_, _| Ok(()))
-                    .map_err(crate::restore::archive::refused)?;
-            let (size_bytes, sha256) = reader
-                .finish()
+            let verified =
+                archive::verify_with(&mut reader, &keyring, Depth::Authenticate, |_, _| Ok(()));
+            // A failed write is the disk's fault, not the archive's.
+            let failed_write = || {
+                write_error
+                    .lock()
+                    .ok()
+                    .and_then(|mut slot| slot.take())
+                    .map(crate::store::io_error)
+            };
+            if let Some(e) = failed_write() {
+                return Err(e);
+            }
+            let manifest = verified.map_err(crate::restore::archive::refused)?;
+            let finished = reader.finish();
+            if let Some(e) = failed_write() {
+                return Err(e);
+            }
+            let (size_bytes, sha256) = finished
                 .map_err(|e| OpError::unavailable("the upload could not be read").with_detail(e))?;
             Ok((
                 manifest,
@@ -77,11 +103,25 @@ impl Check {
     }
 }
 
-/// The pieces as a `Read`, ending when the sender is dropped.
+/// The pieces as a `Read`, ending when the sender is dropped; each piece is
+/// written to the file as it is taken, and the file is fsynced at the end.
 struct Pieces {
     rx: mpsc::Receiver<Vec<u8>>,
+    file: File,
+    /// The first write (or fsync) error, for the verdict to report as such.
+    write_error: Arc<Mutex<Option<io::Error>>>,
     buf: Vec<u8>,
     pos: usize,
+}
+
+impl Pieces {
+    fn failed(&self, e: io::Error) -> io::Error {
+        let report = io::Error::new(e.kind(), e.to_string());
+        if let Ok(mut slot) = self.write_error.lock() {
+            slot.get_or_insert(e);
+        }
+        report
+    }
 }
 
 impl Read for Pieces {
@@ -89,10 +129,21 @@ impl Read for Pieces {
         while self.pos == self.buf.len() {
             match self.rx.blocking_recv() {
                 Some(piece) => {
+                    if let Err(e) = self.file.write_all(&piece) {
+                        return Err(self.failed(e));
+                    }
                     self.buf = piece;
                     self.pos = 0;
                 }
-                None => return Ok(0),
+                None => {
+                    // The upload is complete: make it durable before the
+                    // verdict, as a backup's archive is before it is
+                    // catalogued.
+                    if let Err(e) = self.file.sync_all() {
+                        return Err(self.failed(e));
+                    }
+                    return Ok(0);
+                }
             }
         }
         let n = out.len().min(self.buf.len() - self.pos);

@@ -19,7 +19,6 @@ use berkut_proto::wire::DigestCheck;
 use sha2::{Digest, Sha256};
 
 use crate::error::OpError;
-use crate::store::HashingReader;
 
 pub struct Verified {
     pub manifest: Manifest,
@@ -57,7 +56,9 @@ pub fn verify_keeping(
     };
     let file = File::open(path)
         .map_err(|e| OpError::unavailable("the archive could not be opened").with_detail(e))?;
-    let mut reader = HashingReader::new(BufReader::with_capacity(1 << 20, file));
+    // The file's sha256 is taken on a second thread: this one decrypts,
+    // decompresses and writes the dump, and pg_restore has not started yet.
+    let mut reader = archive::HashingReadAhead::new(file);
     let mut found = Vec::new();
     let mut globals = None;
     let mut write_error: Option<io::Error> = None;
@@ -95,7 +96,9 @@ pub fn verify_keeping(
         return Err(space(e));
     }
     let manifest = manifest.map_err(refused)?;
-    let (_, sha256) = reader.finish();
+    let (_, sha256) = reader
+        .finish()
+        .map_err(|e| OpError::unavailable("the archive could not be read").with_detail(e))?;
     if let Some(recorded) = recorded_sha256 {
         if recorded != sha256 {
             return Err(OpError::invalid(

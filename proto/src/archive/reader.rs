@@ -26,6 +26,7 @@ use super::key::Keyring;
 use super::payload::{
     valid_part_name, END_TAG, MAX_BLOCK_LEN, MAX_MANIFEST_LEN, MAX_NAME_LEN, PART_TAG,
 };
+use super::readahead::BackgroundHasher;
 use super::stream::Opener;
 use super::ArchiveError;
 use crate::manifest::{Manifest, MANIFEST_PART, MANIFEST_VERSION};
@@ -54,6 +55,10 @@ pub enum Depth {
     Deep,
 }
 
+/// Bytes a part's content hasher hands to its thread at a time (at most
+/// five such buffers exist per part being read).
+const PART_HASH_BUF: usize = 256 << 10;
+
 /// Compressed bytes a zstd part reader takes from the stream at a time.
 const ZSTD_IN: usize = 128 << 10;
 
@@ -78,7 +83,11 @@ struct OpenPart {
     stored: u64,
     /// Content bytes handed out (decompressed) so far.
     size: u64,
-    hasher: Sha256,
+    /// The content's SHA-256, taken on a thread of its own (started at the
+    /// first byte read) so that it overlaps decryption and decompression:
+    /// a deep check hashes the whole uncompressed dump, several times the
+    /// archive's size.
+    hasher: Option<BackgroundHasher>,
     /// Every stored byte went through the decompressor and the hasher, so
     /// the content can be compared with the trailer.
     checked: bool,
@@ -205,7 +214,7 @@ impl<R: Read> ArchiveReader<R> {
                     blocks_ended: false,
                     stored: 0,
                     size: 0,
-                    hasher: Sha256::new(),
+                    hasher: None,
                     checked: true,
                     zstd,
                     done: false,
@@ -298,7 +307,11 @@ impl<R: Read> ArchiveReader<R> {
             finish_part(part, stream, records)?;
             return Ok(0);
         }
-        part.hasher.update(&buf[..got]);
+        let hasher = match part.hasher.as_mut() {
+            Some(hasher) => hasher,
+            None => part.hasher.insert(BackgroundHasher::new(PART_HASH_BUF)?),
+        };
+        hasher.update(&buf[..got])?;
         part.size += got as u64;
         Ok(got)
     }
@@ -490,7 +503,10 @@ fn finish_part<R: Read>(
                 why,
             });
         }
-        let digest: [u8; 32] = part.hasher.clone().finalize().into();
+        let digest: [u8; 32] = match part.hasher.take() {
+            Some(hasher) => hasher.finalize()?,
+            None => Sha256::digest([]).into(),
+        };
         if size != part.size || recorded != digest {
             return Err(ArchiveError::DigestMismatch {
                 part: part.name.clone(),

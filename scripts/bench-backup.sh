@@ -118,8 +118,10 @@ command -v python3 >/dev/null || die "python3 is needed (JSON and reading archiv
 HAVE_CRYPTO=1
 # The archive reader needs cryptography and, for format 2, zstandard: the venv
 # scripts/ensure-deps.sh makes has both.
+# shellcheck source=scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
 PY=python3
-[[ -x ${BERKUT_PYENV:-$HOME/.cache/berkut/pyenv}/bin/python ]] && PY=${BERKUT_PYENV:-$HOME/.cache/berkut/pyenv}/bin/python
+[[ -x $BERKUT_VENV/bin/python ]] && PY=$BERKUT_VENV/bin/python
 "$PY" -c 'import cryptography.hazmat.primitives.ciphers.aead, zstandard' 2>/dev/null || HAVE_CRYPTO=0
 
 # Only this benchmark's own libpq settings count.

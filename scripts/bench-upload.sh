@@ -21,8 +21,8 @@
 # missed, 2 when the benchmark could not run.
 #
 # Knobs: BENCH_MB=256 (archive size, MiB), BENCH_SKIP_BUILD=0,
-# BENCH_TMPDIR=$TMPDIR, BERKUT_TEST_VENV=/opt/berkut-test-venv (moto, boto3;
-# scripts/ensure-deps.sh installs it), BERKUT_PG_BIN.
+# BENCH_TMPDIR=$TMPDIR, BERKUT_VENV=/opt/berkut-venv (moto, boto3;
+# scripts/ensure-deps.sh installs it, scripts/lib/venv.sh), BERKUT_PG_BIN.
 
 set -Eeuo pipefail
 
@@ -30,7 +30,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_MB=${BENCH_MB:-256}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 BENCH_TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
-VENV=${BERKUT_TEST_VENV:-/opt/berkut-test-venv}
+# shellcheck source=scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
+VENV=$BERKUT_VENV
 COMMAND_LINE="BENCH_MB=$BENCH_MB scripts/bench-upload.sh"
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -38,7 +40,8 @@ die() {
     log "error: $*"
     exit 2
 }
-calc() { awk "BEGIN { printf $1 }"; }
+# calc FORMAT EXPRESSION: awk's printf of one computed value.
+calc() { awk -v fmt="$1" "BEGIN { printf fmt, $2 }"; }
 is_root() { [[ $EUID -eq 0 ]]; }
 as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 [[ $BENCH_MB =~ ^[1-9][0-9]*$ ]] || die "BENCH_MB must be a positive whole number"
@@ -154,6 +157,7 @@ for _ in $(seq 600); do
     [[ $(copy_state "$ID") == failed ]] && break
     sleep 0.1
 done
+RSS0_KB=$(awk '/^VmRSS/ {print $2}' "/proc/$DAEMON_PID/status")
 echo 5 >"/proc/$DAEMON_PID/clear_refs"
 boto "s3.create_bucket(Bucket='bench')"
 wait_copied "$ID"
@@ -169,11 +173,11 @@ ID2=$(ctl --json backup create --scope database --wait | tail -1 | json_field "r
 wait_copied "$ID2"
 LAG_S=$(ctl --json backup show "$ID2" | json_field "__import__('datetime').datetime.fromisoformat(r['copies'][0]['at'].replace('Z','+00:00')).timestamp() - __import__('datetime').datetime.fromisoformat(r['finished_at'].replace('Z','+00:00')).timestamp()")
 
-MIB=$(calc "'%.1f', $SIZE / 1048576")
-D_MBS=$(calc "'%.1f', $SIZE / 1048576 / $DAEMON_S")
-B_MBS=$(calc "'%.1f', $SIZE / 1048576 / $BOTO_S")
-RATIO=$(calc "'%.2f', $BOTO_S / $DAEMON_S")
-HWM_MIB=$(calc "'%.1f', $HWM_KB / 1024")
+MIB=$(calc '%.1f' "$SIZE / 1048576")
+D_MBS=$(calc '%.1f' "$SIZE / 1048576 / $DAEMON_S")
+B_MBS=$(calc '%.1f' "$SIZE / 1048576 / $BOTO_S")
+RATIO=$(calc '%.2f' "$BOTO_S / $DAEMON_S")
+HWM_MIB=$(calc '%.1f' "$HWM_KB / 1024")
 cat <<EOF
 ### Off-site upload ($COMMAND_LINE)
 
@@ -181,11 +185,11 @@ Archive of $MIB MiB (random data), moto_server on 127.0.0.1, same run.
 
 | | time | throughput |
 | --- | --- | --- |
-| boto3 \`upload_file\` (baseline) | $(calc "'%.2f', $BOTO_S") s | $B_MBS MiB/s |
-| berkutd off-site copy | $(calc "'%.2f', $DAEMON_S") s | $D_MBS MiB/s |
+| boto3 \`upload_file\` (baseline) | $(calc '%.2f' "$BOTO_S") s | $B_MBS MiB/s |
+| berkutd off-site copy | $(calc '%.2f' "$DAEMON_S") s | $D_MBS MiB/s |
 | **ratio (berkutd / boto3 throughput)** | | **$RATIO** (target ≥ 0.8) |
 
-- berkutd peak RSS during the upload (VmHWM, reset before it): **$HWM_MIB MiB** (target ≤ 64 MiB)
-- from a backup's end to its copy \`copied\` (second backup, $MIB MiB): $(calc "'%.2f', $LAG_S") s
+- berkutd peak RSS during the upload (VmHWM, reset before it): **$HWM_MIB MiB** (target ≤ 64 MiB); its RSS when the mark was reset: $(calc '%.1f' "$RSS0_KB / 1024") MiB
+- from a backup's end to its copy \`copied\` (second backup, $MIB MiB): $(calc '%.2f' "$LAG_S") s
 EOF
 awk "BEGIN { exit !($RATIO >= 0.8 && $HWM_KB <= 65536) }" || exit 1

@@ -40,33 +40,6 @@ if ! command -v script >/dev/null; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null || true
 fi
 
-# A real S3 server for the off-site copy tests (moto_server, any
-# credentials) and boto3 for scripts/bench-upload.sh's baseline, in a venv
-# of their own. The test kit finds it at this path (or BERKUT_MOTO_SERVER).
-MOTO_VENV="${BERKUT_TEST_VENV:-/opt/berkut-test-venv}"
-if ! [ -x "$MOTO_VENV/bin/moto_server" ] || ! "$MOTO_VENV/bin/python" -c 'import boto3' 2>/dev/null; then
-    echo "ensure-deps: installing moto[server] and boto3 into $MOTO_VENV" >&2
-    if ! python3 -m venv "$MOTO_VENV" 2>/dev/null; then
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-        python3 -m venv "$MOTO_VENV"
-    fi
-    "$MOTO_VENV/bin/pip" install -q 'moto[server]' boto3
-fi
-
-# The independent Python reader of .bscc archives (scripts/lib/bscc_parts.py),
-# which the format's vector tests run, needs `cryptography` and, for format
-# version 2, `zstandard`: both from PyPI into a venv of their own, which the
-# tests find at $BERKUT_PYENV (default ~/.cache/berkut/pyenv).
-PYENV="${BERKUT_PYENV:-$HOME/.cache/berkut/pyenv}"
-if ! "$PYENV/bin/python" -c 'import zstandard, cryptography' >/dev/null 2>&1; then
-    echo "ensure-deps: installing zstandard and cryptography into $PYENV" >&2
-    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-    fi
-    python3 -m venv --system-site-packages "$PYENV"
-    "$PYENV/bin/pip" install -q zstandard cryptography
-fi
-
 # promtool (Debian's prometheus package) checks the metrics text in the
 # tests and packaging/berkut.rules.yml in CI. Without recommends: no
 # node_exporter; the package's service is not started where there is no
@@ -78,13 +51,28 @@ if ! command -v promtool >/dev/null; then
              && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 fi
 
-# berkut-http's OpenAPI document is checked by openapi-spec-validator, in a
-# venv of its own (BERKUT_HTTP_VENV, default /opt/berkut-http-venv).
-http_venv=${BERKUT_HTTP_VENV:-/opt/berkut-http-venv}
-if [ ! -x "$http_venv/bin/openapi-spec-validator" ]; then
-    echo "ensure-deps: installing openapi-spec-validator into $http_venv" >&2
-    as_root python3 -m venv "$http_venv"
-    as_root "$http_venv/bin/pip" install -q 'openapi-spec-validator>=0.7,<0.8'
+# One Python venv for every test and script that runs Python (see
+# scripts/lib/venv.sh for what each package is for). Rebuilt in place when
+# a package is missing; pip keeps what is already there.
+# shellcheck source=scripts/lib/venv.sh
+. "$(dirname "$0")/lib/venv.sh"
+venv_complete() {
+    [ -x "$BERKUT_VENV/bin/moto_server" ] && [ -x "$BERKUT_VENV/bin/openapi-spec-validator" ] &&
+        "$BERKUT_VENV/bin/python" -c 'import boto3, crc32c, cryptography, zstandard' >/dev/null 2>&1
+}
+if ! venv_complete; then
+    echo "ensure-deps: installing the Python packages into $BERKUT_VENV" >&2
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    fi
+    # Where the directory can be made without root (BERKUT_VENV under
+    # $HOME), it is; /opt needs root.
+    venv_run() { if mkdir -p "$BERKUT_VENV" 2>/dev/null && [ -w "$BERKUT_VENV" ]; then "$@"; else as_root "$@"; fi; }
+    venv_run python3 -m venv "$BERKUT_VENV"
+    # moto's s3crc32c extra: a true CRC32C (without it moto falls back to
+    # CRC32, and the daemon's copy checks would see every copy differ).
+    venv_run "$BERKUT_VENV/bin/pip" install -q 'moto[server,s3crc32c]' boto3 cryptography zstandard \
+        'openapi-spec-validator>=0.7,<0.8'
 fi
 
 # The evidence export's tests open the archives the way an auditor would:

@@ -22,6 +22,7 @@ pub mod pg;
 pub mod s3;
 pub mod tmpfs;
 pub mod users;
+pub mod venv;
 pub mod wait;
 pub mod webhook;
 
@@ -51,6 +52,7 @@ pub use pg::{pg_bin_dir, quote_ident, quote_literal, PgCluster};
 pub use s3::S3Server;
 pub use tmpfs::Tmpfs;
 pub use users::{run_as, test_uids, test_users, TestUser, TEST_USERS};
+pub use venv::{venv, venv_bin};
 pub use wait::{wait_for, wait_for_async, LONG};
 pub use webhook::{closed_url, Answer, Receiver};
 

@@ -1,5 +1,5 @@
 //! A real S3 server for tests: `moto_server` (PyPI `moto[server]`, installed
-//! by `scripts/ensure-deps.sh` into a venv), started on 127.0.0.1 with a
+//! by `scripts/ensure-deps.sh` into the tests' venv, `crate::venv`), started on 127.0.0.1 with a
 //! port the kernel picks (`-p 0`; the port is read from its log, so two
 //! tests never race for one), killed when dropped. Each test starts its
 //! own. The bucket is inspected and tampered with through boto3 from the
@@ -17,23 +17,8 @@ use anyhow::{bail, Context};
 pub const ACCESS_KEY_ID: &str = "berkut-test-key";
 pub const SECRET_ACCESS_KEY: &str = "berkut-test-secret-never-logged";
 
-/// The venv holding moto_server and boto3.
-pub fn venv() -> PathBuf {
-    std::env::var_os("BERKUT_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/berkut-test-venv"))
-}
-
 fn moto_bin() -> PathBuf {
-    let bin = std::env::var_os("BERKUT_MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| venv().join("bin/moto_server"));
-    assert!(
-        bin.exists(),
-        "{} is missing: run scripts/ensure-deps.sh (it installs moto[server])",
-        bin.display()
-    );
-    bin
+    crate::venv_bin("moto_server")
 }
 
 pub struct S3Server {
@@ -174,7 +159,7 @@ impl S3Server {
              aws_access_key_id='{ACCESS_KEY_ID}', aws_secret_access_key='x')\n{script}\n",
             self.endpoint()
         );
-        let out = Command::new(venv().join("bin/python"))
+        let out = Command::new(crate::venv_bin("python"))
             .arg("-c")
             .arg(&program)
             .output()
@@ -212,6 +197,26 @@ impl S3Server {
         .expect("a count")
     }
 
+    /// The keys of the multipart uploads begun and neither completed nor
+    /// aborted, sorted.
+    pub fn open_upload_keys(&self, bucket: &str) -> Vec<String> {
+        let out = self.boto(&format!(
+            "for u in s3.list_multipart_uploads(Bucket='{bucket}').get('Uploads', []): print(u['Key'])"
+        ));
+        let mut keys: Vec<String> = out.lines().map(str::to_owned).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Begins a multipart upload of `key` and stores one part, then leaves
+    /// it unfinished, as a client that died would.
+    pub fn leave_upload(&self, bucket: &str, key: &str) {
+        self.boto(&format!(
+            "u = s3.create_multipart_upload(Bucket='{bucket}', Key='{key}')['UploadId']\n\
+             s3.upload_part(Bucket='{bucket}', Key='{key}', UploadId=u, PartNumber=1, Body=b'x' * 1024)"
+        ));
+    }
+
     pub fn get(&self, bucket: &str, key: &str, dest: &Path) {
         self.boto(&format!(
             "s3.download_file('{bucket}', '{key}', '{}')",
@@ -224,6 +229,30 @@ impl S3Server {
             "s3.upload_file('{}', '{bucket}', '{key}')",
             src.display()
         ));
+    }
+
+    /// The CRC32C the server keeps for an object (`crc` or `crc-N`), if any.
+    pub fn stored_crc32c(&self, bucket: &str, key: &str) -> Option<String> {
+        let out = self.boto(&format!(
+            "print(s3.head_object(Bucket='{bucket}', Key='{key}', ChecksumMode='ENABLED')\
+             .get('ChecksumCRC32C') or '')"
+        ));
+        Some(out.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    /// The composite CRC32C of a file cut in parts of `part` bytes, as S3
+    /// computes it, by Python's `crc32c` (not the daemon's code).
+    pub fn composite_crc32c(&self, path: &Path, part: usize) -> String {
+        self.boto(&format!(
+            "import base64, crc32c\n\
+             data = open('{}', 'rb').read()\n\
+             parts = [data[i:i + {part}] for i in range(0, len(data), {part})]\n\
+             crcs = b''.join(crc32c.crc32c(p).to_bytes(4, 'big') for p in parts)\n\
+             print(base64.b64encode(crc32c.crc32c(crcs).to_bytes(4, 'big')).decode() + '-' + str(len(parts)))",
+            path.display()
+        ))
+        .trim()
+        .to_owned()
     }
 
     /// The size of an object.

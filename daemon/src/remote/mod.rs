@@ -4,9 +4,11 @@
 //! works through them in a bounded queue of its own, so a backup never
 //! waits for an upload. `storage.rs` is the storage itself (opendal).
 
+pub mod checksum;
 pub mod ops;
 pub mod replicate;
 pub mod retention;
+pub mod s3_calls;
 pub mod storage;
 
 use std::collections::{HashMap, HashSet};

@@ -43,6 +43,7 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
         if last_retention.is_none_or(|at| now - at >= RETENTION_EVERY) {
             last_retention = Some(now);
             super::retention::apply(&daemon).await;
+            clean_stale_uploads(&daemon, &config, now, &shutdown);
         }
         if let Err(e) = settle(&daemon, &config, now) {
             tracing::warn!(error = %e, "the off-site copy records could not be saved; trying again later");
@@ -93,6 +94,35 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
     // and leave their copies pending for the next start.
     daemon.replication.uploads.close();
     daemon.replication.uploads.wait().await;
+}
+
+/// Starts, beside the uploads, the clean-up of each remote's stale
+/// multipart uploads, so an unreachable server never holds up the queue.
+fn clean_stale_uploads(
+    daemon: &Arc<Daemon>,
+    config: &Config,
+    now: OffsetDateTime,
+    shutdown: &CancellationToken,
+) {
+    for remote in &config.remotes {
+        let Ok(storage) = Storage::open(remote) else {
+            continue;
+        };
+        let (daemon, shutdown) = (Arc::clone(daemon), shutdown.clone());
+        daemon.replication.uploads.clone().spawn(async move {
+            let name = storage.name().to_owned();
+            let busy = |id: &BackupId| daemon.replication.is_uploading(id, &name);
+            let cleaned = tokio::select! {
+                r = storage.clean_stale_uploads(now, busy) => r,
+                () = shutdown.cancelled() => return,
+            };
+            match cleaned {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(remote = %name, aborted = n, "stale multipart uploads aborted"),
+                Err(e) => tracing::warn!(remote = %name, error = %e, "stale multipart uploads could not be cleaned; trying again later"),
+            }
+        });
+    }
 }
 
 /// Gives every succeeded backup with a local archive a copy record per

@@ -33,6 +33,7 @@ mod recovery;
 mod reload;
 mod remote_copies;
 mod remote_recovery;
+mod remote_uploads;
 mod restore_checks;
 mod restore_evidence_export;
 mod restore_faults;

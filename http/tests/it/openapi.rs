@@ -1,6 +1,6 @@
 //! The OpenAPI document: served as kept in docs/, and valid OpenAPI 3.1
-//! by `openapi-spec-validator` (installed into a venv by
-//! scripts/ensure-deps.sh).
+//! by `openapi-spec-validator` (installed into the tests' venv,
+//! `berkut_testkit::venv`, by scripts/ensure-deps.sh).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -31,13 +31,7 @@ async fn the_served_document_is_the_one_in_docs() {
 
 #[test]
 fn the_document_is_valid_openapi_3_1() {
-    let venv = std::env::var("BERKUT_HTTP_VENV").unwrap_or_else(|_| "/opt/berkut-http-venv".into());
-    let validator = PathBuf::from(venv).join("bin/openapi-spec-validator");
-    assert!(
-        validator.exists(),
-        "{} is missing: run scripts/ensure-deps.sh",
-        validator.display()
-    );
+    let validator = berkut_testkit::venv_bin("openapi-spec-validator");
     let out = Command::new(&validator)
         .arg(document_path())
         .output()

@@ -239,21 +239,11 @@ fn committed_vectors_decrypt_with_the_listed_inputs() {
 /// The independent Python reader (`scripts/lib/bscc_parts.py`, written from
 /// `docs/FORMAT.md` with `cryptography` and `zstandard`) decrypts,
 /// decompresses and checks every committed vector, and finds the parts the
-/// listing names. Its Python comes from the venv `scripts/ensure-deps.sh`
-/// makes (`$BERKUT_PYENV`, by default `~/.cache/berkut/pyenv`).
+/// listing names. Its Python comes from the tests' venv
+/// (`berkut_testkit::venv`, made by `scripts/ensure-deps.sh`).
 #[test]
 fn the_python_reader_reads_every_vector() {
-    let pyenv = std::env::var_os("BERKUT_PYENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/berkut/pyenv")
-        });
-    let python = pyenv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/ensure-deps.sh",
-        python.display()
-    );
+    let python = berkut_testkit::venv_bin("python");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib/bscc_parts.py");
     let listing: Value =
         serde_json::from_str(&fs::read_to_string(dir().join("vectors.json")).unwrap()).unwrap();

@@ -19,6 +19,33 @@ use crate::fsutil::sync_dir;
 
 const PARTIAL_SUFFIX: &str = ".bscc.partial";
 
+/// A file received into the backup directory and not yet checked; see
+/// [`Store::quarantine`].
+#[derive(Debug)]
+pub struct Quarantine {
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Quarantine {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether it became an archive (`Store::commit_quarantine`).
+    pub fn committed(&self) -> bool {
+        self.committed
+    }
+}
+
+impl Drop for Quarantine {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     dir: PathBuf,
@@ -51,6 +78,34 @@ impl Store {
             .mode(0o600)
             .open(&path)?;
         Ok((file, path))
+    }
+
+    /// Creates a quarantine file for an archive that comes from outside (an
+    /// import, a fetch from a remote: `kind` names it) before it is
+    /// checked: hidden, 0600, with the partial suffix, so start-up clears
+    /// it if the daemon dies first. Removed when dropped unless committed.
+    pub fn quarantine(&self, kind: &str) -> io::Result<(File, Quarantine)> {
+        let path = self.dir.join(format!(
+            ".{kind}-{:016x}{PARTIAL_SUFFIX}",
+            rand::random::<u64>()
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        let quarantine = Quarantine {
+            path,
+            committed: false,
+        };
+        Ok((file, quarantine))
+    }
+
+    /// Makes a checked, fsynced quarantine file the archive of `id`.
+    pub fn commit_quarantine(&self, q: &mut Quarantine, id: &BackupId) -> io::Result<PathBuf> {
+        let target = self.commit(&q.path, id)?;
+        q.committed = true;
+        Ok(target)
     }
 
     /// Makes a finished, fsynced partial file the archive of `id`.

@@ -30,17 +30,6 @@ pub enum Piece {
     End,
 }
 
-/// Removes the quarantine file unless the import succeeded.
-struct Quarantine(std::path::PathBuf, bool);
-
-impl Drop for Quarantine {
-    fn drop(&mut self) {
-        if !self.1 {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
 impl Op for BackupImport {
     const IN_MAINTENANCE: bool = false;
 
@@ -64,22 +53,10 @@ impl Op for BackupImport {
         let mut pieces = resp
             .take_upload()
             .ok_or_else(|| OpError::internal("an import without an upload channel"))?;
-        let name = format!("import-{:016x}", rand::random::<u64>());
-        let path = daemon
-            .config()
-            .backup_path
-            .join(format!(".{name}.bscc.partial"));
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .await
-            .map_err(io_error)?;
-        let mut quarantine = Quarantine(path.clone(), false);
+        let (file, mut quarantine) = daemon.store.quarantine("import").map_err(io_error)?;
         // The checker's thread writes the pieces to the file as it checks
         // them, and fsyncs it once the upload is complete.
-        let mut check = super::import_check::Check::start(daemon, file.into_std().await);
+        let mut check = super::import_check::Check::start(daemon, file);
         let mut head = Vec::with_capacity(HEADER_LEN);
         resp.proceed().await;
         let mut received = 0u64;
@@ -152,8 +129,10 @@ impl Op for BackupImport {
                     "backup {id} is already in the store"
                 )));
             }
-            daemon.store.commit(&quarantine.0, &id).map_err(io_error)?;
-            quarantine.1 = true;
+            daemon
+                .store
+                .commit_quarantine(&mut quarantine, &id)
+                .map_err(io_error)?;
             entry.copies = crate::remote::pending_copies(&daemon.config(), daemon.now());
             let record = entry.record();
             cat.insert(entry);

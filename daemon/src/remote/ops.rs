@@ -84,20 +84,6 @@ pub async fn list(daemon: &Daemon, name: &str) -> Result<Vec<RemoteArchive>, OpE
     Ok(out)
 }
 
-/// A download in the backup directory, removed unless committed.
-struct Quarantine {
-    path: std::path::PathBuf,
-    keep: bool,
-}
-
-impl Drop for Quarantine {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// Downloads a copy into quarantine and authenticates it whole: the
 /// manifest must name `id` (an archive of another backup put under its
 /// key is refused). Returns the quarantine, the manifest and the facts.
@@ -107,7 +93,7 @@ async fn download_verified(
     id: &BackupId,
 ) -> Result<
     (
-        Quarantine,
+        crate::store::Quarantine,
         berkut_proto::manifest::Manifest,
         crate::catalogue::ArchiveFacts,
     ),
@@ -147,22 +133,13 @@ async fn download_verified(
     let room = crate::fsutil::free_bytes(&config.backup_path).unwrap_or(u64::MAX);
     if room < size.saturating_add(size / 20) {
         return Err(OpError::unavailable(format!(
-            "the backup directory has {room} bytes free, too few for the {size} bytes of backup              {id} from remote {}",
+            "the backup directory has {room} bytes free, too few for the {size} bytes of backup \
+             {id} from remote {}",
             storage.name()
         )));
     }
-    let path = config.backup_path.join(format!(
-        ".remote-{:016x}.bscc.partial",
-        rand::random::<u64>()
-    ));
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .await
-        .map_err(io_error)?;
-    let quarantine = Quarantine { path, keep: false };
+    let (file, quarantine) = daemon.store.quarantine("remote").map_err(io_error)?;
+    let mut file = tokio::fs::File::from_std(file);
     let got = storage
         .download(id, &mut file, size)
         .await
@@ -176,7 +153,7 @@ async fn download_verified(
     file.flush().await.map_err(io_error)?;
     file.sync_all().await.map_err(io_error)?;
     drop(file);
-    let (d, p) = (Arc::clone(daemon), quarantine.path.clone());
+    let (d, p) = (Arc::clone(daemon), quarantine.path().to_owned());
     let (manifest, facts) = tokio::task::spawn_blocking(move || {
         crate::store::verify_file(&p, &d.config().keyring).map_err(crate::restore::archive::refused)
     })
@@ -268,14 +245,13 @@ pub async fn fetch(
         }
         daemon
             .store
-            .commit(&quarantine.path, id)
+            .commit_quarantine(&mut quarantine, id)
             .map_err(io_error)?;
-        quarantine.keep = true;
         let record = entry.record();
         cat.insert(entry);
         Ok(record)
     });
-    if record.is_err() && quarantine.keep {
+    if record.is_err() && quarantine.committed() {
         // The archive was moved into the store but its record could not
         // be saved: take it out again, or it would sit there unlisted and
         // every later fetch would call it already present.

@@ -36,7 +36,7 @@ pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("cannot create {}", tmp.display()))?;
-    // The daemon's pieces are small (64 KiB); one write per megabyte instead.
+    // The daemon's pieces are small (32 KiB); one write per megabyte instead.
     let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
     let view = BytesView::new(ctx.json, record.size_bytes.unwrap_or(0));
     let mut hasher = Sha256::new();

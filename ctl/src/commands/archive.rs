@@ -130,14 +130,8 @@ pub fn rewrap(
     let keyring = keys::keyring(key_files)?;
     let new = keys::read_key(new_key)?;
     let target = out.unwrap_or(path);
-    let tmp = target.with_extension("bscc.rewrap-partial");
+    let (file, tmp) = super::create_beside(target, "rewrap")?;
     let result = (|| -> anyhow::Result<(Header, Header)> {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut w = BufWriter::new(file);
         let headers = archive::rewrap(open(path)?, &mut w, &keyring, &new)
             .with_context(|| format!("{} cannot be rewrapped", path.display()))?;

@@ -3,7 +3,6 @@
 //! matches what the daemon sent and what the catalogue recorded.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -24,18 +23,7 @@ pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode
             .call(Operation::BackupShow(ops::BackupShow { id: id.clone() }))
             .await?,
     )?;
-    let tmp = out.with_file_name(format!(
-        ".{}.partial",
-        out.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("download")
-    ));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let (file, tmp) = super::create_beside(out, "download")?;
     // The daemon's pieces are small (32 KiB); one write per megabyte instead.
     let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
     let view = BytesView::new(ctx.json, record.size_bytes.unwrap_or(0));

@@ -90,6 +90,31 @@ impl Context {
     }
 }
 
+/// Creates the file a command writes before it becomes `target`: beside
+/// it (so the final rename stays on one file system), hidden, named after
+/// it and `tag`, mode 0600, never an existing file (a link planted there is
+/// not followed). The caller renames it into place once it is complete and
+/// removes it otherwise.
+pub fn create_beside(
+    target: &std::path::Path,
+    tag: &str,
+) -> anyhow::Result<(std::fs::File, std::path::PathBuf)> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("berkutctl");
+    let tmp = target.with_file_name(format!(".{name}.{tag}.{}.partial", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    Ok((file, tmp))
+}
+
 /// Parses an id typed by the user (a backup's or a restore's), with the
 /// daemon's own rules, so a typo is caught before any request is sent.
 pub fn parse_id<T>(text: &str) -> anyhow::Result<T>

@@ -12,8 +12,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -36,13 +35,7 @@ pub async fn run(
     if !force && std::fs::symlink_metadata(out).is_ok() {
         return Ok(exists(out));
     }
-    let tmp = temporary_name(out);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let (file, tmp) = super::create_beside(out, "export")?;
     let result = receive(ctx, restore_id, Sink::for_name(out, file)?)
         .await
         .and_then(|(reply, file)| {
@@ -68,18 +61,6 @@ pub async fn run(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `.FILE.<pid>.partial` beside FILE: on the same file system, so the final
-/// move is a rename (or a link), and hidden from a glob for FILE's kind.
-fn temporary_name(out: &Path) -> PathBuf {
-    out.with_file_name(format!(
-        ".{}.{}.partial",
-        out.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("evidence"),
-        std::process::id()
-    ))
 }
 
 /// Streams the export into `sink`; the reply once every piece arrived in

@@ -20,11 +20,13 @@ use super::checksum::Composite;
 use super::s3_calls::{self, S3Calls};
 use crate::config::remote::{RemoteConfig, RemoteKind};
 
-/// Bytes per multipart part: S3 wants at least 5 MiB. With two parts in
+/// Bytes per multipart part: the least S3 takes (5 MiB). With two parts in
 /// flight the upload's memory does not grow with the archive's size
-/// (measured: 58 MiB above the daemon's RSS at 256 MiB, docs/PERFORMANCE.md;
-/// three in flight took 8 MiB more for no clear gain in throughput).
-const PART_BYTES: usize = 8 << 20;
+/// (measured at 256 MiB, docs/PERFORMANCE.md: 8 MiB parts took 58 MiB above
+/// the daemon's RSS, past the 64 MiB limit; 5 MiB parts peak at 51 MiB in
+/// all, at 0.85x boto3's throughput; three in flight took 8 MiB more for no
+/// clear gain).
+const PART_BYTES: usize = 5 << 20;
 const PARTS_IN_FLIGHT: usize = 2;
 /// How much of the file one read takes: a whole part, so each part
 /// reaches opendal as one contiguous buffer that goes to the request as
@@ -32,6 +34,18 @@ const PARTS_IN_FLIGHT: usize = 2;
 /// into one buffer per part in flight (measured: 77 MiB peak RSS and 0.76x
 /// boto3's throughput with 1 MiB reads, docs/PERFORMANCE.md).
 const READ_BYTES: usize = PART_BYTES;
+/// S3 takes at most 10 000 parts per upload; archives too large for that
+/// many parts of `PART_BYTES` get larger parts (`part_bytes`).
+const MAX_PARTS: u64 = 9_000;
+
+/// The part size for an archive of `size` bytes: `PART_BYTES`, or larger
+/// (whole MiB) when the archive would need more than `MAX_PARTS` parts.
+/// Memory then grows with the part: about 6 parts' worth at the peak.
+fn part_bytes(size: u64) -> usize {
+    const MIB: u64 = 1 << 20;
+    let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    usize::try_from(needed.max(PART_BYTES as u64)).unwrap_or(usize::MAX)
+}
 /// The most objects `list` looks at, so a bucket cannot fill memory.
 pub const MAX_LISTED: usize = 100_000;
 /// The longest one I/O call (a part's upload, a read) may take.
@@ -260,23 +274,24 @@ impl Storage {
         cancel: &CancellationToken,
     ) -> Result<(), RemoteError> {
         let key = Self::key(id);
+        let part = part_bytes(size);
         let mut file = tokio::fs::File::open(path)
             .await
             .map_err(|e| io_failure(&self.name, "open the local archive", &e))?;
         let mut writer = self
             .op
             .writer_with(&key)
-            .chunk(PART_BYTES)
+            .chunk(part)
             .concurrent(PARTS_IN_FLIGHT)
             .await
             .map_err(|e| self.fail(e))?;
-        let mut crc = Composite::new(PART_BYTES);
+        let mut crc = Composite::new(part);
         let sent = async {
             let mut sent = 0u64;
             loop {
-                let mut buf = Vec::with_capacity(READ_BYTES);
+                let mut buf = Vec::with_capacity(part);
                 let n = (&mut file)
-                    .take(READ_BYTES as u64)
+                    .take(part as u64)
                     .read_to_end(&mut buf)
                     .await
                     .map_err(|e| io_failure(&self.name, "read the local archive", &e))?;
@@ -518,6 +533,20 @@ pub fn id_of_key(name: &str) -> Option<BackupId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_grow_only_when_an_archive_needs_more_than_the_part_limit() {
+        assert_eq!(part_bytes(0), PART_BYTES);
+        assert_eq!(part_bytes(40 << 30), PART_BYTES);
+        let huge = 200u64 << 30;
+        let part = part_bytes(huge) as u64;
+        assert!(part > PART_BYTES as u64 && part % (1 << 20) == 0);
+        assert!(huge.div_ceil(part) <= MAX_PARTS, "{part}");
+        assert!(
+            huge.div_ceil(part - (1 << 20)) > MAX_PARTS,
+            "the least whole MiB"
+        );
+    }
 
     #[test]
     fn an_fs_remote_needs_its_directory_to_exist_and_not_be_a_link() {

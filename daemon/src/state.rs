@@ -105,11 +105,26 @@ impl Daemon {
                 "backup {id} is being downloaded"
             )));
         }
-        if self.catalogue.entry(id).is_some_and(|e| e.remote_only) {
-            return Err(OpError::conflict(format!(
-                "backup {id} has no local archive; only remote copies remain: delete them \
-                 with --remote NAME or --everywhere"
-            )));
+        if let Some(entry) = self.catalogue.entry(id).filter(|e| e.remote_only) {
+            let config = self.config();
+            let reachable = entry
+                .copies
+                .iter()
+                .any(|c| config.remotes.iter().any(|r| r.name == c.record.remote));
+            if reachable {
+                return Err(OpError::conflict(format!(
+                    "backup {id} has no local archive; only remote copies remain: delete them \
+                     with --remote NAME or --everywhere"
+                )));
+            }
+            // Its copies are on remotes no longer configured: nothing here
+            // can reach them, so the record alone goes (the objects stay
+            // where they are, for whoever still has that remote).
+            self.update_catalogue(|c| {
+                c.remove(id);
+            })?;
+            tracing::warn!(backup = %id, "a remote-only backup whose remotes are no longer configured was forgotten; its copies stay in those remotes");
+            return Ok(());
         }
         if self.replication.uses_backup(id) {
             return Err(OpError::conflict(format!(

@@ -247,3 +247,42 @@ async fn a_restore_fetches_a_deleted_archive_and_copies_are_deleted_by_name() {
     assert_eq!(s3.keys(BUCKET), Vec::<String>::new());
     assert!(!a.archive_path(second.id.as_str()).exists());
 }
+
+/// A remote-only backup whose remote has been taken out of the
+/// configuration can still be deleted: nothing can reach its copy, so the
+/// record is forgotten (with a log line) and the object stays in the
+/// bucket. While the remote is configured, the delete is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_only_backup_of_a_removed_remote_can_be_forgotten() {
+    let pg = small_cluster();
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let secrets = temp_dir("secret-");
+    let (conf, builder) = daemon_with_remotes(&pg, &s3_remote(&s3, secrets.path()));
+    let mut daemon = builder.start();
+    let made = backup_now(&mut daemon.client().await, Scope::Database).await;
+    wait_copy(&daemon, &made.id, "offsite", "the copy", |c| {
+        c.state == CopyState::Copied
+    })
+    .await;
+    let delete = ctl(&daemon, &["backup", "delete", made.id.as_str()]);
+    assert_eq!(delete.code, 0, "{}", delete.stderr);
+    let again = ctl(&daemon, &["backup", "delete", made.id.as_str()]);
+    assert_ne!(again.code, 0, "refused while the remote is configured");
+    assert!(
+        again.stderr.contains("only remote copies remain"),
+        "{}",
+        again.stderr
+    );
+
+    // The remote leaves the configuration.
+    std::fs::write(conf.path().join("berkutd.toml"), "").unwrap();
+    daemon.stop();
+    daemon.restart();
+    let gone = ctl(&daemon, &["backup", "delete", made.id.as_str()]);
+    assert_eq!(gone.code, 0, "{}", gone.stderr);
+    let show = ctl(&daemon, &["backup", "show", made.id.as_str()]);
+    assert_ne!(show.code, 0, "the record is gone");
+    assert!(daemon.log().contains("no longer configured was forgotten"));
+    assert_eq!(s3.keys(BUCKET), vec![format!("prod/{}.bscc", made.id)]);
+}

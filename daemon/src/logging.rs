@@ -212,12 +212,13 @@ pub fn is_stream(value: &str, dev: u64, ino: u64) -> bool {
 /// and a server's raw reply, so they never reach berkutd's log, whatever
 /// the level: berkutd says what went wrong in its own words.
 pub fn is_foreign(target: &str) -> bool {
+    // Asked for every event: no allocation.
     ["opendal", "reqwest", "hyper", "h2", "rustls"]
         .iter()
         .any(|c| {
-            target == *c
-                || target.starts_with(&format!("{c}::"))
-                || target.starts_with(&format!("{c}_"))
+            target.strip_prefix(c).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with("::") || rest.starts_with('_')
+            })
         })
 }
 

@@ -61,3 +61,21 @@ pub fn assert_record_shape(v: &serde_json::Value) {
         assert!(obj.contains_key(field), "record lacks {field}: {v}");
     }
 }
+
+/// A fresh backup and a passed dry-run of it, through berkutctl: the
+/// backup's id and the drill's restore id.
+pub fn drilled(env: &Env) -> (String, String) {
+    let backup = ctl(&env.daemon, &["backup", "create", "--wait", "--json"])
+        .ok()
+        .last_json();
+    let id = backup["id"].as_str().unwrap().to_owned();
+    let drill = ctl(
+        &env.daemon,
+        &["restore", &id, "--dry-run", "--wait", "--json"],
+    )
+    .ok()
+    .last_json();
+    assert_eq!(drill["status"], "succeeded", "{drill}");
+    let rid = drill["restore_id"].as_str().unwrap().to_owned();
+    (id, rid)
+}

@@ -10,18 +10,15 @@ use crate::helpers::*;
 
 /// A passed dry-run of a fresh backup: its restore id.
 fn drilled(env: &Env) -> String {
-    let backup = ctl(&env.daemon, &["backup", "create", "--wait", "--json"])
-        .ok()
-        .last_json();
-    let id = backup["id"].as_str().unwrap();
-    let drill = ctl(
-        &env.daemon,
-        &["restore", id, "--dry-run", "--wait", "--json"],
-    )
-    .ok()
-    .last_json();
-    assert_eq!(drill["status"], "succeeded", "{drill}");
-    drill["restore_id"].as_str().unwrap().to_owned()
+    crate::helpers::drilled(env).1
+}
+
+/// `berkutctl restore evidence RID --export FILE`, with `extra` arguments.
+fn export(env: &Env, rid: &str, file: &Path, extra: &[&str]) -> Run {
+    let file = file.to_str().unwrap();
+    let mut args = vec!["restore", "evidence", rid, "--export", file];
+    args.extend_from_slice(extra);
+    ctl(&env.daemon, &args)
 }
 
 /// Runs a standard tool in `dir`; its status and what it printed.
@@ -59,17 +56,7 @@ fn an_export_opens_with_tar_and_checks_with_sha256sum() {
     let out = tempfile::tempdir().unwrap();
     for name in ["evidence.tar", "evidence.tar.gz", "evidence.tar.zst"] {
         let file = out.path().join(name);
-        let run = ctl(
-            &env.daemon,
-            &[
-                "restore",
-                "evidence",
-                &rid,
-                "--export",
-                file.to_str().unwrap(),
-            ],
-        )
-        .ok();
+        let run = export(&env, &rid, &file, &[]).ok();
         assert!(run.stdout.contains(" files match"), "{}", run.stdout);
         assert_eq!(
             std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
@@ -105,20 +92,9 @@ fn an_export_opens_with_tar_and_checks_with_sha256sum() {
 
     // For scripts: what was written, and the DIGEST's verdict.
     let file = out.path().join("again.tgz");
-    let json = ctl(
-        &env.daemon,
-        &[
-            "restore",
-            "evidence",
-            &rid,
-            "--export",
-            file.to_str().unwrap(),
-            "--verify",
-            "--json",
-        ],
-    )
-    .ok()
-    .last_json();
+    let json = export(&env, &rid, &file, &["--verify", "--json"])
+        .ok()
+        .last_json();
     assert_eq!(json["restore_id"], rid.as_str());
     assert_eq!(
         json["size_bytes"].as_u64(),
@@ -147,16 +123,7 @@ fn an_existing_file_is_kept_unless_forced() {
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("evidence.tar");
     std::fs::write(&file, "the auditor's own file\n").unwrap();
-    let refused = ctl(
-        &env.daemon,
-        &[
-            "restore",
-            "evidence",
-            &rid,
-            "--export",
-            file.to_str().unwrap(),
-        ],
-    );
+    let refused = export(&env, &rid, &file, &[]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("exists; give --force"),
@@ -167,18 +134,7 @@ fn an_existing_file_is_kept_unless_forced() {
         std::fs::read_to_string(&file).unwrap(),
         "the auditor's own file\n"
     );
-    ctl(
-        &env.daemon,
-        &[
-            "restore",
-            "evidence",
-            &rid,
-            "--export",
-            file.to_str().unwrap(),
-            "--force",
-        ],
-    )
-    .ok();
+    export(&env, &rid, &file, &["--force"]).ok();
     let (_dir, ok, said) = extract_and_check(&file, &rid);
     assert!(ok, "{said}");
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 1);
@@ -189,16 +145,7 @@ fn an_unknown_restore_is_not_found_and_writes_nothing() {
     let env = env();
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("evidence.tar");
-    let run = ctl(
-        &env.daemon,
-        &[
-            "restore",
-            "evidence",
-            "r-20000101T000000Z-00000000",
-            "--export",
-            file.to_str().unwrap(),
-        ],
-    );
+    let run = export(&env, "r-20000101T000000Z-00000000", &file, &[]);
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(
         run.stderr
@@ -225,17 +172,7 @@ fn tampered_evidence_is_exported_and_flagged() {
     std::fs::write(&log, "nothing to see\n").unwrap();
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("evidence.tar.gz");
-    let run = ctl(
-        &env.daemon,
-        &[
-            "restore",
-            "evidence",
-            &rid,
-            "--export",
-            file.to_str().unwrap(),
-        ],
-    )
-    .ok();
+    let run = export(&env, &rid, &file, &[]).ok();
     assert!(run.stdout.contains("DOES NOT MATCH"), "{}", run.stdout);
     assert!(
         run.stderr.contains("logs/00-verify.log: changed"),
@@ -250,17 +187,7 @@ fn tampered_evidence_is_exported_and_flagged() {
         "nothing to see\n"
     );
 
-    let strict = ctl(
-        &env.daemon,
-        &[
-            "restore",
-            "evidence",
-            &rid,
-            "--export",
-            out.path().join("strict.tar").to_str().unwrap(),
-            "--verify",
-        ],
-    );
+    let strict = export(&env, &rid, &out.path().join("strict.tar"), &["--verify"]);
     assert_eq!(strict.code, 1, "{}", strict.stderr);
     assert!(
         strict.stderr.contains("does not match its DIGEST"),

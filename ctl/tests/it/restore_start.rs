@@ -83,17 +83,8 @@ fn restore_errors_have_their_exit_codes() {
 #[test]
 fn evidence_verify_catches_a_changed_file() {
     let env = env();
-    let backup = ctl(&env.daemon, &["backup", "create", "--wait", "--json"])
-        .ok()
-        .last_json();
-    let id = backup["id"].as_str().unwrap();
-    let drill = ctl(
-        &env.daemon,
-        &["restore", id, "--dry-run", "--wait", "--json"],
-    )
-    .ok()
-    .last_json();
-    let rid = drill["restore_id"].as_str().unwrap();
+    let (_, rid) = drilled(&env);
+    let rid = rid.as_str();
 
     let fine = ctl(&env.daemon, &["restore", "evidence", rid, "--verify"]).ok();
     assert!(fine.stdout.contains(" files match"), "{}", fine.stdout);

@@ -47,7 +47,8 @@ pub struct Figures {
 
 pub fn gather(daemon: &Daemon) -> Figures {
     let now = daemon.now();
-    let overdue_after = daemon.config().drill_overdue;
+    let config = daemon.config();
+    let overdue_after = config.drill_overdue;
     let mut f = daemon.catalogue.read(|cat| {
         let mut f = Figures {
             verified_age: crate::restore::verdict::proof(cat, now, overdue_after)
@@ -86,6 +87,11 @@ pub fn gather(daemon: &Daemon) -> Figures {
             };
             f.last_size = e.archive.as_ref().map(|a| a.size_bytes);
         }
+        for remote in &config.remotes {
+            let since = crate::remote::ops::uncopied_since(cat, &remote.name);
+            let lag = since.map_or(0, |at| (now - at).whole_seconds().max(0) as u64);
+            f.remote_lag.push((remote.name.clone(), lag));
+        }
         f
     });
     let counters = &daemon.metrics.counters;
@@ -105,15 +111,7 @@ pub fn gather(daemon: &Daemon) -> Figures {
     let rpo = crate::schedule::rpo_state(daemon, now);
     f.rpo_breached = rpo.breached;
     f.rpo_limit = rpo.limit_seconds;
-    let config = daemon.config();
     f.free_bytes = crate::fsutil::free_bytes(&config.backup_path);
-    daemon.catalogue.read(|cat| {
-        for remote in &config.remotes {
-            let since = crate::remote::ops::uncopied_since(cat, &remote.name);
-            let lag = since.map_or(0, |at| (now - at).whole_seconds().max(0) as u64);
-            f.remote_lag.push((remote.name.clone(), lag));
-        }
-    });
     for remote in &config.remotes {
         let failed = daemon.replication.failures(&remote.name);
         f.remote_failures.push((remote.name.clone(), failed));

@@ -40,14 +40,8 @@ pub struct Replication {
     pub(crate) download_slots: Semaphore,
     /// (backup, remote) pairs being uploaded now.
     in_flight: Mutex<HashSet<(BackupId, String)>>,
-    /// The last error each remote gave, and when, for `remote status`.
-    last_error: Mutex<HashMap<String, (OffsetDateTime, String)>>,
-    /// Per remote: since when its uploads have failed without a success
-    /// in between, and whether `copy_failing` was sent for that run.
-    failing: Mutex<HashMap<String, Failing>>,
-    /// Failed upload attempts per remote since the daemon started
-    /// (`berkut_remote_copy_failures_total`).
-    failures: Mutex<HashMap<String, u64>>,
+    /// Each remote's upload failures, one lock for all of it.
+    health: Mutex<HashMap<String, Health>>,
     pub(crate) uploads: TaskTracker,
 }
 
@@ -58,9 +52,7 @@ impl Default for Replication {
             slots: Arc::new(Semaphore::new(UPLOAD_SLOTS)),
             download_slots: Semaphore::new(DOWNLOAD_SLOTS),
             in_flight: Mutex::default(),
-            last_error: Mutex::default(),
-            failing: Mutex::default(),
-            failures: Mutex::default(),
+            health: Mutex::default(),
             uploads: TaskTracker::new(),
         }
     }
@@ -114,52 +106,59 @@ impl Replication {
         words: &str,
         threshold: std::time::Duration,
     ) -> bool {
-        self.last_error
-            .lock()
-            .unwrap()
-            .insert(remote.to_owned(), (at, words.to_owned()));
-        *self
-            .failures
-            .lock()
-            .unwrap()
-            .entry(remote.to_owned())
-            .or_default() += 1;
-        let mut failing = self.failing.lock().unwrap();
-        let run = failing.entry(remote.to_owned()).or_insert(Failing {
+        let mut health = self.health.lock().unwrap();
+        let h = health.entry(remote.to_owned()).or_default();
+        h.failures += 1;
+        let run = h.run.get_or_insert(Failing {
             since: at,
             notified: false,
+            last: (at, String::new()),
         });
-        let long = (at - run.since).unsigned_abs() >= threshold;
-        let tell = long && !run.notified;
+        run.last = (at, words.to_owned());
+        let tell = (at - run.since).unsigned_abs() >= threshold && !run.notified;
         run.notified |= tell;
         tell
     }
 
     /// An upload to `remote` succeeded: its run of failures is over.
     pub(crate) fn clear_error(&self, remote: &str) {
-        self.last_error.lock().unwrap().remove(remote);
-        self.failing.lock().unwrap().remove(remote);
+        if let Some(h) = self.health.lock().unwrap().get_mut(remote) {
+            h.run = None;
+        }
     }
 
-    /// Failed upload attempts to `remote` since the daemon started.
+    /// Failed upload attempts to `remote` since the daemon started
+    /// (`berkut_remote_copy_failures_total`).
     pub fn failures(&self, remote: &str) -> u64 {
-        self.failures
+        self.health
             .lock()
             .unwrap()
             .get(remote)
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |h| h.failures)
     }
 
+    /// The last error of the current run of failures, and when, for
+    /// `remote status`; none once an upload succeeded.
     pub fn last_error(&self, remote: &str) -> Option<(OffsetDateTime, String)> {
-        self.last_error.lock().unwrap().get(remote).cloned()
+        let health = self.health.lock().unwrap();
+        Some(health.get(remote)?.run.as_ref()?.last.clone())
     }
 }
 
-/// A remote's current run of failed uploads.
+/// One remote's upload failures since the daemon started.
+#[derive(Default)]
+struct Health {
+    failures: u64,
+    /// The failures since the last success, if the last upload failed.
+    run: Option<Failing>,
+}
+
+/// A remote's current run of failed uploads: since when, whether
+/// `copy_failing` was sent for it, and its last error.
 struct Failing {
     since: OffsetDateTime,
     notified: bool,
+    last: (OffsetDateTime, String),
 }
 
 /// The copies a newly succeeded backup owes: one pending per remote.

@@ -118,16 +118,14 @@ async fn download_verified(
             storage.name()
         )));
     };
-    let recorded_size = daemon
-        .catalogue
-        .entry(id)
-        .and_then(|e| e.archive)
-        .map(|a| a.size_bytes);
-    if recorded_size.is_some_and(|r| r != size) {
+    // A copy the catalogue knows must be the very archive it recorded:
+    // its size now, its SHA-256 once downloaded.
+    let recorded = daemon.catalogue.entry(id).and_then(|e| e.archive);
+    if let Some(r) = recorded.as_ref().filter(|r| r.size_bytes != size) {
         return Err(OpError::invalid(format!(
             "remote {}: the copy of backup {id} has {size} bytes, the catalogue recorded {}",
             storage.name(),
-            recorded_size.unwrap_or_default()
+            r.size_bytes
         )));
     }
     let room = crate::fsutil::free_bytes(&config.backup_path).unwrap_or(u64::MAX);
@@ -165,13 +163,7 @@ async fn download_verified(
             storage.name()
         )));
     }
-    // A copy the catalogue knows must be the very archive it recorded.
-    let recorded = daemon
-        .catalogue
-        .entry(id)
-        .and_then(|e| e.archive)
-        .map(|a| a.sha256);
-    if recorded.is_some_and(|sha| sha != facts.sha256) {
+    if recorded.is_some_and(|r| r.sha256 != facts.sha256) {
         return Err(OpError::invalid(format!(
             "remote {}: the copy of backup {id} differs from the archive the catalogue recorded",
             storage.name()

@@ -59,6 +59,25 @@ pub fn daemon_with_remotes(pg: &PgCluster, toml: &str) -> (tempfile::TempDir, Da
     (dir, builder)
 }
 
+/// A real S3 server with the bucket made, and what a daemon needs to
+/// copy there as remote `offsite` (prefix `prod/`): kept together so they
+/// live as long as the test.
+pub struct Offsite {
+    pub s3: S3Server,
+    pub secrets: tempfile::TempDir,
+    /// The directory of the daemon's configuration file, `berkutd.toml`.
+    pub conf: tempfile::TempDir,
+}
+
+/// A daemon for `pg` with one S3 remote whose bucket exists.
+pub fn offsite(pg: &PgCluster) -> (Offsite, DaemonBuilder) {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let secrets = temp_dir("secret-");
+    let (conf, builder) = daemon_with_remotes(pg, &s3_remote(&s3, secrets.path()));
+    (Offsite { s3, secrets, conf }, builder)
+}
+
 pub fn s3_remote(s3: &S3Server, dir: &Path) -> String {
     s3.remote_toml("offsite", BUCKET, "prod/", dir)
 }
@@ -72,10 +91,8 @@ fn same_bytes(a: &Path, b: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_backup_is_copied_to_s3_as_its_sealed_archive() {
     let pg = small_cluster();
-    let s3 = S3Server::start();
-    s3.create_bucket(BUCKET);
-    let secrets = temp_dir("secret-");
-    let (_conf, builder) = daemon_with_remotes(&pg, &s3_remote(&s3, secrets.path()));
+    let (site, builder) = offsite(&pg);
+    let s3 = &site.s3;
     let daemon = builder.start();
     let mut client = daemon.client().await;
     let made = backup_now(&mut client, Scope::Database).await;
@@ -90,7 +107,7 @@ async fn every_backup_is_copied_to_s3_as_its_sealed_archive() {
     assert!(copy.last_error.is_none());
     let key = format!("prod/{}.bscc", made.id);
     assert_eq!(s3.keys(BUCKET), vec![key.clone()]);
-    let fetched = secrets.path().join("fetched.bscc");
+    let fetched = site.secrets.path().join("fetched.bscc");
     s3.get(BUCKET, &key, &fetched);
     same_bytes(&fetched, &daemon.archive_path(made.id.as_str()));
     assert_eq!(s3.open_uploads(BUCKET), 0);
@@ -202,10 +219,8 @@ async fn a_remote_that_fails_never_fails_the_backup_nor_shows_the_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_dies_mid_upload_gets_the_copy_when_it_is_back() {
     let pg = small_cluster();
-    let mut s3 = S3Server::start();
-    s3.create_bucket(BUCKET);
-    let secrets = temp_dir("secret-");
-    let (_conf, builder) = daemon_with_remotes(&pg, &s3_remote(&s3, secrets.path()));
+    let (mut site, builder) = offsite(&pg);
+    let s3 = &mut site.s3;
     let daemon = builder.start();
     let mut client = daemon.client().await;
     // Frozen, the server takes the connection and answers nothing: the
@@ -242,10 +257,8 @@ async fn a_server_that_dies_mid_upload_gets_the_copy_when_it_is_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_killed_mid_upload_finishes_the_copy_after_restart() {
     let pg = small_cluster();
-    let s3 = S3Server::start();
-    s3.create_bucket(BUCKET);
-    let secrets = temp_dir("secret-");
-    let (_conf, builder) = daemon_with_remotes(&pg, &s3_remote(&s3, secrets.path()));
+    let (site, builder) = offsite(&pg);
+    let s3 = &site.s3;
     let mut daemon = builder.start();
     let made = {
         let mut client = daemon.client().await;

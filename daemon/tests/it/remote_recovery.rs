@@ -10,7 +10,7 @@ use berkut_proto::wire::{BackupStatus, CopyState, RemoteArchive, RemoteVerdict};
 use berkut_testkit::{fingerprint, temp_dir, PgCluster, S3Server};
 
 use crate::helpers::*;
-use crate::remote_copies::{daemon_with_remotes, s3_remote, show, wait_copy};
+use crate::remote_copies::{daemon_with_remotes, offsite, s3_remote, show, wait_copy};
 
 const BUCKET: &str = "berkut";
 
@@ -117,10 +117,8 @@ fn partials(daemon: &berkut_testkit::Daemon) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn altered_truncated_or_swapped_objects_are_refused_and_leave_nothing() {
     let pg = small_cluster();
-    let s3 = S3Server::start();
-    s3.create_bucket(BUCKET);
-    let secrets = temp_dir("secret-");
-    let (_conf, builder) = daemon_with_remotes(&pg, &s3_remote(&s3, secrets.path()));
+    let (site, builder) = offsite(&pg);
+    let s3 = &site.s3;
     let a = builder.start();
     let mut client = a.client().await;
     let first = backup_now(&mut client, Scope::Database).await;
@@ -153,7 +151,7 @@ async fn altered_truncated_or_swapped_objects_are_refused_and_leave_nothing() {
         ("truncated", &truncated),
         ("swapped", &other),
     ] {
-        replace_object(&s3, &key, bytes);
+        replace_object(s3, &key, bytes);
         let verify = ctl(
             &a,
             &["remote", "verify", "offsite", first.id.as_str(), "--json"],
@@ -176,7 +174,7 @@ async fn altered_truncated_or_swapped_objects_are_refused_and_leave_nothing() {
         assert!(show(&mut client, &first.id).await.remote_only, "{what}");
     }
     // The genuine copy back: fetch works.
-    replace_object(&s3, &key, &original);
+    replace_object(s3, &key, &original);
     let fetch = ctl(&a, &["remote", "fetch", "offsite", first.id.as_str()]);
     assert_eq!(fetch.code, 0, "{}", fetch.stderr);
     assert!(!show(&mut client, &first.id).await.remote_only);
@@ -188,10 +186,8 @@ async fn altered_truncated_or_swapped_objects_are_refused_and_leave_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_fetches_a_deleted_archive_and_copies_are_deleted_by_name() {
     let pg = small_cluster();
-    let s3 = S3Server::start();
-    s3.create_bucket(BUCKET);
-    let secrets = temp_dir("secret-");
-    let (_conf, builder) = daemon_with_remotes(&pg, &s3_remote(&s3, secrets.path()));
+    let (site, builder) = offsite(&pg);
+    let s3 = &site.s3;
     let a = builder.start();
     let mut client = a.client().await;
     let made = backup_now(&mut client, Scope::Database).await;
@@ -255,10 +251,8 @@ async fn a_restore_fetches_a_deleted_archive_and_copies_are_deleted_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_only_backup_of_a_removed_remote_can_be_forgotten() {
     let pg = small_cluster();
-    let s3 = S3Server::start();
-    s3.create_bucket(BUCKET);
-    let secrets = temp_dir("secret-");
-    let (conf, builder) = daemon_with_remotes(&pg, &s3_remote(&s3, secrets.path()));
+    let (site, builder) = offsite(&pg);
+    let s3 = &site.s3;
     let mut daemon = builder.start();
     let made = backup_now(&mut daemon.client().await, Scope::Database).await;
     wait_copy(&daemon, &made.id, "offsite", "the copy", |c| {
@@ -276,7 +270,7 @@ async fn a_remote_only_backup_of_a_removed_remote_can_be_forgotten() {
     );
 
     // The remote leaves the configuration.
-    std::fs::write(conf.path().join("berkutd.toml"), "").unwrap();
+    std::fs::write(site.conf.path().join("berkutd.toml"), "").unwrap();
     daemon.stop();
     daemon.restart();
     let gone = ctl(&daemon, &["backup", "delete", made.id.as_str()]);

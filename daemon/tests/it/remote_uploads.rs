@@ -7,7 +7,7 @@ use berkut_proto::wire::CopyState;
 use berkut_testkit::{temp_dir, wait_for, S3Server};
 
 use crate::helpers::*;
-use crate::remote_copies::{daemon_with_remotes, s3_remote, wait_copy};
+use crate::remote_copies::{daemon_with_remotes, offsite, s3_remote, wait_copy};
 
 const BUCKET: &str = "berkut";
 
@@ -58,10 +58,8 @@ async fn a_multipart_copy_carries_the_checksum_of_its_parts() {
          FROM generate_series(1, 400000) g;",
     )
     .unwrap();
-    let s3 = S3Server::start();
-    s3.create_bucket(BUCKET);
-    let secrets = temp_dir("secret-");
-    let (_conf, builder) = daemon_with_remotes(&pg, &s3_remote(&s3, secrets.path()));
+    let (site, builder) = offsite(&pg);
+    let s3 = &site.s3;
     let daemon = builder.env("BERKUT_LOG", "berkut_daemon=debug").start();
     let mut client = daemon.client().await;
     let made = backup_now(&mut client, Scope::Database).await;

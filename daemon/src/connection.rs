@@ -18,11 +18,13 @@ mod answer;
 mod frames;
 mod handshake;
 mod outbox;
+mod pieces;
 mod requests;
 mod shutdown;
 
 pub use admission::Slots;
 pub use outbox::{Closed, Outbox, OUTBOX_BYTES};
+pub use pieces::{Piece, Pieces};
 
 use std::sync::Arc;
 

@@ -237,6 +237,7 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         audit: audit::Audit::new(&config.state_dir, audit::Limits::of(&config)),
         restores: Default::default(),
         downloads: Default::default(),
+        pieces: Default::default(),
         maintenance,
         drill_db,
         plan: tokio::sync::watch::Sender::new(plan),

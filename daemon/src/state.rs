@@ -33,6 +33,8 @@ pub struct Daemon {
     pub audit: crate::audit::Audit,
     /// Leases on archives being downloaded.
     pub downloads: Arc<crate::leases::Leases>,
+    /// The buffers downloads send their pieces in.
+    pub pieces: crate::connection::Pieces,
     /// Restores queued or running.
     pub restores: crate::restore::Restores,
     /// Whether a restore holds the maintenance lock.

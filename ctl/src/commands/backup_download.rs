@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::{ops, Operation};
-use sha2::{Digest, Sha256};
+use berkut_proto::archive::BackgroundHasher;
 
 use super::{expect_backup, parse_id, Context};
 use crate::display;
@@ -24,13 +24,15 @@ pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode
             .await?,
     )?;
     let (file, tmp) = super::create_beside(out, "download")?;
-    // The daemon's pieces are small (32 KiB); one write per megabyte instead.
+    // The daemon's pieces are at most 256 KiB; one write per megabyte.
     let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
     let view = BytesView::new(ctx.json, record.size_bytes.unwrap_or(0));
-    let mut hasher = Sha256::new();
+    // SHA-256 is the costliest step here; its own thread takes it off the
+    // one that receives and writes.
+    let mut hasher = BackgroundHasher::new(1 << 20)?;
     let result = client
         .download(id.clone(), |offset, data| {
-            hasher.update(data);
+            hasher.update(data)?;
             file.write_all(data)?;
             view.update(offset + data.len() as u64);
             Ok(())
@@ -40,7 +42,7 @@ pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode
     let checked = result
         .map_err(anyhow::Error::from)
         .and_then(|(size, sha256)| {
-            let ours = hex::encode(hasher.finalize());
+            let ours = hex::encode(hasher.finalize()?);
             if ours != sha256 || Some(&sha256) != record.sha256.as_ref() {
                 anyhow::bail!(
                     "the downloaded archive's sha256 does not match the catalogue's record"

@@ -19,13 +19,16 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::Piece;
 use crate::error::OpError;
 
 /// Encoded bytes waiting for the writer, per connection: room for two
-/// download pieces (one being written, one ready) and the small messages
-/// besides. A frame larger than this takes the whole budget: it waits
+/// small download pieces (one being written, one ready, 32 KiB each) and
+/// the small messages besides; every client that stops reading may hold
+/// this much, so it is kept low (it was 96 KiB). A frame larger than this
+/// (a large piece, `pieces::LARGE_PIECE`) takes the whole budget: it waits
 /// until everything before it is written.
-pub const OUTBOX_BYTES: usize = 96 * 1024;
+pub const OUTBOX_BYTES: usize = 72 * 1024;
 
 /// The outbox is closed: the writer has stopped (the client went away).
 #[derive(Debug)]
@@ -48,6 +51,9 @@ pub struct Outbox {
 /// it holds until it is on the socket.
 struct Frame {
     bytes: Vec<u8>,
+    /// A download piece's bytes, written right after `bytes` (its frame's
+    /// head): a piece goes to the socket from the buffer it was read into.
+    body: Option<Piece>,
     _room: OwnedSemaphorePermit,
 }
 
@@ -115,7 +121,37 @@ impl Outbox {
             .await
             .map_err(|_| Closed)?;
         self.queue
-            .send(Frame { bytes, _room: room })
+            .send(Frame {
+                bytes,
+                body: None,
+                _room: room,
+            })
+            .map_err(|_| Closed)
+    }
+
+    /// Queues a download piece as a `data` message for request `id`,
+    /// without copying it: the frame's head is encoded here and the piece
+    /// follows it onto the socket. Waits for room as `send` does.
+    pub async fn send_piece(&self, id: u64, offset: u64, piece: Piece) -> Result<(), Closed> {
+        let Some(bytes) = data_head(id, offset, piece.len()) else {
+            // Not reached with this encoding (a test says so); should the
+            // encoding change, the piece still goes, copied.
+            let data = piece.filled().to_vec();
+            drop(piece);
+            return self.send(ServerMessage::Data { id, offset, data }).await;
+        };
+        let _turn = self.turn.lock().await;
+        let share = (bytes.len() + piece.len()).clamp(1, OUTBOX_BYTES) as u32;
+        let room = Arc::clone(&self.budget)
+            .acquire_many_owned(share)
+            .await
+            .map_err(|_| Closed)?;
+        self.queue
+            .send(Frame {
+                bytes,
+                body: Some(piece),
+                _room: room,
+            })
             .map_err(|_| Closed)
     }
 
@@ -138,7 +174,8 @@ async fn write_frames(
     gone: CancellationToken,
 ) {
     while let Some(frame) = rx.recv().await {
-        if write.write_all(&frame.bytes).await.is_err() {
+        let body = frame.body.as_ref().map_or(&[][..], |piece| piece.filled());
+        if write.write_all(&frame.bytes).await.is_err() || write.write_all(body).await.is_err() {
             gone.cancel();
             break;
         }
@@ -179,6 +216,39 @@ pub fn frame(msg: &ServerMessage) -> Vec<u8> {
             encode_frame(&error).expect("an error message always encodes")
         }
     }
+}
+
+/// The head of a `data` frame whose data is `len` bytes: the length
+/// prefix and the message up to its data, which is the last field and a
+/// MessagePack `bin` (its own length first, in the shortest form, as
+/// `encode` writes it). `None` if the encoding is not laid out so.
+fn data_head(id: u64, offset: u64, len: usize) -> Option<Vec<u8>> {
+    let empty = ServerMessage::Data {
+        id,
+        offset,
+        data: Vec::new(),
+    };
+    let mut head = encode_frame(&empty).ok()?;
+    // An empty bin is `c4 00`.
+    if !head.ends_with(&[0xc4, 0x00]) {
+        return None;
+    }
+    head.truncate(head.len() - 2);
+    if let Ok(n) = u8::try_from(len) {
+        head.extend_from_slice(&[0xc4, n]);
+    } else if let Ok(n) = u16::try_from(len) {
+        head.push(0xc5);
+        head.extend_from_slice(&n.to_be_bytes());
+    } else {
+        head.push(0xc6);
+        head.extend_from_slice(&u32::try_from(len).ok()?.to_be_bytes());
+    }
+    let body = u32::try_from(head.len() - 4 + len).ok()?;
+    if body as usize > MAX_FRAME_LEN {
+        return None;
+    }
+    head[..4].copy_from_slice(&body.to_be_bytes());
+    Some(head)
 }
 
 fn encode_frame(msg: &ServerMessage) -> Result<Vec<u8>, rmp_serde::encode::Error> {
@@ -235,6 +305,22 @@ mod tests {
                 &bytes[4..],
                 &berkut_proto::wire::frame::encode(&msg).unwrap()[..]
             );
+        }
+    }
+
+    #[test]
+    fn a_piece_frame_is_the_data_message_encoded_whole() {
+        for len in [0, 1, 255, 256, 65_535, 65_536, 256 * 1024] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let msg = ServerMessage::Data {
+                id: u64::MAX - 3,
+                offset: 1 << 40,
+                data: data.clone(),
+            };
+            let mut bytes = data_head(u64::MAX - 3, 1 << 40, len).expect("laid out as expected");
+            bytes.extend_from_slice(&data);
+            assert_eq!(bytes, frame(&msg), "{len} bytes");
+            assert_eq!(decode(&bytes), msg);
         }
     }
 

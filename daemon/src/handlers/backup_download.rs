@@ -18,15 +18,9 @@ use sha2::{Digest, Sha256};
 use super::backup_show::not_found;
 use super::{Op, Responder};
 
+use crate::connection::Piece;
 use crate::error::OpError;
 use crate::state::Daemon;
-
-/// Bytes per `data` message: small enough that a download stalled by its
-/// client holds little (this piece and the outbox's two), large enough that
-/// the frames cost nothing next to the bytes. 64 KiB pieces were tried:
-/// a stalled download then holds one queued and one waiting, and 250 of
-/// them took the daemon past 64 MiB.
-pub const DOWNLOAD_CHUNK: usize = 32 * 1024;
 
 impl Op for BackupDownload {
     const IN_MAINTENANCE: bool = false;
@@ -74,10 +68,11 @@ impl Op for BackupDownload {
         let start = self.offset;
         let mut offset = start;
         loop {
-            // A fresh buffer per piece, moved into its message: nothing is
-            // copied, and nothing is held once the piece is encoded.
+            // Pieces are read into buffers from the daemon's pool (large
+            // while it has room, `connection::pieces`) and go to the socket
+            // from there, uncopied.
             let piece;
-            (piece, hasher) = read_piece(&file, offset, hasher).await?;
+            (piece, hasher) = read_piece(&file, offset, daemon.pieces.take(), hasher).await?;
             if piece.is_empty() {
                 break;
             }
@@ -95,31 +90,30 @@ impl Op for BackupDownload {
     }
 }
 
-/// Reads up to `DOWNLOAD_CHUNK` bytes at `offset` (fewer only at the end)
-/// and adds them to `hasher`, on the blocking pool: SHA-256 is the costliest
+/// Fills `piece` with the bytes at `offset` (fewer only at the end) and
+/// adds them to `hasher`, on the blocking pool: SHA-256 is the costliest
 /// step of a download, and the runtime's threads have the socket to serve.
 async fn read_piece(
     file: &Arc<std::fs::File>,
     offset: u64,
+    mut piece: Piece,
     mut hasher: Sha256,
-) -> Result<(Vec<u8>, Sha256), OpError> {
+) -> Result<(Piece, Sha256), OpError> {
     let file = Arc::clone(file);
-    // Allocated here, on the runtime's thread, rather than in the blocking
-    // pool, whose threads would each keep an allocator arena of their own.
-    let mut buf = vec![0u8; DOWNLOAD_CHUNK];
     tokio::task::spawn_blocking(move || {
+        let room = piece.room();
         let mut filled = 0;
-        while filled < buf.len() {
-            match file.read_at(&mut buf[filled..], offset + filled as u64) {
+        while filled < room.len() {
+            match file.read_at(&mut room[filled..], offset + filled as u64) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        buf.truncate(filled);
-        hasher.update(&buf);
-        Ok((buf, hasher))
+        piece.set_len(filled);
+        hasher.update(piece.filled());
+        Ok((piece, hasher))
     })
     .await
     .map_err(read_error)?

@@ -50,14 +50,11 @@ impl Responder {
             .is_ok()
     }
 
-    /// Sends a piece of a download; `false` once the client has gone away.
-    pub async fn data(&self, offset: u64, data: Vec<u8>) -> bool {
+    /// Sends a piece of a download (a pooled `connection::Piece`, or bytes
+    /// made elsewhere); `false` once the client has gone away.
+    pub async fn data(&self, offset: u64, data: impl Into<crate::connection::Piece>) -> bool {
         self.tx
-            .send(ServerMessage::Data {
-                id: self.id,
-                offset,
-                data,
-            })
+            .send_piece(self.id, offset, data.into())
             .await
             .is_ok()
     }

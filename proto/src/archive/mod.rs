@@ -28,7 +28,7 @@ use std::io;
 pub use codec::{Codec, Compression, MAX_WINDOW_LOG, MAX_ZSTD_LEVEL};
 pub use header::{DataKey, Header, HEADER_LEN};
 pub use key::{InvalidKeyId, KeyError, KeyId, Keyring, MasterKey};
-pub use readahead::HashingReadAhead;
+pub use readahead::{BackgroundHasher, HashingReadAhead};
 pub use reader::{verify, verify_with, ArchiveReader, Depth, PartReader};
 pub use rewrap::rewrap;
 pub use writer::{ArchiveWriter, PartWriter};

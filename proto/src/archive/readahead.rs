@@ -25,7 +25,7 @@ const DEPTH: usize = 4;
 
 /// SHA-256 computed on a thread of its own: [`BackgroundHasher::update`]
 /// copies the bytes into a buffer that goes to the thread when full.
-pub(crate) struct BackgroundHasher {
+pub struct BackgroundHasher {
     /// Filled buffers to the hasher; dropping it ends the hasher's loop.
     full: Option<SyncSender<Vec<u8>>>,
     /// Buffers the hasher is done with.
@@ -39,7 +39,7 @@ pub(crate) struct BackgroundHasher {
 impl BackgroundHasher {
     /// Starts the thread; `buf_len` bytes go to it at a time, and at most
     /// `DEPTH + 1` buffers of that size exist.
-    pub(crate) fn new(buf_len: usize) -> io::Result<BackgroundHasher> {
+    pub fn new(buf_len: usize) -> io::Result<BackgroundHasher> {
         let (full, full_rx) = mpsc::sync_channel::<Vec<u8>>(DEPTH);
         let (empty_tx, empty) = mpsc::sync_channel::<Vec<u8>>(DEPTH + 1);
         for _ in 0..DEPTH {
@@ -69,7 +69,7 @@ impl BackgroundHasher {
 
     /// Adds `data` to the hash; waits for a free buffer when the thread is
     /// behind.
-    pub(crate) fn update(&mut self, mut data: &[u8]) -> io::Result<()> {
+    pub fn update(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let take = (self.buf_len - self.current.len()).min(data.len());
             self.current.extend_from_slice(&data[..take]);
@@ -82,7 +82,7 @@ impl BackgroundHasher {
     }
 
     /// The digest of everything added.
-    pub(crate) fn finalize(mut self) -> io::Result<[u8; 32]> {
+    pub fn finalize(mut self) -> io::Result<[u8; 32]> {
         self.hand_over()?;
         // Closing the channel ends the hasher's loop.
         self.full = None;

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use berkut_proto::archive::BackgroundHasher;
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::{ops, Operation};
-use berkut_proto::archive::BackgroundHasher;
 
 use super::{expect_backup, parse_id, Context};
 use crate::display;

@@ -115,18 +115,7 @@ impl Outbox {
         let bytes = frame(&msg);
         // The message's own copy of its data goes now, not after the wait.
         drop(msg);
-        let share = bytes.len().clamp(1, OUTBOX_BYTES) as u32;
-        let room = Arc::clone(&self.budget)
-            .acquire_many_owned(share)
-            .await
-            .map_err(|_| Closed)?;
-        self.queue
-            .send(Frame {
-                bytes,
-                body: None,
-                _room: room,
-            })
-            .map_err(|_| Closed)
+        self.enqueue(bytes, None).await
     }
 
     /// Queues a download piece as a `data` message for request `id`,
@@ -141,7 +130,14 @@ impl Outbox {
             return self.send(ServerMessage::Data { id, offset, data }).await;
         };
         let _turn = self.turn.lock().await;
-        let share = (bytes.len() + piece.len()).clamp(1, OUTBOX_BYTES) as u32;
+        self.enqueue(bytes, Some(piece)).await
+    }
+
+    /// Waits for room for a frame (`bytes`, then `body`) and queues it; the
+    /// caller holds the turn.
+    async fn enqueue(&self, bytes: Vec<u8>, body: Option<Piece>) -> Result<(), Closed> {
+        let len = bytes.len() + body.as_ref().map_or(0, Piece::len);
+        let share = len.clamp(1, OUTBOX_BYTES) as u32;
         let room = Arc::clone(&self.budget)
             .acquire_many_owned(share)
             .await
@@ -149,7 +145,7 @@ impl Outbox {
         self.queue
             .send(Frame {
                 bytes,
-                body: Some(piece),
+                body,
                 _room: room,
             })
             .map_err(|_| Closed)

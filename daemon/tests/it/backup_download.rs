@@ -222,6 +222,60 @@ async fn stalled_downloads_keep_the_daemon_small_and_give_memory_back() {
     );
 }
 
+/// The sizes of a download's pieces but the last, from their offsets.
+fn piece_sizes(offsets: &[u64]) -> Vec<u64> {
+    offsets.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// Downloads go in 256 KiB pieces from the daemon's pool
+/// (`connection::pieces`); once clients that stopped reading hold the whole
+/// pool, another download is not kept waiting for them: it goes on in
+/// 32 KiB pieces, whole and correct; when they go, the pool comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_holding_the_large_pieces_do_not_hold_up_other_downloads() {
+    const LARGE: u64 = 256 * 1024;
+    const SMALL: u64 = 32 * 1024;
+    let pg = bulky_cluster();
+    let daemon = daemon_for(&pg).start();
+    let mut client = daemon.client().await;
+    let record = backup_now(&mut client, Scope::Database).await;
+    let stored = std::fs::read(daemon.archive_path(record.id.as_str())).unwrap();
+    assert!(stored.len() as u64 > 20 * LARGE, "{}", stored.len());
+
+    let (offsets, bytes, reply) = download_from(&daemon, &record.id, 0).await;
+    assert!(matches!(reply, Ok(Reply::Downloaded { .. })), "{reply:?}");
+    assert!(bytes == stored, "the download is the archive");
+    assert!(
+        piece_sizes(&offsets).iter().all(|&n| n == LARGE),
+        "{:?}",
+        piece_sizes(&offsets)
+    );
+
+    // Six stalled clients: each holds a piece on its socket, one queued
+    // and one waiting, which is more than the pool has.
+    let stalled = stalled_downloads(&daemon, &record.id, 6).await;
+    berkut_testkit::wait_for_async("a download in small pieces", LONG, || async {
+        let (offsets, bytes, reply) = download_from(&daemon, &record.id, 0).await;
+        assert!(matches!(reply, Ok(Reply::Downloaded { .. })), "{reply:?}");
+        assert!(bytes == stored, "the download is the archive");
+        piece_sizes(&offsets)
+            .iter()
+            .all(|&n| n == SMALL)
+            .then_some(())
+    })
+    .await;
+    drop(stalled);
+    berkut_testkit::wait_for_async("large pieces again", LONG, || async {
+        let (offsets, bytes, _) = download_from(&daemon, &record.id, 0).await;
+        assert!(bytes == stored, "the download is the archive");
+        piece_sizes(&offsets)
+            .iter()
+            .all(|&n| n == LARGE)
+            .then_some(())
+    })
+    .await;
+}
+
 /// Reads one download to its end on a connection of its own: the pieces'
 /// offsets and bytes, and the reply (or the error).
 async fn download_from(

@@ -23,13 +23,13 @@ pub async fn run(ctx: &Context, id: &str, out: &Path) -> anyhow::Result<ExitCode
             .call(Operation::BackupShow(ops::BackupShow { id: id.clone() }))
             .await?,
     )?;
+    // SHA-256 is the costliest step here; its own thread takes it off the
+    // one that receives and writes. Started first: nothing to clean up yet.
+    let mut hasher = BackgroundHasher::new(1 << 20)?;
     let (file, tmp) = super::create_beside(out, "download")?;
     // The daemon's pieces are at most 256 KiB; one write per megabyte.
     let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
     let view = BytesView::new(ctx.json, record.size_bytes.unwrap_or(0));
-    // SHA-256 is the costliest step here; its own thread takes it off the
-    // one that receives and writes.
-    let mut hasher = BackgroundHasher::new(1 << 20)?;
     let result = client
         .download(id.clone(), |offset, data| {
             hasher.update(data)?;

@@ -22,13 +22,14 @@ use tokio_util::sync::CancellationToken;
 use super::Piece;
 use crate::error::OpError;
 
-/// Encoded bytes waiting for the writer, per connection: room for two
-/// small download pieces (one being written, one ready, 32 KiB each) and
-/// the small messages besides; every client that stops reading may hold
-/// this much, so it is kept low (it was 96 KiB). A frame larger than this
-/// (a large piece, `pieces::LARGE_PIECE`) takes the whole budget: it waits
-/// until everything before it is written.
-pub const OUTBOX_BYTES: usize = 72 * 1024;
+/// Encoded bytes waiting for the writer, per connection: room for one
+/// small download piece (32 KiB and its head) being written and the small
+/// messages besides, while the next piece waits for room. Every client
+/// that stops reading may hold this much, so it is kept just under two
+/// small pieces (at 96 KiB a stalled download held three). A frame larger
+/// than this (a large piece, `pieces::LARGE_PIECE`) takes the whole
+/// budget: it waits until everything before it is written.
+pub const OUTBOX_BYTES: usize = 64 * 1024;
 
 /// The outbox is closed: the writer has stopped (the client went away).
 #[derive(Debug)]

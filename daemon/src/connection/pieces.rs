@@ -13,7 +13,8 @@
 //! reading while holding large pieces) a download goes on with small,
 //! unpooled pieces, as slow as before but never waiting for another
 //! client. What stalled downloads hold is thus bounded by the pool plus
-//! one small piece each, however many there are.
+//! two small pieces each (one in the outbox, one waiting for room),
+//! however many there are.
 
 use std::sync::{Arc, Mutex};
 
@@ -26,9 +27,10 @@ pub const SMALL_PIECE: usize = 32 * 1024;
 /// to the copying and hashing of its bytes.
 pub const LARGE_PIECE: usize = 256 * 1024;
 /// Large pieces in existence at once, daemon-wide (1.5 MiB): a download keeps
-/// two or three in flight (one being read, one queued, one on the socket),
-/// so two downloads run at full speed at once. Each is memory that clients
-/// which stop reading may hold; the test of 250 such clients has little room.
+/// two in flight (one being written, one being read or waiting for room),
+/// so three downloads run at full speed at once. Each is memory that
+/// clients which stop reading may hold (three such clients hold them all;
+/// a cap per connection is not made).
 pub const LARGE_PIECES: usize = 6;
 /// Freed large buffers kept for reuse; the rest go back to the system, so
 /// an idle daemon holds at most this many (1 MiB).

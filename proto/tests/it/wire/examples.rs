@@ -160,7 +160,7 @@ fn the_document_shows_these_bytes_and_these_codes() {
         "262 144 bytes (256 KiB)",
         "1 048 576 bytes (1 MiB",
         "10 737 418 240 bytes",
-        "72 KiB of encoded messages",
+        "64 KiB of encoded messages",
     ] {
         assert!(doc.contains(limit), "{limit}");
     }

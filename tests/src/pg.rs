@@ -242,6 +242,12 @@ impl PgCluster {
     /// Like [`PgCluster::psql`] with extra psql arguments and untrimmed output.
     pub(crate) fn psql_with(&self, db: &str, sql: &str, args: &[&str]) -> Result<String> {
         let mut cmd = self.command("psql");
+        // The tests' own queries observe; a database's timeouts under test
+        // (a statement_timeout of 1 ms) must not cancel them, not even the
+        // `SET` that would lift them (a timer that fires as a statement
+        // ends is even reported as "user request"). Options sent at
+        // connection outrank the database's and the role's settings.
+        cmd.env("PGOPTIONS", "-c statement_timeout=0 -c lock_timeout=0");
         cmd.args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", db])
             .args(args)
             .args(["-f", "-"]);

@@ -15,7 +15,6 @@ use berkut_proto::wire::{JobKind, Phase, Progress};
 use tokio::sync::watch;
 
 use crate::catalogue::{ArchiveFacts, BackupState, Entry};
-use crate::db::split_password;
 use crate::error::OpError;
 use crate::events::{Event, EventType};
 use crate::inventory;
@@ -372,7 +371,9 @@ async fn execute(
         let objects = inventory::inventory(client, request.scope != Scope::Schema).await?;
         (properties, objects)
     };
-    let (dump_url, password) = split_password(&config.database_url);
+    // pg_dump's first queries run before it lifts the database's statement
+    // timeout; the tools' session options lift it from the start.
+    let tool_env = crate::db::tool_env(daemon.db.config(), &facts.database);
     let plan = Plan {
         id: id.clone(),
         label: request.label.clone(),
@@ -388,8 +389,7 @@ async fn execute(
         pg_dump_version,
         pg_dump: config.pg_dump_bin.clone(),
         pg_dumpall: config.pg_dumpall_bin.clone(),
-        dump_url,
-        password,
+        tool_env,
         files: files::FilesPlan {
             roots: config.file_rules.clone(),
             words: redact::Words::new(config.redact_keys.clone()),

@@ -45,10 +45,11 @@ pub struct Plan {
     pub pg_dump_version: String,
     pub pg_dump: PathBuf,
     pub pg_dumpall: PathBuf,
-    /// The connection URL without its password, for the tools' command line.
-    pub dump_url: String,
-    /// The password, passed to the tools in their environment only.
-    pub password: Option<String>,
+    /// How pg_dump and pg_dumpall reach the server: libpq's environment
+    /// (`db::tool_env`, the one restores use too), the password among it,
+    /// never on a command line, and the session options that lift the
+    /// database's own timeouts.
+    pub tool_env: Vec<(&'static str, String)>,
     pub files: super::files::FilesPlan,
     /// An exported snapshot for pg_dump to use, when row counts were taken.
     pub snapshot: Option<String>,
@@ -326,15 +327,14 @@ fn note_files(files: &[FileEntry], log: &mut Log, id: &BackupId) {
     }
 }
 
-/// A command for one of PostgreSQL's tools, with the password (if any) in
-/// the environment, where other users cannot read it, not on the command line.
+/// A command for one of PostgreSQL's tools, connected through its
+/// environment (`Plan::tool_env`), where other users cannot read the
+/// password.
 fn tool(plan: &Plan, bin: &std::path::Path) -> Command {
     let mut cmd = Command::new(bin);
     cmd.arg("--no-password");
-    cmd.arg(format!("--dbname={}", plan.dump_url));
-    if let Some(password) = &plan.password {
-        cmd.env("PGPASSWORD", password);
-    }
+    cmd.env_remove("PGPASSFILE");
+    cmd.envs(plan.tool_env.iter().map(|(k, v)| (k, v)));
     cmd
 }
 

@@ -8,7 +8,7 @@
 use berkut_proto::archive::{ArchiveWriter, MasterKey};
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::{Manifest, Scope};
-use berkut_proto::wire::{ops, Operation, Reply, RestoreStatus, StepState};
+use berkut_proto::wire::{ops, BackupStatus, Operation, Reply, RestoreStatus, StepState};
 use berkut_testkit::{fake_tool, pg_bin_dir, PgCluster};
 
 use crate::helpers::*;
@@ -71,6 +71,38 @@ fn give_properties(pg: &PgCluster) {
         "ALTER DATABASE app SET statement_timeout = '1ms'",
     )
     .unwrap();
+}
+
+/// The database's own statement timeout (1 ms here) never reaches the
+/// backup's pg_dump: its first queries run before it lifts the timeout
+/// itself, so it gets the tools' session options from its start, through
+/// the same environment restores give their tools. (It used to get the URL
+/// alone, and a backup failed whenever a first query took over 1 ms.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_dump_starts_without_the_databases_statement_timeout() {
+    let pg = small_cluster();
+    give_properties(&pg);
+    let dir = berkut_testkit::temp_dir("pgdump-options-");
+    let seen = dir.path().join("pgoptions");
+    let wrapper = fake_tool(
+        dir.path(),
+        "pg_dump",
+        &format!(
+            "printf '%s' \"$PGOPTIONS\" > '{}'\nexec '{}' \"$@\"",
+            seen.display(),
+            pg_bin_dir().join("pg_dump").display()
+        ),
+    );
+    let daemon = daemon_for(&pg)
+        .env("BERKUT_BACKUP_PGDUMP_BIN", wrapper.display().to_string())
+        .start();
+    let mut client = daemon.client().await;
+    let backup = backup_now(&mut client, Scope::Database).await;
+    assert_eq!(backup.status, BackupStatus::Succeeded, "{backup:#?}");
+    let options = std::fs::read_to_string(&seen).unwrap();
+    for option in ["statement_timeout=0", "lock_timeout=0"] {
+        assert!(options.contains(option), "pg_dump's PGOPTIONS: {options:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +179,7 @@ async fn a_real_restore_brings_back_the_databases_own_properties_and_statistics(
     let unanalysed = pg
         .psql(
             "app",
-            "SET statement_timeout = 0; SELECT count(*) FILTER (WHERE s.last_analyze IS NULL) || '/' || count(*) \
+            "SELECT count(*) FILTER (WHERE s.last_analyze IS NULL) || '/' || count(*) \
              FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE c.relkind = 'r'",
         )
         .unwrap();

@@ -11,7 +11,7 @@ use tokio_postgres::NoTls;
 use crate::error::OpError;
 
 mod url;
-pub use url::{redact_url, split_password, tool_env, DatabaseUrl};
+pub use url::{redact_url, split_password, tool_command, tool_env, DatabaseUrl};
 
 /// The `application_name` of every session the daemon opens (its pool and
 /// its tools, through `PGAPPNAME`): how a restore's swap tells the daemon's

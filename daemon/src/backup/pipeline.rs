@@ -327,14 +327,11 @@ fn note_files(files: &[FileEntry], log: &mut Log, id: &BackupId) {
     }
 }
 
-/// A command for one of PostgreSQL's tools, connected through its
-/// environment (`Plan::tool_env`), where other users cannot read the
-/// password.
+/// A command for pg_dump or pg_dumpall, connected as every tool is
+/// (`db::tool_command`), that never waits for a password prompt.
 fn tool(plan: &Plan, bin: &std::path::Path) -> Command {
-    let mut cmd = Command::new(bin);
+    let mut cmd = crate::db::tool_command(bin, &plan.tool_env);
     cmd.arg("--no-password");
-    cmd.env_remove("PGPASSFILE");
-    cmd.envs(plan.tool_env.iter().map(|(k, v)| (k, v)));
     cmd
 }
 

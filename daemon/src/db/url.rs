@@ -113,6 +113,19 @@ pub fn tool_env(config: &tokio_postgres::Config, dbname: &str) -> Vec<(&'static 
     env
 }
 
+/// A command for one of PostgreSQL's tools, connected through `env`
+/// (`tool_env`): the one way every tool the daemon runs reaches the server.
+/// No `PG*` variable of the daemon's own reaches it: `tools::spawn` starts
+/// every child with only what is set here and a few harmless variables.
+pub fn tool_command(
+    bin: &std::path::Path,
+    env: &[(&'static str, String)],
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
 /// Replaces the password in a libpq URL or keyword string with `***`.
 pub fn redact_url(url: &str) -> String {
     rewrite_password(url, Some("***")).0

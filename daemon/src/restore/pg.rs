@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::record::Tracker;
 use super::run::{blocking, Params};
 use super::step::Step;
-use crate::db::{tool_env, Db};
+use crate::db::{tool_command, tool_env, Db};
 use crate::error::OpError;
 use crate::state::Daemon;
 use crate::tools::{self, ChildSlot};
@@ -82,12 +82,7 @@ impl Dump {
 }
 
 fn tool(bin: &std::path::Path, db: &Db, dbname: &str) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.env_remove("PGPASSFILE");
-    for (k, v) in tool_env(db.config(), dbname) {
-        cmd.env(k, v);
-    }
-    cmd
+    tool_command(bin, &tool_env(db.config(), dbname))
 }
 
 pub async fn pg_restore_list(

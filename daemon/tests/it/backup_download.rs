@@ -254,23 +254,27 @@ async fn stalled_clients_holding_the_large_pieces_do_not_hold_up_other_downloads
     // Six stalled clients: each holds a piece on its socket, one queued
     // and one waiting, which is more than the pool has.
     let stalled = stalled_downloads(&daemon, &record.id, 6).await;
-    berkut_testkit::wait_for_async("a download in small pieces", LONG, || async {
-        let (offsets, bytes, reply) = download_from(&daemon, &record.id, 0).await;
+    pieces_become(&daemon, &record.id, &stored, SMALL).await;
+    drop(stalled);
+    pieces_become(&daemon, &record.id, &stored, LARGE).await;
+}
+
+/// Downloads the archive again and again, each time whole and correct,
+/// until every piece but the last is `size` bytes.
+async fn pieces_become(
+    daemon: &berkut_testkit::Daemon,
+    id: &berkut_proto::ids::BackupId,
+    stored: &[u8],
+    size: u64,
+) {
+    let what = format!("downloads in pieces of {size} bytes");
+    berkut_testkit::wait_for_async(&what, LONG, || async {
+        let (offsets, bytes, reply) = download_from(daemon, id, 0).await;
         assert!(matches!(reply, Ok(Reply::Downloaded { .. })), "{reply:?}");
         assert!(bytes == stored, "the download is the archive");
         piece_sizes(&offsets)
             .iter()
-            .all(|&n| n == SMALL)
-            .then_some(())
-    })
-    .await;
-    drop(stalled);
-    berkut_testkit::wait_for_async("large pieces again", LONG, || async {
-        let (offsets, bytes, _) = download_from(&daemon, &record.id, 0).await;
-        assert!(bytes == stored, "the download is the archive");
-        piece_sizes(&offsets)
-            .iter()
-            .all(|&n| n == LARGE)
+            .all(|&n| n == size)
             .then_some(())
     })
     .await;

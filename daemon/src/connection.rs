@@ -24,7 +24,7 @@ mod shutdown;
 
 pub use admission::Slots;
 pub use outbox::{Closed, Outbox, OUTBOX_BYTES};
-pub use pieces::{Piece, Pieces};
+pub use pieces::{Piece, Pieces, Shared, DOWNLOADS, UPLOADS};
 
 use std::sync::Arc;
 
@@ -74,7 +74,7 @@ pub async fn serve(
     };
     drop(config);
     let (read, write) = stream.into_split();
-    let mut reader = frames::reader(read);
+    let mut reader = frames::reader(read, Arc::clone(&daemon.uploads));
     let activity = Activity::new();
     let (outbox, writer) = Outbox::new(write, Arc::clone(&activity));
     let answers = Answers::new(Arc::clone(&daemon), outbox);

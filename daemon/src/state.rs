@@ -35,6 +35,8 @@ pub struct Daemon {
     pub downloads: Arc<crate::leases::Leases>,
     /// The buffers downloads send their pieces in.
     pub pieces: crate::connection::Pieces,
+    /// The buffers clients' frames are read into (an upload's pieces).
+    pub uploads: Arc<crate::connection::Pieces>,
     /// Restores queued or running.
     pub restores: crate::restore::Restores,
     /// Whether a restore holds the maintenance lock.

@@ -1,25 +1,111 @@
 //! The way in: length-delimited frames off the socket, decoded into the
-//! client's messages. A frame too large or not MessagePack breaks the
+//! client's messages; an upload's pieces stay in the buffers they were
+//! read into (`Incoming::Data`). A frame too large or not MessagePack breaks the
 //! framing (the connection closes); a MessagePack value that is not a valid
 //! message is answered `invalid` and the connection goes on.
 
-use berkut_proto::wire::frame::{codec, decode_request, DecodeError};
+use std::sync::Arc;
+
+use berkut_proto::wire::data::upload_piece;
+use berkut_proto::wire::frame::{decode_request, DecodeError};
 use berkut_proto::wire::{ClientMessage, ErrorBody, ErrorCode, MAX_FRAME_LEN};
-use futures::StreamExt;
+use tokio::io::AsyncReadExt;
 use tokio::net::unix::OwnedReadHalf;
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
-/// The reading half of a connection, in frames.
-pub(super) type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
+use super::{Piece, Pieces};
 
-/// Frames of at most the protocol's `MAX_FRAME_LEN` from `read`.
-pub(super) fn reader(read: OwnedReadHalf) -> Reader {
-    FramedRead::new(read, codec(MAX_FRAME_LEN))
+/// The reading half of a connection, in frames. Each frame's body is read
+/// into a buffer of its own size, or, for an upload's large pieces, into a
+/// reused one from the daemon's pool (`Pieces`), which the piece then
+/// travels in to the import's file, uncopied. Reading stops at the end of
+/// each frame, so nothing of the next one is taken before it is wanted.
+pub(super) struct Reader {
+    read: OwnedReadHalf,
+    pool: Arc<Pieces>,
+    /// The length prefix of the frame being read, and how much of it is in.
+    head: [u8; 4],
+    head_in: usize,
+    /// The body being read (its length is the buffer's content size once
+    /// complete), and how much of it is in.
+    body: Option<(Piece, usize, usize)>,
+}
+
+/// Frames of at most the protocol's `MAX_FRAME_LEN` from `read`; large
+/// upload pieces are read into buffers from `pool` (the daemon's
+/// `uploads`).
+pub(super) fn reader(read: OwnedReadHalf, pool: Arc<Pieces>) -> Reader {
+    Reader {
+        read,
+        pool,
+        head: [0; 4],
+        head_in: 0,
+        body: None,
+    }
+}
+
+/// Why no frame came.
+enum NoFrame {
+    TooLarge,
+    Closed,
+}
+
+impl Reader {
+    /// The socket, to ask whether the client hung up.
+    pub(super) fn get_ref(&self) -> &OwnedReadHalf {
+        &self.read
+    }
+
+    /// The next frame's body. Cancel-safe: what has been read of a frame
+    /// stays here, and each wait is a single `read`, which takes nothing
+    /// from the socket unless it completes.
+    async fn next_frame(&mut self) -> Result<Piece, NoFrame> {
+        while self.body.is_none() {
+            let n = self
+                .read
+                .read(&mut self.head[self.head_in..])
+                .await
+                .map_err(|_| NoFrame::Closed)?;
+            if n == 0 {
+                return Err(NoFrame::Closed);
+            }
+            self.head_in += n;
+            if self.head_in == self.head.len() {
+                self.head_in = 0;
+                let len = u32::from_be_bytes(self.head) as usize;
+                if len > MAX_FRAME_LEN {
+                    return Err(NoFrame::TooLarge);
+                }
+                self.body = Some((self.pool.take_for(len), 0, len));
+            }
+        }
+        loop {
+            let (piece, got, len) = self.body.as_mut().ok_or(NoFrame::Closed)?;
+            if *got == *len {
+                break;
+            }
+            let room = &mut piece.room()[*got..*len];
+            let n = self.read.read(room).await.map_err(|_| NoFrame::Closed)?;
+            if n == 0 {
+                return Err(NoFrame::Closed);
+            }
+            *got += n;
+        }
+        let (mut piece, _, len) = self.body.take().ok_or(NoFrame::Closed)?;
+        piece.set_len(len);
+        Ok(piece)
+    }
 }
 
 /// What the next frame brought.
 pub(super) enum Incoming {
     Message(ClientMessage),
+    /// A piece of an upload: its data, in the buffer the frame was read
+    /// into.
+    Data {
+        id: u64,
+        data: Piece,
+        end: bool,
+    },
     /// A well-formed frame that is not a valid message: answered, and the
     /// connection goes on.
     Invalid {
@@ -33,20 +119,30 @@ pub(super) enum Incoming {
 }
 
 /// Reads and decodes the next frame. Cancel-safe: a frame half read stays
-/// in the reader's buffer.
+/// in the reader.
 pub(super) async fn next_message(reader: &mut Reader) -> Incoming {
-    let body = match reader.next().await {
-        None => return Incoming::Closed,
-        Some(Ok(body)) => body,
-        Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+    let mut body = match reader.next_frame().await {
+        Ok(body) => body,
+        Err(NoFrame::Closed) => return Incoming::Closed,
+        Err(NoFrame::TooLarge) => {
             return Incoming::Fatal(ErrorBody::new(
                 ErrorCode::TooLarge,
                 format!("frame exceeds the limit of {MAX_FRAME_LEN} bytes; closing the connection"),
             ))
         }
-        Some(Err(_)) => return Incoming::Closed,
     };
-    match decode_request(&body) {
+    // An upload's piece keeps the buffer it came in; anything else is
+    // decoded the ordinary way.
+    if let Some(view) = upload_piece(body.filled()) {
+        let (id, end, range) = (view.id, view.end, view.range_in(body.filled()));
+        body.keep(range);
+        return Incoming::Data {
+            id,
+            data: body,
+            end,
+        };
+    }
+    match decode_request(body.filled()) {
         Ok(msg) => Incoming::Message(msg),
         Err(DecodeError::Malformed(_)) => Incoming::Fatal(ErrorBody::new(
             ErrorCode::Invalid,
@@ -71,5 +167,116 @@ fn truncate(s: &mut String, max: usize) {
         }
         s.truncate(cut);
         s.push('…');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::UPLOADS;
+    use berkut_proto::wire::frame::encode;
+    use futures::FutureExt;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::unix::OwnedWriteHalf;
+    use tokio::net::UnixStream;
+
+    fn framed(msg: &ClientMessage) -> Vec<u8> {
+        let body = encode(msg).unwrap();
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn pair() -> (Reader, OwnedWriteHalf, Arc<Pieces>) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let (read, _) = ours.into_split();
+        let (_, write) = theirs.into_split();
+        let pool = Arc::new(Pieces::new(UPLOADS));
+        (reader(read, Arc::clone(&pool)), write, pool)
+    }
+
+    #[tokio::test]
+    async fn an_upload_piece_stays_in_the_pooled_buffer_its_frame_was_read_into() {
+        let (mut reader, mut write, pool) = pair();
+        let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        let piece = ClientMessage::Data {
+            id: 5,
+            data: data.clone(),
+            end: true,
+        };
+        let request = ClientMessage::Hello {
+            protocol_version: 1,
+            client: "t".into(),
+        };
+        let mut bytes = framed(&piece);
+        bytes.extend(framed(&request));
+        let writer = tokio::spawn(async move { write.write_all(&bytes).await.map(|_| write) });
+        let Incoming::Data { id, data: got, end } = next_message(&mut reader).await else {
+            panic!("not a piece");
+        };
+        assert_eq!((id, end), (5, true));
+        assert_eq!(got.filled(), &data[..]);
+        assert_eq!(pool.in_use(), 1, "read into a pooled buffer");
+        drop(got);
+        assert_eq!(pool.in_use(), 0, "and given back");
+        assert!(matches!(
+            next_message(&mut reader).await,
+            Incoming::Message(msg) if msg == request
+        ));
+        assert_eq!(
+            pool.in_use(),
+            0,
+            "a request is read into a buffer of its own"
+        );
+        drop(writer.await.unwrap().unwrap());
+        assert!(matches!(next_message(&mut reader).await, Incoming::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_frame_that_arrives_in_parts_survives_reads_given_up_halfway() {
+        let (mut reader, mut write, _pool) = pair();
+        let msg = ClientMessage::Data {
+            id: 9,
+            data: vec![7; 100_000],
+            end: false,
+        };
+        let bytes = framed(&msg);
+        // Cut in the length prefix, then in the body: each time the read
+        // is polled once, takes what is there and is dropped, as a
+        // `select!` drops it when a shutdown wins.
+        for part in [&bytes[..2], &bytes[2..50_000]] {
+            write.write_all(part).await.unwrap();
+            assert!(next_message(&mut reader).now_or_never().is_none());
+        }
+        write.write_all(&bytes[50_000..]).await.unwrap();
+        let Incoming::Data { id, data, end } = next_message(&mut reader).await else {
+            panic!("not a piece");
+        };
+        assert_eq!((id, end, data.filled()), (9, false, &[7u8; 100_000][..]));
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_limit_is_fatal_and_one_cut_off_is_the_end() {
+        let (mut reader, mut write, pool) = pair();
+        let over = (MAX_FRAME_LEN as u32 + 1).to_be_bytes();
+        write.write_all(&over).await.unwrap();
+        let Incoming::Fatal(error) = next_message(&mut reader).await else {
+            panic!("an over-long frame is not refused");
+        };
+        assert_eq!(error.code, ErrorCode::TooLarge);
+        assert_eq!(pool.in_use(), 0, "nothing was taken for it");
+
+        let (mut reader, mut write, pool) = pair();
+        let mut cut = framed(&ClientMessage::Data {
+            id: 1,
+            data: vec![1; 200_000],
+            end: false,
+        });
+        cut.truncate(150_000);
+        write.write_all(&cut).await.unwrap();
+        drop(write);
+        assert!(matches!(next_message(&mut reader).await, Incoming::Closed));
+        drop(reader);
+        assert_eq!(pool.in_use(), 0, "the half-read buffer went back");
     }
 }

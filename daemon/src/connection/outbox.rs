@@ -27,7 +27,7 @@ use crate::error::OpError;
 /// messages besides, while the next piece waits for room. Every client
 /// that stops reading may hold this much, so it is kept just under two
 /// small pieces (at 96 KiB a stalled download held three). A frame larger
-/// than this (a large piece, `pieces::LARGE_PIECE`) takes the whole
+/// than this (a large piece, `pieces::DOWNLOADS`) takes the whole
 /// budget: it waits until everything before it is written.
 pub const OUTBOX_BYTES: usize = 64 * 1024;
 
@@ -54,7 +54,8 @@ struct Frame {
     bytes: Vec<u8>,
     /// A download piece's bytes, written right after `bytes` (its frame's
     /// head): a piece goes to the socket from the buffer it was read into.
-    body: Option<Piece>,
+    /// Shared, because the download hashes the same buffer meanwhile.
+    body: Option<Arc<Piece>>,
     _room: OwnedSemaphorePermit,
 }
 
@@ -122,7 +123,7 @@ impl Outbox {
     /// Queues a download piece as a `data` message for request `id`,
     /// without copying it: the frame's head is encoded here and the piece
     /// follows it onto the socket. Waits for room as `send` does.
-    pub async fn send_piece(&self, id: u64, offset: u64, piece: Piece) -> Result<(), Closed> {
+    pub async fn send_piece(&self, id: u64, offset: u64, piece: Arc<Piece>) -> Result<(), Closed> {
         let Some(bytes) = data_head(id, offset, piece.len()) else {
             // Not reached with this encoding (a test says so); should the
             // encoding change, the piece still goes, copied.
@@ -136,8 +137,8 @@ impl Outbox {
 
     /// Waits for room for a frame (`bytes`, then `body`) and queues it; the
     /// caller holds the turn.
-    async fn enqueue(&self, bytes: Vec<u8>, body: Option<Piece>) -> Result<(), Closed> {
-        let len = bytes.len() + body.as_ref().map_or(0, Piece::len);
+    async fn enqueue(&self, bytes: Vec<u8>, body: Option<Arc<Piece>>) -> Result<(), Closed> {
+        let len = bytes.len() + body.as_ref().map_or(0, |piece| piece.len());
         let share = len.clamp(1, OUTBOX_BYTES) as u32;
         let room = Arc::clone(&self.budget)
             .acquire_many_owned(share)

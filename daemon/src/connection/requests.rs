@@ -91,8 +91,11 @@ pub(super) async fn serve(
                 let note = id.map(|id| AuditNote::undecoded(&caller.peer, id, now(answers)));
                 answers.error(note.as_ref(), id, error).await;
             }
+            Incoming::Data { id, data, end } => requests.route(id, data, end).await,
+            // A data message the fast path did not take (its bytes sent as
+            // a string, say) is still a piece.
             Incoming::Message(ClientMessage::Data { id, data, end }) => {
-                requests.route(id, data, end).await;
+                requests.route(id, data.into(), end).await
             }
             Incoming::Message(ClientMessage::Hello { .. }) => {
                 let error = ErrorBody::new(ErrorCode::Invalid, "hello was already received");
@@ -205,7 +208,7 @@ impl Requests<'_> {
     /// Hands an upload's piece to its import. Data for an upload that was
     /// refused or has ended is dropped: the client learns why from the
     /// request's error.
-    async fn route(&mut self, id: u64, data: Vec<u8>, end: bool) {
+    async fn route(&mut self, id: u64, data: crate::connection::Piece, end: bool) {
         if let Some(sender) = self.uploads.get(&id) {
             let mut alive = sender.send(Piece::Data(data)).await.is_ok();
             if end {

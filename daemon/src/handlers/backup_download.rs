@@ -64,24 +64,35 @@ impl Op for BackupDownload {
                 self.offset
             )));
         }
-        let mut hasher = Sha256::new();
         let start = self.offset;
         let mut offset = start;
+        // SHA-256 is the costliest step of a download: each piece is hashed
+        // on the blocking pool while it goes to the socket and the next one
+        // is read, from the same buffer (`Shared`), so on two cores the hash
+        // overlaps the transfer instead of adding to it. The hasher passes
+        // from one piece's task to the next, in order.
+        let mut hashing = tokio::task::spawn_blocking(Sha256::new);
         loop {
             // Pieces are read into buffers from the daemon's pool (large
             // while it has room, `connection::pieces`) and go to the socket
             // from there, uncopied.
-            let piece;
-            (piece, hasher) = read_piece(&file, offset, daemon.pieces.take(), hasher).await?;
+            let piece = Arc::new(read_piece(&file, offset, daemon.pieces.take()).await?);
             if piece.is_empty() {
                 break;
             }
+            let mut hasher = hashing.await.map_err(read_error)?;
+            let hashed = Arc::clone(&piece);
+            hashing = tokio::task::spawn_blocking(move || {
+                hasher.update(hashed.filled());
+                hasher
+            });
             let n = piece.len() as u64;
             if !resp.data(offset, piece).await {
                 return Err(OpError::unavailable("the client went away"));
             }
             offset += n;
         }
+        let hasher = hashing.await.map_err(read_error)?;
         Ok(Reply::Downloaded {
             id: id.clone(),
             size_bytes: offset - start,
@@ -90,15 +101,13 @@ impl Op for BackupDownload {
     }
 }
 
-/// Fills `piece` with the bytes at `offset` (fewer only at the end) and
-/// adds them to `hasher`, on the blocking pool: SHA-256 is the costliest
-/// step of a download, and the runtime's threads have the socket to serve.
+/// Fills `piece` with the bytes at `offset` (fewer only at the end), on the
+/// blocking pool.
 async fn read_piece(
     file: &Arc<std::fs::File>,
     offset: u64,
     mut piece: Piece,
-    mut hasher: Sha256,
-) -> Result<(Piece, Sha256), OpError> {
+) -> Result<Piece, OpError> {
     let file = Arc::clone(file);
     tokio::task::spawn_blocking(move || {
         let room = piece.room();
@@ -112,8 +121,7 @@ async fn read_piece(
             }
         }
         piece.set_len(filled);
-        hasher.update(piece.filled());
-        Ok((piece, hasher))
+        Ok(piece)
     })
     .await
     .map_err(read_error)?

@@ -24,9 +24,10 @@ use crate::error::OpError;
 use crate::state::Daemon;
 use crate::store::io_error;
 
-/// One piece of an upload, as the connection hands it over.
+/// One piece of an upload, as the connection hands it over: its data in
+/// the buffer the frame was read into.
 pub enum Piece {
-    Data(Vec<u8>),
+    Data(crate::connection::Piece),
     End,
 }
 
@@ -77,7 +78,7 @@ impl Op for BackupImport {
                     }
                     if head.len() < HEADER_LEN {
                         let take = (HEADER_LEN - head.len()).min(data.len());
-                        head.extend_from_slice(&data[..take]);
+                        head.extend_from_slice(&data.filled()[..take]);
                     }
                     if !check.feed(data).await {
                         // The checker has refused the archive already: no
@@ -152,7 +153,8 @@ impl Op for BackupImport {
 }
 
 /// The channel the connection feeds an import through: small, so a fast
-/// client waits for the disk instead of filling memory.
+/// client waits for the disk instead of filling memory (and an import
+/// holds few of the upload pool's buffers, `connection::UPLOADS`).
 pub fn channel() -> (mpsc::Sender<Piece>, mpsc::Receiver<Piece>) {
-    mpsc::channel(4)
+    mpsc::channel(2)
 }

@@ -8,27 +8,31 @@
 //! The thread writes the file itself, with plain blocking writes of whole
 //! pieces, rather than the connection's task through `tokio::fs`, which
 //! would copy every piece once more and hand each write to the blocking
-//! pool.
+//! pool. The pieces are the buffers the connection read their frames into
+//! (`connection::Piece`, pooled), and the file hands its pages to the disk
+//! as it grows (`WriteBehind`), so the fsync at the end waits for little.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
-use berkut_proto::archive::{self, Depth, Header};
+use berkut_proto::archive::{self, Depth, Header, WriteBehind};
 use berkut_proto::manifest::Manifest;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::catalogue::ArchiveFacts;
+use crate::connection::Piece;
 use crate::error::OpError;
 use crate::state::Daemon;
 
-/// Pieces in flight between the connection and the checking thread.
-const DEPTH: usize = 8;
+/// Pieces in flight between the connection and the checking thread (with
+/// the upload channel's, what an import holds of the upload pool).
+pub const DEPTH: usize = 4;
 
 /// The checking side of an import in progress.
 pub struct Check {
-    tx: Option<mpsc::Sender<Vec<u8>>>,
+    tx: Option<mpsc::Sender<Piece>>,
     task: JoinHandle<Result<(Manifest, ArchiveFacts), OpError>>,
 }
 
@@ -42,9 +46,9 @@ impl Check {
             let write_error = Arc::new(Mutex::new(None));
             let mut reader = archive::HashingReadAhead::new(Pieces {
                 rx,
-                file,
+                file: WriteBehind::new(file),
                 write_error: Arc::clone(&write_error),
-                buf: Vec::new(),
+                buf: None,
                 pos: 0,
             });
             let verified =
@@ -82,7 +86,7 @@ impl Check {
     /// Hands a piece to the checker. `false` when the checker has stopped
     /// (it refused the archive): the caller ends the upload and asks
     /// [`Check::verdict`] why.
-    pub async fn feed(&mut self, piece: Vec<u8>) -> bool {
+    pub async fn feed(&mut self, piece: Piece) -> bool {
         match &self.tx {
             Some(tx) => tx.send(piece).await.is_ok(),
             None => false,
@@ -106,11 +110,11 @@ impl Check {
 /// The pieces as a `Read`, ending when the sender is dropped; each piece is
 /// written to the file as it is taken, and the file is fsynced at the end.
 struct Pieces {
-    rx: mpsc::Receiver<Vec<u8>>,
-    file: File,
+    rx: mpsc::Receiver<Piece>,
+    file: WriteBehind,
     /// The first write (or fsync) error, for the verdict to report as such.
     write_error: Arc<Mutex<Option<io::Error>>>,
-    buf: Vec<u8>,
+    buf: Option<Piece>,
     pos: usize,
 }
 
@@ -126,13 +130,19 @@ impl Pieces {
 
 impl Read for Pieces {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
+        loop {
+            let left = self.buf.as_ref().map_or(0, |b| b.len() - self.pos);
+            if left > 0 {
+                break;
+            }
+            // The piece read out goes back to its pool here.
+            self.buf = None;
             match self.rx.blocking_recv() {
                 Some(piece) => {
-                    if let Err(e) = self.file.write_all(&piece) {
+                    if let Err(e) = self.file.write_all(piece.filled()) {
                         return Err(self.failed(e));
                     }
-                    self.buf = piece;
+                    self.buf = Some(piece);
                     self.pos = 0;
                 }
                 None => {
@@ -146,8 +156,12 @@ impl Read for Pieces {
                 }
             }
         }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        let Some(buf) = self.buf.as_ref() else {
+            return Ok(0);
+        };
+        let data = &buf.filled()[self.pos..];
+        let n = out.len().min(data.len());
+        out[..n].copy_from_slice(&data[..n]);
         self.pos += n;
         Ok(n)
     }

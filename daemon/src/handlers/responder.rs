@@ -50,11 +50,12 @@ impl Responder {
             .is_ok()
     }
 
-    /// Sends a piece of a download (a pooled `connection::Piece`, or bytes
-    /// made elsewhere); `false` once the client has gone away.
-    pub async fn data(&self, offset: u64, data: impl Into<crate::connection::Piece>) -> bool {
+    /// Sends a piece of a download (a pooled `connection::Piece`, perhaps
+    /// shared with a hasher, or bytes made elsewhere); `false` once the
+    /// client has gone away.
+    pub async fn data(&self, offset: u64, data: impl Into<crate::connection::Shared>) -> bool {
         self.tx
-            .send_piece(self.id, offset, data.into())
+            .send_piece(self.id, offset, data.into().0)
             .await
             .is_ok()
     }

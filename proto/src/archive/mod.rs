@@ -18,6 +18,7 @@ mod reader;
 mod rewrap;
 mod stream;
 mod tail;
+mod write_behind;
 mod writer;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use key::{InvalidKeyId, KeyError, KeyId, Keyring, MasterKey};
 pub use readahead::{BackgroundHasher, HashingReadAhead};
 pub use reader::{verify, verify_with, ArchiveReader, Depth, PartReader};
 pub use rewrap::rewrap;
+pub use write_behind::WriteBehind;
 pub use writer::{ArchiveWriter, PartWriter};
 
 /// The 8 bytes every `.bscc` file starts with. The first byte is non-ASCII and

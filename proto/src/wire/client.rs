@@ -108,6 +108,20 @@ impl Client {
     pub async fn call_streaming(
         &mut self,
         op: Operation,
+        on_update: impl FnMut(&ServerMessage),
+    ) -> Result<Reply, ClientError> {
+        self.call_receiving(op, None::<fn(u64, &[u8])>, on_update)
+            .await
+    }
+
+    /// `call_streaming`, with the request's `data` pieces, when `on_data`
+    /// is given, handed to it as (offset, bytes) straight from the frame
+    /// they came in (`data::download_piece`): a download's megabytes are
+    /// not copied into messages first.
+    async fn call_receiving(
+        &mut self,
+        op: Operation,
+        mut on_data: Option<impl FnMut(u64, &[u8])>,
         mut on_update: impl FnMut(&ServerMessage),
     ) -> Result<Reply, ClientError> {
         let id = self.next_id;
@@ -120,54 +134,85 @@ impl Client {
             })
             .await?;
         loop {
-            match self.conn.read_message::<ServerMessage>().await? {
-                Some(
-                    msg @ (ServerMessage::Progress { .. }
-                    | ServerMessage::RestoreProgress { .. }
-                    | ServerMessage::Event { .. }
-                    | ServerMessage::Data { .. }),
-                ) if msg.request_id() == Some(id) => on_update(&msg),
-                Some(ServerMessage::Reply { id: got, reply }) if got == id => return Ok(reply),
-                Some(ServerMessage::Error { id: got, error })
-                    if got.is_none() || got == Some(id) =>
+            let Some(body) = self.conn.read_frame().await? else {
+                return Err(ClientError::Closed);
+            };
+            if let Some(on_data) = on_data.as_mut() {
+                if let Some(piece) = super::data::download_piece(&body) {
+                    if piece.id == id {
+                        on_data(piece.offset.unwrap_or_default(), piece.data);
+                        continue;
+                    }
+                }
+            }
+            match super::frame::decode_body::<ServerMessage>(&body)? {
+                msg @ (ServerMessage::Progress { .. }
+                | ServerMessage::RestoreProgress { .. }
+                | ServerMessage::Event { .. }
+                | ServerMessage::Data { .. })
+                    if msg.request_id() == Some(id) =>
                 {
+                    on_update(&msg)
+                }
+                ServerMessage::Reply { id: got, reply } if got == id => return Ok(reply),
+                ServerMessage::Error { id: got, error } if got.is_none() || got == Some(id) => {
                     return Err(ClientError::Server(error))
                 }
-                Some(other) => {
+                other => {
                     return Err(ClientError::Protocol(format!(
                         "unexpected message for request {id}: {other:?}"
                     )))
                 }
-                None => return Err(ClientError::Closed),
             }
         }
     }
 
     /// Downloads a stored archive, handing each piece to `sink` in order;
-    /// returns the size and sha256 the daemon reports at the end. The first
-    /// error of `sink` is returned once the stream has ended.
+    /// returns the size and sha256 the daemon reports at the end, which
+    /// describe the bytes it read from its disk and sent. Every piece is
+    /// checked to start where the one before it ended and the total against
+    /// that size, so what `sink` was given is exactly what the daemon
+    /// hashed: a caller comparing the sha256 with the record needs no hash
+    /// of its own. The first error of `sink` is returned once the stream
+    /// has ended.
     pub async fn download(
         &mut self,
         id: BackupId,
         mut sink: impl FnMut(u64, &[u8]) -> std::io::Result<()>,
     ) -> Result<(u64, String), ClientError> {
-        let mut failed: Option<std::io::Error> = None;
+        let mut failed: Option<ClientError> = None;
+        let mut received = 0u64;
+        let mut on_data = |offset: u64, data: &[u8]| {
+            if failed.is_some() {
+                return;
+            }
+            if offset != received {
+                failed = Some(ClientError::Protocol(format!(
+                    "a download piece at offset {offset}, where {received} was expected"
+                )));
+                return;
+            }
+            received += data.len() as u64;
+            if let Err(e) = sink(offset, data) {
+                failed = Some(ClientError::Local(e));
+            }
+        };
         let reply = self
-            .call_streaming(
+            .call_receiving(
                 Operation::BackupDownload(ops::BackupDownload { id, offset: 0 }),
-                |m| {
-                    if let (ServerMessage::Data { offset, data, .. }, None) = (m, &failed) {
-                        if let Err(e) = sink(*offset, data) {
-                            failed = Some(e);
-                        }
-                    }
-                },
+                Some(&mut on_data),
+                |_| {},
             )
             .await?;
         if let Some(e) = failed {
-            return Err(ClientError::Local(e));
+            return Err(e);
         }
         match reply {
+            Reply::Downloaded { size_bytes, .. } if size_bytes != received => {
+                Err(ClientError::Protocol(format!(
+                    "the daemon reports {size_bytes} bytes sent; {received} arrived"
+                )))
+            }
             Reply::Downloaded {
                 size_bytes, sha256, ..
             } => Ok((size_bytes, sha256)),

@@ -76,11 +76,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let Some(body) = self.read_frame().await? else {
             return Ok(None);
         };
-        match decode_message(&body) {
-            Ok(msg) => Ok(Some(msg)),
-            Err(DecodeError::Malformed(m)) => Err(FrameError::Malformed(m)),
-            Err(DecodeError::Invalid { message, .. }) => Err(FrameError::Unexpected(message)),
-        }
+        decode_body(&body).map(Some)
     }
 
     pub async fn write_message<T: Serialize>(&mut self, msg: &T) -> Result<(), FrameError> {
@@ -118,6 +114,14 @@ pub enum DecodeError {
     /// what was found), never serde's, and repeats at most a short quote of
     /// what the peer sent.
     Invalid { id: Option<u64>, message: String },
+}
+
+/// Decodes a frame body read by a [`Connection`], in its errors.
+pub(crate) fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    decode_message(body).map_err(|e| match e {
+        DecodeError::Malformed(m) => FrameError::Malformed(m),
+        DecodeError::Invalid { message, .. } => FrameError::Unexpected(message),
+    })
 }
 
 /// Decodes a frame body from the daemon (generous limits: replies can list

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod client;
+pub mod data;
 pub mod error;
 mod explain;
 pub mod frame;

@@ -217,36 +217,16 @@ pub fn frame(msg: &ServerMessage) -> Vec<u8> {
 }
 
 /// The head of a `data` frame whose data is `len` bytes: the length
-/// prefix and the message up to its data, which is the last field and a
-/// MessagePack `bin` (its own length first, in the shortest form, as
-/// `encode` writes it). `None` if the encoding is not laid out so.
+/// prefix and the message up to its data, which is the last field
+/// (`data::frame_around`). `None` if the encoding is not laid out so.
 fn data_head(id: u64, offset: u64, len: usize) -> Option<Vec<u8>> {
     let empty = ServerMessage::Data {
         id,
         offset,
         data: Vec::new(),
     };
-    let mut head = encode_frame(&empty).ok()?;
-    // An empty bin is `c4 00`.
-    if !head.ends_with(&[0xc4, 0x00]) {
-        return None;
-    }
-    head.truncate(head.len() - 2);
-    if let Ok(n) = u8::try_from(len) {
-        head.extend_from_slice(&[0xc4, n]);
-    } else if let Ok(n) = u16::try_from(len) {
-        head.push(0xc5);
-        head.extend_from_slice(&n.to_be_bytes());
-    } else {
-        head.push(0xc6);
-        head.extend_from_slice(&u32::try_from(len).ok()?.to_be_bytes());
-    }
-    let body = u32::try_from(head.len() - 4 + len).ok()?;
-    if body as usize > MAX_FRAME_LEN {
-        return None;
-    }
-    head[..4].copy_from_slice(&body.to_be_bytes());
-    Some(head)
+    let around = berkut_proto::wire::data::frame_around(&empty, len)?;
+    around.tail.is_empty().then_some(around.head)
 }
 
 fn encode_frame(msg: &ServerMessage) -> Result<Vec<u8>, rmp_serde::encode::Error> {

@@ -261,13 +261,12 @@ impl Client {
             if n == 0 {
                 break;
             }
-            self.conn
-                .write_message(&ClientMessage::Data {
-                    id,
-                    data: buf[..n].to_vec(),
-                    end: false,
-                })
-                .await?;
+            let empty = ClientMessage::Data {
+                id,
+                data: Vec::new(),
+                end: false,
+            };
+            self.conn.write_data(&empty, &buf[..n]).await?;
             sent += n as u64;
             on_progress(sent);
         }

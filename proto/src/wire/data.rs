@@ -10,10 +10,56 @@
 //! path; anything else (another type, a missing or ill-typed field, a frame
 //! over the limits) gets `None`, and the caller decodes it the ordinary way,
 //! which gives the usual errors in the protocol's words.
+//!
+//! The sending side likewise writes a piece from the buffer it is in:
+//! [`FrameAround`] is the frame without its data, which goes between the
+//! two halves.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::frame::{encode, MAX_FRAME_LEN};
 use super::scan::{scan, REPLY_LIMITS, REQUEST_LIMITS};
+
+/// A `data` frame laid out around its piece: `head` (the length prefix
+/// and the message up to the piece, the `bin` header included), then the
+/// piece's bytes, then `tail` (the fields after it). Together they are
+/// byte for byte what `encode` writes for the whole message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FrameAround {
+    pub head: Vec<u8>,
+    pub tail: Vec<u8>,
+}
+
+/// The frame of `empty` (a `data` message whose data is empty) with `len`
+/// bytes of data in its place. `None` if the encoding is not laid out as
+/// expected (one `data` field holding an empty `bin`) or the frame would
+/// pass `MAX_FRAME_LEN`; the caller then encodes the message whole.
+pub fn frame_around(empty: &impl Serialize, len: usize) -> Option<FrameAround> {
+    let body = encode(empty).ok()?;
+    // The key `data` (a 4-byte str) and an empty bin, `c4 00`; the type's
+    // value is also "data", but followed by another key, never by a bin.
+    const FIELD: [u8; 7] = [0xa4, b'd', b'a', b't', b'a', 0xc4, 0x00];
+    let at = body.windows(FIELD.len()).position(|w| w == FIELD)?;
+    let mut head = Vec::with_capacity(4 + at + 10);
+    head.extend_from_slice(&[0; 4]);
+    head.extend_from_slice(&body[..at + 5]);
+    if let Ok(n) = u8::try_from(len) {
+        head.extend_from_slice(&[0xc4, n]);
+    } else if let Ok(n) = u16::try_from(len) {
+        head.push(0xc5);
+        head.extend_from_slice(&n.to_be_bytes());
+    } else {
+        head.push(0xc6);
+        head.extend_from_slice(&u32::try_from(len).ok()?.to_be_bytes());
+    }
+    let tail = body[at + FIELD.len()..].to_vec();
+    let frame = head.len() - 4 + len + tail.len();
+    if frame > MAX_FRAME_LEN {
+        return None;
+    }
+    head[..4].copy_from_slice(&u32::try_from(frame).ok()?.to_be_bytes());
+    Some(FrameAround { head, tail })
+}
 
 /// A `data` message, borrowing its bytes from the frame. Downloads carry
 /// `offset`; uploads carry `end` instead.
@@ -129,6 +175,50 @@ mod tests {
         );
         assert_eq!(decode_message::<ServerMessage>(&body).unwrap(), msg);
         assert_eq!(upload_piece(&body), None, "a download is not an upload");
+    }
+
+    #[test]
+    fn a_frame_laid_out_around_its_piece_is_the_message_encoded_whole() {
+        for len in [0usize, 1, 255, 256, 65_535, 65_536, 1 << 20] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let client = |data| ClientMessage::Data {
+                id: u64::MAX - 1,
+                data,
+                end: true,
+            };
+            let server = |data| ServerMessage::Data {
+                id: 3,
+                offset: 1 << 40,
+                data,
+            };
+            for (empty, whole) in [
+                (encode(&client(vec![])), encode(&client(data.clone()))),
+                (encode(&server(vec![])), encode(&server(data.clone()))),
+            ] {
+                let (empty, whole) = (empty.unwrap(), whole.unwrap());
+                let value: rmpv::Value = rmp_serde::from_slice(&empty).unwrap();
+                let around = frame_around(&value, len).expect("laid out as expected");
+                let mut frame = around.head.clone();
+                frame.extend_from_slice(&data);
+                frame.extend_from_slice(&around.tail);
+                assert_eq!(&frame[..4], &(whole.len() as u32).to_be_bytes());
+                assert_eq!(&frame[4..], &whole[..], "{len} bytes");
+            }
+        }
+        let too_long = frame_around(
+            &ClientMessage::Data {
+                id: 1,
+                data: vec![],
+                end: false,
+            },
+            MAX_FRAME_LEN,
+        );
+        assert_eq!(too_long, None);
+        let no_data = ClientMessage::Hello {
+            protocol_version: 1,
+            client: "data".into(),
+        };
+        assert_eq!(frame_around(&no_data, 10), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The Rust `Client`'s transfers against a scripted server: `download`
 //! hands over the pieces in order and returns the reply's size and sha256,
-//! reads a download to its end even when its sink fails, and reports a
-//! refusal; `upload` waits for `continue`, sends pieces of at most
+//! reads a download to its end even when its sink fails, reports a
+//! refusal, and refuses a download with a piece missing or a size that
+//! disagrees with what arrived; `upload` waits for `continue`, sends pieces of at most
 //! `UPLOAD_CHUNK` with `end` on the last and returns the reply, sends
 //! nothing at all when the import is refused at once, and returns an error
 //! that came in the middle once its pieces are sent. The scripts run as
@@ -172,6 +173,66 @@ async fn download_hands_over_the_pieces_in_order_and_returns_the_reply() {
     assert!(
         matches!(&refused, Err(ClientError::Server(e)) if e.code == ErrorCode::NotFound),
         "{refused:?}"
+    );
+    finished(task).await;
+}
+
+/// Sends a download whose pieces are not what the reply describes: one
+/// piece left out (`skip`), or a reply claiming more bytes than were sent.
+async fn serve_broken_download(conn: &mut Connection<UnixStream>, skip: Option<usize>) {
+    let (id, _) = next_request(conn).await;
+    let bytes = archive();
+    for (n, chunk) in bytes.chunks(262_144).enumerate() {
+        if Some(n) == skip {
+            continue;
+        }
+        let msg = ServerMessage::Data {
+            id,
+            offset: (n * 262_144) as u64,
+            data: chunk.to_vec(),
+        };
+        conn.write_message(&msg).await.unwrap();
+    }
+    let reply = Reply::Downloaded {
+        id: backup_id(),
+        size_bytes: bytes.len() as u64 + u64::from(skip.is_none()),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+    };
+    conn.write_message(&ServerMessage::Reply { id, reply })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_download_with_a_piece_missing_or_a_size_that_disagrees_is_refused() {
+    // berkutctl takes the daemon's sha256 as the download's check, so the
+    // client must be sure that what it handed on is what was hashed.
+    let (_dir, mut client, task) = scripted(|mut conn| async move {
+        serve_broken_download(&mut conn, Some(1)).await;
+        serve_broken_download(&mut conn, None).await;
+    })
+    .await;
+    let mut given = Vec::new();
+    let gap = timeout(
+        PATIENCE,
+        client.download(backup_id(), |offset, _| {
+            given.push(offset);
+            Ok(())
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&gap, Err(ClientError::Protocol(m)) if m.contains("offset 524288")),
+        "{gap:?}"
+    );
+    assert_eq!(given, [0], "nothing after the gap is handed on");
+    let longer = timeout(PATIENCE, client.download(backup_id(), |_, _| Ok(())))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&longer, Err(ClientError::Protocol(m)) if m.contains("arrived")),
+        "{longer:?}"
     );
     finished(task).await;
 }

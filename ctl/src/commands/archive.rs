@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use berkut_proto::archive::{self, Depth, Header};
+use berkut_proto::archive::{self, Depth, Header, WriteBehind};
 
 use super::Context;
 use crate::{display, keys};
@@ -88,11 +88,13 @@ pub fn extract(
         .with_context(|| format!("cannot create {}", staging.display()))?;
     let result = (|| -> anyhow::Result<berkut_proto::manifest::Manifest> {
         let manifest = archive::verify(open(path)?, &keyring, |name, part| {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(staging.join(name))?;
+            let mut file = WriteBehind::new(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(staging.join(name))?,
+            );
             std::io::copy(part, &mut file)?;
             file.sync_all()
         })
@@ -132,7 +134,7 @@ pub fn rewrap(
     let target = out.unwrap_or(path);
     let (file, tmp) = super::create_beside(target, "rewrap")?;
     let result = (|| -> anyhow::Result<(Header, Header)> {
-        let mut w = BufWriter::new(file);
+        let mut w = BufWriter::new(WriteBehind::new(file));
         let headers = archive::rewrap(open(path)?, &mut w, &keyring, &new)
             .with_context(|| format!("{} cannot be rewrapped", path.display()))?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;

@@ -16,7 +16,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use berkut_proto::archive::{ArchiveError, ArchiveWriter, Codec, Compression, MasterKey};
+use berkut_proto::archive::{
+    ArchiveError, ArchiveWriter, Codec, Compression, MasterKey, WriteBehind,
+};
 use berkut_proto::ids::BackupId;
 use berkut_proto::manifest::{
     DatabaseInfo, FileEntry, FileOutcome, Manifest, Origin, PartKind, Scope, StepTiming,
@@ -87,7 +89,9 @@ pub fn write_archive(
     slot: &ChildSlot,
     clock: &dyn Clock,
 ) -> Result<Sealed, OpError> {
-    let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    // The archive's pages go to the disk as it grows (`WriteBehind`), so
+    // the fsync before it is catalogued waits for little.
+    let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, WriteBehind::new(file)));
     let mut archive = ArchiveWriter::new(out, key)
         .and_then(|a| a.with_compression(plan.compression))
         .map_err(archive_error)?;

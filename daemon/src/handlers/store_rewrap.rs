@@ -85,7 +85,9 @@ fn rewrap_one(daemon: &Daemon, id: &BackupId) -> Result<(String, String), OpErro
     let source = std::fs::File::open(daemon.store.archive_path(id)).map_err(io_error)?;
     let (file, partial) = daemon.store.create_partial(id).map_err(io_error)?;
     let result = (|| {
-        let mut out = HashingWriter::new(BufWriter::new(file));
+        let mut out = HashingWriter::new(BufWriter::new(berkut_proto::archive::WriteBehind::new(
+            file,
+        )));
         let (_, header) = berkut_proto::archive::rewrap(
             std::io::BufReader::new(source),
             &mut out,

@@ -13,7 +13,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use berkut_proto::archive::{self, ArchiveError, ArchiveReader, Keyring};
+use berkut_proto::archive::{self, ArchiveError, ArchiveReader, Keyring, WriteBehind};
 use berkut_proto::manifest::{Manifest, PartKind};
 use berkut_proto::wire::DigestCheck;
 use sha2::{Digest, Sha256};
@@ -156,7 +156,14 @@ pub fn verify_keeping(
 
 /// Creates `<tmp_root>/<name>/` (0700) and, with `file`, the empty
 /// `dump.pgcustom` in it (0600).
-fn temp_dump(tmp_root: &Path, name: &str, file: bool) -> Result<(TempDump, Option<File>), OpError> {
+/// The private temporary dump pg_restore reads, and the file to write it
+/// through (handing its pages to the disk as they come, so the fsync that
+/// catches a full disk before pg_restore starts is short).
+fn temp_dump(
+    tmp_root: &Path,
+    name: &str,
+    file: bool,
+) -> Result<(TempDump, Option<WriteBehind>), OpError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -180,7 +187,7 @@ fn temp_dump(tmp_root: &Path, name: &str, file: bool) -> Result<(TempDump, Optio
         .mode(0o600)
         .open(&dump.path)
         .map_err(space)?;
-    Ok((dump, Some(file)))
+    Ok((dump, Some(WriteBehind::new(file))))
 }
 
 /// A refused archive, with the reader's own words (which name no path and
@@ -327,7 +334,7 @@ pub fn feed_part(
 
 fn copy(
     from: &mut impl Read,
-    to: &mut File,
+    to: &mut WriteBehind,
     progress: &mut impl FnMut(u64),
 ) -> Result<(), OpError> {
     let mut buf = vec![0u8; 1 << 20];

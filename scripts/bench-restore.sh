@@ -16,11 +16,18 @@
 # restore (which gathers statistics) takes more than 1.15x pg_restore plus
 # vacuumdb --analyze-only, 2 if it cannot run.
 #   BENCH_SIZE_GB (default 1)  BENCH_JOBS (pg_restore -j, default 2)
+#   BENCH_ROUNDS (default 3): rounds of (baseline restore, berkut restore),
+#   alternating which goes first, each after a CHECKPOINT and a sync; the
+#   medians are reported. One run of each swung by a factor of two between
+#   runs on the same machine (12.5 to 24.2 s for the same pg_restore), with
+#   whatever the disk was still writing.
 #   BENCH_SKIP_BUILD=1 uses the existing target/release binaries
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_GB=${BENCH_SIZE_GB:-1}
 JOBS=${BENCH_JOBS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_ROUNDS must be a positive whole number" >&2; exit 2; }
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "cannot run: $*"; exit 2; }
 calc() { awk "BEGIN { printf $1 }"; }
@@ -98,25 +105,45 @@ log "baseline: pg_dump -Fc to a file"
 t_pgdump=$(timed "$pg_bin/pg_dump" -Fc -d app -f "$work/baseline.dump")
 base_dump=$work/baseline.dump
 
-log "baseline: pg_restore -j $JOBS of pg_dump's own file"
-"${psql[@]}" -c "CREATE DATABASE baseline"
-t_base=$(timed "$pg_bin/pg_restore" -j "$JOBS" --exit-on-error -d baseline "$base_dump")
-# A restored database serves well only once it has planner statistics, which
-# berkut gathers before the swap: the baseline for "ready to serve" adds
-# them. One ANALYZE on one connection against the parallel way, which is
-# what the daemon does (one table at a time on BERKUT_RESTORE_JOBS
-# connections).
-log "statistics: ANALYZE on one connection vs vacuumdb --analyze-only -j $JOBS"
-t_an1=$(timed "${psql[@]}" -d baseline -c "ANALYZE")
-t_anj=$(timed "$pg_bin/vacuumdb" --analyze-only -q -j "$JOBS" -d baseline)
+# Each timed restore starts from the same state: nothing dirty left for the
+# disk to write meanwhile.
+settle() { "${psql[@]}" -c "CHECKPOINT"; sync; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { printf "%.2f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+bases=() anjs=() reals=()
+baseline_round() {
+    log "baseline: pg_restore -j $JOBS of pg_dump's own file"
+    "${psql[@]}" -c "CREATE DATABASE baseline"
+    settle
+    bases+=("$(timed "$pg_bin/pg_restore" -j "$JOBS" --exit-on-error -d baseline "$base_dump")")
+    # A restored database serves well only once it has planner statistics,
+    # which berkut gathers before the swap: the baseline for "ready to
+    # serve" adds them. The first round also times one ANALYZE on one
+    # connection against the parallel way, which is what the daemon does
+    # (one table at a time on BERKUT_RESTORE_JOBS connections).
+    if [[ -z ${t_an1:-} ]]; then
+        log "statistics: ANALYZE on one connection vs vacuumdb --analyze-only -j $JOBS"
+        t_an1=$(timed "${psql[@]}" -d baseline -c "ANALYZE")
+    fi
+    anjs+=("$(timed "$pg_bin/vacuumdb" --analyze-only -q -j "$JOBS" -d baseline)")
+    "${psql[@]}" -c "DROP DATABASE baseline"
+}
+berkut_round() {
+    log "berkut: real restore"
+    settle
+    reals+=("$(timed ctl restore "$id" --wait --json)")
+    [[ $(last_status) == succeeded ]] || die "the restore did not succeed"
+}
+for ((round = 1; round <= ROUNDS; round++)); do
+    if ((round % 2)); then baseline_round; berkut_round; else berkut_round; baseline_round; fi
+done
+t_base=$(median "${bases[@]}")
+t_anj=$(median "${anjs[@]}")
+t_real=$(median "${reals[@]}")
 t_ready=$(calc '"%.2f", '"$t_base + $t_anj")
-"${psql[@]}" -c "DROP DATABASE baseline"
 log "berkut: dry-run"
+settle
 t_dry=$(timed ctl restore "$id" --dry-run --wait --json)
 [[ $(last_status) == succeeded ]] || die "the dry-run did not succeed"
-log "berkut: real restore"
-t_real=$(timed ctl restore "$id" --wait --json)
-[[ $(last_status) == succeeded ]] || die "the restore did not succeed"
 
 log "download and import"
 t_cat_out=$(timed cp --reflink=never "$archive" "$work/cat-copy.bscc")
@@ -141,9 +168,10 @@ ratio=$(calc '"%.2f", '"$t_real / $t_base")
 cat <<REPORT
 ## Restore, transfer and verification ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD))
 
-Command: \`BENCH_SIZE_GB=$SIZE_GB BENCH_JOBS=$JOBS scripts/bench-restore.sh\` on $(nproc) cores,
+Command: \`BENCH_SIZE_GB=$SIZE_GB BENCH_JOBS=$JOBS BENCH_ROUNDS=$ROUNDS scripts/bench-restore.sh\` on $(nproc) cores,
 $(free -g | awk '/Mem:/ {print $2}') GiB, PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}'). Database $(calc '"%.2f", '"$size / 1073741824") GiB;
 archive $(calc '"%.0f", '"$archive_size / 1048576") MiB. Page cache warm for both sides of every pair.
+Restores: medians of $ROUNDS interleaved rounds (pg_restore ${bases[*]} s; vacuumdb ${anjs[*]} s; berkut ${reals[*]} s).
 
 | what | berkut | baseline | ratio |
 | --- | --- | --- | --- |

@@ -145,7 +145,24 @@ impl Client {
                     }
                 }
             }
-            match super::frame::decode_body::<ServerMessage>(&body)? {
+            let msg = super::frame::decode_body::<ServerMessage>(&body)?;
+            // A piece the fast path did not take (its bytes sent as a
+            // string, say) is still a piece of this download.
+            if let (
+                Some(on_data),
+                ServerMessage::Data {
+                    id: got,
+                    offset,
+                    data,
+                },
+            ) = (on_data.as_mut(), &msg)
+            {
+                if *got == id {
+                    on_data(*offset, data);
+                    continue;
+                }
+            }
+            match msg {
                 msg @ (ServerMessage::Progress { .. }
                 | ServerMessage::RestoreProgress { .. }
                 | ServerMessage::Event { .. }

@@ -39,7 +39,9 @@ pub fn frame_around(empty: &impl Serialize, len: usize) -> Option<FrameAround> {
     // The key `data` (a 4-byte str) and an empty bin, `c4 00`; the type's
     // value is also "data", but followed by another key, never by a bin.
     const FIELD: [u8; 7] = [0xa4, b'd', b'a', b't', b'a', 0xc4, 0x00];
-    let at = body.windows(FIELD.len()).position(|w| w == FIELD)?;
+    // The last match: an `id` before the field may hold the same bytes;
+    // nothing after it (`end` and its bool, or nothing) can.
+    let at = body.windows(FIELD.len()).rposition(|w| w == FIELD)?;
     let mut head = Vec::with_capacity(4 + at + 10);
     head.extend_from_slice(&[0; 4]);
     head.extend_from_slice(&body[..at + 5]);
@@ -81,17 +83,65 @@ impl DataView<'_> {
     }
 }
 
-#[derive(Deserialize)]
+/// The fields of a `data` message, read only from a map with string keys,
+/// each at most once (as the ordinary decode reads messages: serde's
+/// derived structs would also take an array, or numbers for keys, which
+/// the ordinary decode refuses or reads otherwise).
 struct Wire<'a> {
-    #[serde(rename = "type", borrow)]
     kind: &'a str,
     id: u64,
-    #[serde(default)]
     offset: Option<u64>,
-    #[serde(borrow, with = "serde_bytes")]
     data: &'a [u8],
-    #[serde(default)]
     end: bool,
+}
+
+impl<'de> Deserialize<'de> for Wire<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_map(WireVisitor)
+    }
+}
+
+struct WireVisitor;
+
+impl<'de> serde::de::Visitor<'de> for WireVisitor {
+    type Value = Wire<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a data message")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Wire<'de>, A::Error> {
+        use serde::de::Error;
+        let (mut kind, mut id, mut offset, mut data, mut end) = (None, None, None, None, None);
+        fn once<T, E: Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+            match slot.replace(value) {
+                Some(_) => Err(E::duplicate_field(name)),
+                None => Ok(()),
+            }
+        }
+        while let Some(key) = map.next_key::<&'de str>()? {
+            match key {
+                "type" => once(&mut kind, map.next_value::<&'de str>()?, "type")?,
+                "id" => once(&mut id, map.next_value::<u64>()?, "id")?,
+                "offset" => once(&mut offset, map.next_value::<u64>()?, "offset")?,
+                "data" => {
+                    let bytes = map.next_value::<&'de serde_bytes::Bytes>()?;
+                    once(&mut data, &bytes[..], "data")?
+                }
+                "end" => once(&mut end, map.next_value::<bool>()?, "end")?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Wire {
+            kind: kind.ok_or_else(|| A::Error::missing_field("type"))?,
+            id: id.ok_or_else(|| A::Error::missing_field("id"))?,
+            offset,
+            data: data.ok_or_else(|| A::Error::missing_field("data"))?,
+            end: end.unwrap_or(false),
+        })
+    }
 }
 
 /// A client's `data` message (an upload's piece), read as the daemon reads
@@ -214,6 +264,23 @@ mod tests {
             MAX_FRAME_LEN,
         );
         assert_eq!(too_long, None);
+        // An id whose bytes look like the field itself.
+        let tricky = ClientMessage::Data {
+            id: 0xa464_6174_61c4_0001,
+            data: vec![],
+            end: true,
+        };
+        let around = frame_around(&tricky, 3).unwrap();
+        let mut frame = around.head;
+        frame.extend_from_slice(&[1, 2, 3]);
+        frame.extend_from_slice(&around.tail);
+        let whole = encode(&ClientMessage::Data {
+            id: 0xa464_6174_61c4_0001,
+            data: vec![1, 2, 3],
+            end: true,
+        })
+        .unwrap();
+        assert_eq!(&frame[4..], &whole[..]);
         let no_data = ClientMessage::Hello {
             protocol_version: 1,
             client: "data".into(),
@@ -254,8 +321,38 @@ mod tests {
                 other => panic!("{other:?}"),
             })
         );
+        // Shapes serde's derived structs would take but the ordinary decode
+        // refuses (an array, numbers for keys) or reads otherwise (a number
+        // key for `end`).
+        let array =
+            rmp_serde::to_vec(&("data", 5u64, (), serde_bytes::Bytes::new(b"x"), true)).unwrap();
+        let mut numbered = vec![0x84];
+        for (k, v) in [
+            (0u8, rmpv::Value::from("data")),
+            (1, rmpv::Value::from(5)),
+            (3, rmpv::Value::Binary(vec![1])),
+            (4, rmpv::Value::Boolean(true)),
+        ] {
+            numbered.push(k);
+            rmpv::encode::write_value(&mut numbered, &v).unwrap();
+        }
+        let mut end_by_number = vec![0x84];
+        for (k, v) in [
+            (rmpv::Value::from("type"), rmpv::Value::from("data")),
+            (rmpv::Value::from("id"), rmpv::Value::from(5)),
+            (rmpv::Value::from("data"), rmpv::Value::Binary(vec![1])),
+            (rmpv::Value::from(4), rmpv::Value::Boolean(true)),
+        ] {
+            rmpv::encode::write_value(&mut end_by_number, &k).unwrap();
+            rmpv::encode::write_value(&mut end_by_number, &v).unwrap();
+        }
+        let ordinary = decode_request(&end_by_number).unwrap();
+        assert!(matches!(ordinary, ClientMessage::Data { end: false, .. }));
         for body in [
             &hello[..],
+            &array,
+            &numbered,
+            &end_by_number,
             &trailing,
             &no_id,
             &[],

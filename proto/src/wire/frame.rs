@@ -88,7 +88,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// `empty` is the message with its data left empty, and the frame is
     /// written around the piece (`data::frame_around`) instead of the piece
     /// being copied into an encoded message and again into the codec's
-    /// buffer.
+    /// buffer. Not cancel-safe: dropped halfway, it leaves a torn frame on
+    /// the socket, after which the connection is of no further use (as
+    /// after any write error).
     pub async fn write_data<M: Serialize>(
         &mut self,
         empty: &M,

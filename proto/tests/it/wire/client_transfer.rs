@@ -75,8 +75,18 @@ fn archive() -> Vec<u8> {
     piece(2 * 262_144 + 37_120)
 }
 
+/// How a scripted download departs from the archive it serves.
+#[derive(Clone, Copy, PartialEq)]
+enum Served {
+    Whole,
+    /// One piece left out.
+    WithoutPiece(usize),
+    /// A reply claiming one byte more than was sent.
+    ClaimingOneMore,
+}
+
 /// Answers a download with `archive()` in pieces of 256 KiB.
-async fn serve_download(conn: &mut Connection<UnixStream>) {
+async fn serve_download(conn: &mut Connection<UnixStream>, served: Served) {
     let (id, op) = next_request(conn).await;
     assert_eq!(
         op,
@@ -87,6 +97,9 @@ async fn serve_download(conn: &mut Connection<UnixStream>) {
     );
     let bytes = archive();
     for (n, chunk) in bytes.chunks(262_144).enumerate() {
+        if served == Served::WithoutPiece(n) {
+            continue;
+        }
         let msg = ServerMessage::Data {
             id,
             offset: (n * 262_144) as u64,
@@ -96,7 +109,7 @@ async fn serve_download(conn: &mut Connection<UnixStream>) {
     }
     let reply = Reply::Downloaded {
         id: backup_id(),
-        size_bytes: bytes.len() as u64,
+        size_bytes: bytes.len() as u64 + u64::from(served == Served::ClaimingOneMore),
         sha256: hex::encode(Sha256::digest(&bytes)),
     };
     conn.write_message(&ServerMessage::Reply { id, reply })
@@ -107,10 +120,10 @@ async fn serve_download(conn: &mut Connection<UnixStream>) {
 #[tokio::test]
 async fn download_hands_over_the_pieces_in_order_and_returns_the_reply() {
     let (_dir, mut client, task) = scripted(|mut conn| async move {
-        serve_download(&mut conn).await;
+        serve_download(&mut conn, Served::Whole).await;
         // The second download's sink fails: the stream is still read to
         // its end, so the next request gets its own reply.
-        serve_download(&mut conn).await;
+        serve_download(&mut conn, Served::Whole).await;
         let (id, op) = next_request(&mut conn).await;
         assert_eq!(op, Operation::Status(ops::Status {}));
         let reply = Reply::Status {
@@ -177,39 +190,13 @@ async fn download_hands_over_the_pieces_in_order_and_returns_the_reply() {
     finished(task).await;
 }
 
-/// Sends a download whose pieces are not what the reply describes: one
-/// piece left out (`skip`), or a reply claiming more bytes than were sent.
-async fn serve_broken_download(conn: &mut Connection<UnixStream>, skip: Option<usize>) {
-    let (id, _) = next_request(conn).await;
-    let bytes = archive();
-    for (n, chunk) in bytes.chunks(262_144).enumerate() {
-        if Some(n) == skip {
-            continue;
-        }
-        let msg = ServerMessage::Data {
-            id,
-            offset: (n * 262_144) as u64,
-            data: chunk.to_vec(),
-        };
-        conn.write_message(&msg).await.unwrap();
-    }
-    let reply = Reply::Downloaded {
-        id: backup_id(),
-        size_bytes: bytes.len() as u64 + u64::from(skip.is_none()),
-        sha256: hex::encode(Sha256::digest(&bytes)),
-    };
-    conn.write_message(&ServerMessage::Reply { id, reply })
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_download_with_a_piece_missing_or_a_size_that_disagrees_is_refused() {
     // berkutctl takes the daemon's sha256 as the download's check, so the
     // client must be sure that what it handed on is what was hashed.
     let (_dir, mut client, task) = scripted(|mut conn| async move {
-        serve_broken_download(&mut conn, Some(1)).await;
-        serve_broken_download(&mut conn, None).await;
+        serve_download(&mut conn, Served::WithoutPiece(1)).await;
+        serve_download(&mut conn, Served::ClaimingOneMore).await;
     })
     .await;
     let mut given = Vec::new();

@@ -82,6 +82,7 @@ pub async fn serve(
     let greeting = handshake(&mut reader, &answers, &peer, grant.is_some());
     let ended = match tokio::time::timeout(HANDSHAKE_TIMEOUT, greeting).await {
         Ok(Greeted::Yes) => {
+            reader.greeted();
             let mut stop = Stop::new(daemon, shutdown, activity);
             requests::serve(&mut reader, &answers, &caller, &mut stop).await
         }

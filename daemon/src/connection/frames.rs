@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use berkut_proto::wire::data::upload_piece;
 use berkut_proto::wire::frame::{decode_request, DecodeError};
-use berkut_proto::wire::{ClientMessage, ErrorBody, ErrorCode, MAX_FRAME_LEN};
+use berkut_proto::wire::{ClientMessage, ErrorBody, ErrorCode, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::OwnedReadHalf;
 
@@ -22,6 +22,9 @@ use super::{Piece, Pieces};
 pub(super) struct Reader {
     read: OwnedReadHalf,
     pool: Arc<Pieces>,
+    /// The largest frame taken now: `MAX_HELLO_FRAME_LEN` until the
+    /// handshake is done, then `MAX_FRAME_LEN`.
+    limit: usize,
     /// The length prefix of the frame being read, and how much of it is in.
     head: [u8; 4],
     head_in: usize,
@@ -30,13 +33,14 @@ pub(super) struct Reader {
     body: Option<(Piece, usize, usize)>,
 }
 
-/// Frames of at most the protocol's `MAX_FRAME_LEN` from `read`; large
-/// upload pieces are read into buffers from `pool` (the daemon's
-/// `uploads`).
+/// Frames from `read`, of at most `MAX_HELLO_FRAME_LEN` until
+/// [`Reader::greeted`], then of at most `MAX_FRAME_LEN`; large upload
+/// pieces are read into buffers from `pool` (the daemon's `uploads`).
 pub(super) fn reader(read: OwnedReadHalf, pool: Arc<Pieces>) -> Reader {
     Reader {
         read,
         pool,
+        limit: MAX_HELLO_FRAME_LEN,
         head: [0; 4],
         head_in: 0,
         body: None,
@@ -45,11 +49,18 @@ pub(super) fn reader(read: OwnedReadHalf, pool: Arc<Pieces>) -> Reader {
 
 /// Why no frame came.
 enum NoFrame {
-    TooLarge,
+    /// Longer than the limit in force, which it carries.
+    TooLarge(usize),
     Closed,
 }
 
 impl Reader {
+    /// The peer has said `hello` and been welcomed: frames up to the
+    /// protocol's limit from now on.
+    pub(super) fn greeted(&mut self) {
+        self.limit = MAX_FRAME_LEN;
+    }
+
     /// The socket, to ask whether the client hung up.
     pub(super) fn get_ref(&self) -> &OwnedReadHalf {
         &self.read
@@ -72,8 +83,8 @@ impl Reader {
             if self.head_in == self.head.len() {
                 self.head_in = 0;
                 let len = u32::from_be_bytes(self.head) as usize;
-                if len > MAX_FRAME_LEN {
-                    return Err(NoFrame::TooLarge);
+                if len > self.limit {
+                    return Err(NoFrame::TooLarge(self.limit));
                 }
                 self.body = Some((self.pool.take_for(len), 0, len));
             }
@@ -124,11 +135,16 @@ pub(super) async fn next_message(reader: &mut Reader) -> Incoming {
     let mut body = match reader.next_frame().await {
         Ok(body) => body,
         Err(NoFrame::Closed) => return Incoming::Closed,
-        Err(NoFrame::TooLarge) => {
+        Err(NoFrame::TooLarge(limit)) => {
+            let what = if limit < MAX_FRAME_LEN {
+                "the first frame (hello) exceeds the limit"
+            } else {
+                "frame exceeds the limit"
+            };
             return Incoming::Fatal(ErrorBody::new(
                 ErrorCode::TooLarge,
-                format!("frame exceeds the limit of {MAX_FRAME_LEN} bytes; closing the connection"),
-            ))
+                format!("{what} of {limit} bytes; closing the connection"),
+            ));
         }
     };
     // An upload's piece keeps the buffer it came in; anything else is
@@ -192,7 +208,39 @@ mod tests {
         let (read, _) = ours.into_split();
         let (_, write) = theirs.into_split();
         let pool = Arc::new(Pieces::new(UPLOADS));
-        (reader(read, Arc::clone(&pool)), write, pool)
+        let mut reader = reader(read, Arc::clone(&pool));
+        reader.greeted();
+        (reader, write, pool)
+    }
+
+    #[tokio::test]
+    async fn before_the_handshake_only_a_small_frame_is_taken() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let (read, _) = ours.into_split();
+        let (_, mut write) = theirs.into_split();
+        let pool = Arc::new(Pieces::new(UPLOADS));
+        let mut fresh = reader(read, Arc::clone(&pool));
+        let over = (MAX_HELLO_FRAME_LEN as u32 + 1).to_be_bytes();
+        write.write_all(&over).await.unwrap();
+        let Incoming::Fatal(error) = next_message(&mut fresh).await else {
+            panic!("a large first frame is not refused");
+        };
+        assert_eq!(error.code, ErrorCode::TooLarge);
+        assert!(error.message.contains("65536"), "{}", error.message);
+        assert_eq!(pool.in_use(), 0);
+
+        // Once greeted, the same size is an ordinary frame.
+        let (mut greeted, mut write, _pool) = pair();
+        let msg = ClientMessage::Data {
+            id: 2,
+            data: vec![5; MAX_HELLO_FRAME_LEN],
+            end: false,
+        };
+        write.write_all(&framed(&msg)).await.unwrap();
+        assert!(matches!(
+            next_message(&mut greeted).await,
+            Incoming::Data { id: 2, .. }
+        ));
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! frames. A broken frame closes that connection and nothing else; a
 //! well-formed but wrong request gets `invalid` and the connection goes on.
 
-use berkut_proto::wire::frame::MAX_FRAME_LEN;
+use berkut_proto::wire::frame::{MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN};
 use berkut_proto::wire::{ops, Connection, ErrorCode, Operation, Reply, ServerMessage};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
@@ -142,6 +142,18 @@ async fn the_handshake_is_required_and_versioned() {
     let mut conn = Connection::new(UnixStream::connect(&daemon.socket).await.unwrap());
     let (_, error) = error_of(send_raw(&mut conn, &raw_request(1, "status", vec![])).await);
     assert_eq!(error.code, ErrorCode::Invalid);
+    expect_closed(&mut conn).await;
+
+    // A first frame longer than any hello is refused on its length alone:
+    // a peer not yet known gets no large buffer.
+    let mut stream = UnixStream::connect(&daemon.socket).await.unwrap();
+    stream
+        .write_all(&((MAX_HELLO_FRAME_LEN as u32) + 1).to_be_bytes())
+        .await
+        .unwrap();
+    let mut conn = Connection::new(stream);
+    let (id, error) = error_of(conn.read_message::<ServerMessage>().await.unwrap().unwrap());
+    assert_eq!((id, error.code), (None, ErrorCode::TooLarge), "{error:?}");
     expect_closed(&mut conn).await;
 
     let mut conn = Connection::new(UnixStream::connect(&daemon.socket).await.unwrap());

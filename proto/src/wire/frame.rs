@@ -19,6 +19,11 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 /// modest.
 pub const MAX_FRAME_LEN: usize = 4 * 1024 * 1024;
 
+/// The largest first frame (the `hello`) the daemon accepts: a `hello` is a
+/// few dozen bytes, and a peer that has not yet said who it is, perhaps one
+/// no grant names, gets no more of the daemon's memory than this.
+pub const MAX_HELLO_FRAME_LEN: usize = 64 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("frame of {len} bytes exceeds the limit of {max}")]

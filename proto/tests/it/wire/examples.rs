@@ -29,6 +29,7 @@ use super::{field, frame, keys, unhex, unpack, DOCUMENTED_CODES, PATIENCE};
 fn the_documented_limits() {
     assert_eq!(MAX_FRAME_LEN, 4 * 1024 * 1024);
     assert_eq!(MAX_FRAME_LEN, 4_194_304);
+    assert_eq!(berkut_proto::wire::MAX_HELLO_FRAME_LEN, 65_536);
     assert_eq!(MAX_LABEL_CHARS, 200);
     assert_eq!(PROTOCOL_VERSION, 1);
     assert_eq!(UPLOAD_CHUNK, 1 << 20);
@@ -155,6 +156,7 @@ fn the_document_shows_these_bytes_and_these_codes() {
     }
     for limit in [
         "4 194 304",
+        "`MAX_HELLO_FRAME_LEN` = 65 536 bytes (64",
         "200 characters",
         "`MAX_DEPTH` = 32",
         "262 144 bytes (256 KiB)",

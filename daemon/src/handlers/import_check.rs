@@ -28,7 +28,7 @@ use crate::state::Daemon;
 
 /// Pieces in flight between the connection and the checking thread (with
 /// the upload channel's, what an import holds of the upload pool).
-pub const DEPTH: usize = 4;
+const DEPTH: usize = 4;
 
 /// The checking side of an import in progress.
 pub struct Check {

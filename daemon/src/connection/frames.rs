@@ -1,8 +1,8 @@
 //! The way in: length-delimited frames off the socket, decoded into the
 //! client's messages; an upload's pieces stay in the buffers they were
-//! read into (`Incoming::Data`). A frame too large or not MessagePack breaks the
-//! framing (the connection closes); a MessagePack value that is not a valid
-//! message is answered `invalid` and the connection goes on.
+//! read into (`Incoming::Data`). A frame too large or not MessagePack
+//! breaks the framing (the connection closes); a MessagePack value that is
+//! not a valid message is answered `invalid` and the connection goes on.
 
 use std::sync::Arc;
 
@@ -278,6 +278,36 @@ mod tests {
         );
         drop(writer.await.unwrap().unwrap());
         assert!(matches!(next_message(&mut reader).await, Incoming::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_piece_the_fast_path_leaves_is_still_decoded_as_a_piece() {
+        // Bytes as an array of numbers: the ordinary decode takes them,
+        // the view into the frame cannot; the request loop routes both.
+        let (mut reader, mut write, pool) = pair();
+        let msg = rmpv::Value::Map(vec![
+            ("type".into(), "data".into()),
+            ("id".into(), 4.into()),
+            (
+                "data".into(),
+                rmpv::Value::Array(vec![1.into(), 2.into(), 3.into()]),
+            ),
+            ("end".into(), true.into()),
+        ]);
+        let mut body = Vec::new();
+        rmpv::encode::write_value(&mut body, &msg).unwrap();
+        let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        write.write_all(&bytes).await.unwrap();
+        let incoming = next_message(&mut reader).await;
+        assert!(
+            matches!(
+                &incoming,
+                Incoming::Message(ClientMessage::Data { id: 4, data, end: true }) if data == &[1, 2, 3]
+            ),
+            "not a piece"
+        );
+        assert_eq!(pool.in_use(), 0);
     }
 
     #[tokio::test]

@@ -34,23 +34,26 @@ fn error_of(msg: ServerMessage) -> (Option<u64>, berkut_proto::wire::ErrorBody) 
     }
 }
 
+/// Announces a frame of `len` bytes and sends none of it: the daemon must
+/// answer `too_large` (without an id) and close.
+async fn refused_on_length(mut stream: UnixStream, len: usize) {
+    stream.write_all(&(len as u32).to_be_bytes()).await.unwrap();
+    let mut conn = Connection::new(stream);
+    let (id, error) = error_of(conn.read_message::<ServerMessage>().await.unwrap().unwrap());
+    assert_eq!((id, error.code), (None, ErrorCode::TooLarge), "{error:?}");
+    expect_closed(&mut conn).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_frame_closes_only_its_connection() {
     let pg = small_cluster();
     let daemon = daemon_for(&pg).start();
     let bystander = daemon.client().await;
-    let mut stream = daemon.client().await.into_connection().into_inner();
+    let stream = daemon.client().await.into_connection().into_inner();
     // Announce a frame just over the limit and send none of it: the daemon
     // must refuse on the length alone, without waiting for (or allocating)
     // the body.
-    stream
-        .write_all(&((MAX_FRAME_LEN as u32) + 1).to_be_bytes())
-        .await
-        .unwrap();
-    let mut conn = Connection::new(stream);
-    let (id, error) = error_of(conn.read_message::<ServerMessage>().await.unwrap().unwrap());
-    assert_eq!((id, error.code), (None, ErrorCode::TooLarge));
-    expect_closed(&mut conn).await;
+    refused_on_length(stream, MAX_FRAME_LEN + 1).await;
 
     let mut bystander = bystander;
     assert!(matches!(
@@ -146,15 +149,8 @@ async fn the_handshake_is_required_and_versioned() {
 
     // A first frame longer than any hello is refused on its length alone:
     // a peer not yet known gets no large buffer.
-    let mut stream = UnixStream::connect(&daemon.socket).await.unwrap();
-    stream
-        .write_all(&((MAX_HELLO_FRAME_LEN as u32) + 1).to_be_bytes())
-        .await
-        .unwrap();
-    let mut conn = Connection::new(stream);
-    let (id, error) = error_of(conn.read_message::<ServerMessage>().await.unwrap().unwrap());
-    assert_eq!((id, error.code), (None, ErrorCode::TooLarge), "{error:?}");
-    expect_closed(&mut conn).await;
+    let stream = UnixStream::connect(&daemon.socket).await.unwrap();
+    refused_on_length(stream, MAX_HELLO_FRAME_LEN + 1).await;
 
     let mut conn = Connection::new(UnixStream::connect(&daemon.socket).await.unwrap());
     assert!(matches!(

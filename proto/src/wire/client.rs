@@ -138,31 +138,23 @@ impl Client {
                 return Err(ClientError::Closed);
             };
             if let Some(on_data) = on_data.as_mut() {
-                if let Some(piece) = super::data::download_piece(&body) {
-                    if piece.id == id {
-                        on_data(piece.offset.unwrap_or_default(), piece.data);
-                        continue;
-                    }
+                if let Some(piece) = super::data::download_piece(&body).filter(|p| p.id == id) {
+                    on_data(piece.offset.unwrap_or_default(), piece.data);
+                    continue;
                 }
             }
-            let msg = super::frame::decode_body::<ServerMessage>(&body)?;
-            // A piece the fast path did not take (its bytes sent as a
-            // string, say) is still a piece of this download.
-            if let (
-                Some(on_data),
+            match super::frame::decode_body::<ServerMessage>(&body)? {
+                // A piece the fast path did not take (its bytes sent as a
+                // string, say) is still a piece of this download.
                 ServerMessage::Data {
                     id: got,
                     offset,
                     data,
-                },
-            ) = (on_data.as_mut(), &msg)
-            {
-                if *got == id {
-                    on_data(*offset, data);
-                    continue;
+                } if got == id && on_data.is_some() => {
+                    if let Some(on_data) = on_data.as_mut() {
+                        on_data(offset, &data);
+                    }
                 }
-            }
-            match msg {
                 msg @ (ServerMessage::Progress { .. }
                 | ServerMessage::RestoreProgress { .. }
                 | ServerMessage::Event { .. }

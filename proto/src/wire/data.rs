@@ -45,15 +45,8 @@ pub fn frame_around(empty: &impl Serialize, len: usize) -> Option<FrameAround> {
     let mut head = Vec::with_capacity(4 + at + 10);
     head.extend_from_slice(&[0; 4]);
     head.extend_from_slice(&body[..at + 5]);
-    if let Ok(n) = u8::try_from(len) {
-        head.extend_from_slice(&[0xc4, n]);
-    } else if let Ok(n) = u16::try_from(len) {
-        head.push(0xc5);
-        head.extend_from_slice(&n.to_be_bytes());
-    } else {
-        head.push(0xc6);
-        head.extend_from_slice(&u32::try_from(len).ok()?.to_be_bytes());
-    }
+    // The bin header in its shortest form, as `encode` writes it.
+    rmp::encode::write_bin_len(&mut head, u32::try_from(len).ok()?).ok()?;
     let tail = body[at + FIELD.len()..].to_vec();
     let frame = head.len() - 4 + len + tail.len();
     if frame > MAX_FRAME_LEN {

@@ -120,6 +120,8 @@ HAVE_CRYPTO=1
 # scripts/ensure-deps.sh makes has both.
 # shellcheck source=scripts/lib/venv.sh
 . "$ROOT/scripts/lib/venv.sh"
+# shellcheck source=scripts/lib/stats.sh
+. "$ROOT/scripts/lib/stats.sh"
 PY=python3
 [[ -x $BERKUT_VENV/bin/python ]] && PY=$BERKUT_VENV/bin/python
 "$PY" -c 'import cryptography.hazmat.primitives.ciphers.aead, zstandard' 2>/dev/null || HAVE_CRYPTO=0
@@ -654,8 +656,6 @@ timed3() {
     calc '"%.3f", '"$t1 - $t0"
 }
 
-# med3 N...: the median of its arguments, in milliseconds' precision.
-med3() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { printf "%.3f", NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # measure_tools ARCHIVE ID: once, on the first archive, the offline and
 # transfer tools side by side with their obvious baselines, page cache warm
@@ -695,10 +695,10 @@ measure_tools() {
         imps+=("$(timed3 ctl backup import "$BK/dl.bscc")")
     done
     rm -rf "$BK/x" "$BK/dl.bscc"
-    T_SHA=$(med3 "${sha[@]}") T_OSSL=$(med3 "${ossl[@]}") T_VERIFY=$(med3 "${ver[@]}")
-    T_DEEP=$(med3 "${deep[@]}") T_ZSTD_SHA=$(med3 "${zsha[@]}") T_CP=$(med3 "${cps[@]}")
-    T_DL=$(med3 "${dls[@]}") T_CP2=$(med3 "${cp2s[@]}") T_SYNC=$(med3 "${syncs[@]}")
-    T_IMPORT=$(med3 "${imps[@]}")
+    T_SHA=$(median 3 "${sha[@]}") T_OSSL=$(median 3 "${ossl[@]}") T_VERIFY=$(median 3 "${ver[@]}")
+    T_DEEP=$(median 3 "${deep[@]}") T_ZSTD_SHA=$(median 3 "${zsha[@]}") T_CP=$(median 3 "${cps[@]}")
+    T_DL=$(median 3 "${dls[@]}") T_CP2=$(median 3 "${cp2s[@]}") T_SYNC=$(median 3 "${syncs[@]}")
+    T_IMPORT=$(median 3 "${imps[@]}")
     T_SIZE=$(stat -c %s "$archive")
     T_HWM_KB=$(status_kib "$DAEMON_PID" VmHWM)
     T_LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -747,11 +747,10 @@ fi
 
 # --- report -----------------------------------------------------------------
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { printf "%.1f", NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 # "median (min-max)" when there was more than one round.
 spread() {
     local m
-    m=$(median "$@")
+    m=$(median 1 "$@")
     if (($# > 1)); then
         printf '%s (%s)' "$m" "$(printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.1f-%.1f", lo, hi }')"
     else
@@ -762,8 +761,8 @@ distinct() { printf '%s\n' "$@" | sort -u | paste -sd/ -; }
 mib() { calc '"%.1f", '"$1 / 1048576"; }
 kib_mib() { calc '"%.1f", '"$1 / 1024"; }
 
-BASE_MEDIAN=$(median "${BASE_WALLS[@]}")
-DB_MEDIAN=$(median "${DB_WALLS[@]}")
+BASE_MEDIAN=$(median 1 "${BASE_WALLS[@]}")
+DB_MEDIAN=$(median 1 "${DB_WALLS[@]}")
 DB_RATIO=$(calc '"%.2f", '"$DB_MEDIAN / $BASE_MEDIAN")
 BASE_SIZE=$(distinct "${BASE_SIZES[@]}")
 D_SIZE=$(distinct "${DB_SIZES[@]}")
@@ -824,7 +823,7 @@ row() { # row LABEL BASELINE DATABASE FULL
     row "" "\`pg_dump -Fc\` to a file (baseline)" "berkut \`--scope database\`" "berkut \`--scope full\`"
     row "---" "---:" "---:" "---:"
     row "rounds" "$BENCH_ROUNDS" "$BENCH_ROUNDS" "1"
-    row "wall time, s ($ROUNDS_NOTE)" "$(spread "${BASE_WALLS[@]}")" "$(spread "${DB_WALLS[@]}")" "$(median "${F_WALL:-0}")"
+    row "wall time, s ($ROUNDS_NOTE)" "$(spread "${BASE_WALLS[@]}")" "$(spread "${DB_WALLS[@]}")" "$(median 1 "${F_WALL:-0}")"
     row "wall time / baseline" "1.00" "**$DB_RATIO** (by round: ${RATIOS[*]})" "$(calc '"%.2f", '"${F_WALL:-0} / $BASE_MEDIAN")"
     row "output size, bytes" "$BASE_SIZE ($(mib "${BASE_SIZES[0]}") MiB)" "$D_SIZE ($(mib "${DB_SIZES[0]}") MiB)" "${F_SIZE:-} ($(mib "${F_SIZE:-0}") MiB)"
     row "pg_dump output inside, bytes" "$BASE_SIZE" "$D_DUMP" "${F_DUMP:-}"
@@ -837,7 +836,7 @@ row() { # row LABEL BASELINE DATABASE FULL
     row "CPU s: server backend" "$(spread "${BASE_SERVER[@]}")" "$(spread "${DB_SERVER[@]}")" "${F_SERVER:-}"
     row "CPU s: berkutd itself" "-" "$(spread "${DB_DAEMON_CPUS[@]}")" "${F_DAEMON_CPU:-}"
     row "CPU s: everything else on the machine" "$(spread "${BASE_OTHER[@]}")" "$(spread "${DB_OTHER[@]}")" "${F_OTHER_CPU:-}"
-    row "dump step (manifest timing), s" "-" "$(spread "${DB_STEPS[@]}")" "$(median "${F_DUMP_STEP:-0}")"
+    row "dump step (manifest timing), s" "-" "$(spread "${DB_STEPS[@]}")" "$(median 1 "${F_DUMP_STEP:-0}")"
     row "other parts in the archive" "-" "$D_OTHER" "${F_OTHER:-}"
     echo
     echo "Wall times: the baseline is \`/usr/bin/time -v $PGBIN/pg_dump --format=custom --dbname=... --file=...\`; berkut is \`berkutctl --json backup create --scope ... --wait\`, from the request to a sealed, fsynced, catalogued archive. Rounds alternate which goes first. The daemon's peak RSS is the larger of its VmHWM (its own peak over its whole life, so each column includes the backups before it; $(kib_mib "$IDLE_HWM_KB") MiB when idle, before the first backup) and its VmRSS sampled every 0.2 s during the backups (the kernel raises VmHWM lazily, so a sample can exceed it); the daemon's pg_dump child is a separate process, on its own row (VmHWM sampled every 0.2 s). The pg_dump CPU of a berkut backup is the daemon's reaped-children time (pg_dump, plus pg_dumpall for \`full\`); the server backend's is the postmaster's; \"everything else\" is the machine's busy CPU time during the measurement minus those (berkutctl and this script's sampler included): other people's work, which stretches wall times on a small machine. Overhead = (archive bytes - dump bytes) / dump bytes, the worst of the rounds; $DUMP_NOTE."
@@ -845,7 +844,7 @@ row() { # row LABEL BASELINE DATABASE FULL
     echo "Targets: berkutd peak RSS < $BENCH_MAX_RSS_MIB MiB: $(met "$RSS_OK"); archive overhead <= $BENCH_MAX_OVERHEAD_PCT %: $(met "$OVH_OK")."
     echo
     GB=$(calc '"%.4f", '"$DB_BYTES / 1e9")
-    echo "Archive size / baseline file size (median sizes): **$(calc '"%.2f", '"$(median "${DB_SIZES[@]}") / $(median "${BASE_SIZES[@]}")")**. CPU seconds per GB of database backed up (pg_dump + server backend + berkutd, medians): baseline $(calc '"%.1f", '"($(median "${BASE_CPUS[@]}") + $(median "${BASE_SERVER[@]}")) / $GB"), berkut $(calc '"%.1f", '"($(median "${DB_CHILD_CPUS[@]}") + $(median "${DB_SERVER[@]}") + $(median "${DB_DAEMON_CPUS[@]}")) / $GB")."
+    echo "Archive size / baseline file size (median sizes): **$(calc '"%.2f", '"$(median 1 "${DB_SIZES[@]}") / $(median 1 "${BASE_SIZES[@]}")")**. CPU seconds per GB of database backed up (pg_dump + server backend + berkutd, medians): baseline $(calc '"%.1f", '"($(median 1 "${BASE_CPUS[@]}") + $(median 1 "${BASE_SERVER[@]}")) / $GB"), berkut $(calc '"%.1f", '"($(median 1 "${DB_CHILD_CPUS[@]}") + $(median 1 "${DB_SERVER[@]}") + $(median 1 "${DB_DAEMON_CPUS[@]}")) / $GB")."
     if [[ -n ${T_VERIFY:-} ]]; then
         echo
         echo "Archive tools on the first archive ($(mib "$T_SIZE") MiB; its dump $(mib "$T_EXTRACT_SIZE") MiB), page cache warm, medians of ${BENCH_TOOL_ROUNDS:-3} interleaved runs each, load average $T_LOAD_BEFORE before and $T_LOAD_AFTER after:"

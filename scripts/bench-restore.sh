@@ -24,6 +24,8 @@
 #   BENCH_SKIP_BUILD=1 uses the existing target/release binaries
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/stats.sh
+. scripts/lib/stats.sh
 SIZE_GB=${BENCH_SIZE_GB:-1}
 JOBS=${BENCH_JOBS:-2}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -108,7 +110,6 @@ base_dump=$work/baseline.dump
 # Each timed restore starts from the same state: nothing dirty left for the
 # disk to write meanwhile.
 settle() { "${psql[@]}" -c "CHECKPOINT"; sync; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { printf "%.2f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 bases=() anjs=() reals=()
 baseline_round() {
     log "baseline: pg_restore -j $JOBS of pg_dump's own file"
@@ -136,9 +137,9 @@ berkut_round() {
 for ((round = 1; round <= ROUNDS; round++)); do
     if ((round % 2)); then baseline_round; berkut_round; else berkut_round; baseline_round; fi
 done
-t_base=$(median "${bases[@]}")
-t_anj=$(median "${anjs[@]}")
-t_real=$(median "${reals[@]}")
+t_base=$(median 2 "${bases[@]}")
+t_anj=$(median 2 "${anjs[@]}")
+t_real=$(median 2 "${reals[@]}")
 t_ready=$(calc '"%.2f", '"$t_base + $t_anj")
 log "berkut: dry-run"
 settle

@@ -32,7 +32,8 @@ pub struct Shape {
     pub count: usize,
     /// Freed large buffers kept for reuse; the rest go back to the system.
     pub keep_free: usize,
-    /// Bytes of a download piece taken when the pool is exhausted.
+    /// Bytes of a download piece taken when the pool is exhausted (an
+    /// upload's frame gets a buffer of its own size instead).
     pub small: usize,
 }
 
@@ -58,7 +59,7 @@ pub const DOWNLOADS: Shape = Shape {
 /// second one at the same time allocates as before. An idle daemon keeps
 /// four (4 MiB). Frames of other sizes get buffers of their own size.
 pub const UPLOADS: Shape = Shape {
-    large: (1 << 20) + 1024,
+    large: berkut_proto::wire::client::UPLOAD_CHUNK + 1024,
     count: 12,
     keep_free: 4,
     small: 0,

@@ -203,6 +203,31 @@ mod tests {
         out
     }
 
+    /// Bytes of the current frame the reader has taken so far.
+    fn taken(reader: &Reader) -> usize {
+        match &reader.body {
+            Some((_, got, _)) => 4 + got,
+            None => reader.head_in,
+        }
+    }
+
+    /// Polls `next_message` once at a time, dropping it each time (as a
+    /// `select!` drops it when something else wins), until the reader has
+    /// taken `bytes` of the current frame; no poll may complete a message.
+    async fn take_partly(reader: &mut Reader, bytes: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while taken(reader) < bytes {
+            assert!(next_message(reader).now_or_never().is_none());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "took {}",
+                taken(reader)
+            );
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(taken(reader), bytes);
+    }
+
     fn pair() -> (Reader, OwnedWriteHalf, Arc<Pieces>) {
         let (ours, theirs) = UnixStream::pair().unwrap();
         let (read, _) = ours.into_split();
@@ -219,6 +244,24 @@ mod tests {
         let (read, _) = ours.into_split();
         let (_, mut write) = theirs.into_split();
         let pool = Arc::new(Pieces::new(UPLOADS));
+        let mut fresh = reader(read, Arc::clone(&pool));
+        // The largest first frame taken, begun: read into a buffer of its
+        // own, not one of the upload pool's.
+        write
+            .write_all(&(MAX_HELLO_FRAME_LEN as u32).to_be_bytes())
+            .await
+            .unwrap();
+        write.write_all(&[0x90; 1000]).await.unwrap();
+        take_partly(&mut fresh, 4 + 1000).await;
+        assert_eq!(
+            pool.in_use(),
+            0,
+            "a peer not yet greeted holds a pooled buffer"
+        );
+        drop(fresh);
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let (read, _) = ours.into_split();
+        let (_, mut write) = theirs.into_split();
         let mut fresh = reader(read, Arc::clone(&pool));
         let over = (MAX_HELLO_FRAME_LEN as u32 + 1).to_be_bytes();
         write.write_all(&over).await.unwrap();
@@ -322,9 +365,9 @@ mod tests {
         // Cut in the length prefix, then in the body: each time the read
         // is polled once, takes what is there and is dropped, as a
         // `select!` drops it when a shutdown wins.
-        for part in [&bytes[..2], &bytes[2..50_000]] {
+        for (part, end) in [(&bytes[..2], 2), (&bytes[2..50_000], 50_000)] {
             write.write_all(part).await.unwrap();
-            assert!(next_message(&mut reader).now_or_never().is_none());
+            take_partly(&mut reader, end).await;
         }
         write.write_all(&bytes[50_000..]).await.unwrap();
         let Incoming::Data { id, data, end } = next_message(&mut reader).await else {

@@ -67,7 +67,9 @@ pub const UPLOADS: Shape = Shape {
 
 /// Frames up to this size are read into buffers of their own: requests,
 /// and small upload pieces, for which a pooled megabyte would be waste.
-const POOLED_FROM: usize = 64 * 1024;
+/// It is past the largest first frame (`MAX_HELLO_FRAME_LEN`), so a peer
+/// that has not said `hello` never holds a pooled buffer.
+const POOLED_FROM: usize = berkut_proto::wire::MAX_HELLO_FRAME_LEN + 1;
 
 /// A pool of large pieces.
 pub struct Pieces {

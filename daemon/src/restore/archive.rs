@@ -13,7 +13,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use berkut_proto::archive::{self, ArchiveError, ArchiveReader, Keyring, WriteBehind};
+use berkut_proto::archive::{self, ArchiveError, ArchiveReader, Keyring};
 use berkut_proto::manifest::{Manifest, PartKind};
 use berkut_proto::wire::DigestCheck;
 
@@ -122,8 +122,7 @@ pub fn verify_keeping(
             on_disk: false,
             globals,
         }),
-        (Some((dump, Some(file))), Some(k)) => {
-            file.sync_all().map_err(space)?;
+        (Some((dump, Some(_))), Some(k)) => {
             // An archive from another writer may name its parts otherwise:
             // then the dump is decrypted in a second pass.
             if manifest.part(PartKind::Dump).map(|p| p.name.as_str()) != Some(DUMP_PART) {
@@ -152,15 +151,16 @@ pub fn verify_keeping(
 }
 
 /// Creates `<tmp_root>/<name>/` (0700) and, with `file`, the empty
-/// `dump.pgcustom` in it (0600).
-/// The private temporary dump pg_restore reads, and the file to write it
-/// through (handing its pages to the disk as they come, so the fsync that
-/// catches a full disk before pg_restore starts is short).
-fn temp_dump(
-    tmp_root: &Path,
-    name: &str,
-    file: bool,
-) -> Result<(TempDump, Option<WriteBehind>), OpError> {
+/// `dump.pgcustom` in it (0600): the private temporary dump pg_restore
+/// reads, and the file to write it through.
+///
+/// Nothing is synced to the disk: the file lives only as long as the
+/// restore, a full disk is refused by the write itself (the filesystem
+/// reserves the space then), and a file pushed to the disk cost a 681 MB
+/// dump about as long as decrypting it, competing with the server's own
+/// writes, and put plaintext on the disk that a short restore never needs
+/// to write at all (it is deleted before the kernel would write it back).
+fn temp_dump(tmp_root: &Path, name: &str, file: bool) -> Result<(TempDump, Option<File>), OpError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -184,7 +184,7 @@ fn temp_dump(
         .mode(0o600)
         .open(&dump.path)
         .map_err(space)?;
-    Ok((dump, Some(WriteBehind::new(file))))
+    Ok((dump, Some(file)))
 }
 
 /// A refused archive, with the reader's own words (which name no path and
@@ -250,7 +250,6 @@ pub fn decrypt(
             globals = Some(buf);
         }
     }
-    out.sync_all().map_err(space)?;
     Ok(Decrypted {
         dump,
         on_disk: true,
@@ -331,7 +330,7 @@ pub fn feed_part(
 
 fn copy(
     from: &mut impl Read,
-    to: &mut WriteBehind,
+    to: &mut File,
     progress: &mut impl FnMut(u64),
 ) -> Result<(), OpError> {
     let mut buf = vec![0u8; 1 << 20];

@@ -30,6 +30,20 @@ impl OpError {
         self
     }
 
+    /// The detail from an error and every error beneath it: some say
+    /// little themselves (tokio-postgres's is "db error", with the
+    /// server's words in its source).
+    pub fn with_source(self, e: &(dyn std::error::Error + 'static)) -> OpError {
+        let mut detail = e.to_string();
+        let mut next = e.source();
+        while let Some(cause) = next {
+            detail.push_str(": ");
+            detail.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        self.with_detail(detail)
+    }
+
     pub fn invalid(message: impl Into<String>) -> OpError {
         OpError::new(ErrorCode::Invalid, message)
     }

@@ -233,7 +233,7 @@ pub const SETTINGS: &[Setting] = &[
         "restore_jobs",
         &["BERKUT_RESTORE_JOBS"],
         Fallback::Number(2),
-        "`pg_restore -j`",
+        "connections loading a restore's rows, and `pg_restore -j`",
         |c| show(&c.restore_jobs),
     )
     .range(1, 64),

@@ -11,10 +11,12 @@
 //! drill or live server, `verdict` what a drill proves about its backup.
 
 pub mod archive;
+pub mod blocks;
 pub mod checks;
 pub mod digest;
 pub mod export;
 pub mod files;
+pub mod load;
 pub mod maintenance;
 pub mod pg;
 pub mod properties;

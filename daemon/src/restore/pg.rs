@@ -6,9 +6,13 @@
 //! gets the daemon's libpq environment for the target server, through
 //! `crate::tools` (which alone spawns processes).
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
+use super::load;
 use super::record::Tracker;
 use super::run::{blocking, Params};
 use super::step::Step;
@@ -114,6 +118,20 @@ pub async fn pg_restore_list(
     .await
 }
 
+/// pg_restore's common arguments for restoring into the scratch database.
+fn pg_restore(daemon: &Daemon, target: &Db, p: &Params) -> Command {
+    let mut cmd = tool(&daemon.config().pg_restore_bin, target, &p.scratch);
+    cmd.args(["--exit-on-error", "--verbose", "--no-password"])
+        .arg(format!("--dbname={}", p.scratch));
+    cmd
+}
+
+fn jobs(cmd: &mut Command, daemon: &Daemon) {
+    if daemon.config().restore_jobs > 1 {
+        cmd.arg(format!("--jobs={}", daemon.config().restore_jobs));
+    }
+}
+
 /// Runs pg_restore once over the whole dump. Its verbose lines tell which
 /// section it is in: the first table data ends `pre_data`, the last one ends
 /// `data`, the exit ends `post_data`.
@@ -126,12 +144,8 @@ pub async fn restore_dump(
     total: u64,
     slot: &Arc<ChildSlot>,
 ) -> Result<(), OpError> {
-    let mut cmd = tool(&daemon.config().pg_restore_bin, target, &p.scratch);
-    cmd.args(["--exit-on-error", "--verbose", "--no-password"])
-        .arg(format!("--dbname={}", p.scratch));
-    if daemon.config().restore_jobs > 1 {
-        cmd.arg(format!("--jobs={}", daemon.config().restore_jobs));
-    }
+    let mut cmd = pg_restore(daemon, target, p);
+    jobs(&mut cmd, daemon);
     let (slot, tracker, d, dump) = (
         Arc::clone(slot),
         Arc::clone(tracker),
@@ -178,6 +192,96 @@ pub async fn restore_dump(
             "indexes, constraints and triggers created",
         );
         Ok(())
+    })
+    .await
+}
+
+/// Restores the dump in three parts: pg_restore creates the schema, the
+/// daemon loads the tables' rows over `restore_jobs` connections
+/// ([`load`]), and pg_restore `-j` restores everything else (sequences'
+/// values and large objects, then indexes, constraints and triggers).
+#[allow(clippy::too_many_arguments)]
+pub async fn restore_in_parts(
+    daemon: &Arc<Daemon>,
+    target: &Db,
+    tracker: &Arc<Tracker>,
+    p: &Params,
+    path: &Path,
+    plan: load::Plan,
+    listing: &str,
+    slot: &Arc<ChildSlot>,
+    cancel: &CancellationToken,
+) -> Result<(), OpError> {
+    let dump = Dump::File(path.to_path_buf());
+    let mut cmd = pg_restore(daemon, target, p);
+    cmd.arg("--section=pre-data");
+    run_logged(cmd, &dump, slot, tracker, Step::PreData).await?;
+    tracker.finish(Step::PreData, daemon.now(), "schema created");
+
+    tracker.begin(Step::Data, daemon.now());
+    let plan = Arc::new(plan);
+    let (total, connections) = (
+        plan.tables.len() as u64,
+        daemon.config().restore_jobs as usize,
+    );
+    let started = std::time::Instant::now();
+    let mut done = 0u64;
+    let mut log = tracker.log(Step::Data);
+    load::load(target, &p.scratch, path, &plan, connections, cancel, |l| {
+        done += 1;
+        tracker.progress(Step::Data, done, Some(total));
+        log.line(&format!(
+            "loaded {}: {} rows on {} of {connections} connections",
+            l.label, l.rows, l.connections
+        ));
+    })
+    .await?;
+    drop(log);
+    tracker.finish(
+        Step::Data,
+        daemon.now(),
+        format!(
+            "{total} tables loaded over {connections} connections in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ),
+    );
+
+    tracker.begin(Step::PostData, daemon.now());
+    let list = path.with_file_name("rest.list");
+    std::fs::write(&list, plan.rest_of(listing))
+        .map_err(|e| OpError::internal(format!("writing pg_restore's list failed: {e}")))?;
+    let mut cmd = pg_restore(daemon, target, p);
+    cmd.args(["--section=data", "--section=post-data", "--use-list"])
+        .arg(&list);
+    jobs(&mut cmd, daemon);
+    run_logged(cmd, &dump, slot, tracker, Step::PostData).await?;
+    tracker.finish(
+        Step::PostData,
+        daemon.now(),
+        "indexes, constraints, triggers and the other data entries (large objects, counters) restored",
+    );
+    Ok(())
+}
+
+/// Runs one pg_restore over the dump, its verbose lines in `step`'s log.
+async fn run_logged(
+    cmd: Command,
+    dump: &Dump,
+    slot: &Arc<ChildSlot>,
+    tracker: &Arc<Tracker>,
+    step: Step,
+) -> Result<(), OpError> {
+    let (slot, tracker, dump) = (Arc::clone(slot), Arc::clone(tracker), dump.clone());
+    blocking(move || {
+        let mut log = tracker.log(step);
+        let output = dump.run(
+            cmd,
+            &slot,
+            |stdout| std::io::copy(stdout, &mut std::io::sink()).map(|_| ()),
+            |line| log.line(line),
+            |_| {},
+        )?;
+        output.check("pg_restore", &slot)
     })
     .await
 }

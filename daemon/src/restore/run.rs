@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use super::archive::{self, Decrypted};
 use super::checks;
 use super::files;
-use super::pg::{apply_globals, pg_restore_list, restore_dump, Dump};
+use super::load;
+use super::pg::{apply_globals, pg_restore_list, restore_dump, restore_in_parts, Dump};
 use super::properties;
 use super::record::{SwapPhase, Tracker};
 use super::smoke;
@@ -230,10 +231,29 @@ pub async fn run(
         },
     );
 
-    // One pg_restore for all three sections, so index builds can overlap
-    // the loading of other tables; its verbose output moves the steps on.
+    // The daemon loads the rows itself when it can (every connection works
+    // on the largest table, not one); otherwise one pg_restore restores all
+    // three sections, its verbose output moving the steps on.
     tracker.begin(Step::PreData, daemon.now());
-    restore_dump(daemon, &target, tracker, p, &dump, data_entries, slot).await?;
+    let plan = match (&dump, &toc) {
+        (Dump::File(path), Some(toc)) => load::Plan::of(toc).map(|plan| (path, plan)),
+        (Dump::Streamed { .. }, _) => Err("the dump is streamed (restore_jobs = 1)"),
+        (_, None) => Err("its table of contents could not be read"),
+    };
+    match plan {
+        Ok((path, plan)) => {
+            restore_in_parts(
+                daemon, &target, tracker, p, path, plan, &listing, slot, cancel,
+            )
+            .await?
+        }
+        Err(why) => {
+            tracker
+                .log(Step::PreData)
+                .line(&format!("pg_restore loads the table data: {why}"));
+            restore_dump(daemon, &target, tracker, p, &dump, data_entries, slot).await?
+        }
+    }
 
     apply_properties(daemon, tracker, &admin, &target, p, &manifest, &mut applied).await?;
 

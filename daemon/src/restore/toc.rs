@@ -13,7 +13,7 @@
 //! An integer is a sign byte and `intSize` little-endian bytes; a string is
 //! an integer length (negative for none) and that many bytes. Versions 1.12
 //! (PostgreSQL 9.6) to 1.16 (PostgreSQL 17) are read; only the fields the
-//! checks need are kept.
+//! checks and the data loader ([`super::load`]) need are kept.
 
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -28,16 +28,25 @@ const MAX_ENTRIES: i64 = 50_000_000;
 /// The longest name kept (PostgreSQL's names are at most 63 bytes; tags of
 /// other entries can be longer, but those are skipped, not kept).
 const MAX_KEPT: i64 = 64 * 1024;
+/// The longest `COPY` statement kept: a table of 1,600 columns with
+/// 63-byte quoted names needs about 110 KiB.
+const MAX_COPY: i64 = 1024 * 1024;
 
 /// One entry the checks need: a table, a table's data, or a partition's
 /// attachment to its parent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// The entry's dump id: what `pg_restore --list` prints first and what
+    /// the data section's blocks name.
+    pub id: i64,
     /// `TABLE`, `TABLE DATA` or `TABLE ATTACH`.
     pub desc: String,
     pub schema: String,
     /// The table's name (for `TABLE ATTACH`, the partition's).
     pub name: String,
+    /// For `TABLE DATA`: the `COPY ... FROM stdin;` statement its rows are
+    /// loaded with (none for a dump made with `--inserts`).
+    pub copy: Option<String>,
 }
 
 /// What the checks need of a dump's table of contents.
@@ -47,6 +56,15 @@ pub struct Toc {
     pub count: usize,
     /// Its tables, table data and partition attachments, in order.
     pub entries: Vec<Entry>,
+    /// Whether the table data is compressed (zlib in a version 1 archive's
+    /// dump); only uncompressed data is loaded by the daemon itself.
+    pub compressed: bool,
+    /// The dump's character set, from its `ENCODING` entry.
+    pub encoding: Option<String>,
+    /// The size of the archive's integers, which the data section uses too.
+    pub int_size: usize,
+    /// Where the data section starts: the byte after the table of contents.
+    pub data_start: u64,
 }
 
 impl Toc {
@@ -92,8 +110,23 @@ pub fn read(path: &Path) -> Result<Toc, TocError> {
 }
 
 struct Reader<R> {
-    inner: R,
+    inner: Counted<R>,
     int_size: usize,
+}
+
+/// A reader that counts what it gave, so the end of the table of contents
+/// is known without a second pass.
+struct Counted<R> {
+    inner: R,
+    taken: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.taken += n as u64;
+        Ok(n)
+    }
 }
 
 impl<R: Read> Reader<R> {
@@ -120,12 +153,16 @@ impl<R: Read> Reader<R> {
     /// A string, kept if it is at most `MAX_KEPT` bytes; `None` for the
     /// archive's "no string".
     fn string(&mut self) -> Result<Option<String>, TocError> {
+        self.string_up_to(MAX_KEPT)
+    }
+
+    fn string_up_to(&mut self, max: i64) -> Result<Option<String>, TocError> {
         let len = self.int()?;
         if len < 0 {
             return Ok(None);
         }
-        if len > MAX_KEPT {
-            return Err(damaged(format!("a name of {len} bytes")));
+        if len > max {
+            return Err(damaged(format!("a field of {len} bytes")));
         }
         let mut buf = vec![0u8; len as usize];
         self.inner.read_exact(&mut buf).map_err(eof)?;
@@ -158,7 +195,10 @@ fn eof(e: std::io::Error) -> TocError {
 
 pub fn parse(input: impl Read) -> Result<Toc, TocError> {
     let mut r = Reader {
-        inner: input,
+        inner: Counted {
+            inner: input,
+            taken: 0,
+        },
         int_size: 4,
     };
     let mut magic = [0u8; 5];
@@ -180,11 +220,9 @@ pub fn parse(input: impl Read) -> Result<Toc, TocError> {
     if r.byte()? != FORMAT_CUSTOM {
         return Err(damaged("it is not in pg_dump's custom format"));
     }
-    if v(15) {
-        r.byte()?; // compression algorithm
-    } else {
-        r.int()?; // compression level
-    }
+    // The compression algorithm (0 is none), or before 1.15 the zlib level
+    // (0 is none, -1 the default).
+    let compressed = if v(15) { r.byte()? != 0 } else { r.int()? != 0 };
     for _ in 0..7 {
         r.int()?; // creation time: sec, min, hour, day, month, year, isdst
     }
@@ -199,6 +237,10 @@ pub fn parse(input: impl Read) -> Result<Toc, TocError> {
     let mut toc = Toc {
         count: count as usize,
         entries: Vec::new(),
+        compressed,
+        encoding: None,
+        int_size,
+        data_start: 0,
     };
     for _ in 0..count {
         let id = r.int()?;
@@ -211,9 +253,26 @@ pub fn parse(input: impl Read) -> Result<Toc, TocError> {
         let tag = r.string()?.unwrap_or_default();
         let desc = r.string()?.unwrap_or_default();
         r.int()?; // section
-        r.skip_string()?; // definition
+        if desc == "ENCODING" {
+            // "SET client_encoding = 'UTF8';"
+            let defn = r.string()?.unwrap_or_default();
+            toc.encoding = defn
+                .split('\'')
+                .nth(1)
+                .filter(|e| {
+                    !e.is_empty() && e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                })
+                .map(str::to_owned);
+        } else {
+            r.skip_string()?; // definition
+        }
         r.skip_string()?; // drop statement
-        r.skip_string()?; // copy statement
+        let copy = if desc == "TABLE DATA" {
+            r.string_up_to(MAX_COPY)?
+        } else {
+            r.skip_string()?;
+            None
+        };
         let namespace = r.string()?.unwrap_or_default();
         r.skip_string()?; // tablespace
         r.skip_string()?; // table access method
@@ -241,12 +300,15 @@ pub fn parse(input: impl Read) -> Result<Toc, TocError> {
         }
         if matches!(desc.as_str(), "TABLE" | "TABLE DATA" | "TABLE ATTACH") {
             toc.entries.push(Entry {
+                id,
                 desc,
                 schema: namespace,
                 name: tag,
+                copy: copy.filter(|c| c.starts_with("COPY ")),
             });
         }
     }
+    toc.data_start = r.inner.taken;
     Ok(toc)
 }
 

@@ -37,6 +37,7 @@ mod remote_uploads;
 mod restore_checks;
 mod restore_evidence_export;
 mod restore_faults;
+mod restore_load;
 mod restore_properties;
 mod restore_settle;
 mod restore_start;

@@ -237,8 +237,8 @@ pub async fn run(
     tracker.begin(Step::PreData, daemon.now());
     let plan = match (&dump, &toc) {
         (Dump::File(path), Some(toc)) => load::Plan::of(toc).map(|plan| (path, plan)),
-        (Dump::Streamed { .. }, _) => Err("the dump is streamed (restore_jobs = 1)"),
-        (_, None) => Err("its table of contents could not be read"),
+        (Dump::Streamed { .. }, _) => Err("the dump is streamed (restore_jobs = 1)".to_owned()),
+        (_, None) => Err("its table of contents could not be read".to_owned()),
     };
     match plan {
         Ok((path, plan)) => {

@@ -275,7 +275,9 @@ pub fn parse(input: impl Read) -> Result<Toc, TocError> {
         };
         let namespace = r.string()?.unwrap_or_default();
         r.skip_string()?; // tablespace
-        r.skip_string()?; // table access method
+        if v(14) {
+            r.skip_string()?; // table access method
+        }
         if v(16) {
             r.int()?; // relkind
         }
@@ -364,7 +366,9 @@ mod tests {
             w.string(None);
             w.string(Some(schema));
             w.string(Some(""));
-            w.string(Some("heap"));
+            if minor >= 14 {
+                w.string(Some("heap"));
+            }
             if minor >= 16 {
                 w.int(114);
             }

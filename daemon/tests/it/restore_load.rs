@@ -98,49 +98,129 @@ async fn a_large_table_is_loaded_over_every_connection_and_comes_back_row_for_ro
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rows_the_restored_schema_refuses_fail_the_restore_before_the_swap() {
-    let pg = small_cluster();
-    let bin = berkut_testkit::temp_dir("fake-");
+/// A pg_restore that runs `sql` on the scratch database once it has
+/// created the schema, and `last` once it has restored the rest (its
+/// environment points psql there): a stand-in for a server that does not
+/// take the dump's rows as they are.
+fn pg_restore_then(dir: &std::path::Path, sql: &str, last: &str) -> std::path::PathBuf {
     let real = berkut_testkit::pg_bin_dir();
-    // A pg_restore whose schema refuses some of the rows: a stand-in for a
-    // server that will not take what the dump holds.
-    let strict = fake_tool(
-        bin.path(),
+    fake_tool(
+        dir,
         "pg_restore",
         &format!(
-            "'{r}' \"$@\" || exit $?\ncase \"$*\" in *--section=pre-data*) \
-             exec '{p}' -X -q -v ON_ERROR_STOP=1 -c 'ALTER TABLE public.t ADD CHECK (id <= 250)' ;; esac",
+            "'{r}' \"$@\" || exit $?\ncase \"$*\" in \
+             *--section=pre-data*) exec '{p}' -X -q -v ON_ERROR_STOP=1 -c \"{sql}\" ;; \
+             *--section=post-data*) exec '{p}' -X -q -v ON_ERROR_STOP=1 -c \"{last}\" ;; esac",
             r = real.join("pg_restore").display(),
             p = real.join("psql").display(),
         ),
+    )
+}
+
+/// Restores `backup`, expecting the data step to fail with `reason`, and
+/// the live database, the server's databases and the temporary directory
+/// to be as they were.
+async fn load_fails(
+    pg: &PgCluster,
+    daemon: &berkut_testkit::Daemon,
+    client: &mut berkut_proto::wire::client::Client,
+    backup: &berkut_proto::wire::records::BackupRecord,
+    reason: &str,
+) {
+    pg.psql("app", "DELETE FROM big WHERE id > 100").unwrap();
+    let before = fingerprint(pg, "app").unwrap();
+    let dbs = databases(pg);
+    // A load that waits forever would hold the live database in
+    // maintenance: it must end, well within the test's time.
+    let record = restored(
+        tokio::time::timeout(LONG, client.call(restore_op(&backup.id, false, true)))
+            .await
+            .expect("the restore hung"),
+    );
+    assert_eq!(record.status, RestoreStatus::Failed, "{record:#?}");
+    assert_eq!(record.step("data").unwrap().state, StepState::Failed);
+    assert_eq!(record.step("swap").unwrap().state, StepState::Pending);
+    let got = record.failure.unwrap().reason;
+    assert!(got.contains(reason), "{got}");
+    assert_safe(&got);
+    assert_eq!(
+        fingerprint(pg, "app").unwrap().differences(&before),
+        Vec::<String>::new()
+    );
+    assert_eq!(databases(pg), dbs, "the scratch database was not removed");
+    assert!(tmp_dir_is_empty(daemon));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_the_restored_schema_refuses_fail_the_restore_before_the_swap() {
+    let pg = small_cluster();
+    pg.psql("app", AWKWARD).unwrap();
+    let bin = berkut_testkit::temp_dir("fake-");
+    // Refuses rows two thirds of the way into a table both connections
+    // load, while the reader may be waiting for room on the refusing one.
+    let strict = pg_restore_then(
+        bin.path(),
+        "ALTER TABLE public.big ADD CHECK (id <= 20000)",
+        "SELECT 1",
     );
     let daemon = daemon_for(&pg).pg_restore(&strict).start();
     let mut client = daemon.client().await;
     let backup = backup_now(&mut client, Scope::Database).await;
-    pg.psql("app", "DELETE FROM t WHERE id > 100").unwrap();
-    let before = fingerprint(&pg, "app").unwrap();
-    let dbs = databases(&pg);
-
-    let record = restored(client.call(restore_op(&backup.id, false, true)).await);
-    assert_eq!(record.status, RestoreStatus::Failed, "{record:#?}");
-    assert_eq!(record.step("data").unwrap().state, StepState::Failed);
-    assert_eq!(record.step("swap").unwrap().state, StepState::Pending);
-    let reason = record.failure.unwrap().reason;
-    assert!(
-        reason.contains("loading the rows of public.t failed"),
-        "{reason}"
-    );
-    assert_safe(&reason);
-    assert_eq!(
-        fingerprint(&pg, "app").unwrap().differences(&before),
-        Vec::<String>::new()
-    );
-    assert_eq!(databases(&pg), dbs, "the scratch database was not removed");
-    assert!(tmp_dir_is_empty(&daemon));
+    load_fails(
+        &pg,
+        &daemon,
+        &mut client,
+        &backup,
+        "loading the rows of public.big failed",
+    )
+    .await;
     assert!(
         daemon.log().contains("violates check constraint"),
         "the server's own words are in the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_indexed_before_its_rows_load_is_loaded_on_one_connection() {
+    let pg = small_cluster();
+    pg.psql("app", AWKWARD).unwrap();
+    let bin = berkut_testkit::temp_dir("fake-");
+    // An index there before the rows, as an extension's configuration
+    // table's is. Were it unique and the rows to repeat a key, two
+    // connections could wait for each other through the daemon's reader
+    // (the second for the first to commit, the first for rows the reader
+    // cannot send while it waits for room on the second), which the server
+    // cannot see as a deadlock: such a table goes to one connection.
+    let indexed = pg_restore_then(
+        bin.path(),
+        "CREATE INDEX early ON public.big (id)",
+        "DROP INDEX public.early",
+    );
+    let daemon = daemon_for(&pg).pg_restore(&indexed).start();
+    let mut client = daemon.client().await;
+    let backup = backup_now(&mut client, Scope::Database).await;
+    let at_backup = digests(&pg);
+    pg.psql("app", "DELETE FROM big WHERE id % 2 = 0").unwrap();
+    let record = restored(client.call(restore_op(&backup.id, false, true)).await);
+    assert_eq!(record.status, RestoreStatus::Succeeded, "{record:#?}");
+    assert_eq!(digests(&pg), at_backup);
+    let Ok(Reply::Evidence { evidence }) = client
+        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
+            restore_id: record.restore_id.clone(),
+        }))
+        .await
+    else {
+        panic!()
+    };
+    let data_log = &evidence
+        .logs
+        .iter()
+        .find(|l| l.step == "data")
+        .expect("a data log")
+        .text;
+    assert!(
+        data_log.contains("loaded public.big: 30000 rows on 1 of 2 connections"),
+        "{data_log}"
     );
 }
 

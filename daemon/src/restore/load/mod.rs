@@ -19,7 +19,7 @@
 //! policy fails the load instead of silently filtering rows. The reading
 //! and dealing, on a blocking thread, is [`deal`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -43,6 +43,11 @@ use deal::{deal, Dealing};
 const BATCH: usize = 512 * 1024;
 /// Batches waiting for each connection.
 const QUEUED: usize = 2;
+/// How much of a table one COPY takes before it is committed and another
+/// begun on the same connection. tokio-postgres reads the server's answer
+/// to a COPY only at its end, so a row the server refuses is heard of at
+/// the latest this much later, not after the whole table.
+const SEGMENT: u64 = 256 * 1024 * 1024;
 /// A chunk this short is read whole, to be recognised as the end-of-data
 /// marker pg_dump writes after a table's rows.
 const SHORT: usize = 16;
@@ -52,6 +57,8 @@ const SHORT: usize = 16;
 pub struct Table {
     /// Its data entry's dump id.
     pub id: i64,
+    pub schema: String,
+    pub name: String,
     /// `schema.name`, for people.
     pub label: String,
     pub copy: String,
@@ -68,14 +75,20 @@ pub struct Plan {
 
 impl Plan {
     /// The plan for a dump, or why pg_restore loads it all instead.
-    pub fn of(toc: &Toc) -> Result<Plan, &'static str> {
+    pub fn of(toc: &Toc) -> Result<Plan, String> {
         if toc.compressed {
-            return Err("its table data is compressed");
+            return Err("its table data is compressed".into());
         }
         let encoding = toc
             .encoding
             .clone()
             .ok_or("its table of contents names no character set")?;
+        // tokio-postgres reads the server's messages as UTF-8 only, and the
+        // COPY statements are kept as text: another character set is
+        // pg_restore's to convert.
+        if encoding != "UTF8" {
+            return Err(format!("its rows are in the {encoding} character set"));
+        }
         let tables: Vec<Table> = toc
             .entries
             .iter()
@@ -83,13 +96,15 @@ impl Plan {
             .filter_map(|e| {
                 e.copy.as_ref().map(|copy| Table {
                     id: e.id,
+                    schema: e.schema.clone(),
+                    name: e.name.clone(),
                     label: format!("{}.{}", e.schema, e.name),
                     copy: copy.clone(),
                 })
             })
             .collect();
         if tables.is_empty() {
-            return Err("it holds no table data to copy");
+            return Err("it holds no table data to copy".into());
         }
         Ok(Plan {
             tables,
@@ -139,9 +154,24 @@ enum Msg {
     End { table: usize },
 }
 
+/// How far one table's load is.
+#[derive(Clone, Copy, Default)]
+struct Progress {
+    /// Its COPYs and connections, once the reader has dealt it all out.
+    dealt: Option<(usize, usize)>,
+    /// The COPYs committed so far, and their rows.
+    committed: usize,
+    rows: u64,
+}
+
 enum Event {
-    /// The reader has dealt every row of `table` out to `parts` connections.
-    Dealt { table: usize, parts: usize },
+    /// The reader has dealt every row of `table` out, in `parts` COPYs on
+    /// `connections` connections.
+    Dealt {
+        table: usize,
+        parts: usize,
+        connections: usize,
+    },
     /// One connection committed its `rows` of `table`.
     Committed { table: usize, rows: u64 },
 }
@@ -162,49 +192,54 @@ pub async fn load(
     let mut senders = Vec::with_capacity(jobs);
     let mut workers = tokio::task::JoinSet::new();
     let (events, mut heard) = mpsc::unbounded_channel();
-    for _ in 0..jobs {
+    let mut whole = HashSet::new();
+    for i in 0..jobs {
         let client = target.connect_to(dbname).await?;
         client.batch_execute(&session).await.map_err(|e| {
             OpError::unavailable("the restored database refused the loading session")
                 .with_source(&e)
         })?;
+        if i == 0 {
+            whole = indexed(&client, plan).await?;
+        }
         let (tx, rx) = mpsc::channel(QUEUED);
         senders.push(tx);
         workers.spawn(worker(client, rx, Arc::clone(plan), events.clone()));
     }
     let reader = {
         let (plan, dump, events) = (Arc::clone(plan), dump.to_path_buf(), events.clone());
-        tokio::task::spawn_blocking(move || deal(&dump, &plan, &senders, &events))
+        tokio::task::spawn_blocking(move || deal(&dump, &plan, &whole, &senders, &events))
     };
     drop(events);
 
-    let mut parts: HashMap<usize, (Option<usize>, usize, u64)> = HashMap::new();
+    let mut tables: HashMap<usize, Progress> = HashMap::new();
     let mut first_error: Option<OpError> = None;
     let outcome = async {
         loop {
             tokio::select! {
                 event = heard.recv() => {
                     let Some(event) = event else { break };
-                    let (table, entry) = match event {
-                        Event::Dealt { table, parts: n } => {
-                            let e = parts.entry(table).or_insert((None, 0, 0));
-                            e.0 = Some(n);
-                            (table, *e)
+                    let table = match event {
+                        Event::Dealt { table, parts, connections } => {
+                            tables.entry(table).or_default().dealt = Some((parts, connections));
+                            table
                         }
                         Event::Committed { table, rows } => {
-                            let e = parts.entry(table).or_insert((None, 0, 0));
-                            e.1 += 1;
-                            e.2 += rows;
-                            (table, *e)
+                            let p = tables.entry(table).or_default();
+                            p.committed += 1;
+                            p.rows += rows;
+                            table
                         }
                     };
-                    if let (Some(n), done, rows) = entry {
-                        if done == n {
-                            parts.remove(&table);
+                    if let Some(Progress { dealt: Some((parts, connections)), committed, rows }) =
+                        tables.get(&table).copied()
+                    {
+                        if committed == parts {
+                            tables.remove(&table);
                             on_loaded(Loaded {
                                 label: plan.tables[table].label.clone(),
                                 rows,
-                                connections: n,
+                                connections,
                             });
                         }
                     }
@@ -249,7 +284,7 @@ pub async fn load(
             ))
         }
     }
-    if let Some((table, _)) = parts.into_iter().next() {
+    if let Some((table, _)) = tables.into_iter().next() {
         return Err(OpError::internal(format!(
             "the rows of {} were not all committed",
             plan.tables[table].label
@@ -258,16 +293,53 @@ pub async fn load(
     Ok(())
 }
 
-/// The session pg_restore sets up before it loads anything.
+/// The session pg_restore sets up before it loads anything, and no
+/// timeout of a newer server (`transaction_timeout` of 17, or
+/// `idle_session_timeout` of 14, for a connection that waits while the
+/// reader skips large objects) cuts a long load short.
 fn session_sql(encoding: &str) -> String {
     format!(
         "SET statement_timeout = 0; SET lock_timeout = 0; \
          SET idle_in_transaction_session_timeout = 0; \
+         SELECT pg_catalog.set_config(name, '0', false) FROM pg_catalog.pg_settings \
+           WHERE name IN ('transaction_timeout', 'idle_session_timeout'); \
          SET client_encoding = '{encoding}'; \
          SELECT pg_catalog.set_config('search_path', '', false); \
          SET check_function_bodies = false; SET xmloption = content; \
          SET client_min_messages = warning; SET row_security = off;"
     )
+}
+
+/// The tables of `plan` that have an index already (an extension's
+/// configuration table, whose index its `CREATE EXTENSION` made): their
+/// rows go to one connection only. Two COPYs into one table with a unique
+/// index can wait for each other through the reader (a duplicate key waits
+/// for the other's commit, the reader waits for room on the waiting one),
+/// which the server cannot see as a deadlock.
+async fn indexed(client: &tokio_postgres::Client, plan: &Plan) -> Result<HashSet<usize>, OpError> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT n.nspname, c.relname FROM pg_catalog.pg_index i \
+             JOIN pg_catalog.pg_class c ON c.oid = i.indrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
+            &[],
+        )
+        .await
+        .map_err(|e| {
+            OpError::unavailable("the restored database's indexes could not be listed")
+                .with_source(&e)
+        })?;
+    let indexed: HashSet<(String, String)> = rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    Ok(plan
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| indexed.contains(&(t.schema.clone(), t.name.clone())))
+        .map(|(i, _)| i)
+        .collect())
 }
 
 /// One connection: runs each table's COPY for the rows it is given.
@@ -322,6 +394,8 @@ mod tests {
                 .iter()
                 .map(|&id| Table {
                     id,
+                    schema: "public".into(),
+                    name: format!("t{id}"),
                     label: format!("public.t{id}"),
                     copy: format!("COPY public.t{id} (a) FROM stdin;"),
                 })
@@ -330,6 +404,65 @@ mod tests {
             int_size: 4,
             data_start: 0,
         }
+    }
+
+    fn toc(entries: &[(&str, Option<&str>)]) -> Toc {
+        Toc {
+            count: entries.len(),
+            entries: entries
+                .iter()
+                .enumerate()
+                .map(|(i, (desc, copy))| super::super::toc::Entry {
+                    id: i as i64 + 1,
+                    desc: (*desc).into(),
+                    schema: "public".into(),
+                    name: format!("t{i}"),
+                    copy: copy.map(str::to_owned),
+                })
+                .collect(),
+            compressed: false,
+            encoding: Some("UTF8".into()),
+            int_size: 4,
+            data_start: 1234,
+        }
+    }
+
+    #[test]
+    fn only_uncompressed_utf8_rows_in_copy_form_are_loaded_here() {
+        let copy = Some("COPY public.t1 (a) FROM stdin;\n");
+        let good = toc(&[("TABLE", None), ("TABLE DATA", copy), ("TABLE DATA", None)]);
+        let plan = Plan::of(&good).unwrap();
+        assert_eq!(
+            plan.tables.len(),
+            1,
+            "a table dumped as INSERTs is pg_restore's"
+        );
+        assert_eq!(
+            (plan.tables[0].id, plan.tables[0].label.as_str()),
+            (2, "public.t1")
+        );
+        assert_eq!(plan.data_start, 1234);
+
+        let mut compressed = good.clone();
+        compressed.compressed = true;
+        assert_eq!(
+            Plan::of(&compressed).unwrap_err(),
+            "its table data is compressed"
+        );
+        let mut latin1 = good.clone();
+        latin1.encoding = Some("LATIN1".into());
+        assert_eq!(
+            Plan::of(&latin1).unwrap_err(),
+            "its rows are in the LATIN1 character set"
+        );
+        let mut unnamed = good.clone();
+        unnamed.encoding = None;
+        assert!(Plan::of(&unnamed).is_err());
+        let inserts = toc(&[("TABLE", None), ("TABLE DATA", None)]);
+        assert_eq!(
+            Plan::of(&inserts).unwrap_err(),
+            "it holds no table data to copy"
+        );
     }
 
     #[test]

@@ -5,8 +5,10 @@
 use std::io::{Read, Write};
 use std::process::Stdio;
 
-use berkut_proto::archive::{ArchiveReader, Keyring};
+use berkut_proto::archive::{ArchiveReader, ArchiveWriter, Keyring, MasterKey};
 use berkut_proto::ids::BackupId;
+use berkut_proto::manifest::{Manifest, PartKind};
+use berkut_proto::wire::{BackupRecord, Client, Reply};
 
 use crate::daemon::Daemon;
 use crate::pg::PgCluster;
@@ -24,6 +26,40 @@ pub fn read_parts(daemon: &Daemon, id: &BackupId) -> Vec<(String, Vec<u8>)> {
         parts.push((name, data));
     }
     parts
+}
+
+/// Re-seals a backup's archive under `key` as another writer would have
+/// made it: `part` gives each part's new content (from its kind and old
+/// content), `manifest` edits the manifest (the parts' sizes and digests
+/// are the writer's own).
+pub fn reseal(
+    daemon: &Daemon,
+    key: &MasterKey,
+    id: &BackupId,
+    mut part: impl FnMut(PartKind, &[u8]) -> Vec<u8>,
+    edit: impl FnOnce(&mut Manifest),
+) -> Vec<u8> {
+    let parts = read_parts(daemon, id);
+    let (_, json) = parts.last().unwrap();
+    let mut manifest: Manifest = serde_json::from_slice(json).unwrap();
+    edit(&mut manifest);
+    let mut writer = ArchiveWriter::new(Vec::new(), key).unwrap();
+    for ((name, data), entry) in parts.iter().zip(manifest.parts.clone()) {
+        assert_eq!(*name, entry.name);
+        let mut w = writer.begin_part(name, entry.kind).unwrap();
+        w.write_all(&part(entry.kind, data)).unwrap();
+        w.finish().unwrap();
+    }
+    let (bytes, _) = writer.finish(manifest).unwrap();
+    bytes
+}
+
+/// Imports an archive's bytes; its record.
+pub async fn import(client: &mut Client, archive: &[u8]) -> BackupRecord {
+    match client.upload(archive.len() as u64, archive, |_| {}).await {
+        Ok(Reply::Backup { backup }) => backup,
+        other => panic!("import failed: {other:?}"),
+    }
 }
 
 /// Decrypts an archive's dump with the library and pipes it straight into

@@ -8,8 +8,8 @@ use berkut_proto::ids::{BackupId, RestoreId};
 use berkut_proto::manifest::Scope;
 use berkut_proto::wire::ops;
 use berkut_proto::wire::{
-    BackupRecord, BackupStatus, Client, ClientError, ErrorBody, Operation, Phase, PlanInfo,
-    PlanSpec, Reply, RestoreRecord, StatusInfo, StepState,
+    BackupRecord, BackupStatus, Client, ClientError, ErrorBody, Evidence, Operation, Phase,
+    PlanInfo, PlanSpec, Reply, RestoreRecord, StatusInfo, StepState,
 };
 
 use crate::daemon::Daemon;
@@ -140,6 +140,31 @@ pub async fn restore_status(daemon: &Daemon, id: &RestoreId) -> RestoreRecord {
             }))
             .await,
     )
+}
+
+/// A restore's evidence, asked on a connection of its own.
+pub async fn evidence(daemon: &Daemon, id: &RestoreId) -> Evidence {
+    match daemon
+        .client()
+        .await
+        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
+            restore_id: id.clone(),
+        }))
+        .await
+    {
+        Ok(Reply::Evidence { evidence }) => *evidence,
+        other => panic!("expected evidence, got {other:?}"),
+    }
+}
+
+/// The log of `step` in a restore's evidence (empty when it has none).
+pub fn step_log(evidence: &Evidence, step: &str) -> String {
+    evidence
+        .logs
+        .iter()
+        .find(|l| l.step == step)
+        .map(|l| l.text.clone())
+        .unwrap_or_default()
 }
 
 /// Polls a restore until `step` runs, failing if the restore ends first.

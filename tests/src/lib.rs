@@ -34,11 +34,13 @@ mod template;
 #[cfg(test)]
 mod tests;
 
-pub use archives::{assert_no_partials, read_parts, restore_into, tmp_dir_is_empty};
+pub use archives::{
+    assert_no_partials, import, read_parts, reseal, restore_into, tmp_dir_is_empty,
+};
 pub use client::{
-    assert_safe, backup, backup_now, backup_with_files_now, create_op, list, plan, restore_op,
-    restore_outcome, restore_status, restored, server_error, spec, status, step_states,
-    wait_for_status, wait_for_step, INTERNALS,
+    assert_safe, backup, backup_now, backup_with_files_now, create_op, evidence, list, plan,
+    restore_op, restore_outcome, restore_status, restored, server_error, spec, status, step_log,
+    step_states, wait_for_status, wait_for_step, INTERNALS,
 };
 pub use clusters::{
     daemon_for, daemon_with_gated_restores, databases, rich_cluster, small_cluster,

@@ -6,10 +6,10 @@
 
 pub use berkut_testkit::{
     assert_no_partials, assert_safe, backup, backup_now, backup_with_files_now, create_op,
-    daemon_for, daemon_with_gated_restores, databases, list, plan, read_parts, restore_into,
-    restore_op, restore_outcome, restore_status, restored, rich_cluster, server_error,
-    small_cluster, spec, status, step_states, test_uids, tmp_dir_is_empty, wait_for_status,
-    wait_for_step, Run, LONG,
+    daemon_for, daemon_with_gated_restores, databases, evidence, import, list, plan, read_parts,
+    reseal, restore_into, restore_op, restore_outcome, restore_status, restored, rich_cluster,
+    server_error, small_cluster, spec, status, step_log, step_states, test_uids, tmp_dir_is_empty,
+    wait_for_status, wait_for_step, Run, LONG,
 };
 
 use berkut_proto::wire::{Connection, ServerMessage};

@@ -5,7 +5,7 @@
 //! table missing or a partition left unattached fails it, in words.
 
 use berkut_proto::manifest::Scope;
-use berkut_proto::wire::{ops, CountCheck, Evidence, Operation, Reply, RestoreStatus};
+use berkut_proto::wire::{CountCheck, RestoreStatus};
 use berkut_testkit::{fake_tool, PgCluster};
 
 use crate::helpers::*;
@@ -50,20 +50,6 @@ fn partitioned_cluster() -> PgCluster {
     pg.create_db("app").unwrap();
     pg.psql("app", SCHEMA).unwrap();
     pg
-}
-
-async fn evidence(daemon: &berkut_testkit::Daemon, id: &berkut_proto::ids::RestoreId) -> Evidence {
-    match daemon
-        .client()
-        .await
-        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
-            restore_id: id.clone(),
-        }))
-        .await
-    {
-        Ok(Reply::Evidence { evidence }) => *evidence,
-        other => panic!("expected evidence, got {other:?}"),
-    }
 }
 
 fn find<'a>(counts: &'a [CountCheck], schema: &str, table: &str) -> Option<&'a CountCheck> {

@@ -4,10 +4,10 @@
 //! anything live is touched, and a dump whose rows the daemon cannot read
 //! itself (zlib, as version 1 archives hold) is left to pg_restore.
 
-use berkut_proto::archive::{ArchiveWriter, MasterKey};
-use berkut_proto::manifest::{Manifest, PartKind, Scope};
-use berkut_proto::wire::{ops, Operation, Reply, RestoreStatus, StepState};
-use berkut_testkit::{fake_tool, fingerprint, read_parts, PgCluster};
+use berkut_proto::archive::MasterKey;
+use berkut_proto::manifest::{PartKind, Scope};
+use berkut_proto::wire::{RestoreStatus, StepState};
+use berkut_testkit::{fake_tool, fingerprint, PgCluster};
 
 use crate::helpers::*;
 
@@ -70,20 +70,7 @@ async fn a_large_table_is_loaded_over_every_connection_and_comes_back_row_for_ro
         "the generated column is computed again"
     );
 
-    let Ok(Reply::Evidence { evidence }) = client
-        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
-            restore_id: record.restore_id.clone(),
-        }))
-        .await
-    else {
-        panic!()
-    };
-    let data_log = &evidence
-        .logs
-        .iter()
-        .find(|l| l.step == "data")
-        .expect("a data log")
-        .text;
+    let data_log = &step_log(&evidence(&daemon, &record.restore_id).await, "data");
     assert!(
         data_log.contains("loaded public.big: 30000 rows on 2 of 2 connections"),
         "{data_log}"
@@ -204,20 +191,7 @@ async fn a_table_indexed_before_its_rows_load_is_loaded_on_one_connection() {
     let record = restored(client.call(restore_op(&backup.id, false, true)).await);
     assert_eq!(record.status, RestoreStatus::Succeeded, "{record:#?}");
     assert_eq!(digests(&pg), at_backup);
-    let Ok(Reply::Evidence { evidence }) = client
-        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
-            restore_id: record.restore_id.clone(),
-        }))
-        .await
-    else {
-        panic!()
-    };
-    let data_log = &evidence
-        .logs
-        .iter()
-        .find(|l| l.step == "data")
-        .expect("a data log")
-        .text;
+    let data_log = &step_log(&evidence(&daemon, &record.restore_id).await, "data");
     assert!(
         data_log.contains("loaded public.big: 30000 rows on 1 of 2 connections"),
         "{data_log}"
@@ -226,7 +200,6 @@ async fn a_table_indexed_before_its_rows_load_is_loaded_on_one_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dump_with_compressed_rows_is_restored_by_pg_restore_alone() {
-    use std::io::Write;
     let pg = small_cluster();
     pg.psql("app", AWKWARD).unwrap();
     let key = MasterKey::generate();
@@ -237,50 +210,27 @@ async fn a_dump_with_compressed_rows_is_restored_by_pg_restore_alone() {
     // daemon wrote them.
     let out = pg.command("pg_dump").args(["-Fc", "app"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    let parts = read_parts(&a, &backup.id);
-    let (_, json) = parts.last().unwrap();
-    let manifest: Manifest = serde_json::from_slice(json).unwrap();
-    let mut writer = ArchiveWriter::new(Vec::new(), &key).unwrap();
-    for ((name, data), entry) in parts.iter().zip(manifest.parts.clone()) {
-        let mut part = writer.begin_part(name, entry.kind).unwrap();
-        part.write_all(if entry.kind == PartKind::Dump {
-            &out.stdout
-        } else {
-            data
-        })
-        .unwrap();
-        part.finish().unwrap();
-    }
-    let (old, _) = writer.finish(manifest).unwrap();
+    let old = reseal(
+        &a,
+        &key,
+        &backup.id,
+        |kind, data| match kind {
+            PartKind::Dump => out.stdout.clone(),
+            _ => data.to_vec(),
+        },
+        |_| {},
+    );
     drop(a);
 
     let b = daemon_for(&pg).key(key).start();
     let mut client = b.client().await;
-    let Ok(Reply::Backup { backup: imported }) =
-        client.upload(old.len() as u64, &old[..], |_| {}).await
-    else {
-        panic!("import failed")
-    };
+    let imported = import(&mut client, &old).await;
     pg.psql("app", "DELETE FROM big WHERE id % 2 = 0").unwrap();
     let record = restored(client.call(restore_op(&imported.id, false, true)).await);
     assert_eq!(record.status, RestoreStatus::Succeeded, "{record:#?}");
     assert_eq!(digests(&pg), at_backup);
-    let Ok(Reply::Evidence { evidence }) = client
-        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
-            restore_id: record.restore_id.clone(),
-        }))
-        .await
-    else {
-        panic!()
-    };
-    let log = |step: &str| {
-        evidence
-            .logs
-            .iter()
-            .find(|l| l.step == step)
-            .map(|l| l.text.clone())
-            .unwrap_or_default()
-    };
+    let evidence = evidence(&b, &record.restore_id).await;
+    let log = |step: &str| step_log(&evidence, step);
     assert!(
         log("pre_data").contains("pg_restore loads the table data: its table data is compressed"),
         "{}",

@@ -55,14 +55,7 @@ async fn a_dry_run_proves_the_backup_and_changes_nothing() {
         "the decrypted dump was left behind"
     );
 
-    let Ok(Reply::Evidence { evidence }) = client
-        .call(Operation::RestoreEvidence(ops::RestoreEvidence {
-            restore_id: record.restore_id.clone(),
-        }))
-        .await
-    else {
-        panic!()
-    };
+    let evidence = evidence(&daemon, &record.restore_id).await;
     assert_eq!(evidence.verdict.as_deref(), Some("passed"));
     assert_eq!(evidence.archive_sha256, backup.sha256);
     assert!(evidence.digests.len() >= 3 && evidence.digests.iter().all(|d| d.expected == d.found));
@@ -91,12 +84,7 @@ async fn a_dry_run_proves_the_backup_and_changes_nothing() {
     parents.sort();
     assert!(!parents.is_empty());
     assert_eq!(uncounted, parents);
-    let data_log = &evidence
-        .logs
-        .iter()
-        .find(|l| l.step == "data")
-        .expect("a data log")
-        .text;
+    let data_log = step_log(&evidence, "data");
     // The daemon loaded the rows itself, every table of the dump.
     let loaded = data_log
         .lines()

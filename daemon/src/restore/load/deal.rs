@@ -257,27 +257,9 @@ impl Dealer<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::super::blocks::tests::Section;
-    use super::super::Table;
+    use super::super::tests::plan_of;
     use super::*;
     use std::path::PathBuf;
-
-    fn plan_of(ids: &[i64]) -> Plan {
-        Plan {
-            tables: ids
-                .iter()
-                .map(|&id| Table {
-                    id,
-                    schema: "public".into(),
-                    name: format!("t{id}"),
-                    label: format!("public.t{id}"),
-                    copy: format!("COPY public.t{id} (a) FROM stdin;"),
-                })
-                .collect(),
-            encoding: "UTF8".into(),
-            int_size: 4,
-            data_start: 0,
-        }
-    }
 
     /// What one queue received: (table, start, rows or `END`).
     type Received = Vec<(usize, bool, Vec<u8>)>;

@@ -388,7 +388,8 @@ async fn worker(
 mod tests {
     use super::*;
 
-    fn plan_of(listing_ids: &[i64]) -> Plan {
+    /// A plan of tables `t<id>` for the given dump ids.
+    pub(super) fn plan_of(listing_ids: &[i64]) -> Plan {
         Plan {
             tables: listing_ids
                 .iter()

@@ -40,7 +40,7 @@ impl Db {
     pub fn new(url: &str) -> Result<Db, OpError> {
         let mut config: tokio_postgres::Config = url
             .parse()
-            .map_err(|e| OpError::invalid("the database URL is not valid").with_detail(e))?;
+            .map_err(|e| OpError::invalid("the database URL is not valid").with_source(&e))?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name(APPLICATION_NAME);
         // A database brings its own `ALTER DATABASE ... SET` settings (a
@@ -73,7 +73,9 @@ impl Db {
     async fn client(&self) -> Result<deadpool_postgres::Object, OpError> {
         match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get()).await {
             Ok(Ok(client)) => Ok(client),
-            Ok(Err(e)) => Err(OpError::unavailable("the database is not reachable").with_detail(e)),
+            Ok(Err(e)) => {
+                Err(OpError::unavailable("the database is not reachable").with_source(&e))
+            }
             Err(_) => Err(OpError::unavailable("the database did not answer in time")),
         }
     }
@@ -90,7 +92,7 @@ impl Db {
     pub async fn check(&self) -> Result<(), OpError> {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map_err(|e| {
-            OpError::unavailable("the database is not answering queries").with_detail(e)
+            OpError::unavailable("the database is not answering queries").with_source(&e)
         })?;
         Ok(())
     }
@@ -107,7 +109,7 @@ impl Db {
             )
             .await
             .map_err(|e| {
-                OpError::unavailable("the database is not answering queries").with_detail(e)
+                OpError::unavailable("the database is not answering queries").with_source(&e)
             })?;
         let tables: i64 = row.get(2);
         Ok(ServerFacts {
@@ -137,7 +139,7 @@ impl Db {
         let mut config = self.config.clone();
         config.dbname(dbname);
         let (client, connection) = config.connect(NoTls).await.map_err(|e| {
-            OpError::unavailable("the database server is not reachable").with_detail(e)
+            OpError::unavailable("the database server is not reachable").with_source(&e)
         })?;
         tokio::spawn(async move {
             let _ = connection.await;
@@ -166,7 +168,7 @@ impl Db {
     pub async fn export_snapshot(&self) -> Result<Snapshot, OpError> {
         let (client, connection) =
             self.config.connect(NoTls).await.map_err(|e| {
-                OpError::unavailable("the database is not reachable").with_detail(e)
+                OpError::unavailable("the database is not reachable").with_source(&e)
             })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -176,11 +178,11 @@ impl Db {
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await
-            .map_err(|e| OpError::unavailable("the database refused a snapshot").with_detail(e))?;
+            .map_err(|e| OpError::unavailable("the database refused a snapshot").with_source(&e))?;
         let row = client
             .query_one("SELECT pg_export_snapshot()", &[])
             .await
-            .map_err(|e| OpError::unavailable("the database refused a snapshot").with_detail(e))?;
+            .map_err(|e| OpError::unavailable("the database refused a snapshot").with_source(&e))?;
         Ok(Snapshot {
             id: row.get(0),
             client,
@@ -200,7 +202,7 @@ impl Snapshot {
     /// belonging to an extension).
     pub async fn count_rows(&self) -> Result<Vec<berkut_proto::manifest::TableCount>, OpError> {
         let fail =
-            |e: tokio_postgres::Error| OpError::unavailable("counting rows failed").with_detail(e);
+            |e: tokio_postgres::Error| OpError::unavailable("counting rows failed").with_source(&e);
         let tables = self
             .client
             .query(

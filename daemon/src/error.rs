@@ -109,3 +109,24 @@ impl From<berkut_proto::ids::InvalidId> for OpError {
         OpError::invalid(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod source_tests {
+    use super::OpError;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("db error")]
+    struct Opaque(#[source] std::io::Error);
+
+    #[test]
+    fn the_detail_has_every_error_beneath_the_one_given() {
+        let e = Opaque(std::io::Error::other(
+            "ERROR: new row violates check constraint \"t_id_check\"",
+        ));
+        let op = OpError::unavailable("the database server refused to load").with_source(&e);
+        assert_eq!(
+            op.detail.as_deref(),
+            Some("db error: ERROR: new row violates check constraint \"t_id_check\"")
+        );
+    }
+}

@@ -16,7 +16,7 @@ use tokio_postgres::Client;
 use crate::error::OpError;
 
 fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> OpError {
-    move |e| OpError::unavailable(format!("the database server refused to {what}")).with_detail(e)
+    move |e| OpError::unavailable(format!("the database server refused to {what}")).with_source(&e)
 }
 
 /// The properties of database `name`, read over any connection to its

@@ -101,7 +101,7 @@ async fn same_server(live: &Db, drill: &Db) -> Result<bool, OpError> {
              roles (with_globals) are not applied in a dry-run; berkutd's role must be able \
              to read pg_stat_activity on both servers",
         )
-        .with_detail(e)
+        .with_source(&e)
     };
     let probe = live.connect_to(&live.database_name()).await?;
     let nanos = std::time::SystemTime::now()

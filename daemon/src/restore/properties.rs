@@ -42,7 +42,7 @@ fn literal(text: &str) -> String {
 }
 
 fn refused(what: &'static str) -> impl Fn(tokio_postgres::Error) -> OpError {
-    move |e| OpError::unavailable(format!("the database server refused to {what}")).with_detail(e)
+    move |e| OpError::unavailable(format!("the database server refused to {what}")).with_source(&e)
 }
 
 /// Why a statement failed, in the server's words (its message only).

@@ -20,7 +20,7 @@ pub struct Admin {
 }
 
 fn failed(what: &str) -> impl Fn(tokio_postgres::Error) -> OpError + '_ {
-    move |e| OpError::unavailable(format!("the database server refused to {what}")).with_detail(e)
+    move |e| OpError::unavailable(format!("the database server refused to {what}")).with_source(&e)
 }
 
 fn literal(text: &str) -> String {

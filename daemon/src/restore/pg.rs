@@ -155,28 +155,21 @@ pub async fn restore_dump(
     blocking(move || {
         let mut log = tracker.log(Step::Data);
         let mut done = 0u64;
-        let output = dump.run(
-            cmd,
-            &slot,
-            |stdout| std::io::copy(stdout, &mut std::io::sink()).map(|_| ()),
-            |line| {
-                if line.contains("processing data for table") {
-                    if done == 0 {
-                        tracker.finish(Step::PreData, d.now(), "schema created");
-                        tracker.begin(Step::Data, d.now());
-                    }
-                    done += 1;
-                    tracker.progress(Step::Data, done, Some(total));
-                    if done == total {
-                        tracker.finish(Step::Data, d.now(), format!("{total} tables loaded"));
-                        tracker.begin(Step::PostData, d.now());
-                    }
+        run_pg_restore(cmd, &dump, &slot, |line| {
+            if line.contains("processing data for table") {
+                if done == 0 {
+                    tracker.finish(Step::PreData, d.now(), "schema created");
+                    tracker.begin(Step::Data, d.now());
                 }
-                log.line(line);
-            },
-            |_| {},
-        )?;
-        output.check("pg_restore", &slot)?;
+                done += 1;
+                tracker.progress(Step::Data, done, Some(total));
+                if done == total {
+                    tracker.finish(Step::Data, d.now(), format!("{total} tables loaded"));
+                    tracker.begin(Step::PostData, d.now());
+                }
+            }
+            log.line(line);
+        })?;
         let now = d.now();
         if done == 0 {
             tracker.finish(Step::PreData, now, "schema created");
@@ -248,13 +241,19 @@ pub async fn restore_in_parts(
 
     tracker.begin(Step::PostData, daemon.now());
     let list = path.with_file_name("rest.list");
-    std::fs::write(&list, plan.rest_of(listing))
-        .map_err(|e| OpError::internal(format!("writing pg_restore's list failed: {e}")))?;
+    let rest = plan.rest_of(listing);
     let mut cmd = pg_restore(daemon, target, p);
     cmd.args(["--section=data", "--section=post-data", "--use-list"])
         .arg(&list);
     jobs(&mut cmd, daemon);
-    run_logged(cmd, &dump, slot, tracker, Step::PostData).await?;
+    let (slot, tracker_, dump) = (Arc::clone(slot), Arc::clone(tracker), dump.clone());
+    blocking(move || {
+        std::fs::write(&list, rest)
+            .map_err(|e| OpError::internal(format!("writing pg_restore's list failed: {e}")))?;
+        let mut log = tracker_.log(Step::PostData);
+        run_pg_restore(cmd, &dump, &slot, |line| log.line(line))
+    })
+    .await?;
     tracker.finish(
         Step::PostData,
         daemon.now(),
@@ -274,16 +273,28 @@ async fn run_logged(
     let (slot, tracker, dump) = (Arc::clone(slot), Arc::clone(tracker), dump.clone());
     blocking(move || {
         let mut log = tracker.log(step);
-        let output = dump.run(
-            cmd,
-            &slot,
-            |stdout| std::io::copy(stdout, &mut std::io::sink()).map(|_| ()),
-            |line| log.line(line),
-            |_| {},
-        )?;
-        output.check("pg_restore", &slot)
+        run_pg_restore(cmd, &dump, &slot, |line| log.line(line))
     })
     .await
+}
+
+/// Runs pg_restore over the dump on this (blocking) thread: its output
+/// goes nowhere, each verbose line to `on_line`, and a failure is the
+/// step's.
+fn run_pg_restore(
+    cmd: Command,
+    dump: &Dump,
+    slot: &ChildSlot,
+    on_line: impl FnMut(&str) + Send,
+) -> Result<(), OpError> {
+    let output = dump.run(
+        cmd,
+        slot,
+        |stdout| std::io::copy(stdout, &mut std::io::sink()).map(|_| ()),
+        on_line,
+        |_| {},
+    )?;
+    output.check("pg_restore", slot)
 }
 
 /// Applies the archived roles and tablespaces, tolerating the ones that

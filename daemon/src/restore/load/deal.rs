@@ -152,15 +152,7 @@ impl Dealer<'_> {
                 // reading there, and so does the dealer, so that no
                 // connection gets the blank lines after it as rows.
                 if short == b"\\." || short.starts_with(b"\\.\n") {
-                    while let Some(len) = blocks.next_chunk()? {
-                        let mut rest = vec![0u8; len.min(BATCH)];
-                        let mut left = len;
-                        while left > 0 {
-                            let n = left.min(rest.len());
-                            blocks.read_chunk(&mut rest[..n])?;
-                            left -= n;
-                        }
-                    }
+                    blocks.skip(Kind::TableData)?;
                     break;
                 }
                 self.buf.extend_from_slice(short);

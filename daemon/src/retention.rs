@@ -7,14 +7,20 @@
 //! successful ones either, so they never shield an older archive). Failed backups leave no
 //! archive; their records age out by the same rule. The databases real
 //! restores kept for rollback go by the same age, counted from the end of
-//! their restore.
+//! their restore. An archive whose off-site copy is not made yet stays,
+//! with a warning each pass, while the remote's own retention would keep
+//! the backup (`remote::retention::Holdings`): deleting it would make the
+//! copy impossible, and a backup the remote's policy wants off site would
+//! then be nowhere off site.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use berkut_proto::ids::BackupId;
 use berkut_proto::wire::BackupStatus;
 use time::OffsetDateTime;
 
+use crate::remote::retention::Holdings;
 use crate::state::Daemon;
 
 /// What retention needs to know about one backup.
@@ -120,21 +126,44 @@ pub fn apply(daemon: &Daemon) {
         return;
     }
     let now = daemon.now();
-    let candidates: Vec<Candidate> = daemon.catalogue.read(|cat| {
+    let config = daemon.config();
+    let (candidates, owed) = daemon.catalogue.read(|cat| {
+        let holdings = Holdings::of(cat.list());
+        let mut owed = HashMap::new();
         // Remote-only backups have no local archive; each remote's own
         // retention (`remote::retention`) decides about their copies.
-        cat.list()
+        let candidates: Vec<Candidate> = cat
+            .list()
             .filter(|e| !e.remote_only)
-            .map(|e| Candidate {
-                id: e.id.clone(),
-                created_at: e.state.created_at(),
-                status: e.state.status(),
-                pinned: e.pinned,
-                busy: daemon.backup_busy(&e.id),
+            .map(|e| {
+                let created_at = e.state.created_at();
+                if let Some(o) = holdings.owed(&e.copies, created_at, &config.remotes, now) {
+                    owed.insert(e.id.clone(), o);
+                }
+                Candidate {
+                    id: e.id.clone(),
+                    created_at,
+                    status: e.state.status(),
+                    pinned: e.pinned,
+                    busy: daemon.backup_busy(&e.id),
+                }
             })
-            .collect()
+            .collect();
+        (candidates, owed)
     });
+    drop(config);
     for (id, reason) in select(&candidates, rule, now) {
+        if let Some(o) = owed.get(&id) {
+            tracing::warn!(
+                backup = %id,
+                %reason,
+                remote = %o.remote,
+                copy = o.state.as_str(),
+                attempts = o.attempts,
+                "retention keeps a backup past its time: its off-site copy is not made yet"
+            );
+            continue;
+        }
         match daemon.remove_backup(&id) {
             Ok(()) => tracing::info!(backup = %id, %reason, "retention deleted a backup"),
             Err(e) => {

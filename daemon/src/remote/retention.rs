@@ -7,9 +7,14 @@
 //! archive nor any copy goes with its last copy. Without `retention_days`
 //! a remote keeps everything.
 
+use std::collections::HashMap;
+
 use berkut_proto::manifest::Origin;
 use berkut_proto::wire::{BackupStatus, CopyState};
+use time::OffsetDateTime;
 
+use crate::catalogue::{Copy, Entry};
+use crate::config::remote::RemoteConfig;
 use crate::retention::{select, Candidate, Rule};
 use crate::state::Daemon;
 
@@ -59,5 +64,313 @@ pub async fn apply(daemon: &Daemon) {
                 }
             }
         }
+    }
+}
+
+/// A copy local retention waits for (`Holdings::owed`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Owed {
+    pub remote: String,
+    pub state: CopyState,
+    pub attempts: u32,
+}
+
+/// When each remote's copies were made from: the `created_at` of every
+/// good backup (succeeded, or remote-only) whose copy there is `copied`,
+/// newest first. Local retention asks it which copies are still owed.
+pub struct Holdings(HashMap<String, Vec<OffsetDateTime>>);
+
+impl Holdings {
+    pub fn of<'a>(entries: impl Iterator<Item = &'a Entry>) -> Holdings {
+        let mut held: HashMap<String, Vec<OffsetDateTime>> = HashMap::new();
+        for e in entries.filter(|e| e.remote_only || e.state.status() == BackupStatus::Succeeded) {
+            for c in e
+                .copies
+                .iter()
+                .filter(|c| c.record.state == CopyState::Copied)
+            {
+                held.entry(c.record.remote.clone())
+                    .or_default()
+                    .push(e.state.created_at());
+            }
+        }
+        for times in held.values_mut() {
+            times.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        Holdings(held)
+    }
+
+    /// The first configured remote still owed a copy of a backup made at
+    /// `created_at` (its copy `pending`, `uploading` or `failed`) whose own
+    /// retention would keep the backup if it had it: by age (or it keeps
+    /// everything), or as one of its newest `keep_last_successful`.
+    /// Deleting the archive before that copy is made would leave the
+    /// backup nowhere off site although the remote's policy wants it
+    /// there; once the remote would drop it anyway, the copy is not owed.
+    /// A copy to a remote no longer configured is not owed either.
+    pub fn owed(
+        &self,
+        copies: &[Copy],
+        created_at: OffsetDateTime,
+        remotes: &[RemoteConfig],
+        now: OffsetDateTime,
+    ) -> Option<Owed> {
+        copies
+            .iter()
+            .filter(|c| c.record.state != CopyState::Copied)
+            .find(|c| {
+                remotes
+                    .iter()
+                    .find(|r| r.name == c.record.remote)
+                    .is_some_and(|r| self.would_keep(r, created_at, now))
+            })
+            .map(|c| Owed {
+                remote: c.record.remote.clone(),
+                state: c.record.state,
+                attempts: c.record.attempts,
+            })
+    }
+
+    fn would_keep(
+        &self,
+        remote: &RemoteConfig,
+        created_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> bool {
+        let Some(days) = remote.retention_days.filter(|d| *d > 0) else {
+            return true;
+        };
+        if crate::retention::cutoff(now, days).is_none_or(|cutoff| created_at >= cutoff) {
+            return true;
+        }
+        let newer = self
+            .0
+            .get(&remote.name)
+            .map_or(0, |times| times.partition_point(|t| *t > created_at));
+        newer < remote.keep_last_successful.unwrap_or(0) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::remote::RemoteKind;
+    use berkut_proto::wire::CopyRecord;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-06-30 12:00 UTC);
+
+    fn remote(name: &str, days: Option<u32>, keep: Option<u32>) -> RemoteConfig {
+        RemoteConfig {
+            name: name.into(),
+            kind: RemoteKind::Fs {
+                path: "/srv/offsite".into(),
+            },
+            prefix: String::new(),
+            retention_days: days,
+            keep_last_successful: keep,
+        }
+    }
+
+    fn copy(remote: &str, state: CopyState) -> Copy {
+        Copy {
+            record: CopyRecord {
+                remote: remote.into(),
+                state,
+                at: None,
+                attempts: 3,
+                last_error: None,
+            },
+            next_attempt_at: None,
+        }
+    }
+
+    fn days_ago(n: i64) -> OffsetDateTime {
+        NOW - time::Duration::days(n)
+    }
+
+    /// Holdings of `remote` with copies of backups made `ages` days ago.
+    fn held(remote: &str, ages: &[i64]) -> Holdings {
+        let mut times: Vec<_> = ages.iter().map(|a| days_ago(*a)).collect();
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        Holdings(HashMap::from([(remote.to_string(), times)]))
+    }
+
+    #[test]
+    fn a_copy_not_made_is_owed_while_the_remote_would_keep_the_backup() {
+        let none = held("offsite", &[]);
+        for state in [CopyState::Pending, CopyState::Uploading, CopyState::Failed] {
+            let owed = none.owed(
+                &[copy("offsite", state)],
+                days_ago(40),
+                &[remote("offsite", None, None)],
+                NOW,
+            );
+            assert_eq!(
+                owed,
+                Some(Owed {
+                    remote: "offsite".into(),
+                    state,
+                    attempts: 3
+                }),
+                "a remote without retention_days keeps everything"
+            );
+        }
+        let within = remote("offsite", Some(90), None);
+        assert!(none
+            .owed(
+                &[copy("offsite", CopyState::Failed)],
+                days_ago(40),
+                std::slice::from_ref(&within),
+                NOW
+            )
+            .is_some());
+        assert!(
+            none.owed(
+                &[copy("offsite", CopyState::Copied)],
+                days_ago(40),
+                &[within],
+                NOW
+            )
+            .is_none(),
+            "a copy made is owed nothing"
+        );
+    }
+
+    #[test]
+    fn a_copy_the_remote_would_drop_or_a_remote_gone_owes_nothing() {
+        let none = held("offsite", &[]);
+        let short = remote("offsite", Some(30), None);
+        assert!(none
+            .owed(
+                &[copy("offsite", CopyState::Failed)],
+                days_ago(40),
+                std::slice::from_ref(&short),
+                NOW
+            )
+            .is_none());
+        assert!(none
+            .owed(
+                &[copy("offsite", CopyState::Failed)],
+                days_ago(29),
+                &[short],
+                NOW
+            )
+            .is_some());
+        let other = remote("elsewhere", None, None);
+        assert!(
+            none.owed(
+                &[copy("offsite", CopyState::Failed)],
+                days_ago(40),
+                &[other],
+                NOW
+            )
+            .is_none(),
+            "a remote no longer configured"
+        );
+    }
+
+    #[test]
+    fn a_remote_keeping_its_newest_copies_is_owed_one_of_them() {
+        let keep_two = remote("offsite", Some(30), Some(2));
+        let failed = [copy("offsite", CopyState::Failed)];
+        // One newer copy there: this one would be among the newest two.
+        assert!(held("offsite", &[35])
+            .owed(&failed, days_ago(40), std::slice::from_ref(&keep_two), NOW)
+            .is_some());
+        // Two newer: the remote would drop it.
+        assert!(held("offsite", &[35, 31])
+            .owed(&failed, days_ago(40), std::slice::from_ref(&keep_two), NOW)
+            .is_none());
+        // Older copies do not count.
+        assert!(held("offsite", &[35, 50])
+            .owed(&failed, days_ago(40), &[keep_two], NOW)
+            .is_some());
+    }
+
+    fn entry(n: u32, age: i64, status: BackupStatus, copies: Vec<Copy>) -> Entry {
+        use crate::catalogue::BackupState;
+        let t = days_ago(age);
+        Entry {
+            id: format!("20260101T000000Z-{n:08x}").parse().unwrap(),
+            label: String::new(),
+            scope: berkut_proto::manifest::Scope::Database,
+            include_files: false,
+            origin: Origin::Manual,
+            state: match status {
+                BackupStatus::Succeeded => BackupState::Succeeded {
+                    created_at: t,
+                    started_at: t,
+                    finished_at: t,
+                },
+                _ => BackupState::Missing {
+                    created_at: t,
+                    started_at: t,
+                    finished_at: t,
+                    missing_since: t,
+                },
+            },
+            database: None,
+            archive: None,
+            pinned: false,
+            properties: None,
+            copies,
+            remote_only: false,
+            dropped_from: Vec::new(),
+            files: None,
+            drill: None,
+        }
+    }
+
+    #[test]
+    fn holdings_count_only_copies_made_of_good_backups() {
+        let entries = [
+            entry(
+                1,
+                35,
+                BackupStatus::Succeeded,
+                vec![copy("offsite", CopyState::Copied)],
+            ),
+            entry(
+                2,
+                33,
+                BackupStatus::Succeeded,
+                vec![copy("offsite", CopyState::Failed)],
+            ),
+            entry(
+                3,
+                32,
+                BackupStatus::Missing,
+                vec![copy("offsite", CopyState::Copied)],
+            ),
+            entry(
+                4,
+                31,
+                BackupStatus::Succeeded,
+                vec![copy("elsewhere", CopyState::Copied)],
+            ),
+        ];
+        let holdings = Holdings::of(entries.iter());
+        let keep_two = remote("offsite", Some(30), Some(2));
+        let failed = [copy("offsite", CopyState::Failed)];
+        // Only backup 1 counts as newer: a failed copy, a missing backup
+        // and another remote's copy do not.
+        assert!(holdings
+            .owed(&failed, days_ago(40), std::slice::from_ref(&keep_two), NOW)
+            .is_some());
+        let mut remote_only = entry(
+            5,
+            34,
+            BackupStatus::Missing,
+            vec![copy("offsite", CopyState::Copied)],
+        );
+        remote_only.remote_only = true;
+        let holdings = Holdings::of(entries.iter().chain([&remote_only]));
+        assert!(
+            holdings
+                .owed(&failed, days_ago(40), &[keep_two], NOW)
+                .is_none(),
+            "a remote-only backup is a good copy there"
+        );
     }
 }

@@ -89,3 +89,25 @@ pub async fn send_raw(conn: &mut Conn, body: &[u8]) -> ServerMessage {
         .unwrap()
         .expect("an answer")
 }
+
+/// Ages every backup in a stopped daemon's catalogue by `days`, as if they
+/// had been taken that long ago, and lets `edit` change each entry (JSON,
+/// as the catalogue stores it) before it is written back.
+pub fn age_catalogue(daemon: &Daemon, days: i64, mut edit: impl FnMut(&mut serde_json::Value)) {
+    use time::format_description::well_known::Rfc3339;
+    let path = daemon.state_dir.join("catalogue.json");
+    let mut cat: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for entry in cat["backups"].as_array_mut().unwrap() {
+        for field in ["created_at", "started_at", "finished_at"] {
+            let t = time::OffsetDateTime::parse(entry["state"][field].as_str().unwrap(), &Rfc3339)
+                .unwrap();
+            entry["state"][field] = (t - time::Duration::days(days))
+                .format(&Rfc3339)
+                .unwrap()
+                .into();
+        }
+        edit(entry);
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&cat).unwrap()).unwrap();
+}

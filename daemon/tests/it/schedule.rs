@@ -1,7 +1,8 @@
 //! The scheduler and retention against a real daemon and database: a
 //! per-minute plan really fires; a restart after a missed slot runs one
 //! catch-up and a restart after a covered slot runs nothing; retention keeps
-//! pinned and newest backups; status flags a stale newest backup.
+//! pinned and newest backups, and a backup until its off-site copy is made;
+//! status flags a stale newest backup.
 
 use berkut_proto::manifest::{Origin, Scope};
 use berkut_proto::wire::{ops, BackupStatus, Operation, Reply};
@@ -177,29 +178,14 @@ async fn retention_keeps_pinned_and_newest_backups() {
     daemon.stop();
     // Age the three by ten days in the catalogue, and make one of them a
     // failure, as if they had been taken long ago.
-    let path = daemon.state_dir.join("catalogue.json");
-    let mut cat: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    for entry in cat["backups"].as_array_mut().unwrap() {
-        for field in ["created_at", "started_at", "finished_at"] {
-            let t = OffsetDateTime::parse(
-                entry["state"][field].as_str().unwrap(),
-                &time::format_description::well_known::Rfc3339,
-            )
-            .unwrap();
-            entry["state"][field] = (t - time::Duration::days(10))
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap()
-                .into();
-        }
+    age_catalogue(&daemon, 10, |entry| {
         if entry["id"] == old_failed.id.as_str() {
             entry["state"]["status"] = "failed".into();
             entry["state"]["failure"] = serde_json::json!({"code": "internal", "reason": "test"});
             entry["archive"] = serde_json::Value::Null;
             std::fs::remove_file(daemon.archive_path(old_failed.id.as_str())).unwrap();
         }
-    }
-    std::fs::write(&path, serde_json::to_vec_pretty(&cat).unwrap()).unwrap();
+    });
     daemon.restart();
     let mut client = daemon.client().await;
     plan(client.call(Operation::PlanSet(ops::PlanSet { plan: spec(serde_json::json!({"preset": "monthly-end", "at": "04:00", "timezone": "UTC", "retention_days": 1, "keep_last_successful": 1})) })).await);
@@ -315,4 +301,70 @@ async fn retention_drops_rollback_databases_of_old_restores() {
     assert!(daemon
         .log()
         .contains("retention dropped a rollback database"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_a_backup_until_its_off_site_copy_is_made() {
+    use crate::remote_copies::{daemon_with_remotes, show, wait_copy};
+    use berkut_proto::wire::CopyState;
+    let pg = small_cluster();
+    let offsite = berkut_testkit::temp_dir("offsite-");
+    // A file where the remote's directory should be: every copy fails.
+    let blocked = offsite.path().join("not-a-directory");
+    std::fs::write(&blocked, b"in the way").unwrap();
+    let toml = |path: &std::path::Path| {
+        format!(
+            "[[remote]]\nname = \"disk\"\nkind = \"fs\"\npath = \"{}\"\nretention_days = 90\n",
+            path.display()
+        )
+    };
+    let (_conf, builder) = daemon_with_remotes(&pg, &toml(&blocked));
+    let mut daemon = builder.start();
+    let mut client = daemon.client().await;
+    let old = backup_now(&mut client, Scope::Schema).await;
+    wait_copy(&daemon, &old.id, "disk", "a failed copy", |c| {
+        c.state == CopyState::Failed
+    })
+    .await;
+    daemon.stop();
+    age_catalogue(&daemon, 10, |_| {});
+    daemon.restart();
+    let mut client = daemon.client().await;
+    plan(client.call(Operation::PlanSet(ops::PlanSet { plan: spec(serde_json::json!({"preset": "monthly-end", "at": "04:00", "timezone": "UTC", "retention_days": 1, "keep_last_successful": 1})) })).await);
+    // A new good backup triggers retention: ten days old, past the plan's
+    // one day, `old` would go; the remote keeps 90 days and has no copy.
+    backup_now(&mut client, Scope::Schema).await;
+    let line = berkut_testkit::wait_for("retention's word on the kept backup", LONG, || {
+        daemon
+            .log()
+            .lines()
+            .find(|l| l.contains("its off-site copy is not made yet"))
+            .map(str::to_owned)
+    });
+    assert!(
+        line.contains(old.id.as_str()) && line.contains("disk") && line.contains("failed"),
+        "{line}"
+    );
+    assert!(daemon.archive_path(old.id.as_str()).exists());
+    let record = show(&mut client, &old.id).await;
+    assert!(!record.remote_only, "{record:?}");
+    assert!(!daemon.log().contains("retention deleted a backup"));
+
+    // Once the remote takes the copy, the next pass deletes the archive;
+    // the record stays, remote-only.
+    drop(client);
+    daemon.stop();
+    std::fs::remove_file(&blocked).unwrap();
+    std::fs::create_dir(&blocked).unwrap();
+    daemon.restart();
+    wait_copy(&daemon, &old.id, "disk", "the copy", |c| {
+        c.state == CopyState::Copied
+    })
+    .await;
+    let mut client = daemon.client().await;
+    backup_now(&mut client, Scope::Schema).await;
+    berkut_testkit::wait_for("the archive to go", LONG, || {
+        (!daemon.archive_path(old.id.as_str()).exists()).then_some(())
+    });
+    assert!(show(&mut client, &old.id).await.remote_only);
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use berkut_proto::wire::data::upload_piece;
 use berkut_proto::wire::frame::{decode_request, DecodeError};
-use berkut_proto::wire::{ClientMessage, ErrorBody, ErrorCode, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN};
+use berkut_proto::wire::{
+    ClientMessage, ErrorBody, ErrorCode, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN, MAX_REQUEST_FRAME_LEN,
+};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::OwnedReadHalf;
 
@@ -19,12 +21,17 @@ use super::{Piece, Pieces};
 /// reused one from the daemon's pool (`Pieces`), which the piece then
 /// travels in to the import's file, uncopied. Reading stops at the end of
 /// each frame, so nothing of the next one is taken before it is wanted.
+///
+/// What a frame may hold depends on where the connection is (`limit`): a
+/// frame begun and never finished holds its buffer for as long as the
+/// connection lives (a running request keeps it from idling), so only a
+/// connection with an upload open takes frames over a request's size.
 pub(super) struct Reader {
     read: OwnedReadHalf,
     pool: Arc<Pieces>,
-    /// The largest frame taken now: `MAX_HELLO_FRAME_LEN` until the
-    /// handshake is done, then `MAX_FRAME_LEN`.
-    limit: usize,
+    greeted: bool,
+    /// An upload is open on the connection: its pieces may come.
+    uploading: bool,
     /// The length prefix of the frame being read, and how much of it is in.
     head: [u8; 4],
     head_in: usize,
@@ -40,7 +47,8 @@ pub(super) fn reader(read: OwnedReadHalf, pool: Arc<Pieces>) -> Reader {
     Reader {
         read,
         pool,
-        limit: MAX_HELLO_FRAME_LEN,
+        greeted: false,
+        uploading: false,
         head: [0; 4],
         head_in: 0,
         body: None,
@@ -50,15 +58,36 @@ pub(super) fn reader(read: OwnedReadHalf, pool: Arc<Pieces>) -> Reader {
 /// Why no frame came.
 enum NoFrame {
     /// Longer than the limit in force, which it carries.
-    TooLarge(usize),
+    TooLarge(Limit),
     Closed,
 }
 
+/// A limit a frame broke, as the refusal names it.
+enum Limit {
+    Hello(usize),
+    Greeted(usize),
+}
+
 impl Reader {
-    /// The peer has said `hello` and been welcomed: frames up to the
-    /// protocol's limit from now on.
+    /// The peer has said `hello` and been welcomed: requests from now on.
     pub(super) fn greeted(&mut self) {
-        self.limit = MAX_FRAME_LEN;
+        self.greeted = true;
+    }
+
+    /// Whether the connection has an upload open, whose pieces (frames up
+    /// to the protocol's limit) may come next.
+    pub(super) fn uploading(&mut self, open: bool) {
+        self.uploading = open;
+    }
+
+    /// The largest frame taken now: a `hello` until the handshake is done,
+    /// then a request, or an upload's piece while one is open.
+    fn limit(&self) -> usize {
+        match (self.greeted, self.uploading) {
+            (false, _) => MAX_HELLO_FRAME_LEN,
+            (true, false) => MAX_REQUEST_FRAME_LEN,
+            (true, true) => MAX_FRAME_LEN,
+        }
     }
 
     /// The socket, to ask whether the client hung up.
@@ -83,8 +112,13 @@ impl Reader {
             if self.head_in == self.head.len() {
                 self.head_in = 0;
                 let len = u32::from_be_bytes(self.head) as usize;
-                if len > self.limit {
-                    return Err(NoFrame::TooLarge(self.limit));
+                let limit = self.limit();
+                if len > limit {
+                    return Err(NoFrame::TooLarge(if self.greeted {
+                        Limit::Greeted(limit)
+                    } else {
+                        Limit::Hello(limit)
+                    }));
                 }
                 self.body = Some((self.pool.take_for(len), 0, len));
             }
@@ -136,14 +170,19 @@ pub(super) async fn next_message(reader: &mut Reader) -> Incoming {
         Ok(body) => body,
         Err(NoFrame::Closed) => return Incoming::Closed,
         Err(NoFrame::TooLarge(limit)) => {
-            let what = if limit < MAX_FRAME_LEN {
-                "the first frame (hello) exceeds the limit"
-            } else {
-                "frame exceeds the limit"
+            let message = match limit {
+                Limit::Hello(limit) => {
+                    format!("the first frame (hello) exceeds the limit of {limit} bytes")
+                }
+                Limit::Greeted(limit) if limit < MAX_FRAME_LEN => format!(
+                    "frame exceeds the limit of {limit} bytes (only an open upload's data \
+                     pieces may be larger)"
+                ),
+                Limit::Greeted(limit) => format!("frame exceeds the limit of {limit} bytes"),
             };
             return Incoming::Fatal(ErrorBody::new(
                 ErrorCode::TooLarge,
-                format!("{what} of {limit} bytes; closing the connection"),
+                format!("{message}; closing the connection"),
             ));
         }
     };
@@ -228,7 +267,14 @@ mod tests {
         assert_eq!(taken(reader), bytes);
     }
 
+    /// A greeted reader with an upload open, and the client's end.
     fn pair() -> (Reader, OwnedWriteHalf, Arc<Pieces>) {
+        let (mut reader, write, pool) = greeted();
+        reader.uploading(true);
+        (reader, write, pool)
+    }
+
+    fn greeted() -> (Reader, OwnedWriteHalf, Arc<Pieces>) {
         let (ours, theirs) = UnixStream::pair().unwrap();
         let (read, _) = ours.into_split();
         let (_, write) = theirs.into_split();
@@ -236,6 +282,40 @@ mod tests {
         let mut reader = reader(read, Arc::clone(&pool));
         reader.greeted();
         (reader, write, pool)
+    }
+
+    #[tokio::test]
+    async fn only_a_connection_with_an_upload_open_takes_frames_over_a_request() {
+        let piece = framed(&ClientMessage::Data {
+            id: 3,
+            data: vec![6; MAX_REQUEST_FRAME_LEN],
+            end: false,
+        });
+        let (mut reader, mut write, pool) = greeted();
+        // Only the length goes: the refusal comes on it alone.
+        write.write_all(&piece[..4]).await.unwrap();
+        let Incoming::Fatal(error) = next_message(&mut reader).await else {
+            panic!("a frame over a request's size was taken without an upload");
+        };
+        assert_eq!(error.code, ErrorCode::TooLarge);
+        assert!(error.message.contains("65536"), "{}", error.message);
+        assert_eq!(pool.in_use(), 0, "nothing was taken for it");
+
+        // With an upload open the same frame is a piece; closed again, the
+        // limit is back.
+        let (mut reader, mut write, _pool) = greeted();
+        reader.uploading(true);
+        write.write_all(&piece).await.unwrap();
+        assert!(matches!(
+            next_message(&mut reader).await,
+            Incoming::Data { id: 3, .. }
+        ));
+        reader.uploading(false);
+        write.write_all(&piece).await.unwrap();
+        assert!(matches!(
+            next_message(&mut reader).await,
+            Incoming::Fatal(_)
+        ));
     }
 
     #[tokio::test]

@@ -62,6 +62,8 @@ pub(super) async fn serve(
         uploads: HashMap::new(),
     };
     let ended = loop {
+        // Large frames only while an upload waits for its pieces.
+        reader.uploading(!requests.uploads.is_empty());
         let incoming = tokio::select! {
             incoming = next_message(reader) => incoming,
             ended = stop.wait(&requests.tasks, caller.peer.uid) => break ended,

@@ -2,7 +2,7 @@
 //! frames. A broken frame closes that connection and nothing else; a
 //! well-formed but wrong request gets `invalid` and the connection goes on.
 
-use berkut_proto::wire::frame::{MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN};
+use berkut_proto::wire::frame::{MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN, MAX_REQUEST_FRAME_LEN};
 use berkut_proto::wire::{ops, Connection, ErrorCode, Operation, Reply, ServerMessage};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
@@ -64,10 +64,48 @@ async fn an_oversized_frame_closes_only_its_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_larger_than_a_request_is_refused_on_its_length_without_an_upload() {
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg).start();
+    // A request that keeps running (a watch) keeps the connection from
+    // idling: a frame begun after it and never finished would hold its
+    // buffer as long as the client liked. Announced, and not one byte of it
+    // sent, it is refused at once.
+    let mut conn = daemon.client().await.into_connection();
+    conn.write_message(&berkut_proto::wire::ClientMessage::Request {
+        on_behalf_of: None,
+        id: 1,
+        op: Operation::MaintenanceWatch(ops::MaintenanceWatch {}),
+    })
+    .await
+    .unwrap();
+    let mut stream = conn.into_inner();
+    stream
+        .write_all(&(MAX_REQUEST_FRAME_LEN as u32 + 1).to_be_bytes())
+        .await
+        .unwrap();
+    let mut conn = Connection::new(stream);
+    let refusal = tokio::time::timeout(LONG, async {
+        loop {
+            match conn.read_message::<ServerMessage>().await.unwrap() {
+                Some(ServerMessage::Error { id: None, error }) => break error,
+                Some(_) => continue,
+                None => panic!("closed without a word"),
+            }
+        }
+    })
+    .await
+    .expect("the daemon waited for the frame's body");
+    assert_eq!(refusal.code, ErrorCode::TooLarge, "{refusal:?}");
+    assert!(refusal.message.contains("65536"), "{}", refusal.message);
+    still_serves(&daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frames_close_the_connection() {
     let pg = small_cluster();
     let daemon = daemon_for(&pg).start();
-    let mut deep = vec![0x91u8; 100_000];
+    let mut deep = vec![0x91u8; 60_000];
     deep.push(0xc0);
     let mut trailing = raw_request(1, "status", vec![]);
     trailing.push(0xc0);
@@ -176,18 +214,30 @@ async fn a_frame_of_millions_of_tiny_values_costs_no_memory() {
     let daemon = daemon_for(&pg).start();
     still_serves(&daemon).await;
     let before = peak_rss_kib(daemon.pid().unwrap());
-    // A well-formed status request whose ignored field holds four million
-    // nils: serde would buffer each as a 32-byte value before looking at
-    // the type. The scan refuses it first.
-    let mut padded = raw_request(1, "status", vec![("pad", rmpv::Value::Nil)]);
-    padded.truncate(padded.len() - 1);
-    padded.push(0xdd);
-    padded.extend_from_slice(&4_000_000u32.to_be_bytes());
-    padded.resize(padded.len() + 4_000_000, 0xc0);
-    assert!(padded.len() < MAX_FRAME_LEN);
+    // A well-formed status request whose ignored field holds `n` nils:
+    // serde would buffer each as a 32-byte value before looking at the
+    // type.
+    let padded = |n: u32| {
+        let mut padded = raw_request(1, "status", vec![("pad", rmpv::Value::Nil)]);
+        padded.truncate(padded.len() - 1);
+        padded.push(0xdd);
+        padded.extend_from_slice(&n.to_be_bytes());
+        padded.resize(padded.len() + n as usize, 0xc0);
+        padded
+    };
+    // Four million do not fit in a request's frame: refused on the length.
+    let millions = padded(4_000_000).len();
+    assert!(millions > MAX_REQUEST_FRAME_LEN && millions < MAX_FRAME_LEN);
+    for _ in 0..4 {
+        let stream = daemon.client().await.into_connection().into_inner();
+        refused_on_length(stream, millions).await;
+    }
+    // Sixty thousand do: the scan refuses them first.
+    let thousands = padded(60_000);
+    assert!(thousands.len() < MAX_REQUEST_FRAME_LEN);
     for _ in 0..4 {
         let mut conn = daemon.client().await.into_connection();
-        let (id, error) = error_of(send_raw(&mut conn, &padded).await);
+        let (id, error) = error_of(send_raw(&mut conn, &thousands).await);
         assert_eq!((id, error.code), (None, ErrorCode::Invalid), "{error:?}");
         expect_closed(&mut conn).await;
     }

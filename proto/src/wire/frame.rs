@@ -24,6 +24,14 @@ pub const MAX_FRAME_LEN: usize = 4 * 1024 * 1024;
 /// no grant names, gets no more of the daemon's memory than this.
 pub const MAX_HELLO_FRAME_LEN: usize = 64 * 1024;
 
+/// The largest frame the daemon accepts from a greeted client outside an
+/// upload: a request is a few dozen values whose strings are at most
+/// `MAX_REQUEST_STRING_BYTES`. Only an upload's `data` pieces are larger,
+/// and the daemon takes frames up to `MAX_FRAME_LEN` only while the
+/// connection has an upload open, so a client that begins frames and never
+/// finishes them holds little of the daemon's memory per connection.
+pub const MAX_REQUEST_FRAME_LEN: usize = 64 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("frame of {len} bytes exceeds the limit of {max}")]

@@ -24,7 +24,9 @@ pub mod scan;
 pub use access::{OnBehalfOf, Role};
 pub use client::{Client, ClientError};
 pub use error::{ErrorBody, ErrorCode};
-pub use frame::{Connection, FrameError, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN};
+pub use frame::{
+    Connection, FrameError, MAX_FRAME_LEN, MAX_HELLO_FRAME_LEN, MAX_REQUEST_FRAME_LEN,
+};
 pub use messages::{ClientMessage, Operation, Reply, ServerMessage, SinkResult, PROTOCOL_VERSION};
 pub use plan::{PlanInfo, PlanSpec, Preset};
 pub use records::{

@@ -239,6 +239,7 @@ pub async fn run_hosted(config: Config, host: Host) -> Result<(), DaemonError> {
         downloads: Default::default(),
         pieces: crate::connection::Pieces::new(crate::connection::DOWNLOADS),
         uploads: Arc::new(crate::connection::Pieces::new(crate::connection::UPLOADS)),
+        imports: tokio::sync::Semaphore::new(crate::handlers::backup_import::IMPORT_SLOTS),
         maintenance,
         drill_db,
         plan: tokio::sync::watch::Sender::new(plan),

@@ -37,6 +37,9 @@ pub struct Daemon {
     pub pieces: crate::connection::Pieces,
     /// The buffers clients' frames are read into (an upload's pieces).
     pub uploads: Arc<crate::connection::Pieces>,
+    /// Owns `handlers::backup_import::IMPORT_SLOTS`: a running import
+    /// holds a permit.
+    pub imports: tokio::sync::Semaphore,
     /// Restores queued or running.
     pub restores: crate::restore::Restores,
     /// Whether a restore holds the maintenance lock.

@@ -287,7 +287,7 @@ pub const SETTINGS: &[Setting] = &[
         "idle_timeout_seconds",
         &["BERKUT_IDLE_TIMEOUT_SECONDS"],
         Fallback::Number(super::connections::DEFAULT_IDLE_TIMEOUT_SECONDS),
-        "a connection with nothing running and no traffic for this long is closed",
+        "a connection with nothing running and no traffic for this long is closed, and so is an import's upload that sends nothing for this long",
         |c| show(&c.connections.idle_timeout.as_secs()),
     )
     .range(1, super::connections::MAX_IDLE_TIMEOUT_SECONDS),

@@ -8,6 +8,9 @@
 //! Anything refused, and an upload cut off midway, leaves nothing. The
 //! archive of a backup recorded as `missing` is taken in as that backup's
 //! (it turns `succeeded` again) rather than refused as a conflict.
+//! At most `IMPORT_SLOTS` imports run at once (the rest wait for a slot
+//! before their `continue`), and an upload that sends nothing for the
+//! connections' idle timeout is cut off.
 
 use std::sync::Arc;
 
@@ -23,6 +26,11 @@ use crate::catalogue::Entry;
 use crate::error::OpError;
 use crate::state::Daemon;
 use crate::store::io_error;
+
+/// Imports running at once, daemon-wide: each holds two threads while it
+/// checks what arrives (`import_check`), and a client that opens imports
+/// and sends nothing held them until the blocking pool ran out.
+pub const IMPORT_SLOTS: usize = 4;
 
 /// One piece of an upload, as the connection hands it over: its data in
 /// the buffer the frame was read into.
@@ -54,6 +62,17 @@ impl Op for BackupImport {
         let mut pieces = resp
             .take_upload()
             .ok_or_else(|| OpError::internal("an import without an upload channel"))?;
+        // A slot before `continue`: each running import holds a thread of
+        // the blocking pool (its checker) and one hashing, so their number
+        // is bounded whoever asks; the others wait here, holding nothing.
+        let _slot = daemon
+            .imports
+            .acquire()
+            .await
+            .map_err(|_| OpError::unavailable("the daemon is stopping"))?;
+        // An upload that stops sending is cut off after the connections'
+        // idle timeout, as an idle connection would be: it holds a slot.
+        let stall = daemon.config().connections.idle_timeout;
         let (file, mut quarantine) = daemon.store.quarantine("import").map_err(io_error)?;
         // The checker's thread writes the pieces to the file as it checks
         // them, and fsyncs it once the upload is complete.
@@ -62,7 +81,13 @@ impl Op for BackupImport {
         resp.proceed().await;
         let mut received = 0u64;
         loop {
-            match pieces.recv().await {
+            let Ok(piece) = tokio::time::timeout(stall, pieces.recv()).await else {
+                return Err(OpError::invalid(format!(
+                    "the upload sent nothing for {} s and was cut off",
+                    stall.as_secs()
+                )));
+            };
+            match piece {
                 Some(Piece::Data(data)) => {
                     received += data.len() as u64;
                     if received > limit {

@@ -247,3 +247,75 @@ async fn hostile_uploads_are_refused_and_leave_nothing() {
     ));
     assert_nothing_left(&target, 1).await;
 }
+
+/// Asks for an import of `size` bytes on a connection of its own and
+/// returns the connection, the request sent.
+async fn begin_import(
+    daemon: &Daemon,
+    size: u64,
+) -> berkut_proto::wire::Connection<tokio::net::UnixStream> {
+    let mut conn = daemon.client().await.into_connection();
+    conn.write_message(&ClientMessage::Request {
+        on_behalf_of: None,
+        id: 1,
+        op: Operation::BackupImport(ops::BackupImport { size }),
+    })
+    .await
+    .unwrap();
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_uploads_hold_a_few_slots_and_are_cut_off() {
+    use berkut_daemon::handlers::backup_import::IMPORT_SLOTS;
+    let pg = small_cluster();
+    let daemon = daemon_for(&pg)
+        .env("BERKUT_IDLE_TIMEOUT_SECONDS", "3")
+        .start();
+    // Uploads begun and never sent: each holds a slot (and the threads
+    // that check what arrives).
+    let mut stalled = Vec::new();
+    for _ in 0..IMPORT_SLOTS {
+        let mut conn = begin_import(&daemon, 1000).await;
+        assert!(matches!(
+            conn.read_message::<ServerMessage>().await.unwrap(),
+            Some(ServerMessage::Continue { id: 1 })
+        ));
+        stalled.push(conn);
+    }
+    let started = std::time::Instant::now();
+    // One more waits for a slot: no `continue` while they hold them.
+    let mut waiting = begin_import(&daemon, 1000).await;
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(1500),
+        waiting.read_message::<ServerMessage>(),
+    )
+    .await;
+    assert!(early.is_err(), "a fifth import went ahead: {early:?}");
+    // The daemon answers everything else meanwhile.
+    status(&mut daemon.client().await).await;
+    // Each stalled upload is cut off after the idle timeout, in words.
+    for conn in &mut stalled {
+        match conn.read_message::<ServerMessage>().await.unwrap() {
+            Some(ServerMessage::Error { id: Some(1), error }) => {
+                assert_eq!(error.code, ErrorCode::Invalid, "{error:?}");
+                assert!(
+                    error.message.contains("sent nothing for 3 s"),
+                    "{}",
+                    error.message
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1400));
+    // Then the one waiting goes ahead.
+    assert!(matches!(
+        waiting.read_message::<ServerMessage>().await.unwrap(),
+        Some(ServerMessage::Continue { id: 1 })
+    ));
+    drop(waiting);
+    berkut_testkit::wait_for("the quarantine to empty", LONG, || {
+        daemon.backup_files().is_empty().then_some(())
+    });
+}

@@ -668,6 +668,7 @@ timed3() {
 measure_tools() {
     local archive=$1 id=$2 r
     local sha=() ossl=() ver=() deep=() zsha=() cps=() dls=() cp2s=() syncs=() imps=()
+    local rel=() relh=() relhf=()
     log "  archive tools against their baselines"
     T_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
     cat "$archive" >/dev/null
@@ -693,16 +694,34 @@ measure_tools() {
         syncs+=("$(timed3 dd if="$BK/dl.bscc" of="$BK/copy.bscc" bs=1M conv=fsync status=none)")
         rm -f "$BK/copy.bscc"
         imps+=("$(timed3 ctl backup import "$BK/dl.bscc")")
+        # The floor of a transfer over a socket: the same file through a
+        # Unix socket between two processes, bare, then hashed on the way
+        # and fsynced, as a checked, durable download or import must be
+        # at least (scripts/lib/relay.py times the copy itself).
+        for flags in "" "--sha256" "--sha256 --fsync"; do
+            rm -f "$BK/relay.bscc"
+            # shellcheck disable=SC2086 # the flags are words
+            t=$(python3 "$LIB/relay.py" "$archive" "$BK/relay.bscc" $flags) ||
+                die "scripts/lib/relay.py $flags failed"
+            cmp -s "$archive" "$BK/relay.bscc" || die "the relay's copy differs"
+            case $flags in
+            "") rel+=("$t") ;;
+            --sha256) relh+=("$t") ;;
+            *) relhf+=("$t") ;;
+            esac
+        done
+        rm -f "$BK/relay.bscc"
     done
     rm -rf "$BK/x" "$BK/dl.bscc"
     T_SHA=$(median 3 "${sha[@]}") T_OSSL=$(median 3 "${ossl[@]}") T_VERIFY=$(median 3 "${ver[@]}")
     T_DEEP=$(median 3 "${deep[@]}") T_ZSTD_SHA=$(median 3 "${zsha[@]}") T_CP=$(median 3 "${cps[@]}")
     T_DL=$(median 3 "${dls[@]}") T_CP2=$(median 3 "${cp2s[@]}") T_SYNC=$(median 3 "${syncs[@]}")
     T_IMPORT=$(median 3 "${imps[@]}")
+    T_REL=$(median 3 "${rel[@]}") T_RELH=$(median 3 "${relh[@]}") T_RELHF=$(median 3 "${relhf[@]}")
     T_SIZE=$(stat -c %s "$archive")
     T_HWM_KB=$(status_kib "$DAEMON_PID" VmHWM)
     T_LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-    log "  verify ${ver[*]} s (sha256sum ${sha[*]}, openssl ${ossl[*]}), deep ${deep[*]} s (zstd -dc | sha256sum ${zsha[*]}), download ${dls[*]} s (cp ${cps[*]}), import ${imps[*]} s (cp ${cp2s[*]}, cp with fsync ${syncs[*]}); load $T_LOAD_BEFORE / $T_LOAD_AFTER"
+    log "  verify ${ver[*]} s (sha256sum ${sha[*]}, openssl ${ossl[*]}), deep ${deep[*]} s (zstd -dc | sha256sum ${zsha[*]}), download ${dls[*]} s (cp ${cps[*]}), import ${imps[*]} s (cp ${cp2s[*]}, cp with fsync ${syncs[*]}), socket relay ${rel[*]} s (hashed ${relh[*]}, hashed and fsynced ${relhf[*]}); load $T_LOAD_BEFORE / $T_LOAD_AFTER"
 }
 
 # Rounds of one baseline and one berkut backup of the same database, in
@@ -857,6 +876,11 @@ row() { # row LABEL BASELINE DATABASE FULL
         echo "| \`backup download\` | $T_DL | \`cp\` of the archive | $T_CP | $(calc '"%.2f", '"$T_DL / $T_CP") |"
         echo "| \`backup import\` | $T_IMPORT | \`cp\` of the same file | $T_CP2 | $(calc '"%.2f", '"$T_IMPORT / $T_CP2") |"
         echo "| \`backup import\` | $T_IMPORT | \`dd conv=fsync\` of the same file (a durable copy) | $T_SYNC | $(calc '"%.2f", '"$T_IMPORT / $T_SYNC") |"
+        echo "| \`backup download\` | $T_DL | the archive through a Unix socket between two processes, hashed (SHA-256) on the way and fsynced: what a checked, durable transfer does at least (\`scripts/lib/relay.py --sha256 --fsync\`) | $T_RELHF | $(calc '"%.2f", '"$T_DL / $T_RELHF") |"
+        echo "| \`backup import\` | $T_IMPORT | the same relay, hashed and fsynced | $T_RELHF | $(calc '"%.2f", '"$T_IMPORT / $T_RELHF") |"
+        echo "| the relay, bare (\`relay.py\`) | $T_REL | \`cp\` of the archive | $T_CP | $(calc '"%.2f", '"$T_REL / $T_CP") |"
+        echo "| the relay, hashed (\`relay.py --sha256\`) | $T_RELH | \`cp\` of the archive | $T_CP | $(calc '"%.2f", '"$T_RELH / $T_CP") |"
+        echo "| the relay, hashed and fsynced | $T_RELHF | \`cp\` of the archive | $T_CP | $(calc '"%.2f", '"$T_RELHF / $T_CP") |"
         echo
         echo "berkutd VmHWM after these (its peak over its whole life, the backups, download and import included): $(kib_mib "$T_HWM_KB") MiB."
     fi

@@ -42,7 +42,14 @@ pub async fn run(daemon: Arc<Daemon>, shutdown: CancellationToken) {
         let now = daemon.now();
         if last_retention.is_none_or(|at| now - at >= RETENTION_EVERY) {
             last_retention = Some(now);
-            super::retention::apply(&daemon).await;
+            // Each deletion is a call to the remote, which may hang until
+            // its timeout (two minutes, and retries): a stop does not wait
+            // for the pass. Cut between calls, a copy deleted but still
+            // recorded is deleted again by the next pass.
+            tokio::select! {
+                () = super::retention::apply(&daemon) => {}
+                () = shutdown.cancelled() => break,
+            }
             clean_stale_uploads(&daemon, &config, now, &shutdown);
         }
         if let Err(e) = settle(&daemon, &config, now) {

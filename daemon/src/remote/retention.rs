@@ -55,6 +55,7 @@ pub async fn apply(daemon: &Daemon) {
                 .collect()
         });
         for (id, reason) in select(&candidates, rule, now) {
+            tracing::info!(backup = %id, remote = %remote.name, %reason, "remote retention deletes a copy");
             match super::ops::delete_copy(daemon, &id, &remote.name).await {
                 Ok(()) => {
                     tracing::info!(backup = %id, remote = %remote.name, %reason, "remote retention deleted a copy")

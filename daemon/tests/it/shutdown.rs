@@ -206,3 +206,46 @@ async fn a_real_restore_still_running_after_the_grace_time_is_cancelled_cleanly(
         .is_empty());
     assert_eq!(databases(&pg), dbs_before, "a scratch database was left");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_does_not_wait_for_a_remote_retention_pass_that_hangs() {
+    use crate::remote_copies::{daemon_with_remotes, wait_copy};
+    use berkut_proto::wire::CopyState;
+    let pg = small_cluster();
+    let s3 = berkut_testkit::S3Server::start();
+    s3.create_bucket("berkut");
+    let secrets = berkut_testkit::temp_dir("secret-");
+    let toml =
+        s3.remote_toml("offsite", "berkut", "prod/", secrets.path()) + "retention_days = 1\n";
+    let (_conf, builder) = daemon_with_remotes(&pg, &toml);
+    let mut daemon = builder.start();
+    let mut client = daemon.client().await;
+    let old = backup_now(&mut client, Scope::Schema).await;
+    wait_copy(&daemon, &old.id, "offsite", "the copy", |c| {
+        c.state == CopyState::Copied
+    })
+    .await;
+    drop(client);
+    daemon.stop();
+    // Ten days old, past the remote's one: its pass at the next start
+    // deletes the copy, from a server that now answers nothing.
+    age_catalogue(&daemon, 10, |_| {});
+    s3.pause();
+    daemon.restart();
+    berkut_testkit::wait_for("the remote retention pass to begin", LONG, || {
+        daemon
+            .log()
+            .contains("remote retention deletes a copy")
+            .then_some(())
+    });
+    let asked = Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "stopped after {:?}",
+        asked.elapsed()
+    );
+    s3.resume();
+}

@@ -38,11 +38,26 @@ pub struct Replication {
     pub(crate) slots: Arc<Semaphore>,
     /// Owns `DOWNLOAD_SLOTS`: a fetch or a verified copy holds a permit.
     pub(crate) download_slots: Semaphore,
-    /// (backup, remote) pairs being uploaded now.
+    /// (backup, remote) pairs being uploaded now, or whose copy is being
+    /// deleted (`hold`).
     in_flight: Mutex<HashSet<(BackupId, String)>>,
     /// Each remote's upload failures, one lock for all of it.
     health: Mutex<HashMap<String, Health>>,
     pub(crate) uploads: TaskTracker,
+}
+
+/// A (backup, remote) pair claimed by `Replication::hold`, released when
+/// dropped.
+pub(crate) struct Held<'a> {
+    replication: &'a Replication,
+    id: BackupId,
+    remote: String,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.replication.release(&self.id, &self.remote);
+    }
 }
 
 impl Default for Replication {
@@ -75,6 +90,16 @@ impl Replication {
             .lock()
             .unwrap()
             .insert((id.clone(), remote.to_owned()))
+    }
+
+    /// Claims a pair for as long as the returned guard lives (a deletion
+    /// of the copy); `None` when an upload or another deletion has it.
+    pub(crate) fn hold<'a>(&'a self, id: &BackupId, remote: &str) -> Option<Held<'a>> {
+        self.claim(id, remote).then(|| Held {
+            replication: self,
+            id: id.clone(),
+            remote: remote.to_owned(),
+        })
     }
 
     pub(crate) fn release(&self, id: &BackupId, remote: &str) {
@@ -208,4 +233,36 @@ pub fn storage(config: &Config, name: &str) -> Option<Result<Storage, RemoteErro
         .iter()
         .find(|r| r.name == name)
         .map(Storage::open)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_held_for_a_deletion_cannot_be_claimed_for_an_upload_until_it_is_let_go() {
+        let replication = Replication::default();
+        let id: BackupId = "20261101T000000Z-00000001".parse().unwrap();
+        let held = replication.hold(&id, "offsite").expect("free");
+        assert!(
+            !replication.claim(&id, "offsite"),
+            "the queue would upload it"
+        );
+        assert!(
+            replication.hold(&id, "offsite").is_none(),
+            "a second deletion"
+        );
+        assert!(replication.uses_backup(&id), "a local delete must wait too");
+        assert!(
+            replication.claim(&id, "elsewhere"),
+            "another remote is free"
+        );
+        replication.release(&id, "elsewhere");
+        drop(held);
+        assert!(replication.claim(&id, "offsite"), "let go");
+        assert!(
+            replication.hold(&id, "offsite").is_none(),
+            "an upload has it now"
+        );
+    }
 }

@@ -377,11 +377,15 @@ pub fn uncopied_since(c: &crate::catalogue::Catalogue, remote: &str) -> Option<O
 /// Deletes the copy of `id` on the remote `name` and forgets it; a record
 /// left with neither a local archive nor a copy goes.
 pub async fn delete_copy(daemon: &Daemon, id: &BackupId, name: &str) -> Result<(), OpError> {
-    if daemon.replication.is_uploading(id, name) {
+    // The pair is claimed as an upload claims it, for the whole deletion:
+    // the queue cannot start copying the backup there meanwhile (the copy
+    // would land after the delete and stay, unrecorded, an orphan that a
+    // recovery machine would list as a backup).
+    let Some(_claim) = daemon.replication.hold(id, name) else {
         return Err(OpError::conflict(format!(
             "backup {id} is being copied to remote {name}"
         )));
-    }
+    };
     if daemon.downloads.is_busy(id) {
         return Err(OpError::conflict(format!(
             "backup {id} is being downloaded, fetched or verified"

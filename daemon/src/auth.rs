@@ -13,6 +13,12 @@ use tokio::net::UnixStream;
 use crate::error::OpError;
 use crate::handlers::required_role;
 
+/// Group lookups (`Peer::resolve_groups`) running at once, daemon-wide.
+const LOOKUPS: usize = 4;
+static LOOKUP_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LOOKUPS);
+/// How long a connection waits for a lookup's turn, and then for its answer.
+const LOOKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Who is on the other end of a connection, as the kernel says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer {
@@ -35,10 +41,43 @@ impl Peer {
     /// database may be a network service (NSS: LDAP, SSSD) that takes its
     /// time. A connection looks them up once, like a login session whose
     /// groups are fixed when it begins.
+    ///
+    /// The lookup runs before the connection is admitted, so it is bounded
+    /// here: at most `LOOKUPS` at once daemon-wide (each holds a thread of
+    /// the blocking pool, and one stuck in an unreachable directory server
+    /// holds it until NSS gives up), and `LOOKUP_WAIT` to get a turn and
+    /// again to answer. A lookup that does not answer in time counts only
+    /// the primary group: a grant by a supplementary group then does not
+    /// apply, so access fails closed, and the log says why.
     pub async fn resolve_groups(self) -> Vec<u32> {
-        tokio::task::spawn_blocking(move || self.groups())
+        self.resolve_groups_with(&LOOKUP_SLOTS, LOOKUP_WAIT, move |p| p.groups())
             .await
-            .unwrap_or_else(|_| vec![self.gid])
+    }
+
+    /// `resolve_groups` with its bound, its wait and its lookup given.
+    async fn resolve_groups_with(
+        self,
+        slots: &'static tokio::sync::Semaphore,
+        wait: std::time::Duration,
+        lookup: impl FnOnce(Peer) -> Vec<u32> + Send + 'static,
+    ) -> Vec<u32> {
+        let primary = || vec![self.gid];
+        let Ok(Ok(slot)) = tokio::time::timeout(wait, slots.acquire()).await else {
+            tracing::warn!(uid = self.uid, "group lookups are all busy (a slow user database?); only the primary group counts for this connection");
+            return primary();
+        };
+        let lookup = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            lookup(self)
+        });
+        match tokio::time::timeout(wait, lookup).await {
+            Ok(Ok(groups)) => groups,
+            Ok(Err(_)) => primary(),
+            Err(_) => {
+                tracing::warn!(uid = self.uid, wait_seconds = wait.as_secs(), "the group lookup did not answer in time (a slow user database?); only the primary group counts for this connection");
+                primary()
+            }
+        }
     }
 
     /// The peer's groups: its primary one and, when its user is known to
@@ -341,5 +380,54 @@ mod tests {
                 .is_err(),
             "only apps may delegate"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stuck_group_lookups_hold_few_threads_and_count_the_primary_group() {
+        static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+        let wait = std::time::Duration::from_millis(200);
+        let who = Peer {
+            uid: 1000,
+            gid: 1000,
+            pid: None,
+        };
+        let (unstick, stuck) = std::sync::mpsc::channel::<()>();
+        let stuck = std::sync::Arc::new(std::sync::Mutex::new(stuck));
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let lookup =
+            |stuck: std::sync::Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+             started: std::sync::Arc<std::sync::atomic::AtomicUsize>| {
+                move |_: Peer| {
+                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = stuck.lock().unwrap().recv();
+                    vec![1000, 27]
+                }
+            };
+        // Two lookups that hang: each answers with the primary group only
+        // once the wait has passed, and keeps its slot while it hangs.
+        let hung = futures::future::join_all((0..2).map(|_| {
+            who.resolve_groups_with(&SLOTS, wait, lookup(stuck.clone(), started.clone()))
+        }))
+        .await;
+        assert_eq!(hung, vec![vec![1000], vec![1000]]);
+        // A third gets no slot in time and never reaches the directory.
+        let third = who
+            .resolve_groups_with(&SLOTS, wait, lookup(stuck.clone(), started.clone()))
+            .await;
+        assert_eq!(third, vec![1000]);
+        assert_eq!(
+            started.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "a third thread was taken"
+        );
+        // Once the directory answers, the slots come back.
+        unstick.send(()).unwrap();
+        unstick.send(()).unwrap();
+        let answered = who
+            .resolve_groups_with(&SLOTS, std::time::Duration::from_secs(30), |_| {
+                vec![1000, 27]
+            })
+            .await;
+        assert_eq!(answered, vec![1000, 27]);
     }
 }

@@ -662,7 +662,8 @@ timed3() {
 # (everything reads the same file, read once first): verification against
 # sha256sum and openssl, --deep against `zstd -dc | sha256sum` of the same
 # dump, download and import against cp (and import against a copy that is
-# fsynced, as an import is). Sub-second commands on a shared machine
+# fsynced, as an import is). Each transfer starts after a `sync`, so none
+# pays for the writeback of the one before. Sub-second commands on a shared machine
 # scatter: each runs BENCH_TOOL_ROUNDS times (3), interleaved with its
 # baseline, and the medians are reported, with the load average.
 measure_tools() {
@@ -684,15 +685,20 @@ measure_tools() {
         deep+=("$(timed3 "$BERKUTCTL" archive verify --deep "$archive" --key-file "$KEY_FILE")")
         zsha+=("$(timed3 sh -c "zstd -dc '$BK/x/dump.zst' | sha256sum")")
         rm -f "$BK/copy.bscc" "$BK/dl.bscc"
+        sync
         cps+=("$(timed3 cp "$archive" "$BK/copy.bscc")")
         rm -f "$BK/copy.bscc"
+        sync
         dls+=("$(timed3 ctl backup download "$id" -o "$BK/dl.bscc")")
         cmp -s "$archive" "$BK/dl.bscc" || die "the download differs from the archive"
         ctl backup delete "$id" >/dev/null || die "berkutctl backup delete $id failed"
+        sync
         cp2s+=("$(timed3 cp "$BK/dl.bscc" "$BK/copy.bscc")")
         rm -f "$BK/copy.bscc"
+        sync
         syncs+=("$(timed3 dd if="$BK/dl.bscc" of="$BK/copy.bscc" bs=1M conv=fsync status=none)")
         rm -f "$BK/copy.bscc"
+        sync
         imps+=("$(timed3 ctl backup import "$BK/dl.bscc")")
         # The floor of a transfer over a socket: the same file through a
         # Unix socket between two processes, bare, then hashed on the way
@@ -700,6 +706,7 @@ measure_tools() {
         # at least (scripts/lib/relay.py times the copy itself).
         for flags in "" "--sha256" "--sha256 --fsync"; do
             rm -f "$BK/relay.bscc"
+            sync
             # shellcheck disable=SC2086 # the flags are words
             t=$(python3 "$LIB/relay.py" "$archive" "$BK/relay.bscc" $flags) ||
                 die "scripts/lib/relay.py $flags failed"

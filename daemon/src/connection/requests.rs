@@ -127,9 +127,12 @@ struct Requests<'a> {
     caller: &'a Caller,
     tasks: TaskTracker,
     in_flight: Arc<Semaphore>,
-    /// The uploads in progress on this connection, by request id. Dropping
-    /// the map (the connection ends) tells each import it was cut off.
-    uploads: HashMap<u64, mpsc::Sender<Piece>>,
+    /// The uploads in progress on this connection, by request id, until
+    /// their `end`: `None` once the import has ended early (refused), its
+    /// remaining pieces then taken at their size and dropped, so the
+    /// client hears the reason instead of a broken connection. Dropping the
+    /// map (the connection ends) tells each import it was cut off.
+    uploads: HashMap<u64, Option<mpsc::Sender<Piece>>>,
 }
 
 impl Requests<'_> {
@@ -201,7 +204,7 @@ impl Requests<'_> {
         };
         let upload = matches!(op, Operation::BackupImport(_)).then(|| {
             let (sender, receiver) = crate::handlers::backup_import::channel();
-            self.uploads.insert(id, sender);
+            self.uploads.insert(id, Some(sender));
             receiver
         });
         Ok(Admitted { slot, upload })
@@ -209,16 +212,23 @@ impl Requests<'_> {
 
     /// Hands an upload's piece to its import. Data for an upload that was
     /// refused or has ended is dropped: the client learns why from the
-    /// request's error.
+    /// request's error. The upload stays open (its pieces may still be
+    /// large, `Reader::uploading`) until its `end`.
     async fn route(&mut self, id: u64, data: crate::connection::Piece, end: bool) {
-        if let Some(sender) = self.uploads.get(&id) {
+        let Some(slot) = self.uploads.get_mut(&id) else {
+            return;
+        };
+        if let Some(sender) = slot {
             let mut alive = sender.send(Piece::Data(data)).await.is_ok();
             if end {
                 alive = alive && sender.send(Piece::End).await.is_ok();
             }
-            if end || !alive {
-                self.uploads.remove(&id);
+            if !alive {
+                *slot = None;
             }
+        }
+        if end {
+            self.uploads.remove(&id);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The corpus of malformed requests: every operation with every field set
 //! to values it never accepts (wrong types, unknown names, bad UTF-8,
-//! strings too long, control characters, 4 MB strings), the plan's fields,
+//! strings too long, control characters, 60 kB strings), the plan's fields,
 //! `on_behalf_of`, and messages that are no request at all.
 
 use berkut_proto::wire::input::TEXT_LIMITS;
@@ -204,8 +204,14 @@ pub fn huge(n: usize) -> Value {
     "\u{1}".repeat(n).into()
 }
 
-/// Just under the frame limit, with room for the rest of the request.
+/// Far over any frame a hello may take (`MAX_HELLO_FRAME_LEN`).
 pub const HUGE: usize = 4_000_000;
+
+/// The longest string a request can carry: just under its frame's limit
+/// (`MAX_REQUEST_FRAME_LEN`), with room for the rest of the request. A
+/// larger request is refused on its length before it is read (the
+/// protocol tests).
+pub const LONGEST: usize = 60_000;
 
 fn plan(fields: Vec<(&str, Value)>) -> Value {
     let mut all = vec![("preset", Value::from("daily"))];
@@ -226,7 +232,7 @@ fn plan_cases() -> Vec<(String, Value)> {
         let field = limit.field.trim_start_matches("op.plan.");
         for (what, value) in [
             ("too long", Value::from("x".repeat(limit.max_chars + 1))),
-            ("4 MB", huge(HUGE)),
+            ("60 kB", huge(LONGEST)),
             ("a newline", Value::from("Europe/Berlin\nforged")),
             ("an integer", Value::from(7)),
             ("bad UTF-8", not_utf8()),
@@ -283,14 +289,17 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
             request(next(), Value::from(name), vec![]),
         ));
     }
-    // Strings of 4 MB, where text is expected and where it is not read.
+    // Strings of 60 kB, where text is expected and where it is not read.
     for (name, field) in [
         ("backup_create", "label"),
         ("backup_show", "id"),
         ("status", "pad"),
     ] {
-        let op = map(vec![("type", name.into()), (field, huge(HUGE))]);
-        cases.push((format!("{name}.{field}: 4 MB"), request(next(), op, vec![])));
+        let op = map(vec![("type", name.into()), (field, huge(LONGEST))]);
+        cases.push((
+            format!("{name}.{field}: 60 kB"),
+            request(next(), op, vec![]),
+        ));
     }
     for (what, p) in plan_cases() {
         let op = map(vec![("type", "plan_set".into()), ("plan", p)]);

@@ -119,8 +119,8 @@ async fn every_malformed_request_gets_a_short_error_in_the_protocols_words() {
         ("an unknown operation", "op.type: unknown operation \"frobnicate\""),
         ("backup_create.label: too long", "op.label: at most 200 characters are allowed, found 201"),
         ("backup_create.label: a newline", "op.label: control characters are not allowed, found U+000A"),
-        ("plan.timezone: 4 MB", "op.plan.timezone: a string of 4000000 bytes"),
-        ("status.pad: 4 MB", "op.pad: a string of 4000000 bytes"),
+        ("plan.timezone: 60 kB", "op.plan.timezone: a string of 60000 bytes"),
+        ("status.pad: 60 kB", "op.pad: a string of 60000 bytes"),
         ("plan.timezone: too long", "op.plan.timezone: at most 64 characters are allowed"),
         ("plan.at: bad UTF-8", "op.plan.at: expected a string, found a string that is not valid UTF-8"),
         ("on_behalf_of: a role as a number", "on_behalf_of.role: expected a string, found the integer 2"),
@@ -131,7 +131,7 @@ async fn every_malformed_request_gets_a_short_error_in_the_protocols_words() {
     ] {
         assert!(said(what).contains(expected), "{what}: {}", said(what));
     }
-    // Strings of 4 MiB of control characters cost no more than their frame:
+    // Strings of 60 kB of control characters cost no more than their frame:
     // nothing copies, escapes or repeats them.
     let after = peak_rss_kib(daemon.pid().unwrap());
     assert!(

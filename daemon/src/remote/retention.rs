@@ -76,20 +76,19 @@ pub struct Owed {
     pub attempts: u32,
 }
 
-/// When each remote's copies were made from: the `created_at` of every
-/// good backup (succeeded, or remote-only) whose copy there is `copied`,
-/// newest first. Local retention asks it which copies are still owed.
+/// What each remote holds or is owed: the `created_at` of every good
+/// backup (succeeded, or remote-only) with a copy record there, made or
+/// not, newest first. Local retention asks it which copies are still owed.
+/// Copies not made count too, so that while a remote is unreachable only
+/// its newest `keep_last_successful` past its age are held for it, not
+/// every backup since it went away.
 pub struct Holdings(HashMap<String, Vec<OffsetDateTime>>);
 
 impl Holdings {
     pub fn of<'a>(entries: impl Iterator<Item = &'a Entry>) -> Holdings {
         let mut held: HashMap<String, Vec<OffsetDateTime>> = HashMap::new();
         for e in entries.filter(|e| e.remote_only || e.state.status() == BackupStatus::Succeeded) {
-            for c in e
-                .copies
-                .iter()
-                .filter(|c| c.record.state == CopyState::Copied)
-            {
+            for c in &e.copies {
                 held.entry(c.record.remote.clone())
                     .or_default()
                     .push(e.state.created_at());
@@ -101,8 +100,8 @@ impl Holdings {
         Holdings(held)
     }
 
-    /// The first configured remote still owed a copy of a backup made at
-    /// `created_at` (its copy `pending`, `uploading` or `failed`) whose own
+    /// The first of `copies` (in the record's order) still owed to a
+    /// configured remote (`pending`, `uploading` or `failed`) whose own
     /// retention would keep the backup if it had it: by age (or it keeps
     /// everything), or as one of its newest `keep_last_successful`.
     /// Deleting the archive before that copy is made would leave the
@@ -324,41 +323,48 @@ mod tests {
     }
 
     #[test]
-    fn holdings_count_only_copies_made_of_good_backups() {
-        let entries = [
-            entry(
-                1,
-                35,
-                BackupStatus::Succeeded,
-                vec![copy("offsite", CopyState::Copied)],
-            ),
-            entry(
-                2,
-                33,
-                BackupStatus::Succeeded,
-                vec![copy("offsite", CopyState::Failed)],
-            ),
-            entry(
-                3,
-                32,
-                BackupStatus::Missing,
-                vec![copy("offsite", CopyState::Copied)],
-            ),
-            entry(
-                4,
-                31,
-                BackupStatus::Succeeded,
-                vec![copy("elsewhere", CopyState::Copied)],
-            ),
-        ];
-        let holdings = Holdings::of(entries.iter());
-        let keep_two = remote("offsite", Some(30), Some(2));
+    fn holdings_count_the_copies_of_good_backups_made_or_owed() {
+        let copied = entry(
+            1,
+            35,
+            BackupStatus::Succeeded,
+            vec![copy("offsite", CopyState::Copied)],
+        );
+        let missing = entry(
+            3,
+            32,
+            BackupStatus::Missing,
+            vec![copy("offsite", CopyState::Copied)],
+        );
+        let elsewhere = entry(
+            4,
+            31,
+            BackupStatus::Succeeded,
+            vec![copy("elsewhere", CopyState::Copied)],
+        );
+        let keep_two = || [remote("offsite", Some(30), Some(2))];
         let failed = [copy("offsite", CopyState::Failed)];
-        // Only backup 1 counts as newer: a failed copy, a missing backup
-        // and another remote's copy do not.
+        // Only backup 1 counts as newer: a missing backup and another
+        // remote's copy do not.
+        let holdings = Holdings::of([&copied, &missing, &elsewhere].into_iter());
         assert!(holdings
-            .owed(&failed, days_ago(40), std::slice::from_ref(&keep_two), NOW)
+            .owed(&failed, days_ago(40), &keep_two(), NOW)
             .is_some());
+        // A newer copy still owed counts: the remote would keep only the
+        // newest two of what it holds and is owed.
+        let owed_too = entry(
+            2,
+            33,
+            BackupStatus::Succeeded,
+            vec![copy("offsite", CopyState::Failed)],
+        );
+        let holdings = Holdings::of([&copied, &owed_too, &missing, &elsewhere].into_iter());
+        assert!(
+            holdings
+                .owed(&failed, days_ago(40), &keep_two(), NOW)
+                .is_none(),
+            "a copy not made counts as one the remote is to hold"
+        );
         let mut remote_only = entry(
             5,
             34,
@@ -366,10 +372,10 @@ mod tests {
             vec![copy("offsite", CopyState::Copied)],
         );
         remote_only.remote_only = true;
-        let holdings = Holdings::of(entries.iter().chain([&remote_only]));
+        let holdings = Holdings::of([&copied, &missing, &elsewhere, &remote_only].into_iter());
         assert!(
             holdings
-                .owed(&failed, days_ago(40), &[keep_two], NOW)
+                .owed(&failed, days_ago(40), &keep_two(), NOW)
                 .is_none(),
             "a remote-only backup is a good copy there"
         );

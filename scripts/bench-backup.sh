@@ -669,7 +669,7 @@ timed3() {
 measure_tools() {
     local archive=$1 id=$2 r
     local sha=() ossl=() ver=() deep=() zsha=() cps=() dls=() cp2s=() syncs=() imps=()
-    local rel=() relh=() relhf=()
+    local rel=() relh=() relhf=() flags t
     log "  archive tools against their baselines"
     T_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
     cat "$archive" >/dev/null

@@ -13,11 +13,44 @@ use tokio::net::UnixStream;
 use crate::error::OpError;
 use crate::handlers::required_role;
 
-/// Group lookups (`Peer::resolve_groups`) running at once, daemon-wide.
-const LOOKUPS: usize = 4;
-static LOOKUP_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LOOKUPS);
-/// How long a connection waits for a lookup's turn, and then for its answer.
-const LOOKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The daemon's group lookups (`Peer::resolve_groups`): four at once, one
+/// per uid at a time, five seconds to wait for each turn and for the answer.
+static LOOKUPS: Lookups = Lookups::new(4, std::time::Duration::from_secs(5));
+
+/// What bounds group lookups: `slots` at once daemon-wide, and a turn per
+/// uid, so that one user opening connections by the hundred waits behind
+/// its own lookup instead of taking every slot from the others.
+pub struct Lookups {
+    slots: tokio::sync::Semaphore,
+    turns:
+        std::sync::Mutex<std::collections::BTreeMap<u32, std::sync::Arc<tokio::sync::Semaphore>>>,
+    wait: std::time::Duration,
+}
+
+impl Lookups {
+    pub const fn new(slots: usize, wait: std::time::Duration) -> Lookups {
+        Lookups {
+            slots: tokio::sync::Semaphore::const_new(slots),
+            turns: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            wait,
+        }
+    }
+
+    /// The uid's turn, shared by its connections.
+    fn turn_of(&self, uid: u32) -> std::sync::Arc<tokio::sync::Semaphore> {
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        // Turns nobody holds or waits for go, so the map stays about as
+        // large as the number of users connecting at once.
+        if turns.len() >= 256 {
+            turns.retain(|_, t| std::sync::Arc::strong_count(t) > 1);
+        }
+        std::sync::Arc::clone(
+            turns
+                .entry(uid)
+                .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1))),
+        )
+    }
+}
 
 /// Who is on the other end of a connection, as the kernel says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,36 +76,47 @@ impl Peer {
     /// groups are fixed when it begins.
     ///
     /// The lookup runs before the connection is admitted, so it is bounded
-    /// here: at most `LOOKUPS` at once daemon-wide (each holds a thread of
+    /// here (`LOOKUPS`): a few at once daemon-wide (each holds a thread of
     /// the blocking pool, and one stuck in an unreachable directory server
-    /// holds it until NSS gives up), and `LOOKUP_WAIT` to get a turn and
-    /// again to answer. A lookup that does not answer in time counts only
-    /// the primary group: a grant by a supplementary group then does not
-    /// apply, so access fails closed, and the log says why.
+    /// holds it until NSS gives up), one per uid at a time, and a wait for
+    /// each turn and for the answer. A lookup that does not answer in time
+    /// counts only the primary group: a grant by a supplementary group then
+    /// does not apply, so access fails closed, and the log says why.
     pub async fn resolve_groups(self) -> Vec<u32> {
-        self.resolve_groups_with(&LOOKUP_SLOTS, LOOKUP_WAIT, move |p| p.groups())
+        self.resolve_groups_with(&LOOKUPS, move |p| p.groups())
             .await
     }
 
-    /// `resolve_groups` with its bound, its wait and its lookup given.
+    /// `resolve_groups` with its bounds and its lookup given.
     async fn resolve_groups_with(
         self,
-        slots: &'static tokio::sync::Semaphore,
-        wait: std::time::Duration,
+        lookups: &'static Lookups,
         lookup: impl FnOnce(Peer) -> Vec<u32> + Send + 'static,
     ) -> Vec<u32> {
         let primary = || vec![self.gid];
-        let Ok(Ok(slot)) = tokio::time::timeout(wait, slots.acquire()).await else {
+        let wait = lookups.wait;
+        let turn = lookups.turn_of(self.uid);
+        let Ok(Ok(turn)) = tokio::time::timeout(wait, turn.acquire_owned()).await else {
+            tracing::warn!(uid = self.uid, "this user's previous group lookup has not answered (a slow user database?); only the primary group counts for this connection");
+            return primary();
+        };
+        let Ok(Ok(slot)) = tokio::time::timeout(wait, lookups.slots.acquire()).await else {
             tracing::warn!(uid = self.uid, "group lookups are all busy (a slow user database?); only the primary group counts for this connection");
             return primary();
         };
         let lookup = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
+            let _held = (turn, slot);
             lookup(self)
         });
         match tokio::time::timeout(wait, lookup).await {
             Ok(Ok(groups)) => groups,
-            Ok(Err(_)) => primary(),
+            Ok(Err(_)) => {
+                tracing::warn!(
+                    uid = self.uid,
+                    "the group lookup failed; only the primary group counts for this connection"
+                );
+                primary()
+            }
             Err(_) => {
                 tracing::warn!(uid = self.uid, wait_seconds = wait.as_secs(), "the group lookup did not answer in time (a slow user database?); only the primary group counts for this connection");
                 primary()
@@ -382,39 +426,51 @@ mod tests {
         );
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn stuck_group_lookups_hold_few_threads_and_count_the_primary_group() {
-        static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-        let wait = std::time::Duration::from_millis(200);
-        let who = Peer {
-            uid: 1000,
-            gid: 1000,
-            pid: None,
-        };
+    /// A lookup that hangs until `unstick` says, counting those that began.
+    #[allow(clippy::type_complexity)]
+    fn hanging() -> (
+        std::sync::mpsc::Sender<()>,
+        impl Fn() -> Box<dyn FnOnce(Peer) -> Vec<u32> + Send>,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
         let (unstick, stuck) = std::sync::mpsc::channel::<()>();
         let stuck = std::sync::Arc::new(std::sync::Mutex::new(stuck));
         let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let lookup =
-            |stuck: std::sync::Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
-             started: std::sync::Arc<std::sync::atomic::AtomicUsize>| {
-                move |_: Peer| {
-                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let _ = stuck.lock().unwrap().recv();
-                    vec![1000, 27]
-                }
-            };
-        // Two lookups that hang: each answers with the primary group only
-        // once the wait has passed, and keeps its slot while it hangs.
-        let hung = futures::future::join_all((0..2).map(|_| {
-            who.resolve_groups_with(&SLOTS, wait, lookup(stuck.clone(), started.clone()))
-        }))
+        let counted = std::sync::Arc::clone(&started);
+        let make = move || {
+            let (stuck, started) = (stuck.clone(), counted.clone());
+            Box::new(move |p: Peer| {
+                started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = stuck.lock().unwrap().recv();
+                vec![p.gid, 27]
+            }) as Box<dyn FnOnce(Peer) -> Vec<u32> + Send>
+        };
+        (unstick, make, started)
+    }
+
+    fn user(uid: u32) -> Peer {
+        Peer {
+            uid,
+            gid: uid,
+            pid: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stuck_group_lookups_hold_few_threads_and_count_the_primary_group() {
+        static LOOKUPS: Lookups = Lookups::new(2, std::time::Duration::from_millis(200));
+        let (unstick, lookup, started) = hanging();
+        // Two users' lookups that hang: each answers with the primary group
+        // only once the wait has passed, and keeps its slot while it hangs.
+        let hung = futures::future::join(
+            user(1000).resolve_groups_with(&LOOKUPS, lookup()),
+            user(1001).resolve_groups_with(&LOOKUPS, lookup()),
+        )
         .await;
-        assert_eq!(hung, vec![vec![1000], vec![1000]]);
-        // A third gets no slot in time and never reaches the directory.
-        let third = who
-            .resolve_groups_with(&SLOTS, wait, lookup(stuck.clone(), started.clone()))
-            .await;
-        assert_eq!(third, vec![1000]);
+        assert_eq!(hung, (vec![1000], vec![1001]));
+        // A third user gets no slot in time and never reaches the directory.
+        let third = user(1002).resolve_groups_with(&LOOKUPS, lookup()).await;
+        assert_eq!(third, vec![1002]);
         assert_eq!(
             started.load(std::sync::atomic::Ordering::SeqCst),
             2,
@@ -423,11 +479,30 @@ mod tests {
         // Once the directory answers, the slots come back.
         unstick.send(()).unwrap();
         unstick.send(()).unwrap();
-        let answered = who
-            .resolve_groups_with(&SLOTS, std::time::Duration::from_secs(30), |_| {
-                vec![1000, 27]
-            })
+        static PATIENT: Lookups = Lookups::new(2, std::time::Duration::from_secs(30));
+        let answered = user(1002)
+            .resolve_groups_with(&PATIENT, |p| vec![p.gid, 27])
             .await;
-        assert_eq!(answered, vec![1000, 27]);
+        assert_eq!(answered, vec![1002, 27]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_user_flooding_waits_behind_its_own_lookup() {
+        static LOOKUPS: Lookups = Lookups::new(2, std::time::Duration::from_millis(200));
+        let (unstick, lookup, started) = hanging();
+        // One user's connections, all at once: the first lookup hangs, the
+        // others wait for it and give up, taking no slot and no thread.
+        let flood = futures::future::join_all(
+            (0..5).map(|_| user(1000).resolve_groups_with(&LOOKUPS, lookup())),
+        )
+        .await;
+        assert!(flood.iter().all(|g| g == &vec![1000]), "{flood:?}");
+        assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Another user still has a slot and gets its groups.
+        let other = user(2000)
+            .resolve_groups_with(&LOOKUPS, |p| vec![p.gid, 27])
+            .await;
+        assert_eq!(other, vec![2000, 27]);
+        unstick.send(()).unwrap();
     }
 }

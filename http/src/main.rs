@@ -8,6 +8,7 @@
 mod daemon;
 mod download;
 mod events;
+mod evidence;
 mod extract;
 mod import;
 mod listen;

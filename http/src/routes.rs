@@ -1,7 +1,8 @@
 //! The API's routes, one table (`routes`) that both the router and the
 //! OpenAPI check read, and the handlers that are a single socket operation
 //! each: list, show, create, delete, restores and their status, health.
-//! Streaming endpoints live in `download`, `import` and `events`; the plan
+//! Streaming endpoints live in `download`, `evidence`, `import` and
+//! `events`; the plan
 //! with its ETag in `plan`.
 
 use std::sync::Arc;
@@ -38,7 +39,7 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Shared>)> {
             ($path, Method::$method, on(MethodFilter::$method, $handler))
         };
     }
-    use crate::{download, events, import, openapi, plan};
+    use crate::{download, events, evidence, import, openapi, plan};
     vec![
         route!(GET "/api/health" => health),
         route!(GET "/api/openapi.json" => openapi::serve),
@@ -51,6 +52,7 @@ pub fn routes() -> Vec<(&'static str, Method, MethodRouter<Shared>)> {
         route!(POST "/api/backups/plan/disable" => plan::disable),
         route!(GET "/api/backups/restores/{restore_id}" => restore_status),
         route!(GET "/api/backups/restores/{restore_id}/events" => events::restore_events),
+        route!(GET "/api/backups/restores/{restore_id}/evidence" => evidence::export),
         route!(GET "/api/backups/jobs/{job_id}/events" => events::job_events),
         route!(GET "/api/backups/{id}" => show),
         route!(DELETE "/api/backups/{id}" => delete),

@@ -279,12 +279,49 @@ async fn a_dry_run_is_accepted_followed_and_shown() {
     assert_eq!(status["status"], "succeeded");
     assert_eq!(status["backup_id"], backup.id.to_string());
 
+    // Its evidence, as one tar archive for an auditor: operators only.
+    let evidence = gw.url(&format!("{location}/evidence"));
+    let export = req(Method::GET, evidence.clone(), "olga", "operator")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    assert_eq!(export.headers()["content-type"], "application/x-tar");
+    let body = export.bytes().await.unwrap();
+    let mut archive = tar::Archive::new(&body[..]);
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    for file in ["DIGEST", "summary.json"] {
+        assert!(
+            names.iter().any(|n| n == &format!("{rid}/{file}")),
+            "{file} not in {names:?}"
+        );
+    }
+    let viewer = req(Method::GET, evidence, "v", "viewer")
+        .send()
+        .await
+        .unwrap();
+    problem(viewer, 403, "forbidden").await;
+
     // An unknown restore is 404, its events too.
     let unknown = req(
         Method::GET,
         gw.url("/api/backups/restores/r-20000101T000000Z-00000000/events"),
         "v",
         "viewer",
+    )
+    .send()
+    .await
+    .unwrap();
+    problem(unknown, 404, "not_found").await;
+    let unknown = req(
+        Method::GET,
+        gw.url("/api/backups/restores/r-20000101T000000Z-00000000/evidence"),
+        "olga",
+        "operator",
     )
     .send()
     .await

@@ -1,0 +1,154 @@
+//! `GET /api/backups/restores/{restore_id}/evidence`: a finished restore's
+//! evidence as one tar archive, to hand to an auditor, streamed from the
+//! daemon's `restore_evidence_export` (PROTOCOL.md 6.33) as its pieces come,
+//! never held whole. The daemon builds the archive while it sends it, so
+//! its length is not known when the status line goes out: the body is
+//! chunked. The daemon's last word says what it sent and whether the files
+//! matched the `DIGEST` sent with them; when anything disagrees (a piece
+//! out of order, another size or sha256, evidence that no longer matches
+//! its `DIGEST`, the daemon cut off), the body ends with an error instead
+//! of its last chunk, so no client takes a damaged export for a whole one.
+
+use std::io;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use berkut_proto::wire::ops;
+use berkut_proto::wire::{Reply, ServerMessage};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::daemon::Link;
+use crate::extract::{RestoreIdPath, User};
+use crate::problem::Problem;
+use crate::routes::Shared;
+
+pub async fn export(
+    State(state): State<Shared>,
+    User(user): User,
+    RestoreIdPath(id): RestoreIdPath,
+) -> Result<Response, Problem> {
+    let mut link = state.daemon.connect(user).await?;
+    link.send(ops::RestoreEvidenceExport {
+        restore_id: id.clone(),
+    })
+    .await?;
+    // The first answer decides the status: an error before any byte (not
+    // found, not ended, not allowed) is a problem document.
+    let first = match link.next().await? {
+        ServerMessage::Error { error, .. } => return Err(Problem::from_daemon(error)),
+        other => other,
+    };
+    let export = Export {
+        link,
+        first: Some(first),
+        received: 0,
+        hasher: Sha256::new(),
+        done: false,
+        id: id.to_string(),
+    };
+    let mut response = Response::new(Body::from_stream(export.into_stream()));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}-evidence.tar\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// One export in flight.
+struct Export {
+    link: Link,
+    first: Option<ServerMessage>,
+    /// Bytes received so far, all hashed.
+    received: u64,
+    hasher: Sha256,
+    done: bool,
+    id: String,
+}
+
+impl Export {
+    fn into_stream(self) -> impl futures::Stream<Item = io::Result<Bytes>> + Send {
+        futures::stream::unfold(self, |mut e| async move {
+            loop {
+                if e.done {
+                    return None;
+                }
+                match e.step().await {
+                    Ok(Some(bytes)) => return Some((Ok(bytes), e)),
+                    Ok(None) => continue,
+                    Err(error) => {
+                        e.done = true;
+                        tracing::warn!(restore = %e.id, error = %error, "evidence export cut off");
+                        return Some((Err(error), e));
+                    }
+                }
+            }
+        })
+    }
+
+    /// Takes the next message: bytes to send, nothing (the end), or why
+    /// the export must be cut off.
+    async fn step(&mut self) -> io::Result<Option<Bytes>> {
+        let msg = match self.first.take() {
+            Some(m) => m,
+            None => self
+                .link
+                .next()
+                .await
+                .map_err(|p| io::Error::other(p.detail))?,
+        };
+        match msg {
+            ServerMessage::Data { offset, data, .. } => {
+                if offset != self.received {
+                    return Err(io::Error::other("berkutd sent a piece out of order"));
+                }
+                self.hasher.update(&data);
+                self.received += data.len() as u64;
+                Ok(Some(Bytes::from(data)))
+            }
+            ServerMessage::Reply {
+                reply:
+                    Reply::EvidenceExported {
+                        size_bytes,
+                        sha256,
+                        digest,
+                        ..
+                    },
+                ..
+            } => {
+                self.done = true;
+                let streamed = hex::encode(self.hasher.clone().finalize());
+                if size_bytes != self.received || sha256 != streamed {
+                    return Err(io::Error::other(format!(
+                        "the evidence streamed ({} bytes, sha256 {streamed}) is not what \
+                         berkutd sent ({size_bytes} bytes, sha256 {sha256})",
+                        self.received
+                    )));
+                }
+                if let Some(problem) = digest.as_ref().and_then(|d| d.problems.first()) {
+                    return Err(io::Error::other(format!(
+                        "the evidence does not match its DIGEST: {problem}"
+                    )));
+                }
+                tracing::info!(restore = %self.id, bytes = self.received, "evidence exported");
+                Ok(None)
+            }
+            ServerMessage::Progress { .. }
+            | ServerMessage::RestoreProgress { .. }
+            | ServerMessage::Event { .. } => Ok(None),
+            ServerMessage::Error { error, .. } => {
+                Err(io::Error::other(format!("berkutd: {error}")))
+            }
+            other => Err(io::Error::other(format!(
+                "unexpected message from berkutd: {:?}",
+                other.request_id()
+            ))),
+        }
+    }
+}

@@ -12,17 +12,17 @@
 
 use std::io;
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berkut_proto::wire::ops;
 use berkut_proto::wire::{BackupStatus, Reply, ServerMessage};
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
-use crate::daemon::Link;
 use crate::extract::{BackupIdPath, User};
+use crate::pieces::{self, Messages, Pieces};
 use crate::problem::Problem;
 use crate::routes::Shared;
 
@@ -159,9 +159,8 @@ pub async fn download(
         ServerMessage::Error { error, .. } => return Err(Problem::from_daemon(error)),
         other => other,
     };
-    let stream = Transfer {
-        link,
-        first: Some(first),
+    let transfer = Transfer {
+        messages: Messages::new(link, first),
         start: wanted.start,
         received: wanted.start,
         wanted,
@@ -170,10 +169,9 @@ pub async fn download(
         hasher: Sha256::new(),
         done: false,
         id: id.to_string(),
-    }
-    .into_stream();
+    };
 
-    let mut response = Response::new(Body::from_stream(stream));
+    let mut response = Response::new(pieces::body(transfer));
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -203,8 +201,7 @@ pub async fn download(
 
 /// One download in flight.
 struct Transfer {
-    link: Link,
-    first: Option<ServerMessage>,
+    messages: Messages,
     /// Where the daemon began.
     start: u64,
     /// The archive's offset the daemon has sent up to (all hashed).
@@ -217,38 +214,24 @@ struct Transfer {
     id: String,
 }
 
-impl Transfer {
-    fn into_stream(self) -> impl futures::Stream<Item = io::Result<Bytes>> + Send {
-        futures::stream::unfold(self, |mut t| async move {
-            loop {
-                if t.done {
-                    return None;
-                }
-                match t.step().await {
-                    Ok(Some(bytes)) => return Some((Ok(bytes), t)),
-                    Ok(None) => continue,
-                    Err(e) => {
-                        t.done = true;
-                        tracing::warn!(backup = %t.id, error = %e, "download cut off");
-                        return Some((Err(e), t));
-                    }
-                }
-            }
-        })
+impl Pieces for Transfer {
+    fn step(&mut self) -> BoxFuture<'_, io::Result<Option<Bytes>>> {
+        Box::pin(self.take())
     }
 
-    /// Takes the next message: bytes to send, nothing (skipped bytes, or
-    /// the end), or why the transfer must be cut off.
-    async fn step(&mut self) -> io::Result<Option<Bytes>> {
-        let msg = match self.first.take() {
-            Some(m) => m,
-            None => self
-                .link
-                .next()
-                .await
-                .map_err(|p| io::Error::other(p.detail))?,
-        };
-        match msg {
+    fn finished(&self) -> bool {
+        self.done
+    }
+
+    fn what(&self) -> String {
+        format!("download of backup {}", self.id)
+    }
+}
+
+impl Transfer {
+    /// `Pieces::step`: skipped bytes before a range are nothing.
+    async fn take(&mut self) -> io::Result<Option<Bytes>> {
+        match self.messages.next().await? {
             ServerMessage::Data { offset, data, .. } => {
                 if offset != self.received {
                     return Err(io::Error::other("berkutd sent a piece out of order"));
@@ -297,13 +280,7 @@ impl Transfer {
                 tracing::info!(backup = %self.id, bytes = self.received, "download complete");
                 Ok(None)
             }
-            ServerMessage::Error { error, .. } => {
-                Err(io::Error::other(format!("berkutd: {error}")))
-            }
-            other => Err(io::Error::other(format!(
-                "unexpected message from berkutd: {:?}",
-                other.request_id()
-            ))),
+            other => Err(pieces::unexpected(other)),
         }
     }
 }

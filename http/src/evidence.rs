@@ -11,17 +11,17 @@
 
 use std::io;
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use berkut_proto::wire::ops;
 use berkut_proto::wire::{Reply, ServerMessage};
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
-use crate::daemon::Link;
 use crate::extract::{RestoreIdPath, User};
+use crate::pieces::{self, Messages, Pieces};
 use crate::problem::Problem;
 use crate::routes::Shared;
 
@@ -42,14 +42,13 @@ pub async fn export(
         other => other,
     };
     let export = Export {
-        link,
-        first: Some(first),
+        messages: Messages::new(link, first),
         received: 0,
         hasher: Sha256::new(),
         done: false,
         id: id.to_string(),
     };
-    let mut response = Response::new(Body::from_stream(export.into_stream()));
+    let mut response = Response::new(pieces::body(export));
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -63,8 +62,7 @@ pub async fn export(
 
 /// One export in flight.
 struct Export {
-    link: Link,
-    first: Option<ServerMessage>,
+    messages: Messages,
     /// Bytes received so far, all hashed.
     received: u64,
     hasher: Sha256,
@@ -72,38 +70,24 @@ struct Export {
     id: String,
 }
 
-impl Export {
-    fn into_stream(self) -> impl futures::Stream<Item = io::Result<Bytes>> + Send {
-        futures::stream::unfold(self, |mut e| async move {
-            loop {
-                if e.done {
-                    return None;
-                }
-                match e.step().await {
-                    Ok(Some(bytes)) => return Some((Ok(bytes), e)),
-                    Ok(None) => continue,
-                    Err(error) => {
-                        e.done = true;
-                        tracing::warn!(restore = %e.id, error = %error, "evidence export cut off");
-                        return Some((Err(error), e));
-                    }
-                }
-            }
-        })
+impl Pieces for Export {
+    fn step(&mut self) -> BoxFuture<'_, io::Result<Option<Bytes>>> {
+        Box::pin(self.take())
     }
 
-    /// Takes the next message: bytes to send, nothing (the end), or why
-    /// the export must be cut off.
-    async fn step(&mut self) -> io::Result<Option<Bytes>> {
-        let msg = match self.first.take() {
-            Some(m) => m,
-            None => self
-                .link
-                .next()
-                .await
-                .map_err(|p| io::Error::other(p.detail))?,
-        };
-        match msg {
+    fn finished(&self) -> bool {
+        self.done
+    }
+
+    fn what(&self) -> String {
+        format!("evidence export of restore {}", self.id)
+    }
+}
+
+impl Export {
+    /// `Pieces::step`.
+    async fn take(&mut self) -> io::Result<Option<Bytes>> {
+        match self.messages.next().await? {
             ServerMessage::Data { offset, data, .. } => {
                 if offset != self.received {
                     return Err(io::Error::other("berkutd sent a piece out of order"));
@@ -142,13 +126,7 @@ impl Export {
             ServerMessage::Progress { .. }
             | ServerMessage::RestoreProgress { .. }
             | ServerMessage::Event { .. } => Ok(None),
-            ServerMessage::Error { error, .. } => {
-                Err(io::Error::other(format!("berkutd: {error}")))
-            }
-            other => Err(io::Error::other(format!(
-                "unexpected message from berkutd: {:?}",
-                other.request_id()
-            ))),
+            other => Err(pieces::unexpected(other)),
         }
     }
 }

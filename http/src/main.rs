@@ -13,6 +13,7 @@ mod extract;
 mod import;
 mod listen;
 mod openapi;
+mod pieces;
 mod plan;
 mod problem;
 mod routes;

@@ -19,10 +19,9 @@ use berkut_proto::wire::ops;
 use berkut_proto::wire::{BackupStatus, Reply, ServerMessage};
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use sha2::{Digest, Sha256};
 
 use crate::extract::{BackupIdPath, User};
-use crate::pieces::{self, Messages, Pieces};
+use crate::pieces::{self, Messages, Pieces, Tally};
 use crate::problem::Problem;
 use crate::routes::Shared;
 
@@ -162,11 +161,10 @@ pub async fn download(
     let transfer = Transfer {
         messages: Messages::new(link, first),
         start: wanted.start,
-        received: wanted.start,
         wanted,
         size,
         sha256,
-        hasher: Sha256::new(),
+        tally: Tally::starting_at(wanted.start),
         done: false,
         id: id.to_string(),
     };
@@ -204,12 +202,11 @@ struct Transfer {
     messages: Messages,
     /// Where the daemon began.
     start: u64,
-    /// The archive's offset the daemon has sent up to (all hashed).
-    received: u64,
+    /// What the daemon has sent, from `start`.
+    tally: Tally,
     wanted: Span,
     size: u64,
     sha256: String,
-    hasher: Sha256,
     done: bool,
     id: String,
 }
@@ -233,16 +230,12 @@ impl Transfer {
     async fn take(&mut self) -> io::Result<Option<Bytes>> {
         match self.messages.next().await? {
             ServerMessage::Data { offset, data, .. } => {
-                if offset != self.received {
-                    return Err(io::Error::other("berkutd sent a piece out of order"));
-                }
-                self.hasher.update(&data);
-                let from = self.received;
-                self.received += data.len() as u64;
+                let from = self.tally.received;
+                self.tally.add(offset, &data)?;
                 // The part of this piece inside the wanted span.
                 let lo = self.wanted.start.max(from);
-                let hi = self.wanted.end.min(self.received);
-                if self.received >= self.wanted.end && self.wanted.end < self.size {
+                let hi = self.wanted.end.min(self.tally.received);
+                if self.tally.received >= self.wanted.end && self.wanted.end < self.size {
                     // The range ends before the archive does: stop here;
                     // dropping the link ends the daemon's download.
                     self.done = true;
@@ -262,22 +255,23 @@ impl Transfer {
                 ..
             } => {
                 self.done = true;
-                let streamed = hex::encode(self.hasher.clone().finalize());
+                let streamed = self.tally.sha256();
+                let received = self.tally.received;
                 // What came must be what the daemon says it sent; the whole
                 // archive must also be the one the record describes.
                 let whole = self.start == 0;
-                if size_bytes != self.received - self.start
-                    || self.received != self.size
+                if size_bytes != received - self.start
+                    || received != self.size
                     || sha256 != streamed
                     || (whole && sha256 != self.sha256)
                 {
                     return Err(io::Error::other(format!(
                         "the archive streamed ({} bytes, sha256 {streamed}) is not the one \
                          recorded ({} bytes, sha256 {})",
-                        self.received, self.size, self.sha256
+                        received, self.size, self.sha256
                     )));
                 }
-                tracing::info!(backup = %self.id, bytes = self.received, "download complete");
+                tracing::info!(backup = %self.id, bytes = received, "download complete");
                 Ok(None)
             }
             other => Err(pieces::unexpected(other)),

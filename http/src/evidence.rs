@@ -18,10 +18,9 @@ use berkut_proto::wire::ops;
 use berkut_proto::wire::{Reply, ServerMessage};
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use sha2::{Digest, Sha256};
 
 use crate::extract::{RestoreIdPath, User};
-use crate::pieces::{self, Messages, Pieces};
+use crate::pieces::{self, Messages, Pieces, Tally};
 use crate::problem::Problem;
 use crate::routes::Shared;
 
@@ -43,8 +42,7 @@ pub async fn export(
     };
     let export = Export {
         messages: Messages::new(link, first),
-        received: 0,
-        hasher: Sha256::new(),
+        tally: Tally::starting_at(0),
         done: false,
         id: id.to_string(),
     };
@@ -63,9 +61,7 @@ pub async fn export(
 /// One export in flight.
 struct Export {
     messages: Messages,
-    /// Bytes received so far, all hashed.
-    received: u64,
-    hasher: Sha256,
+    tally: Tally,
     done: bool,
     id: String,
 }
@@ -89,11 +85,7 @@ impl Export {
     async fn take(&mut self) -> io::Result<Option<Bytes>> {
         match self.messages.next().await? {
             ServerMessage::Data { offset, data, .. } => {
-                if offset != self.received {
-                    return Err(io::Error::other("berkutd sent a piece out of order"));
-                }
-                self.hasher.update(&data);
-                self.received += data.len() as u64;
+                self.tally.add(offset, &data)?;
                 Ok(Some(Bytes::from(data)))
             }
             ServerMessage::Reply {
@@ -107,12 +99,12 @@ impl Export {
                 ..
             } => {
                 self.done = true;
-                let streamed = hex::encode(self.hasher.clone().finalize());
-                if size_bytes != self.received || sha256 != streamed {
+                let (streamed, received) = (self.tally.sha256(), self.tally.received);
+                if size_bytes != received || sha256 != streamed {
                     return Err(io::Error::other(format!(
                         "the evidence streamed ({} bytes, sha256 {streamed}) is not what \
                          berkutd sent ({size_bytes} bytes, sha256 {sha256})",
-                        self.received
+                        received
                     )));
                 }
                 if let Some(problem) = digest.as_ref().and_then(|d| d.problems.first()) {
@@ -120,7 +112,7 @@ impl Export {
                         "the evidence does not match its DIGEST: {problem}"
                     )));
                 }
-                tracing::info!(restore = %self.id, bytes = self.received, "evidence exported");
+                tracing::info!(restore = %self.id, bytes = received, "evidence exported");
                 Ok(None)
             }
             ServerMessage::Progress { .. }

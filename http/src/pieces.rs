@@ -11,6 +11,7 @@ use axum::body::Body;
 use berkut_proto::wire::ServerMessage;
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
 
 use crate::daemon::Link;
 
@@ -84,5 +85,37 @@ pub fn unexpected(msg: ServerMessage) -> io::Error {
             "unexpected message from berkutd: {:?}",
             other.request_id()
         )),
+    }
+}
+
+/// The bytes a transfer has received, checked to come in order, and their
+/// sha256 (from where the daemon began).
+pub struct Tally {
+    /// The offset received up to.
+    pub received: u64,
+    hasher: Sha256,
+}
+
+impl Tally {
+    pub fn starting_at(offset: u64) -> Tally {
+        Tally {
+            received: offset,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// Counts a piece that says it starts at `offset`.
+    pub fn add(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if offset != self.received {
+            return Err(io::Error::other("berkutd sent a piece out of order"));
+        }
+        self.hasher.update(data);
+        self.received += data.len() as u64;
+        Ok(())
+    }
+
+    /// The hex sha256 of what was received.
+    pub fn sha256(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
     }
 }

@@ -246,14 +246,12 @@ pub async fn restore_in_parts(
     cmd.args(["--section=data", "--section=post-data", "--use-list"])
         .arg(&list);
     jobs(&mut cmd, daemon);
-    let (slot, tracker_, dump) = (Arc::clone(slot), Arc::clone(tracker), dump.clone());
     blocking(move || {
         std::fs::write(&list, rest)
-            .map_err(|e| OpError::internal(format!("writing pg_restore's list failed: {e}")))?;
-        let mut log = tracker_.log(Step::PostData);
-        run_pg_restore(cmd, &dump, &slot, |line| log.line(line))
+            .map_err(|e| OpError::internal(format!("writing pg_restore's list failed: {e}")))
     })
     .await?;
+    run_logged(cmd, &dump, slot, tracker, Step::PostData).await?;
     tracker.finish(
         Step::PostData,
         daemon.now(),

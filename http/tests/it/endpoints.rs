@@ -300,11 +300,30 @@ async fn a_dry_run_is_accepted_followed_and_shown() {
             "{file} not in {names:?}"
         );
     }
-    let viewer = req(Method::GET, evidence, "v", "viewer")
+    let viewer = req(Method::GET, evidence.clone(), "v", "viewer")
         .send()
         .await
         .unwrap();
     problem(viewer, 403, "forbidden").await;
+    // Evidence changed since its DIGEST was written: the status line has
+    // gone out, so the body ends in an error instead of its last chunk.
+    let summary = daemon
+        .state_dir
+        .join("restores")
+        .join(&rid)
+        .join("summary.json");
+    let mut text = std::fs::read(&summary).unwrap();
+    text.extend_from_slice(b" ");
+    std::fs::write(&summary, text).unwrap();
+    let tampered = req(Method::GET, evidence, "olga", "operator")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), 200);
+    assert!(
+        tampered.bytes().await.is_err(),
+        "a changed export was delivered whole"
+    );
 
     // An unknown restore is 404, its events too.
     let unknown = req(

@@ -40,8 +40,8 @@ pub(super) struct Reader {
     body: Option<(Piece, usize, usize)>,
 }
 
-/// Frames from `read`, of at most `MAX_HELLO_FRAME_LEN` until
-/// [`Reader::greeted`], then of at most `MAX_FRAME_LEN`; large upload
+/// Frames from `read`, within the limit `Reader::limit` sets (a hello's,
+/// then a request's, an upload's pieces' while one is open); large upload
 /// pieces are read into buffers from `pool` (the daemon's `uploads`).
 pub(super) fn reader(read: OwnedReadHalf, pool: Arc<Pieces>) -> Reader {
     Reader {

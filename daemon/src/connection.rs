@@ -21,10 +21,12 @@ mod outbox;
 mod pieces;
 mod requests;
 mod shutdown;
+mod uploads;
 
 pub use admission::Slots;
 pub use outbox::{Closed, Outbox, OUTBOX_BYTES};
 pub use pieces::{Piece, Pieces, Shared, DOWNLOADS, UPLOADS};
+pub use uploads::Gate;
 
 use std::sync::Arc;
 

@@ -30,8 +30,9 @@ pub(super) struct Reader {
     read: OwnedReadHalf,
     pool: Arc<Pieces>,
     greeted: bool,
-    /// An upload is open on the connection: its pieces may come.
-    uploading: bool,
+    /// How many uploads are open on the connection (`Uploads`): while any
+    /// is, its pieces may come.
+    uploads_open: Arc<std::sync::atomic::AtomicUsize>,
     /// The length prefix of the frame being read, and how much of it is in.
     head: [u8; 4],
     head_in: usize,
@@ -48,7 +49,7 @@ pub(super) fn reader(read: OwnedReadHalf, pool: Arc<Pieces>) -> Reader {
         read,
         pool,
         greeted: false,
-        uploading: false,
+        uploads_open: Arc::default(),
         head: [0; 4],
         head_in: 0,
         body: None,
@@ -74,16 +75,25 @@ impl Reader {
         self.greeted = true;
     }
 
-    /// Whether the connection has an upload open, whose pieces (frames up
-    /// to the protocol's limit) may come next.
+    /// Follows the connection's open uploads (`Uploads::open_count`),
+    /// read afresh at each frame's length: an import may open between
+    /// two reads.
+    pub(super) fn follow(&mut self, uploads_open: Arc<std::sync::atomic::AtomicUsize>) {
+        self.uploads_open = uploads_open;
+    }
+
+    /// As if an upload were open, or none.
+    #[cfg(test)]
     pub(super) fn uploading(&mut self, open: bool) {
-        self.uploading = open;
+        self.uploads_open
+            .store(usize::from(open), std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The largest frame taken now: a `hello` until the handshake is done,
     /// then a request, or an upload's piece while one is open.
     fn limit(&self) -> usize {
-        match (self.greeted, self.uploading) {
+        let uploading = self.uploads_open.load(std::sync::atomic::Ordering::SeqCst) > 0;
+        match (self.greeted, uploading) {
             (false, _) => MAX_HELLO_FRAME_LEN,
             (true, false) => MAX_REQUEST_FRAME_LEN,
             (true, true) => MAX_FRAME_LEN,

@@ -7,7 +7,6 @@
 //! `Answers`, the one place that audits and replies. Upload pieces
 //! (`data` messages) are routed to the import that asked for them.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -21,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use super::answer::Answers;
 use super::frames::{next_message, Incoming, Reader};
 use super::shutdown::{Ended, Stop};
+use super::uploads::{Gate, Uploads};
 use crate::audit::AuditNote;
 use crate::auth::{Peer, Policy};
 use crate::error::OpError;
@@ -43,7 +43,7 @@ pub(super) struct Caller {
 /// A request that passed every stage before running.
 struct Admitted {
     slot: OwnedSemaphorePermit,
-    upload: Option<mpsc::Receiver<Piece>>,
+    upload: Option<(mpsc::Receiver<Piece>, Gate)>,
 }
 
 /// Reads requests until the connection should end, then waits for the
@@ -59,11 +59,11 @@ pub(super) async fn serve(
         caller,
         tasks: TaskTracker::new(),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-        uploads: HashMap::new(),
+        uploads: Uploads::default(),
     };
+    reader.follow(requests.uploads.open_count());
     let ended = loop {
-        // Large frames only while an upload waits for its pieces.
-        reader.uploading(!requests.uploads.is_empty());
+        requests.uploads.prune();
         let incoming = tokio::select! {
             incoming = next_message(reader) => incoming,
             ended = stop.wait(&requests.tasks, caller.peer.uid) => break ended,
@@ -93,11 +93,11 @@ pub(super) async fn serve(
                 let note = id.map(|id| AuditNote::undecoded(&caller.peer, id, now(answers)));
                 answers.error(note.as_ref(), id, error).await;
             }
-            Incoming::Data { id, data, end } => requests.route(id, data, end).await,
+            Incoming::Data { id, data, end } => requests.uploads.route(id, data, end).await,
             // A data message the fast path did not take (its bytes sent as
             // a string, say) is still a piece.
             Incoming::Message(ClientMessage::Data { id, data, end }) => {
-                requests.route(id, data.into(), end).await
+                requests.uploads.route(id, data.into(), end).await
             }
             Incoming::Message(ClientMessage::Hello { .. }) => {
                 let error = ErrorBody::new(ErrorCode::Invalid, "hello was already received");
@@ -127,12 +127,8 @@ struct Requests<'a> {
     caller: &'a Caller,
     tasks: TaskTracker,
     in_flight: Arc<Semaphore>,
-    /// The uploads in progress on this connection, by request id, until
-    /// their `end`: `None` once the import has ended early (refused), its
-    /// remaining pieces then taken at their size and dropped, so the
-    /// client hears the reason instead of a broken connection. Dropping the
-    /// map (the connection ends) tells each import it was cut off.
-    uploads: HashMap<u64, Option<mpsc::Sender<Piece>>>,
+    /// The uploads of this connection (`uploads.rs`).
+    uploads: Uploads,
 }
 
 impl Requests<'_> {
@@ -157,7 +153,12 @@ impl Requests<'_> {
                 self.tasks.spawn(async move {
                     let Admitted { slot, upload } = admitted;
                     let _slot = slot;
-                    let msg = match run(&answers, id, op, upload).await {
+                    let gate = upload.as_ref().map(|(_, gate)| gate.clone());
+                    let outcome = run(&answers, id, op, upload).await;
+                    if let Some(gate) = gate {
+                        gate.ended();
+                    }
+                    let msg = match outcome {
                         Ok(reply) => ServerMessage::Reply { id, reply },
                         Err(e) => ServerMessage::Error {
                             id: Some(id),
@@ -202,34 +203,8 @@ impl Requests<'_> {
             );
             return Err(error);
         };
-        let upload = matches!(op, Operation::BackupImport(_)).then(|| {
-            let (sender, receiver) = crate::handlers::backup_import::channel();
-            self.uploads.insert(id, Some(sender));
-            receiver
-        });
+        let upload = matches!(op, Operation::BackupImport(_)).then(|| self.uploads.admit(id));
         Ok(Admitted { slot, upload })
-    }
-
-    /// Hands an upload's piece to its import. Data for an upload that was
-    /// refused or has ended is dropped: the client learns why from the
-    /// request's error. The upload stays open (its pieces may still be
-    /// large, `Reader::uploading`) until its `end`.
-    async fn route(&mut self, id: u64, data: crate::connection::Piece, end: bool) {
-        let Some(slot) = self.uploads.get_mut(&id) else {
-            return;
-        };
-        if let Some(sender) = slot {
-            let mut alive = sender.send(Piece::Data(data)).await.is_ok();
-            if end {
-                alive = alive && sender.send(Piece::End).await.is_ok();
-            }
-            if !alive {
-                *slot = None;
-            }
-        }
-        if end {
-            self.uploads.remove(&id);
-        }
     }
 }
 
@@ -273,11 +248,11 @@ async fn run(
     answers: &Answers,
     id: u64,
     op: Operation,
-    upload: Option<mpsc::Receiver<Piece>>,
+    upload: Option<(mpsc::Receiver<Piece>, Gate)>,
 ) -> Result<berkut_proto::wire::Reply, OpError> {
     let tx = answers.outbox().clone();
     let resp = match upload {
-        Some(rx) => Responder::with_upload(id, tx, rx),
+        Some((rx, gate)) => Responder::with_upload(id, tx, rx, gate),
         None => Responder::new(id, tx),
     };
     AssertUnwindSafe(dispatch(answers.daemon(), op, &resp))

@@ -7,13 +7,15 @@ use berkut_proto::wire::{Progress, ServerMessage};
 use tokio::sync::mpsc;
 
 use super::backup_import;
-use crate::connection::Outbox;
+use crate::connection::{Gate, Outbox};
 
 /// Sends what a handler has to say about one request back to its client.
 pub struct Responder {
     id: u64,
     tx: Outbox,
     upload: std::sync::Mutex<Option<mpsc::Receiver<backup_import::Piece>>>,
+    /// An import's upload: opened by `proceed`.
+    gate: Option<Gate>,
 }
 
 impl Responder {
@@ -22,6 +24,7 @@ impl Responder {
             id,
             tx,
             upload: std::sync::Mutex::new(None),
+            gate: None,
         }
     }
 
@@ -30,11 +33,13 @@ impl Responder {
         id: u64,
         tx: Outbox,
         upload: mpsc::Receiver<backup_import::Piece>,
+        gate: Gate,
     ) -> Responder {
         Responder {
             id,
             tx,
             upload: std::sync::Mutex::new(Some(upload)),
+            gate: Some(gate),
         }
     }
 
@@ -42,8 +47,12 @@ impl Responder {
         self.upload.lock().unwrap().take()
     }
 
-    /// Tells the client to send the data of its upload.
+    /// Tells the client to send the data of its upload, which is open
+    /// from now on (its pieces may be as large as a frame can be).
     pub async fn proceed(&self) -> bool {
+        if let Some(gate) = &self.gate {
+            gate.open();
+        }
         self.tx
             .send(ServerMessage::Continue { id: self.id })
             .await

@@ -310,7 +310,8 @@ async fn stalled_uploads_hold_a_few_slots_and_are_cut_off() {
     assert!(early.is_err(), "a fifth import went ahead: {early:?}");
     // One more, waiting too, whose client sends a large frame before its
     // `continue`: the upload is not open, the frame is refused.
-    refused_on_length(begin_import(&daemon, 1000).await).await;
+    let refusal = large_frame_refusal(begin_import(&daemon, 1000).await).await;
+    assert_eq!(refusal.code, ErrorCode::TooLarge, "{refusal:?}");
     // The daemon answers everything else meanwhile.
     status(&mut daemon.client().await).await;
     // Each stalled upload is cut off after the idle timeout, in words.
@@ -343,31 +344,6 @@ async fn stalled_uploads_hold_a_few_slots_and_are_cut_off() {
     });
 }
 
-/// Announces a frame one byte over a request's limit on `conn` and expects
-/// the connection-level `too_large` (after whatever the request answered).
-async fn refused_on_length(conn: berkut_proto::wire::Connection<tokio::net::UnixStream>) {
-    use berkut_proto::wire::MAX_REQUEST_FRAME_LEN;
-    use tokio::io::AsyncWriteExt;
-    let mut stream = conn.into_inner();
-    stream
-        .write_all(&(MAX_REQUEST_FRAME_LEN as u32 + 1).to_be_bytes())
-        .await
-        .unwrap();
-    let mut conn = berkut_proto::wire::Connection::new(stream);
-    let refusal = tokio::time::timeout(LONG, async {
-        loop {
-            match conn.read_message::<ServerMessage>().await.unwrap() {
-                Some(ServerMessage::Error { id: None, error }) => break error,
-                Some(_) => continue,
-                None => panic!("closed without a word"),
-            }
-        }
-    })
-    .await
-    .expect("the large frame was taken");
-    assert_eq!(refusal.code, ErrorCode::TooLarge, "{refusal:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_refused_before_its_continue_opens_no_way_for_large_frames() {
     let pg = small_cluster();
@@ -379,5 +355,6 @@ async fn an_import_refused_before_its_continue_opens_no_way_for_large_frames() {
         }
         other => panic!("{other:?}"),
     }
-    refused_on_length(conn).await;
+    let refusal = large_frame_refusal(conn).await;
+    assert_eq!(refusal.code, ErrorCode::TooLarge, "{refusal:?}");
 }

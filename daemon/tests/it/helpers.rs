@@ -111,3 +111,29 @@ pub fn age_catalogue(daemon: &Daemon, days: i64, mut edit: impl FnMut(&mut serde
     }
     std::fs::write(&path, serde_json::to_vec_pretty(&cat).unwrap()).unwrap();
 }
+
+/// Announces on `conn` a frame one byte over a request's limit, sends none
+/// of it, and returns the connection-level error that must come (messages
+/// of requests already running may come first). Fails if the daemon waits
+/// for the body instead.
+pub async fn large_frame_refusal(conn: Conn) -> berkut_proto::wire::ErrorBody {
+    use berkut_proto::wire::MAX_REQUEST_FRAME_LEN;
+    use tokio::io::AsyncWriteExt;
+    let mut stream = conn.into_inner();
+    stream
+        .write_all(&(MAX_REQUEST_FRAME_LEN as u32 + 1).to_be_bytes())
+        .await
+        .unwrap();
+    let mut conn = Connection::new(stream);
+    tokio::time::timeout(LONG, async {
+        loop {
+            match conn.read_message::<ServerMessage>().await.unwrap() {
+                Some(ServerMessage::Error { id: None, error }) => break error,
+                Some(_) => continue,
+                None => panic!("closed without a word"),
+            }
+        }
+    })
+    .await
+    .expect("the daemon waited for the frame's body")
+}

@@ -79,23 +79,7 @@ async fn a_frame_larger_than_a_request_is_refused_on_its_length_without_an_uploa
     })
     .await
     .unwrap();
-    let mut stream = conn.into_inner();
-    stream
-        .write_all(&(MAX_REQUEST_FRAME_LEN as u32 + 1).to_be_bytes())
-        .await
-        .unwrap();
-    let mut conn = Connection::new(stream);
-    let refusal = tokio::time::timeout(LONG, async {
-        loop {
-            match conn.read_message::<ServerMessage>().await.unwrap() {
-                Some(ServerMessage::Error { id: None, error }) => break error,
-                Some(_) => continue,
-                None => panic!("closed without a word"),
-            }
-        }
-    })
-    .await
-    .expect("the daemon waited for the frame's body");
+    let refusal = large_frame_refusal(conn).await;
     assert_eq!(refusal.code, ErrorCode::TooLarge, "{refusal:?}");
     assert!(refusal.message.contains("65536"), "{}", refusal.message);
     still_serves(&daemon).await;

@@ -315,15 +315,16 @@ async fn a_dry_run_is_accepted_followed_and_shown() {
     let mut text = std::fs::read(&summary).unwrap();
     text.extend_from_slice(b" ");
     std::fs::write(&summary, text).unwrap();
-    let tampered = req(Method::GET, evidence, "olga", "operator")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(tampered.status(), 200);
-    assert!(
-        tampered.bytes().await.is_err(),
-        "a changed export was delivered whole"
-    );
+    // The evidence is small: the whole body may be cut off before the
+    // status line has gone out, and then the response itself breaks.
+    let delivered = match req(Method::GET, evidence, "olga", "operator").send().await {
+        Err(_) => None,
+        Ok(tampered) => {
+            assert_eq!(tampered.status(), 200);
+            tampered.bytes().await.ok()
+        }
+    };
+    assert!(delivered.is_none(), "a changed export was delivered whole");
 
     // An unknown restore is 404, its events too.
     let unknown = req(
